@@ -1,0 +1,42 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export BATCH_PLATFORM_CONFIG ?= $(CURDIR)/config/config.yaml
+
+QUARTERS_FIRST ?= 2024-Q1
+QUARTERS_LAST ?= 2025-Q4
+CUSTOMERS ?= 2000
+SIZE ?= S
+
+.PHONY: setup demo test ui bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp config/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/batch-platform sample-data --customers $(CUSTOMERS) --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
+	$(BIN)/batch-platform materialize --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
+	$(BIN)/batch-platform report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
+
+test: setup
+	$(BIN)/pytest
+
+ui: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: setup
+	$(BIN)/python -m benchmarks.run --size $(SIZE)
+
+clean:
+	rm -rf $(VENV) .dagster_home data .pytest_cache

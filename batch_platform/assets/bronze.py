@@ -1,0 +1,84 @@
+"""Bronze: every landing file's rows, untouched, one table per source (SPEC.md, "Bronze").
+
+Partition Q holds the rows of every file whose arrival folder date falls in Q. Values stay the
+original strings; the platform adds `_source_file`, `_ingest_date`, `_ingested_at`, `_batch_id`.
+"""
+
+
+from datetime import datetime, timezone
+
+import dagster as dg
+from dagster_pyspark import PySparkResource
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch_platform.landing import LandingZone, raise_for_corrupt_rows
+from batch_platform.partitions import label_of, quarterly, to_label
+from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema, table_schema
+from batch_platform.schemas.bronze import SOURCE_COLUMNS, BronzeExternal, BronzeLogs, BronzeOperational
+
+MODELS = {"operational": BronzeOperational, "logs": BronzeLogs, "external": BronzeExternal}
+CODE_VERSION = "1"
+
+
+def _quarter_label(day: F.Column) -> F.Column:
+    return F.concat(F.year(day).cast("string"), F.lit("-Q"), F.quarter(day).cast("string"))
+
+
+def build_bronze_asset(source: str) -> dg.AssetsDefinition:
+    columns = SOURCE_COLUMNS[source]
+    model = MODELS[source]
+
+    @dg.asset(
+        name=source,
+        key_prefix="bronze",
+        group_name="bronze",
+        partitions_def=quarterly,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"spark", "parquet", "pandera"},
+        code_version=CODE_VERSION,
+        description=(
+            f"Every row of every `{source}` landing file that arrived in the quarter, as the original text "
+            f"({', '.join(columns)}; extra columns kept), plus _source_file, _ingest_date, _ingested_at and "
+            "_batch_id. SPEC.md, 'Bronze: what arrived, untouched'."
+        ),
+        metadata={"dagster/column_schema": table_schema(model), "source": source},
+    )
+    def bronze_asset(context: dg.AssetExecutionContext, pyspark: PySparkResource, landing: LandingZone) -> DataFrame:
+        spark = pyspark.spark_session
+        window = context.partition_time_window
+        batch = landing.read(spark, source, columns, window.start.date(), window.end.date())
+        quarters = [to_label(key) for key in context.partition_keys]
+        for quarter in quarters:
+            files = [f.path for f in batch.files if label_of(f.arrival) == quarter]
+            context.add_asset_metadata(
+                {"files_read": dg.MetadataValue.int(len(files)), "landing_files": dg.MetadataValue.json(files)},
+                partition_key=quarters_key(context, quarter),
+            )
+        if batch.ignored:
+            context.log.warning(f"ignored landing entries (not .csv/.json/.parquet): {batch.ignored}")
+            context.add_output_metadata({"ignored_files": dg.MetadataValue.json(batch.ignored)})
+        if batch.frame is None:
+            return spark.createDataFrame([], spark_schema(model))
+        ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
+        frame = (
+            batch.frame.withColumn("_ingest_date", ingest_date)
+            .withColumn("_ingested_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
+            .withColumn("_batch_id", _quarter_label(F.col("_ingest_date")))
+            .withColumn(PARTITION_COLUMN, F.col("_batch_id"))
+            .cache()
+        )
+        return raise_for_corrupt_rows(frame, source)
+
+    return bronze_asset
+
+
+def quarters_key(context: dg.AssetExecutionContext, quarter: str) -> str:
+    return next(key for key in context.partition_keys if to_label(key) == quarter)
+
+
+bronze_operational = build_bronze_asset("operational")
+bronze_logs = build_bronze_asset("logs")
+bronze_external = build_bronze_asset("external")
+
+bronze_assets = [bronze_operational, bronze_logs, bronze_external]

@@ -1,0 +1,199 @@
+"""Loading and validating the platform's one YAML config file (SPEC.md, "Configuration").
+
+`BATCH_PLATFORM_CONFIG` selects the file (default `config/config.yaml` in the project). Unknown
+keys and bad values fail at load with the key and the value named, so a typo never silently falls
+back to a default. Secrets never live in the file: a value written `${NAME}` is read from the
+environment variable NAME when the config is loaded, and is redacted wherever the config is shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "config.yaml"
+CONFIG_ENV_VAR = "BATCH_PLATFORM_CONFIG"
+
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
+
+
+class ConfigError(ValueError):
+    """The config file is missing, malformed, or has an unknown key or a bad value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Section):
+    landing_root: str = "data/landing"
+    lake_root: str = "data/lake"
+
+
+class BatchConfig(_Section):
+    first_quarter: str = "2024-Q1"
+    lookback_quarters: int = Field(4, ge=1, le=40)
+    prediction_window_days: int = Field(90, ge=1, le=366)
+    eval_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+    @field_validator("first_quarter", mode="before")
+    @classmethod
+    def _quarter(cls, value: Any) -> str:
+        from batch_platform.partitions import QuarterError, to_label
+
+        try:
+            return to_label(str(value))
+        except QuarterError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ChecksConfig(_Section):
+    """Thresholds of the silver quarantine-rate check (share of bronze rows quarantined)."""
+
+    quarantine_rate_warn: float = Field(0.10, ge=0.0, le=1.0)
+    quarantine_rate_fail: float = Field(0.50, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ChecksConfig":
+        if self.quarantine_rate_warn > self.quarantine_rate_fail:
+            raise ValueError(
+                f"quarantine_rate_warn ({self.quarantine_rate_warn}) must not exceed "
+                f"quarantine_rate_fail ({self.quarantine_rate_fail})"
+            )
+        return self
+
+
+class SparkConfig(_Section):
+    master: str = "local[*]"
+    app_name: str = "batch_platform"
+    shuffle_partitions: int = Field(8, ge=1)
+    ui_enabled: bool = True
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class PlatformConfig(_Section):
+    storage: StorageConfig = StorageConfig()
+    batch: BatchConfig = BatchConfig()
+    checks: ChecksConfig = ChecksConfig()
+    spark: SparkConfig = SparkConfig()
+    source_path: str | None = None
+
+    def resolve_path(self, path: str) -> str:
+        """Relative local paths are relative to the project root; URIs (s3a://…) pass through."""
+        if "://" in path or os.path.isabs(path):
+            return path
+        return str((PROJECT_ROOT / path).resolve())
+
+    @property
+    def landing_root(self) -> str:
+        return self.resolve_path(self.storage.landing_root)
+
+    @property
+    def lake_root(self) -> str:
+        return self.resolve_path(self.storage.lake_root)
+
+    def spark_conf(self) -> dict[str, str]:
+        """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours."""
+        conf: dict[str, str] = {
+            "spark.master": self.spark.master,
+            "spark.app.name": self.spark.app_name,
+            "spark.sql.session.timeZone": "UTC",
+            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+            "spark.sql.shuffle.partitions": str(self.spark.shuffle_partitions),
+            "spark.sql.adaptive.enabled": "true",
+            "spark.sql.adaptive.coalescePartitions.enabled": "true",
+            "spark.ui.enabled": str(self.spark.ui_enabled).lower(),
+            "spark.ui.showConsoleProgress": "false",
+            # Hive-style `quarter=2025-Q4` folders stay strings, never guessed types.
+            "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+            # INT64 micros rather than Spark's legacy INT96, so pandas, pyarrow and DuckDB read it.
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+        }
+        conf.update({key: _to_str(value) for key, value in self.spark.conf.items()})
+        return conf
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as a dict, safe to print or log."""
+        data = self.model_dump()
+        data["spark"]["conf"] = {
+            key: ("***" if _looks_secret(key) else value) for key, value in self.spark.conf.items()
+        }
+        return data
+
+
+def _to_str(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _looks_secret(key: str) -> bool:
+    return any(hint in key.lower() for hint in _SECRET_HINTS)
+
+
+def _expand_env(node: Any, where: str) -> Any:
+    if isinstance(node, dict):
+        return {key: _expand_env(value, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
+    if isinstance(node, str) and (m := _ENV_REF.match(node.strip())):
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"config key '{where}' refers to environment variable {name}, which is not set")
+        return os.environ[name]
+    return node
+
+
+def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        value: Any = raw
+        for part in item["loc"]:
+            value = value.get(part) if isinstance(value, dict) else None
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}'")
+        else:
+            shown = "***" if _looks_secret(key) else repr(value)
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"  - key '{key}' has bad value {shown}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any] | None, source: str = "<dict>") -> PlatformConfig:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid config {source}: the top level must be a mapping of sections")
+    expanded = _expand_env(raw, "")
+    try:
+        return PlatformConfig.model_validate({**expanded, "source_path": source})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, expanded, source)) from None
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> PlatformConfig:
+    """Read and validate the config file (`path`, else `$BATCH_PLATFORM_CONFIG`, else the default)."""
+    target = Path(path) if path else config_path()
+    if not target.exists():
+        raise ConfigError(f"config file {target} does not exist (set {CONFIG_ENV_VAR} to choose another)")
+    try:
+        raw = yaml.safe_load(target.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {target} is not valid YAML: {exc}") from None
+    return parse_config(raw, str(target))
+
+
+@lru_cache(maxsize=1)
+def platform_config() -> PlatformConfig:
+    """The config this process runs with, loaded once."""
+    return load_config()

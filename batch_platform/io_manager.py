@@ -1,0 +1,199 @@
+"""The one Pandera-checked Parquet IO manager every layer writes and reads through.
+
+Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`. An asset returns
+one Spark DataFrame with a `quarter` column holding the label of each row's partition; one output
+may cover several quarters (a single-run backfill). Writing a run's quarters:
+
+1. persist the frame, validate it against the table's Pandera model, fail with every failed check
+   and its failing-row count, writing nothing;
+2. write all its quarters under `<table>/_staging/<run>/` (Spark and Hadoop ignore `_` folders);
+   a quarter with no rows still gets a schema-only Parquet file, since an empty quarter is a
+   partition too;
+3. swap each staged quarter in: the old folder moves to `_staging/<run>/_old/`, the new one moves
+   into place, the old one is deleted. A crash before the swap leaves the previous partition; a
+   crash inside it leaves at worst no partition for that quarter — never a half-written one — and
+   the next run cleans the debris up.
+"""
+
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+
+import dagster as dg
+import pandera.pyspark as pa
+from dagster_pyspark import PySparkResource
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch_platform.partitions import to_label
+from batch_platform.schemas import schema_for
+from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_schema, table_schema
+from batch_platform.storage import HadoopFS
+
+PREVIEW_ROWS = 10
+ALLOW_MISSING = "allow_missing_partitions"
+"""Input metadata key: read a never-materialised quarter as empty instead of failing."""
+
+
+def table_name(asset_key: dg.AssetKey) -> str:
+    return "/".join(asset_key.path)
+
+
+class LakeIOManager(dg.ConfigurableIOManager):
+    """Reads and writes quarterly partitions of lake tables as Parquet, validated by Pandera."""
+
+    pyspark: dg.ResourceDependency[PySparkResource]
+    lake_root: str
+
+    def table_path(self, asset_key: dg.AssetKey) -> str:
+        return f"{self.lake_root.rstrip('/')}/{table_name(asset_key)}"
+
+    def partition_path(self, asset_key: dg.AssetKey, quarter: str) -> str:
+        return f"{self.table_path(asset_key)}/{PARTITION_COLUMN}={to_label(quarter)}"
+
+    # ----------------------------------------------------------------------------------- write
+    def handle_output(self, context: dg.OutputContext, obj: DataFrame | None) -> None:
+        if obj is None:
+            return
+        table = table_name(context.asset_key)
+        model = schema_for(table)
+        quarters = [to_label(key) for key in context.asset_partition_keys]
+        if PARTITION_COLUMN not in obj.columns:
+            raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
+        df = obj.persist()
+        try:
+            self._validate(df, model, table)
+            rows = {row[PARTITION_COLUMN]: row["count"] for row in df.groupBy(PARTITION_COLUMN).count().collect()}
+            strays = sorted(set(rows) - set(quarters))
+            if strays:
+                raise dg.Failure(
+                    f"{table}: rows for quarter(s) {strays} are outside this run's partitions {quarters}; "
+                    "nothing was written"
+                )
+            self._write(df, context.asset_key, quarters, model)
+            self._record(context, df, quarters, rows, model)
+        finally:
+            df.unpersist()
+
+    def _validate(self, df: DataFrame, model: type[pa.DataFrameModel], table: str) -> None:
+        errors = model.validate(df).pandera.errors
+        if errors:
+            raise dg.Failure(
+                description=failure_report(df, model, errors, table),
+                metadata={"pandera_errors": dg.MetadataValue.json(_plain(errors))},
+            )
+
+    def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], model) -> None:
+        fs = HadoopFS(self.pyspark.spark_session)
+        table = self.table_path(asset_key)
+        self._clean_debris(fs, table)
+        staging = f"{table}/_staging/{uuid.uuid4().hex}"
+        df.write.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
+        empty = df.limit(0).drop(PARTITION_COLUMN)
+        for quarter in quarters:
+            staged = f"{staging}/{PARTITION_COLUMN}={quarter}"
+            if not fs.exists(staged):
+                empty.coalesce(1).write.mode("error").parquet(staged)
+        for quarter in quarters:
+            final = self.partition_path(asset_key, quarter)
+            old = f"{staging}/_old/{PARTITION_COLUMN}={quarter}"
+            if fs.exists(final):
+                fs.rename(final, old)
+            fs.rename(f"{staging}/{PARTITION_COLUMN}={quarter}", final)
+        fs.delete(staging)
+        if not fs.list_dir(f"{table}/_staging"):
+            fs.delete(f"{table}/_staging")
+
+    @staticmethod
+    def _clean_debris(fs: HadoopFS, table: str) -> None:
+        """Remove stagings of runs that crashed; restore a partition a crash left missing."""
+        for run in fs.subdirs(f"{table}/_staging"):
+            for old in fs.subdirs(f"{run.path}/_old"):
+                if not fs.exists(f"{table}/{old.name}"):
+                    fs.rename(old.path, f"{table}/{old.name}")
+            fs.delete(run.path)
+
+    def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows, model) -> None:
+        context.add_output_metadata(
+            {
+                "dagster/column_schema": table_schema(model),
+                "table": table_name(context.asset_key),
+                "quarters": ", ".join(quarters),
+            }
+        )
+        step = context.step_context
+        for quarter in quarters:
+            part = df.filter(F.col(PARTITION_COLUMN) == quarter).drop(PARTITION_COLUMN)
+            metadata = {
+                "path": dg.MetadataValue.path(self.partition_path(context.asset_key, quarter)),
+                "dagster/row_count": dg.MetadataValue.int(int(rows.get(quarter, 0))),
+                "quarter": dg.MetadataValue.text(quarter),
+                "preview": preview(part),
+            }
+            if len(quarters) == 1:
+                context.add_output_metadata(metadata)
+            else:
+                step.add_asset_metadata(
+                    metadata, asset_key=context.asset_key, partition_key=_key_of(context, quarter)
+                )
+
+    # ------------------------------------------------------------------------------------ read
+    def load_input(self, context: dg.InputContext) -> DataFrame:
+        upstream = context.upstream_output
+        asset_key = context.asset_key
+        table = table_name(asset_key)
+        model = schema_for(table)
+        spark = self.pyspark.spark_session
+        fs = HadoopFS(spark)
+        quarters = [to_label(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
+        paths = [self.partition_path(asset_key, q) for q in quarters]
+        present = [path for path in paths if fs.exists(path)]
+        missing = [q for q, path in zip(quarters, paths) if path not in present]
+        allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING)) or bool(
+            upstream and (upstream.definition_metadata or {}).get(ALLOW_MISSING)
+        )
+        if missing and not allow_missing:
+            raise dg.Failure(
+                f"{table}: quarter(s) {', '.join(missing)} have never been materialised at "
+                f"{self.table_path(asset_key)}; materialise them first"
+            )
+        if not present:
+            return spark.createDataFrame([], spark_schema(model))
+        return (
+            spark.read.option("basePath", self.table_path(asset_key))
+            .option("mergeSchema", "true")
+            .parquet(*present)
+        )
+
+
+def _key_of(context: dg.OutputContext, quarter: str) -> str:
+    for key in context.asset_partition_keys:
+        if to_label(key) == quarter:
+            return key
+    raise KeyError(quarter)
+
+
+def preview(df: DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """A few rows as a Dagster table, values made JSON-safe."""
+    records = [
+        dg.TableRecord({key: _cell(value) for key, value in row.asDict().items()}) for row in df.limit(rows).collect()
+    ]
+    schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in df.schema.fields])
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def _cell(value):
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain(node):
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return node if isinstance(node, (str, int, float, bool)) or node is None else str(node)

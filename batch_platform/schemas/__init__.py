@@ -1,0 +1,20 @@
+"""One Pandera model per lake table, looked up by table name (`<layer>/<table>`)."""
+
+from __future__ import annotations
+
+import pandera.pyspark as pa
+
+from batch_platform.schemas import bronze
+
+TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "bronze/operational": bronze.BronzeOperational,
+    "bronze/logs": bronze.BronzeLogs,
+    "bronze/external": bronze.BronzeExternal,
+}
+
+
+def schema_for(table: str) -> type[pa.DataFrameModel]:
+    try:
+        return TABLE_SCHEMAS[table]
+    except KeyError:
+        raise KeyError(f"no Pandera model is registered for table {table!r} in batch_platform.schemas") from None

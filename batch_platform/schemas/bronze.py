@@ -1,0 +1,74 @@
+"""Pandera models of the bronze tables (SPEC.md, "Bronze: what arrived, untouched").
+
+Every source column is kept as the original string; columns that arrive beyond the contract are
+kept too (`strict = False`). The four `_` columns say where and when each row came from.
+"""
+
+from __future__ import annotations
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from pyspark.sql import functions as F
+
+from batch_platform.schemas.base import QUARTER_PATTERN, LakeTable, quarter_end_col, quarter_start_col, row_rule
+
+SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "operational": ("customer_id", "event_time", "amount", "currency", "channel"),
+    "logs": ("customer_id", "log_event_type", "log_timestamp"),
+    "external": ("customer_id", "partner_score", "partner_segment"),
+}
+METADATA_COLUMNS = ("_source_file", "_ingest_date", "_ingested_at", "_batch_id")
+
+
+def _text(description: str):
+    return pa.Field(nullable=True, description=f"{description} As it arrived: original text, untrimmed.")
+
+
+class _BronzeMetadata(LakeTable):
+    source_file: T.StringType() = pa.Field(
+        alias="_source_file", nullable=False, description="Full path of the landing file the row was read from."
+    )
+    ingest_date: T.DateType() = pa.Field(
+        alias="_ingest_date",
+        nullable=False,
+        description="The landing folder's date: the day the file arrived. Decides the row's quarter.",
+    )
+    ingested_at: T.TimestampType() = pa.Field(
+        alias="_ingested_at", nullable=False, description="When the platform read the file (UTC)."
+    )
+    batch_id: T.StringType() = pa.Field(
+        alias="_batch_id",
+        nullable=False,
+        str_matches=QUARTER_PATTERN,
+        description="The quarter label (YYYY-QN) of the batch that ingested the row.",
+    )
+
+    _ingest_date_in_quarter = row_rule(
+        "bronze_ingest_date_in_quarter",
+        lambda: (F.col("_ingest_date").cast("timestamp") >= quarter_start_col())
+        & (F.col("_ingest_date").cast("timestamp") < quarter_end_col()),
+    )
+    _batch_is_partition = row_rule("bronze_batch_id_is_partition", lambda: F.col("_batch_id") == F.col("quarter"))
+
+    class Config:
+        strict = False
+
+
+class BronzeOperational(_BronzeMetadata):
+    customer_id: T.StringType() = _text("Customer identifier.")
+    event_time: T.StringType() = _text("When the operational event happened (ISO-8601 expected).")
+    amount: T.StringType() = _text("Transaction amount (a decimal number expected).")
+    currency: T.StringType() = _text("Currency code.")
+    channel: T.StringType() = _text("Channel of the event.")
+
+
+class BronzeLogs(_BronzeMetadata):
+    customer_id: T.StringType() = _text("Customer identifier.")
+    log_event_type: T.StringType() = _text("Kind of interaction.")
+    log_timestamp: T.StringType() = _text("When the interaction happened (ISO-8601 expected).")
+
+
+class BronzeExternal(_BronzeMetadata):
+    customer_id: T.StringType() = _text("Customer identifier.")
+    partner_score: T.StringType() = _text("Partner's score (a decimal in [0, 1000] expected).")
+    partner_segment: T.StringType() = _text("Partner's segment.")

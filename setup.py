@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="batch_platform",
+    version="0.1.0",
+    description="Quarterly, point-in-time-correct ML training sets as Dagster assets on PySpark.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(exclude=["batch_platform_tests", "batch_platform_tests.*"]),
+    install_requires=[
+        "dagster==1.13.*",
+        "dagster-webserver==1.13.*",
+        "dagster-pyspark==0.29.*",
+        "dagster-aws==0.29.*",
+        "pyspark>=4.0,<5",
+        "pandera[pyspark]>=0.35,<0.36",
+        # pandas 3 breaks `import pandera.pyspark` with pyspark 4.3 (measured).
+        "pandas>=2.2,<3",
+        "pyarrow>=15",
+        "numpy>=1.26",
+        "PyYAML>=6",
+        "pydantic>=2.6",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "duckdb>=1.1",
+            "playwright>=1.45",
+            "requests>=2.31",
+        ],
+    },
+    entry_points={"console_scripts": ["batch-platform=batch_platform.cli:main"]},
+)
