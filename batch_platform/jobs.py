@@ -1,8 +1,24 @@
-"""Jobs and schedules. Every job runs in-process: one run, one SparkSession."""
+"""Jobs and schedules. Every job runs in-process: one run, one SparkSession.
+
+`training_set_job` materialises, for the quarter(s) of its run, `gold/training_set` and everything
+upstream of it: bronze Q → silver Q → gold Q (customer_features, churn_labels, training_set).
+The features of Q also read silver Q-L … Q-1, which the job does NOT rebuild: it relies on the
+earlier quarters having been materialised by earlier runs (earlier ticks of the schedule, or one
+single-run backfill of the history). A lookback quarter that was never materialised is read as
+empty — the features step logs a warning and lists it under `lookback_quarters_empty` in its
+materialisation — so the first quarters after the platform's start still build, just with less
+history; quarters before `batch.first_quarter` do not exist and are skipped. To rebuild history,
+backfill a range in one run (`dagster asset materialize --select '*' --partition-range …`).
+
+`quarterly_training_set_schedule` runs `training_set_job` at 00:00 UTC on the first day of every
+quarter for the quarter that just ended (tick 2026-01-01 → partition 2025-10-01 = 2025-Q4).
+"""
 
 import dagster as dg
 
 from batch_platform.partitions import quarterly
+
+TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
 
 all_assets_job = dg.define_asset_job(
     name="all_assets_job",
@@ -10,3 +26,33 @@ all_assets_job = dg.define_asset_job(
     partitions_def=quarterly,
     description="Every bronze, silver and gold table for the selected quarter(s).",
 )
+
+training_set_job = dg.define_asset_job(
+    name="training_set_job",
+    selection=dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors(),
+    partitions_def=quarterly,
+    description=(
+        "gold/training_set of the quarter and everything upstream of it for that quarter: bronze → silver "
+        "(with quarantines) → customer_features, churn_labels, training_set. The features' lookback quarters "
+        "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning."
+    ),
+)
+
+gold_job = dg.define_asset_job(
+    name="gold_job",
+    selection=dg.AssetSelection.groups("gold"),
+    partitions_def=quarterly,
+    description="Only the gold tables of the quarter(s), from silver partitions already in the lake.",
+)
+
+quarterly_training_set_schedule = dg.build_schedule_from_partitioned_job(
+    training_set_job,
+    name="quarterly_training_set_schedule",
+    description=(
+        "At 00:00 UTC on the first day of each quarter, builds the quarter that just ended "
+        "(tick 2026-01-01 → partition 2025-10-01, i.e. 2025-Q4) with training_set_job."
+    ),
+)
+
+jobs = [all_assets_job, training_set_job, gold_job]
+schedules = [quarterly_training_set_schedule]

@@ -20,6 +20,7 @@ package is installed and a million operational rows take a few seconds.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shutil
@@ -155,9 +156,10 @@ TIMESTAMP_STYLES = (
 spelling writes the same UTC instant as local wall time plus its offset; a fraction spelling
 carries real microseconds; a date-only spelling is an event at midnight UTC."""
 
+_STYLE = {s.name: i for i, s in enumerate(TIMESTAMP_STYLES)}
 _FRACTION_STYLES = np.array([i for i, s in enumerate(TIMESTAMP_STYLES) if s.fraction])
-_TIME_STYLES = np.array([i for i, s in enumerate(TIMESTAMP_STYLES) if s.sep is not None])
-_DATE_ONLY = next(i for i, s in enumerate(TIMESTAMP_STYLES) if s.sep is None)
+_OFFSET_STYLES = np.array([i for i, s in enumerate(TIMESTAMP_STYLES) if s.offset_us])
+_DATE_ONLY = _STYLE["date_only"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,7 +185,9 @@ class _Calendar:
 
 @dataclass(frozen=True)
 class _Schedule:
-    """The arrival folders of one source: 3-6 drop days per quarter, each holding 1-2 part files.
+    """The arrival folders of one source: 3-6 drop days per quarter, each holding 1-2 part files,
+    at least 4 files per quarter so that plain CSV files remain besides the JSON, Parquet and
+    shuffled-column ones.
 
     The first drop of a quarter comes 1-14 days in and the last one 2-6 days before its end, so
     the events of a quarter's final days arrive in the next quarter's first folder: late arrivals
@@ -199,7 +203,7 @@ class _Schedule:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, cal: _Calendar) -> "_Schedule":
-        days, quarters = [], []
+        days, quarters, parts = [], [], []
         for qi in range(cal.n):
             length = int((cal.bounds_s[qi + 1] - cal.bounds_s[qi]) // DAY_S)
             k = int(rng.integers(3, 7))
@@ -209,8 +213,12 @@ class _Schedule:
             offsets = np.concatenate([[first], middle, [last]])
             days.append(np.datetime64(int(cal.bounds_s[qi] // DAY_S), "D") + offsets)
             quarters.append(np.full(k, qi))
+            counts = rng.integers(1, 3, size=k)
+            if counts.sum() < 4:
+                counts[: 4 - counts.sum()] = 2
+            parts.append(counts)
         day = np.concatenate(days)
-        parts = rng.integers(1, 3, size=len(day))
+        parts = np.concatenate(parts)
         first_file = np.concatenate([[0], np.cumsum(parts)[:-1]])
         midnight_s = day.astype("datetime64[s]").astype(np.int64)
         return cls(day, np.concatenate(quarters), parts, midnight_s, first_file)
@@ -300,6 +308,16 @@ class _Cells:
 # text rendering
 
 
+def _text(fn):
+    """numpy's string functions fail on empty arrays; a tiny quarter can leave a kind empty."""
+
+    @functools.wraps(fn)
+    def wrapper(values, *args):
+        return np.empty(0, dtype=object) if len(values) == 0 else fn(values, *args)
+
+    return wrapper
+
+
 def _cycle(options: Sequence[str], n: int) -> np.ndarray:
     return np.array(options, dtype=object)[np.arange(n) % len(options)]
 
@@ -345,6 +363,22 @@ def _render_ts(t_us: np.ndarray, style: np.ndarray) -> np.ndarray:
     return out
 
 
+def _respelled_style(rng: np.random.Generator, style: np.ndarray, t_us: np.ndarray) -> np.ndarray:
+    """Another spelling of the same instant: a time with an offset is written in UTC with `Z`,
+    a `Z` time with `+02:00`, anything else with an offset; the fraction stays where the
+    instant has microseconds. (Half the respelled rows are given a `Z` spelling first, so every
+    quarter has the same instant written with `Z` and with `+02:00`.)"""
+    had_offset = np.isin(style, _OFFSET_STYLES)
+    had_z = np.isin(style, [_STYLE["t_z"], _STYLE["space_z"]])
+    has_us = t_us % US != 0
+    pick = rng.integers(0, 2, len(style)).astype(bool)
+    to_z = np.where(has_us, _STYLE["t_fraction_z"], np.where(pick, _STYLE["t_z"], _STYLE["space_z"]))
+    to_offset = np.where(has_us | (pick & ~had_z), _STYLE["t_fraction_minus_0500"],
+                         _STYLE["t_plus_0200"])
+    return np.where(had_offset, to_z, to_offset)
+
+
+@_text
 def _bad_timestamps(t_us: np.ndarray) -> np.ndarray:
     """Cycle through a free-text value, an impossible ISO date and a day-first date."""
     day = np.datetime_as_string(t_us.astype("datetime64[us]"), unit="D").astype(object)
@@ -357,6 +391,7 @@ def _bad_timestamps(t_us: np.ndarray) -> np.ndarray:
     return out.astype(object)
 
 
+@_text
 def _cents_text(cents: np.ndarray) -> np.ndarray:
     a = np.abs(cents)
     text = np.char.add(np.char.add((a // 100).astype(str), "."),
@@ -364,6 +399,7 @@ def _cents_text(cents: np.ndarray) -> np.ndarray:
     return np.where(cents < 0, np.char.add("-", text), text).astype(object)
 
 
+@_text
 def _respelled_cents(cents: np.ndarray) -> np.ndarray:
     """The same decimal spelled differently: `12.50` -> `12.5`, else `1234e-2`."""
     text = _cents_text(cents).astype(str)
@@ -371,6 +407,7 @@ def _respelled_cents(cents: np.ndarray) -> np.ndarray:
     return np.where(stripped != text, stripped, np.char.add(cents.astype(str), "e-2")).astype(object)
 
 
+@_text
 def _tenths_text(tenths: np.ndarray) -> np.ndarray:
     """Scores with one decimal, whole scores without one (`734.5`, `734`)."""
     whole = (tenths // 10).astype(str).astype(object)
@@ -390,6 +427,7 @@ _CATEGORY_VARIANTS = (
 )
 
 
+@_text
 def _category_variant(values: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """`eur` -> `EUR`, ` EUR `, `Eur`, ` eur`, `eur  `: equal after trimming and lower-casing."""
     values = values.astype(str)
@@ -401,6 +439,12 @@ def _category_variant(values: np.ndarray, kind: np.ndarray) -> np.ndarray:
     return out
 
 
+@_text
+def _session_ids(numbers: np.ndarray) -> np.ndarray:
+    return np.char.add("S", np.char.zfill(numbers.astype(str), 9)).astype(object)
+
+
+@_text
 def _padded(ids: np.ndarray) -> np.ndarray:
     kind = np.arange(len(ids)) % 3
     left = np.where(kind != 1, " ", "")
@@ -436,7 +480,8 @@ class _Rows:
     clean: np.ndarray
 
 
-def _event_rows(rng, source, qi, cal, pop, ev, extra_on) -> _Rows:
+def _event_rows(rng: np.random.Generator, source: str, qi: int, cal: _Calendar,
+                pop: _Population, ev: dict[str, np.ndarray], extra_on: bool) -> _Rows:
     """Dirty the clean operational or logs events arriving in quarter `qi` and render them.
 
     Writing a time as a bare date can make two genuine events of a customer share a silver key;
@@ -452,16 +497,19 @@ def _event_rows(rng, source, qi, cal, pop, ev, extra_on) -> _Rows:
     t_s = ev["t_s"].copy()
     late = t_s < q_lo
     late[sl["future_timestamp"]] = False
+    late[sl["bad_timestamp"]] = False
     future = sl["future_timestamp"]
     t_s[future] = q_hi + rng.integers(3600, 120 * DAY_S, len(future))
     style = _styles(rng, n)
+    resp = sl["respelled_duplicate"]
+    style[resp[::2]] = np.where(np.arange(len(resp[::2])) % 2 == 0, _STYLE["t_z"], _STYLE["space_z"])
     t_us = _snap(rng, t_s * US, style)
     key = ev["cents"] if source == "operational" else ev["type"]
     for attempt in range(10):
         clash = pd.DataFrame({"c": ev["cust"], "k": key, "t": t_us}).duplicated().to_numpy()
         if not clash.any():
             break
-        style[clash] = 0
+        style[clash] = _STYLE["space"]
         t_us[clash] = (t_s[clash] + attempt) * US
 
     cid = pop.ids[ev["cust"]].copy()
@@ -475,7 +523,7 @@ def _event_rows(rng, source, qi, cal, pop, ev, extra_on) -> _Rows:
     if source == "operational":
         amount = _cents_text(ev["cents"])
         bad = sl["bad_amount"]
-        comma = np.char.replace(amount[bad].astype(str), ".", ",").astype(object)
+        comma = pd.Series(amount[bad], dtype=object).str.replace(".", ",", regex=False).to_numpy()
         amount[bad] = np.where(np.arange(len(bad)) % 3 == 0, "abc",
                                np.where(np.arange(len(bad)) % 3 == 1, comma, ""))
         cats["currency"] = np.array(CURRENCIES, dtype=object)[ev["currency"]]
@@ -498,17 +546,11 @@ def _event_rows(rng, source, qi, cal, pop, ev, extra_on) -> _Rows:
         if source == "operational":
             cols[extra] = np.array(DEVICES, dtype=object)[ev["device"]]
         else:
-            cols[extra] = np.char.add("S", np.char.zfill(ev["session"].astype(str), 9)).astype(object)
+            cols[extra] = _session_ids(ev["session"])
 
-    exact, resp = sl["exact_duplicate"], sl["respelled_duplicate"]
+    exact = sl["exact_duplicate"]
     copy = {c: v[resp].copy() for c, v in cols.items()}
-    has_us = t_us[resp] % US != 0
-    r = rng.integers(0, 1 << 30, len(resp))
-    pick = lambda shift_: np.where(has_us, _FRACTION_STYLES[(r + shift_) % len(_FRACTION_STYLES)],
-                                   _TIME_STYLES[(r + shift_) % len(_TIME_STYLES)])
-    style2 = pick(0)
-    style2 = np.where(style2 == style[resp], pick(1), style2)
-    copy[ts_col] = _render_ts(t_us[resp], style2)
+    copy[ts_col] = _render_ts(t_us[resp], _respelled_style(rng, style[resp], t_us[resp]))
     if source == "operational":
         copy["amount"] = _respelled_cents(ev["cents"][resp])
     for name in names:
@@ -517,14 +559,14 @@ def _event_rows(rng, source, qi, cal, pop, ev, extra_on) -> _Rows:
     columns = {c: np.concatenate([v, v[exact], copy[c]]) for c, v in cols.items()}
     idx = np.concatenate([np.arange(n), exact, resp])
     dirt = {k: len(v) for k, v in sl.items() if k != "clean"}
-    dirt["late_arrival"] = int(late.sum())
+    dirt["late_arrival"] = int(late[idx].sum())
     for k, s in enumerate(TIMESTAMP_STYLES):
         dirt[f"timestamp_{s.name}"] = int(np.count_nonzero(style == k)) - int(
             np.count_nonzero(style[sl["bad_timestamp"]] == k))
     return _Rows(columns, ev["file"][idx], ev["t_s"][idx], dirt, sl["clean"])
 
 
-def _partner_rows(rng, qi, pop, ext) -> _Rows:
+def _partner_rows(rng: np.random.Generator, pop: _Population, ext: dict[str, np.ndarray]) -> _Rows:
     """Dirty the partner scores arriving in quarter `qi` and render them."""
     n = len(ext["cust"])
     sl = _allocate(rng, n, ROW_DIRT_RATES["external"])
@@ -606,7 +648,7 @@ class _Landing:
         return rows
 
 
-def _write_quarter(rng, landing: _Landing, source: str, qi: int, sched: _Schedule,
+def _write_quarter(rng: np.random.Generator, landing: _Landing, source: str, qi: int, sched: _Schedule,
                    rows: _Rows, columns: list[str], dirt: dict[str, int]) -> None:
     """Cut the quarter's rows into its (drop, part) files: one JSON file, one Parquet file and
     one CSV with shuffled columns among them, the rest plain CSV; plus one empty file."""
@@ -628,17 +670,16 @@ def _write_quarter(rng, landing: _Landing, source: str, qi: int, sched: _Schedul
         cols = [columns[j] for j in shuffle] if i == shuffled_i else columns
         landing.write(source, sched.day[d], f"{source}_{str(sched.day[d]).replace('-', '')}"
                       f"_part{part + 1}", fmt, "data", cols, data)
-    dirt["json_file"] = dirt.get("json_file", 0) + 1
-    dirt["parquet_file"] = dirt.get("parquet_file", 0) + 1
-    dirt["shuffled_columns_file"] = dirt.get("shuffled_columns_file", 0) + 1
-    if any(c in EXTRA_COLUMNS.values() for c in columns):
-        dirt["extra_column_file"] = dirt.get("extra_column_file", 0) + len(file_ids)
+    dirt.update(json_file=1, parquet_file=1, shuffled_columns_file=1, zero_byte_file=0,
+                header_only_file=0)
+    if source in EXTRA_COLUMNS:
+        dirt["extra_column_file"] = len(file_ids) if EXTRA_COLUMNS[source] in columns else 0
 
     empty = "zero_byte" if (qi + SOURCES.index(source)) % 2 == 0 else "header_only"
     d = drops[int(rng.integers(0, len(drops)))]
     landing.write(source, sched.day[d], f"{source}_{str(sched.day[d]).replace('-', '')}_{empty}",
                   empty, empty, columns, None)
-    dirt[f"{empty}_file"] = dirt.get(f"{empty}_file", 0) + 1
+    dirt[f"{empty}_file"] = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -712,7 +753,7 @@ def generate_landing(
             extra_on = source in EXTRA_COLUMNS and qi >= mid
             columns = list(COLUMNS[source]) + ([EXTRA_COLUMNS[source]] if extra_on else [])
             if source == "external":
-                rows = _partner_rows(rng, qi, pop, part_data)
+                rows = _partner_rows(rng, pop, part_data)
             else:
                 rows = _event_rows(rng, source, qi, cal, pop, part_data, extra_on)
             dirt = dict(rows.dirt)

@@ -1,0 +1,161 @@
+"""`batch-platform`: the commands a person types, with quarters written `2025-Q4`.
+
+    batch-platform quarters                          list partitions: label and Dagster key
+    batch-platform sample-data --from 2024-Q1 --to 2025-Q4 --customers 2000
+    batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'silver/*' ...]
+    batch-platform report --from 2024-Q1 --to 2025-Q4
+
+`materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
+in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize` and
+`dagster job execute` remain available with start-date keys (README, "Command line").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from batch_platform.partitions import QuarterError, quarter_range, to_key, to_label
+
+LAYERS = ("bronze", "silver", "gold")
+
+
+def _quarter(text: str) -> str:
+    try:
+        return to_label(text)
+    except QuarterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--from", dest="first", type=_quarter, required=required, help="first quarter, e.g. 2024-Q1")
+    parser.add_argument("--to", dest="last", type=_quarter, help="last quarter (default: --from)")
+
+
+def cmd_quarters(args: argparse.Namespace) -> int:
+    from batch_platform.partitions import quarterly
+
+    for key in quarterly.get_partition_keys():
+        print(f"{to_label(key)}  {key}")
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from batch_platform.config import platform_config
+    from batch_platform.sample_data import generate_landing
+
+    landing = args.landing or platform_config().landing_root
+    manifest = generate_landing(
+        landing,
+        first_quarter=args.first,
+        last_quarter=args.last or args.first,
+        customers=args.customers,
+        operational_rows=args.operational_rows,
+        seed=args.seed,
+    )
+    print(f"landing zone written to {landing}")
+    for source, quarters in manifest["rows_by_source_quarter"].items():
+        print(f"  {source:<12} {sum(quarters.values()):>10,} rows in {len(quarters)} quarters")
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from batch_platform.definitions import defs
+
+    first, last = args.first, args.last or args.first
+    quarter_range(first, last)
+    instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
+    if args.select:
+        job = dg.define_asset_job("cli_selection_job", selection=dg.AssetSelection.from_string(" or ".join(args.select)))
+        job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
+    else:
+        job_def = defs.resolve_job_def("all_assets_job")
+    tags = {
+        "dagster/asset_partition_range_start": to_key(first),
+        "dagster/asset_partition_range_end": to_key(last),
+    }
+    print(f"materialising {first}...{last} ({to_key(first)}...{to_key(last)}) in one run")
+    result = job_def.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+                print(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    return 0 if result.success else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import pyarrow.dataset as ds
+
+    from batch_platform.config import platform_config
+
+    lake = platform_config().lake_root
+    quarters = quarter_range(args.first, args.last or args.first)
+    tables = _tables(lake)
+    width = max([len(t) for t in tables] + [10])
+    print(f"lake: {lake}")
+    print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters))
+    for table in tables:
+        cells = []
+        for quarter in quarters:
+            path = f"{lake}/{table}/quarter={quarter}"
+            try:
+                cells.append(f"{ds.dataset(path, format='parquet').count_rows():>8,}")
+            except (FileNotFoundError, OSError):
+                cells.append(f"{'-':>8}")
+        print(f"{table:<{width}}  " + "  ".join(cells))
+    training = [f"{lake}/gold/training_set/quarter={q}" for q in quarters]
+    print("\ntraining sets:")
+    for path in training:
+        print(f"  {path}")
+    print('\nread one:  python -c \'import batch_platform; print(batch_platform.load_training_set("%s"))\'' % quarters[-1])
+    return 0
+
+
+def _tables(lake: str) -> list[str]:
+    from batch_platform.schemas import TABLE_SCHEMAS
+
+    return [t for layer in LAYERS for t in TABLE_SCHEMAS if t.startswith(f"{layer}/")]
+
+
+def _has_dagster_home() -> bool:
+    import os
+
+    return bool(os.environ.get("DAGSTER_HOME"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="batch-platform", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("quarters", help="list quarters with their Dagster partition keys").set_defaults(func=cmd_quarters)
+
+    sample = commands.add_parser("sample-data", help="generate a sample landing zone")
+    _range_args(sample)
+    sample.add_argument("--customers", type=int, default=2000)
+    sample.add_argument("--operational-rows", type=int, default=None)
+    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--landing", help="landing root (default: the config's storage.landing_root)")
+    sample.set_defaults(func=cmd_sample_data)
+
+    run = commands.add_parser("materialize", help="materialise quarters in one Dagster run")
+    _range_args(run)
+    run.add_argument("--select", action="append", help="asset selection, e.g. 'key:\"silver/*\"' (repeatable)")
+    run.set_defaults(func=cmd_materialize)
+
+    report = commands.add_parser("report", help="rows per table per quarter in the lake")
+    _range_args(report)
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

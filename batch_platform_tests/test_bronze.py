@@ -1,0 +1,141 @@
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batch_platform.assets.bronze import bronze_assets, bronze_external, bronze_logs, bronze_operational
+from batch_platform.partitions import quarter_range, to_key
+
+OPERATIONAL = ["customer_id", "event_time", "amount", "currency", "channel"]
+
+
+def _write(landing: Path, source: str, day: str, name: str, text: str | bytes) -> Path:
+    path = landing / source / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def _bronze(config, source: str, quarter: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(config.lake_root) / "bronze" / source / f"quarter={quarter}")
+
+
+def _run(assets, resources, first, last=None, **kwargs):
+    tags = {"dagster/asset_partition_range_start": to_key(first), "dagster/asset_partition_range_end": to_key(last or first)}
+    return dg.materialize(assets, resources=resources, tags=tags, **kwargs)
+
+
+@pytest.fixture
+def landing(platform_config) -> Path:
+    return Path(platform_config.landing_root)
+
+
+def test_every_file_case_of_the_landing_zone(landing, resources, platform_config):
+    _write(landing, "operational", "2024-01-15", "a.csv",
+           "customer_id,event_time,amount,currency,channel\nC1,2024-01-02,12.5, EUR ,Web\n  ,bad,abc,usd,app\n")
+    _write(landing, "operational", "2024-02-01", "shuffled.csv",
+           "Channel , amount,CUSTOMER_ID,event_time,currency\nstore,\"12,50\",C2,2024-01-03T10:00:00+02:00,gbp\n")
+    _write(landing, "operational", "2024-02-01", "extra.csv",
+           "customer_id,event_time,amount,currency,channel,device\nC3,2024-02-01 10:00:00,1e3,eur,web,ios\n")
+    _write(landing, "operational", "2024-03-01", "zero.csv", b"")
+    _write(landing, "operational", "2024-03-01", "header_only.csv", "customer_id,event_time,amount,currency,channel\n")
+    _write(landing, "operational", "2024-03-01", "lines.json",
+           '{"customer_id": "C4", "event_time": "2024-03-01Z", "amount": 7, "channel": "app"}\n')
+    pq.write_table(pa.table({"amount": ["3.5"], "customer_id": ["C5"], "event_time": ["2024-03-02"]}),
+                   _write(landing, "operational", "2024-03-02", "drop.parquet", b""))
+    _write(landing, "operational", "2024-03-02", "_manifest.csv", "customer_id\nHIDDEN\n")
+    _write(landing, "operational", "2024-03-02", "notes.txt", "not data")
+    _write(landing, "operational", "2024-04-01", "next_quarter.csv", "customer_id,event_time,amount,currency,channel\nC9,2024-04-01,1,eur,web\n")
+    _write(landing, "operational", "2023-12-31", "before.csv", "customer_id,event_time,amount,currency,channel\nC0,2023-12-31,1,eur,web\n")
+
+    result = _run([bronze_operational], resources, "2024-Q1")
+    assert result.success
+
+    frame = _bronze(platform_config, "operational", "2024-Q1").sort_values(["customer_id"], na_position="first")
+    assert len(frame) == 6
+    assert list(frame.columns)[:5] == OPERATIONAL
+    assert set(frame.columns) == {*OPERATIONAL, "device", "_source_file", "_ingest_date", "_ingested_at", "_batch_id"}
+    by_id = frame.set_index("customer_id", drop=False)
+    assert by_id.loc["C1", "currency"] == " EUR " and by_id.loc["C1", "channel"] == "Web"
+    assert by_id.loc["C2", "amount"] == "12,50" and by_id.loc["C2", "channel"] == "store"
+    assert by_id.loc["C2", "event_time"] == "2024-01-03T10:00:00+02:00"
+    assert by_id.loc["C3", "device"] == "ios" and pd.isna(by_id.loc["C1", "device"])
+    assert by_id.loc["C4", "amount"] == "7" and pd.isna(by_id.loc["C4", "currency"])
+    assert by_id.loc["C5", "amount"] == "3.5" and pd.isna(by_id.loc["C5", "channel"])
+    assert (frame.drop(columns=["_ingest_date", "_ingested_at"]).map(lambda v: v is None or isinstance(v, str))).all().all()
+    assert by_id.loc["C2", "_source_file"].endswith("/operational/2024-02-01/shuffled.csv")
+    assert str(by_id.loc["C5", "_ingest_date"]) == "2024-03-02"
+    assert set(frame["_batch_id"]) == {"2024-Q1"}
+    assert "HIDDEN" not in set(frame["customer_id"].dropna()) and "C9" not in set(frame["customer_id"].dropna())
+
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["dagster/row_count"].value == 6
+    assert metadata["files_read"].value == 7
+    assert any(p.endswith("notes.txt") for p in metadata["ignored_files"].value)
+
+
+def test_a_source_without_files_gives_empty_partitions(resources, platform_config):
+    result = _run([bronze_logs, bronze_external], resources, "2024-Q2", "2024-Q3")
+    assert result.success
+    for source in ("logs", "external"):
+        for quarter in ("2024-Q2", "2024-Q3"):
+            frame = _bronze(platform_config, source, quarter)
+            assert len(frame) == 0
+            assert "customer_id" in frame.columns and "_batch_id" in frame.columns
+
+
+def test_an_unreadable_file_fails_naming_it_and_publishes_nothing(landing, resources, platform_config):
+    good = "customer_id,event_time,amount,currency,channel\nC1,2024-01-02,1,eur,web\n"
+    _write(landing, "operational", "2024-01-10", "good.csv", good)
+    assert _run([bronze_operational], resources, "2024-Q1").success
+    before = _bronze(platform_config, "operational", "2024-Q1")
+
+    _write(landing, "operational", "2024-01-11", "broken.csv", good + "C2,2024-01-03,1,eur,web,surplus,fields\n")
+    result = _run([bronze_operational], resources, "2024-Q1", raise_on_error=False)
+
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert "/operational/2024-01-11/broken.csv" in message
+    assert "could not be parsed" in message
+    pd.testing.assert_frame_equal(_bronze(platform_config, "operational", "2024-Q1"), before)
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("broken.parquet", b"PAR1 definitely not parquet", "is not readable Parquet"),
+        ("lines.json", b'{"customer_id": "C1"}\n{not json\n', "could not be parsed"),
+        ("wrong.csv", b"foo,bar\n1,2\n", "has none of the expected columns"),
+    ],
+)
+def test_unreadable_formats_are_named(landing, resources, name, content, expected):
+    _write(landing, "operational", "2024-05-05", name, content)
+    result = _run([bronze_operational], resources, "2024-Q2", raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert expected in message and f"/operational/2024-05-05/{name}" in message
+
+
+def test_bronze_matches_the_generated_landing_zone_exactly(resources, platform_config):
+    from batch_platform.sample_data import generate_landing
+
+    quarters = quarter_range("2024-Q1", "2024-Q4")
+    manifest = generate_landing(platform_config.landing_root, first_quarter=quarters[0], last_quarter=quarters[-1],
+                                customers=120, seed=11)
+    result = _run(bronze_assets, resources, quarters[0], quarters[-1])
+    assert result.success
+
+    for source, counts in manifest["rows_by_source_quarter"].items():
+        for quarter in quarters:
+            assert len(_bronze(platform_config, source, quarter)) == counts.get(quarter, 0), (source, quarter)
+    events = {(tuple(e.materialization.asset_key.path), e.materialization.partition): e.materialization.metadata
+              for e in result.get_asset_materialization_events()}
+    assert events[(("bronze", "logs"), "2024-04-01")]["dagster/row_count"].value == manifest["rows_by_source_quarter"]["logs"]["2024-Q2"]
+    files = [f for f in manifest["files"] if f["source"] == "operational" and f["path"].split("/")[1].startswith("2024-0")]
+    kinds = {f["format"] for f in files}
+    assert {"csv", "json", "parquet"} <= kinds
+    assert json.loads(json.dumps(manifest))  # manifest is plain JSON

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from batch_platform.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+
+
+def test_the_shipped_config_loads_with_the_spec_defaults():
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert config.batch.first_quarter == "2024-Q1"
+    assert config.batch.lookback_quarters == 4
+    assert config.batch.prediction_window_days == 90
+    assert config.batch.eval_fraction == 0.2
+    assert config.spark.master == "local[*]"
+    assert config.lake_root == str(Path(__file__).resolve().parents[1] / "data" / "lake")
+
+
+def test_the_environment_variable_selects_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "other.yaml"
+    path.write_text("batch:\n  first_quarter: 2023-10-01\n  lookback_quarters: 2\nstorage:\n  lake_root: s3a://bucket/lake\n")
+    monkeypatch.setenv("BATCH_PLATFORM_CONFIG", str(path))
+    config = load_config()
+    assert config.batch.first_quarter == "2023-Q4"
+    assert config.batch.lookback_quarters == 2
+    assert config.lake_root == "s3a://bucket/lake"
+    assert config.source_path == str(path)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"batch": {"first_quarter": "2024-Q5"}}, "key 'batch.first_quarter' has bad value '2024-Q5'"),
+        ({"batch": {"eval_fraction": 1.5}}, "key 'batch.eval_fraction' has bad value 1.5"),
+        ({"batch": {"lookback_quarters": 0}}, "key 'batch.lookback_quarters' has bad value 0"),
+        ({"batch": {"prediction_window_days": "ninety"}}, "key 'batch.prediction_window_days' has bad value 'ninety'"),
+        ({"storage": {"lake_rot": "x"}}, "unknown key 'storage.lake_rot'"),
+        ({"sparks": {}}, "unknown key 'sparks'"),
+        ({"checks": {"quarantine_rate_warn": 0.6, "quarantine_rate_fail": 0.5}}, "must not exceed"),
+    ],
+)
+def test_bad_values_and_unknown_keys_fail_naming_key_and_value(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, "cfg.yaml")
+    assert message in str(error.value)
+    assert "cfg.yaml" in str(error.value)
+
+
+def test_secrets_come_from_the_environment_and_are_never_shown(monkeypatch):
+    monkeypatch.setenv("LAKE_SECRET", "s3cr3t-value")
+    config = parse_config({"spark": {"conf": {"spark.hadoop.fs.s3a.secret.key": "${LAKE_SECRET}"}}})
+    assert config.spark_conf()["spark.hadoop.fs.s3a.secret.key"] == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(config.redacted())
+    monkeypatch.delenv("LAKE_SECRET")
+    with pytest.raises(ConfigError, match="LAKE_SECRET, which is not set"):
+        parse_config({"spark": {"conf": {"spark.hadoop.fs.s3a.secret.key": "${LAKE_SECRET}"}}})
+
+
+def test_spark_settings_pin_utc_and_readable_parquet():
+    conf = parse_config({"spark": {"master": "spark://host:7077", "shuffle_partitions": 16, "conf": {"spark.executor.memory": "4g"}}}).spark_conf()
+    assert conf["spark.master"] == "spark://host:7077"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert "-Duser.timezone=UTC" in conf["spark.driver.extraJavaOptions"]
+    assert conf["spark.sql.shuffle.partitions"] == "16"
+    assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
+    assert conf["spark.executor.memory"] == "4g"
+
+
+def test_a_missing_or_malformed_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("storage: [unclosed")
+    with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,189 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from batch_platform.partitions import to_key
+from batch_platform_tests.lake_fixtures import register, widget_reader, widgets_asset
+
+TABLE = Path("test") / "widgets"
+
+
+@pytest.fixture(autouse=True)
+def _widgets_table():
+    register()
+
+
+def _materialize(assets, resources, first, last=None, **kwargs):
+    tags = {"dagster/asset_partition_range_start": to_key(first), "dagster/asset_partition_range_end": to_key(last or first)}
+    return dg.materialize(assets, resources=resources, tags=tags, **kwargs)
+
+
+def _partition(config, quarter) -> Path:
+    return Path(config.lake_root) / TABLE / f"quarter={quarter}"
+
+
+def _read(config, quarter) -> pd.DataFrame:
+    return pd.read_parquet(_partition(config, quarter)).sort_values("widget_id").reset_index(drop=True)
+
+
+def test_round_trip_writes_hive_folders_readable_by_pandas_and_pyarrow(resources, platform_config):
+    result = _materialize([widgets_asset(rows_per_quarter=7)], resources, "2024-Q1", "2024-Q2")
+    assert result.success
+    for quarter in ("2024-Q1", "2024-Q2"):
+        frame = _read(platform_config, quarter)
+        assert len(frame) == 7
+        assert list(frame.columns) == ["widget_id", "value", "seen_at"]
+        assert frame["widget_id"].str.startswith(quarter).all()
+        assert str(frame["seen_at"].dtype).startswith("datetime64")
+        assert pq.read_schema(next(_partition(platform_config, quarter).glob("*.parquet"))).field("seen_at").type.unit == "us"
+    assert sorted(p.name for p in (Path(platform_config.lake_root) / TABLE).iterdir()) == ["quarter=2024-Q1", "quarter=2024-Q2"]
+
+
+def test_materialisation_metadata_per_partition(resources, platform_config):
+    result = _materialize([widgets_asset(rows_per_quarter=12)], resources, "2024-Q1", "2024-Q3")
+    events = {e.materialization.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert sorted(events) == ["2024-01-01", "2024-04-01", "2024-07-01"]
+    for key, metadata in events.items():
+        quarter = {"2024-01-01": "2024-Q1", "2024-04-01": "2024-Q2", "2024-07-01": "2024-Q3"}[key]
+        assert metadata["dagster/row_count"].value == 12
+        assert metadata["path"].value == str(_partition(platform_config, quarter))
+        assert metadata["quarter"].value == quarter
+        preview = metadata["preview"].value
+        assert len(preview.records) == 10
+        assert all(record.data["widget_id"].startswith(quarter) for record in preview.records)
+        columns = {c.name: c for c in metadata["dagster/column_schema"].schema.columns}
+        assert columns["value"].type == "double" and columns["value"].description == "A non-negative value."
+        assert columns["widget_id"].constraints.nullable is False
+
+
+def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing(resources, platform_config):
+    assert _materialize([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1").success
+    before = _read(platform_config, "2024-Q1")
+
+    result = _materialize([widgets_asset(rows_per_quarter=6, version=2.0, bad_values=3)], resources, "2024-Q1", raise_on_error=False)
+
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "test/widgets: Pandera validation failed" in failure.description
+    assert "column 'value', check greater_than_or_equal_to(0)" in failure.description
+    assert "3 of 6 rows fail" in failure.description
+    assert "nothing was written" in failure.description
+    pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1"), before)
+    assert not (Path(platform_config.lake_root) / TABLE / "_staging").exists()
+
+
+def test_row_rules_and_uniqueness_are_counted(spark, resources):
+    from batch_platform.schemas.base import failure_report
+    from batch_platform_tests.lake_fixtures import Widgets, widget_rows
+    from pyspark.sql import functions as F
+
+    frame = widget_rows(spark, "2024-Q1", 5)
+    frame = frame.unionByName(frame.limit(2)).withColumn(
+        "seen_at", F.when(F.col("widget_id") == "2024-Q1-4", F.lit("2024-04-01 00:00:00").cast("timestamp")).otherwise(F.col("seen_at"))
+    )
+    errors = Widgets.validate(frame).pandera.errors
+    report = failure_report(frame, Widgets, errors, "test/widgets")
+    assert "check widgets_seen_before_quarter_end (DATAFRAME_CHECK): 1 of 7 rows fail" in report
+    assert "check unique" in report and "2 of 7 rows fail" in report
+
+
+def test_rerun_replaces_exactly_that_quarter(resources, platform_config):
+    assert _materialize([widgets_asset(rows_per_quarter=5, version=1.0)], resources, "2024-Q1", "2024-Q2").success
+    q2_files = sorted(p.name for p in _partition(platform_config, "2024-Q2").iterdir())
+    q2_before = _read(platform_config, "2024-Q2")
+
+    assert _materialize([widgets_asset(rows_per_quarter=3, version=10.0)], resources, "2024-Q1").success
+    assert _materialize([widgets_asset(rows_per_quarter=3, version=10.0)], resources, "2024-Q1").success
+
+    q1 = _read(platform_config, "2024-Q1")
+    assert len(q1) == 3 and q1["value"].tolist() == [0.0, 10.0, 20.0]
+    assert sorted(p.name for p in _partition(platform_config, "2024-Q2").iterdir()) == q2_files
+    pd.testing.assert_frame_equal(_read(platform_config, "2024-Q2"), q2_before)
+
+
+def test_an_empty_quarter_is_a_schema_only_parquet_file(resources, platform_config, spark):
+    assert _materialize([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
+    files = list(_partition(platform_config, "2024-Q3").glob("*.parquet"))
+    assert len(files) == 1
+    schema = pq.read_schema(files[0])
+    assert schema.names == ["widget_id", "value", "seen_at"]
+    assert pq.read_table(files[0]).num_rows == 0
+    assert spark.read.parquet(str(_partition(platform_config, "2024-Q3"))).count() == 0
+
+
+def test_loading_a_range_and_missing_quarters(resources, platform_config):
+    from batch_platform.io_manager import LakeIOManager  # noqa: F401 - the io_manager under test is in `resources`
+
+    all_resources = {**resources, "mem_io_manager": dg.InMemoryIOManager()}
+    assert _materialize([widgets_asset(rows_per_quarter=4)], resources, "2024-Q2").success
+    widgets = widgets_asset()
+
+    strict = dg.materialize([widgets, widget_reader()], selection=["test/reader"], resources=all_resources,
+                            partition_key=to_key("2024-Q4"), raise_on_error=False)
+    assert not strict.success
+    message = strict.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert "test/widgets: quarter(s) 2024-Q3 have never been materialised" in message
+
+    lenient = dg.materialize([widgets, widget_reader(allow_missing=True)], selection=["test/reader"],
+                             resources=all_resources, partition_key=to_key("2024-Q4"))
+    assert lenient.output_for_node("test__reader") == {"2024-Q2": 4}
+
+    assert _materialize([widgets_asset(rows_per_quarter=6)], resources, "2024-Q3").success
+    both = dg.materialize([widgets, widget_reader()], selection=["test/reader"], resources=all_resources,
+                          partition_key=to_key("2024-Q4"))
+    assert both.output_for_node("test__reader") == {"2024-Q2": 4, "2024-Q3": 6}
+
+
+CRASHING_CHILD = textwrap.dedent(
+    """
+    import sys
+    import dagster as dg
+    from batch_platform.config import parse_config
+    from batch_platform.resources import build_resources
+    from batch_platform_tests.lake_fixtures import register, widgets_asset
+
+    register()
+    config = parse_config({"storage": {"lake_root": sys.argv[1]},
+                           "spark": {"master": "local[2]", "ui_enabled": False, "shuffle_partitions": 2}})
+    dg.materialize([widgets_asset(rows_per_quarter=int(sys.argv[2]), version=7.0)],
+                   resources=build_resources(config), partition_key="2024-01-01")
+    """
+)
+
+
+def test_a_crash_mid_write_leaves_the_previous_partition_intact(spark, resources, platform_config):
+    assert _materialize([widgets_asset(rows_per_quarter=50)], resources, "2024-Q1").success
+    before = _read(platform_config, "2024-Q1")
+    staging = Path(platform_config.lake_root) / TABLE / "_staging"
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_CHILD, platform_config.lake_root, "500000"],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not staging.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert staging.exists(), "the child never started writing"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+    pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1"), before)
+    assert spark.read.parquet(str(Path(platform_config.lake_root) / TABLE)).count() == 50
+
+    assert _materialize([widgets_asset(rows_per_quarter=8)], resources, "2024-Q1").success
+    assert len(_read(platform_config, "2024-Q1")) == 8
+    assert not staging.exists()

@@ -1,0 +1,64 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from batch_platform.partitions import (
+    QuarterError,
+    label_of,
+    parse_quarter,
+    quarter_end,
+    quarter_range,
+    quarter_start,
+    quarterly,
+    quarterly_partitions,
+    shift,
+    to_key,
+    to_label,
+)
+
+
+@pytest.mark.parametrize(
+    "text, label, key",
+    [
+        ("2025-Q4", "2025-Q4", "2025-10-01"),
+        ("2025-10-01", "2025-Q4", "2025-10-01"),
+        (" 2024-Q1 ", "2024-Q1", "2024-01-01"),
+        ("2024-04-01", "2024-Q2", "2024-04-01"),
+    ],
+)
+def test_label_and_key_round_trip(text, label, key):
+    assert to_label(text) == label
+    assert to_key(text) == key
+    assert to_label(to_key(label)) == label
+
+
+@pytest.mark.parametrize("bad", ["2024-Q5", "2024-Q0", "2024-02-01", "2024-10-02", "Q4-2025", "2025Q4", ""])
+def test_bad_quarters_are_refused_with_the_value_named(bad):
+    with pytest.raises(QuarterError, match="is not a quarter"):
+        parse_quarter(bad)
+
+
+def test_windows_are_utc_and_half_open():
+    assert quarter_start("2025-Q4") == datetime(2025, 10, 1, tzinfo=timezone.utc)
+    assert quarter_end("2025-Q4") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert quarter_end("2025-Q1") == quarter_start("2025-Q2")
+    window = quarterly.time_window_for_partition_key(to_key("2025-Q4"))
+    assert (window.start, window.end) == (quarter_start("2025-Q4"), quarter_end("2025-Q4"))
+
+
+def test_shift_range_and_label_of():
+    assert shift("2025-Q1", -1) == "2024-Q4"
+    assert shift("2024-Q4", 5) == "2026-Q1"
+    assert quarter_range("2024-Q3", "2025-Q2") == ["2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2"]
+    assert label_of(datetime(2024, 12, 31, 23, 59)) == "2024-Q4"
+    with pytest.raises(QuarterError, match="backwards"):
+        quarter_range("2025-Q2", "2025-Q1")
+
+
+def test_partitions_start_at_the_first_quarter_and_end_at_the_last_complete_one():
+    keys = quarterly.get_partition_keys()
+    assert keys[0] == "2024-01-01"
+    last_end = quarterly.time_window_for_partition_key(keys[-1]).end
+    now = datetime.now(timezone.utc)
+    assert last_end <= now < quarter_end(to_label(last_end.strftime("%Y-%m-%d")))
+    assert quarterly_partitions("2025-Q3").get_partition_keys()[0] == "2025-07-01"
