@@ -78,7 +78,12 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         "dagster/asset_partition_range_end": to_key(last),
     }
     print(f"materialising {first}...{last} ({to_key(first)}...{to_key(last)}) in one run")
-    result = job_def.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    result = job_def.execute_in_process(
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+    )
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
     if not result.success:
         for event in result.all_events:
@@ -144,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("materialize", help="materialise quarters in one Dagster run")
     _range_args(run)
     run.add_argument("--select", action="append", help="asset selection, e.g. 'key:\"silver/*\"' (repeatable)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(func=cmd_materialize)
 
     report = commands.add_parser("report", help="rows per table per quarter in the lake")

@@ -4,8 +4,8 @@ Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`. 
 one Spark DataFrame with a `quarter` column holding the label of each row's partition; one output
 may cover several quarters (a single-run backfill). Writing a run's quarters:
 
-1. persist the frame, validate it against the table's Pandera model, fail with every failed check
-   and its failing-row count, writing nothing;
+1. persist the frame (computing it once, with the row count per quarter), validate it against the
+   table's Pandera model, fail with every failed check and its failing-row count, writing nothing;
 2. write all its quarters under `<table>/_staging/<run>/` (Spark and Hadoop ignore `_` folders);
    a quarter with no rows still gets a schema-only Parquet file, since an empty quarter is a
    partition too;
@@ -13,9 +13,13 @@ may cover several quarters (a single-run backfill). Writing a run's quarters:
    into place, the old one is deleted. A crash before the swap leaves the previous partition; a
    crash inside it leaves at worst no partition for that quarter — never a half-written one — and
    the next run cleans the debris up.
+
+The seconds spent computing, validating, writing and describing each output are recorded as
+`io_seconds/*` metadata, so the cost of validation and metadata next to the work is visible.
 """
 
 
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -62,19 +66,29 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
         df = obj.persist()
+        clock = time.perf_counter()
         try:
-            self._validate(df, model, table)
             rows = {row[PARTITION_COLUMN]: row["count"] for row in df.groupBy(PARTITION_COLUMN).count().collect()}
+            timings = {"compute": time.perf_counter() - clock}
             strays = sorted(set(rows) - set(quarters))
             if strays:
                 raise dg.Failure(
                     f"{table}: rows for quarter(s) {strays} are outside this run's partitions {quarters}; "
                     "nothing was written"
                 )
+            self._validate(df, model, table)
+            timings["validate"] = time.perf_counter() - clock - sum(timings.values())
             self._write(df, context.asset_key, quarters, model)
+            timings["write"] = time.perf_counter() - clock - sum(timings.values())
             self._record(context, df, quarters, rows, model)
+            timings["metadata"] = time.perf_counter() - clock - sum(timings.values())
         finally:
             df.unpersist()
+        context.add_output_metadata({f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()})
+        context.log.info(
+            f"{table}: {sum(rows.values())} rows in {len(quarters)} quarter(s); "
+            + ", ".join(f"{phase} {value:.2f}s" for phase, value in timings.items())
+        )
 
     def _validate(self, df: DataFrame, model: type[pa.DataFrameModel], table: str) -> None:
         errors = model.validate(df).pandera.errors

@@ -1,0 +1,89 @@
+"""Reading gold tables back, for notebooks and scripts: `load_training_set("2025-Q4")`.
+
+Only pandas and pyarrow are used — no Spark session, no Dagster run. The partition folder
+`<lake>/gold/training_set/quarter=<YYYY-QN>/` is read as it is on disk; the quarter is added back
+as the `quarter` column (in the lake it is the folder name, not a column of the files).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+
+    from batch_platform.config import PlatformConfig
+
+TRAINING_SET_TABLE = "gold/training_set"
+
+
+class PartitionNotMaterialised(FileNotFoundError):
+    """The quarter of a lake table was never materialised (its folder does not exist)."""
+
+
+def partition_uri(table: str, quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | None = None) -> str:
+    """`<lake>/<table>/quarter=<YYYY-QN>` for a quarter written `2025-Q4` or `2025-10-01`."""
+    from batch_platform.partitions import to_label
+
+    root = lake_root if lake_root is not None else _lake_root(config)
+    return f"{str(root).rstrip('/')}/{table}/quarter={to_label(quarter)}"
+
+
+def load_training_set(
+    quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | os.PathLike | None = None
+) -> "pd.DataFrame":
+    """The `gold/training_set` partition of `quarter` as a pandas DataFrame.
+
+    `quarter` is `2025-Q4` or its Dagster key `2025-10-01`. The lake is `lake_root` when given,
+    else the lake of `config`, else of the process's config file (`BATCH_PLATFORM_CONFIG` or
+    `config/config.yaml`). Raises `PartitionNotMaterialised` naming the path when the quarter was
+    never materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
+    """
+    import pyarrow.parquet as pq
+
+    from batch_platform.partitions import to_label
+
+    label = to_label(quarter)
+    uri = partition_uri(TRAINING_SET_TABLE, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
+    filesystem, path = _filesystem(uri)
+    if not _is_dir(filesystem, path):
+        raise PartitionNotMaterialised(
+            f"{TRAINING_SET_TABLE} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
+            f"`dagster job execute -m batch_platform.definitions -j training_set_job "
+            f"--tags '{{\"dagster/partition\": \"{_key(label)}\"}}'`"
+        )
+    frame = pq.read_table(path, filesystem=filesystem).to_pandas()
+    frame["quarter"] = label
+    return frame
+
+
+def _lake_root(config: "PlatformConfig | None") -> str:
+    if config is None:
+        from batch_platform.config import platform_config
+
+        config = platform_config()
+    return config.lake_root
+
+
+def _key(label: str) -> str:
+    from batch_platform.partitions import to_key
+
+    return to_key(label)
+
+
+def _filesystem(uri: str):
+    """A pyarrow file system and path for a local path or a URI (`s3a://` is read as `s3://`)."""
+    from pyarrow import fs
+
+    if "://" not in uri:
+        return fs.LocalFileSystem(), os.path.abspath(uri)
+    if uri.startswith(("s3a://", "s3n://")):
+        uri = "s3://" + uri.split("://", 1)[1]
+    return fs.FileSystem.from_uri(uri)
+
+
+def _is_dir(filesystem, path: str) -> bool:
+    from pyarrow import fs
+
+    return filesystem.get_file_info(path).type == fs.FileType.Directory

@@ -1,0 +1,55 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from batch_platform.cli import main
+from batch_platform.sample_data import generate_landing
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """A config file and a Dagster home of the test's own, for a `dagster` child process."""
+    config = {
+        "storage": {"landing_root": str(tmp_path / "landing"), "lake_root": str(tmp_path / "lake")},
+        "spark": {"master": "local[2]", "shuffle_partitions": 2, "ui_enabled": False},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return {**os.environ, "BATCH_PLATFORM_CONFIG": str(tmp_path / "config.yaml"), "DAGSTER_HOME": str(home)}
+
+
+def test_dagster_asset_materialize_writes_one_quarter(tmp_path):
+    manifest = generate_landing(tmp_path / "landing", first_quarter="2024-Q1", last_quarter="2024-Q2", customers=40, seed=3)
+    dagster = str(Path(sys.executable).parent / "dagster")
+    out = subprocess.run(
+        [dagster, "asset", "materialize", "-m", "batch_platform.definitions",
+         "--select", "bronze/operational", "--partition", "2024-04-01"],
+        cwd=ROOT, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    written = pd.read_parquet(tmp_path / "lake" / "bronze" / "operational" / "quarter=2024-Q2")
+    assert len(written) == manifest["rows_by_source_quarter"]["operational"]["2024-Q2"] > 0
+    assert set(written["_batch_id"]) == {"2024-Q2"}
+    assert not (tmp_path / "lake" / "bronze" / "operational" / "quarter=2024-Q1").exists()
+
+
+def test_quarters_lists_labels_with_their_keys(capsys):
+    assert main(["quarters"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2024-Q1  2024-01-01"
+    assert "2025-Q4  2025-10-01" in lines
+
+
+@pytest.mark.parametrize("bad", ["2024-Q5", "2024-02-01", "Q1"])
+def test_a_mistyped_quarter_is_refused_by_name(bad, capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--from", bad])
+    assert f"'{bad}' is not a quarter" in capsys.readouterr().err

@@ -1,0 +1,122 @@
+"""The asset graph as Dagster loads it: an accidental change to keys, groups, partitions or
+dependencies fails here loudly."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from batch_platform.definitions import defs
+from batch_platform.partitions import quarterly
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED = {
+    "bronze": {"bronze/operational", "bronze/logs", "bronze/external"},
+    "silver": {
+        "silver/operational_events", "silver/operational_events_quarantine",
+        "silver/interaction_logs", "silver/interaction_logs_quarantine",
+        "silver/partner_scores", "silver/partner_scores_quarantine",
+    },
+    "gold": {"gold/customer_features", "gold/churn_labels", "gold/training_set"},
+}
+UPSTREAM = {
+    "silver/operational_events": {"bronze/operational"},
+    "silver/interaction_logs": {"bronze/logs"},
+    "silver/partner_scores": {"bronze/external"},
+    "gold/customer_features": {"silver/operational_events", "silver/interaction_logs", "silver/partner_scores"},
+    "gold/churn_labels": {"silver/operational_events", "gold/customer_features"},
+    "gold/training_set": {"gold/customer_features", "gold/churn_labels"},
+}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def _name(key: dg.AssetKey) -> str:
+    return "/".join(key.path)
+
+
+def test_every_table_is_an_asset_in_its_layer_group(graph):
+    found = {_name(key): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert set(found) == set().union(*EXPECTED.values())
+    for group, keys in EXPECTED.items():
+        assert {k for k, g in found.items() if g == group} == keys
+
+
+def test_every_asset_is_quarterly_single_run_and_explains_itself(graph):
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def == quarterly, _name(key)
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), _name(key)
+        assert node.description, _name(key)
+        assert {"spark", "parquet", "pandera"} <= set(node.kinds), _name(key)
+        assert node.code_version, _name(key)
+        assert "dagster/column_schema" in node.metadata, _name(key)
+
+
+def test_dependencies_follow_the_contract(graph):
+    for child, parents in UPSTREAM.items():
+        key = dg.AssetKey(child.split("/"))
+        assert parents <= {_name(p) for p in graph.get(key).parent_keys}, child
+
+
+def test_features_read_the_lookback_and_labels_read_their_own_quarter(graph):
+    features = graph.get(dg.AssetKey(["gold", "customer_features"]))
+    events = dg.AssetKey(["silver", "operational_events"])
+    keys = features.partition_mapping_for_parent(events) if hasattr(features, "partition_mapping_for_parent") else None
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job is not None
+    mapping = graph.get_partition_mapping(features.key, events)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        quarterly.subset_with_partition_keys(["2025-10-01"]), quarterly, quarterly
+    ).partitions_subset.get_partition_keys()
+    assert sorted(upstream) == ["2024-10-01", "2025-01-01", "2025-04-01", "2025-07-01"]
+    labels_mapping = graph.get_partition_mapping(dg.AssetKey(["gold", "churn_labels"]), events)
+    assert labels_mapping.get_upstream_mapped_partitions_result_for_partitions(
+        quarterly.subset_with_partition_keys(["2025-10-01"]), quarterly, quarterly
+    ).partitions_subset.get_partition_keys() == ["2025-10-01"]
+    del keys
+
+
+def test_jobs_run_in_process():
+    job = defs.resolve_job_def("all_assets_job")
+    assert job.executor_def.name == dg.in_process_executor.name
+    assert job.partitions_def == quarterly
+
+
+def test_importing_the_definitions_starts_no_spark():
+    probe = textwrap.dedent(
+        """
+        import batch_platform.definitions
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+        assert SparkContext._gateway is None and SparkContext._active_spark_context is None
+        assert SparkSession.getActiveSession() is None
+        print("no spark")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "no spark" in out.stdout
+
+
+def test_the_code_location_loads_cleanly_in_dagster(tmp_path):
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, env={**_env(), "DAGSTER_HOME": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Validation successful" in out.stdout + out.stderr
+
+
+def _env():
+    import os
+
+    return dict(os.environ)
