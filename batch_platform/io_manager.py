@@ -32,10 +32,12 @@ from pyspark.sql import functions as F
 
 from batch_platform.partitions import to_label
 from batch_platform.schemas import schema_for
-from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_schema, table_schema
+from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_schema, table_schema, validate_frame
 from batch_platform.storage import HadoopFS
 
 PREVIEW_ROWS = 10
+COLUMN_LINEAGE = "dagster/column_lineage"
+"""Declared on an asset's definition; copied onto each materialisation, where the UI reads it."""
 ALLOW_MISSING = "allow_missing_partitions"
 """Input metadata key: read a never-materialised quarter as empty instead of failing."""
 
@@ -91,11 +93,15 @@ class LakeIOManager(dg.ConfigurableIOManager):
         )
 
     def _validate(self, df: DataFrame, model: type[pa.DataFrameModel], table: str) -> None:
-        errors = model.validate(df).pandera.errors
-        if errors:
+        violations, total = validate_frame(df, model)
+        if violations:
             raise dg.Failure(
-                description=failure_report(df, model, errors, table),
-                metadata={"pandera_errors": dg.MetadataValue.json(_plain(errors))},
+                description=failure_report(table, violations, total),
+                metadata={
+                    "failed_checks": dg.MetadataValue.json(
+                        [{"column": v.column, "check": v.check, "failing_rows": v.failing_rows, "detail": v.detail} for v in violations]
+                    )
+                },
             )
 
     def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], model) -> None:
@@ -129,13 +135,15 @@ class LakeIOManager(dg.ConfigurableIOManager):
             fs.delete(run.path)
 
     def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows, model) -> None:
-        context.add_output_metadata(
-            {
-                "dagster/column_schema": table_schema(model),
-                "table": table_name(context.asset_key),
-                "quarters": ", ".join(quarters),
-            }
-        )
+        described = {
+            "dagster/column_schema": table_schema(model),
+            "table": table_name(context.asset_key),
+            "quarters": ", ".join(quarters),
+        }
+        lineage = (context.definition_metadata or {}).get(COLUMN_LINEAGE)
+        if lineage is not None:
+            described[COLUMN_LINEAGE] = lineage
+        context.add_output_metadata(described)
         step = context.step_context
         for quarter in quarters:
             part = df.filter(F.col(PARTITION_COLUMN) == quarter).drop(PARTITION_COLUMN)
@@ -203,11 +211,3 @@ def _cell(value):
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return str(value)
-
-
-def _plain(node):
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_plain(v) for v in node]
-    return node if isinstance(node, (str, int, float, bool)) or node is None else str(node)

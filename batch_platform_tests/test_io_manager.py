@@ -74,26 +74,48 @@ def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert "test/widgets: Pandera validation failed" in failure.description
-    assert "column 'value', check greater_than_or_equal_to(0)" in failure.description
+    assert "column 'value', check greater_than_or_equal_to(0): 3 of 6 rows fail" in failure.description
     assert "3 of 6 rows fail" in failure.description
     assert "nothing was written" in failure.description
     pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1"), before)
     assert not (Path(platform_config.lake_root) / TABLE / "_staging").exists()
 
 
-def test_row_rules_and_uniqueness_are_counted(spark, resources):
-    from batch_platform.schemas.base import failure_report
-    from batch_platform_tests.lake_fixtures import Widgets, widget_rows
+def test_row_rules_nulls_and_uniqueness_are_counted_in_one_pass(spark):
     from pyspark.sql import functions as F
+
+    from batch_platform.schemas.base import failure_report, validate_frame
+    from batch_platform_tests.lake_fixtures import Widgets, widget_rows
 
     frame = widget_rows(spark, "2024-Q1", 5)
     frame = frame.unionByName(frame.limit(2)).withColumn(
         "seen_at", F.when(F.col("widget_id") == "2024-Q1-4", F.lit("2024-04-01 00:00:00").cast("timestamp")).otherwise(F.col("seen_at"))
-    )
-    errors = Widgets.validate(frame).pandera.errors
-    report = failure_report(frame, Widgets, errors, "test/widgets")
-    assert "check widgets_seen_before_quarter_end (DATAFRAME_CHECK): 1 of 7 rows fail" in report
-    assert "check unique" in report and "2 of 7 rows fail" in report
+    ).withColumn("widget_id", F.when(F.col("value") == 3.0, F.lit(None)).otherwise(F.col("widget_id"))).cache()
+    violations, total = validate_frame(frame, Widgets)
+    found = {(v.column, v.check): v.failing_rows for v in violations}
+    assert total == 7
+    assert found == {
+        ("", "widgets_seen_before_quarter_end"): 1,
+        ("widget_id", "not_nullable"): 1,
+        ("", "unique (quarter, widget_id)"): 2,
+    }
+    report = failure_report("test/widgets", violations, total)
+    assert "table, check widgets_seen_before_quarter_end: 1 of 7 rows fail" in report
+    assert "column 'widget_id', check not_nullable: 1 of 7 rows fail" in report
+
+
+def test_structural_errors_are_reported_by_pandera(spark):
+    from batch_platform.schemas.base import validate_frame
+    from batch_platform_tests.lake_fixtures import Widgets, widget_rows
+
+    from pyspark.sql import functions as F
+
+    frame = widget_rows(spark, "2024-Q1", 3).withColumn("value", F.col("value").cast("int"))
+    frame = frame.withColumn("surplus", F.col("widget_id"))
+    violations, _ = validate_frame(frame, Widgets)
+    checks = {v.check for v in violations}
+    assert "dtype('DoubleType()')" in checks and "column_in_schema" in checks
+    assert all(v.failing_rows is None and v.detail for v in violations)
 
 
 def test_rerun_replaces_exactly_that_quarter(resources, platform_config):
