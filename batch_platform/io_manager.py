@@ -30,6 +30,7 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform.lineage import lineage_for
 from batch_platform.partitions import to_label
 from batch_platform.schemas import schema_for
 from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_schema, table_schema, validate_frame
@@ -37,7 +38,6 @@ from batch_platform.storage import HadoopFS
 
 PREVIEW_ROWS = 10
 COLUMN_LINEAGE = "dagster/column_lineage"
-"""Declared on an asset's definition; copied onto each materialisation, where the UI reads it."""
 ALLOW_MISSING = "allow_missing_partitions"
 """Input metadata key: read a never-materialised quarter as empty instead of failing."""
 
@@ -140,7 +140,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             "table": table_name(context.asset_key),
             "quarters": ", ".join(quarters),
         }
-        lineage = (context.definition_metadata or {}).get(COLUMN_LINEAGE)
+        lineage = lineage_for(table_name(context.asset_key))
         if lineage is not None:
             described[COLUMN_LINEAGE] = lineage
         context.add_output_metadata(described)

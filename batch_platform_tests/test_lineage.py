@@ -1,0 +1,47 @@
+"""Column lineage: every silver and gold column that is computed traces back to bronze columns."""
+
+import dagster as dg
+import pytest
+
+from batch_platform.lineage import lineage_for
+from batch_platform.schemas import TABLE_SCHEMAS
+from batch_platform.schemas.bronze import SOURCE_COLUMNS
+
+FROM_PARTITION = {"quarter", "feature_cutoff", "label_window_start", "label_window_end"}
+
+
+def _bronze_roots(table: str, column: str) -> set[tuple[str, str]]:
+    if table.startswith("bronze/"):
+        return {(table, column)}
+    lineage = lineage_for(table)
+    deps = lineage.deps_by_column.get(column, []) if lineage else []
+    roots: set[tuple[str, str]] = set()
+    for dep in deps:
+        roots |= _bronze_roots("/".join(dep.asset_key.path), dep.column_name)
+    return roots
+
+
+@pytest.mark.parametrize("table", [t for t in TABLE_SCHEMAS if not t.startswith("bronze/")])
+def test_every_computed_column_has_lineage_to_existing_columns(table):
+    lineage = lineage_for(table)
+    assert isinstance(lineage, dg.TableColumnLineage)
+    columns = set(TABLE_SCHEMAS[table].to_schema().columns)
+    assert columns - FROM_PARTITION <= set(lineage.deps_by_column) <= columns - {"quarter"}
+    for deps in lineage.deps_by_column.values():
+        for dep in deps:
+            upstream = "/".join(dep.asset_key.path)
+            assert dep.column_name in TABLE_SCHEMAS[upstream].to_schema().columns, (upstream, dep.column_name)
+
+
+@pytest.mark.parametrize(
+    "column, roots",
+    [
+        ("partner_score", {("bronze/external", "partner_score"), ("bronze/external", "_ingest_date")}),
+        ("log_event_count", {("bronze/logs", c) for c in SOURCE_COLUMNS["logs"]}),
+        ("amount_90d", {("bronze/operational", "event_time"), ("bronze/operational", "amount")}),
+        ("label", {("bronze/operational", "customer_id"), ("bronze/operational", "event_time")}),
+        ("split", {("bronze/operational", "customer_id")}),
+    ],
+)
+def test_a_training_set_column_traces_back_to_bronze(column, roots):
+    assert _bronze_roots("gold/training_set", column) == roots
