@@ -52,3 +52,7 @@ def resources(spark, platform_config):
     from batch_platform.resources import build_resources
 
     return build_resources(platform_config)
+
+
+# A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
+from batch_platform_tests.webserver_fixtures import dagster_ui, ui_backfill, ui_materialized  # noqa: E402, F401

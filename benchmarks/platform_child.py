@@ -19,13 +19,22 @@ command line, `batch_platform.cli.main`, exactly as the `batch-platform` script 
 | `io.handle_output` | `LakeIOManager.handle_output` | all of the above for one output, plus the per-quarter row count |
 | `compute.forced` | see below | computing a persisted frame |
 
-**Why `compute.forced`.** The platform persists a frame and its *first* action is a validation or
-metadata job, which therefore also computes the whole frame (reading bronze, parsing, dedup…).
-Charging that to Pandera would overstate it badly. So, before a wrapped function receives a
-persisted frame, the wrapper runs one `count()` on it and books that as `compute.forced`: the
-frame is computed and cached once, as the platform would have done inside its first check, and
-the wrapped phase then measures only its own jobs over the cached frame. Set `BENCH_NO_FORCE=1`
-to turn this off (the phases then include the computation they trigger).
+**Why `compute.forced`.** Silver persists its flagged frame and gold its features and labels, and
+the *first* action on each is a metadata job (`reconcile`, `feature_stats`, `_label_counts`),
+which therefore also computes the whole frame (reading bronze, parsing, dedup, the joins…).
+Charging that to metadata would overstate it badly. So, before one of these receives a persisted
+frame, the wrapper runs one `count()` on it and books that as `compute.forced`: the frame is
+computed and cached once, as the platform would have done inside its first metadata job, and the
+wrapped phase then measures only its own jobs over the cached frame. (The IO manager needs no such
+help: `handle_output` computes the frame first, with its per-quarter row count, and logs the
+phases itself as `io_seconds/*` metadata, which the harness reads from the run's event log.) Set
+`BENCH_NO_FORCE=1` to turn forcing off.
+
+**Ablation.** `BENCH_ABLATE=validate,record` replaces `LakeIOManager._validate` and `_record` by
+no-ops in this process, so the harness can time the same backfill without Pandera and without the
+IO manager's metadata (`--with-ablation`). It is a measurement device, not a platform feature:
+the platform offers no switch for it (and Pandera's own `PANDERA_VALIDATION_ENABLED=False`
+breaks its validation code, see FINDINGS.md).
 
 The phases are written as JSON (wall-clock intervals, `time.time()`) to `$BENCH_PHASES_OUT`, so
 the harness can place them inside the Dagster steps and match them to Spark jobs in the event log.
@@ -102,18 +111,33 @@ def _output_label(self, context, *args, **kwargs) -> dict:
     return {"asset": context.asset_key.to_user_string(), "step": context.step_key}
 
 
+def _ablate(manager) -> None:
+    """`BENCH_ABLATE=validate,record`: replace those IO-manager phases by no-ops (measurement only)."""
+    wanted = {name.strip() for name in os.environ.get("BENCH_ABLATE", "").split(",") if name.strip()}
+    for name in sorted(wanted):
+        method = f"_{name}"
+        if not callable(getattr(manager, method, None)):
+            MISSING.append(f"ablate {method}")
+            continue
+        setattr(manager, method, lambda self, *args, **kwargs: None)
+        HOOKS.append(f"LakeIOManager.{method} -> no-op (ablation)")
+
+
 def install() -> None:
     """Wrap the platform's phases with timers (import order: before the definitions load)."""
     from batch_platform import io_manager
     from batch_platform.assets import gold, silver
 
     manager = io_manager.LakeIOManager
+    _ablate(manager)
     # Method args: (self, df, model, table) for _validate, (self, context, df, ...) for _record.
     _patch(manager, "handle_output", "io.handle_output", describe=_output_label)
     _patch(manager, "load_input", "io.load_input", describe=_output_label)
-    _patch(manager, "_validate", "pandera.validate", force_args=(1,), describe=lambda s, df, m, t, *a, **k: {"table": t})
+    # No forcing for the IO manager's phases: handle_output computes the frame first itself (its
+    # per-quarter row count, logged as `io_seconds/compute`).
+    _patch(manager, "_validate", "pandera.validate", describe=lambda s, df, m, t, *a, **k: {"table": t})
     _patch(manager, "_write", "io.write")
-    _patch(manager, "_record", "metadata.record", force_args=(2,))
+    _patch(manager, "_record", "metadata.record")
     _patch(silver, "reconcile", "metadata.reconcile", force_args=(0,))
     _patch(gold, "feature_stats", "metadata.feature_stats", force_args=(0,))
     _patch(gold, "_label_counts", "metadata.label_counts", force_args=(0,))

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class ContenderError(RuntimeError):
@@ -38,6 +39,10 @@ class ProcResult:
     peak_rss_bytes: int
     peak_by_process: dict[str, int] = field(default_factory=dict)
     """RSS per process (`<comm>:<pid>`) at the moment the tree's total peaked."""
+    cpu_s: float = 0.0
+    """User + system CPU seconds of the tree (each process's last sample): less sensitive than wall
+    time to other work on a shared machine."""
+    cpu_by_process: dict[str, float] = field(default_factory=dict)
     samples: int = 0
     timed_out: bool = False
     stdout: str = ""
@@ -55,9 +60,16 @@ class ProcResult:
         return "\n".join(out)
 
 
-def _proc_table() -> dict[int, tuple[int, str, int]]:
-    """pid -> (ppid, comm, rss bytes) for every process visible in /proc."""
-    table: dict[int, tuple[int, str, int]] = {}
+def _proc_table() -> dict[int, tuple[int, str, int, tuple, float]]:
+    """pid -> (ppid, comm, rss bytes, memory identity, cpu seconds) for every process in /proc.
+
+    The identity (the address-space layout) tells a child that shares its parent's memory apart:
+    the JVM starts helpers (Hadoop's `chmod`, …) with vfork/posix_spawn, and until the exec such a
+    child reports the JVM's whole RSS as its own; counting it would double the JVM. A child forked
+    without exec (PySpark's daemon workers) has the same layout and shares its pages copy-on-write,
+    so it is skipped too; an exec'ed child (the JVM under the driver) has its own layout and counts.
+    """
+    table: dict[int, tuple[int, str, int, tuple, float]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -70,26 +82,32 @@ def _proc_table() -> dict[int, tuple[int, str, int]]:
             fields = stat[stat.rindex(")") + 2 :].split()
             ppid = int(fields[1])
             rss_pages = int(fields[21])
+            # start_code, end_code, start_stack, start_data, env_start: fixed for the life of an
+            # address space (unlike vsize and rss, which move between two reads of /proc).
+            identity = (fields[22], fields[23], fields[25], fields[41], fields[45])
+            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         except (OSError, ValueError, IndexError):
             continue
-        table[pid] = (ppid, comm, rss_pages * PAGE_SIZE)
+        table[pid] = (ppid, comm, rss_pages * PAGE_SIZE, identity, cpu)
     return table
 
 
-def tree_rss(root: int) -> dict[str, int]:
-    """RSS of `root` and all its descendants, keyed `<comm>:<pid>`."""
+def tree_usage(root: int) -> dict[str, tuple[int, float]]:
+    """(RSS bytes, CPU seconds) of `root` and all its descendants, keyed `<comm>:<pid>`."""
     if os.path.isdir("/proc"):
         table = _proc_table()
         children: dict[int, list[int]] = {}
-        for pid, (ppid, _, _) in table.items():
+        for pid, (ppid, *_) in table.items():
             children.setdefault(ppid, []).append(pid)
-        out: dict[str, int] = {}
+        out: dict[str, tuple[int, float]] = {}
         stack = [root]
         while stack:
             pid = stack.pop()
             if pid in table:
-                _, comm, rss = table[pid]
-                out[f"{comm}:{pid}"] = rss
+                ppid, comm, rss, identity, cpu = table[pid]
+                parent = table.get(ppid)
+                if pid == root or parent is None or parent[3] != identity:
+                    out[f"{comm}:{pid}"] = (rss, cpu)
             stack.extend(children.get(pid, ()))
         return out
     try:  # pragma: no cover - only where /proc is missing (macOS)
@@ -104,7 +122,8 @@ def tree_rss(root: int) -> dict[str, int]:
     out = {}
     for p in procs:  # pragma: no cover
         try:
-            out[f"{p.name()}:{p.pid}"] = p.memory_info().rss
+            times = p.cpu_times()
+            out[f"{p.name()}:{p.pid}"] = (p.memory_info().rss, times.user + times.system)
         except psutil.Error:
             pass
     return out
@@ -115,22 +134,25 @@ class _Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak, self.at_peak, self.samples = 0, {}, 0
-        self._stop = threading.Event()
+        self.cpu: dict[str, float] = {}
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.sample()
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def sample(self) -> None:
-        rss = tree_rss(self.pid)
+        usage = tree_usage(self.pid)
         self.samples += 1
-        total = sum(rss.values())
+        total = sum(rss for rss, _ in usage.values())
+        for key, (_, cpu) in usage.items():
+            self.cpu[key] = cpu
         if total > self.peak:
-            self.peak, self.at_peak = total, rss
+            self.peak, self.at_peak = total, {key: rss for key, (rss, _) in usage.items()}
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 
@@ -179,6 +201,8 @@ def run_measured(
         wall_s=wall,
         peak_rss_bytes=sampler.peak,
         peak_by_process=dict(sorted(sampler.at_peak.items(), key=lambda kv: -kv[1])),
+        cpu_s=round(sum(sampler.cpu.values()), 2),
+        cpu_by_process={k: round(v, 2) for k, v in sorted(sampler.cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05},
         samples=sampler.samples,
         timed_out=timed_out,
         stdout=str(out_path),

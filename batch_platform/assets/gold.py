@@ -22,6 +22,8 @@ Interpretations where SPEC.md is silent (also in docs/gold_readme_sections.md):
   it never does; the guard makes the point-in-time rule hold by construction);
 - amounts are summed as DECIMAL(38, 10) and converted back to double, so sums do not depend on
   Spark's summation order (a single-run backfill equals quarter-by-quarter runs to the bit);
+  avg_amount is that sum divided by txn_count. An amount beyond 10^28 fails the step (ANSI
+  overflow) rather than being summed wrongly;
 - `amount_90d` and `txn_count_90d` are 0 when no event falls in the 90 days; `log_event_count` is
   0 (not null) for a customer with no interaction log in the lookback;
 - partner score: latest as_of_date before C; ties (same date in two partitions) — highest score,
@@ -42,7 +44,7 @@ from batch_platform.config import platform_config
 from batch_platform.io_manager import ALLOW_MISSING
 from batch_platform.partitions import quarter_start, quarterly, shift, to_label
 from batch_platform.resources import BatchSettings
-from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col, table_schema
+from batch_platform.schemas.base import PARTITION_COLUMN, column_lineage, quarter_start_col, table_schema
 from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
 
 CODE_VERSION = "1"
@@ -135,7 +137,7 @@ def compute_customer_features(
     base = ev.groupBy(PARTITION_COLUMN, "customer_id", "feature_cutoff").agg(
         F.count(F.lit(1)).alias("txn_count"),
         amount_sum.cast("double").alias("total_amount"),
-        (amount_sum / F.count(F.lit(1))).cast("double").alias("avg_amount"),
+        (amount_sum.cast("double") / F.count(F.lit(1))).alias("avg_amount"),
         F.count_distinct(F.to_date("event_time")).alias("active_days"),
         F.min("event_time").alias("first_activity_ts"),
         F.max("event_time").alias("last_activity_ts"),
@@ -258,10 +260,53 @@ def unmatched_customers(features: DataFrame, labels: DataFrame) -> dict[str, dic
     return {row[PARTITION_COLUMN]: {"features_only": row["features_only"], "labels_only": row["labels_only"]} for row in rows}
 
 
+# ------------------------------------------------------------------------------ column lineage
+_EVENTS, _LOGS, _SCORES = (f"silver/{t}" for t in ("operational_events", "interaction_logs", "partner_scores"))
+_FEATURES, _LABELS = "gold/customer_features", "gold/churn_labels"
+_EVENT_KEY = [(_EVENTS, "customer_id"), (_EVENTS, "event_time"), (_EVENTS, "amount")]
+FEATURES_LINEAGE = column_lineage(
+    {
+        "customer_id": [(_EVENTS, "customer_id")],
+        "feature_cutoff": [],
+        "txn_count": _EVENT_KEY,
+        "total_amount": _EVENT_KEY,
+        "avg_amount": _EVENT_KEY,
+        "active_days": _EVENT_KEY,
+        "first_activity_ts": [(_EVENTS, "event_time")],
+        "last_activity_ts": [(_EVENTS, "event_time")],
+        "recency_days": [(_EVENTS, "event_time")],
+        "tenure_days": [(_EVENTS, "event_time")],
+        "txn_count_90d": _EVENT_KEY,
+        "amount_90d": _EVENT_KEY,
+        "distinct_channels": [*_EVENT_KEY, (_EVENTS, "channel")],
+        "log_event_count": [(_LOGS, "customer_id"), (_LOGS, "log_event_type"), (_LOGS, "log_timestamp")],
+        "partner_score": [(_SCORES, "customer_id"), (_SCORES, "partner_score"), (_SCORES, "as_of_date")],
+        "partner_segment": [
+            (_SCORES, "customer_id"), (_SCORES, "partner_segment"), (_SCORES, "partner_score"), (_SCORES, "as_of_date")
+        ],
+    }
+)
+LABELS_LINEAGE = column_lineage(
+    {
+        "customer_id": [(_FEATURES, "customer_id")],
+        "label": [(_FEATURES, "customer_id"), (_EVENTS, "customer_id"), (_EVENTS, "event_time")],
+        "label_window_start": [],
+        "label_window_end": [],
+    }
+)
+TRAINING_LINEAGE = column_lineage(
+    {
+        **{column: [(_FEATURES, column)] for column in FEATURE_COLUMNS},
+        **{column: [(_LABELS, column)] for column in ("label", "label_window_start", "label_window_end")},
+        "split": [(_FEATURES, "customer_id")],
+    }
+)
+
+
 # ------------------------------------------------------------------------------------ metadata
-def feature_stats(features: DataFrame) -> dict[str, list[dict]]:
-    """Per quarter and numeric feature: null rate, min, mean, max (one aggregation)."""
-    aggs = []
+def feature_stats(features: DataFrame) -> dict[str, dict]:
+    """Per quarter: customers, and per numeric feature null rate, min, mean, max (one aggregation)."""
+    aggs = [F.count(F.lit(1)).alias("customers")]
     for name in NUMERIC_FEATURES:
         col = F.col(name).cast("double")
         aggs += [
@@ -272,16 +317,19 @@ def feature_stats(features: DataFrame) -> dict[str, list[dict]]:
         ]
     result = {}
     for row in features.groupBy(PARTITION_COLUMN).agg(*aggs).collect():
-        result[row[PARTITION_COLUMN]] = [
-            {
-                "feature": name,
-                "null_rate": row[f"{name}__null_rate"],
-                "min": row[f"{name}__min"],
-                "mean": row[f"{name}__mean"],
-                "max": row[f"{name}__max"],
-            }
-            for name in NUMERIC_FEATURES
-        ]
+        result[row[PARTITION_COLUMN]] = {
+            "customers": row["customers"],
+            "features": [
+                {
+                    "feature": name,
+                    "null_rate": row[f"{name}__null_rate"],
+                    "min": row[f"{name}__min"],
+                    "mean": row[f"{name}__mean"],
+                    "max": row[f"{name}__max"],
+                }
+                for name in NUMERIC_FEATURES
+            ],
+        }
     return result
 
 
@@ -362,7 +410,11 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "90-day figures, channels, interaction-log count and the latest partner score. Never reads silver Q. "
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
-        metadata={"dagster/column_schema": table_schema(CustomerFeatures), "lookback_quarters": lookback},
+        metadata={
+            "dagster/column_schema": table_schema(CustomerFeatures),
+            "dagster/column_lineage": FEATURES_LINEAGE,
+            "lookback_quarters": lookback,
+        },
         **_ASSET_ARGS,
     )
     def customer_features(
@@ -383,7 +435,6 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
             row[PARTITION_COLUMN]: row["count"] for row in operational_events.groupBy(PARTITION_COLUMN).count().collect()
         }
         stats = feature_stats(frame)
-        customers = {row[PARTITION_COLUMN]: row["count"] for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
         for key, label in quarters:
             history = lookback_quarters(label, lookback)
             readable = [q for q in history if q in set(loaded["operational_events"])]
@@ -394,7 +445,7 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
                     "materialised; the features of this quarter see no events from it"
                 )
             metadata = {
-                "customers": dg.MetadataValue.int(int(customers.get(label, 0))),
+                "customers": dg.MetadataValue.int(int(stats.get(label, {}).get("customers", 0))),
                 "feature_cutoff": dg.MetadataValue.text(quarter_start(label).isoformat()),
                 "lookback_quarters_read": dg.MetadataValue.json(readable),
                 "lookback_quarters_before_first": dg.MetadataValue.json([q for q in history if q not in readable]),
@@ -402,7 +453,7 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
                 "silver_events_read": dg.MetadataValue.int(int(sum(source_rows.get(q, 0) for q in readable))),
             }
             if label in stats:
-                metadata["feature_stats"] = _stats_table(stats[label])
+                metadata["feature_stats"] = _stats_table(stats[label]["features"])
             context.add_asset_metadata(metadata, partition_key=key)
         return frame
 
@@ -417,7 +468,7 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "silver partition Q with event_time in [C, C + W), else 0 (C = start of Q, W = prediction window). "
             "The only gold figure that uses events at or after C. SPEC.md, 'Gold: point-in-time ML tables'."
         ),
-        metadata={"dagster/column_schema": table_schema(ChurnLabels)},
+        metadata={"dagster/column_schema": table_schema(ChurnLabels), "dagster/column_lineage": LABELS_LINEAGE},
         **_ASSET_ARGS,
     )
     def churn_labels(
@@ -454,7 +505,7 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "deterministic function of customer_id alone (SHA-256 bucket below batch.eval_fraction → eval). "
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
-        metadata={"dagster/column_schema": table_schema(TrainingSet)},
+        metadata={"dagster/column_schema": table_schema(TrainingSet), "dagster/column_lineage": TRAINING_LINEAGE},
         **_ASSET_ARGS,
     )
     def training_set(

@@ -5,7 +5,8 @@ bronze partition of the same quarter. The transformations are plain functions on
 (`flag`, `silver_rows`, `quarantine_rows`, `reconcile`), so tests run them on a handful of rows as
 well as through Dagster.
 
-Parsing (after trimming white space at both ends, tabs and line breaks included):
+Parsing (after trimming white space at both ends: any Unicode white space, so tabs, line breaks
+and no-break spaces too):
 - customer_id: empty → invalid.
 - timestamps: exactly `YYYY-MM-DD`, or `YYYY-MM-DD` + (` ` or `T`) + `HH:MM:SS`, optionally
   followed by a fraction of 1 to 9 digits, then optionally `Z` or `±HH:MM`. A bare date is
@@ -57,13 +58,18 @@ from batch_platform.assets.bronze import quarters_key
 from batch_platform.partitions import quarterly, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, quarter_end_col, table_schema
 from batch_platform.schemas.bronze import METADATA_COLUMNS, SOURCE_COLUMNS
-from batch_platform.schemas.silver import DEDUP_KEYS, QUARANTINE_MODELS, REJECT_REASONS, SILVER_MODELS
+from batch_platform.schemas.silver import (
+    DEDUP_KEYS,
+    QUARANTINE_MODELS,
+    REJECT_REASONS,
+    SILVER_MODELS,
+    WHITESPACE_EDGES,
+)
 
 CODE_VERSION = "1"
 PARSED = "_parsed"
 REJECT_REASON = "_reject_reason"
 
-WHITESPACE_EDGES = r"^\s+|\s+$"
 TIMESTAMP_SHAPE = r"^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?)?$"
 CANONICAL_TIMESTAMP = "yyyy-MM-dd HH:mm:ss.SSSSSSXXX"
 NUMBER_SHAPE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"

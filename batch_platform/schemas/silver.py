@@ -30,7 +30,9 @@ from pyspark.sql import functions as F
 from batch_platform.schemas.base import LakeTable, quarter_end_col, quarter_start_col, row_rule
 from batch_platform.schemas.bronze import BronzeExternal, BronzeLogs, BronzeOperational
 
-TRIMMED_NON_EMPTY = r"^\S(.*\S)?$"
+WHITESPACE_EDGES = r"(?U)^\s+|\s+$"
+"""White space at either end of a value: any Unicode white space (tabs, line breaks, no-break
+spaces), which is what silver trims."""
 
 REJECT_REASONS: dict[str, tuple[str, ...]] = {
     "operational_events": (
@@ -73,10 +75,15 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
 does not require it, so a log row without a type is valid (its NULL type is one key value)."""
 
 
-def _normalised(column: str) -> Column:
-    """Trimmed, lower case and not empty (NULL passes: nullability is the field's own check)."""
+def _trimmed(column: str) -> Column:
+    """Trimmed and not empty (NULL passes: nullability is the field's own check)."""
     value = F.col(column)
-    return (value == F.lower(F.regexp_replace(value, r"^\s+|\s+$", ""))) & (F.length(value) > 0)
+    return (value == F.regexp_replace(value, WHITESPACE_EDGES, "")) & (F.length(value) > 0)
+
+
+def _normalised(column: str) -> Column:
+    """Trimmed, not empty and lower case."""
+    return _trimmed(column) & (F.col(column) == F.lower(F.col(column)))
 
 
 def _category(description: str):
@@ -84,11 +91,7 @@ def _category(description: str):
 
 
 def _customer_id():
-    return pa.Field(
-        nullable=False,
-        str_matches=TRIMMED_NON_EMPTY,
-        description="Customer identifier, white space trimmed; never empty.",
-    )
+    return pa.Field(nullable=False, description="Customer identifier, white space trimmed; never empty.")
 
 
 class SilverOperationalEvents(LakeTable):
@@ -105,6 +108,7 @@ class SilverOperationalEvents(LakeTable):
     currency: T.StringType() = _category("Currency code.")
     channel: T.StringType() = _category("Channel of the event.")
 
+    _customer_id_trimmed = row_rule("silver_operational_customer_id_trimmed", lambda: _trimmed("customer_id"))
     _event_time_before_end = row_rule(
         "silver_event_time_before_quarter_end", lambda: F.col("event_time") < quarter_end_col()
     )
@@ -128,6 +132,7 @@ class SilverInteractionLogs(LakeTable):
         "the end of the quarter; may be earlier than its start (late arrival).",
     )
 
+    _customer_id_trimmed = row_rule("silver_logs_customer_id_trimmed", lambda: _trimmed("customer_id"))
     _log_timestamp_before_end = row_rule(
         "silver_log_timestamp_before_quarter_end", lambda: F.col("log_timestamp") < quarter_end_col()
     )
@@ -152,6 +157,7 @@ class SilverPartnerScores(LakeTable):
         description="The day the score arrived (the landing folder date, bronze `_ingest_date`).",
     )
 
+    _customer_id_trimmed = row_rule("silver_scores_customer_id_trimmed", lambda: _trimmed("customer_id"))
     _as_of_date_in_quarter = row_rule(
         "silver_as_of_date_in_quarter",
         lambda: (F.col("as_of_date").cast("timestamp") >= quarter_start_col())

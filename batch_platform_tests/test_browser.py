@@ -1,0 +1,237 @@
+"""The Dagster UI in headless Chromium, against the live webserver of `webserver_fixtures.py`.
+
+The instance it looks at holds what the UI's own launches wrote (`ui_materialized`: a backfill of
+bronze → silver for 2024-Q1…2024-Q2, then gold of 2024-Q2), so the pages show real
+materializations. The tests open the global asset graph and `gold/training_set`'s page, check
+that what a person reads there is what the lake holds, and save screenshots.
+
+Needs Debian's Chromium (`apt-get install -y chromium`, binary /usr/bin/chromium) and the
+`playwright` Python package (the `dev` extra); Playwright's own browser download is never used.
+Without them the tests are skipped — except under CI (`CI=true`), where they fail.
+
+Screenshots go to the test's temp dir; with `BATCH_PLATFORM_SCREENSHOTS=docs/screenshots`
+(relative to the repository, or absolute) they are also written there, which is how the README's
+screenshots are made:
+
+    BATCH_PLATFORM_SCREENSHOTS=docs/screenshots .venv/bin/pytest -m browser
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batch_platform.partitions import to_key
+from batch_platform_tests.webserver_fixtures import ALL_ASSET_KEYS, QUARTERS, ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # resolve no name but loopback: the browser cannot reach anything else
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+INSTALL_HINT = (
+    "`apt-get install -y chromium` (the tests use /usr/bin/chromium) and `.venv/bin/pip install playwright` "
+    "(or `pip install -e '.[dev]'`); `playwright install` is not needed"
+)
+VIEWPORT = {"width": 1800, "height": 1100}
+PAGE_TIMEOUT_MS = 90_000  # one page load on a loaded 2-core machine (the UI fetches a lot of GraphQL)
+Q2 = QUARTERS[-1]
+Q2_KEY = to_key(Q2)  # 2024-04-01
+
+
+def _missing_browser() -> list[str]:
+    missing = []
+    if not (CHROMIUM.exists() and os.access(CHROMIUM, os.X_OK)):
+        missing.append(f"no Chromium at {CHROMIUM}")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package is not installed")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def chromium_available() -> None:
+    """Skip (fail under CI=true) saying how to install Chromium and Playwright when either is missing.
+
+    Session-scoped and listed first by the tests, so that a missing browser skips before the
+    session's webserver is started for nothing.
+    """
+    missing = _missing_browser()
+    if missing:
+        message = f"browser tests need Chromium and Playwright ({'; '.join(missing)}); install them with {INSTALL_HINT}"
+        if os.environ.get("CI", "").lower() in {"true", "1"}:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_available, tmp_path_factory):
+    """Headless Debian Chromium with a fresh profile, for this module only."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium_profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            viewport=VIEWPORT, timezone_id="UTC", locale="en-US",
+        )
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@dataclass
+class Tab:
+    page: object  # playwright.sync_api.Page
+    refused: list[str]  # requests to other hosts than the webserver, refused
+
+
+@pytest.fixture
+def tab(browser, ui_materialized):
+    """A tab on the live UI. Any request to another host than the webserver is refused and listed."""
+    ui = ui_materialized.ui
+    page = browser.new_page()
+    refused: list[str] = []
+
+    def only_the_webserver(route):
+        url = route.request.url
+        if url.startswith(ui.url + "/") or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            refused.append(url)
+            route.abort()
+
+    page.route("**/*", only_the_webserver)
+    yield Tab(page, refused)
+    page.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> list[Path]:
+    """Where screenshots go: a temp dir, plus $BATCH_PLATFORM_SCREENSHOTS when set."""
+    folders = [tmp_path_factory.mktemp("screenshots")]
+    if target := os.environ.get("BATCH_PLATFORM_SCREENSHOTS"):
+        folder = Path(target) if Path(target).is_absolute() else ROOT / target
+        folder.mkdir(parents=True, exist_ok=True)
+        folders.append(folder)
+    return folders
+
+
+def _save(page, screenshots: list[Path], name: str) -> Path:
+    first = screenshots[0] / name
+    page.screenshot(path=str(first))
+    for folder in screenshots[1:]:
+        shutil.copyfile(first, folder / name)
+    assert first.stat().st_size > 10_000, f"{first} is suspiciously small"
+    return first
+
+
+def _open(page, url: str, ready_text: str) -> None:
+    """Go to `url`, get the first-visit "Join the Dagster community" dialog out of the way, wait for `ready_text`."""
+    page.goto(url, wait_until="domcontentloaded")
+    ready = page.get_by_text(ready_text, exact=True).first
+    skip = page.get_by_role("button", name="Skip", exact=True)
+    ready.or_(skip).first.wait_for()
+    # the dialog opens a moment after the page on a first visit (telemetry off or not)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        skip.wait_for(timeout=5_000)
+    except PlaywrightTimeout:
+        pass  # no dialog: nothing to dismiss
+    else:
+        skip.click()
+        skip.wait_for(state="hidden")
+    ready.wait_for()
+
+
+def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_set(
+    chromium_available, ui_materialized, tab, screenshots
+):
+    ui, page = ui_materialized.ui, tab.page
+    _open(page, f"{ui.url}/asset-groups", "Global asset lineage")
+    # three layer groups, collapsed by default; the graph's settings menu expands them
+    for group in ("bronze", "silver", "gold"):
+        page.get_by_text(group, exact=True).first.wait_for()
+    # room for the graph: hide the app navigation (before expanding: the graph fits itself to the window then)
+    page.get_by_role("button", name="Hide navigation").click()
+    page.get_by_text("Hide navigation", exact=True).wait_for(state="hidden")
+    # expand the groups (the graph's settings menu)
+    page.locator("#zoom-slider-container").get_by_role("button", name="settings").click()
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    page.keyboard.press("Escape")
+    page.mouse.move(1, VIEWPORT["height"] - 1)  # no node under the pointer: none highlighted
+    for _, name in ALL_ASSET_KEYS:
+        page.get_by_text(name, exact=True).first.wait_for()
+    # full-size nodes (not the zoomed-out labels only): every node shows its number of partitions
+    partitions = page.get_by_text(re.compile(r"^\d+ partitions$"))
+    partitions.first.wait_for()
+    assert partitions.count() == len(ALL_ASSET_KEYS)
+    page.wait_for_timeout(1_500)  # let the fit-to-window animation end before the picture (not an assertion)
+    _save(page, screenshots, "asset-graph.png")
+
+    # lineage of gold/training_set, all the way up: the whole bronze → silver → gold chain
+    _open(page, f"{ui.url}/assets/gold/training_set?view=lineage&lineageScope=upstream&lineageDepth=4",
+          "training_set")
+    upstream = {"customer_features", "churn_labels", "operational_events", "interaction_logs", "partner_scores",
+                "operational", "logs", "external"}
+    for name in upstream:
+        page.get_by_text(name, exact=True).first.wait_for()
+    # quarantines are side outputs, not inputs of gold: not in its lineage
+    assert page.get_by_text("operational_events_quarantine", exact=True).count() == 0
+    assert tab.refused == [], f"the UI tried to reach other hosts: {tab.refused}"
+
+
+def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materialized, tab, screenshots):
+    ui, page = ui_materialized.ui, tab.page
+    folder = ui.lake.resolve() / "gold" / "training_set" / f"quarter={Q2}"
+    training = pd.read_parquet(folder)
+    description = ui.graphql(
+        'query { assetNodes(assetKeys: [{path: ["gold", "training_set"]}]) { description } }'
+    )["assetNodes"][0]["description"]
+
+    _open(page, f"{ui.url}/assets/gold/training_set", "Row count")
+    # Status: the latest materialization's partition key and row count, as in the lake
+    text = page.locator("body").inner_text()
+    status = re.search(r"Latest materialization\s+.*?\s+(\d{4}-\d{2}-\d{2})\s+Row count\s+([\d,]+)", text, re.S)
+    assert status, text[:2000]
+    assert status.group(1) == Q2_KEY
+    assert int(status.group(2).replace(",", "")) == len(training) > 0
+    # Description: the asset's own
+    assert description.split("\n")[0][:60] in text
+    # the Columns table is the Pandera model's column schema: every column of the Parquet, described
+    columns = page.get_by_text("Columns", exact=True).first
+    columns.wait_for()
+    for column in training.columns:
+        page.get_by_role("cell", name=column, exact=True).first.wait_for()
+    _save(page, screenshots, "gold-training-set.png")
+
+    # Metadata of the latest materialization: the Parquet path of 2024-Q2, as the run recorded it
+    path = next(
+        e["path"] for e in ui.materializations(["gold", "training_set"], Q2_KEY, ui_materialized.launch_id)[0][
+            "metadataEntries"] if e["label"] == "path"
+    )
+    assert path.removeprefix("file:").rstrip("/") == str(folder)
+    page.get_by_text(path, exact=True).first.wait_for()
+    page.get_by_text("Metadata", exact=True).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    _save(page, screenshots, "gold-training-set-metadata.png")
+
+    # the Partitions tab: one quarter materialized out of every quarter so far
+    _open(page, f"{ui.url}/assets/gold/training_set?view=partitions", "Materialized (1)")
+    page.get_by_text(Q2_KEY, exact=True).first.click()
+    page.get_by_text(path, exact=True).first.wait_for()
+    _save(page, screenshots, "gold-training-set-partitions.png")
+    assert tab.refused == [], f"the UI tried to reach other hosts: {tab.refused}"

@@ -1,0 +1,557 @@
+"""Gold tables (SPEC.md, "Gold: point-in-time ML tables"): every rule, the schemas, the split,
+the asset graph, the materialisation metadata and `load_training_set`.
+
+The rule tests call the pure functions of `batch_platform.assets.gold` on hand-made silver rows
+whose expected figures are worked out by hand below. The Dagster tests write silver partitions
+straight into a temporary lake (as the silver assets would) and materialise only gold, with the
+real silver, bronze and gold asset definitions and the real IO manager.
+"""
+
+import logging
+import random
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch_platform.assets.gold import (
+    FEATURE_COLUMNS,
+    TRAINING_COLUMNS,
+    build_gold_assets,
+    compute_churn_labels,
+    compute_customer_features,
+    compute_training_set,
+    gold_assets,
+    lookback_quarters,
+    split_bucket,
+    split_col,
+    split_of,
+    unmatched_customers,
+)
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, quarterly, shift, to_key
+from batch_platform.schemas.base import failure_report, validate_frame
+from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
+from batch_platform_tests.conftest import make_config
+
+time.tzset()  # conftest sets TZ=UTC: naive datetimes collected from Spark are UTC
+
+UTC = timezone.utc
+EVENTS_DDL = "customer_id string, event_time timestamp, amount double, currency string, channel string, quarter string"
+LOGS_DDL = "customer_id string, log_event_type string, log_timestamp timestamp, quarter string"
+SCORES_DDL = "customer_id string, partner_score double, partner_segment string, as_of_date date, quarter string"
+SILVER_TABLES = {"operational_events": EVENTS_DDL, "interaction_logs": LOGS_DDL, "partner_scores": SCORES_DDL}
+GOLD_KEYS = [asset.key for asset in gold_assets]
+
+
+def ts(*parts) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------- helpers
+def silver_frames(spark, events=(), logs=(), scores=()) -> tuple[DataFrame, DataFrame, DataFrame]:
+    return (
+        spark.createDataFrame(list(events), EVENTS_DDL),
+        spark.createDataFrame(list(logs), LOGS_DDL),
+        spark.createDataFrame(list(scores), SCORES_DDL),
+    )
+
+
+def random_silver(quarters: list[str], customers: int = 60, seed: int = 5) -> dict[str, list[tuple]]:
+    """Silver-like rows for `quarters`: activity gaps, redeliveries into the next partition, late
+    arrivals (an event of the previous quarter in partition Q), logs and partner scores."""
+    rng = random.Random(seed)
+    events, logs, scores = [], [], []
+    for i, q in enumerate(quarters):
+        start, end = quarter_start(q), quarter_end(q)
+        span = int((end - start).total_seconds())
+        nxt = quarters[i + 1] if i + 1 < len(quarters) else None
+        for c in range(customers):
+            cid = f"C{c:04d}"
+            if rng.random() < 0.3:
+                continue
+            for _ in range(rng.randint(1, 6)):
+                row = (cid, start + timedelta(seconds=rng.randrange(span)), round(rng.uniform(-5, 120), 2), "eur",
+                       rng.choice(["web", "app", "store", None]), q)
+                events.append(row)
+                if nxt and rng.random() < 0.1:
+                    events.append(row[:5] + (nxt,))
+            if i and rng.random() < 0.1:
+                events.append((cid, start - timedelta(seconds=rng.randrange(1, span)), 3.25, "eur", "web", q))
+            for _ in range(rng.randint(0, 4)):
+                row = (cid, rng.choice(["login", "page_view", None]), start + timedelta(seconds=rng.randrange(span)), q)
+                logs.append(row)
+                if nxt and rng.random() < 0.1:
+                    logs.append(row[:3] + (nxt,))
+            if rng.random() < 0.8:
+                day = (start + timedelta(days=rng.randrange((end - start).days))).date()
+                scores.append((cid, round(rng.uniform(0, 1000), 1), rng.choice(["gold", "silver", "bronze"]), day, q))
+    return {"operational_events": events, "interaction_logs": logs, "partner_scores": scores}
+
+
+def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: list[str]) -> None:
+    """Write silver partitions `quarters` of `rows` where the silver assets would put them."""
+    for table, ddl in SILVER_TABLES.items():
+        frame = spark.createDataFrame(rows[table], ddl)
+        for q in quarters:
+            part = frame.filter(F.col("quarter") == q).drop("quarter")
+            part.coalesce(1).write.mode("overwrite").parquet(f"{lake_root}/silver/{table}/quarter={q}")
+
+
+def materialize_gold(config, first: str, last: str | None = None, assets=None, selection=None, **kwargs):
+    from batch_platform.assets.bronze import bronze_assets
+    from batch_platform.assets.silver import silver_assets
+    from batch_platform.resources import build_resources
+
+    gold = assets or gold_assets
+    tags = {
+        "dagster/asset_partition_range_start": to_key(first),
+        "dagster/asset_partition_range_end": to_key(last or first),
+    }
+    return dg.materialize(
+        [*bronze_assets, *silver_assets, *gold],
+        selection=selection or [a.key for a in gold],
+        resources=build_resources(config),
+        tags=tags,
+        **kwargs,
+    )
+
+
+def lake_table(lake_root: str, table: str, quarter: str) -> pd.DataFrame:
+    frame = pd.read_parquet(Path(lake_root) / table / f"quarter={quarter}")
+    return frame.sort_values("customer_id").reset_index(drop=True)
+
+
+def as_pandas(frame: DataFrame) -> pd.DataFrame:
+    return frame.toPandas().sort_values(["quarter", "customer_id"]).reset_index(drop=True)
+
+
+def materialisations(result, key: dg.AssetKey) -> dict[str, dict]:
+    found = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key == key:
+            found[mat.partition] = {name: value.value for name, value in mat.metadata.items()}
+    return found
+
+
+# ------------------------------------------------------------------- the rules, by hand
+# Gold 2025-Q1: C = 2025-01-01, L = 4 → silver 2024-Q1 … 2024-Q4; C − 90 days = 2024-10-03.
+HAND_EVENTS = [
+    ("a", ts(2024, 3, 1, 10), 10.0, "eur", "web", "2024-Q1"),
+    ("a", ts(2024, 3, 1, 10), 10.0, "eur", "store", "2024-Q2"),  # redelivered: the first copy (web) is kept
+    ("a", ts(2023, 11, 11, 8), 7.0, "eur", "web", "2024-Q3"),  # late arrival inside the lookback: counts
+    ("a", ts(2024, 10, 2, 23, 59, 59), 20.0, "eur", "app", "2024-Q4"),  # 1 s before the 90-day window
+    ("a", ts(2024, 10, 3), 5.0, "eur", None, "2024-Q4"),  # exactly C − 90 days: inside
+    ("a", datetime(2024, 12, 31, 23, 59, 59, 999999, UTC), 1.5, "eur", "web", "2024-Q4"),  # last, 1 µs before C
+    ("a", ts(2025, 1, 5), 100.0, "eur", "phone", "2025-Q1"),  # silver Q: never a feature
+    ("a", ts(2023, 12, 20), 1000.0, "eur", "phone", "2023-Q4"),  # Q-5: outside the lookback
+    ("b", ts(2024, 12, 1, 12), -3.0, "usd", "store", "2024-Q4"),
+    ("c", ts(2025, 1, 2), 9.0, "eur", "web", "2025-Q1"),  # only in silver Q: no feature row
+    ("d", ts(2023, 12, 2), 9.0, "eur", "web", "2023-Q4"),  # only before the lookback: no feature row
+]
+HAND_LOGS = [
+    ("a", "login", ts(2024, 5, 1), "2024-Q2"),
+    ("a", "login", ts(2024, 5, 1), "2024-Q3"),  # redelivered: counted once
+    ("a", "page_view", ts(2024, 5, 1), "2024-Q2"),
+    ("a", "login", ts(2025, 1, 3), "2025-Q1"),  # silver Q
+    ("a", "login", ts(2023, 12, 3), "2023-Q4"),  # outside the lookback
+    ("c", "login", ts(2024, 6, 1), "2024-Q2"),  # c has no feature row
+]
+HAND_SCORES = [
+    ("a", 300.0, "bronze", date(2024, 6, 1), "2024-Q2"),
+    ("a", 400.0, "silver", date(2024, 11, 15), "2024-Q4"),
+    ("a", 450.0, "gold", date(2024, 11, 15), "2024-Q4"),  # same latest date: the highest score wins
+    ("a", 999.0, "gold", date(2025, 1, 2), "2025-Q1"),  # silver Q
+    ("c", 10.0, "bronze", date(2024, 6, 1), "2024-Q2"),
+]
+
+
+def test_customer_features_follow_every_rule_of_the_spec(spark):
+    events, logs, scores = silver_frames(spark, HAND_EVENTS, HAND_LOGS, HAND_SCORES)
+    features = compute_customer_features(events, logs, scores, ["2025-Q1"], lookback=4).cache()
+
+    assert features.columns == FEATURE_COLUMNS + ["quarter"]
+    rows = {row["customer_id"]: row.asDict() for row in features.collect()}
+    assert sorted(rows) == ["a", "b"]
+    cutoff = datetime(2025, 1, 1)
+    assert rows["a"] == {
+        "customer_id": "a",
+        "feature_cutoff": cutoff,
+        "txn_count": 5,
+        "total_amount": 43.5,
+        "avg_amount": 8.7,
+        "active_days": 5,
+        "first_activity_ts": datetime(2023, 11, 11, 8),
+        "last_activity_ts": datetime(2024, 12, 31, 23, 59, 59, 999999),
+        "recency_days": 1,
+        "tenure_days": (date(2025, 1, 1) - date(2023, 11, 11)).days,
+        "txn_count_90d": 2,
+        "amount_90d": 6.5,
+        "distinct_channels": 2,
+        "log_event_count": 2,
+        "partner_score": 450.0,
+        "partner_segment": "gold",
+        "quarter": "2025-Q1",
+    }
+    assert rows["b"] == {
+        "customer_id": "b",
+        "feature_cutoff": cutoff,
+        "txn_count": 1,
+        "total_amount": -3.0,
+        "avg_amount": -3.0,
+        "active_days": 1,
+        "first_activity_ts": datetime(2024, 12, 1, 12),
+        "last_activity_ts": datetime(2024, 12, 1, 12),
+        "recency_days": 31,
+        "tenure_days": 31,
+        "txn_count_90d": 1,
+        "amount_90d": -3.0,
+        "distinct_channels": 1,
+        "log_event_count": 0,
+        "partner_score": None,
+        "partner_segment": None,
+        "quarter": "2025-Q1",
+    }
+
+
+def test_the_lookback_is_l_quarters_and_stops_before_the_first_quarter(spark):
+    assert lookback_quarters("2025-Q1", 4) == ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
+    assert lookback_quarters("2025-Q1", 2) == ["2024-Q3", "2024-Q4"]
+    events, logs, scores = silver_frames(spark, HAND_EVENTS, HAND_LOGS, HAND_SCORES)
+    short = {r["customer_id"]: r for r in compute_customer_features(events, logs, scores, ["2025-Q1"], 1).collect()}
+    # L = 1: only 2024-Q4 — a's events of 2024-Q1..Q3 and its 2024-Q2 logs are out of reach.
+    assert (short["a"]["txn_count"], short["a"]["log_event_count"], short["a"]["partner_score"]) == (3, 0, 450.0)
+    # Gold 2024-Q1 with the platform starting in 2024-Q1: no silver partition precedes it (the
+    # asset graph's mapping yields none, so the step is handed empty frames).
+    later = F.col("quarter") >= "2024-Q1"
+    first = compute_customer_features(events.filter(later), logs.filter(later), scores.filter(later), ["2024-Q1"], 4)
+    assert first.count() == 0
+
+
+def test_churn_labels_use_only_the_label_window_in_silver_partition_q(spark):
+    features = spark.createDataFrame(
+        [(c, "2025-Q1") for c in ("a", "b", "e", "f", "g")], "customer_id string, quarter string"
+    )
+    events = spark.createDataFrame(
+        [
+            ("a", ts(2025, 1, 1), 1.0, "eur", "web", "2025-Q1"),  # at C: active
+            ("b", ts(2024, 12, 15), 1.0, "eur", "web", "2025-Q1"),  # late arrival before C: not in the window
+            ("b", ts(2025, 2, 1), 1.0, "eur", "web", "2025-Q2"),  # in the window, but silver Q+1: not read
+            ("e", datetime(2025, 1, 30, 23, 59, 59, 999999, UTC), 1.0, "eur", "web", "2025-Q1"),  # last µs of W=30
+            ("f", ts(2025, 1, 31), 1.0, "eur", "web", "2025-Q1"),  # C + 30 days: outside W=30, inside W=90
+            ("g", ts(2024, 11, 1), 1.0, "eur", "web", "2024-Q4"),  # history only
+            ("x", ts(2025, 1, 2), 1.0, "eur", "web", "2025-Q1"),  # not a customer of features Q
+        ],
+        EVENTS_DDL,
+    )
+    for window, expected in ((30, {"a": 0, "b": 1, "e": 0, "f": 1, "g": 1}), (90, {"a": 0, "b": 1, "e": 0, "f": 0, "g": 1})):
+        labels = compute_churn_labels(features, events, window).cache()
+        assert labels.columns == ["customer_id", "label", "label_window_start", "label_window_end", "quarter"]
+        rows = {r["customer_id"]: r for r in labels.collect()}
+        assert {c: r["label"] for c, r in rows.items()} == expected
+        assert {r["label_window_start"] for r in rows.values()} == {datetime(2025, 1, 1)}
+        assert {r["label_window_end"] for r in rows.values()} == {datetime(2025, 1, 1) + timedelta(days=window)}
+
+
+def test_training_set_joins_features_and_labels_and_adds_the_split(spark):
+    events, logs, scores = silver_frames(spark, HAND_EVENTS, HAND_LOGS, HAND_SCORES)
+    features = compute_customer_features(events, logs, scores, ["2025-Q1"], 4).cache()
+    labels = compute_churn_labels(features, events, 90).cache()
+    training = compute_training_set(features, labels, 0.5).cache()
+    assert training.columns == TRAINING_COLUMNS + ["quarter"]
+    rows = {r["customer_id"]: r for r in training.collect()}
+    assert sorted(rows) == ["a", "b"]
+    assert rows["a"]["label"] == 0 and rows["b"]["label"] == 1  # a has an event on 2025-01-05, b none
+    assert {c: r["split"] for c, r in rows.items()} == {c: split_of(c, 0.5) for c in rows}
+    assert rows["a"]["txn_count"] == 5 and rows["a"]["label_window_end"] == datetime(2025, 4, 1)
+
+    assert unmatched_customers(features, labels) == {}
+    stale = labels.filter(F.col("customer_id") == "a")
+    assert unmatched_customers(features, stale) == {"2025-Q1": {"features_only": 1, "labels_only": 0}}
+
+
+def test_split_is_a_stable_function_of_customer_id_with_the_configured_eval_share(spark):
+    ids = spark.range(10_000).select(F.format_string("C%06d", F.col("id")).alias("customer_id"))
+    evals = {}
+    for fraction in (0.2, 0.35):
+        got = ids.select("customer_id", split_col(F.col("customer_id"), fraction).alias("split")).toPandas()
+        share = float((got["split"] == "eval").mean())
+        assert abs(share - fraction) <= 0.02, (fraction, share)
+        # Spark and plain Python (hashlib) agree on every id, so anyone can recompute the split.
+        assert got["split"].tolist() == [split_of(c, fraction) for c in got["customer_id"]]
+        evals[fraction] = set(got.loc[got["split"] == "eval", "customer_id"])
+        print(f"eval share at {fraction}: {share:.4f} on 10 000 customers")
+    # Raising the share only moves customers from train to eval.
+    assert evals[0.2] < evals[0.35]
+    assert 0.0 <= split_bucket("C000001") < 1.0
+
+
+def test_one_call_over_many_quarters_equals_one_call_per_quarter(spark):
+    # L = 2 over five quarters: the first has no history, the second one quarter, the others two.
+    # (L = 4, the default, is compared at the Dagster level in test_jobs.py.)
+    quarters = quarter_range("2024-Q1", "2025-Q1")
+    rows = random_silver(quarters, customers=50, seed=11)
+    events, logs, scores = silver_frames(spark, rows["operational_events"], rows["interaction_logs"], rows["partner_scores"])
+    for lookback in (2,):
+        together = compute_customer_features(events, logs, scores, quarters, lookback)
+        labels = compute_churn_labels(together, events, 90)
+        training = as_pandas(compute_training_set(together, labels, 0.2))
+        alone = []
+        for q in quarters:
+            f = compute_customer_features(events, logs, scores, [q], lookback)
+            alone.append(as_pandas(compute_training_set(f, compute_churn_labels(f, events, 90), 0.2)))
+        separate = pd.concat(alone).sort_values(["quarter", "customer_id"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(training, separate)
+        assert set(training["quarter"]) == set(quarters[1:])  # the first quarter has no history
+        # The same customer is on the same side in every quarter.
+        assert (training.groupby("customer_id")["split"].nunique() == 1).all()
+        assert 0 < training["label"].mean() < 1
+
+
+# ------------------------------------------------------------------------------ schemas
+def _failed_checks(model, frame) -> str:
+    violations, total = validate_frame(frame, model)  # what the IO manager runs before writing
+    return failure_report("gold", violations, total) if violations else ""
+
+
+def test_gold_schemas_reject_rows_that_break_a_rule(spark):
+    quarters = quarter_range("2024-Q1", "2024-Q3")
+    rows = random_silver(quarters, customers=12, seed=2)
+    events, logs, scores = silver_frames(spark, rows["operational_events"], rows["interaction_logs"], rows["partner_scores"])
+    features = compute_customer_features(events, logs, scores, ["2024-Q3"], 4).cache()
+    labels = compute_churn_labels(features, events, 90).cache()
+    training = compute_training_set(features, labels, 0.2).cache()
+    ids = sorted(r["customer_id"] for r in features.select("customer_id").collect())
+    assert len(ids) >= 4
+    assert _failed_checks(TrainingSet, training) == ""  # the unbroken table passes every rule
+
+    def broken(frame, column, value, who):
+        return frame.withColumn(column, F.when(F.col("customer_id") == who, value).otherwise(F.col(column)))
+
+    # One rule broken per customer; the report names each check with exactly one failing row.
+    cases = {
+        CustomerFeatures: (
+            broken(
+                broken(
+                    broken(features, "last_activity_ts", F.col("feature_cutoff"), ids[1]),
+                    "feature_cutoff", F.col("feature_cutoff") + F.expr("INTERVAL 1 DAY"), ids[2],
+                ),
+                "log_event_count", F.lit(-1).cast("long"), ids[3],
+            ).unionByName(features.filter(F.col("customer_id") == ids[0])),
+            ["unique (quarter, customer_id)", "gold_last_activity_before_cutoff", "gold_feature_cutoff_is_quarter_start",
+             "column 'log_event_count', check greater_than_or_equal_to(0)"],
+        ),
+        ChurnLabels: (
+            broken(
+                broken(labels, "label", F.lit(2), ids[0]),
+                "label_window_start", F.col("label_window_start") - F.expr("INTERVAL 1 HOUR"), ids[1],
+            ),
+            ["column 'label', check isin([0, 1])", "gold_label_window_start_is_quarter_start"],
+        ),
+        TrainingSet: (
+            broken(broken(training, "split", F.lit("test"), ids[0]), "label", F.lit(None).cast("int"), ids[1]),
+            ["column 'split', check isin(['train', 'eval'])", "column 'label', check not_nullable"],
+        ),
+    }
+    for model, (frame, checks) in cases.items():
+        report = _failed_checks(model, frame)
+        lines = report.splitlines()[1:]
+        assert len(lines) == len(checks), report
+        for check in checks:
+            assert any(check in line and ": 1 of " in line for line in lines), (check, report)
+
+
+def test_gold_schemas_describe_every_column_and_rule():
+    columns = CustomerFeatures.to_schema().columns
+    assert all(column.description for column in columns.values())
+    assert TrainingSet.to_schema().unique == ["quarter", "customer_id"]
+    assert set(TrainingSet.to_schema().columns) == set(CustomerFeatures.to_schema().columns) | {
+        "label", "label_window_start", "label_window_end", "split"
+    }
+
+
+# --------------------------------------------------------------------------- asset graph
+def test_gold_assets_declare_their_point_in_time_dependencies():
+    features, labels, training = gold_assets
+    silver = [dg.AssetKey(["silver", t]) for t in SILVER_TABLES]
+    assert set(features.dependency_keys) == set(silver)
+    for key in silver:
+        mapping = features.get_partition_mapping(key)
+        assert isinstance(mapping, dg.TimeWindowPartitionMapping)
+        assert (mapping.start_offset, mapping.end_offset) == (-4, -1)
+        assert mapping.allow_nonexistent_upstream_partitions
+        upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            quarterly.subset_with_partition_keys([to_key("2025-Q4")]), quarterly, quarterly
+        ).partitions_subset.get_partition_keys()
+        assert list(upstream) == [to_key(q) for q in quarter_range("2024-Q4", "2025-Q3")]
+        first = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            quarterly.subset_with_partition_keys([to_key("2024-Q1")]), quarterly, quarterly
+        ).partitions_subset.get_partition_keys()
+        assert list(first) == []
+    assert set(labels.dependency_keys) == {dg.AssetKey(["silver", "operational_events"]), features.key}
+    assert isinstance(labels.get_partition_mapping(dg.AssetKey(["silver", "operational_events"])), (type(None), dg.IdentityPartitionMapping))
+    assert set(training.dependency_keys) == {features.key, labels.key}
+    for asset, model in zip(gold_assets, (CustomerFeatures, ChurnLabels, TrainingSet)):
+        (spec,) = asset.specs
+        lineage = spec.metadata["dagster/column_lineage"]
+        assert set(lineage.deps_by_column) == set(model.to_schema().columns) - {"quarter"}
+        assert {dep.asset_key for deps in lineage.deps_by_column.values() for dep in deps} <= set(asset.dependency_keys)
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+        assert asset.partitions_def == quarterly
+        assert spec.group_name == "gold" and spec.code_version
+        assert "SPEC.md" in spec.description
+        assert spec.metadata["dagster/column_schema"].columns
+    short = build_gold_assets(2)[0].get_partition_mapping(silver[0])
+    assert (short.start_offset, short.end_offset) == (-2, -1)
+
+
+# ------------------------------------------------------------------------- Dagster runs
+# Silver 2024-Q1, Q3 and Q4 are in the lake; 2024-Q2 was never materialised.
+RUN_QUARTERS = ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
+WRITTEN = ["2024-Q1", "2024-Q3", "2024-Q4"]
+
+
+@pytest.fixture(scope="module")
+def gold_lake(spark, tmp_path_factory):
+    config = make_config(tmp_path_factory.mktemp("gold"))
+    rows = random_silver(RUN_QUARTERS, customers=40, seed=3)
+    write_silver(spark, config.lake_root, rows, WRITTEN)
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize_gold(config, "2024-Q1", instance=instance)
+    q4 = materialize_gold(config, "2024-Q4", instance=instance)
+    return {"config": config, "rows": rows, "first": first, "q4": q4, "instance": instance}
+
+
+def test_the_first_quarter_gives_empty_but_valid_gold_tables(gold_lake):
+    assert gold_lake["first"].success
+    lake = gold_lake["config"].lake_root
+    for table, model in (("customer_features", CustomerFeatures), ("churn_labels", ChurnLabels), ("training_set", TrainingSet)):
+        part = Path(lake) / "gold" / table / "quarter=2024-Q1"
+        data = pq.read_table(part)
+        assert data.num_rows == 0
+        assert set(data.column_names) == set(model.to_schema().columns) - {"quarter"}
+    meta = materialisations(gold_lake["first"], dg.AssetKey(["gold", "customer_features"]))[to_key("2024-Q1")]
+    assert meta["customers"] == 0
+    assert meta["lookback_quarters_read"] == []
+    assert meta["lookback_quarters_before_first"] == ["2023-Q1", "2023-Q2", "2023-Q3", "2023-Q4"]
+
+
+def test_a_missing_lookback_quarter_reads_as_empty_and_is_reported(spark, gold_lake):
+    result = gold_lake["q4"]
+    assert result.success
+    meta = materialisations(result, dg.AssetKey(["gold", "customer_features"]))[to_key("2024-Q4")]
+    assert meta["lookback_quarters_read"] == ["2024-Q1", "2024-Q2", "2024-Q3"]
+    assert meta["lookback_quarters_empty"] == ["2024-Q2"]
+    warnings = [
+        entry.user_message for entry in gold_lake["instance"].all_logs(result.run_id)
+        if entry.level == logging.WARNING and entry.step_key == "gold__customer_features"
+    ]
+    assert any("silver operational_events 2024-Q2 is empty or was never materialised" in m for m in warnings), warnings
+    # The lake holds exactly what the functions compute from the partitions that exist.
+    rows = gold_lake["rows"]
+    keep = lambda table: [r for r in rows[table] if r[-1] in WRITTEN]  # noqa: E731
+    events, logs, scores = silver_frames(spark, keep("operational_events"), keep("interaction_logs"), keep("partner_scores"))
+    expected = compute_customer_features(events, logs, scores, ["2024-Q4"], 4).toPandas().drop(columns="quarter")
+    expected = expected.sort_values("customer_id").reset_index(drop=True)
+    got = lake_table(gold_lake["config"].lake_root, "gold/customer_features", "2024-Q4")
+    pd.testing.assert_frame_equal(_naive(got), _naive(expected))
+
+
+def _naive(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.DatetimeTZDtype):
+            out[column] = out[column].dt.tz_convert("UTC").dt.tz_localize(None)
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].astype("datetime64[us]")
+    return out
+
+
+def test_gold_materialisations_report_customers_churn_and_split_sizes(gold_lake):
+    result, lake = gold_lake["q4"], gold_lake["config"].lake_root
+    key = to_key("2024-Q4")
+    features = materialisations(result, dg.AssetKey(["gold", "customer_features"]))[key]
+    labels = materialisations(result, dg.AssetKey(["gold", "churn_labels"]))[key]
+    training = materialisations(result, dg.AssetKey(["gold", "training_set"]))[key]
+    data = lake_table(lake, "gold/training_set", "2024-Q4")
+
+    assert features["customers"] == labels["customers"] == training["customers"] == len(data) > 0
+    assert features["dagster/row_count"] == len(data)
+    assert features["input_partitions"] == {t: ["2024-Q1", "2024-Q2", "2024-Q3"] for t in SILVER_TABLES}
+    assert features["dagster/column_lineage"].deps_by_column["log_event_count"][0].asset_key == dg.AssetKey(
+        ["silver", "interaction_logs"]
+    )
+    stats = {r.data["feature"]: r.data for r in features["feature_stats"].records}
+    assert stats["txn_count"]["min"] >= 1 and stats["txn_count"]["max"] == data["txn_count"].max()
+    assert stats["partner_score"]["null_rate"] == pytest.approx(data["partner_score"].isna().mean(), abs=1e-6)
+    assert labels["churned"] == int(data["label"].sum())
+    assert labels["churn_rate"] == training["churn_rate"] == pytest.approx(data["label"].mean(), abs=1e-6)
+    assert labels["prediction_window_days"] == 90
+    assert labels["input_partitions"] == {"operational_events": ["2024-Q4"]}
+    assert training["train_rows"] + training["eval_rows"] == len(data)
+    assert training["eval_rows"] == int((data["split"] == "eval").sum())
+    assert training["eval_share"] == pytest.approx((data["split"] == "eval").mean(), abs=1e-6)
+    assert "train_churn_rate" in training and "eval_churn_rate" in training
+    assert list(data.columns) == TRAINING_COLUMNS
+
+
+def test_labels_refuse_a_quarter_whose_silver_partition_was_never_materialised(gold_lake):
+    result = materialize_gold(gold_lake["config"], "2024-Q2", raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.get_step_failure_events()]
+    assert [e.step_key for e in failures] == ["gold__churn_labels"]
+    assert "silver/operational_events: quarter(s) 2024-Q2 have never been materialised" in (
+        failures[0].step_failure_data.user_failure_data.description
+    )
+
+
+def test_load_training_set_reads_a_quarter_by_label_or_key(gold_lake, monkeypatch):
+    import batch_platform
+    from batch_platform.consume import PartitionNotMaterialised
+
+    config = gold_lake["config"]
+    expected = lake_table(config.lake_root, "gold/training_set", "2024-Q4")
+    by_label = batch_platform.load_training_set("2024-Q4", lake_root=config.lake_root)
+    by_key = batch_platform.load_training_set("2024-10-01", config=config)
+    for frame in (by_label, by_key):
+        assert (frame["quarter"] == "2024-Q4").all()
+        pd.testing.assert_frame_equal(frame.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True), expected)
+    assert str(by_label["feature_cutoff"].dtype) == "datetime64[us, UTC]"
+
+    with pytest.raises(PartitionNotMaterialised) as missing:
+        batch_platform.load_training_set("2024-Q3", lake_root=config.lake_root)
+    assert f"{config.lake_root}/gold/training_set/quarter=2024-Q3" in str(missing.value)
+    assert isinstance(missing.value, FileNotFoundError)
+    with pytest.raises(ValueError, match="not a quarter"):
+        batch_platform.load_training_set("2024-11-01", lake_root=config.lake_root)
+
+
+def test_import_batch_platform_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, batch_platform; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'dagster', 'pandera', 'pandas')); "
+        "print(heavy); assert not heavy; assert callable(batch_platform.load_training_set)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_graph_built_for_another_lookback_refuses_to_run(gold_lake):
+    """L shapes the partition mapping at load time; a run whose config says otherwise must not
+    silently compute with the wrong window."""
+    result = materialize_gold(gold_lake["config"], "2024-Q4", assets=build_gold_assets(2), raise_on_error=False)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "gold__customer_features"
+    assert "batch.lookback_quarters is 4 in the config but the asset graph was built with L = 2" in (
+        failure.step_failure_data.user_failure_data.description
+    )

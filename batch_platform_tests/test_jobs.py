@@ -1,0 +1,186 @@
+"""Jobs, the quarterly schedule, and the two command lines the README documents:
+
+- `dagster asset materialize -m batch_platform.definitions --select '*' --partition-range A...B`
+  builds every quarter of the range in ONE run, with the same gold tables as quarter-by-quarter
+  runs;
+- `dagster job execute -m batch_platform.definitions -j training_set_job --tags
+  '{"dagster/partition": "<key>"}'` builds one quarter's chain on top of the history (CI use).
+
+The command lines run in subprocesses (their own JVM) against a temporary config
+(`BATCH_PLATFORM_CONFIG`) and a temporary `DAGSTER_HOME`, from a generated landing zone, through
+the real bronze → silver → gold assets.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+
+from batch_platform.partitions import quarter_range, to_key
+from batch_platform_tests.conftest import TEST_SPARK, make_config
+from batch_platform_tests.test_gold import _naive, lake_table, materialize_gold
+
+UTC = timezone.utc
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
+SILVER_TABLES = ("operational_events", "interaction_logs", "partner_scores")
+BACKFILL = quarter_range("2024-Q1", "2024-Q3")
+CI_QUARTER = "2024-Q4"
+
+
+# ------------------------------------------------------------------------------ definitions
+@pytest.fixture(scope="module")
+def defs():
+    from batch_platform.definitions import defs
+
+    return defs
+
+
+@pytest.mark.parametrize(
+    ("tick", "quarter"),
+    [(datetime(2026, 1, 1, tzinfo=UTC), "2025-Q4"), (datetime(2025, 4, 1, tzinfo=UTC), "2025-Q1"),
+     (datetime(2024, 7, 1, tzinfo=UTC), "2024-Q2")],
+)
+def test_schedule_asks_for_the_quarter_that_just_ended(defs, tick, quarter):
+    schedule = defs.resolve_schedule_def("quarterly_training_set_schedule")
+    assert schedule.job_name == "training_set_job"
+    assert schedule.cron_schedule == "0 0 1 */3 *"
+    assert schedule.execution_timezone == "UTC"
+    with dg.instance_for_test() as instance:
+        result = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert [request.partition_key for request in result.run_requests] == [to_key(quarter)]
+
+
+def test_jobs_select_what_they_document_and_every_asset_backfills_in_one_run(defs):
+    training = defs.resolve_job_def("training_set_job")
+    gold = defs.resolve_job_def("gold_job")
+    keys = {key.to_user_string() for key in training.asset_layer.executable_asset_keys}
+    assert {"bronze/operational", "silver/operational_events", "silver/operational_events_quarantine",
+            "gold/customer_features", "gold/churn_labels", "gold/training_set"} <= keys
+    assert {key.to_user_string() for key in gold.asset_layer.executable_asset_keys} == {f"gold/{t}" for t in GOLD_TABLES}
+    assert training.executor_def.name == "in_process"
+    assert training.partitions_def is not None and training.partitions_def.get_first_partition_key() == "2024-01-01"
+    graph = defs.resolve_asset_graph()
+    for key in graph.materializable_asset_keys:
+        assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run(), key
+
+
+# ------------------------------------------------------------------------------ command lines
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory):
+    from batch_platform.sample_data import generate_landing
+
+    root = tmp_path_factory.mktemp("cli")
+    config = {
+        "storage": {"landing_root": str(root / "landing"), "lake_root": str(root / "lake")},
+        "batch": {"first_quarter": "2024-Q1"},
+        "spark": dict(TEST_SPARK),
+    }
+    config_file = root / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    generate_landing(root / "landing", first_quarter="2024-Q1", last_quarter=CI_QUARTER, customers=60, seed=29)
+    env = {**os.environ, "BATCH_PLATFORM_CONFIG": str(config_file), "DAGSTER_HOME": str(home), "TZ": "UTC"}
+    return {"root": root, "env": env, "home": home, "config": make_config(root), "lake": str(root / "lake")}
+
+
+def run_cli(cli_env, *args: str) -> subprocess.CompletedProcess:
+    started = time.perf_counter()
+    done = subprocess.run([DAGSTER, *args], env=cli_env["env"], cwd=cli_env["root"], capture_output=True,
+                          text=True, timeout=1800)
+    print(f"dagster {' '.join(args)}: {time.perf_counter() - started:.1f}s, exit {done.returncode}")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-8000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def backfill(cli_env):
+    run_cli(cli_env, "asset", "materialize", "-m", "batch_platform.definitions", "--select", "*",
+            "--partition-range", f"{to_key(BACKFILL[0])}...{to_key(BACKFILL[-1])}")
+    return cli_env
+
+
+def _instance(cli_env) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(cli_env["home"]))
+
+
+def test_cli_partition_range_is_one_run_with_the_results_of_quarter_by_quarter_runs(backfill, tmp_path):
+    with _instance(backfill) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 1
+        (run,) = runs
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/asset_partition_range_start"] == to_key(BACKFILL[0])
+        assert run.tags["dagster/asset_partition_range_end"] == to_key(BACKFILL[-1])
+        for table in GOLD_TABLES:
+            assert instance.get_materialized_partitions(dg.AssetKey(["gold", table])) == {to_key(q) for q in BACKFILL}
+
+    # Quarter by quarter, in process, from the same silver partitions.
+    lake = backfill["lake"]
+    separate = make_config(tmp_path)
+    for table in SILVER_TABLES:
+        shutil.copytree(Path(lake) / "silver" / table, Path(separate.lake_root) / "silver" / table)
+    for quarter in BACKFILL:
+        assert materialize_gold(separate, quarter).success
+    rows = {}
+    for table in GOLD_TABLES:
+        for quarter in BACKFILL:
+            one_run = lake_table(lake, f"gold/{table}", quarter)
+            pd.testing.assert_frame_equal(one_run, lake_table(separate.lake_root, f"gold/{table}", quarter))
+            rows[(table, quarter)] = len(one_run)
+    assert rows[("training_set", "2024-Q1")] == 0  # no history before the first quarter
+    assert rows[("training_set", "2024-Q3")] > 0
+
+
+def _listing(lake: str, quarters: list[str]) -> dict[str, float]:
+    found = {}
+    for path in Path(lake).glob("*/*/quarter=*/*"):
+        if path.parent.name.removeprefix("quarter=") in quarters:
+            found[str(path.relative_to(lake))] = path.stat().st_mtime
+    return found
+
+
+def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, backfill):
+    from batch_platform import load_training_set
+    from batch_platform.assets.gold import compute_customer_features
+
+    lake = backfill["lake"]
+    history = _listing(lake, BACKFILL)
+    assert any("gold/training_set" in path for path in history)
+    run_cli(backfill, "job", "execute", "-m", "batch_platform.definitions", "-j", "training_set_job",
+            "--tags", json.dumps({"dagster/partition": to_key(CI_QUARTER)}))
+
+    with _instance(backfill) as instance:
+        (latest, *_) = instance.get_runs(limit=1)
+        assert latest.job_name == "training_set_job" and latest.status == dg.DagsterRunStatus.SUCCESS
+        assert latest.tags["dagster/partition"] == to_key(CI_QUARTER)
+        event = instance.get_latest_materialization_event(dg.AssetKey(["gold", "customer_features"]))
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        assert event.asset_materialization.partition == to_key(CI_QUARTER)
+        assert meta["input_partitions"]["operational_events"] == BACKFILL
+        assert meta["lookback_quarters_empty"] == []
+
+    assert _listing(lake, BACKFILL) == history  # no earlier quarter was touched
+    training = load_training_set(CI_QUARTER, lake_root=lake)
+    assert len(training) > 0 and set(training["split"]) <= {"train", "eval"}
+
+    # The CLI's features equal the function applied to silver 2024-Q1..Q3 as the lake holds them.
+    def silver(table):
+        return spark.read.option("basePath", f"{lake}/silver/{table}").parquet(
+            *[f"{lake}/silver/{table}/quarter={q}" for q in BACKFILL]
+        )
+
+    expected = compute_customer_features(*(silver(t) for t in SILVER_TABLES), [CI_QUARTER], 4).toPandas()
+    expected = _naive(expected.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(_naive(lake_table(lake, "gold/customer_features", CI_QUARTER)), expected)

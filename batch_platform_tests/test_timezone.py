@@ -1,0 +1,155 @@
+"""Silver does not depend on the machine's or the JVM's time zone (SPEC.md, "Quarters").
+
+The same landing zone is materialised (bronze + silver of 2024-Q1) twice: here, in the test
+session (TZ=UTC, JVM in UTC), and in a child Python process whose TZ is America/New_York and whose
+Spark driver JVM runs with `-Duser.timezone=Asia/Tokyo` (set through the config file's
+`spark.conf`, the way an operator would). The Parquet files of every silver and quarantine table
+must hold the same rows. The landing zone is chosen so that reading a time without an offset in
+either zone would move rows across the quarter's end, in both directions.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import yaml
+
+from batch_platform.assets.bronze import bronze_assets
+from batch_platform.assets.silver import silver_assets
+from batch_platform.config import PROJECT_ROOT
+from batch_platform.resources import build_resources
+from batch_platform_tests.conftest import TEST_SPARK, make_config
+
+KEY, QUARTER = "2024-01-01", "2024-Q1"
+TABLES = [
+    "operational_events",
+    "operational_events_quarantine",
+    "interaction_logs",
+    "interaction_logs_quarantine",
+    "partner_scores",
+    "partner_scores_quarantine",
+]
+VOLATILE = {"_ingested_at"}
+"""The wall-clock time of the bronze read: the one column that differs between any two runs."""
+
+LANDING = {
+    "operational": (
+        "2024-03-20",
+        "customer_id,event_time,amount,currency,channel\n"
+        # no offset = UTC: inside Q1 (New York would read it as 2024-04-01 03:30 UTC: after Q1)
+        "C1,2024-03-31 23:30:00,10,eur,web\n"
+        # no offset = UTC: after Q1 (Tokyo would read it as 2024-03-31 20:00 UTC: inside Q1)
+        "C2,2024-04-01 05:00:00,10,eur,web\n"
+        "C3,2024-04-01,10,eur,web\n"
+        "C4,2024-04-01T01:00:00+02:00,12.50,eur,web\n"
+        "C4,2024-03-31T23:00:00Z,12.5,EUR,web\n"
+        "C5,2024-03-10 02:30:00,1,usd,app\n"  # inside New York's DST gap
+        "C6,2023-12-31T22:00:00-05:00,1,usd,app\n"
+        "C7,2024-01-01,1,usd,app\n"
+        "C8,2024-02-15T12:00:00.123456+09:00,1,usd,app\n",
+    ),
+    "logs": (
+        "2024-03-21",
+        "customer_id,log_event_type,log_timestamp\n"
+        "C1,login,2024-03-31 23:30:00\n"
+        "C2,login,2024-04-01 05:00:00\n"
+        "C3,login,2024-01-01 00:00:00\n"
+        "C4,login,2024-03-31T20:00:00-04:00\n",  # 2024-04-01 00:00 UTC: the first instant after Q1
+    ),
+    "external": (
+        "2024-03-31",
+        "customer_id,partner_score,partner_segment\n"
+        "C1,500,gold\n"
+        "C2,9999,gold\n",
+    ),
+}
+
+CHILD = """
+import json, sys, time
+import dagster as dg
+from pyspark.sql import SparkSession
+from batch_platform.assets.bronze import bronze_assets
+from batch_platform.assets.silver import silver_assets
+from batch_platform.config import load_config
+from batch_platform.resources import build_resources
+
+result = dg.materialize(
+    [*bronze_assets, *silver_assets], resources=build_resources(load_config()), partition_key=sys.argv[1]
+)
+spark = SparkSession.builder.getOrCreate()
+print(json.dumps({
+    "success": result.success,
+    "python_zone": time.strftime("%Z", time.localtime(1719792000)),
+    "jvm_zone": spark._jvm.java.util.TimeZone.getDefault().getID(),
+    "session_zone": spark.conf.get("spark.sql.session.timeZone"),
+}))
+"""
+
+
+def _write_landing(landing: Path) -> None:
+    for source, (day, text) in LANDING.items():
+        folder = landing / source / day
+        folder.mkdir(parents=True)
+        (folder / f"{source}.csv").write_text(text)
+
+
+def _rows(lake: Path, table: str) -> list[dict]:
+    data = pq.read_table(lake / "silver" / table / f"quarter={QUARTER}")
+    rows = [{k: v for k, v in row.items() if k not in VOLATILE} for row in data.to_pylist()]
+    return sorted(rows, key=lambda row: json.dumps(row, default=str, sort_keys=True))
+
+
+def test_silver_is_identical_whatever_the_process_and_jvm_time_zones(spark, tmp_path):
+    landing = tmp_path / "landing"
+    _write_landing(landing)
+
+    utc_config = make_config(tmp_path, storage={"lake_root": str(tmp_path / "lake_utc")})
+    assert dg.materialize([*bronze_assets, *silver_assets], resources=build_resources(utc_config), partition_key=KEY).success
+
+    child_config = tmp_path / "child.yaml"
+    jvm_tokyo = "-Duser.timezone=Asia/Tokyo"
+    child_config.write_text(
+        yaml.safe_dump(
+            {
+                "storage": {"landing_root": str(landing), "lake_root": str(tmp_path / "lake_other")},
+                "spark": {
+                    **TEST_SPARK,
+                    "conf": {"spark.driver.extraJavaOptions": jvm_tokyo, "spark.executor.extraJavaOptions": jvm_tokyo},
+                },
+            }
+        )
+    )
+    env = {**os.environ, "TZ": "America/New_York", "BATCH_PLATFORM_CONFIG": str(child_config), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, KEY], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"success": True, "python_zone": "EDT", "jvm_zone": "Asia/Tokyo", "session_zone": "UTC"}
+
+    for table in TABLES:
+        assert _rows(tmp_path / "lake_other", table) == _rows(tmp_path / "lake_utc", table), table
+
+    utc = timezone.utc
+    events = {row["customer_id"]: row["event_time"] for row in _rows(tmp_path / "lake_utc", "operational_events")}
+    assert events == {
+        "C1": datetime(2024, 3, 31, 23, 30, tzinfo=utc),
+        "C4": datetime(2024, 3, 31, 23, 0, tzinfo=utc),
+        "C5": datetime(2024, 3, 10, 2, 30, tzinfo=utc),
+        "C6": datetime(2024, 1, 1, 3, 0, tzinfo=utc),
+        "C7": datetime(2024, 1, 1, 0, 0, tzinfo=utc),
+        "C8": datetime(2024, 2, 15, 3, 0, 0, 123456, tzinfo=utc),
+    }
+    rejected = {row["customer_id"]: row["_reject_reason"] for row in _rows(tmp_path / "lake_utc", "operational_events_quarantine")}
+    assert rejected == {"C2": "event_time_after_quarter", "C3": "event_time_after_quarter"}
+    logs = {row["customer_id"] for row in _rows(tmp_path / "lake_utc", "interaction_logs")}
+    assert logs == {"C1", "C3"}
+    rejected = {row["customer_id"]: row["_reject_reason"] for row in _rows(tmp_path / "lake_utc", "interaction_logs_quarantine")}
+    assert rejected == {"C2": "log_timestamp_after_quarter", "C4": "log_timestamp_after_quarter"}
+    (score,) = _rows(tmp_path / "lake_utc", "partner_scores")
+    assert (score["customer_id"], str(score["as_of_date"])) == ("C1", "2024-03-31")

@@ -1,0 +1,527 @@
+"""A live `dagster-webserver` + `dagster-daemon run` on loopback, shared by the webserver and browser tests.
+
+One pair of processes per test session (`dagster_ui`), with a Dagster home, a config file, a
+landing zone (2024-Q1…2024-Q2, 40 customers) and a lake of its own under pytest's temp dir. Runs
+are launched the way the UI launches them (the GraphQL documents below are the UI's own, from
+dagster-webserver 1.13's bundle), so the webserver, the daemon (queued-run coordinator and
+backfill daemon), the code servers and the run workers (DefaultRunLauncher: every run is its own
+process with its own SparkSession) are all real.
+
+Once per session, `ui_backfill` launches the backfill the UI's "Launch backfill" makes for
+bronze → silver over 2024-Q1…2024-Q2, then `ui_materialized` the run "Materialize all" (gold
+group) → 2024-Q2 → "Launch 1 run" makes. The tests assert on what they wrote; the browser test
+and the README screenshots look at the resulting instance.
+
+Every wait is bounded; the finalizer terminates both process groups (code servers, run workers
+and their JVMs included) even when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+
+from batch_platform.partitions import to_key
+from batch_platform.sample_data import generate_landing
+from batch_platform_tests.test_cli import cli_env
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LOCATION = "batch_platform"  # workspace.yaml's location_name
+REPOSITORY = "__repository__"  # the repository a `Definitions` object becomes
+QUARTERS = ("2024-Q1", "2024-Q2")
+ALL_ASSET_KEYS = [
+    ["bronze", "operational"], ["bronze", "logs"], ["bronze", "external"],
+    ["silver", "operational_events"], ["silver", "operational_events_quarantine"],
+    ["silver", "interaction_logs"], ["silver", "interaction_logs_quarantine"],
+    ["silver", "partner_scores"], ["silver", "partner_scores_quarantine"],
+    ["gold", "customer_features"], ["gold", "churn_labels"], ["gold", "training_set"],
+]
+BACKFILL_ASSET_KEYS = ALL_ASSET_KEYS[:9]  # bronze and silver (each silver multi-asset with both outputs)
+GOLD_ASSET_KEYS = ALL_ASSET_KEYS[9:]
+
+STARTUP_TIMEOUT = 240  # webserver up and code location loaded (a loaded 2-core machine is slow)
+RUN_TIMEOUT = 360
+BACKFILL_TIMEOUT = 480
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+# ------------------------------------------------------------------ the UI's GraphQL documents
+# LaunchAssetExecutionButton.tsx: LaunchAssetLoaderQuery (fragment trimmed to the fields used).
+LAUNCH_ASSET_LOADER_QUERY = """
+query LaunchAssetLoaderQuery($assetKeys: [AssetKeyInput!]!) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetKey { path }
+    jobNames
+    isMaterializable
+    partitionDefinition { type name }
+    backfillPolicy { policyType maxPartitionsPerRun description }
+    assetChecksOrError { ... on AssetChecks { checks { name canExecuteIndividually jobNames } } }
+    repository { name location { name } }
+  }
+  assetNodeAdditionalRequiredKeys(assetKeys: $assetKeys) { path }
+}
+"""
+
+# LaunchAssetChoosePartitionsDialog.tsx, single partition: the tags and config of the partition.
+CONFIG_PARTITION_FOR_ASSET_JOB_QUERY = """
+query ConfigPartitionForAssetJobQuery($repositoryName: String!, $repositoryLocationName: String!,
+    $jobName: String!, $partitionName: String!, $assetKeys: [AssetKeyInput!]!) {
+  pipelineOrError(params: {pipelineName: $jobName, repositoryName: $repositoryName,
+                           repositoryLocationName: $repositoryLocationName}) {
+    __typename
+    ... on Pipeline {
+      partition(partitionName: $partitionName, selectedAssetKeys: $assetKeys) {
+        name
+        runConfigOrError { __typename ... on PartitionRunConfig { yaml } ... on PythonError { message } }
+        tagsOrError { __typename ... on PartitionTags { results { key value } } ... on PythonError { message } }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+LAUNCH_PIPELINE_EXECUTION_MUTATION = """
+mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { id runId pipelineName } }
+    ... on PipelineNotFoundError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+LAUNCH_PARTITION_BACKFILL_MUTATION = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PartitionSetNotFoundError { message }
+    ... on PartitionKeysNotFoundError { message }
+    ... on UnauthorizedError { message }
+    ... on PipelineNotFoundError { message }
+    ... on RunConflict { message }
+    ... on ConflictingExecutionParamsError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+WORKSPACE_QUERY = """
+query { workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message stack } }
+} } ... on PythonError { message } } }
+"""
+
+RUN_STATUS_QUERY = """
+query RunStatus($runId: ID!) { runOrError(runId: $runId) { __typename
+  ... on Run { runId status jobName tags { key value } assetSelection { path } }
+  ... on RunNotFoundError { message } ... on PythonError { message } } }
+"""
+
+RUN_LOGS_QUERY = """
+query RunLogs($runId: ID!) { logsForRun(runId: $runId) { __typename
+  ... on EventConnection { events { __typename
+    ... on MessageEvent { message level stepKey }
+    ... on ErrorEvent { error { message stack cause { message stack } } } } }
+  ... on PythonError { message } } }
+"""
+
+BACKFILL_QUERY = """
+query Backfill($backfillId: String!) { partitionBackfillOrError(backfillId: $backfillId) { __typename
+  ... on PartitionBackfill {
+    id status numPartitions partitionNames isAssetBackfill assetSelection { path }
+    error { message stack }
+    assetBackfillData { assetBackfillStatuses { __typename ... on AssetPartitionsStatusCounts {
+      assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } }
+    runs { runId status jobName tags { key value } assetSelection { path } }
+  }
+  ... on PythonError { message } ... on BackfillNotFoundError { message } } }
+"""
+
+BACKFILL_RUNS_QUERY = """
+query BackfillRuns($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { __typename
+  ... on Runs { results { runId status tags { key value } } } ... on PythonError { message } } }
+"""
+
+MATERIALIZATIONS_QUERY = """
+query Materializations($assetKey: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $assetKey) { __typename
+    ... on Asset { assetMaterializations(partitions: $partitions) {
+      runId partition timestamp
+      metadataEntries { __typename label
+        ... on IntMetadataEntry { intValue intRepr }
+        ... on FloatMetadataEntry { floatValue }
+        ... on PathMetadataEntry { path }
+        ... on TextMetadataEntry { text }
+        ... on JsonMetadataEntry { jsonString }
+      } } }
+    ... on AssetNotFoundError { message } } }
+"""
+
+CHECK_EXECUTIONS_QUERY = """
+query Checks($assetKeys: [AssetKeyInput!]) { assetNodes(assetKeys: $assetKeys) {
+  assetKey { path }
+  assetChecksOrError { __typename ... on AssetChecks { checks { name
+    executionForLatestMaterialization { runId status partition evaluation { success partition } } } } } } }
+"""
+
+
+def metadata_values(materialization: dict) -> dict[str, object]:
+    """label -> the entry's value, for the entry types the platform writes."""
+    values: dict[str, object] = {}
+    for entry in materialization["metadataEntries"]:
+        kind = entry["__typename"]
+        if kind == "IntMetadataEntry":
+            values[entry["label"]] = int(entry["intRepr"])
+        elif kind == "FloatMetadataEntry":
+            values[entry["label"]] = entry["floatValue"]
+        elif kind == "PathMetadataEntry":
+            values[entry["label"]] = entry["path"]
+        elif kind == "TextMetadataEntry":
+            values[entry["label"]] = entry["text"]
+        elif kind == "JsonMetadataEntry":
+            values[entry["label"]] = json.loads(entry["jsonString"])
+        else:
+            values[entry["label"]] = kind
+    return values
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class DagsterUI:
+    """The running webserver + daemon, and what they were started with."""
+
+    url: str
+    tmp: Path
+    env: dict[str, str]
+    manifest: dict
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def lake(self) -> Path:
+        return self.tmp / "lake"
+
+    # ------------------------------------------------------------------------------- plumbing
+    def log_tails(self, chars: int = 4000) -> str:
+        parts = []
+        for name, path in self.logs.items():
+            text = path.read_text(errors="replace") if path.exists() else ""
+            parts.append(f"--- {name} log ({path}), last {chars} chars:\n{text[-chars:]}")
+        return "\n".join(parts)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited with code {process.returncode}\n{self.log_tails()}")
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
+        )
+        assert response.status_code == 200, f"GraphQL HTTP {response.status_code}: {response.text[:2000]}"
+        body = response.json()
+        assert not body.get("errors"), f"GraphQL errors: {json.dumps(body['errors'], indent=1)[:4000]}"
+        return body["data"]
+
+    def wait_until(self, what: str, probe, timeout: float, interval: float = 2.0):
+        """Call `probe()` until it returns something truthy; fail naming `what` after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            last = probe()
+            if last:
+                return last
+            time.sleep(interval)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}\n{self.log_tails()}")
+
+    # --------------------------------------------------------------------------- the UI paths
+    def launch_run_like_materialize_button(self, asset_keys: list[list[str]], partition_key: str) -> str:
+        """What "Materialize" → pick one partition → "Launch 1 run" sends; returns the run id."""
+        keys = [{"path": path} for path in asset_keys]
+        loaded = self.graphql(LAUNCH_ASSET_LOADER_QUERY, {"assetKeys": keys})
+        nodes = loaded["assetNodes"]
+        assert len(nodes) == len(keys), nodes
+        # The UI refuses (or silently widens) a selection that splits a multi-asset; ours must not.
+        assert loaded["assetNodeAdditionalRequiredKeys"] == [], loaded["assetNodeAdditionalRequiredKeys"]
+        # getCommonJob(): the first job every selected asset belongs to.
+        common = [job for job in nodes[0]["jobNames"] if all(job in n["jobNames"] for n in nodes)]
+        assert common, f"no job holds all of {asset_keys}: {[n['jobNames'] for n in nodes]}"
+        job = common[0]
+        partition = self.graphql(
+            CONFIG_PARTITION_FOR_ASSET_JOB_QUERY,
+            {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION, "jobName": job,
+             "partitionName": partition_key, "assetKeys": keys},
+        )["pipelineOrError"]
+        assert partition["__typename"] == "Pipeline", partition
+        tags = partition["partition"]["tagsOrError"]["results"]
+        run_config = partition["partition"]["runConfigOrError"]["yaml"]
+        # getAssetCheckHandleInputs(): every check of the selected assets that is in the job.
+        checks = [
+            {"assetKey": {"path": n["assetKey"]["path"]}, "name": c["name"]}
+            for n in nodes
+            for c in n["assetChecksOrError"].get("checks", [])
+            if not c["jobNames"] or job in c["jobNames"]
+        ]
+        execution_params = {
+            "mode": "default",
+            "executionMetadata": {"tags": [{"key": t["key"], "value": t["value"]} for t in tags]},
+            "runConfigData": run_config,
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": REPOSITORY,
+                "pipelineName": job,
+                "assetSelection": keys,
+                "assetCheckSelection": checks,
+            },
+        }
+        launched = self.graphql(LAUNCH_PIPELINE_EXECUTION_MUTATION, {"executionParams": execution_params})
+        result = launched["launchPipelineExecution"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def launch_backfill_like_ui(self, asset_keys: list[list[str]], partition_keys: list[str]) -> str:
+        """What "Materialize" → a range of partitions → "Launch backfill" sends for the asset job."""
+        params = {
+            "tags": [],
+            "assetSelection": [{"path": path} for path in asset_keys],
+            "partitionNames": partition_keys,
+            "fromFailure": False,
+        }
+        launched = self.graphql(LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params})
+        result = launched["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return result["backfillId"]
+
+    # ------------------------------------------------------------------------------- reading
+    def run(self, run_id: str) -> dict:
+        result = self.graphql(RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]
+        assert result["__typename"] == "Run", result
+        return result
+
+    def run_log(self, run_id: str, limit: int = 60) -> str:
+        logs = self.graphql(RUN_LOGS_QUERY, {"runId": run_id})["logsForRun"]
+        if logs["__typename"] != "EventConnection":
+            return repr(logs)
+        lines = []
+        for event in logs["events"]:
+            line = f"{event['__typename']} [{event.get('stepKey')}] {event.get('message', '')}"
+            error = event.get("error")
+            while error:
+                line += "\n    " + error["message"] + "".join(error.get("stack") or [])[-1500:]
+                error = error.get("cause")
+            lines.append(line)
+        return "\n".join(lines[-limit:])
+
+    def run_process_id(self, run_id: str) -> int:
+        """The pid of the process the run launcher started for the run (its engine event says so)."""
+        log = self.run_log(run_id, limit=10_000)
+        found = re.search(r"Started process for run \(pid: (\d+)\)", log)
+        assert found, f"no 'Started process for run' event in run {run_id}:\n{log[-3000:]}"
+        return int(found.group(1))
+
+    def wait_for_run(self, run_id: str, timeout: float = RUN_TIMEOUT) -> dict:
+        run = self.wait_until(
+            f"run {run_id} to finish",
+            lambda: (r := self.run(run_id))["status"] in FINISHED and r,
+            timeout,
+        )
+        assert run["status"] == "SUCCESS", (
+            f"run {run_id} ended {run['status']}; its event log:\n{self.run_log(run_id)}\n{self.log_tails()}"
+        )
+        return run
+
+    def backfill(self, backfill_id: str) -> dict:
+        result = self.graphql(BACKFILL_QUERY, {"backfillId": backfill_id})["partitionBackfillOrError"]
+        assert result["__typename"] == "PartitionBackfill", result
+        return result
+
+    def wait_for_backfill_runs(self, backfill_id: str, timeout: float = BACKFILL_TIMEOUT) -> list[dict]:
+        """The backfill's runs, once it has some and all have finished (each must succeed).
+
+        The backfill daemon marks the backfill itself complete on its next iteration (every
+        30 s); `wait_for_backfill` waits for that.
+        """
+
+        def probe():
+            runs = self.backfill(backfill_id)["runs"]
+            return runs if runs and all(r["status"] in FINISHED for r in runs) else None
+
+        runs = self.wait_until(f"the runs of backfill {backfill_id} to finish", probe, timeout, interval=3.0)
+        failed = [r["runId"] for r in runs if r["status"] != "SUCCESS"]
+        assert not failed, "".join(f"\nrun {r} event log:\n{self.run_log(r)}" for r in failed) + self.log_tails()
+        return runs
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float = BACKFILL_TIMEOUT) -> dict:
+        done = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+        def probe():
+            backfill = self.backfill(backfill_id)
+            if backfill["status"] in done and all(r["status"] in FINISHED for r in backfill["runs"]):
+                return backfill
+            return None
+
+        backfill = self.wait_until(f"backfill {backfill_id} to finish", probe, timeout, interval=3.0)
+        failed = [r["runId"] for r in backfill["runs"] if r["status"] != "SUCCESS"]
+        assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"} and not failed, (
+            f"backfill {backfill_id} ended {backfill['status']} (error: {backfill['error']}); "
+            + "".join(f"\nrun {r} event log:\n{self.run_log(r)}" for r in failed)
+            + f"\n{self.log_tails()}"
+        )
+        return backfill
+
+    def materializations(self, asset_key: list[str], partition_key: str, run_id: str | None = None) -> list[dict]:
+        result = self.graphql(MATERIALIZATIONS_QUERY, {"assetKey": {"path": asset_key}, "partitions": [partition_key]})
+        asset = result["assetOrError"]
+        assert asset["__typename"] == "Asset", asset
+        events = asset["assetMaterializations"]
+        return [e for e in events if run_id is None or e["runId"] == run_id]
+
+
+# ------------------------------------------------------------------------------------ processes
+def _start(name: str, args: list[str], ui_tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    log = ui_tmp / f"{name}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: code servers, run workers and JVMs with it
+        )
+    return process, log
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the process group, wait (bounded), then SIGKILL whatever is left of it."""
+    try:
+        group = os.getpgid(process.pid)
+    except ProcessLookupError:
+        return
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; give the rest of the group (a JVM, a code server) a moment too
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def dagster_ui(tmp_path_factory):
+    """dagster-webserver + dagster-daemon on 127.0.0.1:<free port>, with a temp home, config and lake."""
+    tmp = tmp_path_factory.mktemp("dagster_ui")
+    manifest = generate_landing(tmp / "landing", first_quarter=QUARTERS[0], last_quarter=QUARTERS[-1],
+                                customers=40, seed=5)
+    env = cli_env(tmp)  # temp config (landing, lake, local[2] Spark) and DAGSTER_HOME with telemetry off
+    # Dagster's defaults, as `make ui` runs: QueuedRunCoordinator (the daemon dequeues and launches)
+    # and DefaultRunLauncher (every run its own process); only the dequeue tick is shortened.
+    Path(env["DAGSTER_HOME"], "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        "run_coordinator:\n"
+        "  module: dagster._core.run_coordinator.queued_run_coordinator\n"
+        "  class: QueuedRunCoordinator\n"
+        "  config:\n    dequeue_interval_seconds: 1\n"
+    )
+    # Create the instance's SQLite storages once, here: a webserver, a daemon and their code servers
+    # starting together on an empty home race to create them ("alembic_version has more than one head").
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.get_runs(limit=1)  # run storage, schedule storage, and (below) the event log index
+        instance.fetch_materializations(dg.AssetKey(["bronze", "operational"]), limit=1)
+    port = free_loopback_port()
+    ui = DagsterUI(url=f"http://127.0.0.1:{port}", tmp=tmp, env=env, manifest=manifest)
+    try:
+        for name, args in {
+            "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
+                          "-w", "workspace.yaml"],
+            "daemon": [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        }.items():
+            ui.processes[name], ui.logs[name] = _start(name, args, tmp, env)
+
+        def answering():
+            try:
+                return requests.get(f"{ui.url}/server_info", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        ui.wait_until("the webserver to answer /server_info", answering, STARTUP_TIMEOUT)
+
+        def location_loaded():
+            workspace = ui.graphql(WORKSPACE_QUERY)["workspaceOrError"]
+            entries = {e["name"]: e for e in workspace.get("locationEntries", [])}
+            entry = entries.get(LOCATION)
+            if entry is None or entry["loadStatus"] != "LOADED":
+                return None
+            loaded = entry["locationOrLoadError"]
+            if loaded["__typename"] == "PythonError":
+                pytest.fail(f"code location {LOCATION} failed to load: {loaded['message']}\n{''.join(loaded['stack'])}")
+            return entry
+
+        ui.wait_until(f"code location {LOCATION!r} to load", location_loaded, STARTUP_TIMEOUT)
+        yield ui
+    finally:
+        for process in ui.processes.values():
+            _stop(process)
+
+
+@dataclass
+class Launched:
+    ui: DagsterUI
+    launch_id: str  # run id or backfill id
+    result: dict  # the run or the backfill, as GraphQL reports it once finished
+
+
+@pytest.fixture(scope="session")
+def ui_backfill(dagster_ui) -> Launched:
+    """bronze → silver of every source, 2024-Q1…2024-Q2, as the UI's "Launch backfill" sends it.
+
+    The backfill daemon runs it: one run, since every asset has the single-run backfill policy.
+    `result` holds the backfill's runs once they have finished; the backfill's own status is
+    completed by the daemon's next iteration (the backfill test waits for it).
+    """
+    partition_keys = [to_key(q) for q in QUARTERS]
+    backfill_id = dagster_ui.launch_backfill_like_ui(BACKFILL_ASSET_KEYS, partition_keys)
+    return Launched(dagster_ui, backfill_id, {"runs": dagster_ui.wait_for_backfill_runs(backfill_id)})
+
+
+@pytest.fixture(scope="session")
+def ui_materialized(ui_backfill) -> Launched:
+    """The gold tables of 2024-Q2 in one run, as "Materialize all" (gold group) → 2024-Q2 → "Launch 1 run".
+
+    After `ui_backfill`, so gold 2024-Q2 finds silver 2024-Q2 (its labels) and 2024-Q1 (its
+    features' lookback). The browser test and the README screenshots look at this instance.
+    """
+    ui = ui_backfill.ui
+    run_id = ui.launch_run_like_materialize_button(GOLD_ASSET_KEYS, to_key(QUARTERS[-1]))
+    return Launched(ui, run_id, ui.wait_for_run(run_id))

@@ -1,0 +1,272 @@
+"""Ratios against the targets of issue 6, and the Markdown report of one harness run.
+
+Validation + metadata share — how it is measured (in this order of preference):
+- the IO manager's own timings, `io_seconds/validate` and `io_seconds/metadata`, which it records
+  on every materialisation (read back from the run's Dagster event log);
+- the asset bodies' metadata jobs (silver `reconcile`, gold `feature_stats` and `_label_counts`)
+  and training_set's consistency join (`unmatched_customers`), timed by the wrappers of
+  `benchmarks.platform_child` (after forcing the persisted frame, so computing the table is not
+  charged to them);
+- the asset-check steps (silver reconciliation, null keys, duplicate keys, quarantine rate),
+  from their STEP_START/STEP_SUCCESS times. Not Pandera and not metadata, so shown apart.
+The share is over the backfill's wall time (the whole child process: interpreter, imports, JVM,
+run). With `--with-ablation`, the difference to a backfill whose IO manager skips validation and
+metadata is shown too (noisy on a shared machine: a cross-check, not the measurement).
+"""
+
+from __future__ import annotations
+
+GIB = 1024**3
+TARGETS = {
+    "backfill_vs_plain": 1.3,
+    "backfill_vs_eight": 0.5,
+    "validation_metadata_share": 0.10,
+    "peak_memory_gib": 4.0,
+    "import_seconds": 3.0,
+}
+ASSET_METADATA = ("metadata.reconcile", "metadata.feature_stats", "metadata.label_counts")
+
+
+def _wall(results: dict, name: str) -> float | None:
+    c = results["contenders"].get(name)
+    return None if c is None else c["process"]["wall_s"]
+
+
+def _div(a, b):
+    return None if a is None or not b else a / b
+
+
+def validation_metadata(backfill: dict) -> dict:
+    """Seconds of Pandera, IO-manager metadata, asset metadata, consistency checks and asset checks."""
+    io = backfill.get("io_seconds", {}).get("totals", {})
+    phases = backfill.get("attribution", {}).get("phase_seconds", {})
+    source = "io_seconds" if io else "wrappers"
+    pandera = io.get("validate") if io else phases.get("pandera.validate", 0.0)
+    io_meta = io.get("metadata") if io else phases.get("metadata.record", 0.0)
+    asset_meta = sum(phases.get(p, 0.0) for p in ASSET_METADATA)
+    unmatched = phases.get("validation.unmatched", 0.0)
+    checks = sum(s["seconds"] for s in backfill.get("attribution", {}).get("steps", []) if s["kind"] == "check")
+    return {
+        "source": source,
+        "pandera": round(pandera or 0.0, 3),
+        "io_metadata": round(io_meta or 0.0, 3),
+        "asset_metadata": round(asset_meta, 3),
+        "consistency_join": round(unmatched, 3),
+        "asset_checks": round(checks, 3),
+        "pandera_plus_metadata": round((pandera or 0.0) + (io_meta or 0.0) + asset_meta + unmatched, 3),
+        "io_compute": io.get("compute"),
+        "io_write": io.get("write"),
+        "wrapper_pandera": phases.get("pandera.validate"),
+        "wrapper_io_metadata": phases.get("metadata.record"),
+    }
+
+
+def ratios(results: dict) -> dict:
+    backfill = results["contenders"].get("backfill")
+    out: dict = {}
+    b = _wall(results, "backfill")
+    out["backfill_vs_plain"] = _div(b, _wall(results, "plain"))
+    out["backfill_vs_eight"] = _div(b, _wall(results, "eight"))
+    out["backfill_vs_duckdb"] = _div(b, _wall(results, "duckdb"))
+    out["plain_vs_duckdb"] = _div(_wall(results, "plain"), _wall(results, "duckdb"))
+    out["single_vs_backfill_per_quarter"] = _div(_wall(results, "single"), _div(b, len(results["quarters"])))
+    if backfill:
+        vm = validation_metadata(backfill)
+        out["validation_metadata"] = vm
+        out["validation_metadata_share"] = _div(vm["pandera_plus_metadata"], b)
+        out["with_asset_checks_share"] = _div(vm["pandera_plus_metadata"] + vm["asset_checks"], b)
+        out["peak_memory_gib"] = backfill["process"]["peak_rss_bytes"] / GIB
+        run = backfill["run"]
+        out["run_seconds"] = run.get("seconds")
+        out["outside_run_seconds"] = None if run.get("seconds") is None else b - run["seconds"]
+    peaks = [c["process"]["peak_rss_bytes"] for k, c in results["contenders"].items() if k != "import" and "process" in c]
+    out["max_peak_memory_gib"] = max(peaks) / GIB if peaks else None
+    if "ablation" in results["contenders"] and backfill:
+        a = _wall(results, "ablation")
+        out["ablation_saving_share"] = _div(b - a, b) if b and a else None
+        cpu_b = backfill["process"].get("cpu_s")
+        cpu_a = results["contenders"]["ablation"]["process"].get("cpu_s")
+        out["ablation_cpu_saving_share"] = _div(cpu_b - cpu_a, cpu_b) if cpu_b and cpu_a else None
+    imp = results["contenders"].get("import")
+    out["import_seconds"] = imp["best"] if imp else None
+    out["targets"] = {
+        name: {"limit": limit, "value": out.get(name), "met": None if out.get(name) is None else out[name] <= limit}
+        for name, limit in TARGETS.items()
+    }
+    return out
+
+
+# ------------------------------------------------------------------------------------ markdown
+def _f(value, digits: int = 1, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{suffix}"
+    return f"{value:,}{suffix}"
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _jobs(c: dict) -> str:
+    spark = c.get("spark") or {}
+    return _f(spark.get("jobs")) if spark.get("jobs") else "–"
+
+
+def markdown(results: dict, command: str) -> str:
+    r = results["ratios"]
+    env = results["environment"]
+    c = results["contenders"]
+    rows = results["landing_rows"]
+    quarters = results["quarters"]
+    lines = [
+        f"## Performance — SIZE={results['size']}",
+        "",
+        f"`{command}` — {results['operational_rows']:,} operational rows requested "
+        f"({rows:,} landing rows in all: " + ", ".join(f"{k} {v:,}" for k, v in results["landing_rows_by_source"].items())
+        + f"), {results['customers']:,} customers, {quarters[0]}…{quarters[-1]}, seed {results['seed']}.",
+        f"Machine: {env['cpus']} CPUs, {env['memory_bytes'] / GIB:.0f} GiB, Python {env['python']}, "
+        f"PySpark {env['versions']['pyspark']}, Dagster {env['versions']['dagster']}, Pandera {env['versions']['pandera']}, "
+        f"DuckDB {env['versions']['duckdb']}; commit {env['git_commit']}"
+        + (f" + {env['git_uncommitted_files']} uncommitted files" if env["git_uncommitted_files"] else "")
+        + f"; {results['started']}. Spark: `{_spark(results)}`"
+        + ("; Spark event log on for every Spark contender" if results["eventlog"] else "") + ".",
+        "",
+    ]
+    sources = results.get("platform_source") or {}
+    if len(sources) > 1:
+        lines += [
+            "**Warning: the platform's source changed during this benchmark** (others were editing it), so the "
+            "contenders did not all run the same code: "
+            + "; ".join(f"`{h}`: {', '.join(names)}" for h, names in sources.items())
+            + ". Compare only contenders with the same fingerprint, or re-run.",
+            "",
+        ]
+    lines += [
+        "| contender | what | wall (s) | CPU (s) | landing rows/s | peak RSS, tree (GiB) | Spark jobs | load avg (1 min) before → after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    described = {
+        "backfill": ("platform, one-run backfill", f"{len(quarters)} quarters, 1 Dagster run", rows),
+        "single": ("platform, one quarter", f"{quarters[-1]} after the backfill (lookback in the lake)",
+                   results.get("last_quarter_rows")),
+        "eight": ("platform, one run per quarter", f"{len(quarters)} runs in order (sum; peak = max)", rows),
+        "plain": ("plain PySpark", "same functions, no Dagster, no Pandera", rows),
+        "duckdb": ("DuckDB", "independent SQL, gold only", rows),
+        "ablation": ("platform backfill, ablated", "IO manager's `_validate` and `_record` as no-ops", rows),
+    }
+    for key, (name, what, n) in described.items():
+        if key not in c:
+            continue
+        proc = c[key]["process"]
+        wall = proc["wall_s"]
+        load = _load(c[key])
+        jobs = _jobs(c[key]) if key != "eight" else _f(sum((x.get("spark") or {}).get("jobs", 0) for x in c[key]["runs"]) or None)
+        lines.append(
+            f"| {name} | {what} | {_f(wall)} | {_f(proc.get('cpu_s'))} | {_f(n / wall, 0) if n else '–'} | "
+            f"{_f(proc['peak_rss_bytes'] / GIB, 2)} | "
+            f"{jobs} | {load} |"
+        )
+    if "import" in c:
+        lines.append(f"| import definitions | `python -c \"import batch_platform.definitions\"`, best of 3 | "
+                     f"{_f(c['import']['best'], 2)} | – | – | – | – | – |")
+    lines += ["", "### Targets (issue 6; the targets are for SIZE=M on 2 cores)", "",
+              "| target | measured | |", "| --- | ---: | --- |"]
+    t = r["targets"]
+    names = {
+        "backfill_vs_plain": ("one-run backfill ≤ 1.3 × plain PySpark", lambda v: f"{v:.2f} ×"),
+        "backfill_vs_eight": ("one-run backfill ≤ 0.5 × eight runs", lambda v: f"{v:.2f} ×"),
+        "validation_metadata_share": ("Pandera + metadata < 10 % of the backfill", lambda v: f"{100 * v:.1f} %"),
+        "peak_memory_gib": ("peak memory (backfill, driver + JVM) < 4 GiB", lambda v: f"{v:.2f} GiB"),
+        "import_seconds": ("import definitions < 3 s", lambda v: f"{v:.2f} s"),
+    }
+    for key, (label, fmt) in names.items():
+        item = t[key]
+        status = "–" if item["met"] is None else ("met" if item["met"] else "**not met**")
+        lines.append(f"| {label} | {fmt(item['value']) if item['value'] is not None else '–'} | {status} |")
+    lines += [""]
+    if r.get("backfill_vs_duckdb"):
+        lines.append(f"Context: backfill / DuckDB = {r['backfill_vs_duckdb']:.1f} ×, plain PySpark / DuckDB = "
+                     f"{_f(r.get('plain_vs_duckdb'), 1)} ×; the one-quarter run takes "
+                     f"{_f(r.get('single_vs_backfill_per_quarter'), 1)} × the backfill's time per quarter.")
+    if "ablation_saving_share" in r:
+        lines.append(f"Ablation: without the IO manager's Pandera validation and metadata the backfill took "
+                     f"{_pct(r['ablation_saving_share'])} less wall time and {_pct(r.get('ablation_cpu_saving_share'))} "
+                     "less CPU (one sample each on a shared machine: a cross-check of the measured share).")
+    vm = r.get("validation_metadata")
+    if vm:
+        b = c["backfill"]["process"]["wall_s"]
+        lines += [
+            "",
+            "### Where the backfill's time goes",
+            "",
+            f"Backfill wall {b:.1f} s = Dagster run {_f(r.get('run_seconds'))} s + {_f(r.get('outside_run_seconds'))} s "
+            "outside it (interpreter, imports, definitions, JVM start, instance).",
+            f"Validation and metadata are read from the run's own logs (`{vm['source']}`) and from the phase timers "
+            "(see benchmarks/FINDINGS.md, 'Method').",
+            "",
+            "| part | seconds | share of backfill |",
+            "| --- | ---: | ---: |",
+            f"| Pandera validation (IO manager, `io_seconds/validate`) | {_f(vm['pandera'])} | {_pct(_div(vm['pandera'], b))} |",
+            f"| IO-manager metadata (column schema, per-quarter previews; `io_seconds/metadata`) | {_f(vm['io_metadata'])} | {_pct(_div(vm['io_metadata'], b))} |",
+            f"| asset metadata (silver reconcile, gold feature stats and label counts) | {_f(vm['asset_metadata'])} | {_pct(_div(vm['asset_metadata'], b))} |",
+            f"| training_set consistency join (`unmatched_customers`) | {_f(vm['consistency_join'])} | {_pct(_div(vm['consistency_join'], b))} |",
+            f"| **Pandera + metadata (the < 10 % target)** | **{_f(vm['pandera_plus_metadata'])}** | **{_pct(r.get('validation_metadata_share'))}** |",
+            f"| asset-check steps (12 silver checks) | {_f(vm['asset_checks'])} | {_pct(_div(vm['asset_checks'], b))} |",
+            f"| IO-manager compute (persist + row count per quarter; `io_seconds/compute`) | {_f(vm['io_compute'])} | {_pct(_div(vm['io_compute'], b))} |",
+            f"| IO-manager write (staging, empty quarters, swap; `io_seconds/write`) | {_f(vm['io_write'])} | {_pct(_div(vm['io_write'], b))} |",
+        ]
+        att = c["backfill"].get("attribution", {})
+        if att.get("steps"):
+            lines += ["", "Steps of the backfill (from the run's event log; Spark jobs from the Spark event log, "
+                      "placed by submission time):", "",
+                      "| step | seconds | Spark jobs | biggest parts (s) |", "| --- | ---: | ---: | --- |"]
+            for step in att["steps"]:
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in list(step["phases"].items())[:4])
+                lines.append(f"| {step['step']} | {step['seconds']:.1f} | {step['spark_jobs'] or '–'} | {parts} |")
+            if att.get("phase_jobs"):
+                lines += ["", "Spark jobs of the backfill by phase: " + ", ".join(f"{k} {v}" for k, v in att["phase_jobs"].items())
+                          + f" (total in steps {att.get('jobs_in_steps')}, whole process "
+                          f"{(c['backfill'].get('spark') or {}).get('jobs', '–')})."]
+    lines += ["", "### Do the contenders agree?", ""]
+    compared = [k for k in ("single", "eight", "plain", "duckdb", "ablation") if k in c]
+    if results["mismatches"]:
+        lines.append(f"**No: {len(results['mismatches'])} figure(s) differ** (reference: the one-run backfill). First 40:")
+        lines += ["", "| contender | table | quarter | figure | reference | contender's |", "| --- | --- | --- | --- | ---: | ---: |"]
+        for m in results["mismatches"][:40]:
+            ref = m.get("backfill", m.get("manifest"))
+            other = m.get(m["contender"])
+            lines.append(f"| {m['contender']} | {m['table']} | {m['quarter']} | {m['figure']} | {ref} | {other} |")
+    else:
+        lines.append(
+            f"Yes: the gold tables of {', '.join(compared) or '(none)'} equal the one-run backfill's in every quarter — "
+            "row counts, distinct customers and a checksum of the customer set, sum/mean/NULLs of every numeric column, "
+            "min/max/mean of every timestamp, label and split counts (doubles within 1e-9 relative); the silver row counts "
+            "of the backfill and of DuckDB equal the generator's manifest."
+        )
+    if results["failures"]:
+        lines += ["", "### Failures", ""]
+        for f in results["failures"]:
+            lines.append(f"- **{f['contender']}**: {f['error'].splitlines()[0]}")
+    gold = c.get("backfill", {}).get("gold")
+    if gold:
+        lines += ["", "Gold figures (training_set, backfill): " + "; ".join(
+            f"{q} {v['customers']:,} customers, {v['churned']:,} churned, {v['eval']:,} eval" for q, v in gold.items() if v["customers"])
+            + "."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _load(c: dict) -> str:
+    if "load_before" not in c:
+        runs = c.get("runs") or []
+        if not runs:
+            return "–"
+        return f"{runs[0]['load_before'][0]:.1f} → {runs[-1]['load_after'][0]:.1f}"
+    return f"{c['load_before'][0]:.1f} → {c['load_after'][0]:.1f}"
+
+
+def _spark(results: dict) -> str:
+    s = results.get("spark_settings") or {}
+    return f"master={s.get('master', 'local[*]')}, shuffle_partitions={s.get('shuffle_partitions', 8)}, ui_enabled={s.get('ui_enabled', True)}"
