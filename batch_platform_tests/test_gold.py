@@ -299,14 +299,15 @@ def test_one_call_over_many_quarters_equals_one_call_per_quarter(spark):
     rows = random_silver(quarters, customers=50, seed=11)
     events, logs, scores = silver_frames(spark, rows["operational_events"], rows["interaction_logs"], rows["partner_scores"])
     for lookback in (2,):
-        together = compute_customer_features(events, logs, scores, quarters, lookback)
+        together = compute_customer_features(events, logs, scores, quarters, lookback).cache()
         labels = compute_churn_labels(together, events, 90)
         training = as_pandas(compute_training_set(together, labels, 0.2))
-        alone = []
+        alone = None  # one call per quarter; the results are collected together, in one action
         for q in quarters:
-            f = compute_customer_features(events, logs, scores, [q], lookback)
-            alone.append(as_pandas(compute_training_set(f, compute_churn_labels(f, events, 90), 0.2)))
-        separate = pd.concat(alone).sort_values(["quarter", "customer_id"]).reset_index(drop=True)
+            f = compute_customer_features(events, logs, scores, [q], lookback).cache()
+            one = compute_training_set(f, compute_churn_labels(f, events, 90), 0.2)
+            alone = one if alone is None else alone.unionByName(one)
+        separate = as_pandas(alone)
         pd.testing.assert_frame_equal(training, separate)
         assert set(training["quarter"]) == set(quarters[1:])  # the first quarter has no history
         # The same customer is on the same side in every quarter.
