@@ -21,6 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "config.yaml"
 CONFIG_ENV_VAR = "BATCH_PLATFORM_CONFIG"
 
+UTC_NAMES = ("UTC", "Etc/UTC", "Z", "+00:00")
+_JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
 
@@ -78,6 +80,16 @@ class SparkConfig(_Section):
     ui_enabled: bool = True
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
+    @field_validator("conf")
+    @classmethod
+    def _utc_only(cls, conf: dict[str, Any]) -> dict[str, Any]:
+        zone = conf.get("spark.sql.session.timeZone")
+        if zone is not None and str(zone) not in UTC_NAMES:
+            raise ValueError(
+                f"spark.sql.session.timeZone must be UTC: quarters and timestamps are UTC (SPEC.md), got {zone!r}"
+            )
+        return conf
+
 
 class PlatformConfig(_Section):
     storage: StorageConfig = StorageConfig()
@@ -101,7 +113,8 @@ class PlatformConfig(_Section):
         return self.resolve_path(self.storage.lake_root)
 
     def spark_conf(self) -> dict[str, str]:
-        """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours."""
+        """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours, except
+        that the session and the JVMs always run in UTC."""
         conf: dict[str, str] = {
             "spark.master": self.spark.master,
             "spark.app.name": self.spark.app_name,
@@ -119,7 +132,11 @@ class PlatformConfig(_Section):
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
         }
-        conf.update({key: _to_str(value) for key, value in self.spark.conf.items()})
+        for key, value in self.spark.conf.items():
+            if key in _JAVA_OPTIONS:
+                conf[key] = f"{_to_str(value)} -Duser.timezone=UTC"
+            else:
+                conf[key] = _to_str(value)
         return conf
 
     def redacted(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_
 from batch_platform.storage import HadoopFS
 
 PREVIEW_ROWS = 10
+MAX_RECORDS_PER_FILE = 5_000_000
 COLUMN_LINEAGE = "dagster/column_lineage"
 ALLOW_MISSING = "allow_missing_partitions"
 """Input metadata key: read a never-materialised quarter as empty instead of failing."""
@@ -109,7 +110,15 @@ class LakeIOManager(dg.ConfigurableIOManager):
         table = self.table_path(asset_key)
         self._clean_debris(fs, table)
         staging = f"{table}/_staging/{uuid.uuid4().hex}"
-        df.write.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
+        # One task per quarter: a persisted frame spreads every quarter over all its partitions,
+        # which would leave shuffle-partitions-many small files in each quarter's folder.
+        (
+            df.repartition(PARTITION_COLUMN)
+            .write.mode("error")
+            .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+            .partitionBy(PARTITION_COLUMN)
+            .parquet(staging)
+        )
         empty = df.limit(0).drop(PARTITION_COLUMN)
         for quarter in quarters:
             staged = f"{staging}/{PARTITION_COLUMN}={quarter}"

@@ -161,6 +161,8 @@ def _open(page, url: str, ready_text: str) -> None:
 def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_set(
     chromium_available, ui_materialized, tab, screenshots
 ):
+    from playwright.sync_api import expect
+
     ui, page = ui_materialized.ui, tab.page
     _open(page, f"{ui.url}/asset-groups", "Global asset lineage")
     # three layer groups, collapsed by default; the graph's settings menu expands them
@@ -177,9 +179,8 @@ def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_
     for _, name in ALL_ASSET_KEYS:
         page.get_by_text(name, exact=True).first.wait_for()
     # full-size nodes (not the zoomed-out labels only): every node shows its number of partitions
-    partitions = page.get_by_text(re.compile(r"^\d+ partitions$"))
-    partitions.first.wait_for()
-    assert partitions.count() == len(ALL_ASSET_KEYS)
+    node_footers = page.get_by_text(re.compile(r"^\d+ partitions$"))
+    expect(node_footers).to_have_count(len(ALL_ASSET_KEYS), timeout=PAGE_TIMEOUT_MS)
     page.wait_for_timeout(1_500)  # let the fit-to-window animation end before the picture (not an assertion)
     _save(page, screenshots, "asset-graph.png")
 

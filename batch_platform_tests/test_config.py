@@ -36,6 +36,7 @@ def test_the_environment_variable_selects_the_file(tmp_path, monkeypatch):
         ({"storage": {"lake_rot": "x"}}, "unknown key 'storage.lake_rot'"),
         ({"sparks": {}}, "unknown key 'sparks'"),
         ({"checks": {"quarantine_rate_warn": 0.6, "quarantine_rate_fail": 0.5}}, "must not exceed"),
+        ({"spark": {"conf": {"spark.sql.session.timeZone": "Europe/Paris"}}}, "must be UTC"),
     ],
 )
 def test_bad_values_and_unknown_keys_fail_naming_key_and_value(raw, message):
@@ -56,7 +57,9 @@ def test_secrets_come_from_the_environment_and_are_never_shown(monkeypatch):
 
 
 def test_spark_settings_pin_utc_and_readable_parquet():
-    conf = parse_config({"spark": {"master": "spark://host:7077", "shuffle_partitions": 16, "conf": {"spark.executor.memory": "4g"}}}).spark_conf()
+    conf = parse_config({"spark": {"master": "spark://host:7077", "shuffle_partitions": 16, "conf": {
+        "spark.executor.memory": "4g", "spark.driver.extraJavaOptions": "-Xss4m"}}}).spark_conf()
+    assert conf["spark.driver.extraJavaOptions"] == "-Xss4m -Duser.timezone=UTC"
     assert conf["spark.master"] == "spark://host:7077"
     assert conf["spark.sql.session.timeZone"] == "UTC"
     assert "-Duser.timezone=UTC" in conf["spark.driver.extraJavaOptions"]

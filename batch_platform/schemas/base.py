@@ -117,7 +117,7 @@ def validate_frame(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[list[
     structural = schema.update_columns({name: {"nullable": True, "checks": []} for name in schema.columns})
     structural.checks = []
     structural.unique = None
-    errors = structural.validate(df).pandera.errors
+    errors = structural.validate(df).pandera.errors or {}
     violations = [
         Violation(item.get("column", ""), item.get("check", ""), None, item.get("error", ""))
         for kinds in errors.values()
@@ -160,7 +160,7 @@ def validate_frame(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[list[
     if leftover_columns or leftover_frame:
         rest = structural.update_columns({name: {"checks": checks} for name, checks in leftover_columns.items()})
         rest.checks = leftover_frame
-        for kinds in rest.validate(df).pandera.errors.values():
+        for kinds in (rest.validate(df).pandera.errors or {}).values():
             for items in kinds.values():
                 violations += [
                     Violation(i.get("column", ""), i.get("check", ""), None, i.get("error", "")) for i in items
