@@ -9,7 +9,7 @@ a schema-only file for a quarter without rows, as the platform does), with the S
 
 So that the comparison with the platform measures orchestration, validation and metadata — not
 two implementations — every transformation is the platform's own, imported, never copied:
-`LandingZone.read` and `raise_for_corrupt_rows` (landing), `flag`, `silver_rows`,
+`LandingZone.read` (landing), `with_ingest_columns` (bronze), `flag`, `silver_rows`,
 `quarantine_rows` (silver), `compute_customer_features`, `compute_churn_labels`,
 `compute_training_set` (gold). The only lines restated here are the bronze lineage columns, which
 the platform builds inline in its asset body (`assets/bronze.py`), not in a function.
@@ -28,12 +28,10 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from batch_platform.assets.bronze import _quarter_label
+from batch_platform.assets.bronze import with_ingest_columns
 from batch_platform.assets.gold import (
     compute_churn_labels,
     compute_customer_features,
@@ -42,7 +40,7 @@ from batch_platform.assets.gold import (
 )
 from batch_platform.assets.silver import SILVER_TABLES, flag, quarantine_rows, silver_rows
 from batch_platform.config import platform_config
-from batch_platform.landing import LandingZone, raise_for_corrupt_rows
+from batch_platform.landing import LandingZone
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.bronze import SOURCE_COLUMNS
@@ -105,16 +103,7 @@ def bronze(spark: SparkSession, landing: LandingZone, source: str, first: str, l
     batch = landing.read(spark, source, SOURCE_COLUMNS[source], quarter_start(first).date(), quarter_end(last).date())
     if batch.frame is None:
         return None
-    # Restated from the bronze asset's body (assets/bronze.py), which has no function for it.
-    ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
-    frame = (
-        batch.frame.withColumn("_ingest_date", ingest_date)
-        .withColumn("_ingested_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
-        .withColumn("_batch_id", _quarter_label(F.col("_ingest_date")))
-        .withColumn(PARTITION_COLUMN, F.col("_batch_id"))
-        .cache()
-    )
-    return raise_for_corrupt_rows(frame, source)
+    return with_ingest_columns(batch.frame, source)
 
 
 def run(first: str, last: str) -> dict:

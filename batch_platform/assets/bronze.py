@@ -60,17 +60,23 @@ def build_bronze_asset(source: str) -> dg.AssetsDefinition:
             context.add_output_metadata({"ignored_files": dg.MetadataValue.json(batch.ignored)})
         if batch.frame is None:
             return spark.createDataFrame([], spark_schema(model))
-        ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
-        frame = (
-            batch.frame.withColumn("_ingest_date", ingest_date)
-            .withColumn("_ingested_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
-            .withColumn("_batch_id", _quarter_label(F.col("_ingest_date")))
-            .withColumn(PARTITION_COLUMN, F.col("_batch_id"))
-            .cache()
-        )
-        return raise_for_corrupt_rows(frame, source)
+        return with_ingest_columns(batch.frame, source)
 
     return bronze_asset
+
+
+def with_ingest_columns(frame: DataFrame, source: str) -> DataFrame:
+    """Landing rows plus `_ingest_date`, `_ingested_at`, `_batch_id` and the partition column,
+    cached, after failing on any row that could not be parsed."""
+    ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
+    frame = (
+        frame.withColumn("_ingest_date", ingest_date)
+        .withColumn("_ingested_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
+        .withColumn("_batch_id", _quarter_label(F.col("_ingest_date")))
+        .withColumn(PARTITION_COLUMN, F.col("_batch_id"))
+        .cache()
+    )
+    return raise_for_corrupt_rows(frame, source)
 
 
 def quarters_key(context: dg.AssetExecutionContext, quarter: str) -> str:
