@@ -113,8 +113,9 @@ class PlatformConfig(_Section):
         return self.resolve_path(self.storage.lake_root)
 
     def spark_conf(self) -> dict[str, str]:
-        """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours, except
-        that the session and the JVMs always run in UTC."""
+        """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours. The
+        session zone is always UTC; the JVMs run in UTC unless their options name a zone (results
+        do not depend on it: a test runs a Tokyo JVM)."""
         conf: dict[str, str] = {
             "spark.master": self.spark.master,
             "spark.app.name": self.spark.app_name,
@@ -133,7 +134,7 @@ class PlatformConfig(_Section):
             "spark.sql.execution.arrow.pyspark.enabled": "true",
         }
         for key, value in self.spark.conf.items():
-            if key in _JAVA_OPTIONS:
+            if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):
                 conf[key] = f"{_to_str(value)} -Duser.timezone=UTC"
             else:
                 conf[key] = _to_str(value)

@@ -60,6 +60,9 @@ def test_spark_settings_pin_utc_and_readable_parquet():
     conf = parse_config({"spark": {"master": "spark://host:7077", "shuffle_partitions": 16, "conf": {
         "spark.executor.memory": "4g", "spark.driver.extraJavaOptions": "-Xss4m"}}}).spark_conf()
     assert conf["spark.driver.extraJavaOptions"] == "-Xss4m -Duser.timezone=UTC"
+    assert conf["spark.executor.extraJavaOptions"] == "-Duser.timezone=UTC"
+    tokyo = parse_config({"spark": {"conf": {"spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Tokyo"}}}).spark_conf()
+    assert tokyo["spark.driver.extraJavaOptions"] == "-Duser.timezone=Asia/Tokyo"
     assert conf["spark.master"] == "spark://host:7077"
     assert conf["spark.sql.session.timeZone"] == "UTC"
     assert "-Duser.timezone=UTC" in conf["spark.driver.extraJavaOptions"]
