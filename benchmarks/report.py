@@ -202,9 +202,11 @@ def markdown(results: dict, command: str) -> str:
                      f"{_f(r.get('plain_vs_duckdb'), 1)} ×; the one-quarter run takes "
                      f"{_f(r.get('single_vs_backfill_per_quarter'), 1)} × the backfill's time per quarter.")
     if "ablation_saving_share" in r:
+        loads = f"load {c['backfill']['load_before'][0]:.1f} vs {c['ablation']['load_before'][0]:.1f}"
         lines.append(f"Ablation: without the IO manager's Pandera validation and metadata the backfill took "
                      f"{_pct(r['ablation_saving_share'])} less wall time and {_pct(r.get('ablation_cpu_saving_share'))} "
-                     "less CPU (one sample each on a shared machine: a cross-check of the measured share).")
+                     f"less CPU ({loads}; one sample each on a shared machine — a cross-check of the measured "
+                     "share, read the CPU figure).")
     vm = r.get("validation_metadata")
     if vm:
         b = c["backfill"]["process"]["wall_s"]
@@ -281,3 +283,30 @@ def _load(c: dict) -> str:
 def _spark(results: dict) -> str:
     s = results.get("spark_settings") or {}
     return f"master={s.get('master', 'local[*]')}, shuffle_partitions={s.get('shuffle_partitions', 8)}, ui_enabled={s.get('ui_enabled', True)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render `latest-<SIZE>.md` from its JSON (after a change to this module)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    parser.add_argument("json", help="a results JSON written by benchmarks.run")
+    parser.add_argument("--write", action="store_true", help="overwrite the .md next to it (default: print)")
+    args = parser.parse_args(argv)
+    path = Path(args.json)
+    results = json.loads(path.read_text())
+    results["ratios"] = ratios(results)
+    text = markdown(results, command=results.get("command") or f"make bench SIZE={results['size']}")
+    if args.write:
+        path.with_suffix(".md").write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -526,7 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     results["exit_status"] = status
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
-    md = report.markdown(results, command=_command(args))
+    results["command"] = _command(args)
+    md = report.markdown(results, command=results["command"])
     (out / f"latest-{args.size}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out / f"latest-{args.size}.md").write_text(md)
     print()
