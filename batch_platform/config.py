@@ -132,6 +132,9 @@ class PlatformConfig(_Section):
             # INT64 micros rather than Spark's legacy INT96, so pandas, pyarrow and DuckDB read it.
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # A quarter's landing zone is ~90 daily folders; above this many paths Spark lists
+            # them in a Spark job of its own (one per read), slower than the driver doing it.
+            "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         }
         for key, value in self.spark.conf.items():
             if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):

@@ -21,13 +21,15 @@ The seconds spent computing, validating, writing and describing each output are 
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 import dagster as dg
 import pandera.pyspark as pa
 from dagster_pyspark import PySparkResource
-from pyspark.sql import DataFrame
+import pyspark.sql.types as T
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from batch_platform.lineage import lineage_for
@@ -37,6 +39,7 @@ from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_
 from batch_platform.storage import HadoopFS
 
 PREVIEW_ROWS = 10
+_PREVIEW_RANK = "_preview_rank"
 MAX_RECORDS_PER_FILE = 5_000_000
 COLUMN_LINEAGE = "dagster/column_lineage"
 ALLOW_MISSING = "allow_missing_partitions"
@@ -154,13 +157,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
             described[COLUMN_LINEAGE] = lineage
         context.add_output_metadata(described)
         step = context.step_context
+        shown = previews(df)
         for quarter in quarters:
-            part = df.filter(F.col(PARTITION_COLUMN) == quarter).drop(PARTITION_COLUMN)
             metadata = {
                 "path": dg.MetadataValue.path(self.partition_path(context.asset_key, quarter)),
                 "dagster/row_count": dg.MetadataValue.int(int(rows.get(quarter, 0))),
                 "quarter": dg.MetadataValue.text(quarter),
-                "preview": preview(part),
+                "preview": shown[quarter],
             }
             if len(quarters) == 1:
                 context.add_output_metadata(metadata)
@@ -191,11 +194,17 @@ class LakeIOManager(dg.ConfigurableIOManager):
             )
         if not present:
             return spark.createDataFrame([], spark_schema(model))
-        return (
-            spark.read.option("basePath", self.table_path(asset_key))
-            .option("mergeSchema", "true")
-            .parquet(*present)
-        )
+        reader = spark.read.option("basePath", self.table_path(asset_key))
+        if _is_strict(model):
+            # The contract fixes the columns: no job to read and merge every file's footer.
+            reader = reader.schema(spark_schema(model))
+        else:
+            reader = reader.option("mergeSchema", "true")
+        return reader.parquet(*present)
+
+
+def _is_strict(model) -> bool:
+    return model.to_schema().strict is True
 
 
 def _key_of(context: dg.OutputContext, quarter: str) -> str:
@@ -205,13 +214,26 @@ def _key_of(context: dg.OutputContext, quarter: str) -> str:
     raise KeyError(quarter)
 
 
-def preview(df: DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    """A few rows as a Dagster table, values made JSON-safe."""
-    records = [
-        dg.TableRecord({key: _cell(value) for key, value in row.asDict().items()}) for row in df.limit(rows).collect()
-    ]
-    schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in df.schema.fields])
-    return dg.MetadataValue.table(records=records, schema=schema)
+def previews(df: DataFrame, rows: int = PREVIEW_ROWS) -> Mapping[str, dg.MetadataValue]:
+    """The first `rows` rows of every quarter in `df` (ordered by all columns) as Dagster tables.
+
+    One Spark job for all quarters: `row_number() <= rows` per quarter is planned as a partial
+    top-k before the shuffle (Spark's `WindowGroupLimit`), so only a few rows per quarter move.
+    A `limit().collect()` per quarter costs a job (sometimes two) per quarter and output — a third
+    of a backfill's Spark jobs, measured. A quarter without rows gets an empty table.
+    """
+    columns = [f for f in df.schema.fields if f.name != PARTITION_COLUMN]
+    order = [F.col(f.name).asc_nulls_last() for f in columns if not isinstance(f.dataType, T.MapType)]
+    rank = F.row_number().over(Window.partitionBy(PARTITION_COLUMN).orderBy(*order))
+    picked = df.withColumn(_PREVIEW_RANK, rank).filter(F.col(_PREVIEW_RANK) <= rows).collect()
+    by_quarter: dict[str, list] = defaultdict(list)
+    for row in sorted(picked, key=lambda r: r[_PREVIEW_RANK]):
+        by_quarter[row[PARTITION_COLUMN]].append(dg.TableRecord({f.name: _cell(row[f.name]) for f in columns}))
+    schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in columns])
+    return defaultdict(
+        lambda: dg.MetadataValue.table(records=[], schema=schema),
+        {q: dg.MetadataValue.table(records=records, schema=schema) for q, records in by_quarter.items()},
+    )
 
 
 def _cell(value):

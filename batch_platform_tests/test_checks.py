@@ -21,7 +21,7 @@ import pytest
 
 from batch_platform.assets.bronze import bronze_assets
 from batch_platform.assets.silver import SILVER_TABLES, silver_assets
-from batch_platform.checks import silver_checks
+from batch_platform.checks import CHECK_NAMES, silver_checks
 from batch_platform.partitions import quarterly
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
@@ -149,11 +149,19 @@ def test_every_check_passes_per_partition_on_a_clean_run(lake):
         assert evaluations[(table, "quarantine_rate")].metadata["quarantine_rate"].value == pytest.approx(RATES[table])
 
 
-def test_checks_are_partitioned_and_blocking(lake):
+def test_checks_are_partitioned_and_blocking_one_step_per_table(lake):
+    assert len(silver_checks) == len(SILVER_TABLES)
     for check in silver_checks:
-        (spec,) = check.check_specs
-        assert spec.partitions_def == quarterly, spec.key
-        assert spec.blocking, spec.key
+        specs = list(check.check_specs)
+        assert sorted(spec.name for spec in specs) == sorted(CHECK_NAMES)
+        for spec in specs:
+            assert spec.partitions_def == quarterly, spec.key
+            assert spec.blocking, spec.key
+    _, _, result = lake
+    check_steps = {
+        e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START and e.step_key.endswith("_checks")
+    }
+    assert check_steps == {f"silver__{table}_checks" for table in SILVER_TABLES}
 
 
 @pytest.mark.parametrize(
@@ -232,7 +240,7 @@ def test_reconciliation_fails_when_a_row_goes_missing_and_blocks_downstream(lake
     assert "test__after_operational_events" not in started
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(
-        "Dependencies for step test__after_operational_events failed: ['silver__operational_events_reconciliation']"
+        "Dependencies for step test__after_operational_events failed: ['silver__operational_events_checks']"
         in message
         for message in messages
     )

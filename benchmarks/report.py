@@ -226,7 +226,7 @@ def markdown(results: dict, command: str) -> str:
             f"| asset metadata (silver reconcile, gold feature stats and label counts) | {_f(vm['asset_metadata'])} | {_pct(_div(vm['asset_metadata'], b))} |",
             f"| training_set consistency join (`unmatched_customers`) | {_f(vm['consistency_join'])} | {_pct(_div(vm['consistency_join'], b))} |",
             f"| **Pandera + metadata (the < 10 % target)** | **{_f(vm['pandera_plus_metadata'])}** | **{_pct(r.get('validation_metadata_share'))}** |",
-            f"| asset-check steps (12 silver checks) | {_f(vm['asset_checks'])} | {_pct(_div(vm['asset_checks'], b))} |",
+            f"| asset-check steps (silver checks) | {_f(vm['asset_checks'])} | {_pct(_div(vm['asset_checks'], b))} |",
             f"| IO-manager compute (persist + row count per quarter; `io_seconds/compute`) | {_f(vm['io_compute'])} | {_pct(_div(vm['io_compute'], b))} |",
             f"| IO-manager write (staging, empty quarters, swap; `io_seconds/write`) | {_f(vm['io_write'])} | {_pct(_div(vm['io_write'], b))} |",
         ]

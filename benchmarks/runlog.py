@@ -235,12 +235,12 @@ def attribute(run: dict, phases: list[dict], jobs: list[dict]) -> dict:
 
 
 def _is_check(step_key: str) -> bool:
-    # Asset-check steps are named after the check (`…_reconciliation`, `…_no_null_keys`, …);
-    # asset steps after the asset or multi-asset. The caller passes the check names to be sure.
+    # Asset-check steps: `silver__<table>_checks` (one step per table's checks since the
+    # multi-asset check); older runs named one step per check (`…_reconciliation`, …).
     return any(step_key.endswith(suffix) for suffix in CHECK_SUFFIXES)
 
 
-CHECK_SUFFIXES: tuple[str, ...] = ("reconciliation", "no_null_keys", "no_duplicate_keys", "quarantine_rate")
+CHECK_SUFFIXES: tuple[str, ...] = ("_checks", "reconciliation", "no_null_keys", "no_duplicate_keys", "quarantine_rate")
 
 
 def run_ids(home: str | Path) -> set[str]:
