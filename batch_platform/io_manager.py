@@ -19,6 +19,7 @@ The seconds spent computing, validating, writing and describing each output are 
 """
 
 
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -40,6 +41,8 @@ from batch_platform.storage import HadoopFS
 
 PREVIEW_ROWS = 10
 _PREVIEW_RANK = "_preview_rank"
+PREVIEW_SAMPLE = 200
+ROWS_PER_WRITE_TASK = 1_000_000
 MAX_RECORDS_PER_FILE = 5_000_000
 COLUMN_LINEAGE = "dagster/column_lineage"
 ALLOW_MISSING = "allow_missing_partitions"
@@ -84,7 +87,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 )
             self._validate(df, model, table)
             timings["validate"] = time.perf_counter() - clock - sum(timings.values())
-            self._write(df, context.asset_key, quarters, model)
+            self._write(df, context.asset_key, quarters, sum(rows.values()))
             timings["write"] = time.perf_counter() - clock - sum(timings.values())
             self._record(context, df, quarters, rows, model)
             timings["metadata"] = time.perf_counter() - clock - sum(timings.values())
@@ -108,15 +111,17 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 },
             )
 
-    def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], model) -> None:
+    def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], total: int) -> None:
         fs = HadoopFS(self.pyspark.spark_session)
         table = self.table_path(asset_key)
         self._clean_debris(fs, table)
         staging = f"{table}/_staging/{uuid.uuid4().hex}"
-        # One task per quarter: a persisted frame spreads every quarter over all its partitions,
-        # which would leave shuffle-partitions-many small files in each quarter's folder.
+        # A persisted frame spreads every quarter over all its partitions, and each write task
+        # leaves one file per quarter it holds: coalesce (no shuffle, unlike a repartition by
+        # quarter) to about one task per million rows, at most one per core.
+        tasks = max(1, min(self.pyspark.spark_session.sparkContext.defaultParallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
         (
-            df.repartition(PARTITION_COLUMN)
+            df.coalesce(tasks)
             .write.mode("error")
             .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
             .partitionBy(PARTITION_COLUMN)
@@ -157,7 +162,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             described[COLUMN_LINEAGE] = lineage
         context.add_output_metadata(described)
         step = context.step_context
-        shown = previews(df)
+        shown = previews(df, rows)
         for quarter in quarters:
             metadata = {
                 "path": dg.MetadataValue.path(self.partition_path(context.asset_key, quarter)),
@@ -214,18 +219,20 @@ def _key_of(context: dg.OutputContext, quarter: str) -> str:
     raise KeyError(quarter)
 
 
-def previews(df: DataFrame, rows: int = PREVIEW_ROWS) -> Mapping[str, dg.MetadataValue]:
-    """The first `rows` rows of every quarter in `df` (ordered by all columns) as Dagster tables.
+def previews(df: DataFrame, rows_per_quarter: Mapping[str, int], rows: int = PREVIEW_ROWS) -> Mapping[str, dg.MetadataValue]:
+    """`rows` rows of every quarter in `df` as Dagster tables, in one Spark job.
 
-    One Spark job for all quarters: `row_number() <= rows` per quarter is planned as a partial
-    top-k before the shuffle (Spark's `WindowGroupLimit`), so only a few rows per quarter move.
     A `limit().collect()` per quarter costs a job (sometimes two) per quarter and output — a third
-    of a backfill's Spark jobs, measured. A quarter without rows gets an empty table.
+    of a backfill's Spark jobs, measured. Here a seeded sample sized from the known row counts
+    (about `PREVIEW_SAMPLE` rows of the smallest non-empty quarter) is ranked per quarter, so the
+    ranking sorts a few hundred rows, not the table. A quarter without rows gets an empty table.
     """
     columns = [f for f in df.schema.fields if f.name != PARTITION_COLUMN]
+    smallest = min((n for n in rows_per_quarter.values() if n), default=0)
+    sample = df if smallest <= PREVIEW_SAMPLE else df.sample(fraction=PREVIEW_SAMPLE / smallest, seed=0)
     order = [F.col(f.name).asc_nulls_last() for f in columns if not isinstance(f.dataType, T.MapType)]
     rank = F.row_number().over(Window.partitionBy(PARTITION_COLUMN).orderBy(*order))
-    picked = df.withColumn(_PREVIEW_RANK, rank).filter(F.col(_PREVIEW_RANK) <= rows).collect()
+    picked = sample.withColumn(_PREVIEW_RANK, rank).filter(F.col(_PREVIEW_RANK) <= rows).collect()
     by_quarter: dict[str, list] = defaultdict(list)
     for row in sorted(picked, key=lambda r: r[_PREVIEW_RANK]):
         by_quarter[row[PARTITION_COLUMN]].append(dg.TableRecord({f.name: _cell(row[f.name]) for f in columns}))

@@ -83,7 +83,7 @@ def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing
     assert not (Path(platform_config.lake_root) / TABLE / "_staging").exists()
 
 
-def test_row_rules_nulls_and_uniqueness_are_counted_in_one_pass(spark):
+def test_row_rules_nulls_and_uniqueness_are_counted_with_their_failing_rows(spark):
     from pyspark.sql import functions as F
 
     from batch_platform.schemas.base import failure_report, validate_frame

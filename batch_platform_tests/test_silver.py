@@ -398,7 +398,7 @@ def test_duplicates_spelled_differently_collapse_to_the_first_arrival(spark):
         ("C1", t + 1_000_000, 12.5, "eur", "web"),
         ("C2", t, 12.5, "eur", "web"),
     ]
-    figures = reconcile(flagged, OPERATIONAL_EVENTS, [Q1])[Q1]
+    figures = reconcile(flagged, silver, OPERATIONAL_EVENTS, [Q1])[Q1]
     assert (figures.bronze_rows, figures.silver_rows, figures.quarantined_rows, figures.duplicates_removed) == (7, 4, 0, 3)
     # the same rows in another order and spread over partitions give the same silver table
     _, again = _silver(spark, OPERATIONAL_EVENTS, "operational", list(reversed(rows)), partitions=3)
@@ -415,7 +415,7 @@ def test_log_duplicates_collapse_and_a_missing_type_is_its_own_key(spark):
     ]
     flagged, silver = _silver(spark, INTERACTION_LOGS, "logs", rows)
     assert sorted((r["log_event_type"] or "") for r in silver.collect()) == ["", "login", "page_view"]
-    figures = reconcile(flagged, INTERACTION_LOGS, [Q1])[Q1]
+    figures = reconcile(flagged, silver, INTERACTION_LOGS, [Q1])[Q1]
     assert (figures.bronze_rows, figures.silver_rows, figures.duplicates_removed) == (5, 3, 2)
 
 
@@ -436,7 +436,7 @@ def test_partner_scores_keep_the_highest_score_per_customer_and_day(spark):
         ("C1", day2, 100.0, "bronze"),
         ("C2", day1, 100.0, "gold"),  # tie: a segment beats NULL
     ]
-    figures = reconcile(flagged, PARTNER_SCORES, [Q1])[Q1]
+    figures = reconcile(flagged, silver, PARTNER_SCORES, [Q1])[Q1]
     assert (figures.bronze_rows, figures.silver_rows, figures.quarantined_rows, figures.duplicates_removed) == (7, 3, 1, 3)
     assert figures.rejects["partner_score_out_of_range"] == 1
 

@@ -138,7 +138,7 @@ def install() -> None:
     _patch(manager, "_validate", "pandera.validate", describe=lambda s, df, m, t, *a, **k: {"table": t})
     _patch(manager, "_write", "io.write")
     _patch(manager, "_record", "metadata.record")
-    _patch(silver, "reconcile", "metadata.reconcile", force_args=(0,))
+    _patch(silver, "reconcile", "metadata.reconcile", force_args=(0, 1))
     _patch(gold, "feature_stats", "metadata.feature_stats", force_args=(0,))
     _patch(gold, "_label_counts", "metadata.label_counts", force_args=(0,))
     _patch(gold, "unmatched_customers", "validation.unmatched")

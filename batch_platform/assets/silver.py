@@ -290,35 +290,39 @@ class Reconciliation:
         }
 
 
-def reconcile(flagged: DataFrame, table: SilverTable, quarters: Sequence[str]) -> dict[str, Reconciliation]:
-    """The four figures and the count per reject reason of every quarter, in one aggregation.
+def reconcile(
+    flagged: DataFrame, silver: DataFrame, table: SilverTable, quarters: Sequence[str]
+) -> dict[str, Reconciliation]:
+    """The four figures and the count per reject reason of every quarter.
 
-    Silver rows are counted as the distinct dedup keys among valid rows, independently of the
-    window that picks them; the reconciliation check compares this figure with the table written.
+    Bronze, valid and rejected rows come from one aggregation over the flagged frame, silver rows
+    from the silver frame about to be written; duplicates removed = valid - silver. (Counting the
+    distinct keys of the valid rows instead would repeat the dedup's shuffle: measured 9 s of a
+    45 s step at SIZE=M.) The lake is recounted against these figures by the `reconciliation`
+    check, and that no key repeats by the silver model's unique key and `no_duplicate_keys`.
     """
     reason = F.col(REJECT_REASON)
-    valid = reason.isNull()
-    key = F.struct(*[_parsed(k) for k in table.keys])
     figures = (
         flagged.groupBy(PARTITION_COLUMN)
         .agg(
             F.count(F.lit(1)).alias("bronze"),
-            F.count_if(valid).alias("valid"),
-            F.count_distinct(F.when(valid, key)).alias("distinct"),
+            F.count_if(reason.isNull()).alias("valid"),
             *[F.count_if(reason == name).alias(f"reject_{i}") for i, name in enumerate(table.reasons)],
         )
         .collect()
     )
     by_quarter = {row[PARTITION_COLUMN]: row for row in figures}
+    kept = {row[PARTITION_COLUMN]: int(row["count"]) for row in silver.groupBy(PARTITION_COLUMN).count().collect()}
     result = {}
     for quarter in (to_label(q) for q in quarters):
         row = by_quarter.get(quarter)
         get = (lambda name: int(row[name])) if row is not None else (lambda name: 0)
+        silver_n = kept.get(quarter, 0)
         result[quarter] = Reconciliation(
             bronze_rows=get("bronze"),
-            silver_rows=get("distinct"),
+            silver_rows=silver_n,
             quarantined_rows=get("bronze") - get("valid"),
-            duplicates_removed=get("valid") - get("distinct"),
+            duplicates_removed=get("valid") - silver_n,
             rejects={name: get(f"reject_{i}") for i, name in enumerate(table.reasons)},
         )
     return result
@@ -362,15 +366,17 @@ def build_silver_asset(table: SilverTable) -> dg.AssetsDefinition:
     )
     def silver_asset(context: dg.AssetExecutionContext, bronze: DataFrame) -> Iterator[dg.Output]:
         flagged = flag(bronze, table).persist()
+        silver = silver_rows(flagged, table).persist()
         try:
-            for quarter, figures in reconcile(flagged, table, context.partition_keys).items():
+            for quarter, figures in reconcile(flagged, silver, table, context.partition_keys).items():
                 for key in (table.silver_key, table.quarantine_key):
                     context.add_asset_metadata(
                         figures.metadata(), asset_key=key, partition_key=quarters_key(context, quarter)
                     )
-            yield dg.Output(silver_rows(flagged, table), output_name="silver")
+            yield dg.Output(silver, output_name="silver")
             yield dg.Output(quarantine_rows(flagged, table), output_name="quarantine")
         finally:
+            silver.unpersist()
             flagged.unpersist()
 
     return silver_asset
