@@ -74,7 +74,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         quarters = [to_label(key) for key in context.asset_partition_keys]
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
-        df = obj.persist()
+        df = obj if _served_from_cache(obj) else obj.persist()
         clock = time.perf_counter()
         try:
             rows = {row[PARTITION_COLUMN]: row["count"] for row in df.groupBy(PARTITION_COLUMN).count().collect()}
@@ -92,7 +92,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
             self._record(context, df, quarters, rows, model)
             timings["metadata"] = time.perf_counter() - clock - sum(timings.values())
         finally:
-            df.unpersist()
+            if df.is_cached:  # persisted here or by the asset; a frame derived from a cache is the asset's
+                df.unpersist()
         context.add_output_metadata({f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()})
         context.log.info(
             f"{table}: {sum(rows.values())} rows in {len(quarters)} quarter(s); "
@@ -206,6 +207,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
         else:
             reader = reader.option("mergeSchema", "true")
         return reader.parquet(*present)
+
+
+def _served_from_cache(df: DataFrame) -> bool:
+    """Whether every leaf of `df`'s plan is cached data (a column dropped from a cached frame, as
+    bronze returns): persisting it again would copy the whole table into a second cache (measured:
+    10 s of a SIZE=M backfill). Anything else, or a session this cannot ask, gets persisted."""
+    try:
+        leaves = df._jdf.queryExecution().withCachedData().collectLeaves()
+        names = [leaves.apply(i).getClass().getSimpleName() for i in range(leaves.size())]
+    except Exception:  # noqa: BLE001 - e.g. Spark Connect: no JVM plan to look at
+        return False
+    return bool(names) and all(name == "InMemoryRelation" for name in names)
 
 
 def _is_strict(model) -> bool:

@@ -9,7 +9,7 @@ a schema-only file for a quarter without rows, as the platform does), with the S
 
 So that the comparison with the platform measures orchestration, validation and metadata — not
 two implementations — every transformation is the platform's own, imported, never copied:
-`LandingZone.read` (landing), `with_ingest_columns` (bronze), `flag`, `silver_rows`,
+`LandingZone.read` (landing), `with_ingest_columns` and `raise_for_corrupt_rows` (bronze), `flag`, `silver_rows`,
 `quarantine_rows` (silver), `compute_customer_features`, `compute_churn_labels`,
 `compute_training_set` (gold). The only lines restated here are the bronze lineage columns, which
 the platform builds inline in its asset body (`assets/bronze.py`), not in a function.
@@ -40,7 +40,7 @@ from batch_platform.assets.gold import (
 )
 from batch_platform.assets.silver import SILVER_TABLES, flag, quarantine_rows, silver_rows
 from batch_platform.config import platform_config
-from batch_platform.landing import LandingZone
+from batch_platform.landing import LandingZone, raise_for_corrupt_rows
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.bronze import SOURCE_COLUMNS
@@ -119,10 +119,10 @@ def run(first: str, last: str) -> dict:
 
     for source in SOURCES:
         with timer(f"bronze/{source}"):
-            frame = bronze(spark, landing, source, first, last)
-            if frame is not None:
-                write(frame, f"{lake}/bronze/{source}", quarters)
-                frame.unpersist()
+            cached = bronze(spark, landing, source, first, last)
+            if cached is not None:
+                write(raise_for_corrupt_rows(cached, source), f"{lake}/bronze/{source}", quarters)
+                cached.unpersist()
 
     for table in SILVER_TABLES.values():
         with timer(f"silver/{table.name}"):

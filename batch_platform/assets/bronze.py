@@ -5,6 +5,7 @@ original strings; the platform adds `_source_file`, `_ingest_date`, `_ingested_a
 """
 
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -44,7 +45,9 @@ def build_bronze_asset(source: str) -> dg.AssetsDefinition:
         ),
         metadata={"dagster/column_schema": table_schema(model), "source": source},
     )
-    def bronze_asset(context: dg.AssetExecutionContext, pyspark: PySparkResource, landing: LandingZone) -> DataFrame:
+    def bronze_asset(
+        context: dg.AssetExecutionContext, pyspark: PySparkResource, landing: LandingZone
+    ) -> Iterator[dg.Output]:
         spark = pyspark.spark_session
         window = context.partition_time_window
         batch = landing.read(spark, source, columns, window.start.date(), window.end.date())
@@ -59,24 +62,29 @@ def build_bronze_asset(source: str) -> dg.AssetsDefinition:
             context.log.warning(f"ignored landing entries (not .csv/.json/.parquet): {batch.ignored}")
             context.add_output_metadata({"ignored_files": dg.MetadataValue.json(batch.ignored)})
         if batch.frame is None:
-            return spark.createDataFrame([], spark_schema(model))
-        return with_ingest_columns(batch.frame, source)
+            yield dg.Output(spark.createDataFrame([], spark_schema(model)))
+            return
+        cached = with_ingest_columns(batch.frame, source)
+        try:
+            yield dg.Output(raise_for_corrupt_rows(cached, source))
+        finally:
+            cached.unpersist()
 
     return bronze_asset
 
 
 def with_ingest_columns(frame: DataFrame, source: str) -> DataFrame:
     """Landing rows plus `_ingest_date`, `_ingested_at`, `_batch_id` and the partition column,
-    cached, after failing on any row that could not be parsed."""
+    cached: parsing the landing files happens once, for the corrupt-row check and the write.
+    The caller checks the rows with `raise_for_corrupt_rows` and unpersists when done."""
     ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
-    frame = (
+    return (
         frame.withColumn("_ingest_date", ingest_date)
         .withColumn("_ingested_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
         .withColumn("_batch_id", _quarter_label(F.col("_ingest_date")))
         .withColumn(PARTITION_COLUMN, F.col("_batch_id"))
         .cache()
     )
-    return raise_for_corrupt_rows(frame, source)
 
 
 def quarters_key(context: dg.AssetExecutionContext, quarter: str) -> str:
