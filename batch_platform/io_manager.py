@@ -210,15 +210,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
 
 def _served_from_cache(df: DataFrame) -> bool:
-    """Whether every leaf of `df`'s plan is cached data (a column dropped from a cached frame, as
-    bronze returns): persisting it again would copy the whole table into a second cache (measured:
-    10 s of a SIZE=M backfill). Anything else, or a session this cannot ask, gets persisted."""
+    """Whether `df` is cached data, or columns picked from it (as bronze returns: its cached frame
+    without the parser's marker column). Persisting such a frame again would copy the whole table
+    into a second cache (measured: 10 s of a SIZE=M backfill). A filter over a cache (silver's
+    quarantine) is persisted: it is small, and each pass would otherwise re-filter the cache.
+    Anything else, or a session this cannot ask (Spark Connect), gets persisted too."""
     try:
-        leaves = df._jdf.queryExecution().withCachedData().collectLeaves()
-        names = [leaves.apply(i).getClass().getSimpleName() for i in range(leaves.size())]
-    except Exception:  # noqa: BLE001 - e.g. Spark Connect: no JVM plan to look at
+        node = df._jdf.queryExecution().withCachedData()
+        while node.getClass().getSimpleName() == "Project":
+            node = node.child()
+        return node.getClass().getSimpleName() == "InMemoryRelation"
+    except Exception:  # noqa: BLE001 - no JVM plan to look at
         return False
-    return bool(names) and all(name == "InMemoryRelation" for name in names)
 
 
 def _is_strict(model) -> bool:
