@@ -152,8 +152,9 @@ def build_silver_checks(table: SilverTable) -> dg.AssetChecksDefinition:
             .collect()
         }
         silver_n = {q: int(row["rows"]) for q, row in per_quarter.items()}
-        bronze_n = _counts(bronze) if selected & {"reconciliation", "quarantine_rate"} else {}
-        rejects = _counts(quarantine, REJECT_REASON) if selected & {"reconciliation", "quarantine_rate"} else {}
+        recount = bool(selected & {"reconciliation", "quarantine_rate"})
+        bronze_n = _counts(bronze) if recount else {}
+        rejects = _counts(quarantine, REJECT_REASON) if recount else {}
         quarantined_n: dict[str, int] = defaultdict(int)
         for (quarter, _), n in rejects.items():
             quarantined_n[quarter] += n
@@ -161,7 +162,7 @@ def build_silver_checks(table: SilverTable) -> dg.AssetChecksDefinition:
             q: {"null_keys": int(row["null_keys"]), "duplicates": int(row["duplicates"])} for q, row in per_quarter.items()
         }
         results = {
-            "reconciliation": lambda: reconciliation(context, table, quarters, bronze_n, silver_n, rejects),
+            "reconciliation": lambda: reconciliation(context, table, quarters, bronze_n, silver_n, quarantined_n, rejects),
             "no_null_keys": lambda: _key_result(
                 quarters, figures, "null_keys", "rows_with_null_key", f"row(s) with a NULL in ({', '.join(required)})"
             ),
@@ -183,6 +184,7 @@ def reconciliation(
     quarters: list[tuple[str, str]],
     bronze_n: Mapping[str, int],
     silver_n: Mapping[str, int],
+    quarantined_n: Mapping[str, int],
     rejects: Mapping[tuple[str, str], int],
 ) -> dict[str, Any]:
     problems: list[str] = []
@@ -191,7 +193,7 @@ def reconciliation(
         recount = {
             "bronze_rows": bronze_n.get(quarter, 0),
             "silver_rows": silver_n.get(quarter, 0),
-            "quarantined_rows": sum(n for (q, _), n in rejects.items() if q == quarter),
+            "quarantined_rows": quarantined_n.get(quarter, 0),
         }
         reasons = {reason: n for (q, reason), n in rejects.items() if q == quarter}
         reported = materialization_metadata(context.instance, table.silver_key, key)

@@ -419,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  done{f' in {wall:.1f} s' if wall else ''}", flush=True)
         return value
 
+    def measure(contender_name: str, label: str, fn) -> None:
+        """`attempt` one contender and file its result under `contender_name` if it finished."""
+        result = attempt(label, fn)
+        if result:
+            results["contenders"][contender_name] = result
+
     state: dict = {"reference": None}
     instrument = not args.no_instrument
 
@@ -463,23 +469,15 @@ def main(argv: list[str] | None = None) -> int:
         # The backfill is the reference; plain PySpark and DuckDB run right after it, so that the
         # ratio that matters most is measured under the most similar machine load.
         back = contender("backfill")
-        result = attempt("backfill (one run, all quarters)", lambda: do_backfill(back))
-        if result:
-            results["contenders"]["backfill"] = result
+        measure("backfill", "backfill (one run, all quarters)", lambda: do_backfill(back))
         if "plain" in selected:
             plain = contender("plain")
-            result = attempt("plain PySpark", lambda: do_plain(plain))
-            if result:
-                results["contenders"]["plain"] = result
+            measure("plain", "plain PySpark", lambda: do_plain(plain))
         if "duckdb" in selected:
             duck = contender("duckdb")
-            result = attempt("DuckDB", lambda: do_duckdb(duck))
-            if result:
-                results["contenders"]["duckdb"] = result
+            measure("duckdb", "DuckDB", lambda: do_duckdb(duck))
         if "single" in selected and state["reference"] is not None:
-            result = attempt(f"single ({quarters[-1]} after the backfill, same lake)", lambda: do_single(back))
-            if result:
-                results["contenders"]["single"] = result
+            measure("single", f"single ({quarters[-1]} after the backfill, same lake)", lambda: do_single(back))
         if "eight" in selected:
             eight = contender("eight")
             per_run = []
@@ -503,14 +501,10 @@ def main(argv: list[str] | None = None) -> int:
                 attempt("eight: compare gold", lambda: compare_with_reference("eight", eight.lake))
         if args.with_ablation:
             abl = contender("ablation")
-            result = attempt("ablation (backfill, no Pandera, no IO-manager metadata)", lambda: do_ablation(abl))
-            if result:
-                results["contenders"]["ablation"] = result
+            measure("ablation", "ablation (backfill, no Pandera, no IO-manager metadata)", lambda: do_ablation(abl))
         if "import" in selected:
             imp = contender("import")
-            result = attempt("import batch_platform.definitions (best of 3)", lambda: import_time(imp, logs=logs))
-            if result:
-                results["contenders"]["import"] = result
+            measure("import", "import batch_platform.definitions (best of 3)", lambda: import_time(imp, logs=logs))
     finally:
         if args.keep:
             print(f"kept: {work}")

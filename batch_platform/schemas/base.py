@@ -152,8 +152,8 @@ def validate_frame(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[list[
     for i, (column, check, _) in enumerate(labelled):
         if counts[f"v{i}"]:
             violations.append(Violation(column, check, int(counts[f"v{i}"])))
-    if schema.unique:
-        keys = [schema.unique] if isinstance(schema.unique, str) else list(schema.unique)
+    keys = unique_key(schema)
+    if keys:
         dupes = _surplus_rows(df, keys)
         if dupes:
             violations.append(Violation("", f"unique ({', '.join(keys)})", dupes))
@@ -166,6 +166,13 @@ def validate_frame(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[list[
                     Violation(i.get("column", ""), i.get("check", ""), None, i.get("error", "")) for i in items
                 ]
     return violations, total
+
+
+def unique_key(schema: pa.DataFrameSchema) -> list[str]:
+    """The schema's unique key as a list of columns (Pandera accepts one name or a list); [] if none."""
+    if not schema.unique:
+        return []
+    return [schema.unique] if isinstance(schema.unique, str) else list(schema.unique)
 
 
 def _surplus_rows(df: DataFrame, keys: Sequence[str]) -> int:
@@ -205,10 +212,8 @@ def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
                 constraints=dg.TableColumnConstraints(nullable=column.nullable, other=other),
             )
         )
-    constraints = None
-    if schema.unique:
-        keys = schema.unique if isinstance(schema.unique, list) else [schema.unique]
-        constraints = dg.TableConstraints(other=[f"unique ({', '.join(keys)})"])
+    keys = unique_key(schema)
+    constraints = dg.TableConstraints(other=[f"unique ({', '.join(keys)})"]) if keys else None
     return dg.TableSchema(columns=columns, constraints=constraints)
 
 
