@@ -30,8 +30,7 @@ import dagster as dg
 import pandera.pyspark as pa
 from dagster_pyspark import PySparkResource
 import pyspark.sql.types as T
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
 
 from batch_platform.lineage import lineage_for
 from batch_platform.partitions import to_label
@@ -40,9 +39,8 @@ from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_
 from batch_platform.storage import HadoopFS
 
 PREVIEW_ROWS = 10
-_PREVIEW_RANK = "_preview_rank"
 PREVIEW_SAMPLE = 200
-ROWS_PER_WRITE_TASK = 1_000_000
+ROWS_PER_WRITE_TASK = 500_000
 MAX_RECORDS_PER_FILE = 5_000_000
 COLUMN_LINEAGE = "dagster/column_lineage"
 ALLOW_MISSING = "allow_missing_partitions"
@@ -75,11 +73,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
         df = obj if _served_from_cache(obj) else obj.persist()
+        fs = HadoopFS(self.pyspark.spark_session)
         clock = time.perf_counter()
         try:
             rows = {row[PARTITION_COLUMN]: row["count"] for row in df.groupBy(PARTITION_COLUMN).count().collect()}
             timings = {"compute": time.perf_counter() - clock}
-            strays = sorted(set(rows) - set(quarters))
+            strays = sorted(set(rows) - set(quarters), key=str)
             if strays:
                 raise dg.Failure(
                     f"{table}: rows for quarter(s) {strays} are outside this run's partitions {quarters}; "
@@ -87,7 +86,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 )
             self._validate(df, model, table)
             timings["validate"] = time.perf_counter() - clock - sum(timings.values())
-            self._write(df, context.asset_key, quarters, sum(rows.values()))
+            staged = self._stage(fs, df, context.asset_key, quarters, sum(rows.values()))
+            self._publish(fs, staged, context.asset_key, quarters)
             timings["write"] = time.perf_counter() - clock - sum(timings.values())
             self._record(context, df, quarters, rows, model)
             timings["metadata"] = time.perf_counter() - clock - sum(timings.values())
@@ -112,14 +112,14 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 },
             )
 
-    def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], total: int) -> None:
-        fs = HadoopFS(self.pyspark.spark_session)
+    def _stage(self, fs: HadoopFS, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], total: int) -> str:
+        """Write every quarter of `df` under a new staging folder of the table; return its path."""
         table = self.table_path(asset_key)
         self._clean_debris(fs, table)
         staging = f"{table}/_staging/{uuid.uuid4().hex}"
         # A persisted frame spreads every quarter over all its partitions, and each write task
         # leaves one file per quarter it holds: coalesce (no shuffle, unlike a repartition by
-        # quarter) to about one task per million rows, at most one per core.
+        # quarter) to about one task per half-million rows, at most one per core.
         tasks = max(1, min(self.pyspark.spark_session.sparkContext.defaultParallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
         (
             df.coalesce(tasks)
@@ -133,6 +133,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
             staged = f"{staging}/{PARTITION_COLUMN}={quarter}"
             if not fs.exists(staged):
                 empty.coalesce(1).write.mode("error").parquet(staged)
+        return staging
+
+    def _publish(self, fs: HadoopFS, staging: str, asset_key: dg.AssetKey, quarters: Sequence[str]) -> None:
+        """Swap each staged quarter in for the published one, then remove the staging."""
         for quarter in quarters:
             final = self.partition_path(asset_key, quarter)
             old = f"{staging}/_old/{PARTITION_COLUMN}={quarter}"
@@ -140,6 +144,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 fs.rename(final, old)
             fs.rename(f"{staging}/{PARTITION_COLUMN}={quarter}", final)
         fs.delete(staging)
+        table = self.table_path(asset_key)
         if not fs.list_dir(f"{table}/_staging"):
             fs.delete(f"{table}/_staging")
 
@@ -239,23 +244,27 @@ def previews(df: DataFrame, rows_per_quarter: Mapping[str, int], rows: int = PRE
     """`rows` rows of every quarter in `df` as Dagster tables, in one Spark job.
 
     A `limit().collect()` per quarter costs a job (sometimes two) per quarter and output — a third
-    of a backfill's Spark jobs, measured. Here a seeded sample sized from the known row counts
-    (about `PREVIEW_SAMPLE` rows of the smallest non-empty quarter) is ranked per quarter, so the
-    ranking sorts a few hundred rows, not the table. A quarter without rows gets an empty table.
+    of a backfill's Spark jobs, measured. Here each quarter is sampled (seeded, stratified by
+    quarter) down to about `PREVIEW_SAMPLE` rows using the known row counts; the driver collects
+    those few hundred rows per quarter and keeps the first `rows` of each in column order. A quarter
+    without rows gets an empty table.
     """
     columns = [f for f in df.schema.fields if f.name != PARTITION_COLUMN]
-    smallest = min((n for n in rows_per_quarter.values() if n), default=0)
-    sample = df if smallest <= PREVIEW_SAMPLE else df.sample(fraction=PREVIEW_SAMPLE / smallest, seed=0)
-    order = [F.col(f.name).asc_nulls_last() for f in columns if not isinstance(f.dataType, T.MapType)]
-    rank = F.row_number().over(Window.partitionBy(PARTITION_COLUMN).orderBy(*order))
-    picked = sample.withColumn(_PREVIEW_RANK, rank).filter(F.col(_PREVIEW_RANK) <= rows).collect()
-    by_quarter: dict[str, list] = defaultdict(list)
-    for row in sorted(picked, key=lambda r: r[_PREVIEW_RANK]):
-        by_quarter[row[PARTITION_COLUMN]].append(dg.TableRecord({f.name: _cell(row[f.name]) for f in columns}))
+    fractions = {q: min(1.0, PREVIEW_SAMPLE / n) for q, n in rows_per_quarter.items() if n}
+    by_quarter: dict[str, list[dict]] = defaultdict(list)
+    if fractions:
+        for row in df.sampleBy(PARTITION_COLUMN, fractions, seed=0).collect():
+            by_quarter[row[PARTITION_COLUMN]].append({f.name: _cell(row[f.name]) for f in columns})
+    ordered = [f.name for f in columns if not isinstance(f.dataType, T.MapType)]
     schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in columns])
+
+    def first_rows(cells: list[dict]) -> list[dg.TableRecord]:
+        cells.sort(key=lambda record: tuple((record[c] is None, "" if record[c] is None else record[c]) for c in ordered))
+        return [dg.TableRecord(record) for record in cells[:rows]]
+
     return defaultdict(
         lambda: dg.MetadataValue.table(records=[], schema=schema),
-        {q: dg.MetadataValue.table(records=records, schema=schema) for q, records in by_quarter.items()},
+        {q: dg.MetadataValue.table(records=first_rows(cells), schema=schema) for q, cells in by_quarter.items()},
     )
 
 

@@ -83,6 +83,35 @@ def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing
     assert not (Path(platform_config.lake_root) / TABLE / "_staging").exists()
 
 
+def test_checks_counted_during_the_staging_write_publish_no_quarter_of_a_failed_range(resources, platform_config):
+    """The row checks are counted on the staging write and the key checked after it: a failure in
+    one quarter of a range leaves every quarter of the range as it was, and no staging behind."""
+    from dagster_pyspark import PySparkResource
+
+    from batch_platform.partitions import quarterly
+    from batch_platform_tests.lake_fixtures import widget_rows
+
+    assert _materialize([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1", "2024-Q2").success
+    before = {q: _read(platform_config, q) for q in ("2024-Q1", "2024-Q2")}
+
+    @dg.asset(key=["test", "widgets"], partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
+    def widgets(pyspark: PySparkResource):
+        spark = pyspark.spark_session
+        q1 = widget_rows(spark, "2024-Q1", 6, bad_values=2)
+        q2 = widget_rows(spark, "2024-Q2", 6)
+        return q1.unionByName(q2).unionByName(q2.limit(1))
+
+    result = _materialize([widgets], resources, "2024-Q1", "2024-Q2", raise_on_error=False)
+
+    assert not result.success
+    description = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert "column 'value', check greater_than_or_equal_to(0): 2 of 13 rows fail" in description
+    assert "table, check unique (quarter, widget_id): 1 of 13 rows fail" in description
+    for quarter, frame in before.items():
+        pd.testing.assert_frame_equal(_read(platform_config, quarter), frame)
+    assert not (Path(platform_config.lake_root) / TABLE / "_staging").exists()
+
+
 def test_row_rules_nulls_and_uniqueness_are_counted_with_their_failing_rows(spark):
     from pyspark.sql import functions as F
 

@@ -44,7 +44,7 @@ from batch_platform.config import platform_config
 from batch_platform.io_manager import ALLOW_MISSING
 from batch_platform.partitions import quarter_start, quarterly, shift, to_label
 from batch_platform.resources import BatchSettings
-from batch_platform.schemas.base import PARTITION_COLUMN, column_lineage, quarter_start_col, table_schema
+from batch_platform.schemas.base import PARTITION_COLUMN, column_lineage, quarter_start_col, quarter_start_date, table_schema
 from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
 
 CODE_VERSION = "1"
@@ -165,7 +165,7 @@ def compute_customer_features(
     )
     partner = (
         _for_targets(scores, pairs, ["customer_id", "partner_score", "partner_segment", "as_of_date"])
-        .filter(F.col("as_of_date") < quarter_start_col().cast("date"))
+        .filter(F.col("as_of_date") < quarter_start_date())
         .withColumn("_rank", F.row_number().over(latest))
         .filter(F.col("_rank") == 1)
         .select(PARTITION_COLUMN, "customer_id", "partner_score", "partner_segment")

@@ -63,18 +63,33 @@ def row_rule(name: str, passes: Callable[[], Column]):
     return pa.dataframe_check(name=name, rule=name)(check)
 
 
-def quarter_start_col(quarter: Column | None = None) -> Column:
-    """The first instant (UTC timestamp) of a `YYYY-QN` label column."""
+def quarter_start_date(quarter: Column | None = None) -> Column:
+    """The first day (a date) of a `YYYY-QN` label column."""
     label = quarter if quarter is not None else F.col(PARTITION_COLUMN)
     year = F.substring(label, 1, 4).cast("int")
     q = F.substring(label, 7, 1).cast("int")
-    return F.make_date(year, (q - 1) * 3 + 1, F.lit(1)).cast("timestamp")
+    return F.make_date(year, (q - 1) * 3 + 1, F.lit(1))
+
+
+def quarter_end_date(quarter: Column | None = None) -> Column:
+    """The exclusive end (first day of the next quarter) of a `YYYY-QN` label column."""
+    return F.add_months(quarter_start_date(quarter), 3)
+
+
+def _utc_midnight(day: Column) -> Column:
+    """Midnight UTC of a date, by arithmetic: no time-zone lookup per row, as `cast("timestamp")`
+    makes (measured: a third of a bronze row rule's cost)."""
+    return F.timestamp_seconds(F.unix_date(day).cast("long") * 86400)
+
+
+def quarter_start_col(quarter: Column | None = None) -> Column:
+    """The first instant (UTC timestamp) of a `YYYY-QN` label column."""
+    return _utc_midnight(quarter_start_date(quarter))
 
 
 def quarter_end_col(quarter: Column | None = None) -> Column:
-    """The exclusive end (first instant of the next quarter) of a `YYYY-QN` label column."""
-    start = quarter_start_col(quarter)
-    return F.add_months(start.cast("date"), 3).cast("timestamp")
+    """The exclusive end (first instant of the next quarter, UTC) of a `YYYY-QN` label column."""
+    return _utc_midnight(quarter_end_date(quarter))
 
 
 class LakeTable(pa.DataFrameModel):

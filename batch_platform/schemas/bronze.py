@@ -10,7 +10,7 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import QUARTER_PATTERN, LakeTable, quarter_end_col, quarter_start_col, row_rule
+from batch_platform.schemas.base import QUARTER_PATTERN, LakeTable, quarter_end_date, quarter_start_date, row_rule
 
 SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
     "operational": ("customer_id", "event_time", "amount", "currency", "channel"),
@@ -45,8 +45,7 @@ class _BronzeMetadata(LakeTable):
 
     _ingest_date_in_quarter = row_rule(
         "bronze_ingest_date_in_quarter",
-        lambda: (F.col("_ingest_date").cast("timestamp") >= quarter_start_col())
-        & (F.col("_ingest_date").cast("timestamp") < quarter_end_col()),
+        lambda: (F.col("_ingest_date") >= quarter_start_date()) & (F.col("_ingest_date") < quarter_end_date()),
     )
     _batch_is_partition = row_rule("bronze_batch_id_is_partition", lambda: F.col("_batch_id") == F.col("quarter"))
 

@@ -27,7 +27,7 @@ import pyspark.sql.types as T
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import LakeTable, quarter_end_col, quarter_start_col, row_rule
+from batch_platform.schemas.base import LakeTable, quarter_end_col, quarter_end_date, quarter_start_date, row_rule
 from batch_platform.schemas.bronze import BronzeExternal, BronzeLogs, BronzeOperational
 
 WHITESPACE_EDGES = r"(?U)^\s+|\s+$"
@@ -160,8 +160,7 @@ class SilverPartnerScores(LakeTable):
     _customer_id_trimmed = row_rule("silver_scores_customer_id_trimmed", lambda: _trimmed("customer_id"))
     _as_of_date_in_quarter = row_rule(
         "silver_as_of_date_in_quarter",
-        lambda: (F.col("as_of_date").cast("timestamp") >= quarter_start_col())
-        & (F.col("as_of_date").cast("timestamp") < quarter_end_col()),
+        lambda: (F.col("as_of_date") >= quarter_start_date()) & (F.col("as_of_date") < quarter_end_date()),
     )
     _partner_segment_normalised = row_rule(
         "silver_partner_segment_lower_case", lambda: _normalised("partner_segment")
