@@ -73,7 +73,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
         df = obj if _served_from_cache(obj) else obj.persist()
-        fs = HadoopFS(self.pyspark.spark_session)
         clock = time.perf_counter()
         try:
             rows = {row[PARTITION_COLUMN]: row["count"] for row in df.groupBy(PARTITION_COLUMN).count().collect()}
@@ -86,8 +85,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 )
             self._validate(df, model, table)
             timings["validate"] = time.perf_counter() - clock - sum(timings.values())
-            staged = self._stage(fs, df, context.asset_key, quarters, sum(rows.values()))
-            self._publish(fs, staged, context.asset_key, quarters)
+            self._write(df, context.asset_key, quarters, sum(rows.values()))
             timings["write"] = time.perf_counter() - clock - sum(timings.values())
             self._record(context, df, quarters, rows, model)
             timings["metadata"] = time.perf_counter() - clock - sum(timings.values())
@@ -112,8 +110,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 },
             )
 
-    def _stage(self, fs: HadoopFS, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], total: int) -> str:
-        """Write every quarter of `df` under a new staging folder of the table; return its path."""
+    def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], total: int) -> None:
+        fs = HadoopFS(self.pyspark.spark_session)
         table = self.table_path(asset_key)
         self._clean_debris(fs, table)
         staging = f"{table}/_staging/{uuid.uuid4().hex}"
@@ -133,10 +131,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
             staged = f"{staging}/{PARTITION_COLUMN}={quarter}"
             if not fs.exists(staged):
                 empty.coalesce(1).write.mode("error").parquet(staged)
-        return staging
-
-    def _publish(self, fs: HadoopFS, staging: str, asset_key: dg.AssetKey, quarters: Sequence[str]) -> None:
-        """Swap each staged quarter in for the published one, then remove the staging."""
         for quarter in quarters:
             final = self.partition_path(asset_key, quarter)
             old = f"{staging}/_old/{PARTITION_COLUMN}={quarter}"
@@ -144,7 +138,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 fs.rename(final, old)
             fs.rename(f"{staging}/{PARTITION_COLUMN}={quarter}", final)
         fs.delete(staging)
-        table = self.table_path(asset_key)
         if not fs.list_dir(f"{table}/_staging"):
             fs.delete(f"{table}/_staging")
 

@@ -83,9 +83,9 @@ def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing
     assert not (Path(platform_config.lake_root) / TABLE / "_staging").exists()
 
 
-def test_checks_counted_during_the_staging_write_publish_no_quarter_of_a_failed_range(resources, platform_config):
-    """The row checks are counted on the staging write and the key checked after it: a failure in
-    one quarter of a range leaves every quarter of the range as it was, and no staging behind."""
+def test_a_check_failing_in_one_quarter_publishes_no_quarter_of_the_range(resources, platform_config):
+    """A value check failing in one quarter and a repeated key in another both fail the step with
+    their counts; every quarter of the range stays as it was, and no staging is left behind."""
     from dagster_pyspark import PySparkResource
 
     from batch_platform.partitions import quarterly

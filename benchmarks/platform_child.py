@@ -14,7 +14,7 @@ command line, `batch_platform.cli.main`, exactly as the `batch-platform` script 
 | `metadata.reconcile` | `silver.reconcile` | silver's bronze/silver/quarantine/duplicates figures |
 | `metadata.feature_stats` | `gold.feature_stats` | gold features' per-quarter statistics |
 | `metadata.label_counts` | `gold._label_counts` | gold labels' / training set's per-quarter counts |
-| `io.write` | `LakeIOManager._stage`, `._publish` | staging write + empty-quarter files; swap |
+| `io.write` | `LakeIOManager._write` | staging write + empty-quarter files + swap |
 | `io.load_input` | `LakeIOManager.load_input` | listing partitions and planning the Parquet read |
 | `io.handle_output` | `LakeIOManager.handle_output` | all of the above for one output, plus the per-quarter row count |
 | `compute.forced` | see below | computing a persisted frame |
@@ -136,8 +136,7 @@ def install() -> None:
     # No forcing for the IO manager's phases: handle_output computes the frame first itself (its
     # per-quarter row count, logged as `io_seconds/compute`).
     _patch(manager, "_validate", "pandera.validate", describe=lambda s, df, m, t, *a, **k: {"table": t})
-    _patch(manager, "_stage", "io.write")
-    _patch(manager, "_publish", "io.write")
+    _patch(manager, "_write", "io.write")
     _patch(manager, "_record", "metadata.record")
     _patch(silver, "reconcile", "metadata.reconcile", force_args=(0, 1))
     _patch(gold, "feature_stats", "metadata.feature_stats", force_args=(0,))
