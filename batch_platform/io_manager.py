@@ -4,8 +4,10 @@ Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`. 
 one Spark DataFrame with a `quarter` column holding the label of each row's partition; one output
 may cover several quarters (a single-run backfill). Writing a run's quarters:
 
-1. persist the frame (computing it once, with the row count per quarter), validate it against the
-   table's Pandera model, fail with every failed check and its failing-row count, writing nothing;
+1. persist the frame and validate it against the table's Pandera model: the structure first (no
+   Spark job), then ONE pass that computes the frame, counts its rows per quarter and counts every
+   row check's failing rows per quarter, then the unique key; fail with every failed check and its
+   failing-row counts, writing nothing;
 2. write all its quarters under `<table>/_staging/<run>/` (Spark and Hadoop ignore `_` folders);
    a quarter with no rows still gets a schema-only Parquet file, since an empty quarter is a
    partition too;
@@ -14,8 +16,10 @@ may cover several quarters (a single-run backfill). Writing a run's quarters:
    crash inside it leaves at worst no partition for that quarter — never a half-written one — and
    the next run cleans the debris up.
 
-The seconds spent computing, validating, writing and describing each output are recorded as
-`io_seconds/*` metadata, so the cost of validation and metadata next to the work is visible.
+The seconds of each phase are recorded as `io_seconds/*` metadata, so the cost of validation and
+metadata next to the work is visible: `validate` (structure, unique key), `count_and_check` (the
+one pass: computing the frame, its rows per quarter and the row checks — what the checks add to it
+is measured by `benchmarks/`, which runs the same backfill without them), `write`, `metadata`.
 """
 
 
@@ -35,7 +39,16 @@ from pyspark.sql import DataFrame
 from batch_platform.lineage import lineage_for
 from batch_platform.partitions import to_label
 from batch_platform.schemas import schema_for
-from batch_platform.schemas.base import PARTITION_COLUMN, failure_report, spark_schema, table_schema, validate_frame
+from batch_platform.schemas.base import (
+    PARTITION_COLUMN,
+    Violation,
+    check_structure,
+    check_table,
+    count_and_check,
+    failure_report,
+    spark_schema,
+    table_schema,
+)
 from batch_platform.storage import HadoopFS
 
 PREVIEW_ROWS = 10
@@ -73,22 +86,36 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
         df = obj if _served_from_cache(obj) else obj.persist()
-        clock = time.perf_counter()
+        timings: dict[str, float] = defaultdict(float)
+        mark = time.perf_counter()
+
+        def lap(phase: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            timings[phase] += now - mark
+            mark = now
+
         try:
-            rows = {row[PARTITION_COLUMN]: row["count"] for row in df.groupBy(PARTITION_COLUMN).count().collect()}
-            timings = {"compute": time.perf_counter() - clock}
+            structure = check_structure(df, model)
+            if structure:
+                raise _failure(table, structure, df.count())
+            lap("validate")
+            rows, violations = count_and_check(df, model)
+            lap("count_and_check")
             strays = sorted(set(rows) - set(quarters), key=str)
             if strays:
                 raise dg.Failure(
                     f"{table}: rows for quarter(s) {strays} are outside this run's partitions {quarters}; "
                     "nothing was written"
                 )
-            self._validate(df, model, table)
-            timings["validate"] = time.perf_counter() - clock - sum(timings.values())
+            violations += check_table(df, model)
+            if violations:
+                raise _failure(table, violations, sum(rows.values()))
+            lap("validate")
             self._write(df, context.asset_key, quarters, sum(rows.values()))
-            timings["write"] = time.perf_counter() - clock - sum(timings.values())
+            lap("write")
             self._record(context, df, quarters, rows, model)
-            timings["metadata"] = time.perf_counter() - clock - sum(timings.values())
+            lap("metadata")
         finally:
             if df.is_cached:  # persisted here or by the asset; a frame derived from a cache is the asset's
                 df.unpersist()
@@ -97,18 +124,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
             f"{table}: {sum(rows.values())} rows in {len(quarters)} quarter(s); "
             + ", ".join(f"{phase} {value:.2f}s" for phase, value in timings.items())
         )
-
-    def _validate(self, df: DataFrame, model: type[pa.DataFrameModel], table: str) -> None:
-        violations, total = validate_frame(df, model)
-        if violations:
-            raise dg.Failure(
-                description=failure_report(table, violations, total),
-                metadata={
-                    "failed_checks": dg.MetadataValue.json(
-                        [{"column": v.column, "check": v.check, "failing_rows": v.failing_rows, "detail": v.detail} for v in violations]
-                    )
-                },
-            )
 
     def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], total: int) -> None:
         fs = HadoopFS(self.pyspark.spark_session)
@@ -205,6 +220,21 @@ class LakeIOManager(dg.ConfigurableIOManager):
         else:
             reader = reader.option("mergeSchema", "true")
         return reader.parquet(*present)
+
+
+def _failure(table: str, violations: Sequence[Violation], total: int) -> dg.Failure:
+    return dg.Failure(
+        description=failure_report(table, violations, total),
+        metadata={
+            "failed_checks": dg.MetadataValue.json(
+                [
+                    {"column": v.column, "check": v.check, "failing_rows": v.failing_rows, "detail": v.detail,
+                     "by_quarter": dict(v.by_quarter)}
+                    for v in violations
+                ]
+            )
+        },
+    )
 
 
 def _served_from_cache(df: DataFrame) -> bool:

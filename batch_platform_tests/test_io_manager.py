@@ -135,6 +135,29 @@ def test_row_rules_nulls_and_uniqueness_are_counted_with_their_failing_rows(spar
     assert "column 'widget_id', check not_nullable: 1 of 7 rows fail" in report
 
 
+def test_row_checks_are_counted_per_quarter_in_the_pass_that_counts_the_rows(spark):
+    from pyspark.sql import functions as F
+
+    from batch_platform.schemas.base import QUARTER_PATTERN, count_and_check, failure_report
+    from batch_platform_tests.lake_fixtures import Widgets, widget_rows
+
+    q1 = widget_rows(spark, "2024-Q1", 4, bad_values=1)
+    q2 = widget_rows(spark, "2024-Q2", 5, bad_values=3)
+    odd = widget_rows(spark, "2024-Q2", 2).withColumn("quarter", F.lit("2024-Q7"))
+    frame = q1.unionByName(q2).unionByName(odd).unionByName(q1.limit(1).withColumn("quarter", F.lit(None))).cache()
+
+    rows, violations = count_and_check(frame, Widgets)
+
+    assert rows == {"2024-Q1": 4, "2024-Q2": 5, "2024-Q7": 2, None: 1}
+    found = {(v.column, v.check): (v.failing_rows, v.by_quarter) for v in violations}
+    assert found[("value", "greater_than_or_equal_to(0)")] == (5, (("2024-Q1", 1), ("2024-Q2", 3), (None, 1)))
+    # Checks on the partition column alone are judged once per quarter, for all its rows.
+    assert found[("quarter", "not_nullable")] == (1, ((None, 1),))
+    assert found[("quarter", f"str_matches('{QUARTER_PATTERN}')")] == (2, (("2024-Q7", 2),))
+    report = failure_report("test/widgets", violations, sum(rows.values()))
+    assert "column 'value', check greater_than_or_equal_to(0): 5 of 12 rows fail (2024-Q1: 1, 2024-Q2: 3, None: 1)" in report
+
+
 def test_structural_errors_are_reported_by_pandera(spark):
     from batch_platform.schemas.base import validate_frame
     from batch_platform_tests.lake_fixtures import Widgets, widget_rows

@@ -8,7 +8,8 @@ command line, `batch_platform.cli.main`, exactly as the `batch-platform` script 
 
 | phase | wrapped | what it is |
 | --- | --- | --- |
-| `pandera.validate` | `LakeIOManager._validate` | Pandera checks of every output (each check is a Spark job) |
+| `pandera.validate` | `io_manager.check_structure`, `check_table` | Pandera's structural checks; the unique key |
+| `io.count_and_check` | `io_manager.count_and_check` | the one pass: computing the frame, rows and row checks per quarter |
 | `validation.unmatched` | `gold.unmatched_customers` | training_set's features/labels consistency join |
 | `metadata.record` | `LakeIOManager._record` | column schema + a 10-row preview per quarter (a Spark job each) |
 | `metadata.reconcile` | `silver.reconcile` | silver's bronze/silver/quarantine/duplicates figures |
@@ -26,13 +27,16 @@ Charging that to metadata would overstate it badly. So, before one of these rece
 frame, the wrapper runs one `count()` on it and books that as `compute.forced`: the frame is
 computed and cached once, as the platform would have done inside its first metadata job, and the
 wrapped phase then measures only its own jobs over the cached frame. (The IO manager needs no such
-help: `handle_output` computes the frame first, with its per-quarter row count, and logs the
-phases itself as `io_seconds/*` metadata, which the harness reads from the run's event log.) Set
-`BENCH_NO_FORCE=1` to turn forcing off.
+help: `handle_output` computes the frame first, in the pass that counts rows and row checks per
+quarter, and logs the phases itself as `io_seconds/*` metadata, which the harness reads from the
+run's event log.) Set `BENCH_NO_FORCE=1` to turn forcing off.
 
-**Ablation.** `BENCH_ABLATE=validate,record` replaces `LakeIOManager._validate` and `_record` by
-no-ops in this process, so the harness can time the same backfill without Pandera and without the
-IO manager's metadata (`--with-ablation`). It is a measurement device, not a platform feature:
+**Ablation.** `BENCH_ABLATE=checks,record` makes the IO manager's validation find nothing to check
+(`check_structure` and `check_table` return no violations, `schemas.base.row_checks` no checks, so
+the counting pass only counts) and `_record` a no-op, in this process only, so the harness can time
+the same backfill without Pandera and without the IO manager's metadata (`--with-ablation`): what the
+row checks add to the counting pass is the difference of `io_seconds/count_and_check` between the
+two runs. It is a measurement device, not a platform feature:
 the platform offers no switch for it (and Pandera's own `PANDERA_VALIDATION_ENABLED=False`
 breaks its validation code, see FINDINGS.md).
 
@@ -111,31 +115,39 @@ def _output_label(self, context, *args, **kwargs) -> dict:
     return {"asset": context.asset_key.to_user_string(), "step": context.step_key}
 
 
-def _ablate(manager) -> None:
-    """`BENCH_ABLATE=validate,record`: replace those IO-manager phases by no-ops (measurement only)."""
+def _ablate(io_manager, base) -> None:
+    """`BENCH_ABLATE=checks,record`: validation finds nothing to check, `_record` does nothing
+    (measurement only)."""
     wanted = {name.strip() for name in os.environ.get("BENCH_ABLATE", "").split(",") if name.strip()}
+    targets = {
+        "checks": [(io_manager, "check_structure", lambda *a, **k: []), (io_manager, "check_table", lambda *a, **k: []),
+                   (base, "row_checks", lambda *a, **k: [])],
+        "record": [(io_manager.LakeIOManager, "_record", lambda self, *a, **k: None)],
+    }
     for name in sorted(wanted):
-        method = f"_{name}"
-        if not callable(getattr(manager, method, None)):
-            MISSING.append(f"ablate {method}")
-            continue
-        setattr(manager, method, lambda self, *args, **kwargs: None)
-        HOOKS.append(f"LakeIOManager.{method} -> no-op (ablation)")
+        for owner, attr, stub in targets.get(name, [(None, name, None)]):
+            if owner is None or not callable(getattr(owner, attr, None)):
+                MISSING.append(f"ablate {attr}")
+                continue
+            setattr(owner, attr, stub)
+            HOOKS.append(f"{owner.__name__}.{attr} -> no-op (ablation)")
 
 
 def install() -> None:
     """Wrap the platform's phases with timers (import order: before the definitions load)."""
     from batch_platform import io_manager
     from batch_platform.assets import gold, silver
+    from batch_platform.schemas import base
 
     manager = io_manager.LakeIOManager
-    _ablate(manager)
-    # Method args: (self, df, model, table) for _validate, (self, context, df, ...) for _record.
+    _ablate(io_manager, base)
     _patch(manager, "handle_output", "io.handle_output", describe=_output_label)
     _patch(manager, "load_input", "io.load_input", describe=_output_label)
-    # No forcing for the IO manager's phases: handle_output computes the frame first itself (its
-    # per-quarter row count, logged as `io_seconds/compute`).
-    _patch(manager, "_validate", "pandera.validate", describe=lambda s, df, m, t, *a, **k: {"table": t})
+    # No forcing for the IO manager's phases: handle_output computes the frame first itself (the
+    # counting pass, logged as `io_seconds/count_and_check`).
+    _patch(io_manager, "check_structure", "pandera.validate")
+    _patch(io_manager, "count_and_check", "io.count_and_check")
+    _patch(io_manager, "check_table", "pandera.validate")
     _patch(manager, "_write", "io.write")
     _patch(manager, "_record", "metadata.record")
     _patch(silver, "reconcile", "metadata.reconcile", force_args=(0, 1))

@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def do_ablation(c: Contender) -> dict:
         result = platform_run(c, "ablation", quarters[0], quarters[-1], timeout=timeout, logs=logs,
-                              instrument=True, extra_env={"BENCH_ABLATE": "validate,record"})
+                              instrument=True, extra_env={"BENCH_ABLATE": "checks,record"})
         compare_with_reference("ablation", c.lake)
         return result
 

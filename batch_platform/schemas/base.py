@@ -2,8 +2,8 @@
 
 Every check our models use has a Spark predicate ("this row passes"): Pandera's built-in checks
 map to one below, and rules of our own are written with `row_rule`. `validate_frame` evaluates
-them all in one aggregation, with failing-row counts (see its docstring for why not Pandera's own
-data validation). NULLs pass value checks, as in Pandera; nullability is its own check.
+them all in one aggregation, with failing-row counts per quarter (see `count_and_check` for why not
+Pandera's own data validation). NULLs pass value checks, as in Pandera; nullability is its own check.
 """
 
 from __future__ import annotations
@@ -64,11 +64,13 @@ def row_rule(name: str, passes: Callable[[], Column]):
 
 
 def quarter_start_date(quarter: Column | None = None) -> Column:
-    """The first day (a date) of a `YYYY-QN` label column."""
+    """The first day (a date) of a `YYYY-QN` label column. Never raises, whatever the label: the
+    row checks using it run in the same pass that finds stray or malformed quarters (a label that
+    is not `YYYY-QN` gets NULL or a meaningless date, and fails the partition column's own check)."""
     label = quarter if quarter is not None else F.col(PARTITION_COLUMN)
-    year = F.substring(label, 1, 4).cast("int")
-    q = F.substring(label, 7, 1).cast("int")
-    return F.make_date(year, (q - 1) * 3 + 1, F.lit(1))
+    year = F.substring(label, 1, 4).try_cast("int")
+    q = F.substring(label, 7, 1).try_cast("int")
+    return F.add_months(F.make_date(year, F.lit(1), F.lit(1)), (q - 1) * 3)
 
 
 def quarter_end_date(quarter: Column | None = None) -> Column:
@@ -104,83 +106,142 @@ class LakeTable(pa.DataFrameModel):
 
 @dataclass(frozen=True)
 class Violation:
-    """One failed check: where, which, and how many rows break it (None: not countable)."""
+    """One failed check: where, which, and how many rows break it (None: not countable), per
+    quarter where the rows were counted per quarter."""
 
     column: str
     check: str
     failing_rows: int | None
     detail: str = ""
+    by_quarter: tuple[tuple[str, int], ...] = ()
 
     def describe(self, total: int) -> str:
         where = f"column '{self.column}'" if self.column else "table"
         if self.failing_rows is None:
             return f"{where}, check {self.check}: {self.detail}"
-        return f"{where}, check {self.check}: {self.failing_rows} of {total} rows fail"
+        quarters = f" ({', '.join(f'{q}: {n}' for q, n in self.by_quarter)})" if self.by_quarter else ""
+        return f"{where}, check {self.check}: {self.failing_rows} of {total} rows fail{quarters}"
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """A declared data check as a Spark expression: `fails` is true on a failing row."""
+
+    column: str
+    check: str
+    fails: Column
 
 
 def validate_frame(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[list[Violation], int]:
     """Every violation of `model` in `df`, and the row count; `df` should be cached.
 
-    Pandera checks the structure (columns, types, strictness) — that needs no Spark job. The data
-    checks declared in the model (nullability, built-in value checks, row rules) are then evaluated
-    together in ONE aggregation, which also yields the failing-row counts; uniqueness is one more.
-    `pandera.pyspark` would run one Spark job per check and count nothing (measured: 50–80 jobs per
-    silver step, a quarter of a backfill's time). A check with no known predicate is left to
-    Pandera itself, so nothing declared is ever skipped.
+    The IO manager runs the same three steps itself, timing the counting pass apart:
+    `check_structure` (Pandera, no Spark job), `count_and_check` (row counts per quarter and every
+    row check in one pass) and `check_table` (the unique key, and whatever only Pandera can check).
     """
-    schema = model.to_schema()
-    structural = schema.update_columns({name: {"nullable": True, "checks": []} for name in schema.columns})
-    structural.checks = []
-    structural.unique = None
-    errors = structural.validate(df).pandera.errors or {}
-    violations = [
+    violations = check_structure(df, model)
+    if violations:
+        return violations, df.count()
+    rows, violations = count_and_check(df, model)
+    return violations + check_table(df, model), sum(rows.values())
+
+
+def check_structure(df: DataFrame, model: type[pa.DataFrameModel]) -> list[Violation]:
+    """Pandera's verdict on the columns, types and strictness alone: no Spark job. The data checks
+    need the columns to exist, so they come after."""
+    errors = _structural(model.to_schema()).validate(df).pandera.errors or {}
+    return [
         Violation(item.get("column", ""), item.get("check", ""), None, item.get("error", ""))
         for kinds in errors.values()
         for items in kinds.values()
         for item in items
     ]
-    if violations:
-        return violations, df.count()
 
-    labelled: list[tuple[str, str, Column]] = []
-    leftover_columns: dict[str, list[pa.Check]] = {}
+
+def row_checks(model: type[pa.DataFrameModel]) -> list[RowCheck]:
+    """Nullability, the built-in value checks and the row rules of `model` as Spark expressions
+    (NULLs pass value checks, as in Pandera; nullability is its own check)."""
+    schema = model.to_schema()
+    checks: list[RowCheck] = []
     for name, column in schema.columns.items():
         if not column.nullable:
-            labelled.append((name, "not_nullable", F.col(name).isNull()))
+            checks.append(RowCheck(name, "not_nullable", F.col(name).isNull()))
         for check in column.checks:
             predicate = _BUILTIN_PREDICATES.get(check.name)
-            if predicate is None:
-                leftover_columns.setdefault(name, []).append(check)
-                continue
-            passes = predicate(F.col(name), check.statistics or {})
-            labelled.append((name, check.error or check.name, ~F.coalesce(passes, F.lit(True))))
-    leftover_frame = []
+            if predicate is not None:
+                passes = predicate(F.col(name), check.statistics or {})
+                checks.append(RowCheck(name, check.error or check.name, ~F.coalesce(passes, F.lit(True))))
     for check in schema.checks:
         if check.name in _ROW_RULES:
-            labelled.append(("", check.name, ~F.coalesce(_ROW_RULES[check.name](), F.lit(True))))
-        else:
-            leftover_frame.append(check)
-    aggregates = [F.count(F.lit(1)).alias("total")]
-    aggregates += [F.sum(bad.cast("long")).alias(f"v{i}") for i, (_, _, bad) in enumerate(labelled)]
-    counts = df.agg(*aggregates).first().asDict()
-    total = int(counts["total"])
-    for i, (column, check, _) in enumerate(labelled):
-        if counts[f"v{i}"]:
-            violations.append(Violation(column, check, int(counts[f"v{i}"])))
+            checks.append(RowCheck("", check.name, ~F.coalesce(_ROW_RULES[check.name](), F.lit(True))))
+    return checks
+
+
+def count_and_check(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[dict[str, int], list[Violation]]:
+    """Rows per quarter, and every row check's failing rows per quarter, in ONE aggregation.
+
+    `pandera.pyspark` would run one Spark job per check and count nothing (measured: 50–80 jobs per
+    silver step). Counting the rows (which the IO manager needs for the write and the metadata) and
+    the failures in the same pass also spares a second scan of the cache and a second plan's first
+    run — which in a backfill costs about twice a warm run (benchmarks/FINDINGS.md, Round 4). A
+    check on the partition column alone is evaluated once per quarter on the grouped rows.
+    """
+    checks = row_checks(model)
+    per_row = [c for c in checks if c.column != PARTITION_COLUMN]
+    per_quarter = [c for c in checks if c.column == PARTITION_COLUMN]
+    grouped = df.groupBy(PARTITION_COLUMN).agg(
+        F.count(F.lit(1)).alias("_rows"), *[F.sum(c.fails.cast("long")).alias(f"_r{i}") for i, c in enumerate(per_row)]
+    )
+    found = grouped.select(
+        PARTITION_COLUMN,
+        "_rows",
+        *[f"_r{i}" for i in range(len(per_row))],
+        *[F.when(c.fails, F.col("_rows")).otherwise(F.lit(0)).alias(f"_q{i}") for i, c in enumerate(per_quarter)],
+    ).collect()
+    rows = {row[PARTITION_COLUMN]: int(row["_rows"]) for row in found}
+    violations = []
+    for prefix, checks in (("_r", per_row), ("_q", per_quarter)):
+        for i, check in enumerate(checks):
+            failing = sorted(((row[PARTITION_COLUMN], int(row[f"{prefix}{i}"] or 0)) for row in found), key=lambda qn: str(qn[0]))
+            failing = tuple((q, n) for q, n in failing if n)
+            if failing:
+                violations.append(Violation(check.column, check.check, sum(n for _, n in failing), by_quarter=failing))
+    return rows, violations
+
+
+def check_table(df: DataFrame, model: type[pa.DataFrameModel]) -> list[Violation]:
+    """The checks that are not one row's business: the unique key (counted by `_surplus_rows`), and
+    any check `row_checks` has no expression for, left to Pandera so nothing declared is skipped."""
+    schema = model.to_schema()
+    violations = []
     keys = unique_key(schema)
     if keys:
         dupes = _surplus_rows(df, keys)
         if dupes:
             violations.append(Violation("", f"unique ({', '.join(keys)})", dupes))
+    leftover_columns = {
+        name: [check for check in column.checks if check.name not in _BUILTIN_PREDICATES]
+        for name, column in schema.columns.items()
+    }
+    leftover_columns = {name: checks for name, checks in leftover_columns.items() if checks}
+    leftover_frame = [check for check in schema.checks if check.name not in _ROW_RULES]
     if leftover_columns or leftover_frame:
-        rest = structural.update_columns({name: {"checks": checks} for name, checks in leftover_columns.items()})
+        rest = _structural(schema).update_columns({name: {"checks": checks} for name, checks in leftover_columns.items()})
         rest.checks = leftover_frame
         for kinds in (rest.validate(df).pandera.errors or {}).values():
             for items in kinds.values():
                 violations += [
                     Violation(i.get("column", ""), i.get("check", ""), None, i.get("error", "")) for i in items
                 ]
-    return violations, total
+    return violations
+
+
+def _structural(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    """`schema` without its data checks: columns, types and strictness only."""
+    structural = schema.update_columns({name: {"nullable": True, "checks": []} for name in schema.columns})
+    structural.checks = []
+    structural.unique = None
+    return structural
 
 
 def unique_key(schema: pa.DataFrameSchema) -> list[str]:
