@@ -36,7 +36,7 @@ ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: setup
-	$(BIN)/python -m benchmarks.run --size $(SIZE)
+	$(BIN)/python -m benchmarks.run --size $(SIZE) --with-ablation
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache

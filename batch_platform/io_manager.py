@@ -31,7 +31,6 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 import dagster as dg
-import pandera.pyspark as pa
 from dagster_pyspark import PySparkResource
 import pyspark.sql.types as T
 from pyspark.sql import DataFrame

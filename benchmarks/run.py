@@ -165,7 +165,7 @@ def warm_file_cache(*roots: Path) -> float:
     On this machine the file cache forgets within minutes: read cold, Spark's and the JDK's jars
     and the virtualenv take ~10 s more, and the landing files ~1 s, than read warm (measured), and
     whichever contender happened to run first paid it (its bronze steps, where the JVM loads most
-    classes, were 6–27 s slower than the ablated backfill's in all four M runs of Round 3). Every
+    classes, were 6–27 s slower than the ablated backfill's in all four M runs with one). Every
     contender therefore starts after this, outside its timed window.
     """
     began = time.perf_counter()
