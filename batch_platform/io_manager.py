@@ -107,11 +107,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     f"{table}: rows for quarter(s) {strays} are outside this run's partitions {quarters}; "
                     "nothing was written"
                 )
+            total = sum(rows.values())
             violations += check_table(df, model)
             if violations:
-                raise _failure(table, violations, sum(rows.values()))
+                raise _failure(table, violations, total)
             lap("validate")
-            self._write(df, context.asset_key, quarters, sum(rows.values()))
+            self._write(df, context.asset_key, quarters, total)
             lap("write")
             self._record(context, df, quarters, rows, model)
             lap("metadata")
@@ -120,7 +121,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 df.unpersist()
         context.add_output_metadata({f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()})
         context.log.info(
-            f"{table}: {sum(rows.values())} rows in {len(quarters)} quarter(s); "
+            f"{table}: {total} rows in {len(quarters)} quarter(s); "
             + ", ".join(f"{phase} {value:.2f}s" for phase, value in timings.items())
         )
 

@@ -125,8 +125,11 @@ def _ablate(io_manager, base) -> None:
         "record": [(io_manager.LakeIOManager, "_record", lambda self, *a, **k: None)],
     }
     for name in sorted(wanted):
-        for owner, attr, stub in targets.get(name, [(None, name, None)]):
-            if owner is None or not callable(getattr(owner, attr, None)):
+        if name not in targets:
+            MISSING.append(f"ablate {name}")
+            continue
+        for owner, attr, stub in targets[name]:
+            if not callable(getattr(owner, attr, None)):
                 MISSING.append(f"ablate {attr}")
                 continue
             setattr(owner, attr, stub)

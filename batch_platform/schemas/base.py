@@ -198,12 +198,12 @@ def count_and_check(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[dict
         *[f"_r{i}" for i in range(len(per_row))],
         *[F.when(c.fails, F.col("_rows")).otherwise(F.lit(0)).alias(f"_q{i}") for i, c in enumerate(per_quarter)],
     ).collect()
+    found.sort(key=lambda row: str(row[PARTITION_COLUMN]))
     rows = {row[PARTITION_COLUMN]: int(row["_rows"]) for row in found}
     violations = []
-    for prefix, checks in (("_r", per_row), ("_q", per_quarter)):
-        for i, check in enumerate(checks):
-            failing = sorted(((row[PARTITION_COLUMN], int(row[f"{prefix}{i}"] or 0)) for row in found), key=lambda qn: str(qn[0]))
-            failing = tuple((q, n) for q, n in failing if n)
+    for prefix, group in (("_r", per_row), ("_q", per_quarter)):
+        for i, check in enumerate(group):
+            failing = tuple((row[PARTITION_COLUMN], int(row[f"{prefix}{i}"])) for row in found if row[f"{prefix}{i}"])
             if failing:
                 violations.append(Violation(check.column, check.check, sum(n for _, n in failing), by_quarter=failing))
     return rows, violations
