@@ -24,7 +24,11 @@ CONFIG_ENV_VAR = "BATCH_PLATFORM_CONFIG"
 UTC_NAMES = ("UTC", "Etc/UTC", "Z", "+00:00")
 _JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
+_ENV_REFS = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_RESOLVED_ON_USE = {"publish.postgres.dsn"}
+"""Keys kept as written (`${NAME}` references and all) and resolved only when used, so what Dagster
+shows of the resources built from them (the UI's resource tab) never holds the secret."""
+_SECRET_HINTS = ("secret", "password", "token", "access.key", "access_key", "credential", "dsn")
 
 
 class ConfigError(ValueError):
@@ -35,9 +39,49 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class S3Config(_Section):
+    """`storage.s3` (SPEC.md, "Storage on S3"): how every S3 client of the platform reaches the lake."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    path_style_access: bool = False
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
 class StorageConfig(_Section):
     landing_root: str = "data/landing"
     lake_root: str = "data/lake"
+    s3: S3Config | None = None
+
+
+class PostgresPublishConfig(_Section):
+    """`publish.postgres` (SPEC.md, "Delivery"). `dsn` is a libpq URL or key=value string whose
+    password, if any, is written `${NAME}`: it is checked at load and read from the environment
+    only when a connection is made (`resolved_dsn`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    dsn: str
+    db_schema: str = Field("public", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @field_validator("dsn")
+    @classmethod
+    def _password_from_environment(cls, dsn: str) -> str:
+        from batch_platform.postgres import check_dsn_template
+
+        check_dsn_template(dsn)
+        missing = [name for name in _ENV_REFS.findall(dsn) if name not in os.environ]
+        if missing:
+            raise ValueError(f"it refers to environment variable(s) {', '.join(missing)}, which are not set")
+        return dsn
+
+    def resolved_dsn(self) -> str:
+        return expand_env_refs(self.dsn)
+
+
+class PublishConfig(_Section):
+    postgres: PostgresPublishConfig | None = None
 
 
 class BatchConfig(_Section):
@@ -96,6 +140,7 @@ class PlatformConfig(_Section):
     batch: BatchConfig = BatchConfig()
     checks: ChecksConfig = ChecksConfig()
     spark: SparkConfig = SparkConfig()
+    publish: PublishConfig = PublishConfig()
     source_path: str | None = None
 
     def resolve_path(self, path: str) -> str:
@@ -146,6 +191,8 @@ class PlatformConfig(_Section):
     def redacted(self) -> dict[str, Any]:
         """The config as a dict, safe to print or log."""
         data = self.model_dump()
+        if self.storage.s3 is not None:
+            data["storage"]["s3"].update(access_key_id="***", secret_access_key="***")
         data["spark"]["conf"] = {
             key: ("***" if _looks_secret(key) else value) for key, value in self.spark.conf.items()
         }
@@ -160,7 +207,14 @@ def _looks_secret(key: str) -> bool:
     return any(hint in key.lower() for hint in _SECRET_HINTS)
 
 
+def expand_env_refs(text: str) -> str:
+    """`text` with every `${NAME}` replaced by the environment variable NAME (KeyError if unset)."""
+    return _ENV_REFS.sub(lambda m: os.environ[m.group(1)], text)
+
+
 def _expand_env(node: Any, where: str) -> Any:
+    if where in _RESOLVED_ON_USE:
+        return node
     if isinstance(node, dict):
         return {key: _expand_env(value, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
     if isinstance(node, str) and (m := _ENV_REF.match(node.strip())):
