@@ -19,6 +19,10 @@ setup(
         "numpy>=1.26",
         "PyYAML>=6",
         "pydantic>=2.6",
+        "psycopg[binary]>=3.2,<4",
+        "fastapi>=0.110,<1",
+        "uvicorn>=0.30,<1",
+        "boto3>=1.34,<2",
     ],
     extras_require={
         "dev": [
