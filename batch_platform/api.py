@@ -18,7 +18,6 @@ name a registered table, a quarter label and a file name of the lake layout, so 
 reaches outside the lake; the resolved file must also lie inside the lake root.
 """
 
-from __future__ import annotations
 
 import hashlib
 import hmac
@@ -26,8 +25,9 @@ import logging
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse
@@ -35,12 +35,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from batch_platform.lake_files import Lake, LakeFile, PartitionMissing
 from batch_platform.partitions import QuarterError, to_key, to_label
+from batch_platform.s3 import boto3_client
 from batch_platform.schemas import schema_for
 
 TOKEN_ENV = "BATCH_PLATFORM_API_TOKEN"
 DEFAULT_URL_TTL = 900
 LATEST = "latest"
-_FILE_KEY = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)/quarter=(\d{4}-Q[1-4])/([A-Za-z0-9][A-Za-z0-9._=-]*\.parquet)$")
+_FILE_KEY = re.compile(
+    r"^([a-z0-9_]+)/([a-z0-9_]+)/quarter=(\d{4}-Q[1-4])/([A-Za-z0-9][A-Za-z0-9._=-]*\.parquet)$"
+)
 _SIGNED_QUERY = re.compile(r"((?:signature|X-Amz-Signature|X-Amz-Credential)=)[^&\s]+")
 
 
@@ -49,17 +52,28 @@ class UrlSigner:
     (never the token itself), so a url reveals nothing about the token."""
 
     def __init__(self, token: str):
-        self._key = hmac.new(token.encode(), b"batch_platform file urls v1", hashlib.sha256).digest()
+        self._key = hmac.new(
+            token.encode(), b"batch_platform file urls v1", hashlib.sha256
+        ).digest()
 
     def signature(self, key: str, expires: int) -> str:
-        return hmac.new(self._key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._key, f"{key}\n{expires}".encode(), hashlib.sha256
+        ).hexdigest()
 
     def check(self, key: str, expires: int, signature: str) -> None:
-        if not hmac.compare_digest(self.signature(key, expires).encode(), signature.encode()):
-            raise HTTPException(403, "the url's signature does not match: it was altered; ask /datasets for a new one")
+        if not hmac.compare_digest(
+            self.signature(key, expires).encode(), signature.encode()
+        ):
+            raise HTTPException(
+                403,
+                "the url's signature does not match: it was altered; ask /datasets for a new one",
+            )
         if expires < time.time():
-            when = datetime.fromtimestamp(expires, timezone.utc).isoformat()
-            raise HTTPException(403, f"the url expired at {when}; ask /datasets for a new one")
+            when = datetime.fromtimestamp(expires, UTC).isoformat()
+            raise HTTPException(
+                403, f"the url expired at {when}; ask /datasets for a new one"
+            )
 
 
 class Delivery:
@@ -73,16 +87,25 @@ class Delivery:
         self.signer = UrlSigner(token)
 
     def authorise(self, credentials: HTTPAuthorizationCredentials | None) -> None:
-        given = credentials.credentials.encode() if credentials and credentials.scheme.lower() == "bearer" else b""
+        given = (
+            credentials.credentials.encode()
+            if credentials and credentials.scheme.lower() == "bearer"
+            else b""
+        )
         if not hmac.compare_digest(given, self._token):
             raise HTTPException(
-                401, "a valid token is required: Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
+                401,
+                "a valid token is required: Authorization: Bearer <token>",
+                {"WWW-Authenticate": "Bearer"},
             )
 
     def table(self, layer: str, name: str) -> str:
         table = f"{layer}/{name}"
         if table not in self.lake.tables():
-            raise HTTPException(404, f"unknown table {table!r}; the lake's tables: {', '.join(self.lake.tables())}")
+            raise HTTPException(
+                404,
+                f"unknown table {table!r}; the lake's tables: {', '.join(self.lake.tables())}",
+            )
         return table
 
     def quarter(self, table: str, quarter: str) -> str:
@@ -97,7 +120,8 @@ class Delivery:
             raise HTTPException(400, str(exc)) from None
         if label not in materialised:
             raise HTTPException(
-                404, f"{table} has no materialised quarter {label}; it has: {', '.join(materialised) or 'none'}"
+                404,
+                f"{table} has no materialised quarter {label}; it has: {', '.join(materialised) or 'none'}",
             )
         return label
 
@@ -106,32 +130,25 @@ class Delivery:
             bucket, prefix = self.lake.bucket_and_prefix
             key = f"{prefix}/{file.key}" if prefix else file.key
             return self.s3_client.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=self.url_ttl
+                "get_object",
+                Params={"Bucket": bucket, "Key": key},
+                ExpiresIn=self.url_ttl,
             )
         signature = self.signer.signature(file.key, expires)
         return f"{request.url_for('download', key=file.key)}?expires={expires}&signature={signature}"
 
     @cached_property
     def s3_client(self):
-        import boto3
-        from botocore.config import Config
-
-        s3 = self.lake.s3
-        style = "path" if s3 is not None and s3.path_style_access else "auto"
-        return boto3.client(
-            "s3",
-            endpoint_url=s3.endpoint_url if s3 else None,
-            region_name=s3.region if s3 else None,
-            aws_access_key_id=s3.access_key_id if s3 else None,
-            aws_secret_access_key=s3.secret_access_key if s3 else None,
-            config=Config(signature_version="s3v4", s3={"addressing_style": style}),
-        )
+        return boto3_client(self.lake.s3)
 
     def check_key(self, key: str) -> None:
         """`key` must follow the lake layout exactly: a registered table, a quarter, a file name."""
         match = _FILE_KEY.match(key)
         if not match or f"{match.group(1)}/{match.group(2)}" not in self.lake.tables():
-            raise HTTPException(400, f"{key!r} is not a file of the lake: <layer>/<table>/quarter=<YYYY-QN>/<name>.parquet")
+            raise HTTPException(
+                400,
+                f"{key!r} is not a file of the lake: <layer>/<table>/quarter=<YYYY-QN>/<name>.parquet",
+            )
 
     def local_file(self, key: str) -> str:
         """The path of the lake file `key` (checked), which must lie inside the lake root."""
@@ -142,7 +159,9 @@ class Delivery:
         return path
 
 
-def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: str) -> dict:
+def describe_quarter(
+    delivery: Delivery, request: Request, table: str, quarter: str
+) -> dict:
     try:
         files = delivery.lake.files(table, quarter)
     except PartitionMissing as exc:
@@ -157,12 +176,18 @@ def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: 
         "partition_key": to_key(quarter),
         "row_count": sum(f.num_rows for f in footers),
         "schema": [
-            {"name": c.name, "type": str(c.type), "nullable": c.nullable,
-             "description": getattr(described.get(c.name), "description", None)}
+            {
+                "name": c.name,
+                "type": str(c.type),
+                "nullable": c.nullable,
+                "description": getattr(described.get(c.name), "description", None),
+            }
             for c in columns
-        ],  # fmt: skip
-        "files": [{"url": delivery.url(request, f, expires), "size": f.size} for f in files],
-        "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat(),
+        ],
+        "files": [
+            {"url": delivery.url(request, f, expires), "size": f.size} for f in files
+        ],
+        "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
     }
 
 
@@ -174,23 +199,34 @@ def create_app(delivery: Delivery) -> FastAPI:
     )
     bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
 
-    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
         delivery.authorise(credentials)
 
     @app.get("/health", summary="liveness, no token")
     def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/datasets", dependencies=[Depends(authorised)], summary="every lake table and its quarters")
+    @app.get(
+        "/datasets",
+        dependencies=[Depends(authorised)],
+        summary="every lake table and its quarters",
+    )
     def datasets() -> dict:
         lake = delivery.lake
         tables = [(table, lake.quarters(table)) for table in lake.tables()]
         return {
             "datasets": [
-                {"table": t, "layer": t.split("/")[0], "name": t.split("/")[1], "quarters": q,
-                 "latest": q[-1] if q else None}
+                {
+                    "table": t,
+                    "layer": t.split("/")[0],
+                    "name": t.split("/")[1],
+                    "quarters": q,
+                    "latest": q[-1] if q else None,
+                }
                 for t, q in tables
-            ]  # fmt: skip
+            ]
         }
 
     @app.get(
@@ -200,16 +236,30 @@ def create_app(delivery: Delivery) -> FastAPI:
     )
     def dataset(layer: str, table: str, quarter: str, request: Request) -> dict:
         name = delivery.table(layer, table)
-        return describe_quarter(delivery, request, name, delivery.quarter(name, quarter))
+        return describe_quarter(
+            delivery, request, name, delivery.quarter(name, quarter)
+        )
 
-    @app.get("/files/{key:path}", name="download", summary="a signed file url of a folder lake (no token)")
-    def download(key: str, expires: int = Query(...), signature: str = Query(...)) -> FileResponse:
+    @app.get(
+        "/files/{key:path}",
+        name="download",
+        summary="a signed file url of a folder lake (no token)",
+    )
+    def download(
+        key: str, expires: Annotated[int, Query()], signature: Annotated[str, Query()]
+    ) -> FileResponse:
         if delivery.lake.on_s3:
-            raise HTTPException(404, "the lake is on S3: its file urls are presigned S3 urls")
+            raise HTTPException(
+                404, "the lake is on S3: its file urls are presigned S3 urls"
+            )
         delivery.check_key(key)
         delivery.signer.check(key, expires, signature)
         path = delivery.local_file(key)
-        return FileResponse(path, media_type="application/vnd.apache.parquet", filename=key.rsplit("/", 1)[-1])
+        return FileResponse(
+            path,
+            media_type="application/vnd.apache.parquet",
+            filename=key.rsplit("/", 1)[-1],
+        )
 
     return app
 
@@ -219,7 +269,10 @@ class RedactSignedUrls(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_SIGNED_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(
+                _SIGNED_QUERY.sub(r"\1***", a) if isinstance(a, str) else a
+                for a in record.args
+            )
         return True
 
 

@@ -25,10 +25,10 @@ UTC_NAMES = ("UTC", "Etc/UTC", "Z", "+00:00")
 _JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _ENV_REFS = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_RESOLVED_ON_USE = {"publish.postgres.dsn"}
-"""Keys kept as written (`${NAME}` references and all) and resolved only when used, so what Dagster
-shows of the resources built from them (the UI's resource tab) never holds the secret."""
-_SECRET_HINTS = ("secret", "password", "token", "access.key", "access_key", "credential", "dsn")
+_KEPT_AS_REFERENCE = {"storage.s3.access_key_id", "storage.s3.secret_access_key", "publish.postgres.dsn"}
+"""Keys kept as written (`${NAME}` references and all) and resolved only where a client is built,
+so the config, the Dagster UI (resource config) and run storage never hold the secret."""
+_SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
 
 
 class ConfigError(ValueError):
@@ -40,13 +40,40 @@ class _Section(BaseModel):
 
 
 class S3Config(_Section):
-    """`storage.s3` (SPEC.md, "Storage on S3"): how every S3 client of the platform reaches the lake."""
+    """`storage.s3` (SPEC.md, "Storage on S3"), applied to Spark's S3A and every other S3 client by
+    `batch_platform.s3`. The credentials stay written `${NAME}`: only the variable's name is kept,
+    and its value is read from the environment where a client is built, so it never sits in the
+    config, the Dagster UI or run storage. Without credentials the AWS default chain applies."""
 
     endpoint_url: str | None = None
-    region: str = "us-east-1"
+    region: str | None = None
     path_style_access: bool = False
     access_key_id: str | None = None
     secret_access_key: str | None = None
+
+    @field_validator("access_key_id", "secret_access_key")
+    @classmethod
+    def _env_reference(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        m = _ENV_REF.match(value.strip())
+        if not m:
+            raise ValueError("write a credential as ${NAME} (an environment variable), never its value")
+        if m.group(1) not in os.environ:
+            raise ValueError(f"environment variable {m.group(1)} is not set")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _pair(self) -> "S3Config":
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither (AWS default chain)")
+        return self
+
+    @staticmethod
+    def env_name(reference: str | None) -> str | None:
+        """`NAME` of a `${NAME}` reference."""
+        m = _ENV_REF.match(reference or "")
+        return m.group(1) if m else None
 
 
 class StorageConfig(_Section):
@@ -191,8 +218,6 @@ class PlatformConfig(_Section):
     def redacted(self) -> dict[str, Any]:
         """The config as a dict, safe to print or log."""
         data = self.model_dump()
-        if self.storage.s3 is not None:
-            data["storage"]["s3"].update(access_key_id="***", secret_access_key="***")
         data["spark"]["conf"] = {
             key: ("***" if _looks_secret(key) else value) for key, value in self.spark.conf.items()
         }
@@ -213,7 +238,7 @@ def expand_env_refs(text: str) -> str:
 
 
 def _expand_env(node: Any, where: str) -> Any:
-    if where in _RESOLVED_ON_USE:
+    if where in _KEPT_AS_REFERENCE:
         return node
     if isinstance(node, dict):
         return {key: _expand_env(value, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
@@ -235,7 +260,7 @@ def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
         if item["type"] == "extra_forbidden":
             lines.append(f"  - unknown key '{key}'")
         else:
-            shown = "***" if _looks_secret(key) else repr(value)
+            shown = "***" if _looks_secret(key) or key in _KEPT_AS_REFERENCE else repr(value)
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"  - key '{key}' has bad value {shown}: {message}")
     return "\n".join(lines)

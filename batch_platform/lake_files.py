@@ -9,7 +9,6 @@ are not part of a partition.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,11 +21,11 @@ from pyarrow import fs
 
 from batch_platform.config import PlatformConfig, S3Config
 from batch_platform.partitions import to_label
+from batch_platform.s3 import is_s3, pyarrow_filesystem
 from batch_platform.schemas import TABLE_SCHEMAS
 from batch_platform.schemas.base import PARTITION_COLUMN
 
 _PARTITION_DIR = re.compile(rf"^{PARTITION_COLUMN}=(\d{{4}}-Q[1-4])$")
-S3_SCHEMES = ("s3a://", "s3n://", "s3://")
 
 
 class PartitionMissing(LookupError):
@@ -51,7 +50,7 @@ class Lake:
 
     @property
     def on_s3(self) -> bool:
-        return self.root.startswith(S3_SCHEMES)
+        return is_s3(self.root)
 
     @property
     def bucket_and_prefix(self) -> tuple[str, str]:
@@ -60,26 +59,17 @@ class Lake:
         return bucket, prefix.strip("/")
 
     @cached_property
+    def _filesystem_and_base(self) -> tuple[fs.FileSystem, str]:
+        return pyarrow_filesystem(self.root, self.s3)
+
+    @property
     def filesystem(self) -> fs.FileSystem:
-        if not self.on_s3:
-            return fs.LocalFileSystem()
-        s3 = self.s3 or S3Config()
-        endpoint = s3.endpoint_url or ""
-        return fs.S3FileSystem(
-            access_key=s3.access_key_id,
-            secret_key=s3.secret_access_key,
-            region=s3.region,
-            endpoint_override=endpoint.split("://", 1)[-1] or None,
-            scheme="http" if endpoint.startswith("http://") else "https",
-            force_virtual_addressing=not s3.path_style_access and not endpoint,
-        )
+        return self._filesystem_and_base[0]
 
     @property
     def base(self) -> str:
         """The root as a path of `filesystem`."""
-        if self.on_s3:
-            return "/".join(part for part in self.bucket_and_prefix if part)
-        return os.path.abspath(self.root)
+        return self._filesystem_and_base[1]
 
     def path(self, key: str) -> str:
         return f"{self.base.rstrip('/')}/{key}"

@@ -45,14 +45,20 @@ class ApiServer:
     process: subprocess.Popen
 
     def get(self, path: str, token: str | None = None, **kwargs) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
+        headers = {
+            "Authorization": f"Bearer {token if token is not None else self.token}"
+        }
         return requests.get(self.base_url + path, headers=headers, timeout=60, **kwargs)
 
     def raw(self, target: str) -> tuple[int, dict]:
         """GET `target` sent as is, with the token."""
-        connection = http.client.HTTPConnection(urlsplit(self.base_url).netloc, timeout=60)
+        connection = http.client.HTTPConnection(
+            urlsplit(self.base_url).netloc, timeout=60
+        )
         try:
-            connection.request("GET", target, headers={"Authorization": f"Bearer {self.token}"})
+            connection.request(
+                "GET", target, headers={"Authorization": f"Bearer {self.token}"}
+            )
             response = connection.getresponse()
             return response.status, json.loads(response.read() or b"{}")
         finally:
@@ -67,7 +73,12 @@ def write_config(path: Path, raw: dict) -> Path:
 def start_api(config_file: Path, workdir: Path, env: dict | None = None) -> ApiServer:
     port, token = free_port(), secrets.token_urlsafe(24)
     log = workdir / "api.log"
-    environment = {**os.environ, "BATCH_PLATFORM_CONFIG": str(config_file), TOKEN_ENV: token, **(env or {})}
+    environment = {
+        **os.environ,
+        "BATCH_PLATFORM_CONFIG": str(config_file),
+        TOKEN_ENV: token,
+        **(env or {}),
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -77,14 +88,18 @@ def start_api(config_file: Path, workdir: Path, env: dict | None = None) -> ApiS
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"batch-platform serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"batch-platform serve exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             if requests.get(server.base_url + "/health", timeout=2).status_code == 200:
                 return server
         except requests.ConnectionError:
             time.sleep(0.3)
     stop_api(server)
-    raise RuntimeError(f"batch-platform serve did not answer within {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"batch-platform serve did not answer within {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}"
+    )
 
 
 def stop_api(server: ApiServer) -> None:
@@ -120,7 +135,9 @@ def sorted_rows(table: pa.Table) -> list[dict]:
 @pytest.fixture(scope="module")
 def api(delivery_lake, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("api")
-    config_file = write_config(workdir / "config.yaml", lake_config(delivery_lake.lake_root, workdir))
+    config_file = write_config(
+        workdir / "config.yaml", lake_config(delivery_lake.lake_root, workdir)
+    )
     server = start_api(config_file, workdir)
     try:
         yield server
@@ -136,12 +153,17 @@ def test_health_and_docs_need_no_token(api):
     assert {"/datasets", "/datasets/{layer}/{table}/{quarter}"} <= set(paths)
 
 
-@pytest.mark.parametrize("path", ["/datasets", f"/datasets/{TRAINING}/latest", f"/datasets/{TRAINING}/2024-Q2"])
+@pytest.mark.parametrize(
+    "path",
+    ["/datasets", f"/datasets/{TRAINING}/latest", f"/datasets/{TRAINING}/2024-Q2"],
+)
 def test_without_or_with_a_wrong_token_every_dataset_endpoint_says_401(api, path):
     assert requests.get(api.base_url + path, timeout=30).status_code == 401
     assert api.get(path, token=api.token + "x").status_code == 401
     assert api.get(path, token="").status_code == 401
-    basic = requests.get(api.base_url + path, headers={"Authorization": f"Basic {api.token}"}, timeout=30)
+    basic = requests.get(
+        api.base_url + path, headers={"Authorization": f"Basic {api.token}"}, timeout=30
+    )
     assert basic.status_code == 401 and basic.headers["WWW-Authenticate"] == "Bearer"
     assert api.get(path).status_code == 200
 
@@ -151,7 +173,7 @@ def test_the_token_never_reaches_the_log(api):
     urls = [f["url"] for f in api.get(f"/datasets/{TRAINING}/latest").json()["files"]]
     assert requests.get(urls[0], timeout=30).status_code == 200
     log = api.log.read_text()
-    assert "GET /datasets HTTP/1.1\" 200" in log and "GET /files/" in log
+    assert 'GET /datasets HTTP/1.1" 200' in log and "GET /files/" in log
     assert api.token not in log and api.token[:-1] not in log
     assert parse_qs(urlsplit(urls[0]).query)["signature"][0] not in log
 
@@ -162,20 +184,36 @@ def test_the_listing_shows_every_table_and_its_quarters(api, delivery_lake):
     assert datasets[TRAINING]["quarters"] == list(DELIVERY_QUARTERS)
     assert datasets[TRAINING]["latest"] == DELIVERY_QUARTERS[-1]
     assert datasets["silver/operational_events_quarantine"]["layer"] == "silver"
-    on_disk = {f"{layer.name}/{t.name}" for layer in Path(delivery_lake.lake_root).iterdir() for t in layer.iterdir()}
+    on_disk = {
+        f"{layer.name}/{t.name}"
+        for layer in Path(delivery_lake.lake_root).iterdir()
+        for t in layer.iterdir()
+    }
     assert {t for t, d in datasets.items() if d["quarters"]} == on_disk
 
 
 def test_latest_is_the_last_quarter_with_its_rows_schema_and_files(api, delivery_lake):
     latest = api.get(f"/datasets/{TRAINING}/latest").json()
     folder = Path(delivery_lake.lake_root, TRAINING, f"quarter={DELIVERY_QUARTERS[-1]}")
-    assert latest["quarter"] == DELIVERY_QUARTERS[-1] and latest["partition_key"] == to_key(DELIVERY_QUARTERS[-1])
+    assert latest["quarter"] == DELIVERY_QUARTERS[-1] and latest[
+        "partition_key"
+    ] == to_key(DELIVERY_QUARTERS[-1])
     assert latest["row_count"] == pq.read_table(folder).num_rows > 20
     schema = {c["name"]: c for c in latest["schema"]}
-    assert schema["txn_count"]["type"] == "int64" and schema["feature_cutoff"]["type"] == "timestamp[us, tz=UTC]"
+    assert (
+        schema["txn_count"]["type"] == "int64"
+        and schema["feature_cutoff"]["type"] == "timestamp[us, tz=UTC]"
+    )
     assert "lookback" in schema["txn_count"]["description"]
-    assert sorted(f["size"] for f in latest["files"]) == sorted(p.stat().st_size for p in folder.glob("*.parquet"))
-    assert api.get(f"/datasets/{TRAINING}/{to_key(DELIVERY_QUARTERS[-1])}").json()["row_count"] == latest["row_count"]
+    assert sorted(f["size"] for f in latest["files"]) == sorted(
+        p.stat().st_size for p in folder.glob("*.parquet")
+    )
+    assert (
+        api.get(f"/datasets/{TRAINING}/{to_key(DELIVERY_QUARTERS[-1])}").json()[
+            "row_count"
+        ]
+        == latest["row_count"]
+    )
 
 
 @pytest.mark.parametrize("quarter", DELIVERY_QUARTERS)
@@ -214,28 +252,47 @@ def test_an_expired_url_gets_403(api):
     key = urlsplit(_file_url(api)).path.removeprefix("/files/")
     expired = int(time.time()) - 5
     signature = UrlSigner(api.token).signature(key, expired)
-    response = requests.get(f"{api.base_url}/files/{key}?expires={expired}&signature={signature}", timeout=30)
+    response = requests.get(
+        f"{api.base_url}/files/{key}?expires={expired}&signature={signature}",
+        timeout=30,
+    )
     assert response.status_code == 403 and "expired" in response.json()["detail"]
     forged = UrlSigner("another-token").signature(key, expired + 3600)
-    assert requests.get(f"{api.base_url}/files/{key}?expires={expired + 3600}&signature={forged}", timeout=30).status_code == 403
+    assert (
+        requests.get(
+            f"{api.base_url}/files/{key}?expires={expired + 3600}&signature={forged}",
+            timeout=30,
+        ).status_code
+        == 403
+    )
 
 
 # ------------------------------------------------------------------------------- bad requests
 @pytest.mark.parametrize(
     ("path", "status", "message"),
     [
-        ("/datasets/gold/no_such_table/2024-Q2", 404, "unknown table 'gold/no_such_table'"),
+        (
+            "/datasets/gold/no_such_table/2024-Q2",
+            404,
+            "unknown table 'gold/no_such_table'",
+        ),
         (f"/datasets/{TRAINING}/2024-Q5", 400, "is not a quarter"),
         (f"/datasets/{TRAINING}/2024-02-01", 400, "is not a quarter"),
         (f"/datasets/{TRAINING}/yesterday", 400, "is not a quarter"),
-        (f"/datasets/{TRAINING}/2019-Q1", 404, "no materialised quarter 2019-Q1; it has: 2024-Q1, 2024-Q2, 2024-Q3"),
+        (
+            f"/datasets/{TRAINING}/2019-Q1",
+            404,
+            "no materialised quarter 2019-Q1; it has: 2024-Q1, 2024-Q2, 2024-Q3",
+        ),
         ("/datasets/%2e%2e/%2e%2e/2024-Q2", 404, "unknown table '../..'"),
         ("/datasets/gold/..%2F..%2Fsilver/2024-Q2", 404, ""),
         (f"/datasets/{TRAINING}/..%2F..%2F..%2Fetc%2Fpasswd", 404, ""),
         ("/datasets/../../../etc/passwd", 404, ""),
     ],
 )
-def test_bad_dataset_requests_get_a_4xx_with_a_clear_message(api, path, status, message):
+def test_bad_dataset_requests_get_a_4xx_with_a_clear_message(
+    api, path, status, message
+):
     code, body = api.raw(path)
     assert code == status, body
     assert message in body["detail"]
@@ -260,10 +317,83 @@ def test_file_urls_outside_the_lake_are_refused_even_when_signed(api, key):
     signature = UrlSigner(api.token).signature(decoded, expires)
     connection = http.client.HTTPConnection(urlsplit(api.base_url).netloc, timeout=30)
     try:
-        connection.request("GET", f"/files/{key}?expires={expires}&signature={signature}")
+        connection.request(
+            "GET", f"/files/{key}?expires={expires}&signature={signature}"
+        )
         response = connection.getresponse()
         body = response.read()
     finally:
         connection.close()
     assert 400 <= response.status < 500, body
     assert b"root:" not in body and b"PAR1" not in body
+
+
+# ---------------------------------------------------------------------------------- S3 lake
+@pytest.fixture(scope="module")
+def s3_api(delivery_lake, s3_server, tmp_path_factory):
+    """The same lake copied to a real S3 server (SeaweedFS on loopback), served by its own API."""
+    workdir = tmp_path_factory.mktemp("api-s3")
+    client, bucket = s3_server.client(), "delivery"
+    s3_server.bucket(bucket)
+    local = Path(delivery_lake.lake_root)
+    for path in local.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"lake/{path.relative_to(local)}")
+    s3 = {"endpoint_url": s3_server.endpoint_url, "region": s3_server.region, "path_style_access": True,
+          "access_key_id": "${API_TEST_S3_KEY}", "secret_access_key": "${API_TEST_S3_SECRET}"}  # fmt: skip
+    config_file = write_config(
+        workdir / "config.yaml", lake_config(f"s3a://{bucket}/lake", workdir, s3=s3)
+    )
+    env = {
+        "API_TEST_S3_KEY": s3_server.access_key_id,
+        "API_TEST_S3_SECRET": s3_server.secret_access_key,
+    }
+    server = start_api(config_file, workdir, env)
+    try:
+        yield server
+    finally:
+        stop_api(server)
+
+
+@pytest.mark.s3
+def test_an_s3_lake_is_served_with_presigned_urls_that_download_its_rows(
+    s3_api, s3_server, delivery_lake
+):
+    datasets = {d["table"]: d for d in s3_api.get("/datasets").json()["datasets"]}
+    assert datasets[TRAINING]["quarters"] == list(DELIVERY_QUARTERS)
+    latest = s3_api.get(f"/datasets/{TRAINING}/latest").json()
+    assert latest["quarter"] == DELIVERY_QUARTERS[-1]
+    for quarter in DELIVERY_QUARTERS:
+        described = s3_api.get(f"/datasets/{TRAINING}/{quarter}").json()
+        assert all(
+            f["url"].startswith(f"{s3_server.endpoint_url}/delivery/lake/{TRAINING}/")
+            for f in described["files"]
+        )
+        assert all("X-Amz-Signature=" in f["url"] for f in described["files"])
+        lake = pq.read_table(
+            Path(delivery_lake.lake_root, TRAINING, f"quarter={quarter}")
+        )
+        downloaded = read_urls(described["files"])
+        assert downloaded.num_rows == described["row_count"] == lake.num_rows
+        assert sorted_rows(downloaded) == sorted_rows(lake)
+    assert s3_server.secret_access_key not in s3_api.log.read_text()
+
+
+@pytest.mark.s3
+def test_a_tampered_presigned_url_gets_403(s3_api):
+    url = s3_api.get(f"/datasets/{TRAINING}/2024-Q2").json()["files"][0]["url"]
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query["X-Amz-Expires"] = str(int(query["X-Amz-Expires"]) * 2)
+    assert (
+        requests.get(
+            f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}",
+            timeout=30,
+        ).status_code
+        == 403
+    )
+    other = url.replace("quarter%3D2024-Q2", "quarter%3D2024-Q3").replace(
+        "quarter=2024-Q2", "quarter=2024-Q3"
+    )
+    assert other != url and requests.get(other, timeout=30).status_code == 403
+    assert requests.get(url, timeout=30).status_code == 200
