@@ -328,6 +328,46 @@ def test_file_urls_outside_the_lake_are_refused_even_when_signed(api, key):
     assert b"root:" not in body and b"PAR1" not in body
 
 
+def test_a_symlink_out_of_the_lake_is_not_served_even_when_signed(
+    api, delivery_lake, tmp_path
+):
+    outside = tmp_path / "outside.parquet"
+    pq.write_table(pa.table({"secret": ["outside the lake"]}), outside)
+    key = f"{TRAINING}/quarter=2024-Q2/zz-link.parquet"
+    link = Path(delivery_lake.lake_root, key)
+    link.symlink_to(outside)
+    try:
+        expires = int(time.time()) + 600
+        signature = UrlSigner(api.token).signature(key, expires)
+        response = requests.get(
+            f"{api.base_url}/files/{key}?expires={expires}&signature={signature}",
+            timeout=30,
+        )
+        assert (
+            response.status_code == 404 and b"outside the lake" not in response.content
+        )
+    finally:
+        link.unlink()
+
+
+def test_serve_refuses_to_start_without_a_token(delivery_lake, tmp_path):
+    config_file = write_config(
+        tmp_path / "config.yaml", lake_config(delivery_lake.lake_root, tmp_path)
+    )
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV} | {
+        "BATCH_PLATFORM_CONFIG": str(config_file)
+    }
+    done = subprocess.run(
+        [CLI, "serve", "--port", str(free_port())],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and f"set {TOKEN_ENV}" in done.stderr
+
+
 # ---------------------------------------------------------------------------------- S3 lake
 @pytest.fixture(scope="module")
 def s3_api(delivery_lake, s3_server, tmp_path_factory):
