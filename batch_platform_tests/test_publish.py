@@ -178,6 +178,37 @@ def test_publishing_assets_follow_the_published_tables(tmp_path, monkeypatch):
     assert node.group_name == "publish" and "postgres" in node.kinds
 
 
+def test_the_quarterly_job_publishes_what_it_builds(tmp_path, monkeypatch):
+    from batch_platform.assets.bronze import bronze_assets
+    from batch_platform.assets.gold import gold_assets
+    from batch_platform.assets.silver import silver_assets
+    from batch_platform.jobs import jobs
+
+    def job_keys(config):
+        assets = [
+            *bronze_assets,
+            *silver_assets,
+            *gold_assets,
+            *build_publish_assets(config),
+        ]
+        defs = dg.Definitions(
+            assets=assets, jobs=jobs, resources=build_resources(config)
+        )
+        return set(
+            defs.resolve_job_def("training_set_job").asset_layer.selected_asset_keys
+        )
+
+    monkeypatch.setenv("PG_SECRET_X", "pw")
+    plain = job_keys(make_config(tmp_path))
+    published = job_keys(
+        make_config(
+            tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}}
+        )
+    )
+    assert TRAINING_KEY in plain and PUBLISH_KEY not in plain
+    assert published == plain | {PUBLISH_KEY}
+
+
 # --------------------------------------------------------------------------------- publishing
 def test_every_quarter_in_postgres_equals_the_lake(published, postgres_server):
     assert published["result"].success
