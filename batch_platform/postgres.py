@@ -89,7 +89,7 @@ def redact(text: str, *secrets: str | None) -> str:
 
 def pg_type(spark_type: T.DataType) -> str:
     if isinstance(spark_type, T.DecimalType):
-        return f"numeric({spark_type.precision}, {spark_type.scale})"
+        return f"numeric({spark_type.precision},{spark_type.scale})"
     try:
         return PG_TYPES[type(spark_type)]
     except KeyError:

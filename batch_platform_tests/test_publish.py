@@ -120,6 +120,16 @@ def test_the_dsn_keeps_its_password_in_the_environment(tmp_path, monkeypatch):
     assert resource.describe() == "app@db.internal:5433/analytics"
 
 
+def test_the_whole_dsn_may_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "PG_WHOLE_DSN", "host=db.internal port=6432 dbname=w user=app password=Wh0le-pw"
+    )
+    config = make_config(tmp_path, publish={"postgres": {"dsn": "${PG_WHOLE_DSN}"}})
+    resource = build_resources(config)["postgres"]
+    assert resource.dsn == "${PG_WHOLE_DSN}" and resource.db_schema == "public"
+    assert resource.describe() == "app@db.internal:6432/w"
+
+
 @pytest.mark.parametrize(
     ("dsn", "message"),
     [
