@@ -2,8 +2,9 @@
 
 This is the part of the S3 work (issue 14, which adds the S3A side) the delivery code needs:
 boto3 for presigned urls, pyarrow for reading Parquet footers and rows. The functions are copied
-from that branch (boto3_client: plus SigV4 for presigned urls) so the two merge into one module. Credentials are written `${NAME}` in
-the config and read from the environment only here, where a client is built.
+from that branch (boto3_client: plus SigV4 for presigned urls) so the two merge into one module.
+Credentials are written `${NAME}` in the config and read from the environment only here, where a
+client is built.
 """
 
 from __future__ import annotations

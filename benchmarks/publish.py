@@ -149,7 +149,9 @@ def main() -> None:
     report.write_text(
         f"# Publishing to PostgreSQL, {args.rows:,} rows\n\n`python -m benchmarks.publish --rows {args.rows}` on "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({platform.machine()}), load average "
-        f"{os.getloadavg()[0]:.1f} at the end (the machine is shared with other work).\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+        f"{os.getloadavg()[0]:.1f} at the end (the machine is shared with other work).\n\n"
+        + "\n".join(f"- {line}" for line in lines)
+        + "\n"
     )
     print(f"written {report}")
 
