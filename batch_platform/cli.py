@@ -5,6 +5,7 @@
     batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'silver/*' ...]
     batch-platform report --from 2024-Q1 --to 2025-Q4
 
+Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
 in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize` and
 `dagster job execute` remain available with start-date keys (README, "Command line").
@@ -17,9 +18,6 @@ import sys
 from collections.abc import Sequence
 
 from batch_platform.partitions import QuarterError, quarter_range, to_key, to_label
-
-LAYERS = ("bronze", "silver", "gold")
-
 
 def _quarter(text: str) -> str:
     try:
@@ -34,18 +32,18 @@ def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def cmd_quarters(args: argparse.Namespace) -> int:
-    from batch_platform.partitions import quarterly
+    from batch_platform.config import load_config
 
-    for key in quarterly.get_partition_keys():
+    for key in load_config().partitions().get_partition_keys():
         print(f"{to_label(key)}  {key}")
     return 0
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    from batch_platform.config import platform_config
+    from batch_platform.config import load_config
     from batch_platform.sample_data import generate_landing
 
-    landing = args.landing or platform_config().landing_root
+    landing = args.landing or load_config().landing_root
     manifest = generate_landing(
         landing,
         first_quarter=args.first,
@@ -63,8 +61,10 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from batch_platform.definitions import defs
+    from batch_platform.config import load_config
+    from batch_platform.definitions import build_definitions
 
+    defs = build_definitions(load_config())
     first, last = args.first, args.last or args.first
     quarter_range(first, last)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
@@ -93,37 +93,24 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import pyarrow.dataset as ds
+    from batch_platform import storage
+    from batch_platform.config import load_config
+    from batch_platform.tables import TABLES
 
-    from batch_platform.config import platform_config
-
-    lake = platform_config().lake_root
+    lake = load_config().lake_root.rstrip("/")
     quarters = quarter_range(args.first, args.last or args.first)
-    tables = _tables(lake)
+    tables = [table.name for table in TABLES.values()]
     width = max([len(t) for t in tables] + [10])
     print(f"lake: {lake}")
     print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters))
     for table in tables:
-        cells = []
-        for quarter in quarters:
-            path = f"{lake}/{table}/quarter={quarter}"
-            try:
-                cells.append(f"{ds.dataset(path, format='parquet').count_rows():>8,}")
-            except (FileNotFoundError, OSError):
-                cells.append(f"{'-':>8}")
-        print(f"{table:<{width}}  " + "  ".join(cells))
-    training = [f"{lake}/gold/training_set/quarter={q}" for q in quarters]
+        counts = [storage.count_rows(f"{lake}/{table}/quarter={quarter}") for quarter in quarters]
+        print(f"{table:<{width}}  " + "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts))
     print("\ntraining sets:")
-    for path in training:
-        print(f"  {path}")
+    for quarter in quarters:
+        print(f"  {lake}/gold/training_set/quarter={quarter}")
     print('\nread one:  python -c \'import batch_platform; print(batch_platform.load_training_set("%s"))\'' % quarters[-1])
     return 0
-
-
-def _tables(lake: str) -> list[str]:
-    from batch_platform.schemas import TABLE_SCHEMAS
-
-    return [t for layer in LAYERS for t in TABLE_SCHEMAS if t.startswith(f"{layer}/")]
 
 
 def _has_dagster_home() -> bool:

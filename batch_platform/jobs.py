@@ -16,43 +16,41 @@ quarter for the quarter that just ended (tick 2026-01-01 → partition 2025-10-0
 
 import dagster as dg
 
-from batch_platform.partitions import quarterly
-
 TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
 
-all_assets_job = dg.define_asset_job(
-    name="all_assets_job",
-    selection=dg.AssetSelection.all(),
-    partitions_def=quarterly,
-    description="Every bronze, silver and gold table for the selected quarter(s).",
-)
 
-training_set_job = dg.define_asset_job(
-    name="training_set_job",
-    selection=dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors(),
-    partitions_def=quarterly,
-    description=(
-        "gold/training_set of the quarter and everything upstream of it for that quarter: bronze → silver "
-        "(with quarantines) → customer_features, churn_labels, training_set. The features' lookback quarters "
-        "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning."
-    ),
-)
-
-gold_job = dg.define_asset_job(
-    name="gold_job",
-    selection=dg.AssetSelection.groups("gold"),
-    partitions_def=quarterly,
-    description="Only the gold tables of the quarter(s), from silver partitions already in the lake.",
-)
-
-quarterly_training_set_schedule = dg.build_schedule_from_partitioned_job(
-    training_set_job,
-    name="quarterly_training_set_schedule",
-    description=(
-        "At 00:00 UTC on the first day of each quarter, builds the quarter that just ended "
-        "(tick 2026-01-01 → partition 2025-10-01, i.e. 2025-Q4) with training_set_job."
-    ),
-)
-
-jobs = [all_assets_job, training_set_job, gold_job]
-schedules = [quarterly_training_set_schedule]
+def build_jobs(
+    partitions_def: dg.PartitionsDefinition,
+) -> tuple[list, list[dg.ScheduleDefinition]]:
+    """The three jobs and the quarterly schedule, on the platform's partitions."""
+    all_assets_job = dg.define_asset_job(
+        name="all_assets_job",
+        selection=dg.AssetSelection.all(),
+        partitions_def=partitions_def,
+        description="Every bronze, silver and gold table for the selected quarter(s).",
+    )
+    training_set_job = dg.define_asset_job(
+        name="training_set_job",
+        selection=dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors(),
+        partitions_def=partitions_def,
+        description=(
+            "gold/training_set of the quarter and everything upstream of it for that quarter: bronze → silver "
+            "(with quarantines) → customer_features, churn_labels, training_set. The features' lookback quarters "
+            "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning."
+        ),
+    )
+    gold_job = dg.define_asset_job(
+        name="gold_job",
+        selection=dg.AssetSelection.groups("gold"),
+        partitions_def=partitions_def,
+        description="Only the gold tables of the quarter(s), from silver partitions already in the lake.",
+    )
+    schedule = dg.build_schedule_from_partitioned_job(
+        training_set_job,
+        name="quarterly_training_set_schedule",
+        description=(
+            "At 00:00 UTC on the first day of each quarter, builds the quarter that just ended "
+            "(tick 2026-01-01 → partition 2025-10-01, i.e. 2025-Q4) with training_set_job."
+        ),
+    )
+    return [all_assets_job, training_set_job, gold_job], [schedule]

@@ -1,4 +1,4 @@
-"""The quarterly partitions, defined once, and the `YYYY-QN` helpers.
+"""The quarterly partitions definition and the `YYYY-QN` helpers.
 
 Dagster time-window keys are the window's start date (`2025-10-01`); people read and type the
 quarter label (`2025-Q4`). Every helper here accepts either spelling, so a CLI flag, a config
@@ -80,20 +80,12 @@ def quarter_range(first: str, last: str) -> list[str]:
 
 
 def quarterly_partitions(first_quarter: str) -> dg.TimeWindowPartitionsDefinition:
-    """Calendar quarters in UTC from `first_quarter` to the last complete quarter."""
+    """Calendar quarters in UTC from `first_quarter` to the last complete quarter: the platform's one
+    partitions definition. `build_definitions` builds it from `batch.first_quarter` and hands it to
+    every asset, check and job builder (equal definitions compare equal)."""
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule=QUARTER_CRON,
         start=quarter_start(first_quarter).replace(tzinfo=None),
         fmt=KEY_FORMAT,
         timezone="UTC",
     )
-
-
-def _configured_partitions() -> dg.TimeWindowPartitionsDefinition:
-    from batch_platform.config import platform_config
-
-    return quarterly_partitions(platform_config().batch.first_quarter)
-
-
-quarterly = _configured_partitions()
-"""The platform's one partitions definition: every asset, check and job imports this."""

@@ -9,10 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from batch_platform.definitions import defs
-from batch_platform.partitions import quarterly
+from batch_platform.definitions import build_definitions
+from batch_platform_tests.platform import DEFAULTS, quarterly
 
 ROOT = Path(__file__).resolve().parents[1]
+defs = build_definitions(DEFAULTS)
 
 EXPECTED = {
     "bronze": {"bronze/operational", "bronze/logs", "bronze/external"},

@@ -23,21 +23,22 @@ from pyspark.sql import functions as F
 from batch_platform.assets.gold import (
     FEATURE_COLUMNS,
     TRAINING_COLUMNS,
-    build_gold_assets,
     compute_churn_labels,
     compute_customer_features,
     compute_training_set,
-    gold_assets,
     lookback_quarters,
     split_bucket,
     split_col,
     split_of,
     unmatched_customers,
 )
-from batch_platform.partitions import quarter_end, quarter_range, quarter_start, quarterly, shift, to_key
+from batch_platform.assets.gold import build_gold_assets
+from batch_platform.config import parse_config
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, shift, to_key
 from batch_platform.schemas.base import failure_report, validate_frame
 from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.platform import bronze_assets, gold_assets, quarterly, silver_assets
 
 time.tzset()  # conftest sets TZ=UTC: naive datetimes collected from Spark are UTC
 
@@ -104,8 +105,6 @@ def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: 
 
 
 def materialize_gold(config, first: str, last: str | None = None, assets=None, selection=None, **kwargs):
-    from batch_platform.assets.bronze import bronze_assets
-    from batch_platform.assets.silver import silver_assets
     from batch_platform.resources import build_resources
 
     gold = assets or gold_assets
@@ -408,7 +407,7 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         assert spec.group_name == "gold" and spec.code_version
         assert "SPEC.md" in spec.description
         assert spec.metadata["dagster/column_schema"].columns
-    short = build_gold_assets(2)[0].get_partition_mapping(silver[0])
+    short = build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}}))[0].get_partition_mapping(silver[0])
     assert (short.start_offset, short.end_offset) == (-2, -1)
 
 
@@ -549,7 +548,7 @@ def test_import_batch_platform_stays_light():
 def test_a_graph_built_for_another_lookback_refuses_to_run(gold_lake):
     """L shapes the partition mapping at load time; a run whose config says otherwise must not
     silently compute with the wrong window."""
-    result = materialize_gold(gold_lake["config"], "2024-Q4", assets=build_gold_assets(2), raise_on_error=False)
+    result = materialize_gold(gold_lake["config"], "2024-Q4", assets=build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}})), raise_on_error=False)
     assert not result.success
     (failure,) = result.get_step_failure_events()
     assert failure.step_key == "gold__customer_features"

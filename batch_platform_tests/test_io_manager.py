@@ -88,8 +88,8 @@ def test_a_check_failing_in_one_quarter_publishes_no_quarter_of_the_range(resour
     their counts; every quarter of the range stays as it was, and no staging is left behind."""
     from dagster_pyspark import PySparkResource
 
-    from batch_platform.partitions import quarterly
     from batch_platform_tests.lake_fixtures import widget_rows
+    from batch_platform_tests.platform import quarterly
 
     assert _materialize([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1", "2024-Q2").success
     before = {q: _read(platform_config, q) for q in ("2024-Q1", "2024-Q2")}

@@ -40,9 +40,10 @@ CI_QUARTER = "2024-Q4"
 # ------------------------------------------------------------------------------ definitions
 @pytest.fixture(scope="module")
 def defs():
-    from batch_platform.definitions import defs
+    from batch_platform.definitions import build_definitions
+    from batch_platform_tests.platform import DEFAULTS
 
-    return defs
+    return build_definitions(DEFAULTS)
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ from batch_platform.partitions import (
     quarter_end,
     quarter_range,
     quarter_start,
-    quarterly,
     quarterly_partitions,
     shift,
     to_key,
     to_label,
 )
+from batch_platform_tests.platform import quarterly
 
 
 @pytest.mark.parametrize(

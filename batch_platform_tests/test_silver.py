@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from batch_platform.assets.bronze import bronze_assets
 from batch_platform.assets.silver import (
     INTERACTION_LOGS,
     OPERATIONAL_EVENTS,
@@ -23,10 +22,8 @@ from batch_platform.assets.silver import (
     flag,
     quarantine_rows,
     reconcile,
-    silver_assets,
     silver_rows,
 )
-from batch_platform.checks import silver_checks
 from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
 from batch_platform.sample_data import generate_landing
@@ -40,6 +37,7 @@ from batch_platform.schemas.silver import (
     SilverPartnerScores,
 )
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.platform import bronze_assets, silver_assets, silver_checks
 
 Q1 = "2024-Q1"
 INGEST = date(2024, 2, 1)

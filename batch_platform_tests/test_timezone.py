@@ -19,11 +19,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 import yaml
 
-from batch_platform.assets.bronze import bronze_assets
-from batch_platform.assets.silver import silver_assets
 from batch_platform.config import PROJECT_ROOT
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import TEST_SPARK, make_config
+from batch_platform_tests.platform import bronze_assets, silver_assets
 
 KEY, QUARTER = "2024-01-01", "2024-Q1"
 TABLES = [
@@ -73,13 +72,14 @@ CHILD = """
 import json, sys, time
 import dagster as dg
 from pyspark.sql import SparkSession
-from batch_platform.assets.bronze import bronze_assets
-from batch_platform.assets.silver import silver_assets
+from batch_platform.assets.bronze import build_bronze_assets
+from batch_platform.assets.silver import build_silver_assets
 from batch_platform.config import load_config
 from batch_platform.resources import build_resources
 
+config = load_config()
 result = dg.materialize(
-    [*bronze_assets, *silver_assets], resources=build_resources(load_config()), partition_key=sys.argv[1]
+    [*build_bronze_assets(config), *build_silver_assets(config)], resources=build_resources(config), partition_key=sys.argv[1]
 )
 spark = SparkSession.builder.getOrCreate()
 print(json.dumps({

@@ -293,11 +293,47 @@ def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
     return dg.TableSchema(columns=columns, constraints=constraints)
 
 
-def column_lineage(deps: Mapping[str, Sequence[tuple[str, str]]]) -> dg.TableColumnLineage:
-    """`{"column": [("layer/table", "upstream_column"), ...]}` as Dagster's `dagster/column_lineage`."""
+Lineage = Mapping[str, Sequence[tuple[dg.AssetKey, str]]]
+"""Column -> the (upstream table, upstream column) pairs it is made of."""
+
+
+def column_lineage(deps: Lineage) -> dg.TableColumnLineage:
+    """`{"column": [(AssetKey, "upstream_column"), ...]}` as Dagster's `dagster/column_lineage`."""
     return dg.TableColumnLineage(
         deps_by_column={
-            column: [dg.TableColumnDep(asset_key=dg.AssetKey(table.split("/")), column_name=name) for table, name in sources]
+            column: [dg.TableColumnDep(asset_key=key, column_name=name) for key, name in sources]
             for column, sources in deps.items()
         }
     )
+
+
+@dataclass(frozen=True)
+class Table:
+    """One lake table, declared once: its asset key, its Pandera model and its column lineage.
+
+    The asset builders, the IO manager, the checks, the CLI and the tests all find a table's facts
+    here, by asset key (`batch_platform.tables.table_for`). Bronze has no lineage: its upstream is
+    the landing zone, named row by row in `_source_file`.
+    """
+
+    key: dg.AssetKey
+    model: type[pa.DataFrameModel]
+    lineage: Lineage | None = None
+
+    @property
+    def name(self) -> str:
+        """`<layer>/<table>`, as in the lake's folders."""
+        return "/".join(self.key.path)
+
+    def column_schema(self) -> dg.TableSchema:
+        return table_schema(self.model)
+
+    def column_lineage(self) -> dg.TableColumnLineage | None:
+        return None if self.lineage is None else column_lineage(self.lineage)
+
+    def definition_metadata(self) -> dict[str, Any]:
+        """What the asset definition shows; the IO manager records the same on every materialisation."""
+        metadata: dict[str, Any] = {"dagster/column_schema": self.column_schema()}
+        if self.lineage is not None:
+            metadata["dagster/column_lineage"] = self.column_lineage()
+        return metadata

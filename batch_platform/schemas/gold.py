@@ -8,11 +8,13 @@ C cannot be published. Gold tables are products: `strict = True`, no column beyo
 
 from __future__ import annotations
 
+import dagster as dg
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import LakeTable, quarter_start_col, row_rule
+from batch_platform.schemas.base import PARTITION_COLUMN, Lineage, LakeTable, Table, quarter_start_col, row_rule
+from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
 UNIQUE_KEY = ["quarter", "customer_id"]
 SPLITS = ("train", "eval")
@@ -169,3 +171,54 @@ class TrainingSet(_FeatureColumns):
     class Config:
         strict = True
         unique = UNIQUE_KEY
+
+
+# ------------------------------------------------------------------------------- declarations
+EVENTS, LOGS, SCORES = OPERATIONAL_EVENTS.silver_key, INTERACTION_LOGS.silver_key, PARTNER_SCORES.silver_key
+FEATURES_KEY = dg.AssetKey(["gold", "customer_features"])
+LABELS_KEY = dg.AssetKey(["gold", "churn_labels"])
+TRAINING_KEY = dg.AssetKey(["gold", "training_set"])
+
+FEATURES_LINEAGE: Lineage = {
+    "customer_id": [(EVENTS, "customer_id")],
+    "feature_cutoff": [],
+    "txn_count": [(EVENTS, "customer_id"), (EVENTS, "event_time"), (EVENTS, "amount")],
+    "total_amount": [(EVENTS, "amount")],
+    "avg_amount": [(EVENTS, "amount")],
+    "active_days": [(EVENTS, "event_time")],
+    "first_activity_ts": [(EVENTS, "event_time")],
+    "last_activity_ts": [(EVENTS, "event_time")],
+    "recency_days": [(EVENTS, "event_time")],
+    "tenure_days": [(EVENTS, "event_time")],
+    "txn_count_90d": [(EVENTS, "event_time")],
+    "amount_90d": [(EVENTS, "event_time"), (EVENTS, "amount")],
+    "distinct_channels": [(EVENTS, "channel")],
+    "log_event_count": [(LOGS, "customer_id"), (LOGS, "log_event_type"), (LOGS, "log_timestamp")],
+    "partner_score": [(SCORES, "partner_score"), (SCORES, "as_of_date")],
+    "partner_segment": [(SCORES, "partner_segment"), (SCORES, "as_of_date")],
+}
+"""Which silver columns each feature is made of (`feature_cutoff` comes from the partition alone)."""
+
+LABELS_LINEAGE: Lineage = {
+    "customer_id": [(FEATURES_KEY, "customer_id")],
+    "label": [(EVENTS, "customer_id"), (EVENTS, "event_time")],
+    "label_window_start": [],
+    "label_window_end": [],
+}
+"""The label window bounds come from the partition (and the prediction window) alone."""
+
+
+def _columns(model: type[LakeTable]) -> list[str]:
+    return [name for name in model.to_schema().columns if name != PARTITION_COLUMN]
+
+
+def _training_lineage() -> Lineage:
+    from_features = {column: [(FEATURES_KEY, column)] for column in _columns(CustomerFeatures)}
+    from_labels = {column: [(LABELS_KEY, column)] for column in _columns(ChurnLabels) if column not in from_features}
+    return {**from_features, **from_labels, "split": [(FEATURES_KEY, "customer_id")]}
+
+
+CUSTOMER_FEATURES = Table(FEATURES_KEY, CustomerFeatures, FEATURES_LINEAGE)
+CHURN_LABELS = Table(LABELS_KEY, ChurnLabels, LABELS_LINEAGE)
+TRAINING_SET = Table(TRAINING_KEY, TrainingSet, _training_lineage())
+GOLD_TABLES = (CUSTOMER_FEATURES, CHURN_LABELS, TRAINING_SET)
