@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from batch_platform.partitions import QuarterError, quarter_range, to_key, to_label
 
+
 def _quarter(text: str) -> str:
     try:
         return to_label(text)
@@ -109,7 +110,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print("\ntraining sets:")
     for quarter in quarters:
         print(f"  {lake}/gold/training_set/quarter={quarter}")
-    print('\nread one:  python -c \'import batch_platform; print(batch_platform.load_training_set("%s"))\'' % quarters[-1])
+    example = f'import batch_platform; print(batch_platform.load_training_set("{quarters[-1]}"))'
+    print(f"\nread one:  python -c '{example}'")
     return 0
 
 

@@ -67,7 +67,7 @@ class ChecksConfig(_Section):
     quarantine_rate_fail: float = Field(0.50, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ChecksConfig":
+    def _ordered(self) -> ChecksConfig:
         if self.quarantine_rate_warn > self.quarantine_rate_fail:
             raise ValueError(
                 f"quarantine_rate_warn ({self.quarantine_rate_warn}) must not exceed "

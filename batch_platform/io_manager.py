@@ -194,7 +194,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         quarters = [to_label(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
         paths = [self.partition_path(asset_key, q) for q in quarters]
         present = [path for path in paths if fs.exists(path)]
-        missing = [q for q, path in zip(quarters, paths) if path not in present]
+        missing = [q for q, path in zip(quarters, paths, strict=True) if path not in present]
         allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING)) or bool(
             upstream and (upstream.definition_metadata or {}).get(ALLOW_MISSING)
         )

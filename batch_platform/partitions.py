@@ -8,7 +8,7 @@ value or a test can use whichever is natural (SPEC.md, "Quarters").
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
@@ -40,7 +40,7 @@ def parse_quarter(text: str) -> tuple[int, int]:
 
 def quarter_start(quarter: str) -> datetime:
     year, q = parse_quarter(quarter)
-    return datetime(year, 3 * (q - 1) + 1, 1, tzinfo=timezone.utc)
+    return datetime(year, 3 * (q - 1) + 1, 1, tzinfo=UTC)
 
 
 def quarter_end(quarter: str) -> datetime:

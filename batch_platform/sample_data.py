@@ -26,9 +26,9 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -173,7 +173,7 @@ class _Calendar:
     """Epoch seconds of each quarter's start, plus the end of the last quarter."""
 
     @classmethod
-    def of(cls, quarters: list[str]) -> "_Calendar":
+    def of(cls, quarters: list[str]) -> _Calendar:
         starts = [int(quarter_start(q).timestamp()) for q in quarters]
         end = int(quarter_end(quarters[-1]).timestamp())
         return cls(quarters, np.array(starts + [end], dtype=np.int64))
@@ -202,7 +202,7 @@ class _Schedule:
     """Index of the first file of each drop in a global numbering of all (drop, part) files."""
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, cal: _Calendar) -> "_Schedule":
+    def draw(cls, rng: np.random.Generator, cal: _Calendar) -> _Schedule:
         days, quarters, parts = [], [], []
         for qi in range(cal.n):
             length = int((cal.bounds_s[qi + 1] - cal.bounds_s[qi]) // DAY_S)
@@ -252,7 +252,7 @@ class _Population:
     partner_base: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, customers: int, n_quarters: int) -> "_Population":
+    def draw(cls, rng: np.random.Generator, customers: int, n_quarters: int) -> _Population:
         """Half the customers exist before the history starts, the rest join in a random quarter
         at a random moment; each is then active for a geometric number of quarters (7% churn per
         quarter) and stops at a random moment of its last quarter."""
@@ -282,7 +282,7 @@ class _Cells:
     """activity x share of the quarter covered: the expected events relative to the density."""
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, pop: _Population, cal: _Calendar) -> "_Cells":
+    def draw(cls, rng: np.random.Generator, pop: _Population, cal: _Calendar) -> _Cells:
         n = len(pop.ids)
         cust, q = np.divmod(np.arange(n * cal.n), cal.n)
         dormant = (rng.random(n * cal.n) < 0.04) & (q != pop.start_q[cust])

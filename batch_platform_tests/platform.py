@@ -11,6 +11,7 @@ from batch_platform.config import parse_config
 DEFAULTS = parse_config({}, "test defaults")
 quarterly = DEFAULTS.partitions()
 bronze_assets = build_bronze_assets(DEFAULTS)
+bronze_operational, bronze_logs, bronze_external = bronze_assets
 silver_assets = build_silver_assets(DEFAULTS)
 gold_assets = build_gold_assets(DEFAULTS)
 silver_checks = build_silver_checks(DEFAULTS)

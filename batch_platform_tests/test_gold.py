@@ -10,7 +10,7 @@ real silver, bronze and gold asset definitions and the real IO manager.
 import logging
 import random
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from batch_platform.assets.gold import (
     FEATURE_COLUMNS,
     TRAINING_COLUMNS,
+    build_gold_assets,
     compute_churn_labels,
     compute_customer_features,
     compute_training_set,
@@ -32,9 +33,8 @@ from batch_platform.assets.gold import (
     split_of,
     unmatched_customers,
 )
-from batch_platform.assets.gold import build_gold_assets
 from batch_platform.config import parse_config
-from batch_platform.partitions import quarter_end, quarter_range, quarter_start, shift, to_key
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.schemas.base import failure_report, validate_frame
 from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
 from batch_platform_tests.conftest import make_config
@@ -42,7 +42,7 @@ from batch_platform_tests.platform import bronze_assets, gold_assets, quarterly,
 
 time.tzset()  # conftest sets TZ=UTC: naive datetimes collected from Spark are UTC
 
-UTC = timezone.utc
+UTC = UTC
 EVENTS_DDL = "customer_id string, event_time timestamp, amount double, currency string, channel string, quarter string"
 LOGS_DDL = "customer_id string, log_event_type string, log_timestamp timestamp, quarter string"
 SCORES_DDL = "customer_id string, partner_score double, partner_segment string, as_of_date date, quarter string"
@@ -397,7 +397,7 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
     assert set(labels.dependency_keys) == {dg.AssetKey(["silver", "operational_events"]), features.key}
     assert isinstance(labels.get_partition_mapping(dg.AssetKey(["silver", "operational_events"])), (type(None), dg.IdentityPartitionMapping))
     assert set(training.dependency_keys) == {features.key, labels.key}
-    for asset, model in zip(gold_assets, (CustomerFeatures, ChurnLabels, TrainingSet)):
+    for asset, model in zip(gold_assets, (CustomerFeatures, ChurnLabels, TrainingSet), strict=True):
         (spec,) = asset.specs
         lineage = spec.metadata["dagster/column_lineage"]
         assert set(lineage.deps_by_column) == set(model.to_schema().columns) - {"quarter"}

@@ -159,10 +159,10 @@ def test_row_checks_are_counted_per_quarter_in_the_pass_that_counts_the_rows(spa
 
 
 def test_structural_errors_are_reported_by_pandera(spark):
+    from pyspark.sql import functions as F
+
     from batch_platform.schemas.base import validate_frame
     from batch_platform_tests.lake_fixtures import Widgets, widget_rows
-
-    from pyspark.sql import functions as F
 
     frame = widget_rows(spark, "2024-Q1", 3).withColumn("value", F.col("value").cast("int"))
     frame = frame.withColumn("surplus", F.col("widget_id"))
@@ -263,3 +263,43 @@ def test_a_crash_mid_write_leaves_the_previous_partition_intact(spark, resources
     assert _materialize([widgets_asset(rows_per_quarter=8)], resources, "2024-Q1").success
     assert len(_read(platform_config, "2024-Q1")) == 8
     assert not staging.exists()
+
+
+def test_counted_checks_agree_with_pandera_on_every_row(spark):
+    """The one-pass counting selects failing rows by Pandera's own expressions: on the same rows,
+    Pandera's validation passes exactly the rows the counting calls passing and fails each row it
+    counts as failing — `str_matches` anchored, bounds exclusive where declared, NULLs passing."""
+    import pandera.pyspark as pa
+    import pyspark.sql.types as T
+    from pyspark.sql import functions as F
+
+    from batch_platform.schemas.base import row_checks
+
+    class Probe(pa.DataFrameModel):
+        code: T.StringType() = pa.Field(nullable=True, str_matches=r"\d{2}-[A-Z]", str_length={"max_value": 5})
+        size: T.DoubleType() = pa.Field(nullable=True, in_range={"min_value": 0, "max_value": 10, "include_min": False})
+        kind: T.StringType() = pa.Field(nullable=True, isin=["a", "b"], notin=["b"])
+        count: T.LongType() = pa.Field(nullable=True, ge=1, lt=100)
+
+    rows = [
+        ("12-A", 5.0, "a", 1), ("x12-A", 0.0, "b", 0), ("12-AXYZ", 10.0, "c", 100), (None, None, None, None),
+        ("99-Z", 10.5, "a", 99), ("1-A", 0.001, "", -5),
+    ]
+    frame = spark.createDataFrame(rows, "code string, size double, kind string, count long").cache()
+    schema = Probe.to_schema()
+    checked = 0
+    for check in row_checks(Probe):
+        if check.check == "not_nullable":
+            continue
+        (column_check,) = [c for c in schema.columns[check.column].checks if (c.error or c.name) == check.check]
+        alone = pa.DataFrameSchema({check.column: pa.Column(schema.columns[check.column].dtype, checks=[column_check], nullable=True)})
+        failing = frame.filter(check.fails).collect()
+        passing = frame.filter(~check.fails)
+        assert passing.count() + len(failing) == len(rows), check.check
+        assert not alone.validate(passing.select(check.column)).pandera.errors, check.check
+        for row in failing:
+            single = spark.createDataFrame([row], frame.schema).select(check.column)
+            assert alone.validate(single).pandera.errors, (check.check, row)
+        checked += 1
+    assert checked == 7
+    assert frame.filter(F.col("code").rlike(r"\d{2}-[A-Z]") & ~F.col("code").rlike(r"^\d{2}-[A-Z]")).count() == 1

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -29,7 +29,7 @@ from batch_platform.partitions import quarter_range, to_key
 from batch_platform_tests.conftest import TEST_SPARK, make_config
 from batch_platform_tests.test_gold import _naive, lake_table, materialize_gold
 
-UTC = timezone.utc
+UTC = UTC
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
 SILVER_TABLES = ("operational_events", "interaction_logs", "partner_scores")

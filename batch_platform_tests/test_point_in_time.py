@@ -7,13 +7,12 @@ and the whole chain bronze → silver → gold from a landing zone that receives
 """
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
-from pyspark.sql import functions as F
 
 from batch_platform.assets.gold import compute_churn_labels, compute_customer_features
 from batch_platform.partitions import quarter_range, quarter_start, shift, to_key
@@ -32,7 +31,7 @@ from batch_platform_tests.test_gold import (
 
 time.tzset()
 
-UTC = timezone.utc
+UTC = UTC
 FEATURES = dg.AssetKey(["gold", "customer_features"])
 LABELS = dg.AssetKey(["gold", "churn_labels"])
 Q = "2025-Q1"

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -135,7 +135,7 @@ def test_silver_is_identical_whatever_the_process_and_jvm_time_zones(spark, tmp_
     for table in TABLES:
         assert _rows(tmp_path / "lake_other", table) == _rows(tmp_path / "lake_utc", table), table
 
-    utc = timezone.utc
+    utc = UTC
     events = {row["customer_id"]: row["event_time"] for row in _rows(tmp_path / "lake_utc", "operational_events")}
     assert events == {
         "C1": datetime(2024, 3, 31, 23, 30, tzinfo=utc),

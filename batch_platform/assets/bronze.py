@@ -6,7 +6,7 @@ original strings; the platform adds `_source_file`, `_ingest_date`, `_ingested_a
 
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
@@ -78,7 +78,7 @@ def with_ingest_columns(frame: DataFrame, source: str) -> DataFrame:
     ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
     return (
         frame.withColumn("_ingest_date", ingest_date)
-        .withColumn("_ingested_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
+        .withColumn("_ingested_at", F.lit(datetime.now(UTC)).cast("timestamp"))
         .withColumn("_batch_id", _quarter_label(F.col("_ingest_date")))
         .withColumn(PARTITION_COLUMN, F.col("_batch_id"))
         .cache()

@@ -47,7 +47,14 @@ from batch_platform.metadata import feature_stats, features_metadata, label_coun
 from batch_platform.partitions import shift, to_key, to_label
 from batch_platform.resources import BatchSettings
 from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col, quarter_start_date
-from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, ChurnLabels, CustomerFeatures, TrainingSet
+from batch_platform.schemas.gold import (
+    CHURN_LABELS,
+    CUSTOMER_FEATURES,
+    TRAINING_SET,
+    ChurnLabels,
+    CustomerFeatures,
+    TrainingSet,
+)
 from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
 CODE_VERSION = "1"

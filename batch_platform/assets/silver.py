@@ -16,9 +16,10 @@ Materialisation metadata, per partition, on both outputs: `bronze_rows`, `silver
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import dagster as dg
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from batch_platform.config import PlatformConfig
@@ -140,7 +141,7 @@ def reconcile(
     result = {}
     for quarter in (to_label(q) for q in quarters):
         row = by_quarter.get(quarter)
-        get = (lambda name: int(row[name])) if row is not None else (lambda name: 0)
+        get = partial(_figure, row)
         silver_n = kept.get(quarter, 0)
         result[quarter] = Reconciliation(
             bronze_rows=get("bronze"),
@@ -150,6 +151,10 @@ def reconcile(
             rejects={name: get(f"reject_{i}") for i, name in enumerate(table.reasons)},
         )
     return result
+
+
+def _figure(row, name: str) -> int:
+    return 0 if row is None else int(row[name])
 
 
 # -------------------------------------------------------------------------------------- assets

@@ -13,7 +13,7 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import PARTITION_COLUMN, Lineage, LakeTable, Table, quarter_start_col, row_rule
+from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Lineage, Table, quarter_start_col, row_rule
 from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
 UNIQUE_KEY = ["quarter", "customer_id"]

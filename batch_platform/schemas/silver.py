@@ -62,15 +62,24 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from batch_platform.schemas.base import (
-    Lineage,
     LakeTable,
+    Lineage,
     Table,
     quarter_end_col,
     quarter_end_date,
     quarter_start_date,
     row_rule,
 )
-from batch_platform.schemas.bronze import EXTERNAL, LOGS, METADATA_COLUMNS, OPERATIONAL, BronzeLogs, BronzeExternal, BronzeOperational, BronzeTable
+from batch_platform.schemas.bronze import (
+    EXTERNAL,
+    LOGS,
+    METADATA_COLUMNS,
+    OPERATIONAL,
+    BronzeExternal,
+    BronzeLogs,
+    BronzeOperational,
+    BronzeTable,
+)
 
 WHITESPACE_EDGES = r"(?U)^\s+|\s+$"
 """White space at either end of a value: any Unicode white space (tabs, line breaks, no-break
