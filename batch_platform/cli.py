@@ -64,6 +64,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     from batch_platform.config import load_config
     from batch_platform.definitions import build_definitions
+    from batch_platform.jobs import ALL_ASSETS_JOB
 
     defs = build_definitions(load_config())
     first, last = args.first, args.last or args.first
@@ -73,7 +74,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         job = dg.define_asset_job("cli_selection_job", selection=dg.AssetSelection.from_string(" or ".join(args.select)))
         job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
     else:
-        job_def = defs.resolve_job_def("all_assets_job")
+        job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
     tags = {
         "dagster/asset_partition_range_start": to_key(first),
         "dagster/asset_partition_range_end": to_key(last),

@@ -17,6 +17,16 @@ quarter for the quarter that just ended (tick 2026-01-01 → partition 2025-10-0
 import dagster as dg
 
 TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
+ALL_ASSETS_JOB = "ALL_ASSETS_JOB"
+"""The job of every asset, and the one the UI's "Materialize" on the asset graph launches.
+
+The UI launches a selection through the first job (by name) that holds every selected asset. With
+Dagster's implicit `__ASSET_JOB` first, "select all → Materialize → a range of quarters" makes an
+*asset* backfill, which targets the picked quarters of the roots and then every downstream quarter
+the partition mappings reach: `gold/customer_features` Q reads silver Q-L … Q-1, so silver Q
+reaches gold Q+1 … Q+L, quarters whose silver is not in the backfill (the run fails on them). A
+name that sorts before `__ASSET_JOB` makes the UI launch a *job* backfill of this job instead:
+exactly the picked quarters, in one run (single-run backfill policies)."""
 
 
 def build_jobs(
@@ -24,7 +34,7 @@ def build_jobs(
 ) -> tuple[list, list[dg.ScheduleDefinition]]:
     """The three jobs and the quarterly schedule, on the platform's partitions."""
     all_assets_job = dg.define_asset_job(
-        name="all_assets_job",
+        name=ALL_ASSETS_JOB,
         selection=dg.AssetSelection.all(),
         partitions_def=partitions_def,
         description="Every bronze, silver and gold table for the selected quarter(s).",

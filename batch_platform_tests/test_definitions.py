@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from batch_platform.definitions import build_definitions
+from batch_platform.jobs import ALL_ASSETS_JOB
 from batch_platform_tests.platform import DEFAULTS, quarterly
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def test_features_read_the_lookback_and_labels_read_their_own_quarter(graph):
 
 
 def test_jobs_run_in_process():
-    job = defs.resolve_job_def("all_assets_job")
+    job = defs.resolve_job_def(ALL_ASSETS_JOB)
     assert job.executor_def.name == dg.in_process_executor.name
     assert job.partitions_def == quarterly
 

@@ -304,6 +304,35 @@ class DagsterUI:
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]
 
+    def launch_backfill_from_graph_like_ui(self, asset_keys: list[list[str]], partition_keys: list[str]) -> str:
+        """What "Materialize" on a selection of the asset graph → a range → "Launch backfill" sends.
+
+        LaunchAssetExecutionButton.tsx: the target is getCommonJob(), the first job (by name) holding
+        every selected asset; LaunchAssetChoosePartitionsDialog.tsx: a job that is not the implicit
+        `__ASSET_JOB` makes a *job* backfill of exactly the picked partitions, the implicit one a
+        pure asset backfill (`launch_backfill_like_ui`)."""
+        keys = [{"path": path} for path in asset_keys]
+        nodes = self.graphql(LAUNCH_ASSET_LOADER_QUERY, {"assetKeys": keys})["assetNodes"]
+        common = [job for job in nodes[0]["jobNames"] if all(job in n["jobNames"] for n in nodes)]
+        assert common, f"no job holds all of {asset_keys}"
+        job = common[0]
+        if job.startswith("__ASSET_JOB"):
+            return self.launch_backfill_like_ui(asset_keys, partition_keys)
+        params = {
+            "tags": [],
+            "assetSelection": keys,
+            "partitionNames": partition_keys,
+            "fromFailure": False,
+            "selector": {
+                "partitionSetName": f"{job}_partition_set",
+                "repositorySelector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY},
+            },
+        }
+        launched = self.graphql(LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params})
+        result = launched["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return result["backfillId"]
+
     def launch_backfill_like_ui(self, asset_keys: list[list[str]], partition_keys: list[str]) -> str:
         """What "Materialize" → a range of partitions → "Launch backfill" sends for the asset job."""
         params = {
@@ -513,6 +542,16 @@ def ui_backfill(dagster_ui) -> Launched:
     partition_keys = [to_key(q) for q in QUARTERS]
     backfill_id = dagster_ui.launch_backfill_like_ui(BACKFILL_ASSET_KEYS, partition_keys)
     return Launched(dagster_ui, backfill_id, {"runs": dagster_ui.wait_for_backfill_runs(backfill_id)})
+
+
+@pytest.fixture(scope="session")
+def ui_backfill_everything(ui_materialized) -> Launched:
+    """The path a new user takes: every asset of the lineage graph selected, "Materialize", the
+    range 2024-Q1…2024-Q2, "Launch backfill". After the other launches (it rewrites the same
+    partitions from the same landing zone, so their content does not change)."""
+    ui = ui_materialized.ui
+    backfill_id = ui.launch_backfill_from_graph_like_ui(ALL_ASSET_KEYS, [to_key(q) for q in QUARTERS])
+    return Launched(ui, backfill_id, ui.wait_for_backfill(backfill_id))
 
 
 @pytest.fixture(scope="session")
