@@ -290,16 +290,23 @@ def _labels(context: dg.AssetExecutionContext) -> list[str]:
     return [to_label(key) for key in context.partition_keys]
 
 
-def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
-    """The three gold assets; the lookback L of the config shapes the features' partition mapping."""
-    lookback = config.batch.lookback_quarters
-    common = dict(
+def _common(config: PlatformConfig) -> dict:
+    return dict(
         group_name="gold",
         partitions_def=config.partitions(),
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"spark", "parquet", "pandera"},
         code_version=CODE_VERSION,
     )
+
+
+def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+    """The three gold assets; the lookback L of the config shapes the features' partition mapping."""
+    return [_features_asset(config), _labels_asset(config), _training_asset(config)]
+
+
+def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
+    lookback = config.batch.lookback_quarters
     history = dg.TimeWindowPartitionMapping(
         start_offset=-lookback, end_offset=-1, allow_nonexistent_upstream_partitions=True
     )
@@ -321,7 +328,7 @@ def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
         metadata={**CUSTOMER_FEATURES.definition_metadata(), "lookback_quarters": lookback},
-        **common,
+        **_common(config),
     )
     def customer_features(
         context: dg.AssetExecutionContext,
@@ -350,6 +357,10 @@ def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             context.add_asset_metadata(metadata, partition_key=to_key(quarter))
         return frame
 
+    return customer_features
+
+
+def _labels_asset(config: PlatformConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=LABELS_KEY,
         ins={
@@ -362,7 +373,7 @@ def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             "The only gold figure that uses events at or after C. SPEC.md, 'Gold: point-in-time ML tables'."
         ),
         metadata=CHURN_LABELS.definition_metadata(),
-        **common,
+        **_common(config),
     )
     def churn_labels(
         context: dg.AssetExecutionContext,
@@ -380,6 +391,10 @@ def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             context.add_asset_metadata(labels_metadata(counts.get(quarter, {}), window), partition_key=to_key(quarter))
         return frame
 
+    return churn_labels
+
+
+def _training_asset(config: PlatformConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=TRAINING_KEY,
         ins={"customer_features": dg.AssetIn(key=FEATURES_KEY), "churn_labels": dg.AssetIn(key=LABELS_KEY)},
@@ -389,7 +404,7 @@ def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
         metadata=TRAINING_SET.definition_metadata(),
-        **common,
+        **_common(config),
     )
     def training_set(
         context: dg.AssetExecutionContext,
@@ -410,4 +425,4 @@ def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             context.add_asset_metadata(metadata, partition_key=to_key(quarter))
         return frame
 
-    return [customer_features, churn_labels, training_set]
+    return training_set
