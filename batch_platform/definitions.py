@@ -28,6 +28,10 @@ def build_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
 
 
 def build_definitions(config: PlatformConfig) -> dg.Definitions:
+    # Single-run backfill policies and partitioned asset checks are marked beta/preview in Dagster
+    # 1.13; the platform depends on both on purpose, so building it does not repeat the notice.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     jobs, schedules = build_jobs(config.partitions())
     return dg.Definitions(
         assets=build_assets(config),
@@ -42,8 +46,4 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location `dagster dev` / `make ui` loads, from `$BATCH_PLATFORM_CONFIG` (or the default file)."""
-    # Single-run backfill policies and partitioned asset checks are marked beta/preview in Dagster
-    # 1.13; the platform depends on both on purpose, so loading the location does not repeat it.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     return build_definitions(load_config())

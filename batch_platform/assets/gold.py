@@ -34,33 +34,45 @@ Interpretations where SPEC.md is silent:
 
 
 import hashlib
-from collections.abc import Sequence
 
 import dagster as dg
-import pyspark.sql.types as T
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.config import PlatformConfig
+from batch_platform.features import (
+    FEATURE_COLUMNS,
+    NUMERIC_FEATURES,
+    compute_customer_features,
+    lookback_pairs,
+    lookback_quarters,
+)
 from batch_platform.io_manager import ALLOW_MISSING
 from batch_platform.metadata import feature_stats, features_metadata, label_counts, labels_metadata, training_metadata
-from batch_platform.partitions import shift, to_key, to_label
+from batch_platform.partitions import to_key, to_label
 from batch_platform.resources import BatchSettings
-from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col, quarter_start_date
-from batch_platform.schemas.gold import (
-    CHURN_LABELS,
-    CUSTOMER_FEATURES,
-    TRAINING_SET,
-    ChurnLabels,
-    CustomerFeatures,
-    TrainingSet,
-)
+from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col
+from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, ChurnLabels, TrainingSet
 from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
+__all__ = [  # the features' declaration and computation live in batch_platform.features
+    "FEATURE_COLUMNS",
+    "LABEL_COLUMNS",
+    "NUMERIC_FEATURES",
+    "TRAINING_COLUMNS",
+    "build_gold_assets",
+    "compute_churn_labels",
+    "compute_customer_features",
+    "compute_training_set",
+    "lookback_pairs",
+    "lookback_quarters",
+    "split_bucket",
+    "split_col",
+    "split_of",
+    "unmatched_customers",
+]
+
 CODE_VERSION = "1"
-WINDOW_90D = 90
-SOURCE = "_source_quarter"
-AMOUNT_TYPE = "decimal(38,10)"
 SPLIT_HASH_HEX_DIGITS = 13
 """The split hashes customer_id with SHA-256 and reads its first 13 hex digits (52 bits) as a
 fraction of 2**52: exactly representable as a double, so Spark and Python agree to the bit."""
@@ -71,129 +83,11 @@ SILVER_SCORES = PARTNER_SCORES.silver_key
 FEATURES_KEY, LABELS_KEY, TRAINING_KEY = CUSTOMER_FEATURES.key, CHURN_LABELS.key, TRAINING_SET.key
 
 
-def _columns(model) -> list[str]:
-    return [name for name in model.to_schema().columns if name != PARTITION_COLUMN]
-
-
-FEATURE_COLUMNS = _columns(CustomerFeatures)
-LABEL_COLUMNS = _columns(ChurnLabels)
-TRAINING_COLUMNS = _columns(TrainingSet)
-_NUMERIC_TYPES = (T.IntegerType, T.LongType, T.DoubleType)
-NUMERIC_FEATURES = [
-    name for name, column in CustomerFeatures.to_schema().columns.items()
-    if isinstance(getattr(column.dtype, "type", None), _NUMERIC_TYPES)
-]
-"""The features a model trains on: every numeric column of `gold/customer_features`."""
+LABEL_COLUMNS = [name for name in ChurnLabels.to_schema().columns if name != PARTITION_COLUMN]
+TRAINING_COLUMNS = [name for name in TrainingSet.to_schema().columns if name != PARTITION_COLUMN]
 
 
 # ------------------------------------------------------------------------------ pure functions
-def lookback_quarters(quarter: str, lookback: int) -> list[str]:
-    """The silver quarters gold partition `quarter` reads: Q-L … Q-1 (labels, oldest first).
-
-    Quarters before the platform's first quarter are not filtered here: they simply have no data.
-    """
-    return [shift(quarter, -offset) for offset in range(lookback, 0, -1)]
-
-
-def lookback_pairs(spark: SparkSession, quarters: Sequence[str], lookback: int) -> DataFrame:
-    """(quarter, _source_quarter): which silver partition each target quarter may read."""
-    rows = [(to_label(q), source) for q in quarters for source in lookback_quarters(q, lookback)]
-    return spark.createDataFrame(rows, f"{PARTITION_COLUMN} string, {SOURCE} string")
-
-
-def _for_targets(silver: DataFrame, pairs: DataFrame, columns: Sequence[str]) -> DataFrame:
-    """Silver rows re-keyed by the target quarter(s) whose lookback holds their partition."""
-    rows = silver.select(*columns, F.col(PARTITION_COLUMN).alias(SOURCE))
-    return rows.join(F.broadcast(pairs), SOURCE)
-
-
-def _amount(column: str | Column) -> Column:
-    col = F.col(column) if isinstance(column, str) else column
-    return col.cast(AMOUNT_TYPE)
-
-
-def compute_customer_features(
-    events: DataFrame,
-    logs: DataFrame,
-    scores: DataFrame,
-    quarters: Sequence[str],
-    lookback: int,
-) -> DataFrame:
-    """`gold/customer_features` for every quarter in `quarters`, from silver rows of any quarters.
-
-    Each silver frame carries its partition in `quarter`; target quarter Q sees only rows of
-    partitions Q-L … Q-1 with a timestamp before C. The result has `quarter` = the target quarter.
-    """
-    pairs = lookback_pairs(events.sparkSession, quarters, lookback)
-    keys = [PARTITION_COLUMN, "customer_id"]
-    return (
-        _event_features(events, pairs)
-        .join(_log_counts(logs, pairs), keys, "left")
-        .join(_latest_partner_score(scores, pairs), keys, "left")
-        .withColumn("log_event_count", F.coalesce(F.col("log_event_count"), F.lit(0).cast("long")))
-        .select(*FEATURE_COLUMNS, PARTITION_COLUMN)
-    )
-
-
-def _event_features(events: DataFrame, pairs: DataFrame) -> DataFrame:
-    """The operational-event features per (target quarter, customer), events deduplicated."""
-    cutoff = F.col("feature_cutoff")
-    ev = (
-        _for_targets(events, pairs, ["customer_id", "event_time", "amount", "channel"])
-        .withColumn("feature_cutoff", quarter_start_col())
-        .filter(F.col("event_time") < cutoff)
-    )
-    first_copy = Window.partitionBy(PARTITION_COLUMN, "customer_id", "event_time", "amount").orderBy(
-        F.col(SOURCE).asc(), F.col("channel").asc_nulls_last()
-    )
-    ev = ev.withColumn("_copy", F.row_number().over(first_copy)).filter(F.col("_copy") == 1)
-    since_90d = F.date_sub(cutoff.cast("date"), WINDOW_90D).cast("timestamp")
-    in_90d = F.col("event_time") >= since_90d
-    amount_sum = F.sum(_amount("amount"))
-    base = ev.groupBy(PARTITION_COLUMN, "customer_id", "feature_cutoff").agg(
-        F.count(F.lit(1)).alias("txn_count"),
-        amount_sum.cast("double").alias("total_amount"),
-        (amount_sum.cast("double") / F.count(F.lit(1))).alias("avg_amount"),
-        F.count_distinct(F.to_date("event_time")).alias("active_days"),
-        F.min("event_time").alias("first_activity_ts"),
-        F.max("event_time").alias("last_activity_ts"),
-        F.sum(in_90d.cast("long")).alias("txn_count_90d"),
-        F.coalesce(F.sum(F.when(in_90d, _amount("amount"))), F.lit(0).cast(AMOUNT_TYPE))
-        .cast("double")
-        .alias("amount_90d"),
-        F.count_distinct("channel").alias("distinct_channels"),
-    )
-    return base.withColumn("recency_days", F.datediff(cutoff.cast("date"), F.to_date("last_activity_ts"))).withColumn(
-        "tenure_days", F.datediff(cutoff.cast("date"), F.to_date("first_activity_ts"))
-    )
-
-
-def _log_counts(logs: DataFrame, pairs: DataFrame) -> DataFrame:
-    """Distinct interaction-log events before C per (target quarter, customer)."""
-    return (
-        _for_targets(logs, pairs, ["customer_id", "log_event_type", "log_timestamp"])
-        .filter(F.col("log_timestamp") < quarter_start_col())
-        .drop(SOURCE)
-        .distinct()
-        .groupBy(PARTITION_COLUMN, "customer_id")
-        .agg(F.count(F.lit(1)).alias("log_event_count"))
-    )
-
-
-def _latest_partner_score(scores: DataFrame, pairs: DataFrame) -> DataFrame:
-    """The partner score with the latest as_of_date before C (ties: highest score, smallest segment)."""
-    latest = Window.partitionBy(PARTITION_COLUMN, "customer_id").orderBy(
-        F.col("as_of_date").desc(), F.col("partner_score").desc_nulls_last(), F.col("partner_segment").asc_nulls_last()
-    )
-    return (
-        _for_targets(scores, pairs, ["customer_id", "partner_score", "partner_segment", "as_of_date"])
-        .filter(F.col("as_of_date") < quarter_start_date())
-        .withColumn("_rank", F.row_number().over(latest))
-        .filter(F.col("_rank") == 1)
-        .select(PARTITION_COLUMN, "customer_id", "partner_score", "partner_segment")
-    )
-
-
 def compute_churn_labels(features: DataFrame, events: DataFrame, window_days: int) -> DataFrame:
     """`gold/churn_labels`: one row per customer of `features`, label from silver partition Q only.
 
