@@ -370,6 +370,13 @@ def test_reject_reasons_are_declared_in_checking_order(spark, table):
     assert [name for name, _ in table.rules()] == list(table.reasons)
 
 
+def test_the_readme_lists_each_tables_reject_reasons_as_declared():
+    """The README's table of reasons is documentation of the declarations, not a second source."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for table in (OPERATIONAL_EVENTS, INTERACTION_LOGS, PARTNER_SCORES):
+        assert f"| {table.name} | {', '.join(table.reasons)} |" in readme, table.name
+
+
 def _silver(spark, table: SilverTable, source: str, rows: list[dict], partitions: int = 1):
     flagged = flag(bronze_frame(spark, source, rows).repartition(partitions), table)
     return flagged, silver_rows(flagged, table)
