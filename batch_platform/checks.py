@@ -68,14 +68,6 @@ def latest_materialization(
     return records[0] if records and records[0].asset_materialization is not None else None
 
 
-def materialization_metadata(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
-) -> Mapping[str, dg.MetadataValue] | None:
-    """The metadata of the latest materialisation of one partition of an asset, if any."""
-    record = latest_materialization(instance, asset_key, partition_key)
-    return None if record is None else record.asset_materialization.metadata
-
-
 def _reported(metadata: Mapping[str, dg.MetadataValue], name: str) -> int | None:
     entry = metadata.get(name)
     return None if entry is None else int(entry.value)

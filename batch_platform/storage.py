@@ -70,10 +70,6 @@ class HadoopFS:
             key=lambda info: info.name,
         )
 
-    def mkdirs(self, path: str) -> None:
-        jpath, fs = self._resolve(path)
-        fs.mkdirs(jpath)
-
     def delete(self, path: str) -> None:
         jpath, fs = self._resolve(path)
         if fs.exists(jpath):

@@ -97,10 +97,6 @@ class Reconciliation:
     rejects: dict[str, int]
 
     @property
-    def balanced(self) -> bool:
-        return self.bronze_rows == self.silver_rows + self.quarantined_rows + self.duplicates_removed
-
-    @property
     def quarantine_rate(self) -> float:
         return self.quarantined_rows / self.bronze_rows if self.bronze_rows else 0.0
 
