@@ -428,6 +428,15 @@ def gold_lake(spark, tmp_path_factory):
     return {"config": config, "rows": rows, "first": first, "q4": q4, "instance": instance}
 
 
+def test_every_gold_materialisation_records_the_lineage_its_asset_definition_shows(gold_lake):
+    shown = {asset.key: asset.specs_by_key[asset.key].metadata["dagster/column_lineage"] for asset in gold_assets}
+    events = gold_lake["q4"].get_asset_materialization_events()
+    assert {event.materialization.asset_key for event in events} == set(shown)
+    for event in events:
+        recorded = event.materialization.metadata["dagster/column_lineage"]
+        assert recorded == shown[event.materialization.asset_key], event.materialization.asset_key
+
+
 def test_the_first_quarter_gives_empty_but_valid_gold_tables(gold_lake):
     assert gold_lake["first"].success
     lake = gold_lake["config"].lake_root

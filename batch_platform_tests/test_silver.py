@@ -657,6 +657,18 @@ def test_checks_pass_in_a_multi_quarter_run(generated_run):
     assert [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed] == []
 
 
+def test_every_materialisation_records_the_lineage_its_asset_definition_shows(generated_run):
+    _, _, result = generated_run
+    shown = {spec.key: spec.metadata.get("dagster/column_lineage") for a in (*bronze_assets, *silver_assets) for spec in a.specs}
+    events = result.get_asset_materialization_events()
+    assert len(events) == 9 * len(QUARTERS)
+    for event in events:
+        materialization = event.materialization
+        recorded = materialization.metadata.get("dagster/column_lineage")
+        assert recorded == shown[materialization.asset_key], (materialization.asset_key, materialization.partition)
+        assert (recorded is None) == (materialization.asset_key.path[0] == "bronze")
+
+
 def test_a_range_run_records_one_evaluation_per_check_and_quarter(generated_run, generated_instance):
     """Read back from the instance as the UI does: every check has a result per quarter of the
     run, carrying that partition and that quarter's own figures, against that quarter's

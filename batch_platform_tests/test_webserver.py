@@ -187,7 +187,7 @@ def test_backfilling_every_asset_over_a_range_materialises_every_quarter(ui_back
         for quarter in QUARTERS:
             events = [e for e in ui.materializations(asset_key, to_key(quarter)) if e["runId"] in run_ids]
             assert len(events) == 1, (asset_key, quarter, len(events))
-            written[tuple(asset_key), quarter] = metadata_values(events[0])
+            written[(*asset_key, quarter)] = metadata_values(events[0])
     assert written["gold", "customer_features", Q2]["lookback_quarters_read"] == [Q1]
     assert written["gold", "customer_features", Q1]["lookback_quarters_read"] == []
     nodes = ui.graphql(CHECK_EXECUTIONS_QUERY, {"assetKeys": [{"path": ["silver", t]} for t in SILVER.values()]})["assetNodes"]
