@@ -69,8 +69,10 @@ class FeatureColumns(LakeTable):
         "i.e. what the platform knew before C.",
     )
     txn_count: T.LongType() = pa.Field(
-        nullable=False, ge=1, description="Number of operational events in the lookback (deduplicated across "
-        "partitions on customer_id, event_time, amount)."
+        nullable=False,
+        ge=1,
+        description="Number of operational events in the lookback (deduplicated across "
+        "partitions on customer_id, event_time, amount).",
     )
     total_amount: T.DoubleType() = pa.Field(
         nullable=False, description="Sum of amount over those events (currencies are not converted)."
@@ -119,7 +121,6 @@ class FeatureColumns(LakeTable):
     _tenure = row_rule("gold_tenure_not_below_recency", _tenure_not_below_recency)
     _window = row_rule("gold_txn_count_90d_within_txn_count", _window_counts_within_total)
     _days = row_rule("gold_active_days_within_txn_count", _active_days_within_count)
-
 
 
 FEATURES_LINEAGE: Lineage = {
@@ -258,5 +259,3 @@ def _latest_partner_score(scores: DataFrame, pairs: DataFrame) -> DataFrame:
         .filter(F.col("_rank") == 1)
         .select(PARTITION_COLUMN, "customer_id", "partner_score", "partner_segment")
     )
-
-

@@ -42,7 +42,9 @@ def previews(
     schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in columns])
 
     def first_rows(cells: list[dict]) -> list[dg.TableRecord]:
-        cells.sort(key=lambda record: tuple((record[c] is None, "" if record[c] is None else record[c]) for c in ordered))
+        cells.sort(
+            key=lambda record: tuple((record[c] is None, "" if record[c] is None else record[c]) for c in ordered)
+        )
         return [dg.TableRecord(record) for record in cells[:rows]]
 
     return defaultdict(
