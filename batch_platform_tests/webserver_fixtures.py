@@ -9,8 +9,9 @@ process with its own SparkSession) are all real.
 
 Once per session, `ui_backfill` launches the backfill the UI's "Launch backfill" makes for
 bronze → silver over 2024-Q1…2024-Q2, then `ui_materialized` the run "Materialize all" (gold
-group) → 2024-Q2 → "Launch 1 run" makes. The tests assert on what they wrote; the browser test
-and the README screenshots look at the resulting instance.
+group) → 2024-Q2 → "Launch 1 run" makes, and last `ui_backfill_everything` what "select all →
+Materialize → 2024-Q1…2024-Q2 → Launch backfill" on the asset graph makes. The tests assert on
+what they wrote; the browser test and the README screenshots look at the resulting instance.
 
 Every wait is bounded; the finalizer terminates both process groups (code servers, run workers
 and their JVMs included) even when a test fails.
