@@ -433,7 +433,7 @@ def test_every_gold_materialisation_records_the_lineage_its_asset_definition_sho
     events = gold_lake["q4"].get_asset_materialization_events()
     assert {event.materialization.asset_key for event in events} == set(shown)
     for event in events:
-        recorded = event.materialization.metadata["dagster/column_lineage"]
+        recorded = event.materialization.metadata["dagster/column_lineage"].value
         assert recorded == shown[event.materialization.asset_key], event.materialization.asset_key
 
 

@@ -664,7 +664,8 @@ def test_every_materialisation_records_the_lineage_its_asset_definition_shows(ge
     assert len(events) == 9 * len(QUARTERS)
     for event in events:
         materialization = event.materialization
-        recorded = materialization.metadata.get("dagster/column_lineage")
+        entry = materialization.metadata.get("dagster/column_lineage")
+        recorded = None if entry is None else entry.value
         assert recorded == shown[materialization.asset_key], (materialization.asset_key, materialization.partition)
         assert (recorded is None) == (materialization.asset_key.path[0] == "bronze")
 
