@@ -388,9 +388,9 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         assert (mapping.start_offset, mapping.end_offset) == (-4, -1)
         assert mapping.allow_nonexistent_upstream_partitions
         upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
-            quarterly.subset_with_partition_keys([to_key("2025-Q4")]), quarterly, quarterly
+            quarterly.subset_with_partition_keys([to_key("2025-Q1")]), quarterly, quarterly
         ).partitions_subset.get_partition_keys()
-        assert list(upstream) == [to_key(q) for q in quarter_range("2024-Q4", "2025-Q3")]
+        assert list(upstream) == [to_key(q) for q in quarter_range("2024-Q1", "2024-Q4")]
         first = mapping.get_upstream_mapped_partitions_result_for_partitions(
             quarterly.subset_with_partition_keys([to_key("2024-Q1")]), quarterly, quarterly
         ).partitions_subset.get_partition_keys()
