@@ -32,6 +32,11 @@ def register() -> None:
     TABLE_SCHEMAS["test/widgets"] = Widgets
 
 
+def unregister() -> None:
+    """Leave the registry as the platform defines it, for whatever test runs next."""
+    TABLE_SCHEMAS.pop("test/widgets", None)
+
+
 def widget_rows(spark, quarter: str, n: int, version: float = 1.0, bad_values: int = 0) -> DataFrame:
     """`n` widgets seen in `quarter`; the first `bad_values` of them with a negative value."""
     start = quarter_start(quarter).replace(tzinfo=None)

@@ -13,7 +13,7 @@ import pytest
 
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_group
-from batch_platform_tests.lake_fixtures import register, widget_reader, widgets_asset
+from batch_platform_tests.lake_fixtures import register, unregister, widget_reader, widgets_asset
 
 TABLE = Path("test") / "widgets"
 
@@ -21,6 +21,8 @@ TABLE = Path("test") / "widgets"
 @pytest.fixture(autouse=True)
 def _widgets_table():
     register()
+    yield
+    unregister()
 
 
 def _materialize(assets, resources, first, last=None, **kwargs):

@@ -214,13 +214,15 @@ def test_duckdb_reads_every_table_the_run_wrote(backfill, defs):
         quarters = sorted(path.name.removeprefix("quarter=") for path in (lake / table).glob("quarter=*"))
         assert set(BACKFILL) <= set(quarters), table
         schema = pq.read_schema(next((lake / table).glob("quarter=*/*.parquet")))
-        relation = con.sql(f"SELECT * FROM read_parquet('{lake}/{table}/quarter=*/*.parquet', hive_partitioning = true)")
+        files = f"{lake}/{table}/quarter=*/*.parquet"
+        relation = con.sql(f"SELECT * FROM read_parquet('{files}', hive_partitioning = true)")
         assert relation.columns == [*schema.names, "quarter"], table
         for name, kind in zip(relation.columns, relation.types):
             if name != "quarter" and pa.types.is_timestamp(schema.field(name).type):
                 assert str(kind) == "TIMESTAMP WITH TIME ZONE", (table, name)
         counts = ", ".join(f'count("{name}")' for name in schema.names)
-        seen = {row[0]: list(row[1:]) for row in relation.aggregate(f"quarter, count(*), {counts}", "quarter").fetchall()}
+        grouped = relation.aggregate(f"quarter, count(*), {counts}", "quarter").fetchall()
+        seen = {row[0]: list(row[1:]) for row in grouped}
         expected = {}
         for quarter in quarters:
             data = pq.read_table(lake / table / f"quarter={quarter}")

@@ -11,7 +11,8 @@ from batch_platform.procs import stop_process_group
 
 STUBBORN_TREE = (
     "import subprocess, sys, time\n"
-    "code = 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(600)'\n"
+    "code = 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); "
+    "time.sleep(600)'\n"
     "child = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE)\n"
     "child.stdout.readline()\n"
     "print(child.pid, flush=True)\n"
