@@ -75,14 +75,15 @@ def test_features_read_the_lookback_and_labels_read_their_own_quarter(graph):
     job = defs.resolve_implicit_global_asset_job_def()
     assert job is not None
     mapping = graph.get_partition_mapping(features.key, events)
+    # 2025-Q1: a quarter whose whole lookback exists, complete whatever today's date (after it).
     upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
-        quarterly.subset_with_partition_keys(["2025-10-01"]), quarterly, quarterly
+        quarterly.subset_with_partition_keys(["2025-01-01"]), quarterly, quarterly
     ).partitions_subset.get_partition_keys()
-    assert sorted(upstream) == ["2024-10-01", "2025-01-01", "2025-04-01", "2025-07-01"]
+    assert sorted(upstream) == ["2024-01-01", "2024-04-01", "2024-07-01", "2024-10-01"]
     labels_mapping = graph.get_partition_mapping(dg.AssetKey(["gold", "churn_labels"]), events)
     assert labels_mapping.get_upstream_mapped_partitions_result_for_partitions(
-        quarterly.subset_with_partition_keys(["2025-10-01"]), quarterly, quarterly
-    ).partitions_subset.get_partition_keys() == ["2025-10-01"]
+        quarterly.subset_with_partition_keys(["2025-01-01"]), quarterly, quarterly
+    ).partitions_subset.get_partition_keys() == ["2025-01-01"]
     del keys
 
 

@@ -387,9 +387,9 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         assert (mapping.start_offset, mapping.end_offset) == (-4, -1)
         assert mapping.allow_nonexistent_upstream_partitions
         upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
-            quarterly.subset_with_partition_keys([to_key("2025-Q4")]), quarterly, quarterly
+            quarterly.subset_with_partition_keys([to_key("2025-Q1")]), quarterly, quarterly
         ).partitions_subset.get_partition_keys()
-        assert list(upstream) == [to_key(q) for q in quarter_range("2024-Q4", "2025-Q3")]
+        assert list(upstream) == [to_key(q) for q in quarter_range("2024-Q1", "2024-Q4")]
         first = mapping.get_upstream_mapped_partitions_result_for_partitions(
             quarterly.subset_with_partition_keys([to_key("2024-Q1")]), quarterly, quarterly
         ).partitions_subset.get_partition_keys()
@@ -564,3 +564,44 @@ def test_a_graph_built_for_another_lookback_refuses_to_run(gold_lake):
     assert "batch.lookback_quarters is 4 in the config but the asset graph was built with L = 2" in (
         failure.step_failure_data.user_failure_data.description
     )
+
+
+def test_a_run_with_another_window_and_eval_share_writes_them_into_the_lake(spark, tmp_path):
+    """W = 30 days and an eval share of 0.5 reach the lake: the label windows, the labels (events
+    of silver Q in [C, C + 30 days) only) and the split. The random silver holds events throughout
+    each quarter, so 30 and 90 days label different customers, and 0.5 and 0.2 split differently."""
+    config = make_config(tmp_path, batch={"prediction_window_days": 30, "eval_fraction": 0.5})
+    quarters, target = ["2024-Q1", "2024-Q2", "2024-Q3"], "2024-Q3"
+    rows = random_silver(quarters, customers=400, seed=11)
+    write_silver(spark, config.lake_root, rows, quarters)
+
+    result = materialize_gold(config, target)
+
+    assert result.success
+    cutoff = quarter_start(target)
+    labels = lake_table(config.lake_root, "gold/churn_labels", target)
+    training = lake_table(config.lake_root, "gold/training_set", target)
+    for frame in (labels, training):
+        assert set(frame["label_window_start"]) == {pd.Timestamp(cutoff)}
+        assert set(frame["label_window_end"]) == {pd.Timestamp(cutoff + timedelta(days=30))}
+
+    def churned(days: int) -> dict[str, int]:
+        active = {
+            cid for cid, when, *_, q in rows["operational_events"]
+            if q == target and cutoff <= when < cutoff + timedelta(days=days)
+        }
+        return {cid: int(cid not in active) for cid in labels["customer_id"]}
+
+    assert dict(zip(labels["customer_id"], labels["label"], strict=True)) == churned(30)
+    assert churned(30) != churned(90)
+    assert dict(zip(training["customer_id"], training["label"], strict=True)) == churned(30)
+
+    assert len(training) >= 300
+    assert list(training["split"]) == [split_of(cid, 0.5) for cid in training["customer_id"]]
+    share = (training["split"] == "eval").mean()
+    assert 0.4 < share < 0.6
+    key = to_key(target)
+    assert materialisations(result, dg.AssetKey(["gold", "churn_labels"]))[key]["prediction_window_days"] == 30
+    training_meta = materialisations(result, dg.AssetKey(["gold", "training_set"]))[key]
+    assert training_meta["eval_fraction_configured"] == 0.5
+    assert training_meta["eval_share"] == pytest.approx(share, abs=1e-6)

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch_platform.partitions import to_key
-from batch_platform_tests.lake_fixtures import register, widget_reader, widgets_asset
+from batch_platform.procs import stop_process_group
+from batch_platform_tests.lake_fixtures import register, unregister, widget_reader, widgets_asset
 
 TABLE = Path("test") / "widgets"
 
@@ -20,6 +21,8 @@ TABLE = Path("test") / "widgets"
 @pytest.fixture(autouse=True)
 def _widgets_table():
     register()
+    yield
+    unregister()
 
 
 def _materialize(assets, resources, first, last=None, **kwargs):
@@ -303,3 +306,62 @@ def test_counted_checks_agree_with_pandera_on_every_row(spark):
         checked += 1
     assert checked == 7
     assert frame.filter(F.col("code").rlike(r"\d{2}-[A-Z]") & ~F.col("code").rlike(r"^\d{2}-[A-Z]")).count() == 1
+
+
+CRASHING_SWAP_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import dagster as dg
+    from batch_platform import storage
+    from batch_platform.config import parse_config
+    from batch_platform.resources import build_resources
+    from batch_platform_tests.lake_fixtures import register, widgets_asset
+
+    real_rename = storage.HadoopFS.rename
+
+    def rename_then_crash(fs, source, target):
+        real_rename(fs, source, target)
+        if "/_old/" in target:  # the live partition has just been moved out; its successor is not in yet
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    storage.HadoopFS.rename = rename_then_crash
+    register()
+    config = parse_config({"storage": {"lake_root": sys.argv[1]},
+                           "spark": {"master": "local[2]", "ui_enabled": False, "shuffle_partitions": 2}})
+    dg.materialize([widgets_asset(rows_per_quarter=3, version=7.0)],
+                   resources=build_resources(config), partition_key="2024-01-01")
+    """
+)
+
+
+def test_a_crash_between_the_two_renames_of_a_swap_is_restored_by_the_next_write(spark, resources, platform_config):
+    """The swap moves the live partition out, then the staged one in. A process killed between the
+    two leaves no partition for that quarter, its previous files under `_staging/<run>/_old/`; the
+    next write of the table, whatever quarter it writes, puts them back before anything else."""
+    assert _materialize([widgets_asset(rows_per_quarter=5)], resources, "2024-Q1").success
+    before = _read(platform_config, "2024-Q1")
+    staging = Path(platform_config.lake_root) / TABLE / "_staging"
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_SWAP_CHILD, platform_config.lake_root],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, err = child.communicate(timeout=300)
+    finally:
+        stop_process_group(child, term_grace=5, kill_grace=5)
+    assert child.returncode == -signal.SIGKILL, err[-3000:]
+
+    assert not _partition(platform_config, "2024-Q1").exists()
+    (run,) = staging.iterdir()
+    assert sorted(p.name for p in (run / "_old").iterdir()) == ["quarter=2024-Q1"]
+    assert (run / "quarter=2024-Q1").is_dir()  # the staged successor, never published
+
+    assert _materialize([widgets_asset(rows_per_quarter=4)], resources, "2024-Q2").success
+
+    pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1"), before)
+    assert len(_read(platform_config, "2024-Q2")) == 4
+    assert not staging.exists()

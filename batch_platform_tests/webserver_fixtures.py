@@ -20,9 +20,7 @@ and their JVMs included) even when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +33,7 @@ import pytest
 import requests
 
 from batch_platform.partitions import to_key
+from batch_platform.procs import stop_process_group
 from batch_platform.sample_data import generate_landing
 from batch_platform_tests.test_cli import cli_env
 
@@ -443,31 +442,6 @@ def _start(name: str, args: list[str], ui_tmp: Path, env: dict[str, str]) -> tup
     return process, log
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the process group, wait (bounded), then SIGKILL whatever is left of it."""
-    try:
-        group = os.getpgid(process.pid)
-    except ProcessLookupError:
-        return
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        # the leader is gone; give the rest of the group (a JVM, a code server) a moment too
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="session")
 def dagster_ui(tmp_path_factory):
     """dagster-webserver + dagster-daemon on 127.0.0.1:<free port>, with a temp home, config and lake."""
@@ -522,7 +496,7 @@ def dagster_ui(tmp_path_factory):
         yield ui
     finally:
         for process in ui.processes.values():
-            _stop(process)
+            stop_process_group(process)
 
 
 @dataclass
