@@ -18,7 +18,6 @@ name a registered table, a quarter label and a file name of the lake layout, so 
 reaches outside the lake; the resolved file must also lie inside the lake root.
 """
 
-
 import hashlib
 import hmac
 import logging
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated
 
+import dagster as dg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -36,14 +36,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from batch_platform.lake_files import Lake, LakeFile, PartitionMissing
 from batch_platform.partitions import QuarterError, to_key, to_label
 from batch_platform.s3 import boto3_client
-from batch_platform.schemas import schema_for
+from batch_platform.tables import table_for
 
 TOKEN_ENV = "BATCH_PLATFORM_API_TOKEN"
 DEFAULT_URL_TTL = 900
 LATEST = "latest"
-_FILE_KEY = re.compile(
-    r"^([a-z0-9_]+)/([a-z0-9_]+)/quarter=(\d{4}-Q[1-4])/([A-Za-z0-9][A-Za-z0-9._=-]*\.parquet)$"
-)
+_FILE_KEY = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)/quarter=(\d{4}-Q[1-4])/([A-Za-z0-9][A-Za-z0-9._=-]*\.parquet)$")
 _SIGNED_QUERY = re.compile(r"((?:signature|X-Amz-Signature|X-Amz-Credential)=)[^&\s]+")
 
 
@@ -52,28 +50,20 @@ class UrlSigner:
     (never the token itself), so a url reveals nothing about the token."""
 
     def __init__(self, token: str):
-        self._key = hmac.new(
-            token.encode(), b"batch_platform file urls v1", hashlib.sha256
-        ).digest()
+        self._key = hmac.new(token.encode(), b"batch_platform file urls v1", hashlib.sha256).digest()
 
     def signature(self, key: str, expires: int) -> str:
-        return hmac.new(
-            self._key, f"{key}\n{expires}".encode(), hashlib.sha256
-        ).hexdigest()
+        return hmac.new(self._key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
     def check(self, key: str, expires: int, signature: str) -> None:
-        if not hmac.compare_digest(
-            self.signature(key, expires).encode(), signature.encode()
-        ):
+        if not hmac.compare_digest(self.signature(key, expires).encode(), signature.encode()):
             raise HTTPException(
                 403,
                 "the url's signature does not match: it was altered; ask /datasets for a new one",
             )
         if expires < time.time():
             when = datetime.fromtimestamp(expires, UTC).isoformat()
-            raise HTTPException(
-                403, f"the url expired at {when}; ask /datasets for a new one"
-            )
+            raise HTTPException(403, f"the url expired at {when}; ask /datasets for a new one")
 
 
 class Delivery:
@@ -87,11 +77,7 @@ class Delivery:
         self.signer = UrlSigner(token)
 
     def authorise(self, credentials: HTTPAuthorizationCredentials | None) -> None:
-        given = (
-            credentials.credentials.encode()
-            if credentials and credentials.scheme.lower() == "bearer"
-            else b""
-        )
+        given = credentials.credentials.encode() if credentials and credentials.scheme.lower() == "bearer" else b""
         if not hmac.compare_digest(given, self._token):
             raise HTTPException(
                 401,
@@ -159,15 +145,13 @@ class Delivery:
         return path
 
 
-def describe_quarter(
-    delivery: Delivery, request: Request, table: str, quarter: str
-) -> dict:
+def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: str) -> dict:
     try:
         files = delivery.lake.files(table, quarter)
     except PartitionMissing as exc:
         raise HTTPException(404, str(exc)) from None
     footers = [delivery.lake.footer(f) for f in files]
-    described = schema_for(table).to_schema().columns
+    described = table_for(dg.AssetKey(table.split("/"))).model.to_schema().columns
     columns = footers[0].schema.to_arrow_schema() if footers else []
     expires = int(time.time()) + delivery.url_ttl
     return {
@@ -184,9 +168,7 @@ def describe_quarter(
             }
             for c in columns
         ],
-        "files": [
-            {"url": delivery.url(request, f, expires), "size": f.size} for f in files
-        ],
+        "files": [{"url": delivery.url(request, f, expires), "size": f.size} for f in files],
         "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
     }
 
@@ -236,22 +218,16 @@ def create_app(delivery: Delivery) -> FastAPI:
     )
     def dataset(layer: str, table: str, quarter: str, request: Request) -> dict:
         name = delivery.table(layer, table)
-        return describe_quarter(
-            delivery, request, name, delivery.quarter(name, quarter)
-        )
+        return describe_quarter(delivery, request, name, delivery.quarter(name, quarter))
 
     @app.get(
         "/files/{key:path}",
         name="download",
         summary="a signed file url of a folder lake (no token)",
     )
-    def download(
-        key: str, expires: Annotated[int, Query()], signature: Annotated[str, Query()]
-    ) -> FileResponse:
+    def download(key: str, expires: Annotated[int, Query()], signature: Annotated[str, Query()]) -> FileResponse:
         if delivery.lake.on_s3:
-            raise HTTPException(
-                404, "the lake is on S3: its file urls are presigned S3 urls"
-            )
+            raise HTTPException(404, "the lake is on S3: its file urls are presigned S3 urls")
         delivery.check_key(key)
         delivery.signer.check(key, expires, signature)
         path = delivery.local_file(key)
@@ -269,10 +245,7 @@ class RedactSignedUrls(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SIGNED_QUERY.sub(r"\1***", a) if isinstance(a, str) else a
-                for a in record.args
-            )
+            record.args = tuple(_SIGNED_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

@@ -1,8 +1,9 @@
-"""The lake's Parquet files seen without Spark: for publishing to PostgreSQL and for the HTTP API.
+"""The lake's layout seen without Spark: its tables, quarters and Parquet files, for publishing to
+PostgreSQL and for the HTTP API. Every listing and read goes through `batch_platform.storage`.
 
 Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`. A lake root is a
 local folder or `s3a://bucket/prefix`; S3 is reached with `storage.s3`'s endpoint, region and
-credentials (pyarrow's S3 file system here, boto3 for presigned urls in `batch_platform.api`).
+credentials (pyarrow's S3 file system in `storage`, boto3 for presigned urls in `batch_platform.api`).
 Files whose name starts with `_` or `.` (Spark's `_SUCCESS`, `.crc`, the IO manager's `_staging`)
 are not part of a partition.
 """
@@ -12,18 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyarrow import fs
 
+from batch_platform import storage
 from batch_platform.config import PlatformConfig, S3Config
 from batch_platform.partitions import to_label
-from batch_platform.s3 import is_s3, pyarrow_filesystem
-from batch_platform.schemas import TABLE_SCHEMAS
+from batch_platform.s3 import is_s3
 from batch_platform.schemas.base import PARTITION_COLUMN
+from batch_platform.tables import TABLES
 
 _PARTITION_DIR = re.compile(rf"^{PARTITION_COLUMN}=(\d{{4}}-Q[1-4])$")
 
@@ -58,80 +57,51 @@ class Lake:
         bucket, _, prefix = self.root.split("://", 1)[1].partition("/")
         return bucket, prefix.strip("/")
 
-    @cached_property
-    def _filesystem_and_base(self) -> tuple[fs.FileSystem, str]:
-        return pyarrow_filesystem(self.root, self.s3)
-
-    @property
-    def filesystem(self) -> fs.FileSystem:
-        return self._filesystem_and_base[0]
-
     @property
     def base(self) -> str:
-        """The root as a path of `filesystem`."""
-        return self._filesystem_and_base[1]
+        """The root as a path of its pyarrow file system (for a folder lake, the absolute folder)."""
+        return storage.arrow_filesystem(self.root, self.s3)[1]
 
     def path(self, key: str) -> str:
+        """`key` (relative to the root) as a path of the root's pyarrow file system."""
         return f"{self.base.rstrip('/')}/{key}"
+
+    def uri(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{key}"
 
     # --------------------------------------------------------------------------- listing
     @staticmethod
     def tables() -> list[str]:
-        return sorted(TABLE_SCHEMAS)
+        """Every declared lake table (`batch_platform.tables`), e.g. `gold/training_set`."""
+        return sorted(table.name for table in TABLES.values())
 
     def quarters(self, table: str) -> list[str]:
         """The materialised quarters of `table`, oldest first."""
-        found = self.filesystem.get_file_info(
-            fs.FileSelector(self.path(table), allow_not_found=True)
-        )
-        labels = [m.group(1) for info in found if info.type == fs.FileType.Directory
-                  if (m := _PARTITION_DIR.match(info.base_name))]  # fmt: skip
-        return sorted(labels)
+        names = storage.subdir_names(self.uri(table), self.s3)
+        return sorted(m.group(1) for name in names if (m := _PARTITION_DIR.match(name)))
 
     def files(self, table: str, quarter: str) -> list[LakeFile]:
         """The Parquet files of one partition; `PartitionMissing` when it was never materialised."""
         folder = f"{table}/{PARTITION_COLUMN}={to_label(quarter)}"
-        infos = self.filesystem.get_file_info(
-            fs.FileSelector(self.path(folder), allow_not_found=True)
-        )
-        if (
-            not infos
-            and self.filesystem.get_file_info(self.path(folder)).type
-            != fs.FileType.Directory
-        ):
-            raise PartitionMissing(
-                f"{table} has no materialised quarter {to_label(quarter)} in the lake {self.root}"
-            )
-        return sorted(
-            (
-                LakeFile(f"{folder}/{info.base_name}", info.size)
-                for info in infos
-                if info.type == fs.FileType.File
-                and info.base_name.endswith(".parquet")
-                and not info.base_name.startswith(("_", "."))
-            ),
-            key=lambda f: f.key,
-        )
+        found = storage.list_files(self.uri(folder), self.s3)
+        if found is None:
+            raise PartitionMissing(f"{table} has no materialised quarter {to_label(quarter)} in the lake {self.root}")
+        return [
+            LakeFile(f"{folder}/{info.name}", info.size)
+            for info in found
+            if info.name.endswith(".parquet") and not info.name.startswith(("_", "."))
+        ]
 
     # ----------------------------------------------------------------------------- reading
     def footer(self, file: LakeFile) -> pq.FileMetaData:
-        with self.filesystem.open_input_file(self.path(file.key)) as handle:
-            return pq.ParquetFile(handle).metadata
+        return storage.parquet_footer(self.uri(file.key), self.s3)
 
-    def batches(
-        self, files: Sequence[LakeFile], columns: Sequence[str], batch_size: int
-    ) -> Iterator[pa.RecordBatch]:
-        """The rows of `files`, `columns` only, streamed in record batches (never the whole table)."""
+    def batches(self, files: Sequence[LakeFile], columns: Sequence[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        """The rows of `files` (one partition's), `columns` only, streamed in record batches."""
         if not files:
             return iter(())
-        dataset = ds.dataset(
-            [self.path(f.key) for f in files],
-            format="parquet",
-            filesystem=self.filesystem,
-        )
-        missing = [c for c in columns if c not in dataset.schema.names]
-        if missing:
-            raise ValueError(
-                f"the Parquet files of {files[0].key.rsplit('/', 1)[0]} lack column(s) {missing}"
-            )
-        return dataset.to_batches(columns=list(columns), batch_size=batch_size)
+        folder = files[0].key.rsplit("/", 1)[0]
+        if any(f.key.rsplit("/", 1)[0] != folder for f in files):
+            raise ValueError(f"the files to read must lie in one partition folder, not {[f.key for f in files]}")
+        names = [f.key.rsplit("/", 1)[1] for f in files]
+        return storage.parquet_batches(self.uri(folder), names, columns, batch_size, self.s3)

@@ -38,9 +38,7 @@ from batch_platform.schemas.base import PARTITION_COLUMN, unique_key
 BATCH_ROWS = 64_000
 _ENV_REFS = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_KEYWORD_PASSWORD = re.compile(
-    r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE
-)
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 PG_TYPES: dict[type, str] = {
     T.StringType: "text",
@@ -68,14 +66,10 @@ def check_dsn_template(dsn: str) -> None:
     try:
         parts = conninfo_to_dict(marked)
     except Exception as exc:  # noqa: BLE001 - psycopg raises ProgrammingError; the message may echo the DSN
-        raise DsnError(
-            f"it is not a libpq connection string or URL ({redact(str(exc))})"
-        ) from None
+        raise DsnError(f"it is not a libpq connection string or URL ({redact(str(exc))})") from None
     password = parts.get("password")
     if password and password.replace("__env__", ""):
-        raise DsnError(
-            "its password is written in the file: write it as ${NAME}, read from the environment"
-        )
+        raise DsnError("its password is written in the file: write it as ${NAME}, read from the environment")
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -93,9 +87,7 @@ def pg_type(spark_type: T.DataType) -> str:
     try:
         return PG_TYPES[type(spark_type)]
     except KeyError:
-        raise TypeError(
-            f"no PostgreSQL type is declared for Spark type {spark_type.simpleString()}"
-        ) from None
+        raise TypeError(f"no PostgreSQL type is declared for Spark type {spark_type.simpleString()}") from None
 
 
 @dataclass(frozen=True)
@@ -110,20 +102,13 @@ def pg_columns(model: type[pa.DataFrameModel]) -> list[PgColumn]:
     fields = {f.name: f for f in model.to_structtype().fields}
     names = [PARTITION_COLUMN, *(name for name in fields if name != PARTITION_COLUMN)]
     columns = model.to_schema().columns
-    return [
-        PgColumn(n, pg_type(fields[n].dataType), bool(columns[n].nullable))
-        for n in names
-    ]
+    return [PgColumn(n, pg_type(fields[n].dataType), bool(columns[n].nullable)) for n in names]
 
 
-def create_table_sql(
-    schema: str, table: str, model: type[pa.DataFrameModel]
-) -> sql.Composed:
+def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> sql.Composed:
     key = unique_key(model.to_schema())
     if not key:
-        raise ValueError(
-            f"{schema}.{table}: the Pandera model declares no unique key for a primary key"
-        )
+        raise ValueError(f"{schema}.{table}: the Pandera model declares no unique key for a primary key")
     columns = [
         sql.SQL("{} {}{}").format(
             sql.Identifier(c.name),
@@ -142,9 +127,7 @@ def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) 
     """Create the schema and table when missing; fail, naming the columns, when an existing table
     differs from the model (the platform never alters a table people read)."""
     with conn.transaction():
-        conn.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-        )
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         conn.execute(create_table_sql(schema, table, model))
         found = conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -156,9 +139,7 @@ def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) 
     if actual != expected:
         diff = sorted(f"{name}: table has {actual.get(name)}, model wants {expected.get(name)}"
                       for name in set(actual) | set(expected) if actual.get(name) != expected.get(name))  # fmt: skip
-        raise dg.Failure(
-            f"{schema}.{table} exists with other columns than the model; drop or migrate it: {diff}"
-        )
+        raise dg.Failure(f"{schema}.{table} exists with other columns than the model; drop or migrate it: {diff}")
 
 
 @dataclass(frozen=True)
@@ -178,9 +159,7 @@ def csv_chunk(batch: pa_arrow.RecordBatch, quarter: str) -> bytes:
         pa_arrow.array([quarter] * batch.num_rows, pa_arrow.string()),
     )
     sink = io.BytesIO()
-    pa_csv.write_csv(
-        table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    )
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
     return sink.getvalue()
 
 
@@ -202,9 +181,7 @@ def replace_quarter(
             [f"{schema}.{table}/{quarter}"],
         )
         cursor.execute(
-            sql.SQL("DELETE FROM {} WHERE {} = %s").format(
-                target, sql.Identifier(PARTITION_COLUMN)
-            ),
+            sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, sql.Identifier(PARTITION_COLUMN)),
             [quarter],
         )
         deleted = cursor.rowcount
@@ -249,7 +226,7 @@ class PostgresTarget(dg.ConfigurableResource):
         except KeyError as exc:
             raise dg.Failure(
                 f"publish.postgres.dsn refers to environment variable {exc.args[0]}, which is not set"
-            )
+            ) from None
         try:
             return psycopg.connect(
                 dsn,

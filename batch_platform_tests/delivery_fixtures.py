@@ -18,11 +18,9 @@ DELIVERY_QUARTERS = ("2024-Q1", "2024-Q2", "2024-Q3")
 
 @pytest.fixture(scope="session")
 def delivery_lake(spark, tmp_path_factory):
-    from batch_platform.assets.bronze import bronze_assets
-    from batch_platform.assets.gold import gold_assets
-    from batch_platform.assets.silver import silver_assets
     from batch_platform.resources import build_resources
     from batch_platform.sample_data import generate_landing
+    from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
 
     config = make_config(tmp_path_factory.mktemp("delivery"))
     generate_landing(config.landing_root, first_quarter=DELIVERY_QUARTERS[0], last_quarter=DELIVERY_QUARTERS[-1],

@@ -45,17 +45,11 @@ def pg_bin(name: str) -> str:
     on_path = shutil.which(name)
     if on_path:
         return on_path
-    raise RuntimeError(
-        f"PostgreSQL's {name} is missing: install Debian's `postgresql` (.ci/run does)"
-    )
+    raise RuntimeError(f"PostgreSQL's {name} is missing: install Debian's `postgresql` (.ci/run does)")
 
 
 def _as_service_user(command: list[str]) -> list[str]:
-    return (
-        ["runuser", "-u", SERVICE_USER, "--", *command]
-        if os.geteuid() == 0
-        else command
-    )
+    return ["runuser", "-u", SERVICE_USER, "--", *command] if os.geteuid() == 0 else command
 
 
 @dataclass(frozen=True)
@@ -109,18 +103,14 @@ def start_postgres(workdir: Path) -> PostgresServer:
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
-    server = PostgresServer(
-        "127.0.0.1", port, "platform", password, "postgres", datadir, pid
-    )
+    server = PostgresServer("127.0.0.1", port, "platform", password, "postgres", datadir, pid)
     try:
         with server.connect(autocommit=True) as conn:
             conn.execute("CREATE DATABASE platform")
     except BaseException:
         stop_postgres(server)
         raise
-    return PostgresServer(
-        "127.0.0.1", port, "platform", password, "platform", datadir, pid
-    )
+    return PostgresServer("127.0.0.1", port, "platform", password, "platform", datadir, pid)
 
 
 def stop_postgres(server: PostgresServer) -> None:

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import yaml
 
 from batch_platform.api import TOKEN_ENV, UrlSigner
 from batch_platform.partitions import to_key
+from batch_platform.procs import stop_process_group
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
 from batch_platform_tests.pg_fixtures import free_port
 
@@ -45,20 +45,14 @@ class ApiServer:
     process: subprocess.Popen
 
     def get(self, path: str, token: str | None = None, **kwargs) -> requests.Response:
-        headers = {
-            "Authorization": f"Bearer {token if token is not None else self.token}"
-        }
+        headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
         return requests.get(self.base_url + path, headers=headers, timeout=60, **kwargs)
 
     def raw(self, target: str) -> tuple[int, dict]:
         """GET `target` sent as is, with the token."""
-        connection = http.client.HTTPConnection(
-            urlsplit(self.base_url).netloc, timeout=60
-        )
+        connection = http.client.HTTPConnection(urlsplit(self.base_url).netloc, timeout=60)
         try:
-            connection.request(
-                "GET", target, headers={"Authorization": f"Bearer {self.token}"}
-            )
+            connection.request("GET", target, headers={"Authorization": f"Bearer {self.token}"})
             response = connection.getresponse()
             return response.status, json.loads(response.read() or b"{}")
         finally:
@@ -88,28 +82,18 @@ def start_api(config_file: Path, workdir: Path, env: dict | None = None) -> ApiS
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"batch-platform serve exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
+            raise RuntimeError(f"batch-platform serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
             if requests.get(server.base_url + "/health", timeout=2).status_code == 200:
                 return server
         except requests.ConnectionError:
             time.sleep(0.3)
     stop_api(server)
-    raise RuntimeError(
-        f"batch-platform serve did not answer within {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}"
-    )
+    raise RuntimeError(f"batch-platform serve did not answer within {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
 
 
 def stop_api(server: ApiServer) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+    stop_process_group(server.process, term_grace=20, kill_grace=10)
 
 
 def lake_config(lake_root: str, tmp: Path, **extra) -> dict:
@@ -135,9 +119,7 @@ def sorted_rows(table: pa.Table) -> list[dict]:
 @pytest.fixture(scope="module")
 def api(delivery_lake, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("api")
-    config_file = write_config(
-        workdir / "config.yaml", lake_config(delivery_lake.lake_root, workdir)
-    )
+    config_file = write_config(workdir / "config.yaml", lake_config(delivery_lake.lake_root, workdir))
     server = start_api(config_file, workdir)
     try:
         yield server
@@ -161,9 +143,7 @@ def test_without_or_with_a_wrong_token_every_dataset_endpoint_says_401(api, path
     assert requests.get(api.base_url + path, timeout=30).status_code == 401
     assert api.get(path, token=api.token + "x").status_code == 401
     assert api.get(path, token="").status_code == 401
-    basic = requests.get(
-        api.base_url + path, headers={"Authorization": f"Basic {api.token}"}, timeout=30
-    )
+    basic = requests.get(api.base_url + path, headers={"Authorization": f"Basic {api.token}"}, timeout=30)
     assert basic.status_code == 401 and basic.headers["WWW-Authenticate"] == "Bearer"
     assert api.get(path).status_code == 200
 
@@ -184,36 +164,20 @@ def test_the_listing_shows_every_table_and_its_quarters(api, delivery_lake):
     assert datasets[TRAINING]["quarters"] == list(DELIVERY_QUARTERS)
     assert datasets[TRAINING]["latest"] == DELIVERY_QUARTERS[-1]
     assert datasets["silver/operational_events_quarantine"]["layer"] == "silver"
-    on_disk = {
-        f"{layer.name}/{t.name}"
-        for layer in Path(delivery_lake.lake_root).iterdir()
-        for t in layer.iterdir()
-    }
+    on_disk = {f"{layer.name}/{t.name}" for layer in Path(delivery_lake.lake_root).iterdir() for t in layer.iterdir()}
     assert {t for t, d in datasets.items() if d["quarters"]} == on_disk
 
 
 def test_latest_is_the_last_quarter_with_its_rows_schema_and_files(api, delivery_lake):
     latest = api.get(f"/datasets/{TRAINING}/latest").json()
     folder = Path(delivery_lake.lake_root, TRAINING, f"quarter={DELIVERY_QUARTERS[-1]}")
-    assert latest["quarter"] == DELIVERY_QUARTERS[-1] and latest[
-        "partition_key"
-    ] == to_key(DELIVERY_QUARTERS[-1])
+    assert latest["quarter"] == DELIVERY_QUARTERS[-1] and latest["partition_key"] == to_key(DELIVERY_QUARTERS[-1])
     assert latest["row_count"] == pq.read_table(folder).num_rows > 20
     schema = {c["name"]: c for c in latest["schema"]}
-    assert (
-        schema["txn_count"]["type"] == "int64"
-        and schema["feature_cutoff"]["type"] == "timestamp[us, tz=UTC]"
-    )
+    assert schema["txn_count"]["type"] == "int64" and schema["feature_cutoff"]["type"] == "timestamp[us, tz=UTC]"
     assert "lookback" in schema["txn_count"]["description"]
-    assert sorted(f["size"] for f in latest["files"]) == sorted(
-        p.stat().st_size for p in folder.glob("*.parquet")
-    )
-    assert (
-        api.get(f"/datasets/{TRAINING}/{to_key(DELIVERY_QUARTERS[-1])}").json()[
-            "row_count"
-        ]
-        == latest["row_count"]
-    )
+    assert sorted(f["size"] for f in latest["files"]) == sorted(p.stat().st_size for p in folder.glob("*.parquet"))
+    assert api.get(f"/datasets/{TRAINING}/{to_key(DELIVERY_QUARTERS[-1])}").json()["row_count"] == latest["row_count"]
 
 
 @pytest.mark.parametrize("quarter", DELIVERY_QUARTERS)
@@ -290,9 +254,7 @@ def test_an_expired_url_gets_403(api):
         ("/datasets/../../../etc/passwd", 404, ""),
     ],
 )
-def test_bad_dataset_requests_get_a_4xx_with_a_clear_message(
-    api, path, status, message
-):
+def test_bad_dataset_requests_get_a_4xx_with_a_clear_message(api, path, status, message):
     code, body = api.raw(path)
     assert code == status, body
     assert message in body["detail"]
@@ -317,9 +279,7 @@ def test_file_urls_outside_the_lake_are_refused_even_when_signed(api, key):
     signature = UrlSigner(api.token).signature(decoded, expires)
     connection = http.client.HTTPConnection(urlsplit(api.base_url).netloc, timeout=30)
     try:
-        connection.request(
-            "GET", f"/files/{key}?expires={expires}&signature={signature}"
-        )
+        connection.request("GET", f"/files/{key}?expires={expires}&signature={signature}")
         response = connection.getresponse()
         body = response.read()
     finally:
@@ -328,9 +288,7 @@ def test_file_urls_outside_the_lake_are_refused_even_when_signed(api, key):
     assert b"root:" not in body and b"PAR1" not in body
 
 
-def test_a_symlink_out_of_the_lake_is_not_served_even_when_signed(
-    api, delivery_lake, tmp_path
-):
+def test_a_symlink_out_of_the_lake_is_not_served_even_when_signed(api, delivery_lake, tmp_path):
     outside = tmp_path / "outside.parquet"
     pq.write_table(pa.table({"secret": ["outside the lake"]}), outside)
     key = f"{TRAINING}/quarter=2024-Q2/zz-link.parquet"
@@ -343,20 +301,14 @@ def test_a_symlink_out_of_the_lake_is_not_served_even_when_signed(
             f"{api.base_url}/files/{key}?expires={expires}&signature={signature}",
             timeout=30,
         )
-        assert (
-            response.status_code == 404 and b"outside the lake" not in response.content
-        )
+        assert response.status_code == 404 and b"outside the lake" not in response.content
     finally:
         link.unlink()
 
 
 def test_serve_refuses_to_start_without_a_token(delivery_lake, tmp_path):
-    config_file = write_config(
-        tmp_path / "config.yaml", lake_config(delivery_lake.lake_root, tmp_path)
-    )
-    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV} | {
-        "BATCH_PLATFORM_CONFIG": str(config_file)
-    }
+    config_file = write_config(tmp_path / "config.yaml", lake_config(delivery_lake.lake_root, tmp_path))
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV} | {"BATCH_PLATFORM_CONFIG": str(config_file)}
     done = subprocess.run(
         [CLI, "serve", "--port", str(free_port())],
         check=False,
@@ -381,9 +333,7 @@ def s3_api(delivery_lake, s3_server, tmp_path_factory):
             client.upload_file(str(path), bucket, f"lake/{path.relative_to(local)}")
     s3 = {"endpoint_url": s3_server.endpoint_url, "region": s3_server.region, "path_style_access": True,
           "access_key_id": "${API_TEST_S3_KEY}", "secret_access_key": "${API_TEST_S3_SECRET}"}  # fmt: skip
-    config_file = write_config(
-        workdir / "config.yaml", lake_config(f"s3a://{bucket}/lake", workdir, s3=s3)
-    )
+    config_file = write_config(workdir / "config.yaml", lake_config(f"s3a://{bucket}/lake", workdir, s3=s3))
     env = {
         "API_TEST_S3_KEY": s3_server.access_key_id,
         "API_TEST_S3_SECRET": s3_server.secret_access_key,
@@ -396,9 +346,7 @@ def s3_api(delivery_lake, s3_server, tmp_path_factory):
 
 
 @pytest.mark.s3
-def test_an_s3_lake_is_served_with_presigned_urls_that_download_its_rows(
-    s3_api, s3_server, delivery_lake
-):
+def test_an_s3_lake_is_served_with_presigned_urls_that_download_its_rows(s3_api, s3_server, delivery_lake):
     datasets = {d["table"]: d for d in s3_api.get("/datasets").json()["datasets"]}
     assert datasets[TRAINING]["quarters"] == list(DELIVERY_QUARTERS)
     latest = s3_api.get(f"/datasets/{TRAINING}/latest").json()
@@ -406,13 +354,10 @@ def test_an_s3_lake_is_served_with_presigned_urls_that_download_its_rows(
     for quarter in DELIVERY_QUARTERS:
         described = s3_api.get(f"/datasets/{TRAINING}/{quarter}").json()
         assert all(
-            f["url"].startswith(f"{s3_server.endpoint_url}/delivery/lake/{TRAINING}/")
-            for f in described["files"]
+            f["url"].startswith(f"{s3_server.endpoint_url}/delivery/lake/{TRAINING}/") for f in described["files"]
         )
         assert all("X-Amz-Signature=" in f["url"] for f in described["files"])
-        lake = pq.read_table(
-            Path(delivery_lake.lake_root, TRAINING, f"quarter={quarter}")
-        )
+        lake = pq.read_table(Path(delivery_lake.lake_root, TRAINING, f"quarter={quarter}"))
         downloaded = read_urls(described["files"])
         assert downloaded.num_rows == described["row_count"] == lake.num_rows
         assert sorted_rows(downloaded) == sorted_rows(lake)
@@ -432,8 +377,6 @@ def test_a_tampered_presigned_url_gets_403(s3_api):
         ).status_code
         == 403
     )
-    other = url.replace("quarter%3D2024-Q2", "quarter%3D2024-Q3").replace(
-        "quarter=2024-Q2", "quarter=2024-Q3"
-    )
+    other = url.replace("quarter%3D2024-Q2", "quarter%3D2024-Q3").replace("quarter=2024-Q2", "quarter=2024-Q3")
     assert other != url and requests.get(other, timeout=30).status_code == 403
     assert requests.get(url, timeout=30).status_code == 200

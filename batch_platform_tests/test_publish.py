@@ -16,17 +16,17 @@ import pyarrow.parquet as pq
 import pytest
 from dagster._serdes import serialize_value
 
-from batch_platform.assets.gold import TRAINING_KEY
 from batch_platform.assets.publish import PUBLISHED_TABLES, build_publish_assets
 from batch_platform.config import ConfigError, parse_config
 from batch_platform.lake_files import Lake
-from batch_platform.partitions import quarterly, to_key
+from batch_platform.partitions import to_key
 from batch_platform.postgres import pg_columns, redact, replace_quarter
 from batch_platform.resources import build_resources
-from batch_platform.schemas.gold import TrainingSet
+from batch_platform.schemas.gold import TRAINING_KEY, TrainingSet
 from batch_platform_tests.conftest import make_config
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
 from batch_platform_tests.pg_fixtures import free_port
+from batch_platform_tests.platform import quarterly
 
 PASSWORD_VAR = "BATCH_PLATFORM_TEST_PG_PASSWORD"
 SCHEMA = "delivery"
@@ -55,9 +55,7 @@ def run_publish(config, first, last=None, instance=None, raise_on_error=True):
 
 
 def lake_quarter(config, quarter: str) -> pd.DataFrame:
-    frame = pq.read_table(
-        f"{config.lake_root}/gold/training_set/quarter={quarter}"
-    ).to_pandas()
+    frame = pq.read_table(f"{config.lake_root}/gold/training_set/quarter={quarter}").to_pandas()
     frame.insert(0, "quarter", quarter)
     return frame.sort_values("customer_id").reset_index(drop=True)
 
@@ -67,14 +65,10 @@ def pg_quarter(conn, quarter: str) -> pd.DataFrame:
         f"SELECT * FROM {SCHEMA}.training_set WHERE quarter = %s ORDER BY customer_id",
         [quarter],
     )
-    frame = pd.DataFrame(
-        cursor.fetchall(), columns=[d.name for d in cursor.description]
-    )
+    frame = pd.DataFrame(cursor.fetchall(), columns=[d.name for d in cursor.description])
     for column in frame.columns:
         if column.endswith(("_ts", "cutoff", "_start", "_end")):
-            frame[column] = pd.to_datetime(frame[column], utc=True).astype(
-                "datetime64[us, UTC]"
-            )
+            frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")
     return frame
 
 
@@ -94,9 +88,7 @@ def published(delivery_lake, postgres_server, password_env, tmp_path_factory):
         tmp_path_factory.mktemp("pub"),
     )
     with dg.instance_for_test() as instance:
-        result = run_publish(
-            config, DELIVERY_QUARTERS[0], DELIVERY_QUARTERS[-1], instance=instance
-        )
+        result = run_publish(config, DELIVERY_QUARTERS[0], DELIVERY_QUARTERS[-1], instance=instance)
         logs = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
     return {"config": config, "result": result, "logs": logs}
 
@@ -105,15 +97,10 @@ def published(delivery_lake, postgres_server, password_env, tmp_path_factory):
 def test_the_dsn_keeps_its_password_in_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PG_SECRET_X", "s3cr3t-Pass")
     template = "postgresql://app:${PG_SECRET_X}@db.internal:5433/analytics"
-    config = make_config(
-        tmp_path, publish={"postgres": {"dsn": template, "schema": "marts"}}
-    )
+    config = make_config(tmp_path, publish={"postgres": {"dsn": template, "schema": "marts"}})
     assert config.publish.postgres.dsn == template
     assert config.publish.postgres.db_schema == "marts"
-    assert (
-        config.publish.postgres.resolved_dsn()
-        == "postgresql://app:s3cr3t-Pass@db.internal:5433/analytics"
-    )
+    assert config.publish.postgres.resolved_dsn() == "postgresql://app:s3cr3t-Pass@db.internal:5433/analytics"
     assert "s3cr3t-Pass" not in str(config.redacted())
     resource = build_resources(config)["postgres"]
     assert resource.dsn == template and "s3cr3t-Pass" not in repr(resource)
@@ -121,9 +108,7 @@ def test_the_dsn_keeps_its_password_in_the_environment(tmp_path, monkeypatch):
 
 
 def test_the_whole_dsn_may_come_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "PG_WHOLE_DSN", "host=db.internal port=6432 dbname=w user=app password=Wh0le-pw"
-    )
+    monkeypatch.setenv("PG_WHOLE_DSN", "host=db.internal port=6432 dbname=w user=app password=Wh0le-pw")
     config = make_config(tmp_path, publish={"postgres": {"dsn": "${PG_WHOLE_DSN}"}})
     resource = build_resources(config)["postgres"]
     assert resource.dsn == "${PG_WHOLE_DSN}" and resource.db_schema == "public"
@@ -157,30 +142,21 @@ def test_redact_hides_url_and_keyword_passwords():
 
 # -------------------------------------------------------------------------------- definitions
 def test_without_publish_postgres_there_are_no_publishing_assets(tmp_path):
-    from batch_platform.definitions import defs
+    from batch_platform.definitions import build_definitions
 
     assert build_publish_assets(make_config(tmp_path)) == []
     assert "postgres" not in build_resources(make_config(tmp_path))
-    assert not [
-        key
-        for key in defs.resolve_asset_graph().get_all_asset_keys()
-        if key.path[0] == "publish"
-    ]
+    defs = build_definitions(make_config(tmp_path))
+    assert not [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] == "publish"]
 
 
 def test_publishing_assets_follow_the_published_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("PG_SECRET_X", "pw")
-    config = make_config(
-        tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}}
-    )
+    config = make_config(tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}})
     assets = build_publish_assets(config)
     assert PUBLISHED_TABLES[0] == TRAINING_KEY
-    assert [a.key for a in assets] == [
-        dg.AssetKey(["publish", k.path[-1]]) for k in PUBLISHED_TABLES
-    ]
-    graph = dg.Definitions(
-        assets=assets, resources=build_resources(config)
-    ).resolve_asset_graph()
+    assert [a.key for a in assets] == [dg.AssetKey(["publish", k.path[-1]]) for k in PUBLISHED_TABLES]
+    graph = dg.Definitions(assets=assets, resources=build_resources(config)).resolve_asset_graph()
     node = graph.get(PUBLISH_KEY)
     assert set(node.parent_keys) == {TRAINING_KEY}
     assert node.partitions_def == quarterly
@@ -189,32 +165,16 @@ def test_publishing_assets_follow_the_published_tables(tmp_path, monkeypatch):
 
 
 def test_the_quarterly_job_publishes_what_it_builds(tmp_path, monkeypatch):
-    from batch_platform.assets.bronze import bronze_assets
-    from batch_platform.assets.gold import gold_assets
-    from batch_platform.assets.silver import silver_assets
-    from batch_platform.jobs import jobs
+    from batch_platform.definitions import build_definitions
 
     def job_keys(config):
-        assets = [
-            *bronze_assets,
-            *silver_assets,
-            *gold_assets,
-            *build_publish_assets(config),
-        ]
-        defs = dg.Definitions(
-            assets=assets, jobs=jobs, resources=build_resources(config)
-        )
-        return set(
-            defs.resolve_job_def("training_set_job").asset_layer.selected_asset_keys
-        )
+        defs = build_definitions(config)
+        assert "postgres" in defs.resources or config.publish.postgres is None
+        return set(defs.resolve_job_def("training_set_job").asset_layer.selected_asset_keys)
 
     monkeypatch.setenv("PG_SECRET_X", "pw")
     plain = job_keys(make_config(tmp_path))
-    published = job_keys(
-        make_config(
-            tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}}
-        )
-    )
+    published = job_keys(make_config(tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}}))
     assert TRAINING_KEY in plain and PUBLISH_KEY not in plain
     assert published == plain | {PUBLISH_KEY}
 
@@ -226,13 +186,9 @@ def test_every_quarter_in_postgres_equals_the_lake(published, postgres_server):
     with postgres_server.connect() as conn:
         for quarter in DELIVERY_QUARTERS:
             lake = lake_quarter(config, quarter)
-            pd.testing.assert_frame_equal(
-                pg_quarter(conn, quarter), lake, check_dtype=False
-            )
+            pd.testing.assert_frame_equal(pg_quarter(conn, quarter), lake, check_dtype=False)
         assert figures(conn, "2024-Q3")[0] == len(lake) > 20
-        assert (
-            figures(conn, "2024-Q1")[0] == 0
-        )  # the first quarter has no lookback: empty
+        assert figures(conn, "2024-Q1")[0] == 0  # the first quarter has no lookback: empty
 
 
 def test_the_table_has_the_models_types_and_the_primary_key(published, postgres_server):
@@ -246,9 +202,7 @@ def test_the_table_has_the_models_types_and_the_primary_key(published, postgres_
             "ORDER BY array_position(i.indkey, a.attnum)", [f"{SCHEMA}.training_set"]).fetchall()  # fmt: skip
     assert set(types) == {c.name for c in pg_columns(TrainingSet)}
     assert types["txn_count"] == "bigint" and types["recency_days"] == "integer"
-    assert (
-        types["total_amount"] == "double precision" and types["customer_id"] == "text"
-    )
+    assert types["total_amount"] == "double precision" and types["customer_id"] == "text"
     assert types["feature_cutoff"] == "timestamp with time zone"
     assert [row[0] for row in key] == ["quarter", "customer_id"]
 
@@ -259,31 +213,24 @@ def test_each_quarter_reports_its_figures(published):
         metadata = result.asset_materializations_for_node("publish__training_set")
         by_key = {m.partition: m.metadata for m in metadata}
         entry = by_key[to_key(quarter)]
-        assert entry["dagster/row_count"].value == len(
-            lake_quarter(published["config"], quarter)
-        )
+        assert entry["dagster/row_count"].value == len(lake_quarter(published["config"], quarter))
         assert entry["rows_replaced"].value == 0
         assert entry["table"].value == f"{SCHEMA}.training_set"
         assert entry["database"].value.startswith("platform@127.0.0.1:")
 
 
 def test_the_password_is_in_no_event_of_the_run(published, postgres_server):
-    assert published["logs"] and not [
-        log for log in published["logs"] if postgres_server.password in log
-    ]
+    assert published["logs"] and not [log for log in published["logs"] if postgres_server.password in log]
 
 
-def test_republishing_a_quarter_replaces_it_and_touches_no_other(
-    published, postgres_server, tmp_path
-):
+def test_republishing_a_quarter_replaces_it_and_touches_no_other(published, postgres_server, tmp_path):
     config = published["config"]
     with postgres_server.connect() as conn:
-        versions = lambda q: dict(
-            conn.execute(
-                f"SELECT customer_id, xmin::text FROM {SCHEMA}.training_set WHERE quarter = %s",
-                [q],
-            ).fetchall()
-        )
+
+        def versions(q):
+            sql = f"SELECT customer_id, xmin::text FROM {SCHEMA}.training_set WHERE quarter = %s"
+            return dict(conn.execute(sql, [q]).fetchall())
+
         before = {q: versions(q) for q in DELIVERY_QUARTERS}
         conn.commit()
         assert run_publish(config, "2024-Q2").success
@@ -299,9 +246,7 @@ def test_republishing_a_quarter_replaces_it_and_touches_no_other(
         )
 
 
-def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(
-    published, postgres_server
-):
+def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(published, postgres_server):
     """The writer pauses halfway through its COPY (the DELETE done); readers, in READ COMMITTED and
     in a REPEATABLE READ transaction, see the old quarter whole; after the commit the new one whole."""
     config, quarter = published["config"], "2024-Q3"
@@ -330,9 +275,7 @@ def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(
     def write():
         try:
             with postgres_server.connect(autocommit=True) as conn:
-                replace_quarter(
-                    conn, SCHEMA, "training_set", TrainingSet, quarter, paused()
-                )
+                replace_quarter(conn, SCHEMA, "training_set", TrainingSet, quarter, paused())
         except Exception as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
         finally:
@@ -350,9 +293,7 @@ def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(
             assert halfway.wait(60) and not errors
             in_flight = reader.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' "
                                        "AND backend_xid IS NOT NULL").fetchone()[0]  # fmt: skip
-            assert (
-                in_flight == 1
-            )  # the writer holds a transaction that has already deleted
+            assert in_flight == 1  # the writer holds a transaction that has already deleted
             snapshot.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             assert figures(snapshot, quarter) == old
             assert figures(reader, quarter) == old
@@ -368,14 +309,10 @@ def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(
         done.set()
         poller.join(30)
     assert seen <= {old, new} and old in seen
-    assert run_publish(
-        config, quarter
-    ).success  # back to the lake's rows for the other tests
+    assert run_publish(config, quarter).success  # back to the lake's rows for the other tests
 
 
-def test_an_unreachable_database_fails_naming_the_host_without_the_password(
-    delivery_lake, tmp_path, monkeypatch
-):
+def test_an_unreachable_database_fails_naming_the_host_without_the_password(delivery_lake, tmp_path, monkeypatch):
     monkeypatch.setenv("PG_DOWN_PASSWORD", "do-not-show-this-pw")
     port = free_port()
     config = publish_config(
@@ -387,9 +324,7 @@ def test_an_unreachable_database_fails_naming_the_host_without_the_password(
         result = run_publish(config, "2024-Q2", instance=instance, raise_on_error=False)
         logs = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
     assert not result.success
-    failure = next(
-        e for e in result.all_events if e.is_step_failure
-    ).step_failure_data.error.message
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
     assert f"cannot connect to PostgreSQL at platform@127.0.0.1:{port}/x" in failure
     assert not [log for log in logs if "do-not-show-this-pw" in log]
 
@@ -399,9 +334,7 @@ def test_an_existing_table_with_other_columns_is_not_overwritten(
 ):
     with postgres_server.connect() as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS legacy")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS legacy.training_set (quarter text, customer_id text, score real)"
-        )
+        conn.execute("CREATE TABLE IF NOT EXISTS legacy.training_set (quarter text, customer_id text, score real)")
     config = make_config(
         tmp_path,
         storage={"lake_root": delivery_lake.lake_root},
@@ -413,10 +346,5 @@ def test_an_existing_table_with_other_columns_is_not_overwritten(
         },
     )
     result = run_publish(config, "2024-Q2", raise_on_error=False)
-    failure = next(
-        e for e in result.all_events if e.is_step_failure
-    ).step_failure_data.error.message
-    assert (
-        "legacy.training_set exists with other columns" in failure
-        and "score: table has real" in failure
-    )
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+    assert "legacy.training_set exists with other columns" in failure and "score: table has real" in failure

@@ -40,9 +40,7 @@ def training_rows(offset: int, n: int, rng: np.random.Generator) -> pa.Table:
     utc = pa.timestamp("us", tz="UTC")
 
     def days_before_cutoff(days: np.ndarray) -> pa.Array:
-        return pa.array(
-            cutoff - days.astype("timedelta64[D]").astype("timedelta64[us]"), utc
-        )
+        return pa.array(cutoff - days.astype("timedelta64[D]").astype("timedelta64[us]"), utc)
 
     recency, tenure = rng.integers(0, 300, n), rng.integers(300, 700, n)
     txn = rng.integers(1, 200, n)
@@ -55,9 +53,7 @@ def training_rows(offset: int, n: int, rng: np.random.Generator) -> pa.Table:
             "txn_count": pa.array(txn, pa.int64()),
             "total_amount": total,
             "avg_amount": total / txn,
-            "active_days": pa.array(
-                np.minimum(txn, rng.integers(1, 90, n)), pa.int64()
-            ),
+            "active_days": pa.array(np.minimum(txn, rng.integers(1, 90, n)), pa.int64()),
             "first_activity_ts": days_before_cutoff(tenure),
             "last_activity_ts": days_before_cutoff(recency),
             "recency_days": pa.array(recency, pa.int32()),
@@ -66,15 +62,11 @@ def training_rows(offset: int, n: int, rng: np.random.Generator) -> pa.Table:
             "amount_90d": (total / 3).round(2),
             "distinct_channels": pa.array(rng.integers(0, 4, n), pa.int64()),
             "log_event_count": pa.array(rng.integers(0, 50, n), pa.int64()),
-            "partner_score": pa.array(
-                np.where(rng.random(n) < 0.1, np.nan, score), from_pandas=True
-            ),
+            "partner_score": pa.array(np.where(rng.random(n) < 0.1, np.nan, score), from_pandas=True),
             "partner_segment": pa.array(rng.choice(["gold", "silver", "bronze"], n)),
             "label": pa.array(rng.integers(0, 2, n), pa.int32()),
             "label_window_start": pa.array(np.full(n, cutoff), utc),
-            "label_window_end": pa.array(
-                np.full(n, cutoff + np.timedelta64(90, "D")), utc
-            ),
+            "label_window_end": pa.array(np.full(n, cutoff + np.timedelta64(90, "D")), utc),
             "split": pa.array(rng.choice(["train", "eval"], n, p=[0.8, 0.2])),
         }
     )
@@ -99,9 +91,7 @@ def publish_once(config) -> tuple[float, dict]:
         partition_key=to_key(QUARTER),
     )
     wall = time.perf_counter() - started
-    metadata = result.asset_materializations_for_node("publish__training_set")[
-        0
-    ].metadata
+    metadata = result.asset_materializations_for_node("publish__training_set")[0].metadata
     return wall, {key: value.value for key, value in metadata.items()}
 
 

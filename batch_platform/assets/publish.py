@@ -10,11 +10,10 @@ they were.
 
 import dagster as dg
 
-from batch_platform.assets.gold import TRAINING_KEY
 from batch_platform.config import PlatformConfig
-from batch_platform.io_manager import table_name
 from batch_platform.lake_files import Lake, PartitionMissing
-from batch_platform.partitions import quarterly, to_label
+from batch_platform.metadata import publish_metadata
+from batch_platform.partitions import to_label
 from batch_platform.postgres import (
     BATCH_ROWS,
     PostgresTarget,
@@ -22,7 +21,8 @@ from batch_platform.postgres import (
     pg_columns,
     replace_quarter,
 )
-from batch_platform.schemas import schema_for
+from batch_platform.schemas.gold import TRAINING_KEY
+from batch_platform.tables import table_for
 
 PUBLISHED_TABLES = [TRAINING_KEY]
 """The lake tables copied to PostgreSQL, each to `<schema>.<its table name>`."""
@@ -35,20 +35,21 @@ def build_publish_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
     if config.publish.postgres is None:
         return []
     lake = Lake.from_config(config)
-    return [_publish_asset(source, lake) for source in PUBLISHED_TABLES]
+    partitions_def = config.partitions()
+    return [_publish_asset(source, lake, partitions_def) for source in PUBLISHED_TABLES]
 
 
-def _publish_asset(source: dg.AssetKey, lake: Lake) -> dg.AssetsDefinition:
-    table = table_name(source)
-    name = source.path[-1]
-    model = schema_for(table)
+def _publish_asset(source: dg.AssetKey, lake: Lake, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`publish/<name>`: the lake table `source`, with the PostgreSQL column types of its Pandera model."""
+    declared = table_for(source)
+    table, name, model = declared.name, source.path[-1], declared.model
     columns = [c.name for c in pg_columns(model)][1:]
 
     @dg.asset(
         key=["publish", name],
         deps=[source],
         group_name="publish",
-        partitions_def=quarterly,
+        partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"postgres", "parquet"},
         code_version=CODE_VERSION,
@@ -66,26 +67,14 @@ def _publish_asset(source: dg.AssetKey, lake: Lake) -> dg.AssetsDefinition:
                 try:
                     files = lake.files(table, quarter)
                 except PartitionMissing as exc:
-                    raise dg.Failure(
-                        f"{exc}; materialise it before publishing it"
-                    ) from None
+                    raise dg.Failure(f"{exc}; materialise it before publishing it") from None
                 batches = lake.batches(files, columns, BATCH_ROWS)
-                done = replace_quarter(
-                    conn, postgres.db_schema, name, model, quarter, batches
+                done = replace_quarter(conn, postgres.db_schema, name, model, quarter, batches)
+                context.log.info(
+                    f"{target} {quarter}: {done.rows_loaded} rows in {done.seconds}s (replaced {done.rows_deleted})"
                 )
-                context.log.info(f"{target} {quarter}: {done.rows_loaded} rows in {done.seconds}s "
-                                 f"(replaced {done.rows_deleted})")  # fmt: skip
                 context.add_asset_metadata(
-                    {
-                        "dagster/row_count": dg.MetadataValue.int(done.rows_loaded),
-                        "rows_replaced": dg.MetadataValue.int(done.rows_deleted),
-                        "files_read": dg.MetadataValue.int(len(files)),
-                        "seconds": dg.MetadataValue.float(done.seconds),
-                        "quarter": dg.MetadataValue.text(quarter),
-                        "table": dg.MetadataValue.text(target),
-                        "database": dg.MetadataValue.text(postgres.describe()),
-                    },
-                    partition_key=key,
+                    publish_metadata(done, len(files), quarter, target, postgres.describe()), partition_key=key
                 )
 
     return publish
