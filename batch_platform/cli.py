@@ -4,6 +4,7 @@
     batch-platform sample-data --from 2024-Q1 --to 2025-Q4 --customers 2000
     batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'silver/*' ...]
     batch-platform report --from 2024-Q1 --to 2025-Q4
+    batch-platform serve [--host 127.0.0.1 --port 8000]   the datasets API (BATCH_PLATFORM_API_TOKEN)
 
 Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
@@ -14,6 +15,7 @@ in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -116,9 +118,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_dagster_home() -> bool:
-    import os
+def cmd_serve(args: argparse.Namespace) -> int:
+    from batch_platform.api import TOKEN_ENV, serve
+    from batch_platform.config import load_config
+    from batch_platform.lake_files import Lake
 
+    if not os.environ.get(TOKEN_ENV):
+        print(f"set {TOKEN_ENV} to the token clients must send (Authorization: Bearer <token>)", file=sys.stderr)
+        return 2
+    serve(Lake.from_config(load_config()), args.host, args.port, args.url_ttl)
+    return 0
+
+
+def _has_dagster_home() -> bool:
     return bool(os.environ.get("DAGSTER_HOME"))
 
 
@@ -145,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rows per table per quarter in the lake")
     _range_args(report)
     report.set_defaults(func=cmd_report)
+
+    api = commands.add_parser("serve", help="serve the lake's datasets over HTTP (SPEC.md, 'Delivery')")
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--url-ttl", type=int, default=900, help="seconds a file url stays valid (default 900)")
+    api.set_defaults(func=cmd_serve)
     return parser
 
 

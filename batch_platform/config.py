@@ -29,6 +29,10 @@ CONFIG_ENV_VAR = "BATCH_PLATFORM_CONFIG"
 UTC_NAMES = ("UTC", "Etc/UTC", "Z", "+00:00")
 _JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_ENV_REFS = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_KEPT_AS_REFERENCE = {"storage.s3.access_key_id", "storage.s3.secret_access_key", "publish.postgres.dsn"}
+"""Keys kept as written (`${NAME}` references and all) and resolved only where a client is built,
+so the config, the Dagster UI (resource config) and run storage never hold the secret."""
 _SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
 
 
@@ -40,9 +44,76 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class S3Config(_Section):
+    """`storage.s3` (SPEC.md, "Storage on S3"), applied to Spark's S3A and every other S3 client by
+    `batch_platform.s3`. The credentials stay written `${NAME}`: only the variable's name is kept,
+    and its value is read from the environment where a client is built, so it never sits in the
+    config, the Dagster UI or run storage. Without credentials the AWS default chain applies."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    path_style_access: bool = False
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+    @field_validator("access_key_id", "secret_access_key")
+    @classmethod
+    def _env_reference(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        m = _ENV_REF.match(value.strip())
+        if not m:
+            raise ValueError("write a credential as ${NAME} (an environment variable), never its value")
+        if m.group(1) not in os.environ:
+            raise ValueError(f"environment variable {m.group(1)} is not set")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _pair(self) -> S3Config:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither (AWS default chain)")
+        return self
+
+    @staticmethod
+    def env_name(reference: str | None) -> str | None:
+        """`NAME` of a `${NAME}` reference."""
+        m = _ENV_REF.match(reference or "")
+        return m.group(1) if m else None
+
+
 class StorageConfig(_Section):
     landing_root: str = "data/landing"
     lake_root: str = "data/lake"
+    s3: S3Config | None = None
+
+
+class PostgresPublishConfig(_Section):
+    """`publish.postgres` (SPEC.md, "Delivery"). `dsn` is a libpq URL or key=value string whose
+    password, if any, is written `${NAME}`: it is checked at load and read from the environment
+    only when a connection is made (`resolved_dsn`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    dsn: str
+    db_schema: str = Field("public", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @field_validator("dsn")
+    @classmethod
+    def _password_from_environment(cls, dsn: str) -> str:
+        from batch_platform.postgres import check_dsn_template
+
+        check_dsn_template(dsn)
+        missing = [name for name in _ENV_REFS.findall(dsn) if name not in os.environ]
+        if missing:
+            raise ValueError(f"it refers to environment variable(s) {', '.join(missing)}, which are not set")
+        return dsn
+
+    def resolved_dsn(self) -> str:
+        return expand_env_refs(self.dsn)
+
+
+class PublishConfig(_Section):
+    postgres: PostgresPublishConfig | None = None
 
 
 class BatchConfig(_Section):
@@ -99,6 +170,7 @@ class PlatformConfig(_Section):
     batch: BatchConfig = BatchConfig()
     checks: ChecksConfig = ChecksConfig()
     spark: SparkConfig = SparkConfig()
+    publish: PublishConfig = PublishConfig()
     source_path: str | None = None
 
     def resolve_path(self, path: str) -> str:
@@ -167,7 +239,14 @@ def _looks_secret(key: str) -> bool:
     return any(hint in key.lower() for hint in _SECRET_HINTS)
 
 
+def expand_env_refs(text: str) -> str:
+    """`text` with every `${NAME}` replaced by the environment variable NAME (KeyError if unset)."""
+    return _ENV_REFS.sub(lambda m: os.environ[m.group(1)], text)
+
+
 def _expand_env(node: Any, where: str) -> Any:
+    if where in _KEPT_AS_REFERENCE:
+        return node
     if isinstance(node, dict):
         return {key: _expand_env(value, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
     if isinstance(node, str) and (m := _ENV_REF.match(node.strip())):
@@ -188,7 +267,7 @@ def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
         if item["type"] == "extra_forbidden":
             lines.append(f"  - unknown key '{key}'")
         else:
-            shown = "***" if _looks_secret(key) else repr(value)
+            shown = "***" if _looks_secret(key) or key in _KEPT_AS_REFERENCE else repr(value)
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"  - key '{key}' has bad value {shown}: {message}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import dagster as dg
 
 from batch_platform.assets.bronze import build_bronze_assets
 from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.publish import build_publish_assets
 from batch_platform.assets.silver import build_silver_assets
 from batch_platform.checks import build_silver_checks
 from batch_platform.config import PlatformConfig, load_config
@@ -23,8 +24,13 @@ from batch_platform.resources import build_resources
 
 
 def build_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
-    """Every lake table's asset, in layer order."""
-    return [*build_bronze_assets(config), *build_silver_assets(config), *build_gold_assets(config)]
+    """Every lake table's asset, in layer order, then the publishing assets (with `publish.postgres` only)."""
+    return [
+        *build_bronze_assets(config),
+        *build_silver_assets(config),
+        *build_gold_assets(config),
+        *build_publish_assets(config),
+    ]
 
 
 def build_definitions(config: PlatformConfig) -> dg.Definitions:

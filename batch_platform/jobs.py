@@ -1,7 +1,8 @@
 """Jobs and schedules. Every job runs in-process: one run, one SparkSession.
 
 `training_set_job` materialises, for the quarter(s) of its run, `gold/training_set` and everything
-upstream of it: bronze Q → silver Q → gold Q (customer_features, churn_labels, training_set).
+upstream of it: bronze Q → silver Q → gold Q (customer_features, churn_labels, training_set), and,
+when the config has `publish.postgres`, `publish/training_set` Q after it.
 The features of Q also read silver Q-L … Q-1, which the job does NOT rebuild: it relies on the
 earlier quarters having been materialised by earlier runs (earlier ticks of the schedule, or one
 single-run backfill of the history). A lookback quarter that was never materialised is read as
@@ -41,12 +42,16 @@ def build_jobs(
     )
     training_set_job = dg.define_asset_job(
         name="training_set_job",
-        selection=dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors(),
+        selection=(
+            dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors()
+            | (dg.AssetSelection.assets(TRAINING_SET_KEY).downstream(depth=1) & dg.AssetSelection.groups("publish"))
+        ),
         partitions_def=partitions_def,
         description=(
             "gold/training_set of the quarter and everything upstream of it for that quarter: bronze → silver "
             "(with quarantines) → customer_features, churn_labels, training_set. The features' lookback quarters "
-            "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning."
+            "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning. With "
+            "publish.postgres, publish/training_set of the quarter too."
         ),
     )
     gold_job = dg.define_asset_job(

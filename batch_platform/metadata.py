@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pyspark.sql.types as T
@@ -15,6 +16,9 @@ from pyspark.sql import functions as F
 
 from batch_platform.partitions import quarter_start
 from batch_platform.schemas.base import PARTITION_COLUMN
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from batch_platform.postgres import Replaced
 
 PREVIEW_ROWS = 10
 PREVIEW_SAMPLE = 200
@@ -165,3 +169,18 @@ def training_metadata(count: Mapping[str, int], eval_fraction: float) -> dict[st
         if count.get(f"{side}_rows"):
             metadata[f"{side}_churn_rate"] = _share(int(count[f"{side}_churned"]), int(count[f"{side}_rows"]))
     return metadata
+
+
+def publish_metadata(
+    done: Replaced, files_read: int, quarter: str, table: str, database: str
+) -> dict[str, dg.MetadataValue]:
+    """One quarter published to PostgreSQL (`publish/<table>`); `database` has no password."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(done.rows_loaded),
+        "rows_replaced": dg.MetadataValue.int(done.rows_deleted),
+        "files_read": dg.MetadataValue.int(files_read),
+        "seconds": dg.MetadataValue.float(done.seconds),
+        "quarter": dg.MetadataValue.text(quarter),
+        "table": dg.MetadataValue.text(table),
+        "database": dg.MetadataValue.text(database),
+    }

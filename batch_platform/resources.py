@@ -11,6 +11,7 @@ from dagster_pyspark import PySparkResource
 from batch_platform.config import PlatformConfig
 from batch_platform.io_manager import LakeIOManager
 from batch_platform.landing import LandingZone
+from batch_platform.postgres import PostgresTarget
 
 
 class BatchSettings(dg.ConfigurableResource):
@@ -25,7 +26,10 @@ class BatchSettings(dg.ConfigurableResource):
 
 def build_resources(config: PlatformConfig) -> dict[str, object]:
     pyspark = PySparkResource(spark_config=config.spark_conf())
+    publish = config.publish.postgres
+    optional = {"postgres": PostgresTarget(dsn=publish.dsn, db_schema=publish.db_schema)} if publish else {}
     return {
+        **optional,
         "pyspark": pyspark,
         "io_manager": LakeIOManager(pyspark=pyspark, lake_root=config.lake_root),
         "landing": LandingZone(root=config.landing_root),

@@ -3,21 +3,26 @@
 Two doors, one root: inside a run, `HadoopFS` goes through the Spark session's Hadoop
 configuration, so a local folder, `s3a://` (credentials from the AWS provider chain), HDFS or any
 other Hadoop file system is one code path; outside a run (`batch-platform report`,
-`load_training_set`, no Spark), `arrow_filesystem` maps the same root to a pyarrow file system
-(`s3a://`/`s3n://` are read as `s3://`). Switching storage is a change of root path in the config
-file, never of code. Spark's own `read.parquet`/`write.parquet` take the same paths.
+`load_training_set`, publishing to PostgreSQL, the datasets API; no Spark), `arrow_filesystem` maps
+the same root to a pyarrow file system, with `storage.s3` (endpoint, region, credentials) applied
+by `batch_platform.s3` on `s3a://`/`s3://`/`s3n://`. Switching storage is a change of root path in
+the config file, never of code. Spark's own `read.parquet`/`write.parquet` take the same paths.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pyarrow as pa
+    import pyarrow.parquet as pq
     from pyarrow import fs as pafs
     from pyspark.sql import SparkSession
+
+    from batch_platform.config import S3Config
 
 
 @dataclass(frozen=True)
@@ -98,37 +103,94 @@ class HadoopFS:
 
 
 # ------------------------------------------------------------------------------- without Spark
-def arrow_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow file system and the path in it for a local path or a URI."""
+def arrow_filesystem(uri: str, s3: S3Config | None = None) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow file system and the path in it for a local path or a URI. An `s3a://` (or `s3://`,
+    `s3n://`) URI gets `storage.s3` (endpoint, region, path style, credentials) by `batch_platform.s3`."""
     from pyarrow import fs
+
+    from batch_platform.s3 import is_s3, pyarrow_filesystem
 
     if "://" not in uri:
         return fs.LocalFileSystem(), os.path.abspath(uri)
-    if uri.startswith(("s3a://", "s3n://")):
-        uri = "s3://" + uri.split("://", 1)[1]
+    if is_s3(uri):
+        return pyarrow_filesystem(uri, s3)
     return fs.FileSystem.from_uri(uri)
 
 
-def is_dir(uri: str) -> bool:
+def is_dir(uri: str, s3: S3Config | None = None) -> bool:
     from pyarrow import fs
 
-    filesystem, path = arrow_filesystem(uri)
+    filesystem, path = arrow_filesystem(uri, s3)
     return filesystem.get_file_info(path).type == fs.FileType.Directory
 
 
-def read_parquet(uri: str) -> pa.Table:
+def subdir_names(uri: str, s3: S3Config | None = None) -> list[str]:
+    """The names of the folders directly in `uri`, sorted; none when it does not exist."""
+    from pyarrow import fs
+
+    filesystem, path = arrow_filesystem(uri, s3)
+    found = filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True))
+    return sorted(info.base_name for info in found if info.type == fs.FileType.Directory)
+
+
+def list_files(uri: str, s3: S3Config | None = None) -> list[FileInfo] | None:
+    """The files directly in the folder `uri`, by name; None when the folder does not exist."""
+    from pyarrow import fs
+
+    filesystem, path = arrow_filesystem(uri, s3)
+    if filesystem.get_file_info(path).type != fs.FileType.Directory:
+        return None
+    found = filesystem.get_file_info(fs.FileSelector(path))
+    base = uri.rstrip("/")
+    return sorted(
+        (
+            FileInfo(f"{base}/{info.base_name}", info.base_name, int(info.size))
+            for info in found
+            if info.type == fs.FileType.File
+        ),
+        key=lambda info: info.name,
+    )
+
+
+def parquet_footer(uri: str, s3: S3Config | None = None) -> pq.FileMetaData:
+    """One Parquet file's footer (row count, schema), without reading its rows."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = arrow_filesystem(uri, s3)
+    with filesystem.open_input_file(path) as handle:
+        return pq.ParquetFile(handle).metadata
+
+
+def read_parquet(uri: str, s3: S3Config | None = None) -> pa.Table:
     """Every Parquet file of a folder (a partition) as one Arrow table."""
     import pyarrow.parquet as pq
 
-    filesystem, path = arrow_filesystem(uri)
+    filesystem, path = arrow_filesystem(uri, s3)
     return pq.read_table(path, filesystem=filesystem)
 
 
-def count_rows(uri: str) -> int | None:
+def parquet_batches(
+    folder: str, names: Sequence[str], columns: Sequence[str], batch_size: int, s3: S3Config | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The rows of the Parquet files `names` of `folder`, `columns` only, streamed in record batches
+    (never the whole table in memory)."""
+    import pyarrow.dataset as ds
+
+    if not names:
+        return iter(())
+    filesystem, path = arrow_filesystem(folder, s3)
+    dataset = ds.dataset([f"{path.rstrip('/')}/{name}" for name in names], format="parquet", filesystem=filesystem)
+    missing = [c for c in columns if c not in dataset.schema.names]
+    if missing:
+        raise ValueError(f"the Parquet files of {folder} lack column(s) {missing}")
+    return dataset.to_batches(columns=list(columns), batch_size=batch_size)
+
+
+def count_rows(uri: str, s3: S3Config | None = None) -> int | None:
     """The rows of a partition folder from its Parquet footers; None when it does not exist."""
     import pyarrow.dataset as ds
 
-    if not is_dir(uri):
+    if not is_dir(uri, s3):
         return None
-    filesystem, path = arrow_filesystem(uri)
+    filesystem, path = arrow_filesystem(uri, s3)
     return ds.dataset(path, format="parquet", filesystem=filesystem).count_rows()

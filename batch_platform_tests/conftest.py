@@ -55,6 +55,12 @@ def resources(spark, platform_config):
 
 
 # A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
+# A throwaway PostgreSQL cluster, and a small real lake for the delivery tests.
+from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
+from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401
+
+# A real S3 server (SeaweedFS on loopback), shared by the S3 and cluster tests.
+from batch_platform_tests.s3_fixtures import s3_server  # noqa: E402, F401
 from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401
     dagster_ui,
     ui_backfill,

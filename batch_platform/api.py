@@ -1,0 +1,258 @@
+"""`batch-platform serve`: the HTTP API that hands out the lake's datasets (SPEC.md, "Delivery").
+
+    GET /health                                   no token
+    GET /docs, /openapi.json                      no token
+    GET /datasets                                 every lake table and its materialised quarters
+    GET /datasets/{layer}/{table}/{quarter}       quarter (`2025-Q4` or `2025-10-01`) or `latest`:
+                                                  row count, schema and `files: [{url, size}]`
+    GET /files/{key}?expires=…&signature=…        folder lake only: one Parquet file, no token
+
+Every other request needs `Authorization: Bearer <token>`, the token being the environment
+variable `BATCH_PLATFORM_API_TOKEN`, compared in constant time; anything else gets 401. A file url
+is a plain GET until it expires: presigned by boto3 when the lake is on S3; signed here (HMAC-SHA256
+over the file's key and the expiry, with a key derived from the token) when the lake is a folder,
+so a tampered or expired url gets 403 and changing the token revokes every url handed out.
+
+Row counts and schemas come from the Parquet footers (pyarrow): no Spark. A request can only ever
+name a registered table, a quarter label and a file name of the lake layout, so no path it holds
+reaches outside the lake; the resolved file must also lie inside the lake root.
+"""
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import time
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Annotated
+
+import dagster as dg
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from batch_platform.lake_files import Lake, LakeFile, PartitionMissing
+from batch_platform.partitions import QuarterError, to_key, to_label
+from batch_platform.s3 import boto3_client
+from batch_platform.tables import table_for
+
+TOKEN_ENV = "BATCH_PLATFORM_API_TOKEN"
+DEFAULT_URL_TTL = 900
+LATEST = "latest"
+_FILE_KEY = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)/quarter=(\d{4}-Q[1-4])/([A-Za-z0-9][A-Za-z0-9._=-]*\.parquet)$")
+_SIGNED_QUERY = re.compile(r"((?:signature|X-Amz-Signature|X-Amz-Credential)=)[^&\s]+")
+
+
+class UrlSigner:
+    """Signs and checks the file urls of a folder lake. The HMAC key is derived from the API token
+    (never the token itself), so a url reveals nothing about the token."""
+
+    def __init__(self, token: str):
+        self._key = hmac.new(token.encode(), b"batch_platform file urls v1", hashlib.sha256).digest()
+
+    def signature(self, key: str, expires: int) -> str:
+        return hmac.new(self._key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def check(self, key: str, expires: int, signature: str) -> None:
+        if not hmac.compare_digest(self.signature(key, expires).encode(), signature.encode()):
+            raise HTTPException(
+                403,
+                "the url's signature does not match: it was altered; ask /datasets for a new one",
+            )
+        if expires < time.time():
+            when = datetime.fromtimestamp(expires, UTC).isoformat()
+            raise HTTPException(403, f"the url expired at {when}; ask /datasets for a new one")
+
+
+class Delivery:
+    """What the endpoints need: the lake, the token's checks and the url signing."""
+
+    def __init__(self, lake: Lake, token: str, url_ttl: int = DEFAULT_URL_TTL):
+        if not token:
+            raise ValueError(f"set {TOKEN_ENV}: the API refuses to run without a token")
+        self.lake, self.url_ttl = lake, url_ttl
+        self._token = token.encode()
+        self.signer = UrlSigner(token)
+
+    def authorise(self, credentials: HTTPAuthorizationCredentials | None) -> None:
+        given = credentials.credentials.encode() if credentials and credentials.scheme.lower() == "bearer" else b""
+        if not hmac.compare_digest(given, self._token):
+            raise HTTPException(
+                401,
+                "a valid token is required: Authorization: Bearer <token>",
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    def table(self, layer: str, name: str) -> str:
+        table = f"{layer}/{name}"
+        if table not in self.lake.tables():
+            raise HTTPException(
+                404,
+                f"unknown table {table!r}; the lake's tables: {', '.join(self.lake.tables())}",
+            )
+        return table
+
+    def quarter(self, table: str, quarter: str) -> str:
+        materialised = self.lake.quarters(table)
+        if quarter == LATEST:
+            if not materialised:
+                raise HTTPException(404, f"{table} has no materialised quarter yet")
+            return materialised[-1]
+        try:
+            label = to_label(quarter)
+        except QuarterError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if label not in materialised:
+            raise HTTPException(
+                404,
+                f"{table} has no materialised quarter {label}; it has: {', '.join(materialised) or 'none'}",
+            )
+        return label
+
+    def url(self, request: Request, file: LakeFile, expires: int) -> str:
+        if self.lake.on_s3:
+            bucket, prefix = self.lake.bucket_and_prefix
+            key = f"{prefix}/{file.key}" if prefix else file.key
+            return self.s3_client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": bucket, "Key": key},
+                ExpiresIn=self.url_ttl,
+            )
+        signature = self.signer.signature(file.key, expires)
+        return f"{request.url_for('download', key=file.key)}?expires={expires}&signature={signature}"
+
+    @cached_property
+    def s3_client(self):
+        return boto3_client(self.lake.s3)
+
+    def check_key(self, key: str) -> None:
+        """`key` must follow the lake layout exactly: a registered table, a quarter, a file name."""
+        match = _FILE_KEY.match(key)
+        if not match or f"{match.group(1)}/{match.group(2)}" not in self.lake.tables():
+            raise HTTPException(
+                400,
+                f"{key!r} is not a file of the lake: <layer>/<table>/quarter=<YYYY-QN>/<name>.parquet",
+            )
+
+    def local_file(self, key: str) -> str:
+        """The path of the lake file `key` (checked), which must lie inside the lake root."""
+        root = os.path.realpath(self.lake.base)
+        path = os.path.realpath(self.lake.path(key))
+        if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
+            raise HTTPException(404, f"no file {key!r} in the lake")
+        return path
+
+
+def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: str) -> dict:
+    try:
+        files = delivery.lake.files(table, quarter)
+    except PartitionMissing as exc:
+        raise HTTPException(404, str(exc)) from None
+    footers = [delivery.lake.footer(f) for f in files]
+    described = table_for(dg.AssetKey(table.split("/"))).model.to_schema().columns
+    columns = footers[0].schema.to_arrow_schema() if footers else []
+    expires = int(time.time()) + delivery.url_ttl
+    return {
+        "table": table,
+        "quarter": quarter,
+        "partition_key": to_key(quarter),
+        "row_count": sum(f.num_rows for f in footers),
+        "schema": [
+            {
+                "name": c.name,
+                "type": str(c.type),
+                "nullable": c.nullable,
+                "description": getattr(described.get(c.name), "description", None),
+            }
+            for c in columns
+        ],
+        "files": [{"url": delivery.url(request, f, expires), "size": f.size} for f in files],
+        "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
+    }
+
+
+def create_app(delivery: Delivery) -> FastAPI:
+    app = FastAPI(
+        title="batch_platform datasets",
+        description="The lake's quarterly tables as downloadable Parquet files (SPEC.md, 'Delivery').",
+        version="1",
+    )
+    bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
+
+    def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        delivery.authorise(credentials)
+
+    @app.get("/health", summary="liveness, no token")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get(
+        "/datasets",
+        dependencies=[Depends(authorised)],
+        summary="every lake table and its quarters",
+    )
+    def datasets() -> dict:
+        lake = delivery.lake
+        tables = [(table, lake.quarters(table)) for table in lake.tables()]
+        return {
+            "datasets": [
+                {
+                    "table": t,
+                    "layer": t.split("/")[0],
+                    "name": t.split("/")[1],
+                    "quarters": q,
+                    "latest": q[-1] if q else None,
+                }
+                for t, q in tables
+            ]
+        }
+
+    @app.get(
+        "/datasets/{layer}/{table}/{quarter}",
+        dependencies=[Depends(authorised)],
+        summary="one quarter (YYYY-QN, its first day, or 'latest'): rows, schema, file urls",
+    )
+    def dataset(layer: str, table: str, quarter: str, request: Request) -> dict:
+        name = delivery.table(layer, table)
+        return describe_quarter(delivery, request, name, delivery.quarter(name, quarter))
+
+    @app.get(
+        "/files/{key:path}",
+        name="download",
+        summary="a signed file url of a folder lake (no token)",
+    )
+    def download(key: str, expires: Annotated[int, Query()], signature: Annotated[str, Query()]) -> FileResponse:
+        if delivery.lake.on_s3:
+            raise HTTPException(404, "the lake is on S3: its file urls are presigned S3 urls")
+        delivery.check_key(key)
+        delivery.signer.check(key, expires, signature)
+        path = delivery.local_file(key)
+        return FileResponse(
+            path,
+            media_type="application/vnd.apache.parquet",
+            filename=key.rsplit("/", 1)[-1],
+        )
+
+    return app
+
+
+class RedactSignedUrls(logging.Filter):
+    """Access-log lines show file urls without their signatures (a logged url would download)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SIGNED_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def serve(lake: Lake, host: str, port: int, url_ttl: int = DEFAULT_URL_TTL) -> None:
+    import uvicorn
+
+    app = create_app(Delivery(lake, os.environ.get(TOKEN_ENV, ""), url_ttl))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    logging.getLogger("uvicorn.access").addFilter(RedactSignedUrls())
+    server.run()

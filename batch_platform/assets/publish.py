@@ -1,0 +1,80 @@
+"""Publishing: every materialised quarter of the published lake tables, copied to PostgreSQL
+(SPEC.md, "Delivery"). These assets exist only when the config has `publish.postgres`.
+
+`publish/<table>` quarter Q reads `<lake>/<layer>/<table>/quarter=Q` as it is in the lake (the
+Parquet files, with pyarrow: no Spark) and replaces quarter Q of `<schema>.<table>` in one
+transaction (`batch_platform.postgres`). A single-run backfill publishes each quarter in its own
+transaction, oldest first, so a failure leaves the quarters before it published and the rest as
+they were.
+"""
+
+import dagster as dg
+
+from batch_platform.config import PlatformConfig
+from batch_platform.lake_files import Lake, PartitionMissing
+from batch_platform.metadata import publish_metadata
+from batch_platform.partitions import to_label
+from batch_platform.postgres import (
+    BATCH_ROWS,
+    PostgresTarget,
+    ensure_table,
+    pg_columns,
+    replace_quarter,
+)
+from batch_platform.schemas.gold import TRAINING_KEY
+from batch_platform.tables import table_for
+
+PUBLISHED_TABLES = [TRAINING_KEY]
+"""The lake tables copied to PostgreSQL, each to `<schema>.<its table name>`."""
+
+CODE_VERSION = "1"
+
+
+def build_publish_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+    """One publishing asset per published table; none without `publish.postgres`."""
+    if config.publish.postgres is None:
+        return []
+    lake = Lake.from_config(config)
+    partitions_def = config.partitions()
+    return [_publish_asset(source, lake, partitions_def) for source in PUBLISHED_TABLES]
+
+
+def _publish_asset(source: dg.AssetKey, lake: Lake, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`publish/<name>`: the lake table `source`, with the PostgreSQL column types of its Pandera model."""
+    declared = table_for(source)
+    table, name, model = declared.name, source.path[-1], declared.model
+    columns = [c.name for c in pg_columns(model)][1:]
+
+    @dg.asset(
+        key=["publish", name],
+        deps=[source],
+        group_name="publish",
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"postgres", "parquet"},
+        code_version=CODE_VERSION,
+        description=(
+            f"{table} quarter Q copied to PostgreSQL table <publish.postgres.schema>.{name}, replacing exactly "
+            "quarter Q in one transaction (readers see the old quarter or the new one). SPEC.md, 'Delivery'."
+        ),
+    )
+    def publish(context: dg.AssetExecutionContext, postgres: PostgresTarget) -> None:
+        target = f"{postgres.db_schema}.{name}"
+        with postgres.connect() as conn:
+            ensure_table(conn, postgres.db_schema, name, model)
+            for key in sorted(context.partition_keys):
+                quarter = to_label(key)
+                try:
+                    files = lake.files(table, quarter)
+                except PartitionMissing as exc:
+                    raise dg.Failure(f"{exc}; materialise it before publishing it") from None
+                batches = lake.batches(files, columns, BATCH_ROWS)
+                done = replace_quarter(conn, postgres.db_schema, name, model, quarter, batches)
+                context.log.info(
+                    f"{target} {quarter}: {done.rows_loaded} rows in {done.seconds}s (replaced {done.rows_deleted})"
+                )
+                context.add_asset_metadata(
+                    publish_metadata(done, len(files), quarter, target, postgres.describe()), partition_key=key
+                )
+
+    return publish

@@ -1,0 +1,382 @@
+"""The datasets API (SPEC.md, "Delivery") through a real `batch-platform serve` process on a free
+loopback port and a real HTTP client, over a real lake (bronze → silver → gold on generated data).
+
+The server runs as a subprocess of the CLI, exactly as `make serve` starts it, and is stopped by
+its PID at the end of the module, also when a test fails. Path tricks are sent with `http.client`,
+which sends the request target byte for byte (clients like `requests` normalise dot segments).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import requests
+import yaml
+
+from batch_platform.api import TOKEN_ENV, UrlSigner
+from batch_platform.partitions import to_key
+from batch_platform.procs import stop_process_group
+from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
+from batch_platform_tests.pg_fixtures import free_port
+
+CLI = str(Path(sys.executable).parent / "batch-platform")
+STARTUP_SECONDS = 120
+TRAINING = "gold/training_set"
+
+
+@dataclass
+class ApiServer:
+    base_url: str
+    token: str
+    log: Path
+    process: subprocess.Popen
+
+    def get(self, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
+        return requests.get(self.base_url + path, headers=headers, timeout=60, **kwargs)
+
+    def raw(self, target: str) -> tuple[int, dict]:
+        """GET `target` sent as is, with the token."""
+        connection = http.client.HTTPConnection(urlsplit(self.base_url).netloc, timeout=60)
+        try:
+            connection.request("GET", target, headers={"Authorization": f"Bearer {self.token}"})
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+
+def write_config(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def start_api(config_file: Path, workdir: Path, env: dict | None = None) -> ApiServer:
+    port, token = free_port(), secrets.token_urlsafe(24)
+    log = workdir / "api.log"
+    environment = {
+        **os.environ,
+        "BATCH_PLATFORM_CONFIG": str(config_file),
+        TOKEN_ENV: token,
+        **(env or {}),
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
+        )  # fmt: skip
+    server = ApiServer(f"http://127.0.0.1:{port}", token, log, process)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"batch-platform serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(server.base_url + "/health", timeout=2).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    stop_api(server)
+    raise RuntimeError(f"batch-platform serve did not answer within {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+
+
+def stop_api(server: ApiServer) -> None:
+    stop_process_group(server.process, term_grace=20, kill_grace=10)
+
+
+def lake_config(lake_root: str, tmp: Path, **extra) -> dict:
+    return {"storage": {"lake_root": lake_root, "landing_root": str(tmp / "landing"), **extra},
+            "spark": {"master": "local[1]", "ui_enabled": False}}  # fmt: skip
+
+
+def read_urls(files: list[dict]) -> pa.Table:
+    """Every url downloaded with a plain GET (no header) and read with pyarrow."""
+    tables = []
+    for entry in files:
+        response = requests.get(entry["url"], timeout=60)
+        assert response.status_code == 200, response.text
+        assert len(response.content) == entry["size"]
+        tables.append(pq.read_table(io.BytesIO(response.content)))
+    return pa.concat_tables(tables)
+
+
+def sorted_rows(table: pa.Table) -> list[dict]:
+    return sorted(table.to_pylist(), key=lambda row: row["customer_id"])
+
+
+@pytest.fixture(scope="module")
+def api(delivery_lake, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("api")
+    config_file = write_config(workdir / "config.yaml", lake_config(delivery_lake.lake_root, workdir))
+    server = start_api(config_file, workdir)
+    try:
+        yield server
+    finally:
+        stop_api(server)
+
+
+# --------------------------------------------------------------------------------------- auth
+def test_health_and_docs_need_no_token(api):
+    assert requests.get(api.base_url + "/health", timeout=30).json() == {"status": "ok"}
+    assert "swagger" in requests.get(api.base_url + "/docs", timeout=30).text.lower()
+    paths = requests.get(api.base_url + "/openapi.json", timeout=30).json()["paths"]
+    assert {"/datasets", "/datasets/{layer}/{table}/{quarter}"} <= set(paths)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/datasets", f"/datasets/{TRAINING}/latest", f"/datasets/{TRAINING}/2024-Q2"],
+)
+def test_without_or_with_a_wrong_token_every_dataset_endpoint_says_401(api, path):
+    assert requests.get(api.base_url + path, timeout=30).status_code == 401
+    assert api.get(path, token=api.token + "x").status_code == 401
+    assert api.get(path, token="").status_code == 401
+    basic = requests.get(api.base_url + path, headers={"Authorization": f"Basic {api.token}"}, timeout=30)
+    assert basic.status_code == 401 and basic.headers["WWW-Authenticate"] == "Bearer"
+    assert api.get(path).status_code == 200
+
+
+def test_the_token_never_reaches_the_log(api):
+    api.get("/datasets", token=api.token[:-1] + "Z")
+    urls = [f["url"] for f in api.get(f"/datasets/{TRAINING}/latest").json()["files"]]
+    assert requests.get(urls[0], timeout=30).status_code == 200
+    log = api.log.read_text()
+    assert 'GET /datasets HTTP/1.1" 200' in log and "GET /files/" in log
+    assert api.token not in log and api.token[:-1] not in log
+    assert parse_qs(urlsplit(urls[0]).query)["signature"][0] not in log
+
+
+# ------------------------------------------------------------------------------------ listing
+def test_the_listing_shows_every_table_and_its_quarters(api, delivery_lake):
+    datasets = {d["table"]: d for d in api.get("/datasets").json()["datasets"]}
+    assert datasets[TRAINING]["quarters"] == list(DELIVERY_QUARTERS)
+    assert datasets[TRAINING]["latest"] == DELIVERY_QUARTERS[-1]
+    assert datasets["silver/operational_events_quarantine"]["layer"] == "silver"
+    on_disk = {f"{layer.name}/{t.name}" for layer in Path(delivery_lake.lake_root).iterdir() for t in layer.iterdir()}
+    assert {t for t, d in datasets.items() if d["quarters"]} == on_disk
+
+
+def test_latest_is_the_last_quarter_with_its_rows_schema_and_files(api, delivery_lake):
+    latest = api.get(f"/datasets/{TRAINING}/latest").json()
+    folder = Path(delivery_lake.lake_root, TRAINING, f"quarter={DELIVERY_QUARTERS[-1]}")
+    assert latest["quarter"] == DELIVERY_QUARTERS[-1] and latest["partition_key"] == to_key(DELIVERY_QUARTERS[-1])
+    assert latest["row_count"] == pq.read_table(folder).num_rows > 20
+    schema = {c["name"]: c for c in latest["schema"]}
+    assert schema["txn_count"]["type"] == "int64" and schema["feature_cutoff"]["type"] == "timestamp[us, tz=UTC]"
+    assert "lookback" in schema["txn_count"]["description"]
+    assert sorted(f["size"] for f in latest["files"]) == sorted(p.stat().st_size for p in folder.glob("*.parquet"))
+    assert api.get(f"/datasets/{TRAINING}/{to_key(DELIVERY_QUARTERS[-1])}").json()["row_count"] == latest["row_count"]
+
+
+@pytest.mark.parametrize("quarter", DELIVERY_QUARTERS)
+def test_every_url_of_a_quarter_downloads_the_lakes_rows(api, delivery_lake, quarter):
+    described = api.get(f"/datasets/{TRAINING}/{quarter}").json()
+    downloaded = read_urls(described["files"])
+    lake = pq.read_table(Path(delivery_lake.lake_root, TRAINING, f"quarter={quarter}"))
+    assert downloaded.num_rows == described["row_count"] == lake.num_rows
+    assert sorted_rows(downloaded) == sorted_rows(lake)
+
+
+# ------------------------------------------------------------------------------- signed urls
+def _file_url(api) -> str:
+    return api.get(f"/datasets/{TRAINING}/2024-Q2").json()["files"][0]["url"]
+
+
+def test_a_tampered_url_gets_403(api):
+    url = _file_url(api)
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    flipped = query["signature"][:-1] + ("0" if query["signature"][-1] != "0" else "1")
+    later = str(int(query["expires"]) + 3600)
+    other_quarter = parts.path.replace("quarter=2024-Q2", "quarter=2024-Q3")
+    for target in (
+        f"{parts.path}?{urlencode({**query, 'signature': flipped})}",
+        f"{parts.path}?{urlencode({**query, 'expires': later})}",
+        f"{other_quarter}?{parts.query}",
+    ):
+        response = requests.get(f"{api.base_url}{target}", timeout=30)
+        assert response.status_code == 403, target
+        assert "signature does not match" in response.json()["detail"]
+    assert requests.get(url, timeout=30).status_code == 200
+
+
+def test_an_expired_url_gets_403(api):
+    key = urlsplit(_file_url(api)).path.removeprefix("/files/")
+    expired = int(time.time()) - 5
+    signature = UrlSigner(api.token).signature(key, expired)
+    response = requests.get(
+        f"{api.base_url}/files/{key}?expires={expired}&signature={signature}",
+        timeout=30,
+    )
+    assert response.status_code == 403 and "expired" in response.json()["detail"]
+    forged = UrlSigner("another-token").signature(key, expired + 3600)
+    assert (
+        requests.get(
+            f"{api.base_url}/files/{key}?expires={expired + 3600}&signature={forged}",
+            timeout=30,
+        ).status_code
+        == 403
+    )
+
+
+# ------------------------------------------------------------------------------- bad requests
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        (
+            "/datasets/gold/no_such_table/2024-Q2",
+            404,
+            "unknown table 'gold/no_such_table'",
+        ),
+        (f"/datasets/{TRAINING}/2024-Q5", 400, "is not a quarter"),
+        (f"/datasets/{TRAINING}/2024-02-01", 400, "is not a quarter"),
+        (f"/datasets/{TRAINING}/yesterday", 400, "is not a quarter"),
+        (
+            f"/datasets/{TRAINING}/2019-Q1",
+            404,
+            "no materialised quarter 2019-Q1; it has: 2024-Q1, 2024-Q2, 2024-Q3",
+        ),
+        ("/datasets/%2e%2e/%2e%2e/2024-Q2", 404, "unknown table '../..'"),
+        ("/datasets/gold/..%2F..%2Fsilver/2024-Q2", 404, ""),
+        (f"/datasets/{TRAINING}/..%2F..%2F..%2Fetc%2Fpasswd", 404, ""),
+        ("/datasets/../../../etc/passwd", 404, ""),
+    ],
+)
+def test_bad_dataset_requests_get_a_4xx_with_a_clear_message(api, path, status, message):
+    code, body = api.raw(path)
+    assert code == status, body
+    assert message in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../../../etc/passwd",
+        "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "gold/training_set/quarter=2024-Q2/..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "gold/training_set/quarter=2024-Q2/../../../../../etc/hostname",
+        "gold/training_set/quarter=2024-Q2/%2e%2e%2F%2e%2e%2F%2e%2e%2Fconfig.yaml",
+        "gold/training_set/../../../../../../etc/passwd.parquet",
+    ],
+)
+def test_file_urls_outside_the_lake_are_refused_even_when_signed(api, key):
+    """Signed with the server's own key: the layout check alone keeps them out of the lake."""
+    expires = int(time.time()) + 600
+    decoded = key.replace("%2F", "/").replace("%2e", ".")
+    signature = UrlSigner(api.token).signature(decoded, expires)
+    connection = http.client.HTTPConnection(urlsplit(api.base_url).netloc, timeout=30)
+    try:
+        connection.request("GET", f"/files/{key}?expires={expires}&signature={signature}")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert 400 <= response.status < 500, body
+    assert b"root:" not in body and b"PAR1" not in body
+
+
+def test_a_symlink_out_of_the_lake_is_not_served_even_when_signed(api, delivery_lake, tmp_path):
+    outside = tmp_path / "outside.parquet"
+    pq.write_table(pa.table({"secret": ["outside the lake"]}), outside)
+    key = f"{TRAINING}/quarter=2024-Q2/zz-link.parquet"
+    link = Path(delivery_lake.lake_root, key)
+    link.symlink_to(outside)
+    try:
+        expires = int(time.time()) + 600
+        signature = UrlSigner(api.token).signature(key, expires)
+        response = requests.get(
+            f"{api.base_url}/files/{key}?expires={expires}&signature={signature}",
+            timeout=30,
+        )
+        assert response.status_code == 404 and b"outside the lake" not in response.content
+    finally:
+        link.unlink()
+
+
+def test_serve_refuses_to_start_without_a_token(delivery_lake, tmp_path):
+    config_file = write_config(tmp_path / "config.yaml", lake_config(delivery_lake.lake_root, tmp_path))
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV} | {"BATCH_PLATFORM_CONFIG": str(config_file)}
+    done = subprocess.run(
+        [CLI, "serve", "--port", str(free_port())],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and f"set {TOKEN_ENV}" in done.stderr
+
+
+# ---------------------------------------------------------------------------------- S3 lake
+@pytest.fixture(scope="module")
+def s3_api(delivery_lake, s3_server, tmp_path_factory):
+    """The same lake copied to a real S3 server (SeaweedFS on loopback), served by its own API."""
+    workdir = tmp_path_factory.mktemp("api-s3")
+    client, bucket = s3_server.client(), "delivery"
+    s3_server.bucket(bucket)
+    local = Path(delivery_lake.lake_root)
+    for path in local.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"lake/{path.relative_to(local)}")
+    s3 = {"endpoint_url": s3_server.endpoint_url, "region": s3_server.region, "path_style_access": True,
+          "access_key_id": "${API_TEST_S3_KEY}", "secret_access_key": "${API_TEST_S3_SECRET}"}  # fmt: skip
+    config_file = write_config(workdir / "config.yaml", lake_config(f"s3a://{bucket}/lake", workdir, s3=s3))
+    env = {
+        "API_TEST_S3_KEY": s3_server.access_key_id,
+        "API_TEST_S3_SECRET": s3_server.secret_access_key,
+    }
+    server = start_api(config_file, workdir, env)
+    try:
+        yield server
+    finally:
+        stop_api(server)
+
+
+@pytest.mark.s3
+def test_an_s3_lake_is_served_with_presigned_urls_that_download_its_rows(s3_api, s3_server, delivery_lake):
+    datasets = {d["table"]: d for d in s3_api.get("/datasets").json()["datasets"]}
+    assert datasets[TRAINING]["quarters"] == list(DELIVERY_QUARTERS)
+    latest = s3_api.get(f"/datasets/{TRAINING}/latest").json()
+    assert latest["quarter"] == DELIVERY_QUARTERS[-1]
+    for quarter in DELIVERY_QUARTERS:
+        described = s3_api.get(f"/datasets/{TRAINING}/{quarter}").json()
+        assert all(
+            f["url"].startswith(f"{s3_server.endpoint_url}/delivery/lake/{TRAINING}/") for f in described["files"]
+        )
+        assert all("X-Amz-Signature=" in f["url"] for f in described["files"])
+        lake = pq.read_table(Path(delivery_lake.lake_root, TRAINING, f"quarter={quarter}"))
+        downloaded = read_urls(described["files"])
+        assert downloaded.num_rows == described["row_count"] == lake.num_rows
+        assert sorted_rows(downloaded) == sorted_rows(lake)
+    assert s3_server.secret_access_key not in s3_api.log.read_text()
+
+
+@pytest.mark.s3
+def test_a_tampered_presigned_url_gets_403(s3_api):
+    url = s3_api.get(f"/datasets/{TRAINING}/2024-Q2").json()["files"][0]["url"]
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query["X-Amz-Expires"] = str(int(query["X-Amz-Expires"]) * 2)
+    assert (
+        requests.get(
+            f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}",
+            timeout=30,
+        ).status_code
+        == 403
+    )
+    other = url.replace("quarter%3D2024-Q2", "quarter%3D2024-Q3").replace("quarter=2024-Q2", "quarter=2024-Q3")
+    assert other != url and requests.get(other, timeout=30).status_code == 403
+    assert requests.get(url, timeout=30).status_code == 200

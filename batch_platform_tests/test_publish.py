@@ -1,0 +1,350 @@
+"""Publishing to PostgreSQL (SPEC.md, "Delivery"): the real publishing assets, in real Dagster runs,
+copy the quarters of a real lake (bronze → silver → gold on generated data) into a throwaway
+PostgreSQL cluster; a reader in a concurrent transaction never sees a partial quarter; the
+password never shows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import dagster as dg
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from dagster._serdes import serialize_value
+
+from batch_platform.assets.publish import PUBLISHED_TABLES, build_publish_assets
+from batch_platform.config import ConfigError, parse_config
+from batch_platform.lake_files import Lake
+from batch_platform.partitions import to_key
+from batch_platform.postgres import pg_columns, redact, replace_quarter
+from batch_platform.resources import build_resources
+from batch_platform.schemas.gold import TRAINING_KEY, TrainingSet
+from batch_platform_tests.conftest import make_config
+from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
+from batch_platform_tests.pg_fixtures import free_port
+from batch_platform_tests.platform import quarterly
+
+PASSWORD_VAR = "BATCH_PLATFORM_TEST_PG_PASSWORD"
+SCHEMA = "delivery"
+PUBLISH_KEY = dg.AssetKey(["publish", "training_set"])
+
+
+@pytest.fixture(scope="module")
+def password_env(postgres_server):
+    os.environ[PASSWORD_VAR] = postgres_server.password
+    yield PASSWORD_VAR
+    os.environ.pop(PASSWORD_VAR, None)
+
+
+def publish_config(lake_config, dsn: str, tmp_path):
+    return make_config(tmp_path, storage={"lake_root": lake_config.lake_root},
+                       publish={"postgres": {"dsn": dsn, "schema": SCHEMA}})  # fmt: skip
+
+
+def run_publish(config, first, last=None, instance=None, raise_on_error=True):
+    tags = {
+        "dagster/asset_partition_range_start": to_key(first),
+        "dagster/asset_partition_range_end": to_key(last or first),
+    }
+    return dg.materialize(build_publish_assets(config), resources=build_resources(config), tags=tags,
+                          instance=instance, raise_on_error=raise_on_error)  # fmt: skip
+
+
+def lake_quarter(config, quarter: str) -> pd.DataFrame:
+    frame = pq.read_table(f"{config.lake_root}/gold/training_set/quarter={quarter}").to_pandas()
+    frame.insert(0, "quarter", quarter)
+    return frame.sort_values("customer_id").reset_index(drop=True)
+
+
+def pg_quarter(conn, quarter: str) -> pd.DataFrame:
+    cursor = conn.execute(
+        f"SELECT * FROM {SCHEMA}.training_set WHERE quarter = %s ORDER BY customer_id",
+        [quarter],
+    )
+    frame = pd.DataFrame(cursor.fetchall(), columns=[d.name for d in cursor.description])
+    for column in frame.columns:
+        if column.endswith(("_ts", "cutoff", "_start", "_end")):
+            frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")
+    return frame
+
+
+def figures(conn, quarter: str) -> tuple:
+    return conn.execute(
+        f"SELECT count(*), sum(txn_count), sum(label) FROM {SCHEMA}.training_set WHERE quarter = %s",
+        [quarter],
+    ).fetchone()
+
+
+@pytest.fixture(scope="module")
+def published(delivery_lake, postgres_server, password_env, tmp_path_factory):
+    """One single-run backfill publishing every quarter of the lake."""
+    config = publish_config(
+        delivery_lake,
+        postgres_server.dsn_with_env(password_env),
+        tmp_path_factory.mktemp("pub"),
+    )
+    with dg.instance_for_test() as instance:
+        result = run_publish(config, DELIVERY_QUARTERS[0], DELIVERY_QUARTERS[-1], instance=instance)
+        logs = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
+    return {"config": config, "result": result, "logs": logs}
+
+
+# ------------------------------------------------------------------------------------- config
+def test_the_dsn_keeps_its_password_in_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_SECRET_X", "s3cr3t-Pass")
+    template = "postgresql://app:${PG_SECRET_X}@db.internal:5433/analytics"
+    config = make_config(tmp_path, publish={"postgres": {"dsn": template, "schema": "marts"}})
+    assert config.publish.postgres.dsn == template
+    assert config.publish.postgres.db_schema == "marts"
+    assert config.publish.postgres.resolved_dsn() == "postgresql://app:s3cr3t-Pass@db.internal:5433/analytics"
+    assert "s3cr3t-Pass" not in str(config.redacted())
+    resource = build_resources(config)["postgres"]
+    assert resource.dsn == template and "s3cr3t-Pass" not in repr(resource)
+    assert resource.describe() == "app@db.internal:5433/analytics"
+
+
+def test_the_whole_dsn_may_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_WHOLE_DSN", "host=db.internal port=6432 dbname=w user=app password=Wh0le-pw")
+    config = make_config(tmp_path, publish={"postgres": {"dsn": "${PG_WHOLE_DSN}"}})
+    resource = build_resources(config)["postgres"]
+    assert resource.dsn == "${PG_WHOLE_DSN}" and resource.db_schema == "public"
+    assert resource.describe() == "app@db.internal:6432/w"
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("postgresql://app:hunter2pw@db:5432/x", "password is written in the file"),
+        ("host=db user=app password=hunter2pw", "password is written in the file"),
+        (
+            "postgresql://app:${PG_UNSET_FOR_TEST}@db/x",
+            "PG_UNSET_FOR_TEST, which are not set",
+        ),
+    ],
+)
+def test_a_literal_or_missing_password_fails_at_load_without_showing_it(dsn, message):
+    os.environ.pop("PG_UNSET_FOR_TEST", None)
+    with pytest.raises(ConfigError) as error:
+        parse_config({"publish": {"postgres": {"dsn": dsn}}}, "test")
+    assert message in str(error.value) and "publish.postgres.dsn" in str(error.value)
+    assert "hunter2pw" not in str(error.value)
+
+
+def test_redact_hides_url_and_keyword_passwords():
+    assert redact("postgresql://u:pw@h/db x") == "postgresql://u:***@h/db x"
+    assert redact("host=h password='p w' user=u") == "host=h password=*** user=u"
+    assert redact("failed for secretvalue", "secretvalue") == "failed for ***"
+
+
+# -------------------------------------------------------------------------------- definitions
+def test_without_publish_postgres_there_are_no_publishing_assets(tmp_path):
+    from batch_platform.definitions import build_definitions
+
+    assert build_publish_assets(make_config(tmp_path)) == []
+    assert "postgres" not in build_resources(make_config(tmp_path))
+    defs = build_definitions(make_config(tmp_path))
+    assert not [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] == "publish"]
+
+
+def test_publishing_assets_follow_the_published_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_SECRET_X", "pw")
+    config = make_config(tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}})
+    assets = build_publish_assets(config)
+    assert PUBLISHED_TABLES[0] == TRAINING_KEY
+    assert [a.key for a in assets] == [dg.AssetKey(["publish", k.path[-1]]) for k in PUBLISHED_TABLES]
+    graph = dg.Definitions(assets=assets, resources=build_resources(config)).resolve_asset_graph()
+    node = graph.get(PUBLISH_KEY)
+    assert set(node.parent_keys) == {TRAINING_KEY}
+    assert node.partitions_def == quarterly
+    assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert node.group_name == "publish" and "postgres" in node.kinds
+
+
+def test_the_quarterly_job_publishes_what_it_builds(tmp_path, monkeypatch):
+    from batch_platform.definitions import build_definitions
+
+    def job_keys(config):
+        defs = build_definitions(config)
+        assert "postgres" in defs.resources or config.publish.postgres is None
+        return set(defs.resolve_job_def("training_set_job").asset_layer.selected_asset_keys)
+
+    monkeypatch.setenv("PG_SECRET_X", "pw")
+    plain = job_keys(make_config(tmp_path))
+    published = job_keys(make_config(tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}}))
+    assert TRAINING_KEY in plain and PUBLISH_KEY not in plain
+    assert published == plain | {PUBLISH_KEY}
+
+
+# --------------------------------------------------------------------------------- publishing
+def test_every_quarter_in_postgres_equals_the_lake(published, postgres_server):
+    assert published["result"].success
+    config = published["config"]
+    with postgres_server.connect() as conn:
+        for quarter in DELIVERY_QUARTERS:
+            lake = lake_quarter(config, quarter)
+            pd.testing.assert_frame_equal(pg_quarter(conn, quarter), lake, check_dtype=False)
+        assert figures(conn, "2024-Q3")[0] == len(lake) > 20
+        assert figures(conn, "2024-Q1")[0] == 0  # the first quarter has no lookback: empty
+
+
+def test_the_table_has_the_models_types_and_the_primary_key(published, postgres_server):
+    with postgres_server.connect() as conn:
+        types = dict(conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = 'training_set'", [SCHEMA]).fetchall())  # fmt: skip
+        key = conn.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)", [f"{SCHEMA}.training_set"]).fetchall()  # fmt: skip
+    assert set(types) == {c.name for c in pg_columns(TrainingSet)}
+    assert types["txn_count"] == "bigint" and types["recency_days"] == "integer"
+    assert types["total_amount"] == "double precision" and types["customer_id"] == "text"
+    assert types["feature_cutoff"] == "timestamp with time zone"
+    assert [row[0] for row in key] == ["quarter", "customer_id"]
+
+
+def test_each_quarter_reports_its_figures(published):
+    result = published["result"]
+    for quarter in DELIVERY_QUARTERS:
+        metadata = result.asset_materializations_for_node("publish__training_set")
+        by_key = {m.partition: m.metadata for m in metadata}
+        entry = by_key[to_key(quarter)]
+        assert entry["dagster/row_count"].value == len(lake_quarter(published["config"], quarter))
+        assert entry["rows_replaced"].value == 0
+        assert entry["table"].value == f"{SCHEMA}.training_set"
+        assert entry["database"].value.startswith("platform@127.0.0.1:")
+
+
+def test_the_password_is_in_no_event_of_the_run(published, postgres_server):
+    assert published["logs"] and not [log for log in published["logs"] if postgres_server.password in log]
+
+
+def test_republishing_a_quarter_replaces_it_and_touches_no_other(published, postgres_server, tmp_path):
+    config = published["config"]
+    with postgres_server.connect() as conn:
+
+        def versions(q):
+            sql = f"SELECT customer_id, xmin::text FROM {SCHEMA}.training_set WHERE quarter = %s"
+            return dict(conn.execute(sql, [q]).fetchall())
+
+        before = {q: versions(q) for q in DELIVERY_QUARTERS}
+        conn.commit()
+        assert run_publish(config, "2024-Q2").success
+        assert run_publish(config, "2024-Q2").success
+        after = {q: versions(q) for q in DELIVERY_QUARTERS}
+        assert after["2024-Q3"] == before["2024-Q3"]  # not rewritten, not even in place
+        assert set(after["2024-Q2"]) == set(before["2024-Q2"])
+        assert not set(after["2024-Q2"].values()) & set(before["2024-Q2"].values())
+        pd.testing.assert_frame_equal(
+            pg_quarter(conn, "2024-Q2"),
+            lake_quarter(config, "2024-Q2"),
+            check_dtype=False,
+        )
+
+
+def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(published, postgres_server):
+    """The writer pauses halfway through its COPY (the DELETE done); readers, in READ COMMITTED and
+    in a REPEATABLE READ transaction, see the old quarter whole; after the commit the new one whole."""
+    config, quarter = published["config"], "2024-Q3"
+    lake = Lake.from_config(config)
+    columns = [c.name for c in pg_columns(TrainingSet)][1:]
+    halfway, resume, done = threading.Event(), threading.Event(), threading.Event()
+    eval_only = [
+        b.filter(pc.equal(b.column("split"), "eval"))
+        for b in lake.batches(lake.files("gold/training_set", quarter), columns, 8)
+    ]
+
+    def paused():
+        for i, batch in enumerate(eval_only):
+            if i == len(eval_only) // 2:
+                halfway.set()
+                resume.wait(60)
+            yield batch
+
+    seen, errors = set(), []
+
+    def poll():
+        with postgres_server.connect(autocommit=True) as conn:
+            while not done.is_set():
+                seen.add(figures(conn, quarter))
+
+    def write():
+        try:
+            with postgres_server.connect(autocommit=True) as conn:
+                replace_quarter(conn, SCHEMA, "training_set", TrainingSet, quarter, paused())
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            halfway.set()
+
+    with (
+        postgres_server.connect(autocommit=True) as reader,
+        postgres_server.connect(autocommit=True) as snapshot,
+    ):
+        old = figures(reader, quarter)
+        poller, writer = threading.Thread(target=poll), threading.Thread(target=write)
+        poller.start()
+        writer.start()
+        try:
+            assert halfway.wait(60) and not errors
+            in_flight = reader.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' "
+                                       "AND backend_xid IS NOT NULL").fetchone()[0]  # fmt: skip
+            assert in_flight == 1  # the writer holds a transaction that has already deleted
+            snapshot.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            assert figures(snapshot, quarter) == old
+            assert figures(reader, quarter) == old
+        finally:
+            resume.set()
+            writer.join(60)
+        assert not errors
+        new = figures(reader, quarter)
+        assert new[0] == sum(b.num_rows for b in eval_only) and new != old
+        assert figures(snapshot, quarter) == old  # its snapshot predates the commit
+        snapshot.execute("COMMIT")
+        assert figures(snapshot, quarter) == new
+        done.set()
+        poller.join(30)
+    assert seen <= {old, new} and old in seen
+    assert run_publish(config, quarter).success  # back to the lake's rows for the other tests
+
+
+def test_an_unreachable_database_fails_naming_the_host_without_the_password(delivery_lake, tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_DOWN_PASSWORD", "do-not-show-this-pw")
+    port = free_port()
+    config = publish_config(
+        delivery_lake,
+        f"postgresql://platform:${{PG_DOWN_PASSWORD}}@127.0.0.1:{port}/x",
+        tmp_path,
+    )
+    with dg.instance_for_test() as instance:
+        result = run_publish(config, "2024-Q2", instance=instance, raise_on_error=False)
+        logs = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+    assert f"cannot connect to PostgreSQL at platform@127.0.0.1:{port}/x" in failure
+    assert not [log for log in logs if "do-not-show-this-pw" in log]
+
+
+def test_an_existing_table_with_other_columns_is_not_overwritten(
+    delivery_lake, postgres_server, password_env, tmp_path
+):
+    with postgres_server.connect() as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS legacy")
+        conn.execute("CREATE TABLE IF NOT EXISTS legacy.training_set (quarter text, customer_id text, score real)")
+    config = make_config(
+        tmp_path,
+        storage={"lake_root": delivery_lake.lake_root},
+        publish={
+            "postgres": {
+                "dsn": postgres_server.dsn_with_env(password_env),
+                "schema": "legacy",
+            }
+        },
+    )
+    result = run_publish(config, "2024-Q2", raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+    assert "legacy.training_set exists with other columns" in failure and "score: table has real" in failure
