@@ -96,8 +96,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     import pyarrow.dataset as ds
 
     from batch_platform.config import platform_config
+    from batch_platform.s3 import pyarrow_filesystem
 
-    lake = platform_config().lake_root
+    config = platform_config()
+    lake = config.lake_root
+    filesystem, _ = pyarrow_filesystem(lake, config.storage.s3)
     quarters = quarter_range(args.first, args.last or args.first)
     tables = _tables(lake)
     width = max([len(t) for t in tables] + [10])
@@ -106,9 +109,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     for table in tables:
         cells = []
         for quarter in quarters:
-            path = f"{lake}/{table}/quarter={quarter}"
+            _, path = pyarrow_filesystem(f"{lake}/{table}/quarter={quarter}", config.storage.s3)
             try:
-                cells.append(f"{ds.dataset(path, format='parquet').count_rows():>8,}")
+                cells.append(f"{ds.dataset(path, format='parquet', filesystem=filesystem).count_rows():>8,}")
             except (FileNotFoundError, OSError):
                 cells.append(f"{'-':>8}")
         print(f"{table:<{width}}  " + "  ".join(cells))

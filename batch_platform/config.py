@@ -25,6 +25,7 @@ UTC_NAMES = ("UTC", "Etc/UTC", "Z", "+00:00")
 _JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
+_KEPT_AS_REFERENCE = {"storage.s3.access_key_id", "storage.s3.secret_access_key"}
 
 
 class ConfigError(ValueError):
@@ -35,9 +36,47 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class S3Config(_Section):
+    """`storage.s3` (SPEC.md, "Storage on S3"), applied to Spark's S3A and every other S3 client by
+    `batch_platform.s3`. The credentials stay written `${NAME}`: only the variable's name is kept,
+    and its value is read from the environment where a client is built, so it never sits in the
+    config, the Dagster UI or run storage. Without credentials the AWS default chain applies."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    path_style_access: bool = False
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+    @field_validator("access_key_id", "secret_access_key")
+    @classmethod
+    def _env_reference(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        m = _ENV_REF.match(value.strip())
+        if not m:
+            raise ValueError("write a credential as ${NAME} (an environment variable), never its value")
+        if m.group(1) not in os.environ:
+            raise ValueError(f"environment variable {m.group(1)} is not set")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _pair(self) -> "S3Config":
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither (AWS default chain)")
+        return self
+
+    @staticmethod
+    def env_name(reference: str | None) -> str | None:
+        """`NAME` of a `${NAME}` reference."""
+        m = _ENV_REF.match(reference or "")
+        return m.group(1) if m else None
+
+
 class StorageConfig(_Section):
     landing_root: str = "data/landing"
     lake_root: str = "data/lake"
+    s3: S3Config | None = None
 
 
 class BatchConfig(_Section):
@@ -136,6 +175,9 @@ class PlatformConfig(_Section):
             # them in a Spark job of its own (one per read), slower than the driver doing it.
             "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         }
+        from batch_platform.s3 import spark_s3_conf
+
+        conf.update(spark_s3_conf(self))
         for key, value in self.spark.conf.items():
             if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):
                 conf[key] = f"{_to_str(value)} -Duser.timezone=UTC"
@@ -163,7 +205,7 @@ def _looks_secret(key: str) -> bool:
 def _expand_env(node: Any, where: str) -> Any:
     if isinstance(node, dict):
         return {key: _expand_env(value, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
-    if isinstance(node, str) and (m := _ENV_REF.match(node.strip())):
+    if isinstance(node, str) and where not in _KEPT_AS_REFERENCE and (m := _ENV_REF.match(node.strip())):
         name = m.group(1)
         if name not in os.environ:
             raise ConfigError(f"config key '{where}' refers to environment variable {name}, which is not set")
@@ -181,7 +223,7 @@ def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
         if item["type"] == "extra_forbidden":
             lines.append(f"  - unknown key '{key}'")
         else:
-            shown = "***" if _looks_secret(key) else repr(value)
+            shown = "***" if _looks_secret(key) or key in _KEPT_AS_REFERENCE else repr(value)
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"  - key '{key}' has bad value {shown}: {message}")
     return "\n".join(lines)

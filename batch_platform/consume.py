@@ -46,7 +46,7 @@ def load_training_set(
 
     label = to_label(quarter)
     uri = partition_uri(TRAINING_SET_TABLE, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
-    filesystem, path = _filesystem(uri)
+    filesystem, path = _filesystem(uri, config)
     if not _is_dir(filesystem, path):
         raise PartitionNotMaterialised(
             f"{TRAINING_SET_TABLE} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
@@ -72,15 +72,15 @@ def _key(label: str) -> str:
     return to_key(label)
 
 
-def _filesystem(uri: str):
-    """A pyarrow file system and path for a local path or a URI (`s3a://` is read as `s3://`)."""
-    from pyarrow import fs
+def _filesystem(uri: str, config: "PlatformConfig | None" = None):
+    """A pyarrow file system and path for a local path or a URI, with `storage.s3` for `s3a://`."""
+    from batch_platform.s3 import is_s3, pyarrow_filesystem
 
-    if "://" not in uri:
-        return fs.LocalFileSystem(), os.path.abspath(uri)
-    if uri.startswith(("s3a://", "s3n://")):
-        uri = "s3://" + uri.split("://", 1)[1]
-    return fs.FileSystem.from_uri(uri)
+    if is_s3(uri) and config is None:
+        from batch_platform.config import platform_config
+
+        config = platform_config()
+    return pyarrow_filesystem(uri, config.storage.s3 if config is not None else None)
 
 
 def _is_dir(filesystem, path: str) -> bool:

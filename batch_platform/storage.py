@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+OBJECT_STORES = frozenset({"s3a", "s3", "s3n", "gs", "abfs", "abfss", "wasb", "wasbs", "oss", "cos"})
+"""Schemes whose "rename" is a copy of every object then a delete: never atomic for a folder."""
+
 
 @dataclass(frozen=True)
 class FileInfo:
@@ -61,6 +64,19 @@ class HadoopFS:
             ),
             key=lambda info: info.name,
         )
+
+    def is_object_store(self, path: str) -> bool:
+        _, fs = self._resolve(path)
+        return str(fs.getScheme()) in OBJECT_STORES
+
+    def copy_file(self, source: str, target: str) -> None:
+        """Copy one file onto `target`, replacing it. On an object store the target object is
+        written in one PUT (or one completed multipart upload): a reader sees the old object or
+        the new one, never part of either."""
+        src, src_fs = self._resolve(source)
+        dst, dst_fs = self._resolve(target)
+        if not self._jvm.org.apache.hadoop.fs.FileUtil.copy(src_fs, src, dst_fs, dst, False, True, self._conf):
+            raise OSError(f"could not copy {source} to {target}")
 
     def mkdirs(self, path: str) -> None:
         jpath, fs = self._resolve(path)

@@ -32,7 +32,12 @@ def make_config(tmp_path: Path, **sections) -> PlatformConfig:
 def spark():
     from pyspark.sql import SparkSession
 
+    from batch_platform.s3 import s3a_jars
+
     conf = make_config(Path("/nonexistent")).spark_conf()
+    # The S3A jars (when fetched) are on the shared session's class path, so the S3 tests run in it.
+    if jars := s3a_jars():
+        conf["spark.jars"] = ",".join(str(jar) for jar in jars)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -59,3 +64,4 @@ from batch_platform_tests.webserver_fixtures import dagster_ui, ui_backfill, ui_
 
 # A real S3 server (SeaweedFS on loopback), shared by the S3 and cluster tests.
 from batch_platform_tests.s3_fixtures import s3_server  # noqa: E402, F401
+from batch_platform_tests.s3_pipeline import local_reference, s3_landing  # noqa: E402, F401

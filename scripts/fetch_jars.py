@@ -8,6 +8,7 @@ here: the platform then only adds the local jars to a session whose landing or l
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from batch_platform.s3 import JARS_DIR, hadoop_version, s3a_jars
@@ -31,9 +32,13 @@ def main() -> int:
         .getOrCreate()
     )
     session.stop()
+    shutil.rmtree(ivy / "cache", ignore_errors=True)  # the resolved copies are in ivy/jars
     jars = s3a_jars()
     if not jars:
-        print(f"no hadoop-aws jar found under {ivy / 'jars'} after resolution", file=sys.stderr)
+        print(
+            f"no hadoop-aws jar found under {ivy / 'jars'} after resolution",
+            file=sys.stderr,
+        )
         return 1
     for jar in jars:
         print(f"  {jar.name}")
