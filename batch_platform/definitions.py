@@ -22,12 +22,14 @@ from batch_platform.checks import silver_checks
 from batch_platform.config import platform_config
 from batch_platform.jobs import jobs, schedules
 from batch_platform.resources import build_resources
+from batch_platform.sensors import landing_sensor
 
 defs = dg.Definitions(
     assets=[*bronze_assets, *silver_assets, *gold_assets],
     asset_checks=[*silver_checks],
     jobs=jobs,
     schedules=schedules,
+    sensors=[landing_sensor],
     resources=build_resources(platform_config()),
     executor=dg.in_process_executor,
 )

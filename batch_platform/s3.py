@@ -104,6 +104,33 @@ def hadoop_s3a_settings(
     return settings
 
 
+def access_error(path: str, exc: BaseException) -> str:
+    """A one-paragraph explanation of a failed access to `path`, naming its bucket on S3. The Java
+    stack trace is left out (py4j puts it in the message); the S3 error's first line is kept."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = next(
+        (line for line in lines if "Exception" in line and ":" in line),
+        lines[0] if lines else repr(exc),
+    )
+    if not is_s3(path):
+        return f"cannot read {path}: {cause}"
+    hint = ""
+    if any(
+        word in cause
+        for word in (
+            "403",
+            "AccessDenied",
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+        )
+    ):
+        hint = (
+            "access was denied: check the credentials (the environment variables that storage.s3's "
+            "access_key_id and secret_access_key name), the endpoint and the region. "
+        )
+    return f"cannot read {path} in bucket '{bucket_of(path)}': {hint}S3 said: {cause}"
+
+
 def boto3_client(s3: S3Config | None):
     """A boto3 S3 client configured from `storage.s3` (credentials read from the environment now)."""
     import boto3

@@ -32,23 +32,37 @@ def s3_section(s3_server, key_env: str = KEY_ENV, secret_env: str = SECRET_ENV) 
     }
 
 
-def s3_config(tmp_path: Path, s3_server, landing_root: str, lake_root: str, **s3) -> PlatformConfig:
+def s3_config(
+    tmp_path: Path, s3_server, landing_root: str, lake_root: str, **s3
+) -> PlatformConfig:
     return make_config(
         tmp_path,
-        storage={"landing_root": landing_root, "lake_root": lake_root, "s3": s3_section(s3_server, **s3)},
+        storage={
+            "landing_root": landing_root,
+            "lake_root": lake_root,
+            "s3": s3_section(s3_server, **s3),
+        },
     )
 
 
 def upload(s3_server, local: Path, bucket: str, prefix: str) -> int:
     s3_server.bucket(bucket)
     client = s3_server.client()
-    files = [path for path in sorted(local.rglob("*")) if path.is_file() and not path.name.startswith("_")]
+    files = [
+        path
+        for path in sorted(local.rglob("*"))
+        if path.is_file() and not path.name.startswith("_")
+    ]
     for path in files:
-        client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local).as_posix()}")
+        client.upload_file(
+            str(path), bucket, f"{prefix}/{path.relative_to(local).as_posix()}"
+        )
     return len(files)
 
 
-def materialize_all(config: PlatformConfig, quarters=QUARTERS, selection=None, **kwargs):
+def materialize_all(
+    config: PlatformConfig, quarters=QUARTERS, selection=None, **kwargs
+):
     """Every asset (or `selection`) for `quarters`, in one in-process run (a single-run backfill)."""
     from batch_platform.assets.bronze import bronze_assets
     from batch_platform.assets.gold import gold_assets
@@ -60,7 +74,13 @@ def materialize_all(config: PlatformConfig, quarters=QUARTERS, selection=None, *
         "dagster/asset_partition_range_start": to_key(quarters[0]),
         "dagster/asset_partition_range_end": to_key(quarters[-1]),
     }
-    return dg.materialize(assets, selection=selection, resources=build_resources(config), tags=tags, **kwargs)
+    return dg.materialize(
+        assets,
+        selection=selection,
+        resources=build_resources(config),
+        tags=tags,
+        **kwargs,
+    )
 
 
 def read_table(config: PlatformConfig, table: str, quarter: str) -> pd.DataFrame:
@@ -69,14 +89,20 @@ def read_table(config: PlatformConfig, table: str, quarter: str) -> pd.DataFrame
 
     from batch_platform.s3 import pyarrow_filesystem
 
-    filesystem, path = pyarrow_filesystem(f"{config.lake_root}/{table}/quarter={quarter}", config.storage.s3)
+    filesystem, path = pyarrow_filesystem(
+        f"{config.lake_root}/{table}/quarter={quarter}", config.storage.s3
+    )
     frame = pq.read_table(path, filesystem=filesystem).to_pandas()
     key = "customer_id" if "customer_id" in frame.columns else list(frame.columns)
     return frame.sort_values(key).reset_index(drop=True)
 
 
 def gold_frames(config: PlatformConfig) -> dict[tuple[str, str], pd.DataFrame]:
-    return {(t, q): read_table(config, f"gold/{t}", q) for t in GOLD_TABLES for q in QUARTERS}
+    return {
+        (t, q): read_table(config, f"gold/{t}", q)
+        for t in GOLD_TABLES
+        for q in QUARTERS
+    }
 
 
 @pytest.fixture(scope="session")
@@ -85,9 +111,18 @@ def s3_landing(s3_server, tmp_path_factory):
     the test credentials in the environment variables the S3 configs refer to."""
     from batch_platform.sample_data import generate_landing
 
-    os.environ[KEY_ENV], os.environ[SECRET_ENV] = s3_server.access_key_id, s3_server.secret_access_key
+    os.environ[KEY_ENV], os.environ[SECRET_ENV] = (
+        s3_server.access_key_id,
+        s3_server.secret_access_key,
+    )
     local = tmp_path_factory.mktemp("s3-landing") / "landing"
-    generate_landing(local, first_quarter=QUARTERS[0], last_quarter=QUARTERS[-1], customers=40, seed=11)
+    generate_landing(
+        local,
+        first_quarter=QUARTERS[0],
+        last_quarter=QUARTERS[-1],
+        customers=40,
+        seed=11,
+    )
     files = upload(s3_server, local, LANDING_BUCKET, "landing")
     s3_server.bucket(LAKE_BUCKET)
     return {"local": local, "root": f"s3a://{LANDING_BUCKET}/landing", "files": files}
@@ -97,6 +132,12 @@ def s3_landing(s3_server, tmp_path_factory):
 def local_reference(spark, s3_landing, tmp_path_factory):
     """The pipeline on local folders, from the same landing files: gold frames per (table, quarter)."""
     root = tmp_path_factory.mktemp("local-reference")
-    config = make_config(root, storage={"landing_root": str(s3_landing["local"]), "lake_root": str(root / "lake")})
+    config = make_config(
+        root,
+        storage={
+            "landing_root": str(s3_landing["local"]),
+            "lake_root": str(root / "lake"),
+        },
+    )
     assert materialize_all(config).success
     return gold_frames(config)
