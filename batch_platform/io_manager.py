@@ -156,10 +156,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
             if not fs.exists(folder):
                 empty.coalesce(1).write.mode("error").parquet(folder)
         for quarter in quarters:
+            final = self.partition_path(asset_key, quarter)
             if object_store:
-                self._publish_object(fs, f"{staging}/{PARTITION_COLUMN}={quarter}", self.partition_path(asset_key, quarter))
+                self._publish_object(fs, f"{staging}/{PARTITION_COLUMN}={quarter}", final)
             else:
-                self._swap(fs, staging, self.partition_path(asset_key, quarter), quarter)
+                self._swap(fs, staging, final, quarter)
         fs.delete(staging)
         if not fs.list_dir(f"{table}/_staging"):
             fs.delete(f"{table}/_staging")

@@ -27,6 +27,10 @@ class PlatformPySpark(PySparkResource):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
 
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         super().setup_for_execution(context)
         jsc = getattr(self._spark_session.sparkContext, "_jsc", None)  # none under Spark Connect

@@ -60,9 +60,11 @@ def s3a_jars() -> list[Path]:
 
 
 def spark_s3_conf(config: PlatformConfig) -> dict[str, str]:
-    """The static Spark settings an `s3a://` root needs: the S3A jars on the driver's and the
-    executors' class path. Nothing when both roots are local; a clear error when the jars are
-    missing, rather than Spark's `ClassNotFoundException: S3AFileSystem` mid-run."""
+    """The static Spark settings an `s3a://` root needs: the S3A jars on the class path. With a
+    `local` master the executors live in the driver's JVM, so the driver's class path is enough (no
+    copy of the ~650 MB SDK per session); on a cluster `spark.jars` also ships them to the
+    executors. Nothing when both roots are local; a clear error when the jars are missing, rather
+    than Spark's `ClassNotFoundException: S3AFileSystem` mid-run."""
     if not (is_s3(config.storage.landing_root) or is_s3(config.storage.lake_root)):
         return {}
     jars = s3a_jars()
@@ -71,6 +73,8 @@ def spark_s3_conf(config: PlatformConfig) -> dict[str, str]:
             f"a root is on S3 but the S3A jars (hadoop-aws {hadoop_version()} and the AWS SDK) are not in "
             f"{JARS_DIR}: run `make setup` (or `python scripts/fetch_jars.py`) once"
         )
+    if config.spark.master.startswith("local"):
+        return {"spark.driver.extraClassPath": os.pathsep.join(str(jar) for jar in jars)}
     return {"spark.jars": ",".join(str(jar) for jar in jars)}
 
 

@@ -32,12 +32,12 @@ def make_config(tmp_path: Path, **sections) -> PlatformConfig:
 def spark():
     from pyspark.sql import SparkSession
 
-    from batch_platform.s3 import s3a_jars
+    from batch_platform.s3 import s3a_jars, spark_s3_conf
 
     conf = make_config(Path("/nonexistent")).spark_conf()
     # The S3A jars (when fetched) are on the shared session's class path, so the S3 tests run in it.
-    if jars := s3a_jars():
-        conf["spark.jars"] = ",".join(str(jar) for jar in jars)
+    if s3a_jars():
+        conf.update(spark_s3_conf(make_config(Path("/nonexistent"), storage={"lake_root": "s3a://lake/lake"})))
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
