@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import pyspark
 import pytest
 import yaml
 
@@ -37,9 +38,12 @@ from batch_platform_tests.s3_pipeline import (
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 
 BIN = Path(sys.executable).parent
+SPARK_HOME = Path(pyspark.__file__).parent  # the pip pyspark: bin/spark-class, no sbin scripts
 LOOPBACK_ENV = {
+    "SPARK_HOME": str(SPARK_HOME),
     "SPARK_LOCAL_IP": "127.0.0.1",
     "SPARK_MASTER_HOST": "127.0.0.1",
+    "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",  # its REST port is fixed (6066)
     "TZ": "UTC",
 }
 
@@ -80,7 +84,7 @@ def _wait(
         time.sleep(1)
     raise RuntimeError(
         f"{what} did not come up:\n"
-        + "\n".join(log.read_text()[-2000:] for log in logs)
+        + "\n".join(log.read_text()[-2000:] for log in logs if log.exists())
     )
 
 
@@ -95,7 +99,7 @@ def spark_cluster(tmp_path_factory):
         "SPARK_LOG_DIR": str(root),
         "SPARK_WORKER_DIR": str(root / "work"),
     }
-    spark_class = str(BIN / "spark-class")
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
     started: list[subprocess.Popen] = []
     logs = [root / "master.log", root / "worker.log"]
     try:
