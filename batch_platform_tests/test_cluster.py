@@ -38,7 +38,9 @@ from batch_platform_tests.s3_pipeline import (
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 
 BIN = Path(sys.executable).parent
-SPARK_HOME = Path(pyspark.__file__).parent  # the pip pyspark: bin/spark-class, no sbin scripts
+SPARK_HOME = Path(
+    pyspark.__file__
+).parent  # the pip pyspark: bin/spark-class, no sbin scripts
 LOOPBACK_ENV = {
     "SPARK_HOME": str(SPARK_HOME),
     "SPARK_LOCAL_IP": "127.0.0.1",

@@ -65,7 +65,11 @@ def test_s3_lake_equals_the_local_lake(s3_run, local_reference, s3_server):
     # The pandas reader of notebooks reads the S3 lake with storage.s3 (pyarrow's S3FileSystem).
     from batch_platform import load_training_set
 
-    loaded = load_training_set("2024-Q3", config=s3_run["config"]).sort_values("customer_id").reset_index(drop=True)
+    loaded = (
+        load_training_set("2024-Q3", config=s3_run["config"])
+        .sort_values("customer_id")
+        .reset_index(drop=True)
+    )
     expected = local_reference[("training_set", "2024-Q3")].assign(quarter="2024-Q3")
     pd.testing.assert_frame_equal(loaded, expected)
     bronze = read_table(s3_run["config"], "bronze/operational", "2024-Q2")

@@ -87,9 +87,18 @@ def test_an_s3a_root_adds_the_fetched_jars_and_a_local_one_does_not(monkeypatch)
     assert any(jar.name.startswith("software.amazon.awssdk_bundle-") for jar in jars)
     local = parse_config({"storage": {"lake_root": "/tmp/lake"}})
     assert not {"spark.jars", "spark.driver.extraClassPath"} & set(local.spark_conf())
-    on_s3 = parse_config({"storage": {"lake_root": "s3a://lake/lake"}, "spark": {"master": "local[2]"}})
-    assert on_s3.spark_conf()["spark.driver.extraClassPath"].split(":") == [str(jar) for jar in jars]
-    cluster = parse_config({"storage": {"landing_root": "s3a://l/l"}, "spark": {"master": "spark://127.0.0.1:7077"}})
+    on_s3 = parse_config(
+        {"storage": {"lake_root": "s3a://lake/lake"}, "spark": {"master": "local[2]"}}
+    )
+    assert on_s3.spark_conf()["spark.driver.extraClassPath"].split(":") == [
+        str(jar) for jar in jars
+    ]
+    cluster = parse_config(
+        {
+            "storage": {"landing_root": "s3a://l/l"},
+            "spark": {"master": "spark://127.0.0.1:7077"},
+        }
+    )
     assert cluster.spark_conf()["spark.jars"].split(",") == [str(jar) for jar in jars]
     monkeypatch.setattr("batch_platform.s3.JARS_DIR", PROJECT_ROOT / "no-such-folder")
     with pytest.raises(RuntimeError, match="run `make setup`"):
