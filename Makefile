@@ -37,6 +37,8 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/batch-platform report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml

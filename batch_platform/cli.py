@@ -5,6 +5,7 @@
     batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'silver/*' ...]
     batch-platform report --from 2024-Q1 --to 2025-Q4
 
+Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
 in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize` and
 `dagster job execute` remain available with start-date keys (README, "Command line").
@@ -17,8 +18,6 @@ import sys
 from collections.abc import Sequence
 
 from batch_platform.partitions import QuarterError, quarter_range, to_key, to_label
-
-LAYERS = ("bronze", "silver", "gold")
 
 
 def _quarter(text: str) -> str:
@@ -34,18 +33,18 @@ def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def cmd_quarters(args: argparse.Namespace) -> int:
-    from batch_platform.partitions import quarterly
+    from batch_platform.config import load_config
 
-    for key in quarterly.get_partition_keys():
+    for key in load_config().partitions().get_partition_keys():
         print(f"{to_label(key)}  {key}")
     return 0
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    from batch_platform.config import platform_config
+    from batch_platform.config import load_config
     from batch_platform.sample_data import generate_landing
 
-    landing = args.landing or platform_config().landing_root
+    landing = args.landing or load_config().landing_root
     manifest = generate_landing(
         landing,
         first_quarter=args.first,
@@ -63,8 +62,11 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from batch_platform.definitions import defs
+    from batch_platform.config import load_config
+    from batch_platform.definitions import build_definitions
+    from batch_platform.jobs import ALL_ASSETS_JOB
 
+    defs = build_definitions(load_config())
     first, last = args.first, args.last or args.first
     quarter_range(first, last)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
@@ -72,7 +74,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         job = dg.define_asset_job("cli_selection_job", selection=dg.AssetSelection.from_string(" or ".join(args.select)))
         job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
     else:
-        job_def = defs.resolve_job_def("all_assets_job")
+        job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
     tags = {
         "dagster/asset_partition_range_start": to_key(first),
         "dagster/asset_partition_range_end": to_key(last),
@@ -93,40 +95,26 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import pyarrow.dataset as ds
+    from batch_platform import storage
+    from batch_platform.config import load_config
+    from batch_platform.tables import TABLES
 
-    from batch_platform.config import platform_config
-    from batch_platform.s3 import pyarrow_filesystem
-
-    config = platform_config()
-    lake = config.lake_root
-    filesystem, _ = pyarrow_filesystem(lake, config.storage.s3)
+    config = load_config()
+    lake = config.lake_root.rstrip("/")
     quarters = quarter_range(args.first, args.last or args.first)
-    tables = _tables(lake)
+    tables = [table.name for table in TABLES.values()]
     width = max([len(t) for t in tables] + [10])
     print(f"lake: {lake}")
     print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters))
     for table in tables:
-        cells = []
-        for quarter in quarters:
-            _, path = pyarrow_filesystem(f"{lake}/{table}/quarter={quarter}", config.storage.s3)
-            try:
-                cells.append(f"{ds.dataset(path, format='parquet', filesystem=filesystem).count_rows():>8,}")
-            except (FileNotFoundError, OSError):
-                cells.append(f"{'-':>8}")
-        print(f"{table:<{width}}  " + "  ".join(cells))
-    training = [f"{lake}/gold/training_set/quarter={q}" for q in quarters]
+        counts = [storage.count_rows(f"{lake}/{table}/quarter={quarter}", config.storage.s3) for quarter in quarters]
+        print(f"{table:<{width}}  " + "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts))
     print("\ntraining sets:")
-    for path in training:
-        print(f"  {path}")
-    print('\nread one:  python -c \'import batch_platform; print(batch_platform.load_training_set("%s"))\'' % quarters[-1])
+    for quarter in quarters:
+        print(f"  {lake}/gold/training_set/quarter={quarter}")
+    example = f'import batch_platform; print(batch_platform.load_training_set("{quarters[-1]}"))'
+    print(f"\nread one:  python -c '{example}'")
     return 0
-
-
-def _tables(lake: str) -> list[str]:
-    from batch_platform.schemas import TABLE_SCHEMAS
-
-    return [t for layer in LAYERS for t in TABLE_SCHEMAS if t.startswith(f"{layer}/")]
 
 
 def _has_dagster_home() -> bool:

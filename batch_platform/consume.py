@@ -22,7 +22,7 @@ class PartitionNotMaterialised(FileNotFoundError):
     """The quarter of a lake table was never materialised (its folder does not exist)."""
 
 
-def partition_uri(table: str, quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | None = None) -> str:
+def partition_uri(table: str, quarter: str, *, config: PlatformConfig | None = None, lake_root: str | None = None) -> str:
     """`<lake>/<table>/quarter=<YYYY-QN>` for a quarter written `2025-Q4` or `2025-10-01`."""
     from batch_platform.partitions import to_label
 
@@ -31,59 +31,46 @@ def partition_uri(table: str, quarter: str, *, config: "PlatformConfig | None" =
 
 
 def load_training_set(
-    quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | os.PathLike | None = None
-) -> "pd.DataFrame":
+    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """The `gold/training_set` partition of `quarter` as a pandas DataFrame.
 
-    `quarter` is `2025-Q4` or its Dagster key `2025-10-01`. The lake is `lake_root` when given,
-    else the lake of `config`, else of the process's config file (`BATCH_PLATFORM_CONFIG` or
-    `config/config.yaml`). Raises `PartitionNotMaterialised` naming the path when the quarter was
-    never materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
+    `quarter` is `2025-Q4` or its Dagster key `2025-10-01`. The lake is `lake_root` when given
+    (no config file is read), else the lake of `config`, else of the config file
+    (`BATCH_PLATFORM_CONFIG` or `config/config.yaml`); with none of them it fails saying what to
+    set. Raises `PartitionNotMaterialised` naming the path when the quarter was never
+    materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
     """
-    import pyarrow.parquet as pq
-
-    from batch_platform.partitions import to_label
+    from batch_platform import storage
+    from batch_platform.partitions import to_key, to_label
 
     label = to_label(quarter)
+    if config is None and lake_root is None:
+        config = _config()  # its lake root and its `storage.s3`
     uri = partition_uri(TRAINING_SET_TABLE, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
-    filesystem, path = _filesystem(uri, config)
-    if not _is_dir(filesystem, path):
+    s3 = config.storage.s3 if config is not None else None
+    if not storage.is_dir(uri, s3):
         raise PartitionNotMaterialised(
             f"{TRAINING_SET_TABLE} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
             f"`dagster job execute -m batch_platform.definitions -j training_set_job "
-            f"--tags '{{\"dagster/partition\": \"{_key(label)}\"}}'`"
+            f"--tags '{{\"dagster/partition\": \"{to_key(label)}\"}}'`"
         )
-    frame = pq.read_table(path, filesystem=filesystem).to_pandas()
+    frame = storage.read_parquet(uri, s3).to_pandas()
     frame["quarter"] = label
     return frame
 
 
-def _lake_root(config: "PlatformConfig | None") -> str:
-    if config is None:
-        from batch_platform.config import platform_config
-
-        config = platform_config()
-    return config.lake_root
+def _lake_root(config: PlatformConfig | None) -> str:
+    return (config if config is not None else _config()).lake_root
 
 
-def _key(label: str) -> str:
-    from batch_platform.partitions import to_key
+def _config() -> PlatformConfig:
+    from batch_platform.config import ConfigError, load_config
 
-    return to_key(label)
-
-
-def _filesystem(uri: str, config: "PlatformConfig | None" = None):
-    """A pyarrow file system and path for a local path or a URI, with `storage.s3` for `s3a://`."""
-    from batch_platform.s3 import is_s3, pyarrow_filesystem
-
-    if is_s3(uri) and config is None:
-        from batch_platform.config import platform_config
-
-        config = platform_config()
-    return pyarrow_filesystem(uri, config.storage.s3 if config is not None else None)
-
-
-def _is_dir(filesystem, path: str) -> bool:
-    from pyarrow import fs
-
-    return filesystem.get_file_info(path).type == fs.FileType.Directory
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise ConfigError(
+            f"load_training_set needs to know where the lake is: pass lake_root=... (a folder or s3a:// URI) or "
+            f"config=..., or point BATCH_PLATFORM_CONFIG at a config file. ({exc})"
+        ) from None

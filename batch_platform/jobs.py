@@ -16,43 +16,51 @@ quarter for the quarter that just ended (tick 2026-01-01 → partition 2025-10-0
 
 import dagster as dg
 
-from batch_platform.partitions import quarterly
-
 TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
+ALL_ASSETS_JOB = "ALL_ASSETS_JOB"
+"""The job of every asset, and the one the UI's "Materialize" on the asset graph launches.
 
-all_assets_job = dg.define_asset_job(
-    name="all_assets_job",
-    selection=dg.AssetSelection.all(),
-    partitions_def=quarterly,
-    description="Every bronze, silver and gold table for the selected quarter(s).",
-)
+The UI launches a selection through the first job (by name) that holds every selected asset. With
+Dagster's implicit `__ASSET_JOB` first, "select all → Materialize → a range of quarters" makes an
+*asset* backfill, which targets the picked quarters of the roots and then every downstream quarter
+the partition mappings reach: `gold/customer_features` Q reads silver Q-L … Q-1, so silver Q
+reaches gold Q+1 … Q+L, quarters whose silver is not in the backfill (the run fails on them). A
+name that sorts before `__ASSET_JOB` makes the UI launch a *job* backfill of this job instead:
+exactly the picked quarters, in one run (single-run backfill policies)."""
 
-training_set_job = dg.define_asset_job(
-    name="training_set_job",
-    selection=dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors(),
-    partitions_def=quarterly,
-    description=(
-        "gold/training_set of the quarter and everything upstream of it for that quarter: bronze → silver "
-        "(with quarantines) → customer_features, churn_labels, training_set. The features' lookback quarters "
-        "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning."
-    ),
-)
 
-gold_job = dg.define_asset_job(
-    name="gold_job",
-    selection=dg.AssetSelection.groups("gold"),
-    partitions_def=quarterly,
-    description="Only the gold tables of the quarter(s), from silver partitions already in the lake.",
-)
-
-quarterly_training_set_schedule = dg.build_schedule_from_partitioned_job(
-    training_set_job,
-    name="quarterly_training_set_schedule",
-    description=(
-        "At 00:00 UTC on the first day of each quarter, builds the quarter that just ended "
-        "(tick 2026-01-01 → partition 2025-10-01, i.e. 2025-Q4) with training_set_job."
-    ),
-)
-
-jobs = [all_assets_job, training_set_job, gold_job]
-schedules = [quarterly_training_set_schedule]
+def build_jobs(
+    partitions_def: dg.PartitionsDefinition,
+) -> tuple[list, list[dg.ScheduleDefinition]]:
+    """The three jobs and the quarterly schedule, on the platform's partitions."""
+    all_assets_job = dg.define_asset_job(
+        name=ALL_ASSETS_JOB,
+        selection=dg.AssetSelection.all(),
+        partitions_def=partitions_def,
+        description="Every bronze, silver and gold table for the selected quarter(s).",
+    )
+    training_set_job = dg.define_asset_job(
+        name="training_set_job",
+        selection=dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors(),
+        partitions_def=partitions_def,
+        description=(
+            "gold/training_set of the quarter and everything upstream of it for that quarter: bronze → silver "
+            "(with quarantines) → customer_features, churn_labels, training_set. The features' lookback quarters "
+            "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning."
+        ),
+    )
+    gold_job = dg.define_asset_job(
+        name="gold_job",
+        selection=dg.AssetSelection.groups("gold"),
+        partitions_def=partitions_def,
+        description="Only the gold tables of the quarter(s), from silver partitions already in the lake.",
+    )
+    schedule = dg.build_schedule_from_partitioned_job(
+        training_set_job,
+        name="quarterly_training_set_schedule",
+        description=(
+            "At 00:00 UTC on the first day of each quarter, builds the quarter that just ended "
+            "(tick 2026-01-01 → partition 2025-10-01, i.e. 2025-Q4) with training_set_job."
+        ),
+    )
+    return [all_assets_job, training_set_job, gold_job], [schedule]

@@ -45,9 +45,7 @@ def hadoop_version() -> str:
     for jar in jars.glob("hadoop-client-api-*.jar"):
         if m := _HADOOP_JAR.match(jar.name):
             return m.group(1)
-    raise RuntimeError(
-        f"no hadoop-client-api jar in {jars}: cannot tell which hadoop-aws matches"
-    )
+    raise RuntimeError(f"no hadoop-client-api jar in {jars}: cannot tell which hadoop-aws matches")
 
 
 def s3a_jars() -> list[Path]:
@@ -94,15 +92,11 @@ def hadoop_s3a_settings(
     settings = {"fs.s3a.path.style.access": str(path_style_access).lower()}
     if endpoint_url:
         settings["fs.s3a.endpoint"] = endpoint_url
-        settings["fs.s3a.connection.ssl.enabled"] = str(
-            endpoint_url.startswith("https://")
-        ).lower()
+        settings["fs.s3a.connection.ssl.enabled"] = str(endpoint_url.startswith("https://")).lower()
     if region:
         settings["fs.s3a.endpoint.region"] = region
     if access_key_id and secret_access_key:
-        settings["fs.s3a.aws.credentials.provider"] = (
-            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
-        )
+        settings["fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
         settings["fs.s3a.access.key"] = access_key_id
         settings["fs.s3a.secret.key"] = secret_access_key
     return settings
@@ -147,9 +141,7 @@ def boto3_client(s3: S3Config | None):
         region_name=s3.region,
         aws_access_key_id=_env(s3.access_key_id),
         aws_secret_access_key=_env(s3.secret_access_key),
-        config=Config(
-            s3={"addressing_style": "path" if s3.path_style_access else "auto"}
-        ),
+        config=Config(s3={"addressing_style": "path" if s3.path_style_access else "auto"}),
     )
 
 
@@ -187,8 +179,6 @@ def pyarrow_filesystem(uri: str, s3: S3Config | None):
         parsed = urlparse(s3.endpoint_url)
         options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https")
     if s3.access_key_id:
-        options.update(
-            access_key=_env(s3.access_key_id), secret_key=_env(s3.secret_access_key)
-        )
+        options.update(access_key=_env(s3.access_key_id), secret_key=_env(s3.secret_access_key))
     parsed = urlparse(uri)
     return fs.S3FileSystem(**options), f"{parsed.netloc}{parsed.path}".rstrip("/")

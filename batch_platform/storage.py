@@ -1,15 +1,27 @@
-"""File-system operations on the lake and the landing zone, through Spark's Hadoop FileSystem.
+"""Every file-system operation on the lake and the landing zone: the one storage module.
 
-Going through the session's Hadoop configuration means one code path for a local folder,
-`s3a://` (credentials from the AWS provider chain), HDFS or any other Hadoop file system:
-switching storage is a change of root path in the config file, never of code.
+Two doors, one root: inside a run, `HadoopFS` goes through the Spark session's Hadoop
+configuration, so a local folder, `s3a://` (`storage.s3`, set on the session by the `pyspark`
+resource), HDFS or any other Hadoop file system is one code path; outside a run (`batch-platform
+report`, `load_training_set`, the landing sensor's listing excepted — it uses dagster-aws's S3
+resource), `arrow_filesystem` maps the same root to a pyarrow file system, with `storage.s3`
+applied by `batch_platform.s3` on `s3a://`/`s3://`/`s3n://`. Switching storage is a change of root path in the config
+file, never of code. Spark's own `read.parquet`/`write.parquet` take the same paths.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pyarrow as pa
+    from pyarrow import fs as pafs
+    from pyspark.sql import SparkSession
+
+    from batch_platform.config import S3Config
 
 OBJECT_STORES = frozenset({"s3a", "s3", "s3n", "gs", "abfs", "abfss", "wasb", "wasbs", "oss", "cos"})
 """Schemes whose "rename" is a copy of every object then a delete: never atomic for a folder."""
@@ -78,10 +90,6 @@ class HadoopFS:
         if not self._jvm.org.apache.hadoop.fs.FileUtil.copy(src_fs, src, dst_fs, dst, False, True, self._conf):
             raise OSError(f"could not copy {source} to {target}")
 
-    def mkdirs(self, path: str) -> None:
-        jpath, fs = self._resolve(path)
-        fs.mkdirs(jpath)
-
     def delete(self, path: str) -> None:
         jpath, fs = self._resolve(path)
         if fs.exists(jpath):
@@ -107,3 +115,66 @@ class HadoopFS:
         finally:
             stream.close()
         return None if line is None else str(line).lstrip("\ufeff")
+
+
+# ------------------------------------------------------------------------------- without Spark
+def arrow_filesystem(uri: str, s3: S3Config | None = None) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow file system and the path in it for a local path or a URI. An `s3a://` (or `s3://`,
+    `s3n://`) URI gets `storage.s3` (endpoint, region, path style, credentials) by `batch_platform.s3`."""
+    from pyarrow import fs
+
+    from batch_platform.s3 import is_s3, pyarrow_filesystem
+
+    if "://" not in uri:
+        return fs.LocalFileSystem(), os.path.abspath(uri)
+    if is_s3(uri):
+        return pyarrow_filesystem(uri, s3)
+    return fs.FileSystem.from_uri(uri)
+
+
+def is_dir(uri: str, s3: S3Config | None = None) -> bool:
+    from pyarrow import fs
+
+    filesystem, path = arrow_filesystem(uri, s3)
+    return filesystem.get_file_info(path).type == fs.FileType.Directory
+
+
+def read_parquet(uri: str, s3: S3Config | None = None) -> pa.Table:
+    """Every Parquet file of a folder (a partition) as one Arrow table."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = arrow_filesystem(uri, s3)
+    return pq.read_table(path, filesystem=filesystem)
+
+
+def count_rows(uri: str, s3: S3Config | None = None) -> int | None:
+    """The rows of a partition folder from its Parquet footers; None when it does not exist."""
+    import pyarrow.dataset as ds
+
+    if not is_dir(uri, s3):
+        return None
+    filesystem, path = arrow_filesystem(uri, s3)
+    return ds.dataset(path, format="parquet", filesystem=filesystem).count_rows()
+
+
+def list_files(root: str, folders: Iterable[str], s3_client=None) -> list[str]:
+    """Every file under `<root>/<folder>/` for each folder, as sorted paths relative to `root`. For an
+    `s3a://` root, the boto3 `s3_client` lists the objects (the landing sensor passes its dagster-aws
+    `S3Resource`'s client, configured from `storage.s3`); a local root is walked."""
+    from urllib.parse import urlparse
+
+    from batch_platform.s3 import is_s3
+
+    found: list[str] = []
+    if not is_s3(root):
+        for name in folders:
+            for folder, _, names in os.walk(os.path.join(root, name)):
+                found += [os.path.relpath(os.path.join(folder, n), root).replace(os.sep, "/") for n in names]
+        return sorted(found)
+    parsed = urlparse(root)
+    prefix = parsed.path.strip("/")
+    for name in folders:
+        start = f"{prefix}/{name}/" if prefix else f"{name}/"
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=start):
+            found += [item["Key"][len(prefix) + 1 :] if prefix else item["Key"] for item in page.get("Contents", [])]
+    return sorted(found)

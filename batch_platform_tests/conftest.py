@@ -60,8 +60,12 @@ def resources(spark, platform_config):
 
 
 # A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
-from batch_platform_tests.webserver_fixtures import dagster_ui, ui_backfill, ui_materialized  # noqa: E402, F401
-
 # A real S3 server (SeaweedFS on loopback), shared by the S3 and cluster tests.
 from batch_platform_tests.s3_fixtures import s3_server  # noqa: E402, F401
 from batch_platform_tests.s3_pipeline import local_reference, s3_landing  # noqa: E402, F401
+from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401
+    dagster_ui,
+    ui_backfill,
+    ui_backfill_everything,
+    ui_materialized,
+)

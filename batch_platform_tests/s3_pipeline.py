@@ -32,9 +32,7 @@ def s3_section(s3_server, key_env: str = KEY_ENV, secret_env: str = SECRET_ENV) 
     }
 
 
-def s3_config(
-    tmp_path: Path, s3_server, landing_root: str, lake_root: str, **s3
-) -> PlatformConfig:
+def s3_config(tmp_path: Path, s3_server, landing_root: str, lake_root: str, **s3) -> PlatformConfig:
     return make_config(
         tmp_path,
         storage={
@@ -48,28 +46,18 @@ def s3_config(
 def upload(s3_server, local: Path, bucket: str, prefix: str) -> int:
     s3_server.bucket(bucket)
     client = s3_server.client()
-    files = [
-        path
-        for path in sorted(local.rglob("*"))
-        if path.is_file() and not path.name.startswith("_")
-    ]
+    files = [path for path in sorted(local.rglob("*")) if path.is_file() and not path.name.startswith("_")]
     for path in files:
-        client.upload_file(
-            str(path), bucket, f"{prefix}/{path.relative_to(local).as_posix()}"
-        )
+        client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local).as_posix()}")
     return len(files)
 
 
-def materialize_all(
-    config: PlatformConfig, quarters=QUARTERS, selection=None, **kwargs
-):
+def materialize_all(config: PlatformConfig, quarters=QUARTERS, selection=None, **kwargs):
     """Every asset (or `selection`) for `quarters`, in one in-process run (a single-run backfill)."""
-    from batch_platform.assets.bronze import bronze_assets
-    from batch_platform.assets.gold import gold_assets
-    from batch_platform.assets.silver import silver_assets
+    from batch_platform.definitions import build_assets
     from batch_platform.resources import build_resources
 
-    assets = [*bronze_assets, *silver_assets, *gold_assets]
+    assets = build_assets(config)
     tags = {
         "dagster/asset_partition_range_start": to_key(quarters[0]),
         "dagster/asset_partition_range_end": to_key(quarters[-1]),
@@ -85,24 +73,15 @@ def materialize_all(
 
 def read_table(config: PlatformConfig, table: str, quarter: str) -> pd.DataFrame:
     """One partition as pandas, through the platform's pyarrow reader configuration."""
-    import pyarrow.parquet as pq
+    from batch_platform import storage
 
-    from batch_platform.s3 import pyarrow_filesystem
-
-    filesystem, path = pyarrow_filesystem(
-        f"{config.lake_root}/{table}/quarter={quarter}", config.storage.s3
-    )
-    frame = pq.read_table(path, filesystem=filesystem).to_pandas()
+    frame = storage.read_parquet(f"{config.lake_root}/{table}/quarter={quarter}", config.storage.s3).to_pandas()
     key = "customer_id" if "customer_id" in frame.columns else list(frame.columns)
     return frame.sort_values(key).reset_index(drop=True)
 
 
 def gold_frames(config: PlatformConfig) -> dict[tuple[str, str], pd.DataFrame]:
-    return {
-        (t, q): read_table(config, f"gold/{t}", q)
-        for t in GOLD_TABLES
-        for q in QUARTERS
-    }
+    return {(t, q): read_table(config, f"gold/{t}", q) for t in GOLD_TABLES for q in QUARTERS}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from batch_platform.partitions import to_key
+from batch_platform.procs import stop_process_group
 from batch_platform_tests.s3_fixtures import free_port
 from batch_platform_tests.s3_pipeline import (
     LAKE_BUCKET,
@@ -38,9 +38,7 @@ from batch_platform_tests.s3_pipeline import (
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 
 BIN = Path(sys.executable).parent
-SPARK_HOME = Path(
-    pyspark.__file__
-).parent  # the pip pyspark: bin/spark-class, no sbin scripts
+SPARK_HOME = Path(pyspark.__file__).parent  # the pip pyspark: bin/spark-class, no sbin scripts
 LOOPBACK_ENV = {
     "SPARK_HOME": str(SPARK_HOME),
     "SPARK_LOCAL_IP": "127.0.0.1",
@@ -50,20 +48,8 @@ LOOPBACK_ENV = {
 }
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 def _master_state(webui: int) -> dict:
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{webui}/json/", timeout=5
-    ) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as response:
         return json.load(response)
 
 
@@ -85,8 +71,7 @@ def _wait(
             pass
         time.sleep(1)
     raise RuntimeError(
-        f"{what} did not come up:\n"
-        + "\n".join(log.read_text()[-2000:] for log in logs if log.exists())
+        f"{what} did not come up:\n" + "\n".join(log.read_text()[-2000:] for log in logs if log.exists())
     )
 
 
@@ -133,7 +118,7 @@ def spark_cluster(tmp_path_factory):
         yield {"master": f"spark://127.0.0.1:{port}", "webui": webui, "logs": logs}
     finally:
         for process in reversed(started):
-            _stop(process)
+            stop_process_group(process, term_grace=20)
 
 
 @pytest.fixture(scope="module")
@@ -182,16 +167,12 @@ def cluster_run(spark_cluster, s3_server, s3_landing, tmp_path_factory):
     }
 
 
-def test_cluster_run_on_s3_equals_the_local_run(
-    cluster_run, spark_cluster, local_reference, s3_server
-):
+def test_cluster_run_on_s3_equals_the_local_run(cluster_run, spark_cluster, local_reference, s3_server):
     done = cluster_run["done"]
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     on_cluster = gold_frames(cluster_run["config"])
     for (table, quarter), expected in local_reference.items():
-        pd.testing.assert_frame_equal(
-            on_cluster[(table, quarter)], expected, obj=f"gold/{table} {quarter}"
-        )
+        pd.testing.assert_frame_equal(on_cluster[(table, quarter)], expected, obj=f"gold/{table} {quarter}")
     # The work ran on the standalone cluster: the master recorded the run's application.
     apps = _master_state(spark_cluster["webui"])
     names = [app["name"] for app in apps["completedapps"] + apps["activeapps"]]

@@ -28,10 +28,7 @@ def test_a_literal_credential_is_refused_without_being_echoed():
     with pytest.raises(ConfigError) as error:
         parse_config(raw)
     message = str(error.value)
-    assert (
-        "key 'storage.s3.secret_access_key' has bad value ***: write a credential as ${NAME}"
-        in message
-    )
+    assert "key 'storage.s3.secret_access_key' has bad value ***: write a credential as ${NAME}" in message
     assert "hunter2-secret" not in message and "AKIAEXAMPLE" not in message
 
 
@@ -47,9 +44,7 @@ def test_an_unset_credential_variable_is_named(monkeypatch):
             }
         }
     }
-    with pytest.raises(
-        ConfigError, match="environment variable BP_UNSET_SECRET is not set"
-    ):
+    with pytest.raises(ConfigError, match="environment variable BP_UNSET_SECRET is not set"):
         parse_config(raw)
 
 
@@ -68,9 +63,7 @@ def test_credentials_stay_references_and_reach_s3a_as_values(monkeypatch):
     config = parse_config(raw)
     assert config.storage.s3.secret_access_key == "${BP_SECRET}"
     assert "the-secret-value" not in str(config.redacted()) + repr(config)
-    settings = hadoop_s3a_settings(
-        "http://127.0.0.1:9", "eu-west-1", True, "the-key", "the-secret-value"
-    )
+    settings = hadoop_s3a_settings("http://127.0.0.1:9", "eu-west-1", True, "the-key", "the-secret-value")
     assert settings["fs.s3a.endpoint"] == "http://127.0.0.1:9"
     assert settings["fs.s3a.connection.ssl.enabled"] == "false"
     assert settings["fs.s3a.path.style.access"] == "true"
@@ -81,18 +74,12 @@ def test_credentials_stay_references_and_reach_s3a_as_values(monkeypatch):
 def test_an_s3a_root_adds_the_fetched_jars_and_a_local_one_does_not(monkeypatch):
     assert hadoop_version() == "3.5.0"  # pyspark 4.3's bundled Hadoop
     jars = s3a_jars()
-    assert f"org.apache.hadoop_hadoop-aws-{hadoop_version()}.jar" in [
-        jar.name for jar in jars
-    ]
+    assert f"org.apache.hadoop_hadoop-aws-{hadoop_version()}.jar" in [jar.name for jar in jars]
     assert any(jar.name.startswith("software.amazon.awssdk_bundle-") for jar in jars)
     local = parse_config({"storage": {"lake_root": "/tmp/lake"}})
     assert not {"spark.jars", "spark.driver.extraClassPath"} & set(local.spark_conf())
-    on_s3 = parse_config(
-        {"storage": {"lake_root": "s3a://lake/lake"}, "spark": {"master": "local[2]"}}
-    )
-    assert on_s3.spark_conf()["spark.driver.extraClassPath"].split(":") == [
-        str(jar) for jar in jars
-    ]
+    on_s3 = parse_config({"storage": {"lake_root": "s3a://lake/lake"}, "spark": {"master": "local[2]"}})
+    assert on_s3.spark_conf()["spark.driver.extraClassPath"].split(":") == [str(jar) for jar in jars]
     cluster = parse_config(
         {
             "storage": {"landing_root": "s3a://l/l"},

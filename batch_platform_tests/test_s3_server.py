@@ -13,9 +13,7 @@ def test_s3_server_enforces_credentials_and_creates_buckets(s3_server):
     assert s3_server.bucket("fixture-check") == "s3a://fixture-check"
     client = s3_server.client()
     client.put_object(Bucket="fixture-check", Key="a/b.txt", Body=b"x")
-    assert [
-        o["Key"] for o in client.list_objects_v2(Bucket="fixture-check")["Contents"]
-    ] == ["a/b.txt"]
+    assert [o["Key"] for o in client.list_objects_v2(Bucket="fixture-check")["Contents"]] == ["a/b.txt"]
     assert s3_server.endpoint_url.startswith("http://127.0.0.1:")
     wrong = boto3.client(
         "s3",

@@ -11,33 +11,28 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from batch_platform.definitions import build_definitions
 from batch_platform.landing import LandingZone
-from batch_platform.partitions import label_of, quarterly, shift, to_key
+from batch_platform.partitions import label_of, shift, to_key
 from batch_platform.s3 import s3_resource
-from batch_platform.sensors import landing_sensor
+from batch_platform.sensors import build_landing_sensor
+from batch_platform_tests.platform import DEFAULTS, quarterly
 from batch_platform_tests.s3_pipeline import s3_section
 
-OPEN_QUARTER = shift(
-    label_of(date.fromisoformat(quarterly.get_last_partition_key())), 1
-)
+defs = build_definitions(DEFAULTS)
+landing_sensor = build_landing_sensor(quarterly)
+OPEN_QUARTER = shift(label_of(date.fromisoformat(quarterly.get_last_partition_key())), 1)
 
 
 def evaluate(resources: dict, cursor: str | None):
-    from batch_platform.definitions import defs
-
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(
-            instance=instance, cursor=cursor, resources=resources, definitions=defs
-        )
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
         result = landing_sensor.evaluate_tick(context)
     return result
 
 
 def requested(result) -> dict[str, int]:
-    return {
-        r.partition_key: int(r.tags["batch_platform/landing_files"])
-        for r in result.run_requests or []
-    }
+    return {r.partition_key: int(r.tags["batch_platform/landing_files"]) for r in result.run_requests or []}
 
 
 def _check_sensor(resources: dict, put) -> None:
@@ -64,8 +59,6 @@ def _check_sensor(resources: dict, put) -> None:
 
 
 def test_sensor_is_off_by_default_and_part_of_the_definitions():
-    from batch_platform.definitions import defs
-
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert sensor.job_name == "training_set_job"
@@ -79,9 +72,7 @@ def test_sensor_on_a_landing_folder(tmp_path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("customer_id\n1\n")
 
-    _check_sensor(
-        {"landing": LandingZone(root=str(root)), "s3": s3_resource(None)}, put
-    )
+    _check_sensor({"landing": LandingZone(root=str(root)), "s3": s3_resource(None)}, put)
 
 
 @pytest.mark.s3
@@ -92,11 +83,7 @@ def test_sensor_on_an_s3_landing_zone(s3_server, s3_landing):
     client = s3_server.client()
 
     def put(relative: str) -> None:
-        client.put_object(
-            Bucket=bucket, Key=f"incoming/{relative}", Body=b"customer_id\n1\n"
-        )
+        client.put_object(Bucket=bucket, Key=f"incoming/{relative}", Body=b"customer_id\n1\n")
 
     s3 = s3_resource(S3Config(**s3_section(s3_server)))
-    _check_sensor(
-        {"landing": LandingZone(root=f"s3a://{bucket}/incoming"), "s3": s3}, put
-    )
+    _check_sensor({"landing": LandingZone(root=f"s3a://{bucket}/incoming"), "s3": s3}, put)

@@ -32,9 +32,7 @@ def main() -> int:
         .getOrCreate()
     )
     session.stop()
-    shutil.rmtree(
-        ivy / "cache", ignore_errors=True
-    )  # the resolved copies are in ivy/jars
+    shutil.rmtree(ivy / "cache", ignore_errors=True)  # the resolved copies are in ivy/jars
     jars = s3a_jars()
     if not jars:
         print(
