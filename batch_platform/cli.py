@@ -101,14 +101,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from batch_platform.config import load_config
     from batch_platform.tables import TABLES
 
-    lake = load_config().lake_root.rstrip("/")
+    config = load_config()
+    lake = config.lake_root.rstrip("/")
     quarters = quarter_range(args.first, args.last or args.first)
     tables = [table.name for table in TABLES.values()]
     width = max([len(t) for t in tables] + [10])
     print(f"lake: {lake}")
     print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters))
     for table in tables:
-        counts = [storage.count_rows(f"{lake}/{table}/quarter={quarter}") for quarter in quarters]
+        counts = [storage.count_rows(f"{lake}/{table}/quarter={quarter}", config.storage.s3) for quarter in quarters]
         print(f"{table:<{width}}  " + "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts))
     print("\ntraining sets:")
     for quarter in quarters:

@@ -215,6 +215,9 @@ class PlatformConfig(_Section):
             # them in a Spark job of its own (one per read), slower than the driver doing it.
             "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         }
+        from batch_platform.s3 import spark_s3_conf
+
+        conf.update(spark_s3_conf(self))
         for key, value in self.spark.conf.items():
             if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):
                 conf[key] = f"{_to_str(value)} -Duser.timezone=UTC"

@@ -45,25 +45,30 @@ def load_training_set(
     from batch_platform.partitions import to_key, to_label
 
     label = to_label(quarter)
+    if config is None and lake_root is None:
+        config = _config()  # its lake root and its `storage.s3`
     uri = partition_uri(TRAINING_SET_TABLE, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
-    if not storage.is_dir(uri):
+    s3 = config.storage.s3 if config is not None else None
+    if not storage.is_dir(uri, s3):
         raise PartitionNotMaterialised(
             f"{TRAINING_SET_TABLE} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
             f"`dagster job execute -m batch_platform.definitions -j training_set_job "
             f"--tags '{{\"dagster/partition\": \"{to_key(label)}\"}}'`"
         )
-    frame = storage.read_parquet(uri).to_pandas()
+    frame = storage.read_parquet(uri, s3).to_pandas()
     frame["quarter"] = label
     return frame
 
 
 def _lake_root(config: PlatformConfig | None) -> str:
-    if config is not None:
-        return config.lake_root
+    return (config if config is not None else _config()).lake_root
+
+
+def _config() -> PlatformConfig:
     from batch_platform.config import ConfigError, load_config
 
     try:
-        return load_config().lake_root
+        return load_config()
     except ConfigError as exc:
         raise ConfigError(
             f"load_training_set needs to know where the lake is: pass lake_root=... (a folder or s3a:// URI) or "

@@ -21,6 +21,7 @@ from batch_platform.checks import build_silver_checks
 from batch_platform.config import PlatformConfig, load_config
 from batch_platform.jobs import build_jobs
 from batch_platform.resources import build_resources
+from batch_platform.sensors import build_landing_sensor
 
 
 def build_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
@@ -38,12 +39,14 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
     # 1.13; the platform depends on both on purpose, so building it does not repeat the notice.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    jobs, schedules = build_jobs(config.partitions())
+    partitions = config.partitions()
+    jobs, schedules = build_jobs(partitions)
     return dg.Definitions(
         assets=build_assets(config),
         asset_checks=build_silver_checks(config),
         jobs=jobs,
         schedules=schedules,
+        sensors=[build_landing_sensor(partitions)],
         resources=build_resources(config),
         executor=dg.in_process_executor,
     )

@@ -11,10 +11,16 @@ may cover several quarters (a single-run backfill). Writing a run's quarters:
 2. write all its quarters under `<table>/_staging/<run>/` (Spark and Hadoop ignore `_` folders);
    a quarter with no rows still gets a schema-only Parquet file, since an empty quarter is a
    partition too;
-3. swap each staged quarter in: the old folder moves to `_staging/<run>/_old/`, the new one moves
-   into place, the old one is deleted. A crash before the swap leaves the previous partition; a
-   crash inside it leaves at worst no partition for that quarter — never a half-written one — and
-   the next run cleans the debris up.
+3. publish each staged quarter. On a local or HDFS file system, a folder rename is atomic: the old
+   folder moves to `_staging/<run>/_old/`, the new one moves into place, the old one is deleted. A
+   crash before the swap leaves the previous partition; a crash inside it leaves at worst no
+   partition for that quarter — never a half-written one — and the next run cleans the debris up.
+   On an object store (`s3a://`), a "rename" copies every object then deletes it, so a reader
+   listing the folder mid-rename would see part of the new files, or old and new together. There
+   each quarter is staged as ONE Parquet object and published by copying it onto the partition's
+   fixed `part-00000.parquet`: S3 replaces an object atomically, so a reader lists and reads the
+   old quarter or the new one, never a mix, and never half of either. A crash leaves each quarter
+   old or new; the staging debris is removed by the next write.
 
 The seconds of each phase are recorded as `io_seconds/*` metadata, so the cost of validation and
 metadata next to the work is visible: `validate` (structure, unique key), `count_and_check` (the
@@ -49,6 +55,8 @@ from batch_platform.tables import table_for
 
 ROWS_PER_WRITE_TASK = 500_000
 MAX_RECORDS_PER_FILE = 5_000_000
+OBJECT_NAME = "part-00000.parquet"
+"""The one object of a partition on an object store."""
 ALLOW_MISSING = "allow_missing_partitions"
 """Input metadata key: read a never-materialised quarter as empty instead of failing."""
 
@@ -124,31 +132,52 @@ class LakeIOManager(dg.ConfigurableIOManager):
         table = self.table_path(asset_key)
         self._clean_debris(fs, table)
         staging = f"{table}/_staging/{uuid.uuid4().hex}"
-        # A persisted frame spreads every quarter over all its partitions, and each write task
-        # leaves one file per quarter it holds: coalesce (no shuffle, unlike a repartition by
-        # quarter) to about one task per half-million rows, at most one per core.
-        tasks = max(1, min(self.pyspark.spark_session.sparkContext.defaultParallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
-        (
-            df.coalesce(tasks)
-            .write.mode("error")
-            .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
-            .partitionBy(PARTITION_COLUMN)
-            .parquet(staging)
-        )
+        object_store = fs.is_object_store(table)
+        if object_store:
+            # One object per quarter, so that publishing a quarter is one PUT (module docstring).
+            staged = df.repartition(PARTITION_COLUMN).write
+        else:
+            # A persisted frame spreads every quarter over all its partitions, and each write task
+            # leaves one file per quarter it holds: coalesce (no shuffle, unlike a repartition by
+            # quarter) to about one task per half-million rows, at most one per core.
+            parallelism = self.pyspark.spark_session.sparkContext.defaultParallelism
+            tasks = max(1, min(parallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
+            staged = df.coalesce(tasks).write.option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+        staged.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
         empty = df.limit(0).drop(PARTITION_COLUMN)
         for quarter in quarters:
-            staged = f"{staging}/{PARTITION_COLUMN}={quarter}"
-            if not fs.exists(staged):
-                empty.coalesce(1).write.mode("error").parquet(staged)
+            folder = f"{staging}/{PARTITION_COLUMN}={quarter}"
+            if not fs.exists(folder):
+                empty.coalesce(1).write.mode("error").parquet(folder)
         for quarter in quarters:
             final = self.partition_path(asset_key, quarter)
-            old = f"{staging}/_old/{PARTITION_COLUMN}={quarter}"
-            if fs.exists(final):
-                fs.rename(final, old)
-            fs.rename(f"{staging}/{PARTITION_COLUMN}={quarter}", final)
+            if object_store:
+                self._publish_object(fs, f"{staging}/{PARTITION_COLUMN}={quarter}", final)
+            else:
+                self._swap(fs, staging, final, quarter)
         fs.delete(staging)
         if not fs.list_dir(f"{table}/_staging"):
             fs.delete(f"{table}/_staging")
+
+    @staticmethod
+    def _swap(fs: HadoopFS, staging: str, final: str, quarter: str) -> None:
+        """Folder renames: each is atomic on a local or HDFS file system."""
+        old = f"{staging}/_old/{PARTITION_COLUMN}={quarter}"
+        if fs.exists(final):
+            fs.rename(final, old)
+        fs.rename(f"{staging}/{PARTITION_COLUMN}={quarter}", final)
+
+    @staticmethod
+    def _publish_object(fs: HadoopFS, staged: str, final: str) -> None:
+        """On an object store: copy the quarter's one staged Parquet object onto `OBJECT_NAME` in the
+        partition, replacing the previous one in a single PUT, then drop anything else there."""
+        files = [f for f in fs.list_dir(staged) if f.name.endswith(".parquet")]
+        if len(files) != 1:
+            raise RuntimeError(f"expected one staged Parquet object in {staged}, found {[f.name for f in files]}")
+        fs.copy_file(files[0].path, f"{final}/{OBJECT_NAME}")
+        for stale in fs.list_dir(final):
+            if stale.name != OBJECT_NAME:
+                fs.delete(stale.path)
 
     @staticmethod
     def _clean_debris(fs: HadoopFS, table: str) -> None:

@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from batch_platform.s3 import access_error
 from batch_platform.storage import HadoopFS
 
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -68,7 +69,11 @@ class LandingZone(dg.ConfigurableResource):
         fs = HadoopFS(spark)
         files: list[LandingFile] = []
         ignored: list[str] = []
-        for folder in fs.subdirs(self.source_path(source)):
+        try:
+            folders = fs.subdirs(self.source_path(source))
+        except Exception as exc:  # noqa: BLE001 - py4j wraps every Hadoop error alike
+            raise dg.Failure(f"landing {source}: {access_error(self.source_path(source), exc)}") from None
+        for folder in folders:
             if not _FOLDER_DATE.match(folder.name):
                 ignored.append(folder.path)
                 continue

@@ -8,10 +8,58 @@ need at run time becomes a resource (or a field of `settings`) here.
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from batch_platform.config import PlatformConfig
+from batch_platform.config import PlatformConfig, S3Config
 from batch_platform.io_manager import LakeIOManager
 from batch_platform.landing import LandingZone
 from batch_platform.postgres import PostgresTarget
+from batch_platform.s3 import hadoop_s3a_settings, s3_resource
+
+
+class PlatformPySpark(PySparkResource):
+    """dagster-pyspark's resource, which also sets `storage.s3` on the session's Hadoop configuration
+    when a run starts. Every S3A client of the run (listing the landing zone, reads, writes, the
+    lake's publish; the executors get the configuration with their tasks) then uses it — also on a
+    session that already exists, where static settings would be ignored. The credentials are
+    `dg.EnvVar`s: the UI and run storage keep the variables' names, never their values."""
+
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_path_style_access: bool = False
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        super().setup_for_execution(context)
+        jsc = getattr(self._spark_session.sparkContext, "_jsc", None)  # none under Spark Connect
+        if jsc is None:
+            return
+        hadoop = jsc.hadoopConfiguration()
+        settings = hadoop_s3a_settings(
+            self.s3_endpoint_url,
+            self.s3_region,
+            self.s3_path_style_access,
+            self.s3_access_key_id,
+            self.s3_secret_access_key,
+        )
+        for key, value in settings.items():
+            hadoop.set(key, value)
+
+
+def build_pyspark(config: PlatformConfig) -> PlatformPySpark:
+    s3 = config.storage.s3 or S3Config()
+    key, secret = S3Config.env_name(s3.access_key_id), S3Config.env_name(s3.secret_access_key)
+    return PlatformPySpark(
+        spark_config=config.spark_conf(),
+        s3_endpoint_url=s3.endpoint_url,
+        s3_region=s3.region,
+        s3_path_style_access=s3.path_style_access,
+        s3_access_key_id=dg.EnvVar(key) if key else None,
+        s3_secret_access_key=dg.EnvVar(secret) if secret else None,
+    )
 
 
 class BatchSettings(dg.ConfigurableResource):
@@ -25,7 +73,7 @@ class BatchSettings(dg.ConfigurableResource):
 
 
 def build_resources(config: PlatformConfig) -> dict[str, object]:
-    pyspark = PySparkResource(spark_config=config.spark_conf())
+    pyspark = build_pyspark(config)
     publish = config.publish.postgres
     optional = {"postgres": PostgresTarget(dsn=publish.dsn, db_schema=publish.db_schema)} if publish else {}
     return {
@@ -33,6 +81,7 @@ def build_resources(config: PlatformConfig) -> dict[str, object]:
         "pyspark": pyspark,
         "io_manager": LakeIOManager(pyspark=pyspark, lake_root=config.lake_root),
         "landing": LandingZone(root=config.landing_root),
+        "s3": s3_resource(config.storage.s3),
         "settings": BatchSettings(
             lookback_quarters=config.batch.lookback_quarters,
             prediction_window_days=config.batch.prediction_window_days,

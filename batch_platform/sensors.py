@@ -1,0 +1,91 @@
+"""`landing_sensor` (built by `build_landing_sensor`): new landing files start a run of `training_set_job` for their quarter.
+
+Off by default (turn it on in the UI, Automation, with the daemon running). Every evaluation
+lists the landing zone — a folder, or `s3a://` through dagster-aws's `S3Resource` (boto3, with
+`storage.s3`) — and compares it with the cursor, the set of files already seen. The new files are
+grouped by the quarter of their arrival folder (`<source>/<YYYY-MM-DD>/<file>`), and each quarter
+gets one run request (bronze → silver → gold of that quarter). A file enters the cursor when a run
+is requested for it, so the sensor never ingests a file twice.
+
+A quarter that is not a partition yet (the current, unfinished one) has no run: its files stay
+out of the cursor and trigger one run as soon as the quarter is complete (the quarterly schedule
+builds the same quarter at that moment: turn on one of the two). Files of quarters before
+`batch.first_quarter`, hidden files (`_`, `.`) and unknown extensions are never ingested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import date
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from batch_platform import storage
+from batch_platform.landing import _FOLDER_DATE, FORMATS, LandingZone
+from batch_platform.partitions import label_of, to_key
+from batch_platform.s3 import is_s3
+
+SOURCES = ("operational", "logs", "external")
+TRAINING_SET_JOB = "training_set_job"
+
+
+def landing_files(root: str, s3: S3Resource) -> list[str]:
+    """Every file under `<root>/<source>/`, as `<source>/<YYYY-MM-DD>/<name>` paths."""
+    return storage.list_tree(root, SOURCES, s3.get_client() if is_s3(root) else None)
+
+
+def arrival_quarter(path: str) -> str | None:
+    """The quarter of a landing file's arrival folder; None for a file the bronze step never reads."""
+    parts = path.split("/")
+    if len(parts) != 3 or not _FOLDER_DATE.match(parts[1]) or parts[2].startswith(("_", ".")):
+        return None
+    if "." + parts[2].rsplit(".", 1)[-1].lower() not in FORMATS:
+        return None
+    try:
+        return label_of(date.fromisoformat(parts[1]))
+    except ValueError:
+        return None
+
+
+def build_landing_sensor(partitions_def: dg.PartitionsDefinition) -> dg.SensorDefinition:
+    """The landing sensor on the platform's partitions (`config.partitions()`), targeting `training_set_job`."""
+
+    @dg.sensor(
+        job_name=TRAINING_SET_JOB,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="New files in the landing zone → training_set_job (bronze → gold) for their arrival quarter.",
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone, s3: S3Resource):
+        seen = set(json.loads(context.cursor)) if context.cursor else set()
+        partitions = {key: None for key in partitions_def.get_partition_keys()}
+        new: dict[str, list[str]] = defaultdict(list)
+        waiting = 0
+        for path in landing_files(landing.root, s3):
+            quarter = arrival_quarter(path)
+            if path in seen or quarter is None:
+                continue
+            if to_key(quarter) in partitions:
+                new[quarter].append(path)
+            elif to_key(quarter) > max(partitions, default=""):
+                waiting += 1  # the quarter is still open
+            else:
+                seen.add(path)  # before batch.first_quarter: never a partition
+        if not new:
+            context.update_cursor(json.dumps(sorted(seen)))
+            yield dg.SkipReason(f"no new landing files ({waiting} waiting for their quarter to end)")
+            return
+        for quarter, paths in sorted(new.items()):
+            seen.update(paths)
+            digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+            yield dg.RunRequest(
+                run_key=f"landing-{quarter}-{digest}",
+                partition_key=to_key(quarter),
+                tags={"batch_platform/landing_files": str(len(paths)), "batch_platform/quarter": quarter},
+            )
+        context.update_cursor(json.dumps(sorted(seen)))
+
+    return landing_sensor

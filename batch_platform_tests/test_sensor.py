@@ -1,0 +1,89 @@
+"""`landing_sensor`, evaluated without a daemon (`dg.build_sensor_context`): one run request per
+quarter whose files arrived, never twice for a file, nothing for a quarter still open; on a local
+folder and on the S3 test server (dagster-aws's `S3Resource` with `storage.s3`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from batch_platform.definitions import build_definitions
+from batch_platform.landing import LandingZone
+from batch_platform.partitions import label_of, shift, to_key
+from batch_platform.s3 import s3_resource
+from batch_platform.sensors import build_landing_sensor
+from batch_platform_tests.platform import DEFAULTS, quarterly
+from batch_platform_tests.s3_pipeline import s3_section
+
+defs = build_definitions(DEFAULTS)
+landing_sensor = build_landing_sensor(quarterly)
+OPEN_QUARTER = shift(label_of(date.fromisoformat(quarterly.get_last_partition_key())), 1)
+
+
+def evaluate(resources: dict, cursor: str | None):
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
+        result = landing_sensor.evaluate_tick(context)
+    return result
+
+
+def requested(result) -> dict[str, int]:
+    return {r.partition_key: int(r.tags["batch_platform/landing_files"]) for r in result.run_requests or []}
+
+
+def _check_sensor(resources: dict, put) -> None:
+    put("operational/2024-01-05/a.csv")
+    put("operational/2024-02-01/b.csv")
+    put("logs/2024-04-02/c.json")
+    put("logs/2024-04-02/_SUCCESS")  # hidden: never ingested
+    put("external/2023-12-30/old.csv")  # before the first quarter
+    put(f"external/{to_key(OPEN_QUARTER)}/early.csv")  # the quarter is still open
+    first = evaluate(resources, None)
+    assert requested(first) == {"2024-01-01": 2, "2024-04-01": 1}
+    assert "operational/2024-01-05/a.csv" in json.loads(first.cursor)
+    assert f"external/{to_key(OPEN_QUARTER)}/early.csv" not in json.loads(first.cursor)
+
+    again = evaluate(resources, first.cursor)
+    assert requested(again) == {} and "1 waiting" in again.skip_message
+
+    put("operational/2024-05-20/d.csv")
+    put("external/2024-06-30/e.parquet")
+    third = evaluate(resources, again.cursor)
+    assert requested(third) == {"2024-04-01": 2}
+    assert third.run_requests[0].run_key != first.run_requests[1].run_key
+    assert requested(evaluate(resources, third.cursor)) == {}
+
+
+def test_sensor_is_off_by_default_and_part_of_the_definitions():
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensor.job_name == "training_set_job"
+
+
+def test_sensor_on_a_landing_folder(tmp_path: Path):
+    root = tmp_path / "landing"
+
+    def put(relative: str) -> None:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("customer_id\n1\n")
+
+    _check_sensor({"landing": LandingZone(root=str(root)), "s3": s3_resource(None)}, put)
+
+
+@pytest.mark.s3
+def test_sensor_on_an_s3_landing_zone(s3_server, s3_landing):
+    from batch_platform.config import S3Config
+
+    bucket = s3_server.bucket("sensor-landing").removeprefix("s3a://")
+    client = s3_server.client()
+
+    def put(relative: str) -> None:
+        client.put_object(Bucket=bucket, Key=f"incoming/{relative}", Body=b"customer_id\n1\n")
+
+    s3 = s3_resource(S3Config(**s3_section(s3_server)))
+    _check_sensor({"landing": LandingZone(root=f"s3a://{bucket}/incoming"), "s3": s3}, put)
