@@ -141,13 +141,15 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen]:
         )
     }
     server.endpoint_url = f"http://127.0.0.1:{ports['s3']}"
+    # SeaweedFS grows 7 volumes for each new bucket (a collection); the suite makes about ten buckets.
+    # Volumes are sparse files of at most 64 MB, so a high cap costs no disk.
     command = [
         weed_binary(), "server",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-dir={data}",
         f"-master.port={ports['master']}", f"-master.port.grpc={ports['mgrpc']}",
         "-master.volumeSizeLimitMB=64",
-        f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['vgrpc']}", "-volume.max=32",
+        f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['vgrpc']}", "-volume.max=256",
         "-volume.preStopSeconds=0",
         "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['fgrpc']}",
         "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['sgrpc']}", f"-s3.config={s3_config}",
