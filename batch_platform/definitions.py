@@ -17,17 +17,19 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from batch_platform.assets.bronze import bronze_assets  # noqa: E402
 from batch_platform.assets.gold import gold_assets
+from batch_platform.assets.ml import build_ml_assets, ml_checks
 from batch_platform.assets.silver import silver_assets
 from batch_platform.checks import silver_checks
 from batch_platform.config import platform_config
 from batch_platform.jobs import jobs, schedules
 from batch_platform.resources import build_resources
 
+config = platform_config()
 defs = dg.Definitions(
-    assets=[*bronze_assets, *silver_assets, *gold_assets],
-    asset_checks=[*silver_checks],
+    assets=[*bronze_assets, *silver_assets, *gold_assets, *build_ml_assets(config.batch.lookback_quarters)],
+    asset_checks=[*silver_checks, *ml_checks],
     jobs=jobs,
     schedules=schedules,
-    resources=build_resources(platform_config()),
+    resources=build_resources(config),
     executor=dg.in_process_executor,
 )

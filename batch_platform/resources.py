@@ -11,6 +11,7 @@ from dagster_pyspark import PySparkResource
 from batch_platform.config import PlatformConfig
 from batch_platform.io_manager import LakeIOManager
 from batch_platform.landing import LandingZone
+from batch_platform.mlflow_store import build_mlflow_store
 
 
 class BatchSettings(dg.ConfigurableResource):
@@ -29,6 +30,7 @@ def build_resources(config: PlatformConfig) -> dict[str, object]:
         "pyspark": pyspark,
         "io_manager": LakeIOManager(pyspark=pyspark, lake_root=config.lake_root),
         "landing": LandingZone(root=config.landing_root),
+        "mlflow_store": build_mlflow_store(config),
         "settings": BatchSettings(
             lookback_quarters=config.batch.lookback_quarters,
             prediction_window_days=config.batch.prediction_window_days,

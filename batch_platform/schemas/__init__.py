@@ -6,6 +6,7 @@ import pandera.pyspark as pa
 
 from batch_platform.schemas import bronze
 from batch_platform.schemas import gold
+from batch_platform.schemas import ml
 from batch_platform.schemas import silver
 
 TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
@@ -22,6 +23,8 @@ TABLE_SCHEMAS.update(
         "gold/customer_features": gold.CustomerFeatures,
         "gold/churn_labels": gold.ChurnLabels,
         "gold/training_set": gold.TrainingSet,
+        "ml/churn_model": ml.ChurnModel,
+        "ml/churn_scores": ml.ChurnScores,
     }
 )
 
