@@ -1,4 +1,5 @@
-"""Reading gold tables back, for notebooks and scripts: `load_training_set("2025-Q4")`.
+"""Reading lake tables back, for notebooks and scripts: `load_training_set("2025-Q4")`,
+`load_scores("2025-Q4")`.
 
 Only pandas and pyarrow are used — no Spark session, no Dagster run. The partition folder
 `<lake>/gold/training_set/quarter=<YYYY-QN>/` is read as it is on disk; the quarter is added back
@@ -16,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from batch_platform.config import PlatformConfig
 
 TRAINING_SET_TABLE = "gold/training_set"
+SCORES_TABLE = "ml/churn_scores"
 
 
 class PartitionNotMaterialised(FileNotFoundError):
@@ -40,17 +42,33 @@ def load_training_set(
     `config/config.yaml`). Raises `PartitionNotMaterialised` naming the path when the quarter was
     never materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
     """
+    return _load(TRAINING_SET_TABLE, "training_set_job", quarter, config, lake_root)
+
+
+def load_scores(
+    quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | os.PathLike | None = None
+) -> "pd.DataFrame":
+    """The `ml/churn_scores` partition of `quarter`: the churn probabilities the champion of that
+    quarter gave, at its end, for the quarter after it (`score_cutoff` = start of the next quarter).
+
+    Same arguments, errors and types as `load_training_set`. An empty frame means the quarter had
+    no champion (its `ml/churn_model` materialisation says why).
+    """
+    return _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root)
+
+
+def _load(table: str, job: str, quarter: str, config, lake_root) -> "pd.DataFrame":
     import pyarrow.parquet as pq
 
     from batch_platform.partitions import to_label
 
     label = to_label(quarter)
-    uri = partition_uri(TRAINING_SET_TABLE, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
+    uri = partition_uri(table, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
     filesystem, path = _filesystem(uri)
     if not _is_dir(filesystem, path):
         raise PartitionNotMaterialised(
-            f"{TRAINING_SET_TABLE} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
-            f"`dagster job execute -m batch_platform.definitions -j training_set_job "
+            f"{table} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
+            f"`dagster job execute -m batch_platform.definitions -j {job} "
             f"--tags '{{\"dagster/partition\": \"{_key(label)}\"}}'`"
         )
     frame = pq.read_table(path, filesystem=filesystem).to_pandas()
