@@ -10,7 +10,7 @@ QUARTERS_LAST ?= 2025-Q4
 CUSTOMERS ?= 2000
 SIZE ?= S
 
-.PHONY: setup demo test ui bench clean
+.PHONY: setup demo test ui mlflow-ui bench clean
 
 setup: $(STAMP)
 
@@ -28,12 +28,16 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/batch-platform sample-data --customers $(CUSTOMERS) --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 	$(BIN)/batch-platform materialize --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 	$(BIN)/batch-platform report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
+	$(BIN)/batch-platform ml-report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 
 test: setup
 	$(BIN)/pytest
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+mlflow-ui: setup
+	$(BIN)/batch-platform mlflow-ui
 
 bench: setup
 	$(BIN)/python -m benchmarks.run --size $(SIZE) --with-ablation

@@ -4,6 +4,8 @@
     batch-platform sample-data --from 2024-Q1 --to 2025-Q4 --customers 2000
     batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'silver/*' ...]
     batch-platform report --from 2024-Q1 --to 2025-Q4
+    batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
+    batch-platform mlflow-ui [--port 5000]           the MLflow UI of the configured store, on 127.0.0.1
 
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
 in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize` and
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 
 from batch_platform.partitions import QuarterError, quarter_range, to_key, to_label
 
-LAYERS = ("bronze", "silver", "gold")
+LAYERS = ("bronze", "silver", "gold", "ml")
 
 
 def _quarter(text: str) -> str:
@@ -120,6 +122,70 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ml_report(args: argparse.Namespace) -> int:
+    """Per quarter: the champion, its version and eval AUC-PR (from ml/churn_model in the lake), the
+    baseline's, and the out-of-time AUC-PR (the latest `out_of_time_performance` check result)."""
+    from batch_platform.config import platform_config
+    from batch_platform.consume import PartitionNotMaterialised, load_model_card
+
+    config = platform_config()
+    quarters = quarter_range(args.first, args.last or args.first)
+    realised = _out_of_time(quarters)
+    print(f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'eval AUC-PR':>11}  {'baseline':>8}  {'out-of-time AUC-PR':>18}")
+    for quarter in quarters:
+        try:
+            card = load_model_card(quarter, config=config)
+        except PartitionNotMaterialised:
+            print(f"{quarter:<8}  {'(not materialised)':<20}")
+            continue
+        baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"]
+        champion = card[card["champion"]]
+        if champion.empty:
+            print(f"{quarter:<8}  {'(not trained)':<20}  {'-':>7}  {'-':>11}  {'-':>8}  {realised.get(quarter, '-'):>18}")
+            continue
+        row = champion.iloc[0]
+        print(
+            f"{quarter:<8}  {row['candidate']:<20}  {int(row['model_version']):>7}  {row['auc_pr']:>11.4f}  "
+            f"{baseline.iloc[0]:>8.4f}  {realised.get(quarter, '-'):>18}"
+        )
+    print(f"\nMLflow store: {config.mlflow_tracking_uri} (registered model '{config.mlflow.registered_model_name}')")
+    print("open its UI:  make mlflow-ui   (then http://127.0.0.1:5000)")
+    return 0
+
+
+def _out_of_time(quarters: Sequence[str]) -> dict[str, str]:
+    """Quarter → the latest out-of-time AUC-PR recorded in the Dagster instance (`pending` until the
+    labels of the next quarter exist); empty without `$DAGSTER_HOME`."""
+    import dagster as dg
+
+    if not _has_dagster_home():
+        return {}
+    check = dg.AssetCheckKey(dg.AssetKey(["ml", "churn_scores"]), "out_of_time_performance")
+    found: dict[str, str] = {}
+    for record in dg.DagsterInstance.get().event_log_storage.get_asset_check_execution_history(check, limit=1000):
+        evaluation = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
+        if record.partition is None or evaluation is None or to_label(record.partition) in found:
+            continue
+        value = evaluation.metadata.get("out_of_time/auc_pr")
+        found[to_label(record.partition)] = f"{value.value:.4f}" if value is not None else "pending"
+    return {q: found[q] for q in quarters if q in found}
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    """The MLflow UI of the configured store, bound to 127.0.0.1 (a server store has its own UI)."""
+    import os
+
+    from batch_platform.config import platform_config
+
+    uri = platform_config().mlflow_tracking_uri
+    if uri.startswith(("http://", "https://")):
+        print(f"the MLflow store is a server: open {uri}")
+        return 0
+    print(f"MLflow UI of {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    os.execv(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)])
+
+
 def _tables(lake: str) -> list[str]:
     from batch_platform.schemas import TABLE_SCHEMAS
 
@@ -155,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rows per table per quarter in the lake")
     _range_args(report)
     report.set_defaults(func=cmd_report)
+
+    ml_report = commands.add_parser("ml-report", help="champion, eval and out-of-time AUC-PR per quarter")
+    _range_args(ml_report)
+    ml_report.set_defaults(func=cmd_ml_report)
+
+    ui = commands.add_parser("mlflow-ui", help="the MLflow UI of the configured store, on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_mlflow_ui)
     return parser
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 TRAINING_SET_TABLE = "gold/training_set"
 SCORES_TABLE = "ml/churn_scores"
+MODEL_TABLE = "ml/churn_model"
 
 
 class PartitionNotMaterialised(FileNotFoundError):
@@ -55,6 +56,14 @@ def load_scores(
     no champion (its `ml/churn_model` materialisation says why).
     """
     return _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root)
+
+
+def load_model_card(
+    quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | os.PathLike | None = None
+) -> "pd.DataFrame":
+    """The `ml/churn_model` partition of `quarter`: one row per candidate with its eval metrics; the
+    champion's row holds the registered model version (`models:/<registered_model_name>/<version>`)."""
+    return _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root)
 
 
 def _load(table: str, job: str, quarter: str, config, lake_root) -> "pd.DataFrame":

@@ -21,7 +21,7 @@ from batch_platform.assets.ml import build_ml_assets, ml_checks
 from batch_platform.assets.silver import silver_assets
 from batch_platform.checks import silver_checks
 from batch_platform.config import platform_config
-from batch_platform.jobs import jobs, schedules
+from batch_platform.jobs import jobs, schedules, sensors
 from batch_platform.resources import build_resources
 
 config = platform_config()
@@ -30,6 +30,7 @@ defs = dg.Definitions(
     asset_checks=[*silver_checks, *ml_checks],
     jobs=jobs,
     schedules=schedules,
+    sensors=sensors,
     resources=build_resources(config),
     executor=dg.in_process_executor,
 )

@@ -22,6 +22,7 @@ EXPECTED = {
         "silver/partner_scores", "silver/partner_scores_quarantine",
     },
     "gold": {"gold/customer_features", "gold/churn_labels", "gold/training_set"},
+    "ml": {"ml/churn_model", "ml/churn_scores"},
 }
 UPSTREAM = {
     "silver/operational_events": {"bronze/operational"},
@@ -30,6 +31,8 @@ UPSTREAM = {
     "gold/customer_features": {"silver/operational_events", "silver/interaction_logs", "silver/partner_scores"},
     "gold/churn_labels": {"silver/operational_events", "gold/customer_features"},
     "gold/training_set": {"gold/customer_features", "gold/churn_labels"},
+    "ml/churn_model": {"gold/training_set"},
+    "ml/churn_scores": {"ml/churn_model", "silver/operational_events", "silver/interaction_logs", "silver/partner_scores"},
 }
 
 
@@ -82,6 +85,20 @@ def test_features_read_the_lookback_and_labels_read_their_own_quarter(graph):
         quarterly.subset_with_partition_keys(["2025-10-01"]), quarterly, quarterly
     ).partitions_subset.get_partition_keys() == ["2025-10-01"]
     del keys
+
+
+def test_scores_read_silver_q_minus_l_plus_one_to_q_and_the_check_depends_on_labels(graph):
+    """ml/churn_scores Q scores at C' = start of Q+1: silver Q-3 … Q with L = 4 (SPEC.md, "ML")."""
+    events = dg.AssetKey(["silver", "operational_events"])
+    mapping = graph.get_partition_mapping(dg.AssetKey(["ml", "churn_scores"]), events)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        quarterly.subset_with_partition_keys(["2025-07-01"]), quarterly, quarterly
+    ).partitions_subset.get_partition_keys()
+    assert sorted(upstream) == ["2024-10-01", "2025-01-01", "2025-04-01", "2025-07-01"]
+    check_key = dg.AssetCheckKey(dg.AssetKey(["ml", "churn_scores"]), "out_of_time_performance")
+    check = graph.get(check_key)
+    assert check.partitions_def == quarterly
+    assert {_name(key) for key in check.parent_entity_keys} >= {"gold/churn_labels", "gold/customer_features"}
 
 
 def test_jobs_run_in_process():

@@ -51,8 +51,8 @@ def defs():
      (datetime(2024, 7, 1, tzinfo=UTC), "2024-Q2")],
 )
 def test_schedule_asks_for_the_quarter_that_just_ended(defs, tick, quarter):
-    schedule = defs.resolve_schedule_def("quarterly_training_set_schedule")
-    assert schedule.job_name == "training_set_job"
+    schedule = defs.resolve_schedule_def("quarterly_schedule")
+    assert schedule.job_name == "quarterly_job"
     assert schedule.cron_schedule == "0 0 1 */3 *"
     assert schedule.execution_timezone == "UTC"
     with dg.instance_for_test() as instance:

@@ -217,6 +217,17 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
     assert client.get_model_version_by_alias(MODEL_NAME, "champion-2024-Q4").version == str(new)
 
+    from batch_platform.jobs import out_of_time_sensor
+
+    context = dg.build_run_status_sensor_context(
+        sensor_name=out_of_time_sensor.name,
+        dagster_event=result.get_run_success_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    )
+    request = out_of_time_sensor(context)
+    assert request.partition_key == to_key("2024-Q3")
+
 
 def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_lake, tmp_path, spark):
     root, _, _ = ml_lake

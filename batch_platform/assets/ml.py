@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.assets.gold import FEATURES_KEY, LABELS_KEY, SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES, TRAINING_KEY
-from batch_platform.io_manager import ALLOW_MISSING
+from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager, table_name
 from batch_platform.ml import (
     BASELINE,
     METRICS,
@@ -39,7 +39,9 @@ from batch_platform.ml import (
 )
 from batch_platform.partitions import quarter_end, quarterly, shift, to_label
 from batch_platform.resources import BatchSettings
+from batch_platform.schemas import schema_for
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema, table_schema
+from batch_platform.storage import HadoopFS
 from batch_platform.schemas.ml import ChurnModel, ChurnScores
 
 CODE_VERSION = "1"
@@ -179,18 +181,28 @@ def _empty(spark, model) -> DataFrame:
 
 
 # ---------------------------------------------------------------------------------------- check
-_NEXT_QUARTER = dg.TimeWindowPartitionMapping(start_offset=1, end_offset=1, allow_nonexistent_upstream_partitions=True)
+def read_quarters(lake: LakeIOManager, key: dg.AssetKey, quarters: list[str]) -> DataFrame:
+    """The partitions `quarters` of a lake table that exist (none: an empty frame of its schema).
 
-
-def _next_quarter_in(key: dg.AssetKey) -> dg.AssetIn:
-    return dg.AssetIn(key=key, partition_mapping=_NEXT_QUARTER, metadata={ALLOW_MISSING: True})
+    The check reads the quarter after its own: Dagster 1.13 applies no partition mapping to an asset
+    check's inputs (they map to the same quarter), so the check names its dependencies and reads
+    Q+1 itself, with the table's schema, as the IO manager does.
+    """
+    spark = lake.pyspark.spark_session
+    fs = HadoopFS(spark)
+    schema = spark_schema(schema_for(table_name(key)))
+    present = [lake.partition_path(key, q) for q in quarters if fs.exists(lake.partition_path(key, q))]
+    if not present:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", lake.table_path(key)).parquet(*present)
 
 
 @dg.asset_check(
     asset=SCORES_KEY,
     name=OUT_OF_TIME,
     partitions_def=quarterly,
-    additional_ins={"churn_labels": _next_quarter_in(LABELS_KEY), "customer_features": _next_quarter_in(FEATURES_KEY)},
+    additional_deps=[LABELS_KEY, FEATURES_KEY],
+    required_resource_keys={"io_manager"},
     description=(
         "Out-of-time evaluation (SPEC.md, 'ML'): once gold/churn_labels Q+1 exists, the realised AUC-PR and AUC-ROC of "
         "ml/churn_scores Q against it, beside the recency-only baseline's (ranking by recency_days of "
@@ -199,30 +211,27 @@ def _next_quarter_in(key: dg.AssetKey) -> dg.AssetIn:
     ),
 )
 def out_of_time_performance(
-    context: dg.AssetCheckExecutionContext,
-    churn_scores: DataFrame,
-    churn_labels: DataFrame,
-    customer_features: DataFrame,
+    context: dg.AssetCheckExecutionContext, churn_scores: DataFrame
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     quarters = _quarters(context)
-    labelled = {row[0] for row in churn_labels.select(PARTITION_COLUMN).distinct().collect()}
-    targets = F.create_map(*[F.lit(value) for _, label in quarters for value in (shift(label, 1), label)])
-    truth = (
-        churn_labels.join(customer_features.select(PARTITION_COLUMN, "customer_id", "recency_days"), [PARTITION_COLUMN, "customer_id"])
-        .withColumn(PARTITION_COLUMN, targets[F.col(PARTITION_COLUMN)])
-    )
+    following = {shift(label, 1): label for _, label in quarters}
+    lake = context.resources.io_manager
+    labels = read_quarters(lake, LABELS_KEY, list(following))
+    recency = read_quarters(lake, FEATURES_KEY, list(following)).select(PARTITION_COLUMN, "customer_id", "recency_days")
+    labelled = {row[0] for row in labels.select(PARTITION_COLUMN).distinct().collect()}
+    back = F.create_map(*[F.lit(value) for pair in following.items() for value in pair])
+    truth = labels.join(recency, [PARTITION_COLUMN, "customer_id"]).withColumn(PARTITION_COLUMN, back[F.col(PARTITION_COLUMN)])
     joined = churn_scores.select(PARTITION_COLUMN, "customer_id", "churn_probability").join(
         truth.select(PARTITION_COLUMN, "customer_id", "label", "recency_days"), [PARTITION_COLUMN, "customer_id"], "full_outer"
     )
     found = joined.toPandas()
     for key, label in quarters:
-        rows = found[found[PARTITION_COLUMN] == label]
         yield dg.AssetCheckEvaluation(
             asset_key=SCORES_KEY,
             check_name=OUT_OF_TIME,
             partition=key,
             blocking=False,
-            **out_of_time_result(label, rows, shift(label, 1) in labelled),
+            **out_of_time_result(label, found[found[PARTITION_COLUMN] == label], shift(label, 1) in labelled),
         )
     # An evaluation per quarter carries its own partition, which an AssetCheckResult cannot; the
     # check's output is then given explicitly, as Dagster does for an AssetCheckResult.
