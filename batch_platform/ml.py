@@ -30,11 +30,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import dagster as dg
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
-from pyspark.ml.feature import OneHotEncoder, SQLTransformer, StringIndexer, VectorAssembler
+from pyspark.ml.feature import (
+    OneHotEncoder,
+    SQLTransformer,
+    StringIndexer,
+    VectorAssembler,
+)
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -87,7 +91,10 @@ def pipeline(classifier) -> Pipeline:
                 handleInvalid="keep",
                 stringOrderType="alphabetAsc",
             ),
-            OneHotEncoder(inputCols=["partner_segment_index"], outputCols=["partner_segment_vector"]),
+            OneHotEncoder(
+                inputCols=["partner_segment_index"],
+                outputCols=["partner_segment_vector"],
+            ),
             VectorAssembler(inputCols=MODEL_INPUTS, outputCol="features", handleInvalid="error"),
             classifier,
         ]
@@ -115,7 +122,12 @@ def classifier_params(classifier) -> dict[str, object]:
 # ---------------------------------------------------------------------------------------- metrics
 def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """AUC-PR, AUC-ROC, log loss, Brier, top-decile lift and churn rate of probabilities vs 0/1 labels."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        log_loss,
+        roc_auc_score,
+    )
 
     y = np.asarray(labels, dtype=int)
     p = np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0)
@@ -137,7 +149,10 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=float)
-    return {"auc_pr": float(average_precision_score(y, s)), "auc_roc": float(roc_auc_score(y, s))}
+    return {
+        "auc_pr": float(average_precision_score(y, s)),
+        "auc_roc": float(roc_auc_score(y, s)),
+    }
 
 
 def _labels_and_probabilities(model: PipelineModel, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +179,11 @@ def plots(labels: np.ndarray, probabilities: np.ndarray, baseline: np.ndarray, t
     observed, predicted = calibration_curve(labels, probabilities, n_bins=10, strategy="quantile")
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect")
     ax.plot(predicted, observed, marker="o", label="model")
-    ax.set(xlabel="mean predicted churn probability", ylabel="observed churn rate", title=f"Calibration — {title}")
+    ax.set(
+        xlabel="mean predicted churn probability",
+        ylabel="observed churn rate",
+        title=f"Calibration — {title}",
+    )
     ax.legend()
     return {"plots/pr_curve.png": pr, "plots/calibration.png": calibration}
 
@@ -194,7 +213,10 @@ class QuarterModel:
 def untrainable_reason(counts: dict[str, int]) -> str | None:
     """Why a quarter with these train/eval row and churner counts cannot be trained, or None."""
     train, eval_ = counts.get("train_rows", 0), counts.get("eval_rows", 0)
-    train_churned, eval_churned = counts.get("train_churned", 0), counts.get("eval_churned", 0)
+    train_churned, eval_churned = (
+        counts.get("train_churned", 0),
+        counts.get("eval_churned", 0),
+    )
     if train < MIN_TRAIN_ROWS:
         return f"{train} train rows, fewer than the {MIN_TRAIN_ROWS} needed"
     if eval_ < MIN_EVAL_ROWS:
@@ -220,7 +242,10 @@ def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
             F.sum(F.when(on_side, F.col("label")).otherwise(0)).cast("long").alias(f"{side}_churned"),
         ]
     found = training_set.groupBy(PARTITION_COLUMN).agg(*aggs).collect()
-    return {row[PARTITION_COLUMN]: {k: int(v or 0) for k, v in row.asDict().items() if k != PARTITION_COLUMN} for row in found}
+    return {
+        row[PARTITION_COLUMN]: {k: int(v or 0) for k, v in row.asDict().items() if k != PARTITION_COLUMN}
+        for row in found
+    }
 
 
 def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int], store: MlflowStore) -> QuarterModel:
@@ -233,7 +258,10 @@ def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int],
         _drop_alias(store, quarter)
         return result
     rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
-    train, eval_ = rows.filter(F.col("split") == "train"), rows.filter(F.col("split") == "eval")
+    train, eval_ = (
+        rows.filter(F.col("split") == "train"),
+        rows.filter(F.col("split") == "eval"),
+    )
     experiment_id = store.activate()
     tags = {"quarter": quarter}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn {quarter}", tags=tags) as parent:
@@ -243,20 +271,42 @@ def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int],
         result.rows.append(_card_row(BASELINE, baseline_metrics, result, parent.info.run_id))
         logged = {}
         for name, classifier in candidates().items():
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} {quarter}", nested=True, tags=tags) as run:
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=f"{name} {quarter}",
+                nested=True,
+                tags=tags,
+            ) as run:
                 model = pipeline(classifier).fit(train)
                 _, probabilities = _labels_and_probabilities(model, eval_)
                 metrics = evaluate(labels, probabilities)
-                mlflow.log_params({**classifier_params(classifier), "features": ",".join(MODEL_INPUTS)})
+                mlflow.log_params(
+                    {
+                        **classifier_params(classifier),
+                        "features": ",".join(MODEL_INPUTS),
+                    }
+                )
                 mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
-                mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in baseline_metrics.items()}})
+                mlflow.log_metrics(
+                    {
+                        **metrics,
+                        **{f"baseline_{k}": v for k, v in baseline_metrics.items()},
+                    }
+                )
                 for path, figure in plots(labels, probabilities, baseline, f"{name} {quarter}").items():
                     mlflow.log_figure(figure, path)
                 logged[name] = _log_model(model)
                 result.rows.append(_card_row(name, metrics, result, run.info.run_id))
-        champion = max((row for row in result.rows if row["candidate"] != BASELINE), key=lambda row: row["auc_pr"])
+        champion = max(
+            (row for row in result.rows if row["candidate"] != BASELINE),
+            key=lambda row: row["auc_pr"],
+        )
         version = _register(store, logged[champion["candidate"]], quarter, champion)
-        champion.update(champion=True, registered_model_name=store.registered_model_name, model_version=version)
+        champion.update(
+            champion=True,
+            registered_model_name=store.registered_model_name,
+            model_version=version,
+        )
         mlflow.set_tags({"champion": champion["candidate"], "model_version": str(version)})
         result.champion, result.model_version = champion["candidate"], version
         result.run_url = store.run_url(experiment_id, parent.info.run_id)
@@ -290,9 +340,15 @@ def _log_model(model: PipelineModel) -> str:
 def _register(store: MlflowStore, model_uri: str, quarter: str, champion: dict) -> int:
     import mlflow
 
-    tags = {"quarter": quarter, "candidate": champion["candidate"], "eval_auc_pr": f"{champion['auc_pr']:.6f}"}
+    tags = {
+        "quarter": quarter,
+        "candidate": champion["candidate"],
+        "eval_auc_pr": f"{champion['auc_pr']:.6f}",
+    }
     version = mlflow.register_model(model_uri, store.registered_model_name, tags=tags)
-    mlflow.MlflowClient().set_registered_model_alias(store.registered_model_name, champion_alias(quarter), version.version)
+    mlflow.MlflowClient().set_registered_model_alias(
+        store.registered_model_name, champion_alias(quarter), version.version
+    )
     return int(version.version)
 
 
@@ -310,7 +366,11 @@ def _drop_alias(store: MlflowStore, quarter: str) -> None:
 
 # --------------------------------------------------------------------------------------- scoring
 def scoring_features(
-    events: DataFrame, logs: DataFrame, scores: DataFrame, quarters: Sequence[str], lookback: int
+    events: DataFrame,
+    logs: DataFrame,
+    scores: DataFrame,
+    quarters: Sequence[str],
+    lookback: int,
 ) -> DataFrame:
     """The features scored for each Q of `quarters`: `compute_customer_features` for target quarter
     Q+1 (cutoff C' = start of Q+1, silver Q-L+1 … Q), re-labelled with `quarter` = Q. The same

@@ -20,13 +20,22 @@ import pytest
 from pyspark.sql import functions as F
 
 from batch_platform.assets.gold import build_gold_assets
-from batch_platform.assets.ml import MODEL_KEY, OUT_OF_TIME, SCORES_KEY, build_ml_assets, ml_checks, out_of_time_result
+from batch_platform.assets.ml import (
+    MODEL_KEY,
+    OUT_OF_TIME,
+    SCORES_KEY,
+    build_ml_assets,
+    ml_checks,
+    out_of_time_result,
+)
 from batch_platform.consume import load_scores
 from batch_platform.ml import evaluate, scoring_features, untrainable_reason
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
-from batch_platform_tests.test_gold import EVENTS_DDL, LOGS_DDL, SCORES_DDL, write_silver
+from batch_platform_tests.test_gold import (
+    write_silver,
+)
 
 L = 2
 SILVER_QUARTERS = quarter_range("2024-Q1", "2025-Q1")
@@ -50,16 +59,32 @@ def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list
         for i, q in enumerate(SILVER_QUARTERS):
             if i and rng.random() < 0.45 * (1 - e) ** 2:
                 break
-            start, span = quarter_start(q), int((quarter_end(q) - quarter_start(q)).total_seconds())
+            start, span = (
+                quarter_start(q),
+                int((quarter_end(q) - quarter_start(q)).total_seconds()),
+            )
             for _ in range(int(np_rng.poisson(1 + 9 * e))):
                 moment = start + timedelta(seconds=rng.randrange(span))
-                events.append((cid, moment, round(rng.uniform(5, 50 + 100 * e), 2), "eur", rng.choice(["web", "app"]), q))
+                events.append(
+                    (
+                        cid,
+                        moment,
+                        round(rng.uniform(5, 50 + 100 * e), 2),
+                        "eur",
+                        rng.choice(["web", "app"]),
+                        q,
+                    )
+                )
                 if rng.random() < 0.3:
                     logs.append((cid, "login", moment, q))
             if rng.random() < 0.7:
                 score = min(1000.0, max(0.0, round(1000 * e + rng.gauss(0, 120), 1)))
                 scores.append((cid, score, segment, (start + timedelta(days=5)).date(), q))
-    return {"operational_events": events, "interaction_logs": logs, "partner_scores": scores}
+    return {
+        "operational_events": events,
+        "interaction_logs": logs,
+        "partner_scores": scores,
+    }
 
 
 def run_ml(config, first: str, last: str, selection=None, instance=None):
@@ -71,12 +96,19 @@ def run_ml(config, first: str, last: str, selection=None, instance=None):
         selection=selection or [asset.key for asset in [*GOLD, *ML]],
         resources=build_resources(config),
         instance=instance,
-        tags={"dagster/asset_partition_range_start": to_key(first), "dagster/asset_partition_range_end": to_key(last)},
+        tags={
+            "dagster/asset_partition_range_start": to_key(first),
+            "dagster/asset_partition_range_end": to_key(last),
+        },
     )
 
 
 def ml_config(root: Path):
-    return make_config(root, batch={"lookback_quarters": L}, mlflow={"registered_model_name": MODEL_NAME})
+    return make_config(
+        root,
+        batch={"lookback_quarters": L},
+        mlflow={"registered_model_name": MODEL_NAME},
+    )
 
 
 def metadata_by_partition(result, key: dg.AssetKey) -> dict[str, dict]:
@@ -90,7 +122,10 @@ def metadata_by_partition(result, key: dg.AssetKey) -> dict[str, dict]:
 
 def registry_versions(root: Path) -> list:
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
-    return sorted(client.search_model_versions(f"name = '{MODEL_NAME}'"), key=lambda v: int(v.version))
+    return sorted(
+        client.search_model_versions(f"name = '{MODEL_NAME}'"),
+        key=lambda v: int(v.version),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +138,9 @@ def ml_lake(spark, tmp_path_factory):
 
 
 # --------------------------------------------------------------------------------- training
-def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_beats_chance(ml_lake):
+def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_beats_chance(
+    ml_lake,
+):
     root, _, result = ml_lake
     metadata = metadata_by_partition(result, MODEL_KEY)
     assert sorted(metadata) == [to_key(q) for q in RUN]
@@ -117,25 +154,43 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
         assert found["champion"] in ("logistic_regression", "random_forest")
         assert found["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
         card = pd.read_parquet(root / "lake" / "ml" / "churn_model" / f"quarter={quarter}")
-        assert sorted(card["candidate"]) == ["logistic_regression", "random_forest", "recency_baseline"]
+        assert sorted(card["candidate"]) == [
+            "logistic_regression",
+            "random_forest",
+            "recency_baseline",
+        ]
         champion = card[card["champion"]]
         assert len(champion) == 1 and champion["model_version"].iloc[0] == found["model_version"]
         assert champion["auc_pr"].iloc[0] == card[card["candidate"] != "recency_baseline"]["auc_pr"].max()
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
     version = versions[-1]
     run = client.get_run(version.run_id)
-    assert {"auc_pr", "auc_roc", "log_loss", "brier", "lift_top_decile", "churn_rate", "baseline_auc_pr"} <= set(run.data.metrics)
+    assert {
+        "auc_pr",
+        "auc_roc",
+        "log_loss",
+        "brier",
+        "lift_top_decile",
+        "churn_rate",
+        "baseline_auc_pr",
+    } <= set(run.data.metrics)
     assert run.data.params["seed"] == "42" or run.data.params.get("regParam") == "0.01"
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "plots")}
     assert artifacts == {"plots/pr_curve.png", "plots/calibration.png"}
-    assert client.get_model_version_by_alias(MODEL_NAME, "champion-2025-Q1").version == version.version
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2025-Q1").version) == int(version.version)
     assert (root / "mlartifacts").is_dir()
 
 
 def test_scores_are_the_champions_predictions_at_the_start_of_the_next_quarter(ml_lake, spark):
-    root, _, result = ml_lake
-    card_versions = {q: int(pd.read_parquet(root / "lake/ml/churn_model" / f"quarter={q}").dropna(subset=["model_version"])
-                            ["model_version"].iloc[0]) for q in RUN}
+    root, _, _ = ml_lake
+    card_versions = {
+        q: int(
+            pd.read_parquet(root / "lake/ml/churn_model" / f"quarter={q}")
+            .dropna(subset=["model_version"])["model_version"]
+            .iloc[0]
+        )
+        for q in RUN
+    }
     for quarter in RUN:
         scores = load_scores(quarter, lake_root=root / "lake")
         assert len(scores) and scores["customer_id"].is_unique
@@ -150,8 +205,17 @@ def test_scoring_features_of_q_equal_gold_customer_features_of_q_plus_one(ml_lak
     """No train/serve skew: the features scored at the end of 2024-Q3 and 2024-Q4 are, column for
     column, the gold/customer_features of 2024-Q4 and 2025-Q1 that the run wrote to the lake."""
     root, _, _ = ml_lake
-    silver = {t: spark.read.parquet(str(root / "lake" / "silver" / t)) for t in ("operational_events", "interaction_logs", "partner_scores")}
-    scored = scoring_features(silver["operational_events"], silver["interaction_logs"], silver["partner_scores"], ["2024-Q3", "2024-Q4"], L)
+    silver = {
+        t: spark.read.parquet(str(root / "lake" / "silver" / t))
+        for t in ("operational_events", "interaction_logs", "partner_scores")
+    }
+    scored = scoring_features(
+        silver["operational_events"],
+        silver["interaction_logs"],
+        silver["partner_scores"],
+        ["2024-Q3", "2024-Q4"],
+        L,
+    )
     for quarter, following in (("2024-Q3", "2024-Q4"), ("2024-Q4", "2025-Q1")):
         mine = scored.filter(F.col("quarter") == quarter).drop("quarter").toPandas()
         gold = pd.read_parquet(root / "lake" / "gold" / "customer_features" / f"quarter={following}")
@@ -163,8 +227,10 @@ def test_scoring_features_of_q_equal_gold_customer_features_of_q_plus_one(ml_lak
         assert set(scores["customer_id"]) == set(gold["customer_id"])
 
 
-def test_out_of_time_check_records_one_result_per_quarter_of_a_three_quarter_run(ml_lake):
-    _, instance, result = ml_lake
+def test_out_of_time_check_records_one_result_per_quarter_of_a_three_quarter_run(
+    ml_lake,
+):
+    _, _, result = ml_lake
     found = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == OUT_OF_TIME}
     assert sorted(found) == [to_key(q) for q in RUN]
     for quarter in RUN[:2]:
@@ -197,12 +263,20 @@ def test_out_of_time_result_warns_below_the_baseline_and_on_unmatched_customers(
 
 
 # ---------------------------------------------------------------------------- re-running
-def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_scores(ml_lake):
+def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_scores(
+    ml_lake,
+):
     root, instance, _ = ml_lake
     lake = root / "lake"
     before = {q: load_scores(q, lake_root=lake) for q in RUN}
     versions_before = registry_versions(root)
-    result = run_ml(ml_config(root), "2024-Q4", "2024-Q4", selection=[MODEL_KEY, SCORES_KEY], instance=instance)
+    result = run_ml(
+        ml_config(root),
+        "2024-Q4",
+        "2024-Q4",
+        selection=[MODEL_KEY, SCORES_KEY],
+        instance=instance,
+    )
     assert result.success
     after = {q: load_scores(q, lake_root=lake) for q in RUN}
     versions = registry_versions(root)
@@ -210,12 +284,16 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
     new = int(versions[-1].version)
     assert set(after["2024-Q4"]["model_version"]) == {new}
     pd.testing.assert_frame_equal(
-        before["2024-Q4"].drop(columns="model_version"), after["2024-Q4"].drop(columns="model_version")
+        before["2024-Q4"].drop(columns="model_version"),
+        after["2024-Q4"].drop(columns="model_version"),
     )
     for quarter in ("2024-Q3", "2025-Q1"):
         pd.testing.assert_frame_equal(before[quarter], after[quarter])
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
-    assert client.get_model_version_by_alias(MODEL_NAME, "champion-2024-Q4").version == str(new)
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2024-Q4").version) == new
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == OUT_OF_TIME]
+    assert evaluation.partition == to_key("2024-Q4")
+    assert evaluation.metadata["evaluated"].value is True and evaluation.metadata["labels_quarter"].value == "2025-Q1"
 
     from batch_platform.jobs import out_of_time_sensor
 
@@ -233,7 +311,9 @@ def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_
     root, _, _ = ml_lake
     quarter = "2024-Q4"
     training = spark.read.parquet(str(root / "lake" / "gold" / "training_set" / f"quarter={quarter}"))
-    training.withColumn("label", F.lit(0)).write.parquet(str(tmp_path / "lake" / "gold" / "training_set" / f"quarter={quarter}"))
+    training.withColumn("label", F.lit(0)).write.parquet(
+        str(tmp_path / "lake" / "gold" / "training_set" / f"quarter={quarter}")
+    )
     result = run_ml(ml_config(tmp_path), quarter, quarter, selection=[MODEL_KEY, SCORES_KEY])
     assert result.success
     metadata = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]
@@ -251,7 +331,9 @@ def test_untrainable_reasons_name_the_rule_and_the_counts():
     assert untrainable_reason({"train_rows": 10, "eval_rows": 30, "train_churned": 5, "eval_churned": 3}).startswith(
         "10 train rows"
     )
-    assert "eval rows" in untrainable_reason({"train_rows": 100, "eval_rows": 5, "train_churned": 50, "eval_churned": 2})
+    assert "eval rows" in untrainable_reason(
+        {"train_rows": 100, "eval_rows": 5, "train_churned": 50, "eval_churned": 2}
+    )
     assert "100 churned and 0 retained" in untrainable_reason(
         {"train_rows": 100, "eval_rows": 30, "train_churned": 100, "eval_churned": 3}
     )

@@ -23,7 +23,14 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.assets.gold import FEATURES_KEY, LABELS_KEY, SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES, TRAINING_KEY
+from batch_platform.assets.gold import (
+    FEATURES_KEY,
+    LABELS_KEY,
+    SILVER_EVENTS,
+    SILVER_LOGS,
+    SILVER_SCORES,
+    TRAINING_KEY,
+)
 from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager, table_name
 from batch_platform.ml import (
     BASELINE,
@@ -41,8 +48,8 @@ from batch_platform.partitions import quarter_end, quarterly, shift, to_label
 from batch_platform.resources import BatchSettings
 from batch_platform.schemas import schema_for
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema, table_schema
-from batch_platform.storage import HadoopFS
 from batch_platform.schemas.ml import ChurnModel, ChurnScores
+from batch_platform.storage import HadoopFS
 
 CODE_VERSION = "1"
 MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
@@ -69,7 +76,10 @@ def model_metadata(outcome: QuarterModel) -> dict[str, dg.MetadataValue]:
         "eval_rows": dg.MetadataValue.int(outcome.eval_rows),
     }
     if not outcome.trained:
-        return {**metadata, "reason": dg.MetadataValue.text(f"not trained, nothing registered: {outcome.reason}")}
+        return {
+            **metadata,
+            "reason": dg.MetadataValue.text(f"not trained, nothing registered: {outcome.reason}"),
+        }
     metadata |= {
         "champion": dg.MetadataValue.text(outcome.champion),
         "model_version": dg.MetadataValue.int(outcome.model_version),
@@ -84,7 +94,9 @@ def model_metadata(outcome: QuarterModel) -> dict[str, dg.MetadataValue]:
 def build_ml_assets(lookback: int) -> list[dg.AssetsDefinition]:
     """`ml/churn_model` and `ml/churn_scores` for lookback L (the scores read silver Q-L+1 … Q)."""
     recent = dg.TimeWindowPartitionMapping(
-        start_offset=-(lookback - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+        start_offset=-(lookback - 1),
+        end_offset=0,
+        allow_nonexistent_upstream_partitions=True,
     )
 
     def recent_in(key: dg.AssetKey) -> dg.AssetIn:
@@ -103,7 +115,11 @@ def build_ml_assets(lookback: int) -> list[dg.AssetsDefinition]:
         kinds={"spark", "mlflow", "parquet", "pandera"},
         **_ASSET_ARGS,
     )
-    def churn_model(context: dg.AssetExecutionContext, mlflow_store: MlflowStore, training_set: DataFrame) -> DataFrame:
+    def churn_model(
+        context: dg.AssetExecutionContext,
+        mlflow_store: MlflowStore,
+        training_set: DataFrame,
+    ) -> DataFrame:
         frame = training_set.persist()
         counts = split_counts(frame)
         rows = []
@@ -131,7 +147,10 @@ def build_ml_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "function behind gold/customer_features, for target quarter Q+1. Empty when Q has no champion. "
             "SPEC.md, 'ML'."
         ),
-        metadata={"dagster/column_schema": table_schema(ChurnScores), "lookback_quarters": lookback},
+        metadata={
+            "dagster/column_schema": table_schema(ChurnScores),
+            "lookback_quarters": lookback,
+        },
         kinds={"spark", "mlflow", "parquet", "pandera"},
         **_ASSET_ARGS,
     )
@@ -145,17 +164,27 @@ def build_ml_assets(lookback: int) -> list[dg.AssetsDefinition]:
         partner_scores: DataFrame,
     ) -> DataFrame:
         if settings.lookback_quarters != lookback:
-            raise dg.Failure(f"batch.lookback_quarters is {settings.lookback_quarters}, the graph was built with {lookback}")
+            raise dg.Failure(
+                f"batch.lookback_quarters is {settings.lookback_quarters}, the graph was built with {lookback}"
+            )
         quarters = _quarters(context)
         champions = {
             row[PARTITION_COLUMN]: int(row["model_version"])
             for row in churn_model.filter(F.col("champion")).select(PARTITION_COLUMN, "model_version").collect()
         }
         features = scoring_features(
-            operational_events, interaction_logs, partner_scores, [label for _, label in quarters], lookback
+            operational_events,
+            interaction_logs,
+            partner_scores,
+            [label for _, label in quarters],
+            lookback,
         ).persist()
         scored = [
-            score(features.filter(F.col(PARTITION_COLUMN) == label), load_champion(mlflow_store, champions[label]), champions[label])
+            score(
+                features.filter(F.col(PARTITION_COLUMN) == label),
+                load_champion(mlflow_store, champions[label]),
+                champions[label],
+            )
             for _, label in quarters
             if label in champions
         ]
@@ -220,9 +249,13 @@ def out_of_time_performance(
     recency = read_quarters(lake, FEATURES_KEY, list(following)).select(PARTITION_COLUMN, "customer_id", "recency_days")
     labelled = {row[0] for row in labels.select(PARTITION_COLUMN).distinct().collect()}
     back = F.create_map(*[F.lit(value) for pair in following.items() for value in pair])
-    truth = labels.join(recency, [PARTITION_COLUMN, "customer_id"]).withColumn(PARTITION_COLUMN, back[F.col(PARTITION_COLUMN)])
+    truth = labels.join(recency, [PARTITION_COLUMN, "customer_id"]).withColumn(
+        PARTITION_COLUMN, back[F.col(PARTITION_COLUMN)]
+    )
     joined = churn_scores.select(PARTITION_COLUMN, "customer_id", "churn_probability").join(
-        truth.select(PARTITION_COLUMN, "customer_id", "label", "recency_days"), [PARTITION_COLUMN, "customer_id"], "full_outer"
+        truth.select(PARTITION_COLUMN, "customer_id", "label", "recency_days"),
+        [PARTITION_COLUMN, "customer_id"],
+        "full_outer",
     )
     found = joined.toPandas()
     for key, label in quarters:
@@ -231,7 +264,11 @@ def out_of_time_performance(
             check_name=OUT_OF_TIME,
             partition=key,
             blocking=False,
-            **out_of_time_result(label, found[found[PARTITION_COLUMN] == label], shift(label, 1) in labelled),
+            **out_of_time_result(
+                label,
+                found[found[PARTITION_COLUMN] == label],
+                shift(label, 1) in labelled,
+            ),
         )
     # An evaluation per quarter carries its own partition, which an AssetCheckResult cannot; the
     # check's output is then given explicitly, as Dagster does for an AssetCheckResult.
@@ -245,7 +282,11 @@ def out_of_time_result(quarter: str, rows, labels_exist: bool) -> dict:
         return {
             "passed": True,
             "description": f"pending: gold/churn_labels {following} is not in the lake yet",
-            "metadata": {"quarter": quarter, "labels_quarter": following, "evaluated": False},
+            "metadata": {
+                "quarter": quarter,
+                "labels_quarter": following,
+                "evaluated": False,
+            },
         }
     scored = rows["churn_probability"].notna()
     labelled = rows["label"].notna()
@@ -253,21 +294,29 @@ def out_of_time_result(quarter: str, rows, labels_exist: bool) -> dict:
         return {
             "passed": True,
             "description": f"no scores: {quarter} had no champion",
-            "metadata": {"quarter": quarter, "labels_quarter": following, "evaluated": False},
+            "metadata": {
+                "quarter": quarter,
+                "labels_quarter": following,
+                "evaluated": False,
+            },
         }
     both = rows[scored & labelled]
     metadata = {
         "quarter": quarter,
         "labels_quarter": following,
         "evaluated": True,
-        "customers": int(len(both)),
+        "customers": len(both),
         "scored_not_labelled": int((scored & ~labelled).sum()),
         "labelled_not_scored": int((labelled & ~scored).sum()),
         "realised_churn_rate": float(both["label"].mean()),
     }
     problems = []
     if both["label"].nunique() < 2:
-        return {"passed": True, "description": f"{following} labels hold one class only: no AUC", "metadata": metadata}
+        return {
+            "passed": True,
+            "description": f"{following} labels hold one class only: no AUC",
+            "metadata": metadata,
+        }
     model = ranking_metrics(both["label"].to_numpy(), both["churn_probability"].to_numpy())
     baseline = ranking_metrics(both["label"].to_numpy(), both["recency_days"].to_numpy())
     metadata |= {f"out_of_time/{k}": v for k, v in model.items()} | {f"baseline/{k}": v for k, v in baseline.items()}

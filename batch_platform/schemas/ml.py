@@ -42,7 +42,8 @@ class ChurnModel(LakeTable):
         "regression on recency_days alone, the bar the candidates must clear.",
     )
     champion: T.BooleanType() = pa.Field(
-        nullable=False, description="The classifier with the higher AUC-PR on eval; never the baseline."
+        nullable=False,
+        description="The classifier with the higher AUC-PR on eval; never the baseline.",
     )
     auc_pr: T.DoubleType() = _unit("Area under the precision-recall curve on eval (average precision).")
     auc_roc: T.DoubleType() = _unit("Area under the ROC curve on eval.")
@@ -58,13 +59,17 @@ class ChurnModel(LakeTable):
     train_rows: T.LongType() = pa.Field(nullable=False, ge=1, description="Rows of the train split it was fit on.")
     eval_rows: T.LongType() = pa.Field(nullable=False, ge=1, description="Rows of the eval split it was measured on.")
     mlflow_run_id: T.StringType() = pa.Field(
-        nullable=False, description="The MLflow run holding its parameters, metrics, plots and fitted pipeline."
+        nullable=False,
+        description="The MLflow run holding its parameters, metrics, plots and fitted pipeline.",
     )
     registered_model_name: T.StringType() = pa.Field(
-        nullable=True, description="The registered model the champion was added to; null for the others."
+        nullable=True,
+        description="The registered model the champion was added to; null for the others.",
     )
     model_version: T.IntegerType() = pa.Field(
-        nullable=True, ge=1, description="The champion's version in that registered model; null for the others."
+        nullable=True,
+        ge=1,
+        description="The champion's version in that registered model; null for the others.",
     )
 
     _version = row_rule("ml_model_version_only_for_champion", _version_only_for_champion)
@@ -87,7 +92,9 @@ class ChurnScores(LakeTable):
         "Probability that the customer has no operational event in [C', C' + W), from the champion of Q."
     )
     model_version: T.IntegerType() = pa.Field(
-        nullable=False, ge=1, description="Version of the registered churn model (the champion of Q) that scored it."
+        nullable=False,
+        ge=1,
+        description="Version of the registered churn model (the champion of Q) that scored it.",
     )
 
     _cutoff = row_rule("ml_score_cutoff_is_next_quarter_start", _score_cutoff_is_next_quarter_start)
