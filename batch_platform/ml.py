@@ -357,6 +357,8 @@ def _drop_alias(store: MlflowStore, quarter: str) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if store.is_empty_local_store():
+        return
     store.activate()
     try:
         mlflow.MlflowClient().delete_registered_model_alias(store.registered_model_name, champion_alias(quarter))

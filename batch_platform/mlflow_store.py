@@ -37,6 +37,13 @@ class MlflowStore(dg.ConfigurableResource):
         location = Path(self.artifact_location).resolve().as_uri() if self.artifact_location else None
         return mlflow.create_experiment(self.experiment_name, artifact_location=location)
 
+    def is_empty_local_store(self) -> bool:
+        """A local store never written to (no database file yet): it holds no model and no alias."""
+        return (
+            self.tracking_uri.startswith("sqlite:///")
+            and not Path(self.tracking_uri.removeprefix("sqlite:///")).exists()
+        )
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
         base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
         return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
