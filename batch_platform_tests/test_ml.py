@@ -355,3 +355,16 @@ def test_metrics_by_hand():
     expected = -np.mean(labels * np.log(probabilities) + (1 - labels) * np.log(1 - probabilities))
     assert found["log_loss"] == pytest.approx(expected)
     assert math.isfinite(found["log_loss"])
+
+
+def test_the_mlflow_store_defaults_to_a_local_store_beside_the_lake_and_the_config_can_point_at_a_server(tmp_path):
+    from batch_platform.config import ConfigError, parse_config
+
+    local = ml_config(tmp_path)
+    assert local.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert local.mlflow_artifact_location == str(tmp_path / "mlartifacts")
+    server = make_config(tmp_path, mlflow={"tracking_uri": "http://127.0.0.1:5001"})
+    assert server.mlflow_tracking_uri == "http://127.0.0.1:5001" and server.mlflow_artifact_location is None
+    assert server.mlflow.registered_model_name == "batch_platform_churn"
+    with pytest.raises(ConfigError, match="unknown key 'mlflow.tracking_url'"):
+        parse_config({"mlflow": {"tracking_url": "http://x"}}, "test")
