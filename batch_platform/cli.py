@@ -127,6 +127,7 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
     baseline's, and the out-of-time AUC-PR (the latest `out_of_time_performance` check result)."""
     from batch_platform.config import platform_config
     from batch_platform.consume import PartitionNotMaterialised, load_model_card
+    from batch_platform.mlflow_store import shown_uri
 
     config = platform_config()
     quarters = quarter_range(args.first, args.last or args.first)
@@ -148,7 +149,7 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
             f"{quarter:<8}  {row['candidate']:<20}  {int(row['model_version']):>7}  {row['auc_pr']:>11.4f}  "
             f"{baseline.iloc[0]:>8.4f}  {realised.get(quarter, '-'):>18}"
         )
-    print(f"\nMLflow store: {config.mlflow_tracking_uri} (registered model '{config.mlflow.registered_model_name}')")
+    print(f"\nMLflow store: {shown_uri(config.mlflow_tracking_uri)} (registered model '{config.mlflow.registered_model_name}')")
     print("open its UI:  make mlflow-ui   (then http://127.0.0.1:5000)")
     return 0
 
@@ -179,7 +180,9 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
     uri = platform_config().mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
-        print(f"the MLflow store is a server: open {uri}")
+        from batch_platform.mlflow_store import shown_uri
+
+        print(f"the MLflow store is a server: open {shown_uri(uri)}")
         return 0
     print(f"MLflow UI of {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")

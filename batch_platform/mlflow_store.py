@@ -6,6 +6,7 @@ Its own module (no Spark, no gold imports) so `resources.py` can build it withou
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
@@ -13,6 +14,14 @@ from batch_platform.config import PlatformConfig
 
 LOCAL_UI = "http://127.0.0.1:5000"
 """Where `make mlflow-ui` serves the local store; run links in the metadata point there."""
+
+
+def shown_uri(uri: str) -> str:
+    """`uri` without a `user:password@` part, fit for a log, the metadata or the terminal."""
+    parts = urlsplit(uri)
+    if not parts.netloc or "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 class MlflowStore(dg.ConfigurableResource):
@@ -45,7 +54,8 @@ class MlflowStore(dg.ConfigurableResource):
         )
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
+        """A link to the run in the MLflow UI (never with the URI's user or password)."""
+        base = shown_uri(self.tracking_uri) if self.tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
         return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 

@@ -366,5 +366,9 @@ def test_the_mlflow_store_defaults_to_a_local_store_beside_the_lake_and_the_conf
     server = make_config(tmp_path, mlflow={"tracking_uri": "http://127.0.0.1:5001"})
     assert server.mlflow_tracking_uri == "http://127.0.0.1:5001" and server.mlflow_artifact_location is None
     assert server.mlflow.registered_model_name == "batch_platform_churn"
+    from batch_platform.mlflow_store import build_mlflow_store
+
+    secret = make_config(tmp_path, mlflow={"tracking_uri": "https://bot:s3cret@mlflow.example:8443/"})
+    assert build_mlflow_store(secret).run_url("1", "abc") == "https://mlflow.example:8443/#/experiments/1/runs/abc"
     with pytest.raises(ConfigError, match="unknown key 'mlflow.tracking_url'"):
         parse_config({"mlflow": {"tracking_url": "http://x"}}, "test")
