@@ -56,12 +56,12 @@ MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
 SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
 OUT_OF_TIME = "out_of_time_performance"
 
-_ASSET_ARGS = dict(
-    group_name="ml",
-    partitions_def=quarterly,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    code_version=CODE_VERSION,
-)
+_ASSET_ARGS = {
+    "group_name": "ml",
+    "partitions_def": quarterly,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "code_version": CODE_VERSION,
+}
 
 
 def _quarters(context) -> list[tuple[str, str]]:
