@@ -156,7 +156,7 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
 
 def _out_of_time(quarters: Sequence[str]) -> dict[str, str]:
     """Quarter → the latest out-of-time AUC-PR recorded in the Dagster instance (`pending` until the
-    labels of the next quarter exist); empty without `$DAGSTER_HOME`."""
+    labels of the next quarter exist, `-` without scores); empty without `$DAGSTER_HOME`."""
     import dagster as dg
 
     if not _has_dagster_home():
@@ -168,7 +168,8 @@ def _out_of_time(quarters: Sequence[str]) -> dict[str, str]:
         if record.partition is None or evaluation is None or to_label(record.partition) in found:
             continue
         value = evaluation.metadata.get("out_of_time/auc_pr")
-        found[to_label(record.partition)] = f"{value.value:.4f}" if value is not None else "pending"
+        pending = (evaluation.description or "").startswith("pending")
+        found[to_label(record.partition)] = f"{value.value:.4f}" if value is not None else ("pending" if pending else "-")
     return {q: found[q] for q in quarters if q in found}
 
 
