@@ -132,7 +132,10 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
     config = platform_config()
     quarters = quarter_range(args.first, args.last or args.first)
     realised = _out_of_time(quarters)
-    print(f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'eval AUC-PR':>11}  {'baseline':>8}  {'out-of-time AUC-PR':>18}")
+    print(
+        f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'eval AUC-PR':>11}  {'baseline':>8}  "
+        f"{'out-of-time AUC-PR':>18}"
+    )
     for quarter in quarters:
         try:
             card = load_model_card(quarter, config=config)
@@ -142,14 +145,16 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
         baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"]
         champion = card[card["champion"]]
         if champion.empty:
-            print(f"{quarter:<8}  {'(not trained)':<20}  {'-':>7}  {'-':>11}  {'-':>8}  {realised.get(quarter, '-'):>18}")
+            cells = f"{'-':>7}  {'-':>11}  {'-':>8}  {realised.get(quarter, '-'):>18}"
+            print(f"{quarter:<8}  {'(not trained)':<20}  {cells}")
             continue
         row = champion.iloc[0]
         print(
             f"{quarter:<8}  {row['candidate']:<20}  {int(row['model_version']):>7}  {row['auc_pr']:>11.4f}  "
             f"{baseline.iloc[0]:>8.4f}  {realised.get(quarter, '-'):>18}"
         )
-    print(f"\nMLflow store: {shown_uri(config.mlflow_tracking_uri)} (registered model '{config.mlflow.registered_model_name}')")
+    model = config.mlflow.registered_model_name
+    print(f"\nMLflow store: {shown_uri(config.mlflow_tracking_uri)} (registered model '{model}')")
     print("open its UI:  make mlflow-ui   (then http://127.0.0.1:5000)")
     return 0
 
@@ -164,12 +169,14 @@ def _out_of_time(quarters: Sequence[str]) -> dict[str, str]:
     check = dg.AssetCheckKey(dg.AssetKey(["ml", "churn_scores"]), "out_of_time_performance")
     found: dict[str, str] = {}
     for record in dg.DagsterInstance.get().event_log_storage.get_asset_check_execution_history(check, limit=1000):
-        evaluation = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
+        event = record.event.dagster_event if record.event else None
+        evaluation = event.event_specific_data if event else None
         if record.partition is None or evaluation is None or to_label(record.partition) in found:
             continue
         value = evaluation.metadata.get("out_of_time/auc_pr")
         pending = (evaluation.description or "").startswith("pending")
-        found[to_label(record.partition)] = f"{value.value:.4f}" if value is not None else ("pending" if pending else "-")
+        shown = f"{value.value:.4f}" if value is not None else ("pending" if pending else "-")
+        found[to_label(record.partition)] = shown
     return {q: found[q] for q in quarters if q in found}
 
 
