@@ -120,8 +120,15 @@ def metadata_by_partition(result, key: dg.AssetKey) -> dict[str, dict]:
     return found
 
 
+def store_client(root: Path) -> mlflow.MlflowClient:
+    """A client of the local store under `root`: tracking AND registry (the registry URI would
+    otherwise be the process-wide one the last run set)."""
+    uri = f"sqlite:///{root}/mlflow.db"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def registry_versions(root: Path) -> list:
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    client = store_client(root)
     return sorted(
         client.search_model_versions(f"name = '{MODEL_NAME}'"),
         key=lambda v: int(v.version),
@@ -162,7 +169,7 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
         champion = card[card["champion"]]
         assert len(champion) == 1 and champion["model_version"].iloc[0] == found["model_version"]
         assert champion["auc_pr"].iloc[0] == card[card["candidate"] != "recency_baseline"]["auc_pr"].max()
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    client = store_client(root)
     version = versions[-1]
     run = client.get_run(version.run_id)
     assert {
@@ -197,6 +204,8 @@ def test_scores_are_the_champions_predictions_at_the_start_of_the_next_quarter(m
         assert scores["churn_probability"].between(0, 1).all()
         assert (scores["score_cutoff"] == pd.Timestamp(quarter_end(quarter))).all()
         assert set(scores["model_version"]) == {card_versions[quarter]}
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    mlflow.set_registry_uri(f"sqlite:///{root}/mlflow.db")
     model = mlflow.spark.load_model(f"models:/{MODEL_NAME}/{card_versions['2024-Q4']}")
     assert model is not None
 
@@ -268,7 +277,7 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
 ):
     root, instance, _ = ml_lake
     lake = root / "lake"
-    before = {q: load_scores(q, lake_root=lake) for q in RUN}
+    before = {q: load_scores(q, lake_root=lake).sort_values("customer_id", ignore_index=True) for q in RUN}
     versions_before = registry_versions(root)
     result = run_ml(
         ml_config(root),
@@ -278,7 +287,7 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
         instance=instance,
     )
     assert result.success
-    after = {q: load_scores(q, lake_root=lake) for q in RUN}
+    after = {q: load_scores(q, lake_root=lake).sort_values("customer_id", ignore_index=True) for q in RUN}
     versions = registry_versions(root)
     assert len(versions) == len(versions_before) + 1 and versions[-1].tags["quarter"] == "2024-Q4"
     new = int(versions[-1].version)
@@ -289,7 +298,7 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
     )
     for quarter in ("2024-Q3", "2025-Q1"):
         pd.testing.assert_frame_equal(before[quarter], after[quarter])
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    client = store_client(root)
     assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2024-Q4").version) == new
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == OUT_OF_TIME]
     assert evaluation.partition == to_key("2024-Q4")
