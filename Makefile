@@ -31,6 +31,8 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/batch-platform ml-report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml

@@ -27,9 +27,12 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8",
+            # Every `pytest` run shuffles the test order (seed printed; repeat one with `--randomly-seed=N`).
+            "pytest-randomly>=3.15,<6",
             "duckdb>=1.1",
             "playwright>=1.45",
             "requests>=2.31",
+            "ruff>=0.6,<1",
         ],
     },
     entry_points={"console_scripts": ["batch-platform=batch_platform.cli:main"]},

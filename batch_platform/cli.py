@@ -7,6 +7,7 @@
     batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
     batch-platform mlflow-ui [--port 5000]           the MLflow UI of the configured store, on 127.0.0.1
 
+Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
 in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize` and
 `dagster job execute` remain available with start-date keys (README, "Command line").
@@ -19,8 +20,6 @@ import sys
 from collections.abc import Sequence
 
 from batch_platform.partitions import QuarterError, quarter_range, to_key, to_label
-
-LAYERS = ("bronze", "silver", "gold", "ml")
 
 
 def _quarter(text: str) -> str:
@@ -36,18 +35,18 @@ def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def cmd_quarters(args: argparse.Namespace) -> int:
-    from batch_platform.partitions import quarterly
+    from batch_platform.config import load_config
 
-    for key in quarterly.get_partition_keys():
+    for key in load_config().partitions().get_partition_keys():
         print(f"{to_label(key)}  {key}")
     return 0
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    from batch_platform.config import platform_config
+    from batch_platform.config import load_config
     from batch_platform.sample_data import generate_landing
 
-    landing = args.landing or platform_config().landing_root
+    landing = args.landing or load_config().landing_root
     manifest = generate_landing(
         landing,
         first_quarter=args.first,
@@ -65,8 +64,11 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from batch_platform.definitions import defs
+    from batch_platform.config import load_config
+    from batch_platform.definitions import build_definitions
+    from batch_platform.jobs import ALL_ASSETS_JOB
 
+    defs = build_definitions(load_config())
     first, last = args.first, args.last or args.first
     quarter_range(first, last)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
@@ -74,7 +76,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         job = dg.define_asset_job("cli_selection_job", selection=dg.AssetSelection.from_string(" or ".join(args.select)))
         job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
     else:
-        job_def = defs.resolve_job_def("all_assets_job")
+        job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
     tags = {
         "dagster/asset_partition_range_start": to_key(first),
         "dagster/asset_partition_range_end": to_key(last),
@@ -95,41 +97,35 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import pyarrow.dataset as ds
+    from batch_platform import storage
+    from batch_platform.config import load_config
+    from batch_platform.tables import TABLES
 
-    from batch_platform.config import platform_config
-
-    lake = platform_config().lake_root
+    lake = load_config().lake_root.rstrip("/")
     quarters = quarter_range(args.first, args.last or args.first)
-    tables = _tables(lake)
+    tables = [table.name for table in TABLES.values()]
     width = max([len(t) for t in tables] + [10])
     print(f"lake: {lake}")
     print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters))
     for table in tables:
-        cells = []
-        for quarter in quarters:
-            path = f"{lake}/{table}/quarter={quarter}"
-            try:
-                cells.append(f"{ds.dataset(path, format='parquet').count_rows():>8,}")
-            except (FileNotFoundError, OSError):
-                cells.append(f"{'-':>8}")
-        print(f"{table:<{width}}  " + "  ".join(cells))
-    training = [f"{lake}/gold/training_set/quarter={q}" for q in quarters]
+        counts = [storage.count_rows(f"{lake}/{table}/quarter={quarter}") for quarter in quarters]
+        print(f"{table:<{width}}  " + "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts))
     print("\ntraining sets:")
-    for path in training:
-        print(f"  {path}")
-    print('\nread one:  python -c \'import batch_platform; print(batch_platform.load_training_set("%s"))\'' % quarters[-1])
+    for quarter in quarters:
+        print(f"  {lake}/gold/training_set/quarter={quarter}")
+    example = f'import batch_platform; print(batch_platform.load_training_set("{quarters[-1]}"))'
+    print(f"\nread one:  python -c '{example}'")
     return 0
 
 
 def cmd_ml_report(args: argparse.Namespace) -> int:
     """Per quarter: the champion, its version and eval AUC-PR (from ml/churn_model in the lake), the
     baseline's, and the out-of-time AUC-PR (the latest `out_of_time_performance` check result)."""
-    from batch_platform.config import platform_config
+    from batch_platform.config import load_config
     from batch_platform.consume import PartitionNotMaterialised, load_model_card
     from batch_platform.mlflow_store import shown_uri
 
-    config = platform_config()
+    config = load_config()
     quarters = quarter_range(args.first, args.last or args.first)
     realised = _out_of_time(quarters)
     print(
@@ -184,9 +180,9 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     """The MLflow UI of the configured store, bound to 127.0.0.1 (a server store has its own UI)."""
     import os
 
-    from batch_platform.config import platform_config
+    from batch_platform.config import load_config
 
-    uri = platform_config().mlflow_tracking_uri
+    uri = load_config().mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
         from batch_platform.mlflow_store import shown_uri
 
@@ -195,12 +191,6 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     print(f"MLflow UI of {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     os.execv(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)])
-
-
-def _tables(lake: str) -> list[str]:
-    from batch_platform.schemas import TABLE_SCHEMAS
-
-    return [t for layer in LAYERS for t in TABLE_SCHEMAS if t.startswith(f"{layer}/")]
 
 
 def _has_dagster_home() -> bool:

@@ -1,5 +1,8 @@
 """Loading and validating the platform's one YAML config file (SPEC.md, "Configuration").
 
+The file is read once, by whoever builds the `Definitions` (or runs a CLI command), and the
+`PlatformConfig` is passed down to the builders; importing a module never reads it.
+
 `BATCH_PLATFORM_CONFIG` selects the file (default `config/config.yaml` in the project). Unknown
 keys and bad values fail at load with the key and the value named, so a typo never silently falls
 back to a default. Secrets never live in the file: a value written `${NAME}` is read from the
@@ -10,12 +13,14 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from batch_platform.partitions import QuarterError, quarterly_partitions, to_label
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "config.yaml"
@@ -49,8 +54,6 @@ class BatchConfig(_Section):
     @field_validator("first_quarter", mode="before")
     @classmethod
     def _quarter(cls, value: Any) -> str:
-        from batch_platform.partitions import QuarterError, to_label
-
         try:
             return to_label(str(value))
         except QuarterError as exc:
@@ -64,7 +67,7 @@ class ChecksConfig(_Section):
     quarantine_rate_fail: float = Field(0.50, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ChecksConfig":
+    def _ordered(self) -> ChecksConfig:
         if self.quarantine_rate_warn > self.quarantine_rate_fail:
             raise ValueError(
                 f"quarantine_rate_warn ({self.quarantine_rate_warn}) must not exceed "
@@ -114,6 +117,10 @@ class PlatformConfig(_Section):
         if "://" in path or os.path.isabs(path):
             return path
         return str((PROJECT_ROOT / path).resolve())
+
+    def partitions(self) -> dg.TimeWindowPartitionsDefinition:
+        """The quarterly partitions from `batch.first_quarter` on, shared by every asset, check and job."""
+        return quarterly_partitions(self.batch.first_quarter)
 
     @property
     def landing_root(self) -> str:
@@ -243,9 +250,3 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PlatformConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {target} is not valid YAML: {exc}") from None
     return parse_config(raw, str(target))
-
-
-@lru_cache(maxsize=1)
-def platform_config() -> PlatformConfig:
-    """The config this process runs with, loaded once."""
-    return load_config()

@@ -25,7 +25,7 @@ class PartitionNotMaterialised(FileNotFoundError):
     """The quarter of a lake table was never materialised (its folder does not exist)."""
 
 
-def partition_uri(table: str, quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | None = None) -> str:
+def partition_uri(table: str, quarter: str, *, config: PlatformConfig | None = None, lake_root: str | None = None) -> str:
     """`<lake>/<table>/quarter=<YYYY-QN>` for a quarter written `2025-Q4` or `2025-10-01`."""
     from batch_platform.partitions import to_label
 
@@ -34,21 +34,22 @@ def partition_uri(table: str, quarter: str, *, config: "PlatformConfig | None" =
 
 
 def load_training_set(
-    quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | os.PathLike | None = None
-) -> "pd.DataFrame":
+    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """The `gold/training_set` partition of `quarter` as a pandas DataFrame.
 
-    `quarter` is `2025-Q4` or its Dagster key `2025-10-01`. The lake is `lake_root` when given,
-    else the lake of `config`, else of the process's config file (`BATCH_PLATFORM_CONFIG` or
-    `config/config.yaml`). Raises `PartitionNotMaterialised` naming the path when the quarter was
-    never materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
+    `quarter` is `2025-Q4` or its Dagster key `2025-10-01`. The lake is `lake_root` when given
+    (no config file is read), else the lake of `config`, else of the config file
+    (`BATCH_PLATFORM_CONFIG` or `config/config.yaml`); with none of them it fails saying what to
+    set. Raises `PartitionNotMaterialised` naming the path when the quarter was never
+    materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
     """
     return _load(TRAINING_SET_TABLE, "training_set_job", quarter, config, lake_root)
 
 
 def load_scores(
-    quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | os.PathLike | None = None
-) -> "pd.DataFrame":
+    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """The `ml/churn_scores` partition of `quarter`: the churn probabilities the champion of that
     quarter gave, at its end, for the quarter after it (`score_cutoff` = start of the next quarter).
 
@@ -59,58 +60,39 @@ def load_scores(
 
 
 def load_model_card(
-    quarter: str, *, config: "PlatformConfig | None" = None, lake_root: str | os.PathLike | None = None
-) -> "pd.DataFrame":
+    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """The `ml/churn_model` partition of `quarter`: one row per candidate with its eval metrics; the
     champion's row holds the registered model version (`models:/<registered_model_name>/<version>`)."""
     return _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root)
 
 
-def _load(table: str, job: str, quarter: str, config, lake_root) -> "pd.DataFrame":
-    import pyarrow.parquet as pq
-
-    from batch_platform.partitions import to_label
+def _load(table: str, job: str, quarter: str, config, lake_root) -> pd.DataFrame:
+    from batch_platform import storage
+    from batch_platform.partitions import to_key, to_label
 
     label = to_label(quarter)
     uri = partition_uri(table, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
-    filesystem, path = _filesystem(uri)
-    if not _is_dir(filesystem, path):
+    if not storage.is_dir(uri):
         raise PartitionNotMaterialised(
             f"{table} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
             f"`dagster job execute -m batch_platform.definitions -j {job} "
-            f"--tags '{{\"dagster/partition\": \"{_key(label)}\"}}'`"
+            f"--tags '{{\"dagster/partition\": \"{to_key(label)}\"}}'`"
         )
-    frame = pq.read_table(path, filesystem=filesystem).to_pandas()
+    frame = storage.read_parquet(uri).to_pandas()
     frame["quarter"] = label
     return frame
 
 
-def _lake_root(config: "PlatformConfig | None") -> str:
-    if config is None:
-        from batch_platform.config import platform_config
+def _lake_root(config: PlatformConfig | None) -> str:
+    if config is not None:
+        return config.lake_root
+    from batch_platform.config import ConfigError, load_config
 
-        config = platform_config()
-    return config.lake_root
-
-
-def _key(label: str) -> str:
-    from batch_platform.partitions import to_key
-
-    return to_key(label)
-
-
-def _filesystem(uri: str):
-    """A pyarrow file system and path for a local path or a URI (`s3a://` is read as `s3://`)."""
-    from pyarrow import fs
-
-    if "://" not in uri:
-        return fs.LocalFileSystem(), os.path.abspath(uri)
-    if uri.startswith(("s3a://", "s3n://")):
-        uri = "s3://" + uri.split("://", 1)[1]
-    return fs.FileSystem.from_uri(uri)
-
-
-def _is_dir(filesystem, path: str) -> bool:
-    from pyarrow import fs
-
-    return filesystem.get_file_info(path).type == fs.FileType.Directory
+    try:
+        return load_config().lake_root
+    except ConfigError as exc:
+        raise ConfigError(
+            f"load_training_set needs to know where the lake is: pass lake_root=... (a folder or s3a:// URI) or "
+            f"config=..., or point BATCH_PLATFORM_CONFIG at a config file. ({exc})"
+        ) from None

@@ -1,7 +1,10 @@
 """The whole platform on one screen: assets, checks, jobs, schedules and resources.
 
-Importing this module starts no Spark session: the session is created by the `pyspark` resource
-when a run starts, once per run (in-process executor).
+The config file is read here, once, when Dagster loads the code location (`defs` is a lazy
+`@dg.definitions` function, so importing this module reads no file and starts no Spark); every
+builder receives the `PlatformConfig`. `build_definitions(config)` is what tests and scripts call
+with a config of their own. Spark starts only when a run does: the `pyspark` resource creates the
+session, once per run (in-process executor).
 """
 
 from __future__ import annotations
@@ -10,27 +13,44 @@ import warnings
 
 import dagster as dg
 
-# Single-run backfill policies and partitioned asset checks are marked beta/preview in Dagster 1.13;
-# the platform depends on both on purpose, so the code location does not repeat the notice on load.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-
-from batch_platform.assets.bronze import bronze_assets  # noqa: E402
-from batch_platform.assets.gold import gold_assets
-from batch_platform.assets.ml import build_ml_assets, ml_checks
-from batch_platform.assets.silver import silver_assets
-from batch_platform.checks import silver_checks
-from batch_platform.config import platform_config
-from batch_platform.jobs import jobs, schedules, sensors
+from batch_platform.assets.bronze import build_bronze_assets
+from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.ml import build_ml_assets, build_ml_checks
+from batch_platform.assets.silver import build_silver_assets
+from batch_platform.checks import build_silver_checks
+from batch_platform.config import PlatformConfig, load_config
+from batch_platform.jobs import build_jobs
 from batch_platform.resources import build_resources
 
-config = platform_config()
-defs = dg.Definitions(
-    assets=[*bronze_assets, *silver_assets, *gold_assets, *build_ml_assets(config.batch.lookback_quarters)],
-    asset_checks=[*silver_checks, *ml_checks],
-    jobs=jobs,
-    schedules=schedules,
-    sensors=sensors,
-    resources=build_resources(config),
-    executor=dg.in_process_executor,
-)
+
+def build_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+    """Every lake table's asset, in layer order."""
+    return [
+        *build_bronze_assets(config),
+        *build_silver_assets(config),
+        *build_gold_assets(config),
+        *build_ml_assets(config),
+    ]
+
+
+def build_definitions(config: PlatformConfig) -> dg.Definitions:
+    # Single-run backfill policies and partitioned asset checks are marked beta/preview in Dagster
+    # 1.13; the platform depends on both on purpose, so building it does not repeat the notice.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    jobs, schedules, sensors = build_jobs(config.partitions())
+    return dg.Definitions(
+        assets=build_assets(config),
+        asset_checks=[*build_silver_checks(config), *build_ml_checks(config)],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources=build_resources(config),
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location `dagster dev` / `make ui` loads, from `$BATCH_PLATFORM_CONFIG` (or the default file)."""
+    return build_definitions(load_config())

@@ -27,17 +27,14 @@ import math
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Sequence
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
-import pyspark.sql.types as T
 from pyspark.sql import DataFrame
 
-from batch_platform.lineage import lineage_for
-from batch_platform.partitions import to_label
-from batch_platform.schemas import schema_for
+from batch_platform.metadata import previews
+from batch_platform.partitions import to_key, to_label
 from batch_platform.schemas.base import (
     PARTITION_COLUMN,
     Violation,
@@ -46,15 +43,12 @@ from batch_platform.schemas.base import (
     count_and_check,
     failure_report,
     spark_schema,
-    table_schema,
 )
 from batch_platform.storage import HadoopFS
+from batch_platform.tables import table_for
 
-PREVIEW_ROWS = 10
-PREVIEW_SAMPLE = 200
 ROWS_PER_WRITE_TASK = 500_000
 MAX_RECORDS_PER_FILE = 5_000_000
-COLUMN_LINEAGE = "dagster/column_lineage"
 ALLOW_MISSING = "allow_missing_partitions"
 """Input metadata key: read a never-materialised quarter as empty instead of failing."""
 
@@ -80,7 +74,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         table = table_name(context.asset_key)
-        model = schema_for(table)
+        model = table_for(context.asset_key).model
         quarters = [to_label(key) for key in context.asset_partition_keys]
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
@@ -114,7 +108,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             lap("validate")
             self._write(df, context.asset_key, quarters, total)
             lap("write")
-            self._record(context, df, quarters, rows, model)
+            self._record(context, df, quarters, rows)
             lap("metadata")
         finally:
             if df.is_cached:  # persisted here or by the asset; a frame derived from a cache is the asset's
@@ -165,16 +159,16 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     fs.rename(old.path, f"{table}/{old.name}")
             fs.delete(run.path)
 
-    def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows, model) -> None:
-        described = {
-            "dagster/column_schema": table_schema(model),
-            "table": table_name(context.asset_key),
-            "quarters": ", ".join(quarters),
-        }
-        lineage = lineage_for(table_name(context.asset_key))
-        if lineage is not None:
-            described[COLUMN_LINEAGE] = lineage
-        context.add_output_metadata(described)
+    def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows) -> None:
+        """The table's declared schema and lineage (as its asset definition shows them), and per
+        quarter its path, row count and a preview."""
+        context.add_output_metadata(
+            {
+                **table_for(context.asset_key).definition_metadata(),
+                "table": table_name(context.asset_key),
+                "quarters": ", ".join(quarters),
+            }
+        )
         step = context.step_context
         shown = previews(df, rows)
         for quarter in quarters:
@@ -187,22 +181,20 @@ class LakeIOManager(dg.ConfigurableIOManager):
             if len(quarters) == 1:
                 context.add_output_metadata(metadata)
             else:
-                step.add_asset_metadata(
-                    metadata, asset_key=context.asset_key, partition_key=_key_of(context, quarter)
-                )
+                step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=to_key(quarter))
 
     # ------------------------------------------------------------------------------------ read
     def load_input(self, context: dg.InputContext) -> DataFrame:
         upstream = context.upstream_output
         asset_key = context.asset_key
         table = table_name(asset_key)
-        model = schema_for(table)
+        model = table_for(asset_key).model
         spark = self.pyspark.spark_session
         fs = HadoopFS(spark)
         quarters = [to_label(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
         paths = [self.partition_path(asset_key, q) for q in quarters]
         present = [path for path in paths if fs.exists(path)]
-        missing = [q for q, path in zip(quarters, paths) if path not in present]
+        missing = [q for q, path in zip(quarters, paths, strict=True) if path not in present]
         allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING)) or bool(
             upstream and (upstream.definition_metadata or {}).get(ALLOW_MISSING)
         )
@@ -254,46 +246,3 @@ def _served_from_cache(df: DataFrame) -> bool:
 
 def _is_strict(model) -> bool:
     return model.to_schema().strict is True
-
-
-def _key_of(context: dg.OutputContext, quarter: str) -> str:
-    for key in context.asset_partition_keys:
-        if to_label(key) == quarter:
-            return key
-    raise KeyError(quarter)
-
-
-def previews(df: DataFrame, rows_per_quarter: Mapping[str, int], rows: int = PREVIEW_ROWS) -> Mapping[str, dg.MetadataValue]:
-    """`rows` rows of every quarter in `df` as Dagster tables, in one Spark job.
-
-    A `limit().collect()` per quarter costs a job (sometimes two) per quarter and output — a third
-    of a backfill's Spark jobs, measured. Here each quarter is sampled (seeded, stratified by
-    quarter) down to about `PREVIEW_SAMPLE` rows using the known row counts; the driver collects
-    those few hundred rows per quarter and keeps the first `rows` of each in column order. A quarter
-    without rows gets an empty table.
-    """
-    columns = [f for f in df.schema.fields if f.name != PARTITION_COLUMN]
-    fractions = {q: min(1.0, PREVIEW_SAMPLE / n) for q, n in rows_per_quarter.items() if n}
-    by_quarter: dict[str, list[dict]] = defaultdict(list)
-    if fractions:
-        for row in df.sampleBy(PARTITION_COLUMN, fractions, seed=0).collect():
-            by_quarter[row[PARTITION_COLUMN]].append({f.name: _cell(row[f.name]) for f in columns})
-    ordered = [f.name for f in columns if not isinstance(f.dataType, T.MapType)]
-    schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in columns])
-
-    def first_rows(cells: list[dict]) -> list[dg.TableRecord]:
-        cells.sort(key=lambda record: tuple((record[c] is None, "" if record[c] is None else record[c]) for c in ordered))
-        return [dg.TableRecord(record) for record in cells[:rows]]
-
-    return defaultdict(
-        lambda: dg.MetadataValue.table(records=[], schema=schema),
-        {q: dg.MetadataValue.table(records=first_rows(cells), schema=schema) for q, cells in by_quarter.items()},
-    )
-
-
-def _cell(value):
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return str(value)

@@ -20,14 +20,14 @@ missing value, and silver treats both alike.
 import csv
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 import dagster as dg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from batch_platform.storage import FileInfo, HadoopFS
+from batch_platform.storage import HadoopFS
 
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 CORRUPT = "_corrupt_record"
@@ -205,6 +205,6 @@ def _read_parquet(spark: SparkSession, path: str, columns: tuple[str, ...]) -> D
     if not set(names) & set(columns):
         raise UnreadableFileError(f"landing file {path}: columns {frame.columns} have none of the expected {columns}")
     return frame.select(
-        *[F.col(f"`{c}`").cast("string").alias(n) for c, n in zip(frame.columns, names)],
+        *[F.col(f"`{c}`").cast("string").alias(n) for c, n in zip(frame.columns, names, strict=True)],
         F.col("_metadata.file_path").alias("_source_file"),
     )

@@ -43,7 +43,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.assets.gold import NUMERIC_FEATURES, compute_customer_features
+from batch_platform.features import NUMERIC_FEATURES, compute_customer_features
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN

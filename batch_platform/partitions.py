@@ -1,4 +1,4 @@
-"""The quarterly partitions, defined once, and the `YYYY-QN` helpers.
+"""The quarterly partitions definition and the `YYYY-QN` helpers.
 
 Dagster time-window keys are the window's start date (`2025-10-01`); people read and type the
 quarter label (`2025-Q4`). Every helper here accepts either spelling, so a CLI flag, a config
@@ -8,7 +8,7 @@ value or a test can use whichever is natural (SPEC.md, "Quarters").
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
@@ -40,7 +40,7 @@ def parse_quarter(text: str) -> tuple[int, int]:
 
 def quarter_start(quarter: str) -> datetime:
     year, q = parse_quarter(quarter)
-    return datetime(year, 3 * (q - 1) + 1, 1, tzinfo=timezone.utc)
+    return datetime(year, 3 * (q - 1) + 1, 1, tzinfo=UTC)
 
 
 def quarter_end(quarter: str) -> datetime:
@@ -80,20 +80,12 @@ def quarter_range(first: str, last: str) -> list[str]:
 
 
 def quarterly_partitions(first_quarter: str) -> dg.TimeWindowPartitionsDefinition:
-    """Calendar quarters in UTC from `first_quarter` to the last complete quarter."""
+    """Calendar quarters in UTC from `first_quarter` to the last complete quarter: the platform's one
+    partitions definition. `build_definitions` builds it from `batch.first_quarter` and hands it to
+    every asset, check and job builder (equal definitions compare equal)."""
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule=QUARTER_CRON,
         start=quarter_start(first_quarter).replace(tzinfo=None),
         fmt=KEY_FORMAT,
         timezone="UTC",
     )
-
-
-def _configured_partitions() -> dg.TimeWindowPartitionsDefinition:
-    from batch_platform.config import platform_config
-
-    return quarterly_partitions(platform_config().batch.first_quarter)
-
-
-quarterly = _configured_partitions()
-"""The platform's one partitions definition: every asset, check and job imports this."""

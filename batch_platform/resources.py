@@ -1,9 +1,9 @@
-"""The resources every asset runs with, built in one place from the config file.
+"""The resources every asset runs with, built in one place from the config.
 
 Local (`local[*]`, folders) and cluster (`spark://…`, `s3a://…`) differ only in the config file's
-values: the asset code and these builders are the same.
+values: the asset code and these builders are the same. A new optional config section that assets
+need at run time becomes a resource (or a field of `settings`) here.
 """
-
 
 import dagster as dg
 from dagster_pyspark import PySparkResource

@@ -26,9 +26,9 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -173,7 +173,7 @@ class _Calendar:
     """Epoch seconds of each quarter's start, plus the end of the last quarter."""
 
     @classmethod
-    def of(cls, quarters: list[str]) -> "_Calendar":
+    def of(cls, quarters: list[str]) -> _Calendar:
         starts = [int(quarter_start(q).timestamp()) for q in quarters]
         end = int(quarter_end(quarters[-1]).timestamp())
         return cls(quarters, np.array(starts + [end], dtype=np.int64))
@@ -202,7 +202,7 @@ class _Schedule:
     """Index of the first file of each drop in a global numbering of all (drop, part) files."""
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, cal: _Calendar) -> "_Schedule":
+    def draw(cls, rng: np.random.Generator, cal: _Calendar) -> _Schedule:
         days, quarters, parts = [], [], []
         for qi in range(cal.n):
             length = int((cal.bounds_s[qi + 1] - cal.bounds_s[qi]) // DAY_S)
@@ -252,7 +252,7 @@ class _Population:
     partner_base: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, customers: int, n_quarters: int) -> "_Population":
+    def draw(cls, rng: np.random.Generator, customers: int, n_quarters: int) -> _Population:
         """Half the customers exist before the history starts, the rest join in a random quarter
         at a random moment; each is then active for a geometric number of quarters (7% churn per
         quarter) and stops at a random moment of its last quarter."""
@@ -282,7 +282,7 @@ class _Cells:
     """activity x share of the quarter covered: the expected events relative to the density."""
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, pop: _Population, cal: _Calendar) -> "_Cells":
+    def draw(cls, rng: np.random.Generator, pop: _Population, cal: _Calendar) -> _Cells:
         n = len(pop.ids)
         cust, q = np.divmod(np.arange(n * cal.n), cal.n)
         dormant = (rng.random(n * cal.n) < 0.04) & (q != pop.start_q[cust])
@@ -489,11 +489,48 @@ def _event_rows(rng: np.random.Generator, source: str, qi: int, cal: _Calendar,
     partition are the planted ones and the manifest's expected silver counts are exact.
     """
     n = len(ev["cust"])
-    rates = ROW_DIRT_RATES[source]
-    sl = _allocate(rng, n, rates)
+    sl = _allocate(rng, n, ROW_DIRT_RATES[source])
     ts_col = "event_time" if source == "operational" else "log_timestamp"
-    q_lo, q_hi = cal.bounds_s[qi], cal.bounds_s[qi + 1]
+    late, style, t_us = _event_times(rng, source, cal.bounds_s[qi], cal.bounds_s[qi + 1], ev, sl)
+    cols, names = _event_columns(source, pop, ev, sl, t_us, style)
 
+    variant = sl["category_variant"]
+    which = np.arange(len(variant)) % (len(names) + 1)
+    kind = rng.integers(0, len(_CATEGORY_VARIANTS), len(variant))
+    for j, name in enumerate(names):
+        m = (which == j) | (which == len(names))
+        cols[name][variant[m]] = _category_variant(cols[name][variant[m]], kind[m])
+
+    if extra_on:
+        extra = EXTRA_COLUMNS[source]
+        if source == "operational":
+            cols[extra] = np.array(DEVICES, dtype=object)[ev["device"]]
+        else:
+            cols[extra] = _session_ids(ev["session"])
+
+    exact, resp = sl["exact_duplicate"], sl["respelled_duplicate"]
+    copy = {c: v[resp].copy() for c, v in cols.items()}
+    copy[ts_col] = _render_ts(t_us[resp], _respelled_style(rng, style[resp], t_us[resp]))
+    if source == "operational":
+        copy["amount"] = _respelled_cents(ev["cents"][resp])
+    for name in names:
+        copy[name] = _category_variant(copy[name], rng.integers(0, len(_CATEGORY_VARIANTS), len(resp)))
+
+    columns = {c: np.concatenate([v, v[exact], copy[c]]) for c, v in cols.items()}
+    idx = np.concatenate([np.arange(n), exact, resp])
+    dirt = {k: len(v) for k, v in sl.items() if k != "clean"}
+    dirt["late_arrival"] = int(late[idx].sum())
+    for k, s in enumerate(TIMESTAMP_STYLES):
+        dirt[f"timestamp_{s.name}"] = int(np.count_nonzero(style == k)) - int(
+            np.count_nonzero(style[sl["bad_timestamp"]] == k))
+    return _Rows(columns, ev["file"][idx], ev["t_s"][idx], dirt, sl["clean"])
+
+
+def _event_times(rng: np.random.Generator, source: str, q_lo: int, q_hi: int, ev: dict[str, np.ndarray],
+                 sl: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which events are late arrivals, each event's timestamp style and its time in microseconds
+    (future timestamps planted, accidental twins of a silver key spelled in full)."""
+    n = len(ev["cust"])
     t_s = ev["t_s"].copy()
     late = t_s < q_lo
     late[sl["future_timestamp"]] = False
@@ -511,7 +548,13 @@ def _event_rows(rng: np.random.Generator, source: str, qi: int, cal: _Calendar,
             break
         style[clash] = _STYLE["space"]
         t_us[clash] = (t_s[clash] + attempt) * US
+    return late, style, t_us
 
+
+def _event_columns(source: str, pop: _Population, ev: dict[str, np.ndarray], sl: dict[str, np.ndarray],
+                   t_us: np.ndarray, style: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The rendered text columns of the events (ids, timestamps, amounts, categories) with the
+    row dirt planted, and the names of the category columns."""
     cid = pop.ids[ev["cust"]].copy()
     cid[sl["blank_customer_id"]] = _cycle(_BLANK_IDS, len(sl["blank_customer_id"]))
     cid[sl["padded_customer_id"]] = _padded(cid[sl["padded_customer_id"]])
@@ -532,38 +575,7 @@ def _event_rows(rng: np.random.Generator, source: str, qi: int, cal: _Calendar,
     else:
         cats["log_event_type"] = np.array(LOG_EVENT_TYPES, dtype=object)[ev["type"]]
         cols.update(log_event_type=cats["log_event_type"], log_timestamp=ts)
-
-    variant = sl["category_variant"]
-    names = list(cats)
-    which = np.arange(len(variant)) % (len(names) + 1)
-    kind = rng.integers(0, len(_CATEGORY_VARIANTS), len(variant))
-    for j, name in enumerate(names):
-        m = (which == j) | (which == len(names))
-        cols[name][variant[m]] = _category_variant(cols[name][variant[m]], kind[m])
-
-    if extra_on:
-        extra = EXTRA_COLUMNS[source]
-        if source == "operational":
-            cols[extra] = np.array(DEVICES, dtype=object)[ev["device"]]
-        else:
-            cols[extra] = _session_ids(ev["session"])
-
-    exact = sl["exact_duplicate"]
-    copy = {c: v[resp].copy() for c, v in cols.items()}
-    copy[ts_col] = _render_ts(t_us[resp], _respelled_style(rng, style[resp], t_us[resp]))
-    if source == "operational":
-        copy["amount"] = _respelled_cents(ev["cents"][resp])
-    for name in names:
-        copy[name] = _category_variant(copy[name], rng.integers(0, len(_CATEGORY_VARIANTS), len(resp)))
-
-    columns = {c: np.concatenate([v, v[exact], copy[c]]) for c, v in cols.items()}
-    idx = np.concatenate([np.arange(n), exact, resp])
-    dirt = {k: len(v) for k, v in sl.items() if k != "clean"}
-    dirt["late_arrival"] = int(late[idx].sum())
-    for k, s in enumerate(TIMESTAMP_STYLES):
-        dirt[f"timestamp_{s.name}"] = int(np.count_nonzero(style == k)) - int(
-            np.count_nonzero(style[sl["bad_timestamp"]] == k))
-    return _Rows(columns, ev["file"][idx], ev["t_s"][idx], dirt, sl["clean"])
+    return cols, list(cats)
 
 
 def _partner_rows(rng: np.random.Generator, pop: _Population, ext: dict[str, np.ndarray]) -> _Rows:
@@ -738,47 +750,64 @@ def generate_landing(
     dirt_by_quarter: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SOURCES}
 
     for source in SOURCES:
-        sched = schedules[source]
-        data = events.get(source, external)
-        if source != "external":
-            t_s, folder, part = sched.assign(rng, data["t_s"], int(cal.bounds_s[-1]))
-            data = dict(data, t_s=t_s, file=sched.first_file[folder] + part, folder=folder)
-        order = np.lexsort((data["t_s"] if "t_s" in data else data["cust"], data["folder"]))
-        data = {k: v[order] for k, v in data.items()}
-        q_of_row = sched.quarter[data["folder"]]
-        cuts = np.searchsorted(q_of_row, np.arange(cal.n + 1))
-        pools: list[tuple[list[str], dict[str, np.ndarray]]] = []
-        for qi, q in enumerate(quarters):
-            part_data = {k: v[cuts[qi]:cuts[qi + 1]] for k, v in data.items()}
-            extra_on = source in EXTRA_COLUMNS and qi >= mid
-            columns = list(COLUMNS[source]) + ([EXTRA_COLUMNS[source]] if extra_on else [])
-            if source == "external":
-                rows = _partner_rows(rng, pop, part_data)
-            else:
-                rows = _event_rows(rng, source, qi, cal, pop, part_data, extra_on)
-            dirt = dict(rows.dirt)
-            _write_quarter(rng, landing, source, qi, sched, rows, columns, dirt)
-            if source != "external":
-                take = min(len(rows.clean), max(1, math.ceil(REDELIVERY_RATE * len(rows.clean))))
-                chosen = np.sort(rng.choice(rows.clean, size=take, replace=False))
-                pools.append((columns, {c: v[chosen] for c, v in rows.columns.items()}))
-                dirt["redelivered_row"] = 0
-                if qi >= 1:
-                    back = 1 if qi == 1 else int(rng.integers(1, 3))
-                    old_columns, old_rows = pools[qi - back]
-                    drops = sched.drops_of(qi)
-                    d = drops[int(rng.integers(0, len(drops)))]
-                    dirt["redelivered_row"] = landing.write(
-                        source, sched.day[d],
-                        f"{source}_{str(sched.day[d]).replace('-', '')}_redelivery_{quarters[qi - back]}",
-                        "csv", "redelivery", old_columns, old_rows)
-            for kind, count in dirt.items():
-                dirt_by_quarter[source].setdefault(kind, {})[q] = count
+        dirt_by_quarter[source] = _write_source(
+            rng, landing, source, events.get(source, external), schedules[source], cal, quarters, pop
+        )
 
     manifest = _manifest(seed, quarters, customers, operational_rows, landing, schedules,
                          dirt_by_quarter, mid)
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _write_source(rng: np.random.Generator, landing: _Landing, source: str, data: dict[str, np.ndarray],
+                  sched: _Schedule, cal: _Calendar, quarters: list[str], pop: _Population) -> dict[str, dict[str, int]]:
+    """Write every quarter of one source (dirt planted, redeliveries of earlier quarters added);
+    return its dirt counts by kind and quarter."""
+    mid = cal.n // 2
+    if source != "external":
+        t_s, folder, part = sched.assign(rng, data["t_s"], int(cal.bounds_s[-1]))
+        data = dict(data, t_s=t_s, file=sched.first_file[folder] + part, folder=folder)
+    order = np.lexsort((data["t_s"] if "t_s" in data else data["cust"], data["folder"]))
+    data = {k: v[order] for k, v in data.items()}
+    q_of_row = sched.quarter[data["folder"]]
+    cuts = np.searchsorted(q_of_row, np.arange(cal.n + 1))
+    pools: list[tuple[list[str], dict[str, np.ndarray]]] = []
+    dirt_by_kind: dict[str, dict[str, int]] = {}
+    for qi, q in enumerate(quarters):
+        part_data = {k: v[cuts[qi]:cuts[qi + 1]] for k, v in data.items()}
+        extra_on = source in EXTRA_COLUMNS and qi >= mid
+        columns = list(COLUMNS[source]) + ([EXTRA_COLUMNS[source]] if extra_on else [])
+        if source == "external":
+            rows = _partner_rows(rng, pop, part_data)
+        else:
+            rows = _event_rows(rng, source, qi, cal, pop, part_data, extra_on)
+        dirt = dict(rows.dirt)
+        _write_quarter(rng, landing, source, qi, sched, rows, columns, dirt)
+        if source != "external":
+            take = min(len(rows.clean), max(1, math.ceil(REDELIVERY_RATE * len(rows.clean))))
+            chosen = np.sort(rng.choice(rows.clean, size=take, replace=False))
+            pools.append((columns, {c: v[chosen] for c, v in rows.columns.items()}))
+            dirt["redelivered_row"] = _redeliver(rng, landing, source, sched, quarters, qi, pools)
+        for kind, count in dirt.items():
+            dirt_by_kind.setdefault(kind, {})[q] = count
+    return dirt_by_kind
+
+
+def _redeliver(rng: np.random.Generator, landing: _Landing, source: str, sched: _Schedule, quarters: list[str],
+               qi: int, pools: list[tuple[list[str], dict[str, np.ndarray]]]) -> int:
+    """Redeliver, into quarter `qi`, a sample of the clean rows of the previous quarter (or of
+    the one before); the rows written."""
+    if qi < 1:
+        return 0
+    back = 1 if qi == 1 else int(rng.integers(1, 3))
+    old_columns, old_rows = pools[qi - back]
+    drops = sched.drops_of(qi)
+    d = drops[int(rng.integers(0, len(drops)))]
+    return landing.write(
+        source, sched.day[d],
+        f"{source}_{str(sched.day[d]).replace('-', '')}_redelivery_{quarters[qi - back]}",
+        "csv", "redelivery", old_columns, old_rows)
 
 
 def _operational_events(rng, cells: _Cells, pop: _Population, density: float) -> dict:

@@ -1,15 +1,23 @@
-"""File-system operations on the lake and the landing zone, through Spark's Hadoop FileSystem.
+"""Every file-system operation on the lake and the landing zone: the one storage module.
 
-Going through the session's Hadoop configuration means one code path for a local folder,
-`s3a://` (credentials from the AWS provider chain), HDFS or any other Hadoop file system:
-switching storage is a change of root path in the config file, never of code.
+Two doors, one root: inside a run, `HadoopFS` goes through the Spark session's Hadoop
+configuration, so a local folder, `s3a://` (credentials from the AWS provider chain), HDFS or any
+other Hadoop file system is one code path; outside a run (`batch-platform report`,
+`load_training_set`, no Spark), `arrow_filesystem` maps the same root to a pyarrow file system
+(`s3a://`/`s3n://` are read as `s3://`). Switching storage is a change of root path in the config
+file, never of code. Spark's own `read.parquet`/`write.parquet` take the same paths.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pyarrow as pa
+    from pyarrow import fs as pafs
+    from pyspark.sql import SparkSession
 
 
 @dataclass(frozen=True)
@@ -62,10 +70,6 @@ class HadoopFS:
             key=lambda info: info.name,
         )
 
-    def mkdirs(self, path: str) -> None:
-        jpath, fs = self._resolve(path)
-        fs.mkdirs(jpath)
-
     def delete(self, path: str) -> None:
         jpath, fs = self._resolve(path)
         if fs.exists(jpath):
@@ -91,3 +95,40 @@ class HadoopFS:
         finally:
             stream.close()
         return None if line is None else str(line).lstrip("\ufeff")
+
+
+# ------------------------------------------------------------------------------- without Spark
+def arrow_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow file system and the path in it for a local path or a URI."""
+    from pyarrow import fs
+
+    if "://" not in uri:
+        return fs.LocalFileSystem(), os.path.abspath(uri)
+    if uri.startswith(("s3a://", "s3n://")):
+        uri = "s3://" + uri.split("://", 1)[1]
+    return fs.FileSystem.from_uri(uri)
+
+
+def is_dir(uri: str) -> bool:
+    from pyarrow import fs
+
+    filesystem, path = arrow_filesystem(uri)
+    return filesystem.get_file_info(path).type == fs.FileType.Directory
+
+
+def read_parquet(uri: str) -> pa.Table:
+    """Every Parquet file of a folder (a partition) as one Arrow table."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = arrow_filesystem(uri)
+    return pq.read_table(path, filesystem=filesystem)
+
+
+def count_rows(uri: str) -> int | None:
+    """The rows of a partition folder from its Parquet footers; None when it does not exist."""
+    import pyarrow.dataset as ds
+
+    if not is_dir(uri):
+        return None
+    filesystem, path = arrow_filesystem(uri)
+    return ds.dataset(path, format="parquet", filesystem=filesystem).count_rows()

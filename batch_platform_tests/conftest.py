@@ -55,4 +55,9 @@ def resources(spark, platform_config):
 
 
 # A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
-from batch_platform_tests.webserver_fixtures import dagster_ui, ui_backfill, ui_materialized  # noqa: E402, F401
+from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401
+    dagster_ui,
+    ui_backfill,
+    ui_backfill_everything,
+    ui_materialized,
+)

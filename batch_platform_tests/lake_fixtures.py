@@ -1,6 +1,6 @@
 """A small test table, `test/widgets`, written through the real IO manager.
 
-It is registered in the platform's schema registry like any table, so the tests exercise the IO
+It is registered in the platform's table registry like any table, so the tests exercise the IO
 manager exactly as the bronze, silver and gold assets do.
 """
 
@@ -12,9 +12,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.io_manager import ALLOW_MISSING
-from batch_platform.partitions import quarter_start, quarterly, to_label
-from batch_platform.schemas import TABLE_SCHEMAS
-from batch_platform.schemas.base import LakeTable, quarter_end_col, row_rule
+from batch_platform.partitions import quarter_start, to_label
+from batch_platform.schemas.base import LakeTable, Table, quarter_end_col, row_rule
+from batch_platform.tables import TABLES
+from batch_platform.tables import register as register_table
+from batch_platform_tests.platform import quarterly
 
 
 class Widgets(LakeTable):
@@ -28,8 +30,16 @@ class Widgets(LakeTable):
         unique = ["quarter", "widget_id"]
 
 
+WIDGETS_KEY = dg.AssetKey(["test", "widgets"])
+
+
 def register() -> None:
-    TABLE_SCHEMAS["test/widgets"] = Widgets
+    register_table(Table(WIDGETS_KEY, Widgets))
+
+
+def unregister() -> None:
+    """Leave the registry as the platform defines it, for whatever test runs next."""
+    TABLES.pop(WIDGETS_KEY, None)
 
 
 def widget_rows(spark, quarter: str, n: int, version: float = 1.0, bad_values: int = 0) -> DataFrame:

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch_platform.assets.bronze import bronze_assets, bronze_external, bronze_logs, bronze_operational
 from batch_platform.partitions import quarter_range, to_key
+from batch_platform_tests.platform import bronze_assets, bronze_external, bronze_logs, bronze_operational
 
 OPERATIONAL = ["customer_id", "event_time", "amount", "currency", "channel"]
 

@@ -19,12 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch_platform.assets.bronze import bronze_assets
-from batch_platform.assets.silver import SILVER_TABLES, silver_assets
-from batch_platform.checks import CHECK_NAMES, silver_checks
-from batch_platform.partitions import quarterly
+from batch_platform.assets.silver import SILVER_TABLES
+from batch_platform.checks import CHECK_NAMES
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.platform import bronze_assets, quarterly, silver_assets, silver_checks
 
 QUARTER, KEY = "2024-Q1", "2024-01-01"
 PASSING = {"quarantine_rate_warn": 0.3, "quarantine_rate_fail": 0.6}

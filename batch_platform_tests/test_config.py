@@ -78,3 +78,79 @@ def test_a_missing_or_malformed_file_is_named(tmp_path):
     bad.write_text("storage: [unclosed")
     with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
         load_config(bad)
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "batch_platform"
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each module of the package -> the package modules it imports at module level."""
+    import ast
+
+    modules = {
+        ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in PACKAGE.rglob("*.py")
+    }
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.parse(path.read_text()).body:  # module level only: imports inside functions are lazy
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("batch_platform"):
+                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("batch_platform")}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_the_package_has_no_import_cycle():
+    graph = _module_imports()
+    assert "batch_platform.config" in graph and graph["batch_platform.assets.gold"]
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for dep in sorted(graph[module]):
+            assert state.get(dep) != "open", f"import cycle: {' -> '.join([*path, module, dep])}"
+            if dep not in state:
+                visit(dep, [*path, module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_importing_every_module_reads_no_config_file(tmp_path):
+    """With BATCH_PLATFORM_CONFIG naming a file that does not exist, every module imports, and
+    `load_training_set` reads a lake given by its root; without a root it says what to set."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    lake = tmp_path / "lake"
+    (lake / "gold" / "training_set" / "quarter=2025-Q4").mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["C1"], "label": [1]}).to_parquet(
+        lake / "gold" / "training_set" / "quarter=2025-Q4" / "part-0.parquet"
+    )
+    modules = sorted(_module_imports())
+    probe = "\n".join(
+        [
+            "import importlib, batch_platform",
+            f"for name in {modules!r}: importlib.import_module(name)",
+            f"frame = batch_platform.load_training_set('2025-Q4', lake_root={str(lake)!r})",
+            "print('rows', len(frame), list(frame['quarter']))",
+            "try:",
+            "    batch_platform.load_training_set('2025-Q4')",
+            "except Exception as exc:",
+            "    print('error', type(exc).__name__, exc)",
+        ]
+    )
+    env = {**os.environ, "BATCH_PLATFORM_CONFIG": str(tmp_path / "missing.yaml")}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "rows 1 ['2025-Q4']" in done.stdout
+    assert "error ConfigError load_training_set needs to know where the lake is: pass lake_root=" in done.stdout
+    assert "BATCH_PLATFORM_CONFIG" in done.stdout and "missing.yaml does not exist" in done.stdout

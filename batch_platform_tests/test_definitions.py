@@ -9,10 +9,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from batch_platform.definitions import defs
-from batch_platform.partitions import quarterly
+from batch_platform.definitions import build_definitions
+from batch_platform.jobs import ALL_ASSETS_JOB
+from batch_platform_tests.platform import DEFAULTS, quarterly
 
 ROOT = Path(__file__).resolve().parents[1]
+defs = build_definitions(DEFAULTS)
 
 EXPECTED = {
     "bronze": {"bronze/operational", "bronze/logs", "bronze/external"},
@@ -76,14 +78,15 @@ def test_features_read_the_lookback_and_labels_read_their_own_quarter(graph):
     job = defs.resolve_implicit_global_asset_job_def()
     assert job is not None
     mapping = graph.get_partition_mapping(features.key, events)
+    # 2025-Q1: a quarter whose whole lookback exists, complete whatever today's date (after it).
     upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
-        quarterly.subset_with_partition_keys(["2025-10-01"]), quarterly, quarterly
+        quarterly.subset_with_partition_keys(["2025-01-01"]), quarterly, quarterly
     ).partitions_subset.get_partition_keys()
-    assert sorted(upstream) == ["2024-10-01", "2025-01-01", "2025-04-01", "2025-07-01"]
+    assert sorted(upstream) == ["2024-01-01", "2024-04-01", "2024-07-01", "2024-10-01"]
     labels_mapping = graph.get_partition_mapping(dg.AssetKey(["gold", "churn_labels"]), events)
     assert labels_mapping.get_upstream_mapped_partitions_result_for_partitions(
-        quarterly.subset_with_partition_keys(["2025-10-01"]), quarterly, quarterly
-    ).partitions_subset.get_partition_keys() == ["2025-10-01"]
+        quarterly.subset_with_partition_keys(["2025-01-01"]), quarterly, quarterly
+    ).partitions_subset.get_partition_keys() == ["2025-01-01"]
     del keys
 
 
@@ -102,7 +105,7 @@ def test_scores_read_silver_q_minus_l_plus_one_to_q_and_the_check_depends_on_lab
 
 
 def test_jobs_run_in_process():
-    job = defs.resolve_job_def("all_assets_job")
+    job = defs.resolve_job_def(ALL_ASSETS_JOB)
     assert job.executor_def.name == dg.in_process_executor.name
     assert job.partitions_def == quarterly
 

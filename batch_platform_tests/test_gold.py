@@ -10,7 +10,7 @@ real silver, bronze and gold asset definitions and the real IO manager.
 import logging
 import random
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -27,21 +27,22 @@ from batch_platform.assets.gold import (
     compute_churn_labels,
     compute_customer_features,
     compute_training_set,
-    gold_assets,
     lookback_quarters,
     split_bucket,
     split_col,
     split_of,
     unmatched_customers,
 )
-from batch_platform.partitions import quarter_end, quarter_range, quarter_start, quarterly, shift, to_key
+from batch_platform.config import parse_config
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.schemas.base import failure_report, validate_frame
 from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.platform import bronze_assets, gold_assets, quarterly, silver_assets
 
 time.tzset()  # conftest sets TZ=UTC: naive datetimes collected from Spark are UTC
 
-UTC = timezone.utc
+UTC = UTC
 EVENTS_DDL = "customer_id string, event_time timestamp, amount double, currency string, channel string, quarter string"
 LOGS_DDL = "customer_id string, log_event_type string, log_timestamp timestamp, quarter string"
 SCORES_DDL = "customer_id string, partner_score double, partner_segment string, as_of_date date, quarter string"
@@ -104,8 +105,6 @@ def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: 
 
 
 def materialize_gold(config, first: str, last: str | None = None, assets=None, selection=None, **kwargs):
-    from batch_platform.assets.bronze import bronze_assets
-    from batch_platform.assets.silver import silver_assets
     from batch_platform.resources import build_resources
 
     gold = assets or gold_assets
@@ -388,9 +387,9 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         assert (mapping.start_offset, mapping.end_offset) == (-4, -1)
         assert mapping.allow_nonexistent_upstream_partitions
         upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
-            quarterly.subset_with_partition_keys([to_key("2025-Q4")]), quarterly, quarterly
+            quarterly.subset_with_partition_keys([to_key("2025-Q1")]), quarterly, quarterly
         ).partitions_subset.get_partition_keys()
-        assert list(upstream) == [to_key(q) for q in quarter_range("2024-Q4", "2025-Q3")]
+        assert list(upstream) == [to_key(q) for q in quarter_range("2024-Q1", "2024-Q4")]
         first = mapping.get_upstream_mapped_partitions_result_for_partitions(
             quarterly.subset_with_partition_keys([to_key("2024-Q1")]), quarterly, quarterly
         ).partitions_subset.get_partition_keys()
@@ -398,7 +397,7 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
     assert set(labels.dependency_keys) == {dg.AssetKey(["silver", "operational_events"]), features.key}
     assert isinstance(labels.get_partition_mapping(dg.AssetKey(["silver", "operational_events"])), (type(None), dg.IdentityPartitionMapping))
     assert set(training.dependency_keys) == {features.key, labels.key}
-    for asset, model in zip(gold_assets, (CustomerFeatures, ChurnLabels, TrainingSet)):
+    for asset, model in zip(gold_assets, (CustomerFeatures, ChurnLabels, TrainingSet), strict=True):
         (spec,) = asset.specs
         lineage = spec.metadata["dagster/column_lineage"]
         assert set(lineage.deps_by_column) == set(model.to_schema().columns) - {"quarter"}
@@ -408,7 +407,7 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         assert spec.group_name == "gold" and spec.code_version
         assert "SPEC.md" in spec.description
         assert spec.metadata["dagster/column_schema"].columns
-    short = build_gold_assets(2)[0].get_partition_mapping(silver[0])
+    short = build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}}))[0].get_partition_mapping(silver[0])
     assert (short.start_offset, short.end_offset) == (-2, -1)
 
 
@@ -427,6 +426,15 @@ def gold_lake(spark, tmp_path_factory):
     first = materialize_gold(config, "2024-Q1", instance=instance)
     q4 = materialize_gold(config, "2024-Q4", instance=instance)
     return {"config": config, "rows": rows, "first": first, "q4": q4, "instance": instance}
+
+
+def test_every_gold_materialisation_records_the_lineage_its_asset_definition_shows(gold_lake):
+    shown = {asset.key: asset.specs_by_key[asset.key].metadata["dagster/column_lineage"] for asset in gold_assets}
+    events = gold_lake["q4"].get_asset_materialization_events()
+    assert {event.materialization.asset_key for event in events} == set(shown)
+    for event in events:
+        recorded = event.materialization.metadata["dagster/column_lineage"].value
+        assert recorded == shown[event.materialization.asset_key], event.materialization.asset_key
 
 
 def test_the_first_quarter_gives_empty_but_valid_gold_tables(gold_lake):
@@ -549,10 +557,51 @@ def test_import_batch_platform_stays_light():
 def test_a_graph_built_for_another_lookback_refuses_to_run(gold_lake):
     """L shapes the partition mapping at load time; a run whose config says otherwise must not
     silently compute with the wrong window."""
-    result = materialize_gold(gold_lake["config"], "2024-Q4", assets=build_gold_assets(2), raise_on_error=False)
+    result = materialize_gold(gold_lake["config"], "2024-Q4", assets=build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}})), raise_on_error=False)
     assert not result.success
     (failure,) = result.get_step_failure_events()
     assert failure.step_key == "gold__customer_features"
     assert "batch.lookback_quarters is 4 in the config but the asset graph was built with L = 2" in (
         failure.step_failure_data.user_failure_data.description
     )
+
+
+def test_a_run_with_another_window_and_eval_share_writes_them_into_the_lake(spark, tmp_path):
+    """W = 30 days and an eval share of 0.5 reach the lake: the label windows, the labels (events
+    of silver Q in [C, C + 30 days) only) and the split. The random silver holds events throughout
+    each quarter, so 30 and 90 days label different customers, and 0.5 and 0.2 split differently."""
+    config = make_config(tmp_path, batch={"prediction_window_days": 30, "eval_fraction": 0.5})
+    quarters, target = ["2024-Q1", "2024-Q2", "2024-Q3"], "2024-Q3"
+    rows = random_silver(quarters, customers=400, seed=11)
+    write_silver(spark, config.lake_root, rows, quarters)
+
+    result = materialize_gold(config, target)
+
+    assert result.success
+    cutoff = quarter_start(target)
+    labels = lake_table(config.lake_root, "gold/churn_labels", target)
+    training = lake_table(config.lake_root, "gold/training_set", target)
+    for frame in (labels, training):
+        assert set(frame["label_window_start"]) == {pd.Timestamp(cutoff)}
+        assert set(frame["label_window_end"]) == {pd.Timestamp(cutoff + timedelta(days=30))}
+
+    def churned(days: int) -> dict[str, int]:
+        active = {
+            cid for cid, when, *_, q in rows["operational_events"]
+            if q == target and cutoff <= when < cutoff + timedelta(days=days)
+        }
+        return {cid: int(cid not in active) for cid in labels["customer_id"]}
+
+    assert dict(zip(labels["customer_id"], labels["label"], strict=True)) == churned(30)
+    assert churned(30) != churned(90)
+    assert dict(zip(training["customer_id"], training["label"], strict=True)) == churned(30)
+
+    assert len(training) >= 300
+    assert list(training["split"]) == [split_of(cid, 0.5) for cid in training["customer_id"]]
+    share = (training["split"] == "eval").mean()
+    assert 0.4 < share < 0.6
+    key = to_key(target)
+    assert materialisations(result, dg.AssetKey(["gold", "churn_labels"]))[key]["prediction_window_days"] == 30
+    training_meta = materialisations(result, dg.AssetKey(["gold", "training_set"]))[key]
+    assert training_meta["eval_fraction_configured"] == 0.5
+    assert training_meta["eval_share"] == pytest.approx(share, abs=1e-6)

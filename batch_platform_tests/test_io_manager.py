@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch_platform.partitions import to_key
-from batch_platform_tests.lake_fixtures import register, widget_reader, widgets_asset
+from batch_platform.procs import stop_process_group
+from batch_platform_tests.lake_fixtures import register, unregister, widget_reader, widgets_asset
 
 TABLE = Path("test") / "widgets"
 
@@ -20,6 +21,8 @@ TABLE = Path("test") / "widgets"
 @pytest.fixture(autouse=True)
 def _widgets_table():
     register()
+    yield
+    unregister()
 
 
 def _materialize(assets, resources, first, last=None, **kwargs):
@@ -88,8 +91,8 @@ def test_a_check_failing_in_one_quarter_publishes_no_quarter_of_the_range(resour
     their counts; every quarter of the range stays as it was, and no staging is left behind."""
     from dagster_pyspark import PySparkResource
 
-    from batch_platform.partitions import quarterly
     from batch_platform_tests.lake_fixtures import widget_rows
+    from batch_platform_tests.platform import quarterly
 
     assert _materialize([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1", "2024-Q2").success
     before = {q: _read(platform_config, q) for q in ("2024-Q1", "2024-Q2")}
@@ -159,10 +162,10 @@ def test_row_checks_are_counted_per_quarter_in_the_pass_that_counts_the_rows(spa
 
 
 def test_structural_errors_are_reported_by_pandera(spark):
+    from pyspark.sql import functions as F
+
     from batch_platform.schemas.base import validate_frame
     from batch_platform_tests.lake_fixtures import Widgets, widget_rows
-
-    from pyspark.sql import functions as F
 
     frame = widget_rows(spark, "2024-Q1", 3).withColumn("value", F.col("value").cast("int"))
     frame = frame.withColumn("surplus", F.col("widget_id"))
@@ -262,4 +265,103 @@ def test_a_crash_mid_write_leaves_the_previous_partition_intact(spark, resources
 
     assert _materialize([widgets_asset(rows_per_quarter=8)], resources, "2024-Q1").success
     assert len(_read(platform_config, "2024-Q1")) == 8
+    assert not staging.exists()
+
+
+def test_counted_checks_agree_with_pandera_on_every_row(spark):
+    """The one-pass counting selects failing rows by Pandera's own expressions: on the same rows,
+    Pandera's validation passes exactly the rows the counting calls passing and fails each row it
+    counts as failing — `str_matches` anchored, bounds exclusive where declared, NULLs passing."""
+    import pandera.pyspark as pa
+    import pyspark.sql.types as T
+    from pyspark.sql import functions as F
+
+    from batch_platform.schemas.base import row_checks
+
+    class Probe(pa.DataFrameModel):
+        code: T.StringType() = pa.Field(nullable=True, str_matches=r"\d{2}-[A-Z]", str_length={"max_value": 5})
+        size: T.DoubleType() = pa.Field(nullable=True, in_range={"min_value": 0, "max_value": 10, "include_min": False})
+        kind: T.StringType() = pa.Field(nullable=True, isin=["a", "b"], notin=["b"])
+        count: T.LongType() = pa.Field(nullable=True, ge=1, lt=100)
+
+    rows = [
+        ("12-A", 5.0, "a", 1), ("x12-A", 0.0, "b", 0), ("12-AXYZ", 10.0, "c", 100), (None, None, None, None),
+        ("99-Z", 10.5, "a", 99), ("1-A", 0.001, "", -5),
+    ]
+    frame = spark.createDataFrame(rows, "code string, size double, kind string, count long").cache()
+    schema = Probe.to_schema()
+    checked = 0
+    for check in row_checks(Probe):
+        if check.check == "not_nullable":
+            continue
+        (column_check,) = [c for c in schema.columns[check.column].checks if (c.error or c.name) == check.check]
+        alone = pa.DataFrameSchema({check.column: pa.Column(schema.columns[check.column].dtype, checks=[column_check], nullable=True)})
+        failing = frame.filter(check.fails).collect()
+        passing = frame.filter(~check.fails)
+        assert passing.count() + len(failing) == len(rows), check.check
+        assert not alone.validate(passing.select(check.column)).pandera.errors, check.check
+        for row in failing:
+            single = spark.createDataFrame([row], frame.schema).select(check.column)
+            assert alone.validate(single).pandera.errors, (check.check, row)
+        checked += 1
+    assert checked == 7
+    assert frame.filter(F.col("code").rlike(r"\d{2}-[A-Z]") & ~F.col("code").rlike(r"^\d{2}-[A-Z]")).count() == 1
+
+
+CRASHING_SWAP_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import dagster as dg
+    from batch_platform import storage
+    from batch_platform.config import parse_config
+    from batch_platform.resources import build_resources
+    from batch_platform_tests.lake_fixtures import register, widgets_asset
+
+    real_rename = storage.HadoopFS.rename
+
+    def rename_then_crash(fs, source, target):
+        real_rename(fs, source, target)
+        if "/_old/" in target:  # the live partition has just been moved out; its successor is not in yet
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    storage.HadoopFS.rename = rename_then_crash
+    register()
+    config = parse_config({"storage": {"lake_root": sys.argv[1]},
+                           "spark": {"master": "local[2]", "ui_enabled": False, "shuffle_partitions": 2}})
+    dg.materialize([widgets_asset(rows_per_quarter=3, version=7.0)],
+                   resources=build_resources(config), partition_key="2024-01-01")
+    """
+)
+
+
+def test_a_crash_between_the_two_renames_of_a_swap_is_restored_by_the_next_write(spark, resources, platform_config):
+    """The swap moves the live partition out, then the staged one in. A process killed between the
+    two leaves no partition for that quarter, its previous files under `_staging/<run>/_old/`; the
+    next write of the table, whatever quarter it writes, puts them back before anything else."""
+    assert _materialize([widgets_asset(rows_per_quarter=5)], resources, "2024-Q1").success
+    before = _read(platform_config, "2024-Q1")
+    staging = Path(platform_config.lake_root) / TABLE / "_staging"
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_SWAP_CHILD, platform_config.lake_root],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, err = child.communicate(timeout=300)
+    finally:
+        stop_process_group(child, term_grace=5, kill_grace=5)
+    assert child.returncode == -signal.SIGKILL, err[-3000:]
+
+    assert not _partition(platform_config, "2024-Q1").exists()
+    (run,) = staging.iterdir()
+    assert sorted(p.name for p in (run / "_old").iterdir()) == ["quarter=2024-Q1"]
+    assert (run / "quarter=2024-Q1").is_dir()  # the staged successor, never published
+
+    assert _materialize([widgets_asset(rows_per_quarter=4)], resources, "2024-Q2").success
+
+    pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1"), before)
+    assert len(_read(platform_config, "2024-Q2")) == 4
     assert not staging.exists()

@@ -17,11 +17,12 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -29,7 +30,7 @@ from batch_platform.partitions import quarter_range, to_key
 from batch_platform_tests.conftest import TEST_SPARK, make_config
 from batch_platform_tests.test_gold import _naive, lake_table, materialize_gold
 
-UTC = timezone.utc
+UTC = UTC
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
 SILVER_TABLES = ("operational_events", "interaction_logs", "partner_scores")
@@ -40,9 +41,10 @@ CI_QUARTER = "2024-Q4"
 # ------------------------------------------------------------------------------ definitions
 @pytest.fixture(scope="module")
 def defs():
-    from batch_platform.definitions import defs
+    from batch_platform.definitions import build_definitions
+    from batch_platform_tests.platform import DEFAULTS
 
-    return defs
+    return build_definitions(DEFAULTS)
 
 
 @pytest.mark.parametrize(
@@ -106,9 +108,17 @@ def run_cli(cli_env, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def backfill(cli_env):
+    """The range run, and what the instance held right after it: a later test of this module (in
+    any order) may add runs and partitions (`job execute` builds CI_QUARTER on top)."""
     run_cli(cli_env, "asset", "materialize", "-m", "batch_platform.definitions", "--select", "*",
             "--partition-range", f"{to_key(BACKFILL[0])}...{to_key(BACKFILL[-1])}")
-    return cli_env
+    with _instance(cli_env) as instance:
+        runs = instance.get_runs()
+        materialized = {
+            key: instance.get_materialized_partitions(key) for key in instance.get_asset_keys()
+        }
+        stats = {run.run_id: instance.get_run_stats(run.run_id) for run in runs}
+    return {**cli_env, "runs": runs, "materialized": materialized, "run_stats": stats}
 
 
 def _instance(cli_env) -> dg.DagsterInstance:
@@ -116,15 +126,12 @@ def _instance(cli_env) -> dg.DagsterInstance:
 
 
 def test_cli_partition_range_is_one_run_with_the_results_of_quarter_by_quarter_runs(backfill, tmp_path):
-    with _instance(backfill) as instance:
-        runs = instance.get_runs()
-        assert len(runs) == 1
-        (run,) = runs
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        assert run.tags["dagster/asset_partition_range_start"] == to_key(BACKFILL[0])
-        assert run.tags["dagster/asset_partition_range_end"] == to_key(BACKFILL[-1])
-        for table in GOLD_TABLES:
-            assert instance.get_materialized_partitions(dg.AssetKey(["gold", table])) == {to_key(q) for q in BACKFILL}
+    (run,) = backfill["runs"]
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert run.tags["dagster/asset_partition_range_start"] == to_key(BACKFILL[0])
+    assert run.tags["dagster/asset_partition_range_end"] == to_key(BACKFILL[-1])
+    for table in GOLD_TABLES:
+        assert backfill["materialized"][dg.AssetKey(["gold", table])] == {to_key(q) for q in BACKFILL}
 
     # Quarter by quarter, in process, from the same silver partitions.
     lake = backfill["lake"]
@@ -184,3 +191,65 @@ def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, ba
     expected = compute_customer_features(*(silver(t) for t in SILVER_TABLES), [CI_QUARTER], 4).toPandas()
     expected = _naive(expected.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True))
     pd.testing.assert_frame_equal(_naive(lake_table(lake, "gold/customer_features", CI_QUARTER)), expected)
+
+
+# ------------------------------------------------------------------------------ the lake it wrote
+def _lake_tables(lake: Path, defs) -> list[str]:
+    """Every table the definitions materialise; the run must have written each of them."""
+    tables = sorted("/".join(key.path) for key in defs.resolve_asset_graph().materializable_asset_keys)
+    assert sorted(str(path.relative_to(lake)) for path in lake.glob("*/*") if path.is_dir()) == tables
+    return tables
+
+
+def test_duckdb_reads_every_table_the_run_wrote(backfill, defs):
+    """Every bronze, silver, quarantine and gold table, all its quarters at once: DuckDB sees the
+    rows, the non-null values of every column and the quarters pyarrow sees, and UTC timestamps."""
+    import duckdb
+    import pyarrow as pa
+
+    lake = Path(backfill["lake"])
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rows = {}
+    for table in _lake_tables(lake, defs):
+        quarters = sorted(path.name.removeprefix("quarter=") for path in (lake / table).glob("quarter=*"))
+        assert set(BACKFILL) <= set(quarters), table
+        schema = pq.read_schema(next((lake / table).glob("quarter=*/*.parquet")))
+        files = f"{lake}/{table}/quarter=*/*.parquet"
+        relation = con.sql(f"SELECT * FROM read_parquet('{files}', hive_partitioning = true)")
+        assert relation.columns == [*schema.names, "quarter"], table
+        for name, kind in zip(relation.columns, relation.types, strict=True):
+            if name != "quarter" and pa.types.is_timestamp(schema.field(name).type):
+                assert str(kind) == "TIMESTAMP WITH TIME ZONE", (table, name)
+        counts = ", ".join(f'count("{name}")' for name in schema.names)
+        grouped = relation.aggregate(f"quarter, count(*), {counts}", "quarter").fetchall()
+        seen = {row[0]: list(row[1:]) for row in grouped}
+        expected = {}
+        for quarter in quarters:
+            data = pq.read_table(lake / table / f"quarter={quarter}")
+            if data.num_rows:
+                expected[quarter] = [data.num_rows, *(data.num_rows - column.null_count for column in data.columns)]
+        assert seen == expected, table
+        rows[table] = sum(n for n, *_ in expected.values())
+    assert all(rows[t] > 0 for t in rows if not t.endswith("_quarantine")), rows
+    assert any(rows[t] > 0 for t in rows if t.endswith("_quarantine")), rows
+
+
+def test_ingested_at_is_utc_and_the_time_of_the_run(backfill, defs):
+    import pyarrow as pa
+
+    (run,) = backfill["runs"]
+    stats = backfill["run_stats"][run.run_id]
+    began, ended = (datetime.fromtimestamp(t, UTC) for t in (stats.start_time, stats.end_time))
+    lake = Path(backfill["lake"])
+    stamped = {}
+    for table in _lake_tables(lake, defs):
+        for quarter in BACKFILL:
+            data = pq.read_table(lake / table / f"quarter={quarter}")
+            if "_ingested_at" not in data.column_names:
+                continue
+            assert data.schema.field("_ingested_at").type == pa.timestamp("us", tz="UTC"), table
+            values = data.column("_ingested_at").to_pylist()
+            assert all(began <= value <= ended for value in values), (table, quarter, began, ended, min(values))
+            stamped[table] = stamped.get(table, 0) + len(values)
+    assert all(stamped.get(f"bronze/{source}") for source in ("operational", "logs", "external")), stamped

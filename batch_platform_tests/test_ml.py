@@ -25,9 +25,10 @@ from batch_platform.assets.ml import (
     OUT_OF_TIME,
     SCORES_KEY,
     build_ml_assets,
-    ml_checks,
+    build_ml_checks,
     out_of_time_result,
 )
+from batch_platform.config import parse_config
 from batch_platform.consume import load_scores
 from batch_platform.ml import evaluate, scoring_features, untrainable_reason
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
@@ -42,8 +43,10 @@ SILVER_QUARTERS = quarter_range("2024-Q1", "2025-Q1")
 RUN = quarter_range("2024-Q3", "2025-Q1")
 CUSTOMERS = 1500
 MODEL_NAME = "test_churn"
-GOLD = build_gold_assets(L)
-ML = build_ml_assets(L)
+GRAPH_CONFIG = parse_config({"batch": {"lookback_quarters": L}}, "test_ml graph")
+GOLD = build_gold_assets(GRAPH_CONFIG)
+ML = build_ml_assets(GRAPH_CONFIG)
+ML_CHECKS = build_ml_checks(GRAPH_CONFIG)
 
 
 def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list[tuple]]:
@@ -88,11 +91,10 @@ def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list
 
 
 def run_ml(config, first: str, last: str, selection=None, instance=None):
-    from batch_platform.assets.bronze import bronze_assets
-    from batch_platform.assets.silver import silver_assets
+    from batch_platform_tests.platform import bronze_assets, silver_assets
 
     return dg.materialize(
-        [*bronze_assets, *silver_assets, *GOLD, *ML, *ml_checks],
+        [*bronze_assets, *silver_assets, *GOLD, *ML, *ML_CHECKS],
         selection=selection or [asset.key for asset in [*GOLD, *ML]],
         resources=build_resources(config),
         instance=instance,
@@ -153,7 +155,7 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
     assert sorted(metadata) == [to_key(q) for q in RUN]
     versions = registry_versions(root)
     assert [v.tags["quarter"] for v in versions] == RUN
-    for key, quarter in zip(sorted(metadata), RUN):
+    for key, quarter in zip(sorted(metadata), RUN, strict=True):
         found = metadata[key]
         assert found["trained"] is True
         assert found["eval/auc_roc"] > 0.8, (quarter, found)
@@ -304,8 +306,9 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
     assert evaluation.partition == to_key("2024-Q4")
     assert evaluation.metadata["evaluated"].value is True and evaluation.metadata["labels_quarter"].value == "2025-Q1"
 
-    from batch_platform.jobs import out_of_time_sensor
+    from batch_platform.jobs import build_jobs
 
+    (out_of_time_sensor,) = build_jobs(GRAPH_CONFIG.partitions())[2]
     context = dg.build_run_status_sensor_context(
         sensor_name=out_of_time_sensor.name,
         dagster_event=result.get_run_success_event(),

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,12 +9,12 @@ from batch_platform.partitions import (
     quarter_end,
     quarter_range,
     quarter_start,
-    quarterly,
     quarterly_partitions,
     shift,
     to_key,
     to_label,
 )
+from batch_platform_tests.platform import quarterly
 
 
 @pytest.mark.parametrize(
@@ -39,8 +39,8 @@ def test_bad_quarters_are_refused_with_the_value_named(bad):
 
 
 def test_windows_are_utc_and_half_open():
-    assert quarter_start("2025-Q4") == datetime(2025, 10, 1, tzinfo=timezone.utc)
-    assert quarter_end("2025-Q4") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert quarter_start("2025-Q4") == datetime(2025, 10, 1, tzinfo=UTC)
+    assert quarter_end("2025-Q4") == datetime(2026, 1, 1, tzinfo=UTC)
     assert quarter_end("2025-Q1") == quarter_start("2025-Q2")
     window = quarterly.time_window_for_partition_key(to_key("2025-Q4"))
     assert (window.start, window.end) == (quarter_start("2025-Q4"), quarter_end("2025-Q4"))
@@ -59,6 +59,6 @@ def test_partitions_start_at_the_first_quarter_and_end_at_the_last_complete_one(
     keys = quarterly.get_partition_keys()
     assert keys[0] == "2024-01-01"
     last_end = quarterly.time_window_for_partition_key(keys[-1]).end
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert last_end <= now < quarter_end(to_label(last_end.strftime("%Y-%m-%d")))
     assert quarterly_partitions("2025-Q3").get_partition_keys()[0] == "2025-07-01"

@@ -7,17 +7,17 @@ and the whole chain bronze → silver → gold from a landing zone that receives
 """
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
-from pyspark.sql import functions as F
 
-from batch_platform.assets.gold import compute_churn_labels, compute_customer_features, gold_assets
+from batch_platform.assets.gold import compute_churn_labels, compute_customer_features
 from batch_platform.partitions import quarter_range, quarter_start, shift, to_key
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
 from batch_platform_tests.test_gold import (
     SILVER_TABLES,
     _naive,
@@ -31,7 +31,7 @@ from batch_platform_tests.test_gold import (
 
 time.tzset()
 
-UTC = timezone.utc
+UTC = UTC
 FEATURES = dg.AssetKey(["gold", "customer_features"])
 LABELS = dg.AssetKey(["gold", "churn_labels"])
 Q = "2025-Q1"
@@ -167,8 +167,6 @@ def _write_csv(root: Path, source: str, day: str, name: str, header: str, lines:
 
 
 def test_late_landing_files_change_labels_in_the_window_only_end_to_end(tmp_path):
-    from batch_platform.assets.bronze import bronze_assets
-    from batch_platform.assets.silver import silver_assets
     from batch_platform.resources import build_resources
     from batch_platform.sample_data import generate_landing
 

@@ -4,7 +4,8 @@ The rule tests run the pure transformations of `batch_platform.assets.silver` on
 end-to-end tests materialise bronze and silver with Dagster on a generated landing zone.
 """
 
-from datetime import date, datetime, timezone
+import shutil
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from batch_platform.assets.bronze import bronze_assets
 from batch_platform.assets.silver import (
     INTERACTION_LOGS,
     OPERATIONAL_EVENTS,
@@ -23,10 +23,8 @@ from batch_platform.assets.silver import (
     flag,
     quarantine_rows,
     reconcile,
-    silver_assets,
     silver_rows,
 )
-from batch_platform.checks import silver_checks
 from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
 from batch_platform.sample_data import generate_landing
@@ -40,6 +38,7 @@ from batch_platform.schemas.silver import (
     SilverPartnerScores,
 )
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.platform import bronze_assets, quarterly, silver_assets, silver_checks
 
 Q1 = "2024-Q1"
 INGEST = date(2024, 2, 1)
@@ -72,7 +71,7 @@ def bronze_frame(spark, source: str, rows: list[dict], quarter: str = Q1):
 
 
 def utc_micros(text: str) -> int:
-    moment = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
@@ -371,6 +370,13 @@ def test_reject_reasons_are_declared_in_checking_order(spark, table):
     assert [name for name, _ in table.rules()] == list(table.reasons)
 
 
+def test_the_readme_lists_each_tables_reject_reasons_as_declared():
+    """The README's table of reasons is documentation of the declarations, not a second source."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for table in (OPERATIONAL_EVENTS, INTERACTION_LOGS, PARTNER_SCORES):
+        assert f"| {table.name} | {', '.join(table.reasons)} |" in readme, table.name
+
+
 def _silver(spark, table: SilverTable, source: str, rows: list[dict], partitions: int = 1):
     flagged = flag(bronze_frame(spark, source, rows).repartition(partitions), table)
     return flagged, silver_rows(flagged, table)
@@ -545,8 +551,19 @@ QUARTERS = ("2024-Q1", "2024-Q2", "2024-Q3")
 SOURCE_OF = {"operational_events": "operational", "interaction_logs": "logs", "partner_scores": "external"}
 
 
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": to_key(QUARTERS[0]),
+    "dagster/asset_partition_range_end": to_key(QUARTERS[-1]),
+}
+
+
 @pytest.fixture(scope="module")
-def generated_run(spark, tmp_path_factory):
+def generated_instance():
+    return dg.DagsterInstance.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def generated_run(spark, tmp_path_factory, generated_instance):
     """A generated landing zone, and bronze + silver + checks of all its quarters in one run."""
     root = tmp_path_factory.mktemp("generated")
     # a population this small has a high quarantine rate (the generator plants a minimum of every
@@ -558,10 +575,8 @@ def generated_run(spark, tmp_path_factory):
     result = dg.materialize(
         [*bronze_assets, *silver_assets, *silver_checks],
         resources=build_resources(config),
-        tags={
-            "dagster/asset_partition_range_start": to_key(QUARTERS[0]),
-            "dagster/asset_partition_range_end": to_key(QUARTERS[-1]),
-        },
+        tags=RANGE_TAGS,
+        instance=generated_instance,
     )
     return config, manifest, result
 
@@ -638,5 +653,87 @@ def test_silver_tables_have_exactly_the_contract_columns(generated_run):
 def test_checks_pass_in_a_multi_quarter_run(generated_run):
     _, _, result = generated_run
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 12
+    assert len(evaluations) == 12 * len(QUARTERS)  # one evaluation per check and quarter
     assert [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed] == []
+
+
+def test_every_materialisation_records_the_lineage_its_asset_definition_shows(generated_run):
+    _, _, result = generated_run
+    shown = {spec.key: spec.metadata.get("dagster/column_lineage") for a in (*bronze_assets, *silver_assets) for spec in a.specs}
+    events = result.get_asset_materialization_events()
+    assert len(events) == 9 * len(QUARTERS)
+    for event in events:
+        materialization = event.materialization
+        entry = materialization.metadata.get("dagster/column_lineage")
+        recorded = None if entry is None else entry.value
+        assert recorded == shown[materialization.asset_key], (materialization.asset_key, materialization.partition)
+        assert (recorded is None) == (materialization.asset_key.path[0] == "bronze")
+
+
+def test_a_range_run_records_one_evaluation_per_check_and_quarter(generated_run, generated_instance):
+    """Read back from the instance as the UI does: every check has a result per quarter of the
+    run, carrying that partition and that quarter's own figures, against that quarter's
+    materialisation."""
+    config, manifest, result = generated_run
+    storage = generated_instance.event_log_storage
+    check_keys = [key for checks in silver_checks for key in checks.check_keys]
+    assert len(check_keys) == 12
+    for check_key in check_keys:
+        history = storage.get_asset_check_execution_history(check_key, limit=10)
+        assert sorted(record.partition for record in history) == [to_key(q) for q in QUARTERS], check_key
+        for record in history:
+            evaluation = record.event.asset_check_evaluation
+            assert record.run_id == result.run_id and evaluation.passed, check_key
+            quarter = evaluation.metadata["quarter"].value
+            assert to_key(quarter) == record.partition
+            target = generated_instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[record.partition]), limit=1
+            ).records[0]
+            assert evaluation.target_materialization_data.storage_id == target.storage_id
+            if check_key.name == "reconciliation":
+                source = SOURCE_OF[check_key.asset_key.path[-1]]
+                assert evaluation.metadata["bronze_rows"].value == manifest["rows_by_source_quarter"][source][quarter]
+        infos = storage.get_asset_check_partition_info([check_key])
+        assert {info.partition_key: info.latest_execution_status.value for info in infos} == {
+            to_key(q): "SUCCEEDED" for q in QUARTERS
+        }, check_key
+        assert all(info.is_current for info in infos), check_key
+
+
+def test_a_quarter_failing_its_check_in_a_range_fails_alone_and_blocks_downstream(generated_run, generated_instance, tmp_path):
+    """One tampered quarter of three: only its reconciliation fails; the step fails, so the asset
+    downstream of the silver table is not materialised for any quarter of the run."""
+    config, _, _ = generated_run
+    shutil.copytree(Path(config.lake_root), tmp_path / "lake")
+    partition = tmp_path / "lake" / "silver" / "operational_events" / f"quarter={QUARTERS[1]}"
+    table = pq.read_table(partition)
+    for item in partition.iterdir():
+        item.unlink()
+    pq.write_table(table.slice(1), partition / "part-00000-tampered.parquet")
+
+    @dg.asset(
+        key=["test", "after_operational_events"],
+        deps=[OPERATIONAL_EVENTS.silver_key],
+        partitions_def=quarterly,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def after_silver() -> None:
+        return None
+
+    tampered = make_config(tmp_path, checks={"quarantine_rate_warn": 0.5, "quarantine_rate_fail": 0.9})
+    result = dg.materialize(
+        [*bronze_assets, *silver_assets, *silver_checks, after_silver],
+        selection=dg.AssetSelection.checks_for_assets(OPERATIONAL_EVENTS.silver_key)
+        | dg.AssetSelection.assets(after_silver.key),
+        resources=build_resources(tampered),
+        tags=RANGE_TAGS,
+        instance=generated_instance,
+        raise_on_error=False,
+    )
+    outcome = {
+        (e.partition, e.check_name): e.passed for e in result.get_asset_check_evaluations()
+    }
+    assert len(outcome) == 4 * len(QUARTERS)
+    assert [key for key, passed in outcome.items() if not passed] == [(to_key(QUARTERS[1]), "reconciliation")]
+    assert not result.success
+    assert result.get_asset_materialization_events() == []

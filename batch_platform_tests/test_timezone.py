@@ -1,31 +1,37 @@
-"""Silver does not depend on the machine's or the JVM's time zone (SPEC.md, "Quarters").
+"""Silver and gold do not depend on the machine's or the JVM's time zone (SPEC.md, "Quarters").
 
-The same landing zone is materialised (bronze + silver of 2024-Q1) twice: here, in the test
-session (TZ=UTC, JVM in UTC), and in a child Python process whose TZ is America/New_York and whose
-Spark driver JVM runs with `-Duser.timezone=Asia/Tokyo` (set through the config file's
-`spark.conf`, the way an operator would). The Parquet files of every silver and quarantine table
-must hold the same rows. The landing zone is chosen so that reading a time without an offset in
-either zone would move rows across the quarter's end, in both directions.
+The same landing zone is materialised (bronze, silver and gold of 2024-Q1…2024-Q2, one range
+run) twice: here, in the test session (TZ=UTC, JVM in UTC), and in a child Python process whose TZ
+is America/New_York and whose Spark driver JVM runs with `-Duser.timezone=Asia/Tokyo` (set through
+the config file's `spark.conf`, the way an operator would). Every silver and quarantine table must
+hold the same rows, every gold table the same rows and values with the same types. The landing
+zone is chosen so that reading a time without an offset in either zone would move rows across the
+quarter's end, in both directions, and move events across the label window's end and the day
+boundaries the features count. `_ingested_at`, the one column that differs between two runs, is
+checked on its own: a UTC timestamp taken during the child's run.
 """
-
+import itertools
 import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from batch_platform.assets.bronze import bronze_assets
-from batch_platform.assets.silver import silver_assets
 from batch_platform.config import PROJECT_ROOT
+from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import TEST_SPARK, make_config
+from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
 
 KEY, QUARTER = "2024-01-01", "2024-Q1"
+QUARTERS = ("2024-Q1", "2024-Q2")
+GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
 TABLES = [
     "operational_events",
     "operational_events_quarantine",
@@ -73,13 +79,17 @@ CHILD = """
 import json, sys, time
 import dagster as dg
 from pyspark.sql import SparkSession
-from batch_platform.assets.bronze import bronze_assets
-from batch_platform.assets.silver import silver_assets
+from batch_platform.assets.bronze import build_bronze_assets
+from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.silver import build_silver_assets
 from batch_platform.config import load_config
 from batch_platform.resources import build_resources
 
+config = load_config()
 result = dg.materialize(
-    [*bronze_assets, *silver_assets], resources=build_resources(load_config()), partition_key=sys.argv[1]
+    [*build_bronze_assets(config), *build_silver_assets(config), *build_gold_assets(config)],
+    resources=build_resources(config),
+    tags={"dagster/asset_partition_range_start": sys.argv[1], "dagster/asset_partition_range_end": sys.argv[2]},
 )
 spark = SparkSession.builder.getOrCreate()
 print(json.dumps({
@@ -91,25 +101,56 @@ print(json.dumps({
 """
 
 
+LANDING_Q2 = {
+    # Gold 2024-Q2: C = 2024-04-01, label window [C, C + 90 days) = [2024-04-01, 2024-06-30).
+    "operational": (
+        "2024-05-02",
+        "customer_id,event_time,amount,currency,channel\n"
+        "C1,2024-04-15 10:00:00,5,eur,web\n"
+        "C5,2024-06-29T23:30:00Z,1,usd,app\n"  # inside the window
+        "C6,2024-06-30T00:30:00+09:00,1,usd,app\n"  # 2024-06-29 15:30 UTC: inside the window
+        # no offset = UTC: the window's end, outside (Tokyo would read 2024-06-29 15:00 UTC: inside)
+        "C7,2024-06-30 00:00:00,1,usd,app\n",
+    ),
+    "logs": ("2024-05-03", "customer_id,log_event_type,log_timestamp\nC1,login,2024-04-02 00:30:00\n"),
+    "external": ("2024-06-30", "customer_id,partner_score,partner_segment\nC1,600,silver\n"),
+}
+
+
 def _write_landing(landing: Path) -> None:
-    for source, (day, text) in LANDING.items():
-        folder = landing / source / day
-        folder.mkdir(parents=True)
-        (folder / f"{source}.csv").write_text(text)
+    for files in (LANDING, LANDING_Q2):
+        for source, (day, text) in files.items():
+            folder = landing / source / day
+            folder.mkdir(parents=True)
+            (folder / f"{source}.csv").write_text(text)
 
 
-def _rows(lake: Path, table: str) -> list[dict]:
-    data = pq.read_table(lake / "silver" / table / f"quarter={QUARTER}")
+def _rows(lake: Path, table: str, quarter: str = QUARTER) -> list[dict]:
+    data = pq.read_table(lake / "silver" / table / f"quarter={quarter}")
     rows = [{k: v for k, v in row.items() if k not in VOLATILE} for row in data.to_pylist()]
     return sorted(rows, key=lambda row: json.dumps(row, default=str, sort_keys=True))
 
 
-def test_silver_is_identical_whatever_the_process_and_jvm_time_zones(spark, tmp_path):
+def _gold(lake: Path, table: str, quarter: str) -> pa.Table:
+    """The partition's rows in a fixed order: the same table whatever the files are called."""
+    data = pq.read_table(lake / "gold" / table / f"quarter={quarter}")
+    return data.sort_by([(name, "ascending") for name in data.column_names])
+
+
+def _range_tags(first: str, last: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": to_key(first), "dagster/asset_partition_range_end": to_key(last)}
+
+
+def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(spark, tmp_path):
     landing = tmp_path / "landing"
     _write_landing(landing)
 
     utc_config = make_config(tmp_path, storage={"lake_root": str(tmp_path / "lake_utc")})
-    assert dg.materialize([*bronze_assets, *silver_assets], resources=build_resources(utc_config), partition_key=KEY).success
+    assert dg.materialize(
+        [*bronze_assets, *silver_assets, *gold_assets],
+        resources=build_resources(utc_config),
+        tags=_range_tags(*QUARTERS),
+    ).success
 
     child_config = tmp_path / "child.yaml"
     jvm_tokyo = "-Duser.timezone=Asia/Tokyo"
@@ -125,17 +166,41 @@ def test_silver_is_identical_whatever_the_process_and_jvm_time_zones(spark, tmp_
         )
     )
     env = {**os.environ, "TZ": "America/New_York", "BATCH_PLATFORM_CONFIG": str(child_config), "PYTHONWARNINGS": "ignore"}
+    child_started = datetime.now(UTC)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, KEY], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-c", CHILD, *(to_key(q) for q in QUARTERS)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
+    child_ended = datetime.now(UTC)
     assert done.returncode == 0, done.stderr[-5000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"success": True, "python_zone": "EDT", "jvm_zone": "Asia/Tokyo", "session_zone": "UTC"}
 
-    for table in TABLES:
-        assert _rows(tmp_path / "lake_other", table) == _rows(tmp_path / "lake_utc", table), table
+    for table, quarter in itertools.product(TABLES, QUARTERS):
+        assert _rows(tmp_path / "lake_other", table, quarter) == _rows(tmp_path / "lake_utc", table, quarter), table
+    for table, quarter in itertools.product(GOLD_TABLES, QUARTERS):
+        other, utc_gold = _gold(tmp_path / "lake_other", table, quarter), _gold(tmp_path / "lake_utc", table, quarter)
+        assert other.schema == utc_gold.schema, table
+        assert other.equals(utc_gold), (table, quarter, other.to_pylist(), utc_gold.to_pylist())
 
-    utc = timezone.utc
+    labels = _gold(tmp_path / "lake_utc", "churn_labels", "2024-Q2").to_pylist()
+    expected = {"C1": 0, "C4": 1, "C5": 0, "C6": 0, "C7": 1, "C8": 1}
+    assert {row["customer_id"]: row["label"] for row in labels} == expected
+    features = _gold(tmp_path / "lake_utc", "customer_features", "2024-Q2").to_pylist()
+    recency = {row["customer_id"]: row["recency_days"] for row in features}
+    assert recency["C1"] == 1  # 2024-03-31 23:30 UTC: the day before C (in Tokyo it would be C's own day)
+
+    stamped = {}
+    for table in [*(f"bronze/{source}" for source in LANDING), *(f"silver/{t}" for t in TABLES)]:
+        data = pq.read_table(tmp_path / "lake_other" / table)
+        if table.startswith("bronze/") or "_ingested_at" in data.column_names:
+            assert data.schema.field("_ingested_at").type == pa.timestamp("us", tz="UTC"), table
+            stamped[table] = data.column("_ingested_at").to_pylist()
+    assert all(stamped[f"bronze/{source}"] for source in LANDING), stamped
+    moments = [moment for values in stamped.values() for moment in values]
+    assert all(child_started <= moment <= child_ended for moment in moments), (child_started, child_ended, moments)
+
+    utc = UTC
     events = {row["customer_id"]: row["event_time"] for row in _rows(tmp_path / "lake_utc", "operational_events")}
     assert events == {
         "C1": datetime(2024, 3, 31, 23, 30, tzinfo=utc),

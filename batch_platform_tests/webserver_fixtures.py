@@ -9,8 +9,9 @@ process with its own SparkSession) are all real.
 
 Once per session, `ui_backfill` launches the backfill the UI's "Launch backfill" makes for
 bronze → silver over 2024-Q1…2024-Q2, then `ui_materialized` the run "Materialize all" (gold
-group) → 2024-Q2 → "Launch 1 run" makes. The tests assert on what they wrote; the browser test
-and the README screenshots look at the resulting instance.
+group) → 2024-Q2 → "Launch 1 run" makes, and last `ui_backfill_everything` what "select all →
+Materialize → 2024-Q1…2024-Q2 → Launch backfill" on the asset graph makes. The tests assert on
+what they wrote; the browser test and the README screenshots look at the resulting instance.
 
 Every wait is bounded; the finalizer terminates both process groups (code servers, run workers
 and their JVMs included) even when a test fails.
@@ -19,9 +20,7 @@ and their JVMs included) even when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import pytest
 import requests
 
 from batch_platform.partitions import to_key
+from batch_platform.procs import stop_process_group
 from batch_platform.sample_data import generate_landing
 from batch_platform_tests.test_cli import cli_env
 
@@ -304,6 +304,35 @@ class DagsterUI:
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]
 
+    def launch_backfill_from_graph_like_ui(self, asset_keys: list[list[str]], partition_keys: list[str]) -> str:
+        """What "Materialize" on a selection of the asset graph → a range → "Launch backfill" sends.
+
+        LaunchAssetExecutionButton.tsx: the target is getCommonJob(), the first job (by name) holding
+        every selected asset; LaunchAssetChoosePartitionsDialog.tsx: a job that is not the implicit
+        `__ASSET_JOB` makes a *job* backfill of exactly the picked partitions, the implicit one a
+        pure asset backfill (`launch_backfill_like_ui`)."""
+        keys = [{"path": path} for path in asset_keys]
+        nodes = self.graphql(LAUNCH_ASSET_LOADER_QUERY, {"assetKeys": keys})["assetNodes"]
+        common = [job for job in nodes[0]["jobNames"] if all(job in n["jobNames"] for n in nodes)]
+        assert common, f"no job holds all of {asset_keys}"
+        job = common[0]
+        if job.startswith("__ASSET_JOB"):
+            return self.launch_backfill_like_ui(asset_keys, partition_keys)
+        params = {
+            "tags": [],
+            "assetSelection": keys,
+            "partitionNames": partition_keys,
+            "fromFailure": False,
+            "selector": {
+                "partitionSetName": f"{job}_partition_set",
+                "repositorySelector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY},
+            },
+        }
+        launched = self.graphql(LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params})
+        result = launched["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return result["backfillId"]
+
     def launch_backfill_like_ui(self, asset_keys: list[list[str]], partition_keys: list[str]) -> str:
         """What "Materialize" → a range of partitions → "Launch backfill" sends for the asset job."""
         params = {
@@ -413,31 +442,6 @@ def _start(name: str, args: list[str], ui_tmp: Path, env: dict[str, str]) -> tup
     return process, log
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the process group, wait (bounded), then SIGKILL whatever is left of it."""
-    try:
-        group = os.getpgid(process.pid)
-    except ProcessLookupError:
-        return
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        # the leader is gone; give the rest of the group (a JVM, a code server) a moment too
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="session")
 def dagster_ui(tmp_path_factory):
     """dagster-webserver + dagster-daemon on 127.0.0.1:<free port>, with a temp home, config and lake."""
@@ -492,7 +496,7 @@ def dagster_ui(tmp_path_factory):
         yield ui
     finally:
         for process in ui.processes.values():
-            _stop(process)
+            stop_process_group(process)
 
 
 @dataclass
@@ -513,6 +517,16 @@ def ui_backfill(dagster_ui) -> Launched:
     partition_keys = [to_key(q) for q in QUARTERS]
     backfill_id = dagster_ui.launch_backfill_like_ui(BACKFILL_ASSET_KEYS, partition_keys)
     return Launched(dagster_ui, backfill_id, {"runs": dagster_ui.wait_for_backfill_runs(backfill_id)})
+
+
+@pytest.fixture(scope="session")
+def ui_backfill_everything(ui_materialized) -> Launched:
+    """The path a new user takes: every asset of the lineage graph selected, "Materialize", the
+    range 2024-Q1…2024-Q2, "Launch backfill". After the other launches (it rewrites the same
+    partitions from the same landing zone, so their content does not change)."""
+    ui = ui_materialized.ui
+    backfill_id = ui.launch_backfill_from_graph_like_ui(ALL_ASSET_KEYS, [to_key(q) for q in QUARTERS])
+    return Launched(ui, backfill_id, ui.wait_for_backfill(backfill_id))
 
 
 @pytest.fixture(scope="session")

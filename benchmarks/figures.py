@@ -76,7 +76,7 @@ def gold_figures(lake: str | Path, quarters: list[str] | None = None) -> dict[st
                 quarter = row[0]
                 if quarters and quarter not in quarters:
                     continue
-                out[table][quarter] = {k: v for k, v in zip(names[1:], row[1:])}
+                out[table][quarter] = {k: v for k, v in zip(names[1:], row[1:], strict=True)}
     finally:
         con.close()
     return out

@@ -39,7 +39,7 @@ from batch_platform.assets.gold import (
     lookback_quarters,
 )
 from batch_platform.assets.silver import SILVER_TABLES, flag, quarantine_rows, silver_rows
-from batch_platform.config import platform_config
+from batch_platform.config import load_config
 from batch_platform.landing import LandingZone, raise_for_corrupt_rows
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
@@ -68,7 +68,7 @@ class Timer:
 def session() -> SparkSession:
     """One session with exactly the platform's settings (as dagster-pyspark builds it)."""
     builder = SparkSession.builder
-    for key, value in platform_config().spark_conf().items():
+    for key, value in load_config().spark_conf().items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -107,7 +107,7 @@ def bronze(spark: SparkSession, landing: LandingZone, source: str, first: str, l
 
 
 def run(first: str, last: str) -> dict:
-    config = platform_config()
+    config = load_config()
     timer = Timer()
     began = time.time()
     with timer("spark_session"):

@@ -14,7 +14,7 @@ command line, `batch_platform.cli.main`, exactly as the `batch-platform` script 
 | `metadata.record` | `LakeIOManager._record` | column schema + a 10-row preview per quarter (a Spark job each) |
 | `metadata.reconcile` | `silver.reconcile` | silver's bronze/silver/quarantine/duplicates figures |
 | `metadata.feature_stats` | `gold.feature_stats` | gold features' per-quarter statistics |
-| `metadata.label_counts` | `gold._label_counts` | gold labels' / training set's per-quarter counts |
+| `metadata.label_counts` | `gold.label_counts` | gold labels' / training set's per-quarter counts |
 | `io.write` | `LakeIOManager._write` | staging write + empty-quarter files + swap |
 | `io.load_input` | `LakeIOManager.load_input` | listing partitions and planning the Parquet read |
 | `io.handle_output` | `LakeIOManager.handle_output` | all of the above for one output, plus the per-quarter row count |
@@ -155,7 +155,7 @@ def install() -> None:
     _patch(manager, "_record", "metadata.record")
     _patch(silver, "reconcile", "metadata.reconcile", force_args=(0, 1))
     _patch(gold, "feature_stats", "metadata.feature_stats", force_args=(0,))
-    _patch(gold, "_label_counts", "metadata.label_counts", force_args=(0,))
+    _patch(gold, "label_counts", "metadata.label_counts", force_args=(0,))
     _patch(gold, "unmatched_customers", "validation.unmatched")
 
 

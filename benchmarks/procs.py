@@ -14,13 +14,14 @@ started — and nothing else — by that group id.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from batch_platform.procs import stop_process_group
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -187,9 +188,9 @@ def run_measured(
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _stop_group(proc)
+            stop_process_group(proc, term_grace=15, kill_grace=5)
         except BaseException:
-            _stop_group(proc)
+            stop_process_group(proc, term_grace=15, kill_grace=5)
             raise
         finally:
             wall = time.perf_counter() - began
@@ -212,21 +213,3 @@ def run_measured(
         why = f"timed out after {timeout:.0f} s" if timed_out else f"exited with {proc.returncode}"
         raise ContenderError(f"{name} {why}: {' '.join(argv)}\n{result.tail()}")
     return result
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's own process group (the child and what it started), then SIGKILL."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        return
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue

@@ -53,7 +53,7 @@ import yaml
 
 from benchmarks import figures as fig
 from benchmarks import report, runlog
-from benchmarks.procs import ContenderError, ProcResult, run_measured
+from benchmarks.procs import ContenderError, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"

@@ -6,19 +6,19 @@ original strings; the platform adds `_source_file`, `_ingest_date`, `_ingested_a
 
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform.config import PlatformConfig
 from batch_platform.landing import LandingZone, raise_for_corrupt_rows
-from batch_platform.partitions import label_of, quarterly, to_label
-from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema, table_schema
-from batch_platform.schemas.bronze import SOURCE_COLUMNS, BronzeExternal, BronzeLogs, BronzeOperational
+from batch_platform.partitions import label_of, to_key, to_label
+from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
+from batch_platform.schemas.bronze import BRONZE_TABLES, BronzeTable
 
-MODELS = {"operational": BronzeOperational, "logs": BronzeLogs, "external": BronzeExternal}
 CODE_VERSION = "1"
 
 
@@ -26,15 +26,13 @@ def _quarter_label(day: F.Column) -> F.Column:
     return F.concat(F.year(day).cast("string"), F.lit("-Q"), F.quarter(day).cast("string"))
 
 
-def build_bronze_asset(source: str) -> dg.AssetsDefinition:
-    columns = SOURCE_COLUMNS[source]
-    model = MODELS[source]
+def build_bronze_asset(table: BronzeTable, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    source, columns = table.source, table.columns
 
     @dg.asset(
-        name=source,
-        key_prefix="bronze",
+        key=table.key,
         group_name="bronze",
-        partitions_def=quarterly,
+        partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"spark", "parquet", "pandera"},
         code_version=CODE_VERSION,
@@ -43,7 +41,7 @@ def build_bronze_asset(source: str) -> dg.AssetsDefinition:
             f"({', '.join(columns)}; extra columns kept), plus _source_file, _ingest_date, _ingested_at and "
             "_batch_id. SPEC.md, 'Bronze: what arrived, untouched'."
         ),
-        metadata={"dagster/column_schema": table_schema(model), "source": source},
+        metadata={**table.definition_metadata(), "source": source},
     )
     def bronze_asset(
         context: dg.AssetExecutionContext, pyspark: PySparkResource, landing: LandingZone
@@ -56,13 +54,13 @@ def build_bronze_asset(source: str) -> dg.AssetsDefinition:
             files = [f.path for f in batch.files if label_of(f.arrival) == quarter]
             context.add_asset_metadata(
                 {"files_read": dg.MetadataValue.int(len(files)), "landing_files": dg.MetadataValue.json(files)},
-                partition_key=quarters_key(context, quarter),
+                partition_key=to_key(quarter),
             )
         if batch.ignored:
             context.log.warning(f"ignored landing entries (not .csv/.json/.parquet): {batch.ignored}")
             context.add_output_metadata({"ignored_files": dg.MetadataValue.json(batch.ignored)})
         if batch.frame is None:
-            yield dg.Output(spark.createDataFrame([], spark_schema(model)))
+            yield dg.Output(spark.createDataFrame([], spark_schema(table.model)))
             return
         cached = with_ingest_columns(batch.frame, source)
         try:
@@ -80,19 +78,13 @@ def with_ingest_columns(frame: DataFrame, source: str) -> DataFrame:
     ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
     return (
         frame.withColumn("_ingest_date", ingest_date)
-        .withColumn("_ingested_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
+        .withColumn("_ingested_at", F.lit(datetime.now(UTC)).cast("timestamp"))
         .withColumn("_batch_id", _quarter_label(F.col("_ingest_date")))
         .withColumn(PARTITION_COLUMN, F.col("_batch_id"))
         .cache()
     )
 
 
-def quarters_key(context: dg.AssetExecutionContext, quarter: str) -> str:
-    return next(key for key in context.partition_keys if to_label(key) == quarter)
-
-
-bronze_operational = build_bronze_asset("operational")
-bronze_logs = build_bronze_asset("logs")
-bronze_external = build_bronze_asset("external")
-
-bronze_assets = [bronze_operational, bronze_logs, bronze_external]
+def build_bronze_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+    """One asset per landing source."""
+    return [build_bronze_asset(table, config.partitions()) for table in BRONZE_TABLES.values()]

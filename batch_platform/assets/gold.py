@@ -15,7 +15,7 @@ computes per *target* quarter — the loaded silver rows carry their partition i
 small (target quarter, source quarter) table decides which rows each target quarter may see — so
 quarters never mix.
 
-Interpretations where SPEC.md is silent (also in docs/gold_readme_sections.md):
+Interpretations where SPEC.md is silent:
 - events are deduplicated across the lookback on (customer_id, event_time, amount); of several
   copies the one delivered first (earliest silver partition, then smallest channel) is kept;
 - rows at or after C are dropped even if a silver partition before Q held one (silver guarantees
@@ -33,153 +33,61 @@ Interpretations where SPEC.md is silent (also in docs/gold_readme_sections.md):
 """
 
 
-from collections.abc import Sequence
+import hashlib
 
 import dagster as dg
-from dagster_pyspark import PySparkResource
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.config import platform_config
+from batch_platform.config import PlatformConfig
+from batch_platform.features import (
+    FEATURE_COLUMNS,
+    NUMERIC_FEATURES,
+    compute_customer_features,
+    lookback_pairs,
+    lookback_quarters,
+)
 from batch_platform.io_manager import ALLOW_MISSING
-from batch_platform.partitions import quarter_start, quarterly, shift, to_label
+from batch_platform.metadata import feature_stats, features_metadata, label_counts, labels_metadata, training_metadata
+from batch_platform.partitions import to_key, to_label
 from batch_platform.resources import BatchSettings
-from batch_platform.schemas.base import PARTITION_COLUMN, column_lineage, quarter_start_col, quarter_start_date, table_schema
-from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
+from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col
+from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, ChurnLabels, TrainingSet
+from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
+
+__all__ = [  # the features' declaration and computation live in batch_platform.features
+    "FEATURE_COLUMNS",
+    "LABEL_COLUMNS",
+    "NUMERIC_FEATURES",
+    "TRAINING_COLUMNS",
+    "build_gold_assets",
+    "compute_churn_labels",
+    "compute_customer_features",
+    "compute_training_set",
+    "lookback_pairs",
+    "lookback_quarters",
+    "split_bucket",
+    "split_col",
+    "split_of",
+    "unmatched_customers",
+]
 
 CODE_VERSION = "1"
-WINDOW_90D = 90
-SOURCE = "_source_quarter"
-AMOUNT_TYPE = "decimal(38,10)"
 SPLIT_HASH_HEX_DIGITS = 13
 """The split hashes customer_id with SHA-256 and reads its first 13 hex digits (52 bits) as a
 fraction of 2**52: exactly representable as a double, so Spark and Python agree to the bit."""
 
-SILVER_EVENTS = dg.AssetKey(["silver", "operational_events"])
-SILVER_LOGS = dg.AssetKey(["silver", "interaction_logs"])
-SILVER_SCORES = dg.AssetKey(["silver", "partner_scores"])
-FEATURES_KEY = dg.AssetKey(["gold", "customer_features"])
-LABELS_KEY = dg.AssetKey(["gold", "churn_labels"])
-TRAINING_KEY = dg.AssetKey(["gold", "training_set"])
+SILVER_EVENTS = OPERATIONAL_EVENTS.silver_key
+SILVER_LOGS = INTERACTION_LOGS.silver_key
+SILVER_SCORES = PARTNER_SCORES.silver_key
+FEATURES_KEY, LABELS_KEY, TRAINING_KEY = CUSTOMER_FEATURES.key, CHURN_LABELS.key, TRAINING_SET.key
 
-FEATURE_COLUMNS = [name for name in CustomerFeatures.to_schema().columns if name != PARTITION_COLUMN]
+
 LABEL_COLUMNS = [name for name in ChurnLabels.to_schema().columns if name != PARTITION_COLUMN]
 TRAINING_COLUMNS = [name for name in TrainingSet.to_schema().columns if name != PARTITION_COLUMN]
-NUMERIC_FEATURES = [
-    "txn_count",
-    "total_amount",
-    "avg_amount",
-    "active_days",
-    "recency_days",
-    "tenure_days",
-    "txn_count_90d",
-    "amount_90d",
-    "distinct_channels",
-    "log_event_count",
-    "partner_score",
-]
 
 
 # ------------------------------------------------------------------------------ pure functions
-def lookback_quarters(quarter: str, lookback: int) -> list[str]:
-    """The silver quarters gold partition `quarter` reads: Q-L … Q-1 (labels, oldest first).
-
-    Quarters before the platform's first quarter are not filtered here: they simply have no data.
-    """
-    return [shift(quarter, -offset) for offset in range(lookback, 0, -1)]
-
-
-def lookback_pairs(spark: SparkSession, quarters: Sequence[str], lookback: int) -> DataFrame:
-    """(quarter, _source_quarter): which silver partition each target quarter may read."""
-    rows = [(to_label(q), source) for q in quarters for source in lookback_quarters(q, lookback)]
-    return spark.createDataFrame(rows, f"{PARTITION_COLUMN} string, {SOURCE} string")
-
-
-def _for_targets(silver: DataFrame, pairs: DataFrame, columns: Sequence[str]) -> DataFrame:
-    """Silver rows re-keyed by the target quarter(s) whose lookback holds their partition."""
-    rows = silver.select(*columns, F.col(PARTITION_COLUMN).alias(SOURCE))
-    return rows.join(F.broadcast(pairs), SOURCE)
-
-
-def _amount(column: str | Column) -> Column:
-    col = F.col(column) if isinstance(column, str) else column
-    return col.cast(AMOUNT_TYPE)
-
-
-def compute_customer_features(
-    events: DataFrame,
-    logs: DataFrame,
-    scores: DataFrame,
-    quarters: Sequence[str],
-    lookback: int,
-) -> DataFrame:
-    """`gold/customer_features` for every quarter in `quarters`, from silver rows of any quarters.
-
-    Each silver frame carries its partition in `quarter`; target quarter Q sees only rows of
-    partitions Q-L … Q-1 with a timestamp before C. The result has `quarter` = the target quarter.
-    """
-    spark = events.sparkSession
-    pairs = lookback_pairs(spark, quarters, lookback)
-    cutoff = F.col("feature_cutoff")
-
-    ev = (
-        _for_targets(events, pairs, ["customer_id", "event_time", "amount", "channel"])
-        .withColumn("feature_cutoff", quarter_start_col())
-        .filter(F.col("event_time") < cutoff)
-    )
-    first_copy = Window.partitionBy(PARTITION_COLUMN, "customer_id", "event_time", "amount").orderBy(
-        F.col(SOURCE).asc(), F.col("channel").asc_nulls_last()
-    )
-    ev = ev.withColumn("_copy", F.row_number().over(first_copy)).filter(F.col("_copy") == 1)
-    since_90d = F.date_sub(cutoff.cast("date"), WINDOW_90D).cast("timestamp")
-    in_90d = F.col("event_time") >= since_90d
-    amount_sum = F.sum(_amount("amount"))
-    base = ev.groupBy(PARTITION_COLUMN, "customer_id", "feature_cutoff").agg(
-        F.count(F.lit(1)).alias("txn_count"),
-        amount_sum.cast("double").alias("total_amount"),
-        (amount_sum.cast("double") / F.count(F.lit(1))).alias("avg_amount"),
-        F.count_distinct(F.to_date("event_time")).alias("active_days"),
-        F.min("event_time").alias("first_activity_ts"),
-        F.max("event_time").alias("last_activity_ts"),
-        F.sum(in_90d.cast("long")).alias("txn_count_90d"),
-        F.coalesce(F.sum(F.when(in_90d, _amount("amount"))), F.lit(0).cast(AMOUNT_TYPE))
-        .cast("double")
-        .alias("amount_90d"),
-        F.count_distinct("channel").alias("distinct_channels"),
-    )
-    base = base.withColumn("recency_days", F.datediff(cutoff.cast("date"), F.to_date("last_activity_ts"))).withColumn(
-        "tenure_days", F.datediff(cutoff.cast("date"), F.to_date("first_activity_ts"))
-    )
-
-    log_counts = (
-        _for_targets(logs, pairs, ["customer_id", "log_event_type", "log_timestamp"])
-        .filter(F.col("log_timestamp") < quarter_start_col())
-        .drop(SOURCE)
-        .distinct()
-        .groupBy(PARTITION_COLUMN, "customer_id")
-        .agg(F.count(F.lit(1)).alias("log_event_count"))
-    )
-
-    latest = Window.partitionBy(PARTITION_COLUMN, "customer_id").orderBy(
-        F.col("as_of_date").desc(), F.col("partner_score").desc_nulls_last(), F.col("partner_segment").asc_nulls_last()
-    )
-    partner = (
-        _for_targets(scores, pairs, ["customer_id", "partner_score", "partner_segment", "as_of_date"])
-        .filter(F.col("as_of_date") < quarter_start_date())
-        .withColumn("_rank", F.row_number().over(latest))
-        .filter(F.col("_rank") == 1)
-        .select(PARTITION_COLUMN, "customer_id", "partner_score", "partner_segment")
-    )
-
-    keys = [PARTITION_COLUMN, "customer_id"]
-    return (
-        base.join(log_counts, keys, "left")
-        .join(partner, keys, "left")
-        .withColumn("log_event_count", F.coalesce(F.col("log_event_count"), F.lit(0).cast("long")))
-        .select(*FEATURE_COLUMNS, PARTITION_COLUMN)
-    )
-
-
 def compute_churn_labels(features: DataFrame, events: DataFrame, window_days: int) -> DataFrame:
     """`gold/churn_labels`: one row per customer of `features`, label from silver partition Q only.
 
@@ -219,8 +127,6 @@ def split_col(customer_id: Column, eval_fraction: float) -> Column:
 
 def split_bucket(customer_id: str) -> float:
     """The same bucket in plain Python: `split_of(id) == "eval"` exactly when bucket < eval share."""
-    import hashlib
-
     digest = hashlib.sha256(str(customer_id).encode("utf-8")).hexdigest()
     return int(digest[:SPLIT_HASH_HEX_DIGITS], 16) / float(16**SPLIT_HASH_HEX_DIGITS)
 
@@ -260,126 +166,7 @@ def unmatched_customers(features: DataFrame, labels: DataFrame) -> dict[str, dic
     return {row[PARTITION_COLUMN]: {"features_only": row["features_only"], "labels_only": row["labels_only"]} for row in rows}
 
 
-# ------------------------------------------------------------------------------ column lineage
-_EVENTS, _LOGS, _SCORES = (f"silver/{t}" for t in ("operational_events", "interaction_logs", "partner_scores"))
-_FEATURES, _LABELS = "gold/customer_features", "gold/churn_labels"
-_EVENT_KEY = [(_EVENTS, "customer_id"), (_EVENTS, "event_time"), (_EVENTS, "amount")]
-FEATURES_LINEAGE = column_lineage(
-    {
-        "customer_id": [(_EVENTS, "customer_id")],
-        "feature_cutoff": [],
-        "txn_count": _EVENT_KEY,
-        "total_amount": _EVENT_KEY,
-        "avg_amount": _EVENT_KEY,
-        "active_days": _EVENT_KEY,
-        "first_activity_ts": [(_EVENTS, "event_time")],
-        "last_activity_ts": [(_EVENTS, "event_time")],
-        "recency_days": [(_EVENTS, "event_time")],
-        "tenure_days": [(_EVENTS, "event_time")],
-        "txn_count_90d": _EVENT_KEY,
-        "amount_90d": _EVENT_KEY,
-        "distinct_channels": [*_EVENT_KEY, (_EVENTS, "channel")],
-        "log_event_count": [(_LOGS, "customer_id"), (_LOGS, "log_event_type"), (_LOGS, "log_timestamp")],
-        "partner_score": [(_SCORES, "customer_id"), (_SCORES, "partner_score"), (_SCORES, "as_of_date")],
-        "partner_segment": [
-            (_SCORES, "customer_id"), (_SCORES, "partner_segment"), (_SCORES, "partner_score"), (_SCORES, "as_of_date")
-        ],
-    }
-)
-LABELS_LINEAGE = column_lineage(
-    {
-        "customer_id": [(_FEATURES, "customer_id")],
-        "label": [(_FEATURES, "customer_id"), (_EVENTS, "customer_id"), (_EVENTS, "event_time")],
-        "label_window_start": [],
-        "label_window_end": [],
-    }
-)
-TRAINING_LINEAGE = column_lineage(
-    {
-        **{column: [(_FEATURES, column)] for column in FEATURE_COLUMNS},
-        **{column: [(_LABELS, column)] for column in ("label", "label_window_start", "label_window_end")},
-        "split": [(_FEATURES, "customer_id")],
-    }
-)
-
-
-# ------------------------------------------------------------------------------------ metadata
-def feature_stats(features: DataFrame) -> dict[str, dict]:
-    """Per quarter: customers, and per numeric feature null rate, min, mean, max (one aggregation)."""
-    aggs = [F.count(F.lit(1)).alias("customers")]
-    for name in NUMERIC_FEATURES:
-        col = F.col(name).cast("double")
-        aggs += [
-            F.avg(F.col(name).isNull().cast("double")).alias(f"{name}__null_rate"),
-            F.min(col).alias(f"{name}__min"),
-            F.avg(col).alias(f"{name}__mean"),
-            F.max(col).alias(f"{name}__max"),
-        ]
-    result = {}
-    for row in features.groupBy(PARTITION_COLUMN).agg(*aggs).collect():
-        result[row[PARTITION_COLUMN]] = {
-            "customers": row["customers"],
-            "features": [
-                {
-                    "feature": name,
-                    "null_rate": row[f"{name}__null_rate"],
-                    "min": row[f"{name}__min"],
-                    "mean": row[f"{name}__mean"],
-                    "max": row[f"{name}__max"],
-                }
-                for name in NUMERIC_FEATURES
-            ],
-        }
-    return result
-
-
-def _stats_table(stats: list[dict]) -> dg.MetadataValue:
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn("feature", "string"),
-            *(dg.TableColumn(name, "float") for name in ("null_rate", "min", "mean", "max")),
-        ]
-    )
-    records = [
-        dg.TableRecord({key: (round(value, 6) if isinstance(value, float) else value) for key, value in item.items()})
-        for item in stats
-    ]
-    return dg.MetadataValue.table(records=records, schema=schema)
-
-
-def _label_counts(frame: DataFrame, by_split: bool = False) -> dict[str, dict]:
-    """Per quarter: rows, churned (label = 1) and, optionally, per-split rows and churned."""
-    aggs = [F.count(F.lit(1)).alias("rows"), F.sum("label").alias("churned")]
-    if by_split:
-        for side in ("train", "eval"):
-            on_side = F.col("split") == side
-            aggs += [
-                F.sum(on_side.cast("long")).alias(f"{side}_rows"),
-                F.sum(F.when(on_side, F.col("label")).otherwise(0)).alias(f"{side}_churned"),
-            ]
-    return {row[PARTITION_COLUMN]: row.asDict() for row in frame.groupBy(PARTITION_COLUMN).agg(*aggs).collect()}
-
-
-def _quarters(context: dg.AssetExecutionContext) -> list[tuple[str, str]]:
-    """(Dagster key, label) of every quarter this run materialises."""
-    return [(key, to_label(key)) for key in context.partition_keys]
-
-
-def _input_partitions(context: dg.AssetExecutionContext, *inputs: str) -> dict[str, list[str]]:
-    """The silver quarters each input step loaded, as Dagster resolved them from the mapping."""
-    return {name: [to_label(key) for key in context.asset_partition_keys_for_input(name)] for name in inputs}
-
-
 # -------------------------------------------------------------------------------------- assets
-_ASSET_ARGS = dict(
-    group_name="gold",
-    partitions_def=quarterly,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"spark", "parquet", "pandera"},
-    code_version=CODE_VERSION,
-)
-
-
 def _check_lookback(settings: BatchSettings, lookback: int) -> None:
     if settings.lookback_quarters != lookback:
         raise dg.Failure(
@@ -388,8 +175,32 @@ def _check_lookback(settings: BatchSettings, lookback: int) -> None:
         )
 
 
-def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
-    """The three gold assets for lookback L (the partition mapping of the features depends on it)."""
+def _input_partitions(context: dg.AssetExecutionContext, *inputs: str) -> dict[str, list[str]]:
+    """The silver quarters each input step loaded, as Dagster resolved them from the mapping."""
+    return {name: [to_label(key) for key in context.asset_partition_keys_for_input(name)] for name in inputs}
+
+
+def _labels(context: dg.AssetExecutionContext) -> list[str]:
+    return [to_label(key) for key in context.partition_keys]
+
+
+def _common(config: PlatformConfig) -> dict:
+    return dict(
+        group_name="gold",
+        partitions_def=config.partitions(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"spark", "parquet", "pandera"},
+        code_version=CODE_VERSION,
+    )
+
+
+def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+    """The three gold assets; the lookback L of the config shapes the features' partition mapping."""
+    return [_features_asset(config), _labels_asset(config), _training_asset(config)]
+
+
+def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
+    lookback = config.batch.lookback_quarters
     history = dg.TimeWindowPartitionMapping(
         start_offset=-lookback, end_offset=-1, allow_nonexistent_upstream_partitions=True
     )
@@ -410,12 +221,8 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "90-day figures, channels, interaction-log count and the latest partner score. Never reads silver Q. "
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
-        metadata={
-            "dagster/column_schema": table_schema(CustomerFeatures),
-            "dagster/column_lineage": FEATURES_LINEAGE,
-            "lookback_quarters": lookback,
-        },
-        **_ASSET_ARGS,
+        metadata={**CUSTOMER_FEATURES.definition_metadata(), "lookback_quarters": lookback},
+        **_common(config),
     )
     def customer_features(
         context: dg.AssetExecutionContext,
@@ -425,38 +232,29 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
         partner_scores: DataFrame,
     ) -> DataFrame:
         _check_lookback(settings, lookback)
-        quarters = _quarters(context)
         loaded = _input_partitions(context, "operational_events", "interaction_logs", "partner_scores")
         context.add_output_metadata({"input_partitions": dg.MetadataValue.json(loaded)})
         frame = compute_customer_features(
-            operational_events, interaction_logs, partner_scores, [label for _, label in quarters], lookback
+            operational_events, interaction_logs, partner_scores, _labels(context), lookback
         ).persist()
-        source_rows = {
-            row[PARTITION_COLUMN]: row["count"] for row in operational_events.groupBy(PARTITION_COLUMN).count().collect()
-        }
-        stats = feature_stats(frame)
-        for key, label in quarters:
-            history = lookback_quarters(label, lookback)
-            readable = [q for q in history if q in set(loaded["operational_events"])]
-            empty = [q for q in readable if not source_rows.get(q)]
+        source_rows = {row[PARTITION_COLUMN]: row["count"] for row in operational_events.groupBy(PARTITION_COLUMN).count().collect()}
+        stats = feature_stats(frame, NUMERIC_FEATURES)
+        for quarter in _labels(context):
+            metadata, empty = features_metadata(
+                quarter, lookback_quarters(quarter, lookback), set(loaded["operational_events"]), source_rows, stats
+            )
             if empty:
                 context.log.warning(
-                    f"customer_features {label}: silver operational_events {', '.join(empty)} is empty or was never "
+                    f"customer_features {quarter}: silver operational_events {', '.join(empty)} is empty or was never "
                     "materialised; the features of this quarter see no events from it"
                 )
-            metadata = {
-                "customers": dg.MetadataValue.int(int(stats.get(label, {}).get("customers", 0))),
-                "feature_cutoff": dg.MetadataValue.text(quarter_start(label).isoformat()),
-                "lookback_quarters_read": dg.MetadataValue.json(readable),
-                "lookback_quarters_before_first": dg.MetadataValue.json([q for q in history if q not in readable]),
-                "lookback_quarters_empty": dg.MetadataValue.json(empty),
-                "silver_events_read": dg.MetadataValue.int(int(sum(source_rows.get(q, 0) for q in readable))),
-            }
-            if label in stats:
-                metadata["feature_stats"] = _stats_table(stats[label]["features"])
-            context.add_asset_metadata(metadata, partition_key=key)
+            context.add_asset_metadata(metadata, partition_key=to_key(quarter))
         return frame
 
+    return customer_features
+
+
+def _labels_asset(config: PlatformConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=LABELS_KEY,
         ins={
@@ -468,8 +266,8 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "silver partition Q with event_time in [C, C + W), else 0 (C = start of Q, W = prediction window). "
             "The only gold figure that uses events at or after C. SPEC.md, 'Gold: point-in-time ML tables'."
         ),
-        metadata={"dagster/column_schema": table_schema(ChurnLabels), "dagster/column_lineage": LABELS_LINEAGE},
-        **_ASSET_ARGS,
+        metadata=CHURN_LABELS.definition_metadata(),
+        **_common(config),
     )
     def churn_labels(
         context: dg.AssetExecutionContext,
@@ -477,26 +275,20 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
         customer_features: DataFrame,
         operational_events: DataFrame,
     ) -> DataFrame:
-        quarters = _quarters(context)
         window = settings.prediction_window_days
         context.add_output_metadata(
             {"input_partitions": dg.MetadataValue.json(_input_partitions(context, "operational_events"))}
         )
         frame = compute_churn_labels(customer_features, operational_events, window).persist()
-        counts = _label_counts(frame)
-        for key, label in quarters:
-            count = counts.get(label, {})
-            rows, churned = int(count.get("rows") or 0), int(count.get("churned") or 0)
-            metadata = {
-                "customers": dg.MetadataValue.int(rows),
-                "churned": dg.MetadataValue.int(churned),
-                "prediction_window_days": dg.MetadataValue.int(window),
-            }
-            if rows:
-                metadata["churn_rate"] = dg.MetadataValue.float(round(churned / rows, 6))
-            context.add_asset_metadata(metadata, partition_key=key)
+        counts = label_counts(frame)
+        for quarter in _labels(context):
+            context.add_asset_metadata(labels_metadata(counts.get(quarter, {}), window), partition_key=to_key(quarter))
         return frame
 
+    return churn_labels
+
+
+def _training_asset(config: PlatformConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=TRAINING_KEY,
         ins={"customer_features": dg.AssetIn(key=FEATURES_KEY), "churn_labels": dg.AssetIn(key=LABELS_KEY)},
@@ -505,8 +297,8 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "deterministic function of customer_id alone (SHA-256 bucket below batch.eval_fraction → eval). "
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
-        metadata={"dagster/column_schema": table_schema(TrainingSet), "dagster/column_lineage": TRAINING_LINEAGE},
-        **_ASSET_ARGS,
+        metadata=TRAINING_SET.definition_metadata(),
+        **_common(config),
     )
     def training_set(
         context: dg.AssetExecutionContext,
@@ -514,7 +306,6 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
         customer_features: DataFrame,
         churn_labels: DataFrame,
     ) -> DataFrame:
-        quarters = _quarters(context)
         unmatched = unmatched_customers(customer_features, churn_labels)
         if unmatched:
             raise dg.Failure(
@@ -522,29 +313,10 @@ def build_gold_assets(lookback: int) -> list[dg.AssetsDefinition]:
                 "stale; materialise both for these quarters"
             )
         frame = compute_training_set(customer_features, churn_labels, settings.eval_fraction).persist()
-        counts = _label_counts(frame, by_split=True)
-        for key, label in quarters:
-            count = counts.get(label, {})
-            rows = int(count.get("rows") or 0)
-            metadata = {
-                "customers": dg.MetadataValue.int(rows),
-                "train_rows": dg.MetadataValue.int(int(count.get("train_rows") or 0)),
-                "eval_rows": dg.MetadataValue.int(int(count.get("eval_rows") or 0)),
-                "eval_fraction_configured": dg.MetadataValue.float(settings.eval_fraction),
-            }
-            if rows:
-                metadata["churn_rate"] = dg.MetadataValue.float(round(int(count["churned"]) / rows, 6))
-                metadata["eval_share"] = dg.MetadataValue.float(round(int(count["eval_rows"]) / rows, 6))
-            for side in ("train", "eval"):
-                if count.get(f"{side}_rows"):
-                    metadata[f"{side}_churn_rate"] = dg.MetadataValue.float(
-                        round(int(count[f"{side}_churned"]) / int(count[f"{side}_rows"]), 6)
-                    )
-            context.add_asset_metadata(metadata, partition_key=key)
+        counts = label_counts(frame, by_split=True)
+        for quarter in _labels(context):
+            metadata = training_metadata(counts.get(quarter, {}), settings.eval_fraction)
+            context.add_asset_metadata(metadata, partition_key=to_key(quarter))
         return frame
 
-    return [customer_features, churn_labels, training_set]
-
-
-gold_assets = build_gold_assets(platform_config().batch.lookback_quarters)
-gold_customer_features, gold_churn_labels, gold_training_set = gold_assets
+    return training_set

@@ -23,15 +23,9 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.assets.gold import (
-    FEATURES_KEY,
-    LABELS_KEY,
-    SILVER_EVENTS,
-    SILVER_LOGS,
-    SILVER_SCORES,
-    TRAINING_KEY,
-)
-from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager, table_name
+from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
+from batch_platform.config import PlatformConfig
+from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager
 from batch_platform.ml import (
     BASELINE,
     METRICS,
@@ -44,24 +38,26 @@ from batch_platform.ml import (
     split_counts,
     train_quarter,
 )
-from batch_platform.partitions import quarter_end, quarterly, shift, to_label
+from batch_platform.partitions import quarter_end, shift, to_label
 from batch_platform.resources import BatchSettings
-from batch_platform.schemas import schema_for
-from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema, table_schema
-from batch_platform.schemas.ml import ChurnModel, ChurnScores
+from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
+from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY, TRAINING_KEY
+from batch_platform.schemas.ml import CHURN_MODEL, CHURN_SCORES, MODEL_KEY, SCORES_KEY, ChurnModel, ChurnScores
 from batch_platform.storage import HadoopFS
+from batch_platform.tables import table_for
 
 CODE_VERSION = "1"
-MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
-SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
 OUT_OF_TIME = "out_of_time_performance"
 
-_ASSET_ARGS = {
-    "group_name": "ml",
-    "partitions_def": quarterly,
-    "backfill_policy": dg.BackfillPolicy.single_run(),
-    "code_version": CODE_VERSION,
-}
+
+def _common(config: PlatformConfig) -> dict:
+    return dict(
+        group_name="ml",
+        partitions_def=config.partitions(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"spark", "mlflow", "parquet", "pandera"},
+        code_version=CODE_VERSION,
+    )
 
 
 def _quarters(context) -> list[tuple[str, str]]:
@@ -91,8 +87,9 @@ def model_metadata(outcome: QuarterModel) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
-def build_ml_assets(lookback: int) -> list[dg.AssetsDefinition]:
-    """`ml/churn_model` and `ml/churn_scores` for lookback L (the scores read silver Q-L+1 … Q)."""
+def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+    """`ml/churn_model` and `ml/churn_scores`; the lookback L of the config: the scores read silver Q-L+1 … Q."""
+    lookback = config.batch.lookback_quarters
     recent = dg.TimeWindowPartitionMapping(
         start_offset=-(lookback - 1),
         end_offset=0,
@@ -111,9 +108,8 @@ def build_ml_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "champion (higher AUC-PR) registered as a new model version tagged with Q. The table is the model card: "
             "one row per candidate. SPEC.md, 'ML'."
         ),
-        metadata={"dagster/column_schema": table_schema(ChurnModel)},
-        kinds={"spark", "mlflow", "parquet", "pandera"},
-        **_ASSET_ARGS,
+        metadata=CHURN_MODEL.definition_metadata(),
+        **_common(config),
     )
     def churn_model(
         context: dg.AssetExecutionContext,
@@ -147,12 +143,8 @@ def build_ml_assets(lookback: int) -> list[dg.AssetsDefinition]:
             "function behind gold/customer_features, for target quarter Q+1. Empty when Q has no champion. "
             "SPEC.md, 'ML'."
         ),
-        metadata={
-            "dagster/column_schema": table_schema(ChurnScores),
-            "lookback_quarters": lookback,
-        },
-        kinds={"spark", "mlflow", "parquet", "pandera"},
-        **_ASSET_ARGS,
+        metadata={**CHURN_SCORES.definition_metadata(), "lookback_quarters": lookback},
+        **_common(config),
     )
     def churn_scores(
         context: dg.AssetExecutionContext,
@@ -219,60 +211,68 @@ def read_quarters(lake: LakeIOManager, key: dg.AssetKey, quarters: list[str]) ->
     """
     spark = lake.pyspark.spark_session
     fs = HadoopFS(spark)
-    schema = spark_schema(schema_for(table_name(key)))
+    schema = spark_schema(table_for(key).model)
     present = [lake.partition_path(key, q) for q in quarters if fs.exists(lake.partition_path(key, q))]
     if not present:
         return spark.createDataFrame([], schema)
     return spark.read.schema(schema).option("basePath", lake.table_path(key)).parquet(*present)
 
 
-@dg.asset_check(
-    asset=SCORES_KEY,
-    name=OUT_OF_TIME,
-    partitions_def=quarterly,
-    additional_deps=[LABELS_KEY, FEATURES_KEY],
-    required_resource_keys={"io_manager"},
-    description=(
-        "Out-of-time evaluation (SPEC.md, 'ML'): once gold/churn_labels Q+1 exists, the realised AUC-PR and AUC-ROC of "
-        "ml/churn_scores Q against it, beside the recency-only baseline's (ranking by recency_days of "
-        "gold/customer_features Q+1). WARN when the model's AUC-PR is below the baseline's, or when the scored and "
-        "the labelled customers differ."
-    ),
-)
-def out_of_time_performance(
-    context: dg.AssetCheckExecutionContext, churn_scores: DataFrame
-) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    quarters = _quarters(context)
-    following = {shift(label, 1): label for _, label in quarters}
-    lake = context.resources.io_manager
-    labels = read_quarters(lake, LABELS_KEY, list(following))
-    recency = read_quarters(lake, FEATURES_KEY, list(following)).select(PARTITION_COLUMN, "customer_id", "recency_days")
-    labelled = {row[0] for row in labels.select(PARTITION_COLUMN).distinct().collect()}
-    back = F.create_map(*[F.lit(value) for pair in following.items() for value in pair])
-    truth = labels.join(recency, [PARTITION_COLUMN, "customer_id"]).withColumn(
-        PARTITION_COLUMN, back[F.col(PARTITION_COLUMN)]
+def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
+    """The out-of-time check of `ml/churn_scores`, on the platform's partitions."""
+    partitions_def = config.partitions()
+
+    @dg.asset_check(
+        asset=SCORES_KEY,
+        name=OUT_OF_TIME,
+        partitions_def=partitions_def,
+        additional_deps=[LABELS_KEY, FEATURES_KEY],
+        required_resource_keys={"io_manager"},
+        description=(
+            "Out-of-time evaluation (SPEC.md, 'ML'): once gold/churn_labels Q+1 exists, the realised AUC-PR and AUC-ROC of "
+            "ml/churn_scores Q against it, beside the recency-only baseline's (ranking by recency_days of "
+            "gold/customer_features Q+1). WARN when the model's AUC-PR is below the baseline's, or when the scored and "
+            "the labelled customers differ."
+        ),
     )
-    joined = churn_scores.select(PARTITION_COLUMN, "customer_id", "churn_probability").join(
-        truth.select(PARTITION_COLUMN, "customer_id", "label", "recency_days"),
-        [PARTITION_COLUMN, "customer_id"],
-        "full_outer",
-    )
-    found = joined.toPandas()
-    for key, label in quarters:
-        yield dg.AssetCheckEvaluation(
-            asset_key=SCORES_KEY,
-            check_name=OUT_OF_TIME,
-            partition=key,
-            blocking=False,
-            **out_of_time_result(
-                label,
-                found[found[PARTITION_COLUMN] == label],
-                shift(label, 1) in labelled,
-            ),
+    def out_of_time_performance(
+        context: dg.AssetCheckExecutionContext, churn_scores: DataFrame
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        quarters = _quarters(context)
+        following = {shift(label, 1): label for _, label in quarters}
+        lake = context.resources.io_manager
+        labels = read_quarters(lake, LABELS_KEY, list(following))
+        recency = read_quarters(lake, FEATURES_KEY, list(following)).select(
+            PARTITION_COLUMN, "customer_id", "recency_days"
         )
-    # An evaluation per quarter carries its own partition, which an AssetCheckResult cannot; the
-    # check's output is then given explicitly, as Dagster does for an AssetCheckResult.
-    yield dg.Output(None)
+        labelled = {row[0] for row in labels.select(PARTITION_COLUMN).distinct().collect()}
+        back = F.create_map(*[F.lit(value) for pair in following.items() for value in pair])
+        truth = labels.join(recency, [PARTITION_COLUMN, "customer_id"]).withColumn(
+            PARTITION_COLUMN, back[F.col(PARTITION_COLUMN)]
+        )
+        joined = churn_scores.select(PARTITION_COLUMN, "customer_id", "churn_probability").join(
+            truth.select(PARTITION_COLUMN, "customer_id", "label", "recency_days"),
+            [PARTITION_COLUMN, "customer_id"],
+            "full_outer",
+        )
+        found = joined.toPandas()
+        for key, label in quarters:
+            yield dg.AssetCheckEvaluation(
+                asset_key=SCORES_KEY,
+                check_name=OUT_OF_TIME,
+                partition=key,
+                blocking=False,
+                **out_of_time_result(
+                    label,
+                    found[found[PARTITION_COLUMN] == label],
+                    shift(label, 1) in labelled,
+                ),
+            )
+        # An evaluation per quarter carries its own partition, which an AssetCheckResult cannot; the
+        # check's output is then given explicitly, as Dagster does for an AssetCheckResult.
+        yield dg.Output(None)
+
+    return [out_of_time_performance]
 
 
 def out_of_time_result(quarter: str, rows, labels_exist: bool) -> dict:
@@ -333,6 +333,3 @@ def out_of_time_result(quarter: str, rows, labels_exist: bool) -> dict:
         "description": "; ".join(problems) or f"AUC-PR {model['auc_pr']:.4f} vs baseline {baseline['auc_pr']:.4f}",
         "metadata": metadata,
     }
-
-
-ml_checks = [out_of_time_performance]

@@ -1,13 +1,16 @@
 """What every lake table's Pandera model shares, and how a failed validation becomes a message.
 
-Every check our models use has a Spark predicate ("this row passes"): Pandera's built-in checks
-map to one below, and rules of our own are written with `row_rule`. `validate_frame` evaluates
-them all in one aggregation, with failing-row counts per quarter (see `count_and_check` for why not
-Pandera's own data validation). NULLs pass value checks, as in Pandera; nullability is its own check.
+Every check our models use has a Spark expression selecting its failing rows: for Pandera's
+built-in checks it is the one Pandera's own pyspark implementation filters by
+(`pandera_failing_rows`), and rules of our own are written with `row_rule`. `validate_frame`
+evaluates them all in one aggregation, with failing-row counts per quarter (see `count_and_check`
+for why not Pandera's own data validation). NULLs pass value checks, as in Pandera; nullability is
+its own check.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,26 +24,48 @@ from pyspark.sql import functions as F
 PARTITION_COLUMN = "quarter"
 QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
 
-RowPredicate = Callable[[Column, Mapping[str, Any]], Column]
 
-_BUILTIN_PREDICATES: dict[str, RowPredicate] = {
-    "equal_to": lambda c, s: c == s["value"],
-    "not_equal_to": lambda c, s: c != s["value"],
-    "greater_than": lambda c, s: c > s["min_value"],
-    "greater_than_or_equal_to": lambda c, s: c >= s["min_value"],
-    "less_than": lambda c, s: c < s["max_value"],
-    "less_than_or_equal_to": lambda c, s: c <= s["max_value"],
-    "in_range": lambda c, s: (
-        (c >= s["min_value"] if s.get("include_min", True) else c > s["min_value"])
-        & (c <= s["max_value"] if s.get("include_max", True) else c < s["max_value"])
-    ),
-    "isin": lambda c, s: c.isin(list(s["allowed_values"])),
-    "notin": lambda c, s: ~c.isin(list(s["forbidden_values"])),
-    "str_matches": lambda c, s: c.rlike(s["pattern"]),
-    "str_contains": lambda c, s: c.rlike(s["pattern"]),
-    "str_startswith": lambda c, s: c.startswith(s["string"]),
-    "str_endswith": lambda c, s: c.endswith(s["string"]),
-}
+
+class _FailingRowsRecorder:
+    """Stands in for the DataFrame a Pandera pyspark built-in check filters: it keeps the
+    expression the check filters its failing rows by, so that expression can be counted."""
+
+    def __init__(self) -> None:
+        self.failing: Column | None = None
+
+    def filter(self, condition: Column) -> _FailingRowsRecorder:
+        self.failing = condition
+        return self
+
+    def limit(self, _: int) -> _FailingRowsRecorder:
+        return self
+
+    def count(self) -> int:
+        return 0
+
+
+def pandera_failing_rows(check: pa.Check, column: str) -> Column | None:
+    """The expression Pandera's own pyspark implementation of the built-in `check` selects the
+    failing rows of `column` by (`df.filter(expr).limit(1).count() == 0` in
+    `pandera.backends.pyspark.builtin_checks`), or None for a check that is not row by row.
+
+    So the one-pass counting uses Pandera's rule itself — its anchoring of `str_matches`, its
+    bounds of `in_range` — rather than a copy of it. A NULL passes, as in Pandera's filter.
+    """
+    from pandera.api.pyspark.types import PysparkDataframeColumnObject
+    from pandera.backends.pyspark import builtin_checks
+
+    builtin = getattr(builtin_checks, check.name, None)
+    if builtin is None:
+        return None
+    recorder = _FailingRowsRecorder()
+    try:
+        inspect.unwrap(builtin)(PysparkDataframeColumnObject(recorder, column), **(check.statistics or {}))
+    except (AttributeError, TypeError):  # aggregates (unique_values_eq) need the real frame
+        return None
+    return recorder.failing
+
+
 _ROW_RULES: dict[str, Callable[[], Column]] = {}
 
 
@@ -167,10 +192,9 @@ def row_checks(model: type[pa.DataFrameModel]) -> list[RowCheck]:
         if not column.nullable:
             checks.append(RowCheck(name, "not_nullable", F.col(name).isNull()))
         for check in column.checks:
-            predicate = _BUILTIN_PREDICATES.get(check.name)
-            if predicate is not None:
-                passes = predicate(F.col(name), check.statistics or {})
-                checks.append(RowCheck(name, check.error or check.name, ~F.coalesce(passes, F.lit(True))))
+            failing = pandera_failing_rows(check, name)
+            if failing is not None:
+                checks.append(RowCheck(name, check.error or check.name, F.coalesce(failing, F.lit(False))))
     for check in schema.checks:
         if check.name in _ROW_RULES:
             checks.append(RowCheck("", check.name, ~F.coalesce(_ROW_RULES[check.name](), F.lit(True))))
@@ -220,7 +244,7 @@ def check_table(df: DataFrame, model: type[pa.DataFrameModel]) -> list[Violation
         if dupes:
             violations.append(Violation("", f"unique ({', '.join(keys)})", dupes))
     leftover_columns = {
-        name: [check for check in column.checks if check.name not in _BUILTIN_PREDICATES]
+        name: [check for check in column.checks if pandera_failing_rows(check, name) is None]
         for name, column in schema.columns.items()
     }
     leftover_columns = {name: checks for name, checks in leftover_columns.items() if checks}
@@ -293,11 +317,47 @@ def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
     return dg.TableSchema(columns=columns, constraints=constraints)
 
 
-def column_lineage(deps: Mapping[str, Sequence[tuple[str, str]]]) -> dg.TableColumnLineage:
-    """`{"column": [("layer/table", "upstream_column"), ...]}` as Dagster's `dagster/column_lineage`."""
+Lineage = Mapping[str, Sequence[tuple[dg.AssetKey, str]]]
+"""Column -> the (upstream table, upstream column) pairs it is made of."""
+
+
+def column_lineage(deps: Lineage) -> dg.TableColumnLineage:
+    """`{"column": [(AssetKey, "upstream_column"), ...]}` as Dagster's `dagster/column_lineage`."""
     return dg.TableColumnLineage(
         deps_by_column={
-            column: [dg.TableColumnDep(asset_key=dg.AssetKey(table.split("/")), column_name=name) for table, name in sources]
+            column: [dg.TableColumnDep(asset_key=key, column_name=name) for key, name in sources]
             for column, sources in deps.items()
         }
     )
+
+
+@dataclass(frozen=True)
+class Table:
+    """One lake table, declared once: its asset key, its Pandera model and its column lineage.
+
+    The asset builders, the IO manager, the checks, the CLI and the tests all find a table's facts
+    here, by asset key (`batch_platform.tables.table_for`). Bronze has no lineage: its upstream is
+    the landing zone, named row by row in `_source_file`.
+    """
+
+    key: dg.AssetKey
+    model: type[pa.DataFrameModel]
+    lineage: Lineage | None = None
+
+    @property
+    def name(self) -> str:
+        """`<layer>/<table>`, as in the lake's folders."""
+        return "/".join(self.key.path)
+
+    def column_schema(self) -> dg.TableSchema:
+        return table_schema(self.model)
+
+    def column_lineage(self) -> dg.TableColumnLineage | None:
+        return None if self.lineage is None else column_lineage(self.lineage)
+
+    def definition_metadata(self) -> dict[str, Any]:
+        """What the asset definition shows; the IO manager records the same on every materialisation."""
+        metadata: dict[str, Any] = {"dagster/column_schema": self.column_schema()}
+        if self.lineage is not None:
+            metadata["dagster/column_lineage"] = self.column_lineage()
+        return metadata

@@ -6,17 +6,22 @@ kept too (`strict = False`). The four `_` columns say where and when each row ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import dagster as dg
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import QUARTER_PATTERN, LakeTable, quarter_end_date, quarter_start_date, row_rule
+from batch_platform.schemas.base import (
+    QUARTER_PATTERN,
+    LakeTable,
+    Table,
+    quarter_end_date,
+    quarter_start_date,
+    row_rule,
+)
 
-SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "operational": ("customer_id", "event_time", "amount", "currency", "channel"),
-    "logs": ("customer_id", "log_event_type", "log_timestamp"),
-    "external": ("customer_id", "partner_score", "partner_segment"),
-}
 METADATA_COLUMNS = ("_source_file", "_ingest_date", "_ingested_at", "_batch_id")
 
 
@@ -71,3 +76,26 @@ class BronzeExternal(_BronzeMetadata):
     customer_id: T.StringType() = _text("Customer identifier.")
     partner_score: T.StringType() = _text("Partner's score (a decimal in [0, 1000] expected).")
     partner_segment: T.StringType() = _text("Partner's segment.")
+
+
+@dataclass(frozen=True)
+class BronzeTable(Table):
+    """A bronze table: one landing source (`<landing>/<source>/…`) and its contract columns."""
+
+    source: str = ""
+    columns: tuple[str, ...] = ()
+
+
+def _bronze(source: str, model: type[LakeTable]) -> BronzeTable:
+    contract = tuple(name for name in model.to_schema().columns if not name.startswith("_") and name != "quarter")
+    return BronzeTable(key=dg.AssetKey(["bronze", source]), model=model, source=source, columns=contract)
+
+
+OPERATIONAL = _bronze("operational", BronzeOperational)
+LOGS = _bronze("logs", BronzeLogs)
+EXTERNAL = _bronze("external", BronzeExternal)
+BRONZE_TABLES: dict[str, BronzeTable] = {t.source: t for t in (OPERATIONAL, LOGS, EXTERNAL)}
+"""Bronze tables by landing source."""
+
+SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {source: t.columns for source, t in BRONZE_TABLES.items()}
+"""The contract columns of each landing source, in contract order (the model's field order)."""

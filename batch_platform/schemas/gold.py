@@ -1,6 +1,8 @@
 """Pandera models of the gold tables (SPEC.md, "Gold: point-in-time ML tables").
 
-For gold partition Q the cutoff C is the start of Q. The models hold the point-in-time rules as
+For gold partition Q the cutoff C is the start of Q. The feature columns (shared by
+`customer_features` and `training_set`) are declared with their computation in
+`batch_platform.features`. The models hold the point-in-time rules as
 row rules the IO manager counts failures of: `feature_cutoff` is exactly the start of the row's
 quarter and every activity timestamp is before it, so a feature computed from an event at or after
 C cannot be published. Gold tables are products: `strict = True`, no column beyond the contract.
@@ -8,39 +10,17 @@ C cannot be published. Gold tables are products: `strict = True`, no column beyo
 
 from __future__ import annotations
 
+import dagster as dg
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import LakeTable, quarter_start_col, row_rule
+from batch_platform.features import EVENTS, FEATURES_LINEAGE, FeatureColumns
+from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Lineage, Table, quarter_start_col, row_rule
 
 UNIQUE_KEY = ["quarter", "customer_id"]
 SPLITS = ("train", "eval")
 LABELS = (0, 1)
-
-
-def _cutoff_is_quarter_start():
-    return F.col("feature_cutoff") == quarter_start_col()
-
-
-def _last_activity_before_cutoff():
-    return F.col("last_activity_ts") < F.col("feature_cutoff")
-
-
-def _first_not_after_last():
-    return F.col("first_activity_ts") <= F.col("last_activity_ts")
-
-
-def _tenure_not_below_recency():
-    return F.col("tenure_days") >= F.col("recency_days")
-
-
-def _window_counts_within_total():
-    return F.col("txn_count_90d") <= F.col("txn_count")
-
-
-def _active_days_within_count():
-    return F.col("active_days") <= F.col("txn_count")
 
 
 def _label_window_starts_at_cutoff():
@@ -51,67 +31,7 @@ def _label_window_not_empty():
     return F.col("label_window_end") > F.col("label_window_start")
 
 
-class _FeatureColumns(LakeTable):
-    customer_id: T.StringType() = pa.Field(nullable=False, description="Customer identifier (silver `customer_id`).")
-    feature_cutoff: T.TimestampType() = pa.Field(
-        nullable=False,
-        description="C: the start of the quarter (UTC). Every feature uses only silver partitions Q-L … Q-1, "
-        "i.e. what the platform knew before C.",
-    )
-    txn_count: T.LongType() = pa.Field(
-        nullable=False, ge=1, description="Number of operational events in the lookback (deduplicated across "
-        "partitions on customer_id, event_time, amount)."
-    )
-    total_amount: T.DoubleType() = pa.Field(
-        nullable=False, description="Sum of amount over those events (currencies are not converted)."
-    )
-    avg_amount: T.DoubleType() = pa.Field(
-        nullable=False, description="Mean of amount over those events (currencies are not converted)."
-    )
-    active_days: T.LongType() = pa.Field(nullable=False, ge=1, description="Distinct UTC dates with an event.")
-    first_activity_ts: T.TimestampType() = pa.Field(nullable=False, description="Earliest event_time (UTC).")
-    last_activity_ts: T.TimestampType() = pa.Field(
-        nullable=False, description="Latest event_time (UTC); always before feature_cutoff."
-    )
-    recency_days: T.IntegerType() = pa.Field(
-        nullable=False, ge=0, description="Whole days from the date of the last event to the date of C."
-    )
-    tenure_days: T.IntegerType() = pa.Field(
-        nullable=False, ge=0, description="Whole days from the date of the first event to the date of C."
-    )
-    txn_count_90d: T.LongType() = pa.Field(
-        nullable=False, ge=0, description="Number of events with event_time in [C − 90 days, C)."
-    )
-    amount_90d: T.DoubleType() = pa.Field(
-        nullable=False, description="Sum of amount over events in [C − 90 days, C); 0 when there are none."
-    )
-    distinct_channels: T.LongType() = pa.Field(nullable=False, ge=0, description="Distinct non-null channels.")
-    log_event_count: T.LongType() = pa.Field(
-        nullable=False,
-        ge=0,
-        description="Interaction-log events in the lookback (deduplicated across partitions on customer_id, "
-        "log_event_type, log_timestamp); 0 when there are none.",
-    )
-    partner_score: T.DoubleType() = pa.Field(
-        nullable=True,
-        ge=0,
-        le=1000,
-        description="From the partner_scores row with the latest as_of_date before C in the lookback (ties: the "
-        "highest score); null if none.",
-    )
-    partner_segment: T.StringType() = pa.Field(
-        nullable=True, description="Segment of that same partner_scores row; null if none."
-    )
-
-    _cutoff = row_rule("gold_feature_cutoff_is_quarter_start", _cutoff_is_quarter_start)
-    _before_cutoff = row_rule("gold_last_activity_before_cutoff", _last_activity_before_cutoff)
-    _first_last = row_rule("gold_first_activity_not_after_last", _first_not_after_last)
-    _tenure = row_rule("gold_tenure_not_below_recency", _tenure_not_below_recency)
-    _window = row_rule("gold_txn_count_90d_within_txn_count", _window_counts_within_total)
-    _days = row_rule("gold_active_days_within_txn_count", _active_days_within_count)
-
-
-class CustomerFeatures(_FeatureColumns):
+class CustomerFeatures(FeatureColumns):
     """`gold/customer_features`: one row per customer with an operational event in the lookback."""
 
     class Config:
@@ -142,7 +62,7 @@ class ChurnLabels(LakeTable):
         unique = UNIQUE_KEY
 
 
-class TrainingSet(_FeatureColumns):
+class TrainingSet(FeatureColumns):
     """`gold/training_set`: customer_features ⋈ churn_labels on customer_id (and quarter), plus split."""
 
     label: T.IntegerType() = pa.Field(
@@ -169,3 +89,33 @@ class TrainingSet(_FeatureColumns):
     class Config:
         strict = True
         unique = UNIQUE_KEY
+
+
+# ------------------------------------------------------------------------------- declarations
+FEATURES_KEY = dg.AssetKey(["gold", "customer_features"])
+LABELS_KEY = dg.AssetKey(["gold", "churn_labels"])
+TRAINING_KEY = dg.AssetKey(["gold", "training_set"])
+
+LABELS_LINEAGE: Lineage = {
+    "customer_id": [(FEATURES_KEY, "customer_id")],
+    "label": [(EVENTS, "customer_id"), (EVENTS, "event_time")],
+    "label_window_start": [],
+    "label_window_end": [],
+}
+"""The label window bounds come from the partition (and the prediction window) alone."""
+
+
+def _columns(model: type[LakeTable]) -> list[str]:
+    return [name for name in model.to_schema().columns if name != PARTITION_COLUMN]
+
+
+def _training_lineage() -> Lineage:
+    from_features = {column: [(FEATURES_KEY, column)] for column in _columns(CustomerFeatures)}
+    from_labels = {column: [(LABELS_KEY, column)] for column in _columns(ChurnLabels) if column not in from_features}
+    return {**from_features, **from_labels, "split": [(FEATURES_KEY, "customer_id")]}
+
+
+CUSTOMER_FEATURES = Table(FEATURES_KEY, CustomerFeatures, FEATURES_LINEAGE)
+CHURN_LABELS = Table(LABELS_KEY, ChurnLabels, LABELS_LINEAGE)
+TRAINING_SET = Table(TRAINING_KEY, TrainingSet, _training_lineage())
+GOLD_TABLES = (CUSTOMER_FEATURES, CHURN_LABELS, TRAINING_SET)

@@ -11,12 +11,17 @@ start of Q+1 (C'), a row rule, so a score computed at another cutoff cannot be p
 
 from __future__ import annotations
 
+import dagster as dg
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import LakeTable, quarter_end_col, row_rule
+from batch_platform.features import EVENTS, FEATURES_LINEAGE
+from batch_platform.schemas.base import LakeTable, Lineage, Table, quarter_end_col, row_rule
+from batch_platform.schemas.gold import TRAINING_KEY
 
+MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
+SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
 CANDIDATES = ("logistic_regression", "random_forest", "recency_baseline")
 
 
@@ -102,3 +107,30 @@ class ChurnScores(LakeTable):
     class Config:
         strict = True
         unique = ["quarter", "customer_id"]
+
+
+_EVAL = [(TRAINING_KEY, "label"), (TRAINING_KEY, "split")]
+MODEL_LINEAGE: Lineage = {
+    "candidate": [],
+    "champion": _EVAL,
+    **{column: _EVAL for column in ("auc_pr", "auc_roc", "log_loss", "brier", "lift_top_decile", "churn_rate")},
+    "train_rows": [(TRAINING_KEY, "split")],
+    "eval_rows": [(TRAINING_KEY, "split")],
+    "mlflow_run_id": [],
+    "registered_model_name": [],
+    "model_version": [],
+}
+"""The metrics come from the eval split's labels; run id, model name and version from MLflow."""
+
+SCORES_LINEAGE: Lineage = {
+    "customer_id": [(EVENTS, "customer_id")],
+    "score_cutoff": [],
+    "churn_probability": sorted({dep for deps in FEATURES_LINEAGE.values() for dep in deps}, key=str)
+    + [(MODEL_KEY, "model_version")],
+    "model_version": [(MODEL_KEY, "model_version")],
+}
+"""The probability is the champion applied to the scoring features (the silver columns the features read)."""
+
+CHURN_MODEL = Table(MODEL_KEY, ChurnModel, MODEL_LINEAGE)
+CHURN_SCORES = Table(SCORES_KEY, ChurnScores, SCORES_LINEAGE)
+ML_TABLES = (CHURN_MODEL, CHURN_SCORES)

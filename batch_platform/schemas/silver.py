@@ -1,4 +1,4 @@
-"""Pandera models of the silver tables and their quarantines (SPEC.md, "Silver").
+"""The silver tables and their quarantines, declared (SPEC.md, "Silver"): parsing, rules, models.
 
 Silver tables hold exactly the columns SPEC.md lists, plus the partition column `quarter`; no
 lineage column is added (lineage stays in bronze and in the quarantine tables). What each model
@@ -18,67 +18,176 @@ A quarantine table holds the rejected bronze row, whole and as text — the cont
 four `_` lineage columns, exactly as bronze holds them — plus `_reject_reason`. Columns that
 arrived beyond the contract are not carried over (SPEC.md ignores them after bronze; the row's
 `_source_file` leads back to them), so the quarantine schema is the same in every quarter.
+
+Parsing (after trimming white space at both ends: any Unicode white space, so tabs, line breaks
+and no-break spaces too):
+- customer_id: empty → invalid.
+- timestamps: exactly `YYYY-MM-DD`, or `YYYY-MM-DD` + (` ` or `T`) + `HH:MM:SS`, optionally
+  followed by a fraction of 1 to 9 digits, then optionally `Z` or `±HH:MM`. A bare date is
+  midnight UTC; no offset means UTC. The shape is checked by a regular expression first (Spark's
+  own parser accepts more than the contract), then the text is rewritten to one canonical form
+  with an explicit offset and parsed strictly, so impossible dates and times (`2024-13-45`,
+  `2024-02-30`, `25:00:00`, `+19:00`) are invalid and the result never depends on the session's,
+  the JVM's or the machine's time zone. Fractions beyond microseconds are truncated (Spark keeps
+  microseconds). Lower-case `t`/`z` and a zone on a bare date are not in the contract: invalid.
+- amount, partner_score: `[+-]digits[.digits]` or `[+-].digits`, optionally `e±N`; cast to double.
+  `12,50`, `NaN`, `Infinity` and values that overflow a double (`1e999`) are invalid.
+- currency, channel, log_event_type, partner_segment: trimmed, lower case; blank → NULL.
+
+`_reject_reason` is the first rule a row breaks, in the order of the table's `*_RULES` below.
+
+`*_missing`: NULL or blank after trimming; `*_unparseable`: text the parsing above rejects;
+`*_after_quarter`: at or after the end of the row's quarter (the first instant of the next);
+`partner_score_out_of_range`: outside [0, 1000]. An event before the start of its quarter is a
+late arrival and valid: SPEC.md bounds it above only.
+
+Duplicates (within the partition; across partitions is gold's business), compared on parsed
+values so `12.5`/`12.50` and `…T01:00:00+02:00`/`…T23:00:00Z` are one key:
+- operational_events (customer_id, event_time, amount) and interaction_logs (customer_id,
+  log_event_type, log_timestamp) keep the copy that arrived first: earliest `_ingest_date`, then
+  smallest `_source_file`, then smallest currency and channel (NULLs last);
+- partner_scores (customer_id, as_of_date) keeps the highest score, then the smallest segment
+  (NULLs last), then the smallest `_source_file`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import dagster as dg
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from batch_platform.schemas.base import LakeTable, quarter_end_col, quarter_end_date, quarter_start_date, row_rule
-from batch_platform.schemas.bronze import BronzeExternal, BronzeLogs, BronzeOperational
+from batch_platform.schemas.base import (
+    LakeTable,
+    Lineage,
+    Table,
+    quarter_end_col,
+    quarter_end_date,
+    quarter_start_date,
+    row_rule,
+)
+from batch_platform.schemas.bronze import (
+    EXTERNAL,
+    LOGS,
+    METADATA_COLUMNS,
+    OPERATIONAL,
+    BronzeExternal,
+    BronzeLogs,
+    BronzeOperational,
+    BronzeTable,
+)
 
 WHITESPACE_EDGES = r"(?U)^\s+|\s+$"
 """White space at either end of a value: any Unicode white space (tabs, line breaks, no-break
 spaces), which is what silver trims."""
 
-REJECT_REASONS: dict[str, tuple[str, ...]] = {
-    "operational_events": (
-        "customer_id_missing",
-        "event_time_missing",
-        "event_time_unparseable",
-        "amount_missing",
-        "amount_unparseable",
-        "event_time_after_quarter",
-    ),
-    "interaction_logs": (
-        "customer_id_missing",
-        "log_timestamp_missing",
-        "log_timestamp_unparseable",
-        "log_timestamp_after_quarter",
-    ),
-    "partner_scores": (
-        "customer_id_missing",
-        "partner_score_missing",
-        "partner_score_unparseable",
-        "partner_score_out_of_range",
-    ),
-}
-"""Every `_reject_reason` a quarantine table may hold, in the order the rules are checked (the
-meaning of each is in `batch_platform.assets.silver`)."""
-
-DEDUP_KEYS: dict[str, tuple[str, ...]] = {
-    "operational_events": ("customer_id", "event_time", "amount"),
-    "interaction_logs": ("customer_id", "log_event_type", "log_timestamp"),
-    "partner_scores": ("customer_id", "as_of_date"),
-}
-"""SPEC.md's "duplicates" column: silver holds one row per key within a partition."""
-
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "operational_events": ("customer_id", "event_time", "amount"),
-    "interaction_logs": ("customer_id", "log_timestamp"),
-    "partner_scores": ("customer_id", "as_of_date"),
-}
-"""The key columns a valid row always has. `log_event_type` is part of the logs key but SPEC.md
-does not require it, so a log row without a type is valid (its NULL type is one key value)."""
+PARSED = "_parsed"
+REJECT_REASON = "_reject_reason"
+TIMESTAMP_SHAPE = r"^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?)?$"
+CANONICAL_TIMESTAMP = "yyyy-MM-dd HH:mm:ss.SSSSSSXXX"
+NUMBER_SHAPE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+SCORE_RANGE = (0.0, 1000.0)
 
 
+# ------------------------------------------------------------------------------------ parsing
+def trimmed(value: Column) -> Column:
+    return F.regexp_replace(value, WHITESPACE_EDGES, "")
+
+
+def clean_text(value: Column) -> Column:
+    """Trimmed; NULL when nothing is left."""
+    return F.nullif(trimmed(value), F.lit(""))
+
+
+def clean_category(value: Column) -> Column:
+    return F.lower(clean_text(value))
+
+
+def parse_timestamp(value: Column) -> Column:
+    """The UTC instant an ISO-8601 text of the contract names; NULL for anything else."""
+    text = trimmed(value)
+    day, time, fraction, zone = (F.regexp_extract(text, TIMESTAMP_SHAPE, group) for group in (1, 2, 3, 4))
+    canonical = F.concat(
+        day,
+        F.lit(" "),
+        F.when(time == "", F.lit("00:00:00")).otherwise(time),
+        F.lit("."),
+        F.rpad(fraction, 6, "0"),
+        F.when(zone.isin("", "Z"), F.lit("+00:00")).otherwise(zone),
+    )
+    return F.when(text.rlike(TIMESTAMP_SHAPE), F.try_to_timestamp(canonical, F.lit(CANONICAL_TIMESTAMP)))
+
+
+def parse_number(value: Column) -> Column:
+    """A finite double from decimal text (`12.5`, `-3.20`, `1e3`); NULL for anything else."""
+    text = trimmed(value)
+    number = F.when(text.rlike(NUMBER_SHAPE), text.try_cast("double"))
+    return F.when(~F.isnan(number) & (F.abs(number) < float("inf")), number)
+
+
+def as_is(value: Column) -> Column:
+    return value
+
+
+def _parsed(name: str) -> Column:
+    return F.col(f"{PARSED}.{name}")
+
+
+def _missing(bronze_column: str) -> Column:
+    return clean_text(F.col(bronze_column)).isNull()
+
+
+# ------------------------------------------------------------------ rules, keys, preferences
+Rule = tuple[str, Callable[[], Column]]
+"""(reject reason, "the row breaks it"): a function, so no Spark Column is built at import time."""
+
+EVENTS_RULES: tuple[Rule, ...] = (
+    ("customer_id_missing", lambda: _parsed("customer_id").isNull()),
+    ("event_time_missing", lambda: _missing("event_time")),
+    ("event_time_unparseable", lambda: _parsed("event_time").isNull()),
+    ("amount_missing", lambda: _missing("amount")),
+    ("amount_unparseable", lambda: _parsed("amount").isNull()),
+    ("event_time_after_quarter", lambda: _parsed("event_time") >= quarter_end_col()),
+)
+LOGS_RULES: tuple[Rule, ...] = (
+    ("customer_id_missing", lambda: _parsed("customer_id").isNull()),
+    ("log_timestamp_missing", lambda: _missing("log_timestamp")),
+    ("log_timestamp_unparseable", lambda: _parsed("log_timestamp").isNull()),
+    ("log_timestamp_after_quarter", lambda: _parsed("log_timestamp") >= quarter_end_col()),
+)
+SCORES_RULES: tuple[Rule, ...] = (
+    ("customer_id_missing", lambda: _parsed("customer_id").isNull()),
+    ("partner_score_missing", lambda: _missing("partner_score")),
+    ("partner_score_unparseable", lambda: _parsed("partner_score").isNull()),
+    ("partner_score_out_of_range", lambda: ~_parsed("partner_score").between(*SCORE_RANGE)),
+)
+
+EVENTS_KEY = ("customer_id", "event_time", "amount")
+LOGS_KEY = ("customer_id", "log_event_type", "log_timestamp")
+SCORES_KEY = ("customer_id", "as_of_date")
+
+
+def _first_arrival() -> list[Column]:
+    return [F.col("_ingest_date").asc(), F.col("_source_file").asc()]
+
+
+def _events_preference() -> list[Column]:
+    return [*_first_arrival(), F.col("currency").asc_nulls_last(), F.col("channel").asc_nulls_last()]
+
+
+def _scores_preference() -> list[Column]:
+    return [F.col("partner_score").desc(), F.col("partner_segment").asc_nulls_last(), F.col("_source_file").asc()]
+
+
+# ------------------------------------------------------------------------------------- models
 def _trimmed(column: str) -> Column:
     """Trimmed and not empty (NULL passes: nullability is the field's own check)."""
     value = F.col(column)
-    return (value == F.regexp_replace(value, WHITESPACE_EDGES, "")) & (F.length(value) > 0)
+    return (value == trimmed(value)) & (F.length(value) > 0)
 
 
 def _normalised(column: str) -> Column:
@@ -120,7 +229,7 @@ class SilverOperationalEvents(LakeTable):
 
     class Config:
         strict = True
-        unique = ["quarter", *DEDUP_KEYS["operational_events"]]
+        unique = ["quarter", *EVENTS_KEY]
 
 
 class SilverInteractionLogs(LakeTable):
@@ -140,14 +249,14 @@ class SilverInteractionLogs(LakeTable):
 
     class Config:
         strict = True
-        unique = ["quarter", *DEDUP_KEYS["interaction_logs"]]
+        unique = ["quarter", *LOGS_KEY]
 
 
 class SilverPartnerScores(LakeTable):
     customer_id: T.StringType() = _customer_id()
     partner_score: T.DoubleType() = pa.Field(
         nullable=False,
-        in_range={"min_value": 0.0, "max_value": 1000.0},
+        in_range={"min_value": SCORE_RANGE[0], "max_value": SCORE_RANGE[1]},
         description="The partner's score, a decimal number in [0, 1000]; the highest of the day when the "
         "partner sent several.",
     )
@@ -168,22 +277,23 @@ class SilverPartnerScores(LakeTable):
 
     class Config:
         strict = True
-        unique = ["quarter", *DEDUP_KEYS["partner_scores"]]
+        unique = ["quarter", *SCORES_KEY]
 
 
-def _reject_reason(table: str):
+def _reject_reason(rules: tuple[Rule, ...]):
+    reasons = [name for name, _ in rules]
     return pa.Field(
-        alias="_reject_reason",
+        alias=REJECT_REASON,
         nullable=False,
-        isin=list(REJECT_REASONS[table]),
-        description="The first silver rule the row broke: one of " + ", ".join(REJECT_REASONS[table]) + ".",
+        isin=reasons,
+        description="The first silver rule the row broke: one of " + ", ".join(reasons) + ".",
     )
 
 
 class OperationalEventsQuarantine(BronzeOperational):
     """Rejected `bronze/operational` rows, as text, with the first rule each broke."""
 
-    reject_reason: T.StringType() = _reject_reason("operational_events")
+    reject_reason: T.StringType() = _reject_reason(EVENTS_RULES)
 
     class Config:
         strict = True
@@ -192,7 +302,7 @@ class OperationalEventsQuarantine(BronzeOperational):
 class InteractionLogsQuarantine(BronzeLogs):
     """Rejected `bronze/logs` rows, as text, with the first rule each broke."""
 
-    reject_reason: T.StringType() = _reject_reason("interaction_logs")
+    reject_reason: T.StringType() = _reject_reason(LOGS_RULES)
 
     class Config:
         strict = True
@@ -201,19 +311,129 @@ class InteractionLogsQuarantine(BronzeLogs):
 class PartnerScoresQuarantine(BronzeExternal):
     """Rejected `bronze/external` rows, as text, with the first rule each broke."""
 
-    reject_reason: T.StringType() = _reject_reason("partner_scores")
+    reject_reason: T.StringType() = _reject_reason(SCORES_RULES)
 
     class Config:
         strict = True
 
 
-SILVER_MODELS: dict[str, type[LakeTable]] = {
-    "operational_events": SilverOperationalEvents,
-    "interaction_logs": SilverInteractionLogs,
-    "partner_scores": SilverPartnerScores,
-}
-QUARANTINE_MODELS: dict[str, type[LakeTable]] = {
-    "operational_events": OperationalEventsQuarantine,
-    "interaction_logs": InteractionLogsQuarantine,
-    "partner_scores": PartnerScoresQuarantine,
-}
+# ------------------------------------------------------------------------------- declarations
+@dataclass(frozen=True)
+class SilverTable:
+    """One silver table and its quarantine, declared once: the bronze table it cleans, how each
+    silver column comes from a bronze column, the reject rules in checking order (the reasons are
+    their names), the dedup key and which copy of a key wins, the key columns a valid row always
+    has, and the two Pandera models. The column lineage of both tables is derived from it."""
+
+    name: str
+    bronze: BronzeTable
+    parsing: Mapping[str, tuple[str, Callable[[Column], Column]]]
+    """Silver column -> (bronze column, parser), in the silver table's column order."""
+    reject_rules: tuple[Rule, ...]
+    keys: tuple[str, ...]
+    """SPEC.md's "duplicates" column: silver holds one row per key within a partition."""
+    required: tuple[str, ...]
+    """The key columns a valid row always has (NULL-free); may be fewer than `keys`."""
+    order: Callable[[], list[Column]] = field(default=_first_arrival)
+    """Order within a duplicate group (silver columns, `_ingest_date`, `_source_file`): first wins."""
+    model: type[LakeTable] = LakeTable
+    quarantine_model: type[LakeTable] = LakeTable
+
+    @property
+    def source(self) -> str:
+        return self.bronze.source
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.reject_rules)
+
+    @property
+    def bronze_key(self) -> dg.AssetKey:
+        return self.bronze.key
+
+    @property
+    def silver_key(self) -> dg.AssetKey:
+        return dg.AssetKey(["silver", self.name])
+
+    @property
+    def quarantine_key(self) -> dg.AssetKey:
+        return dg.AssetKey(["silver", f"{self.name}_quarantine"])
+
+    def columns(self) -> dict[str, Column]:
+        """Silver column -> expression over the bronze row."""
+        return {name: parse(F.col(source)) for name, (source, parse) in self.parsing.items()}
+
+    def rules(self) -> list[tuple[str, Column]]:
+        """(reject reason, "the row breaks it"), in checking order; may use the parsed values."""
+        return [(name, breaks()) for name, breaks in self.reject_rules]
+
+    def preference(self) -> list[Column]:
+        return self.order()
+
+    def silver_lineage(self) -> Lineage:
+        return {name: [(self.bronze_key, source)] for name, (source, _) in self.parsing.items()}
+
+    def quarantine_lineage(self) -> Lineage:
+        kept = {name: [(self.bronze_key, name)] for name in (*self.bronze.columns, *METADATA_COLUMNS)}
+        return {**kept, REJECT_REASON: [(self.bronze_key, name) for name in self.bronze.columns]}
+
+    def tables(self) -> tuple[Table, Table]:
+        return (
+            Table(self.silver_key, self.model, self.silver_lineage()),
+            Table(self.quarantine_key, self.quarantine_model, self.quarantine_lineage()),
+        )
+
+
+OPERATIONAL_EVENTS = SilverTable(
+    name="operational_events",
+    bronze=OPERATIONAL,
+    parsing={
+        "customer_id": ("customer_id", clean_text),
+        "event_time": ("event_time", parse_timestamp),
+        "amount": ("amount", parse_number),
+        "currency": ("currency", clean_category),
+        "channel": ("channel", clean_category),
+    },
+    reject_rules=EVENTS_RULES,
+    keys=EVENTS_KEY,
+    required=EVENTS_KEY,
+    order=_events_preference,
+    model=SilverOperationalEvents,
+    quarantine_model=OperationalEventsQuarantine,
+)
+
+INTERACTION_LOGS = SilverTable(
+    name="interaction_logs",
+    bronze=LOGS,
+    parsing={
+        "customer_id": ("customer_id", clean_text),
+        "log_event_type": ("log_event_type", clean_category),
+        "log_timestamp": ("log_timestamp", parse_timestamp),
+    },
+    reject_rules=LOGS_RULES,
+    keys=LOGS_KEY,
+    # `log_event_type` is part of the key but SPEC.md does not require it: a log row without a
+    # type is valid (its NULL type is one key value).
+    required=("customer_id", "log_timestamp"),
+    model=SilverInteractionLogs,
+    quarantine_model=InteractionLogsQuarantine,
+)
+
+PARTNER_SCORES = SilverTable(
+    name="partner_scores",
+    bronze=EXTERNAL,
+    parsing={
+        "customer_id": ("customer_id", clean_text),
+        "partner_score": ("partner_score", parse_number),
+        "partner_segment": ("partner_segment", clean_category),
+        "as_of_date": ("_ingest_date", as_is),
+    },
+    reject_rules=SCORES_RULES,
+    keys=SCORES_KEY,
+    required=SCORES_KEY,
+    order=_scores_preference,
+    model=SilverPartnerScores,
+    quarantine_model=PartnerScoresQuarantine,
+)
+
+SILVER_TABLES: dict[str, SilverTable] = {t.name: t for t in (OPERATIONAL_EVENTS, INTERACTION_LOGS, PARTNER_SCORES)}

@@ -1,0 +1,43 @@
+"""Stopping a child process and everything it started, by its process group.
+
+A child started with `start_new_session=True` leads a process group of its own (group id = its
+PID); what it launches (a JVM, code servers, run workers) stays in that group. Signalling the group
+stops exactly those processes and nothing else. Used by the tests' webserver fixtures and by the
+benchmark runner.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+
+def stop_process_group(process: subprocess.Popen, term_grace: float = 30, kill_grace: float = 10) -> None:
+    """SIGTERM the group of `process`, wait (bounded) for the leader and then for the rest of the
+    group to exit; whatever is left after `term_grace` seconds gets SIGKILL. Returns once the group
+    is empty or `kill_grace` seconds after the SIGKILL."""
+    try:
+        group = os.getpgid(process.pid)
+    except ProcessLookupError:  # already reaped: a session leader's group id is its PID
+        group = process.pid
+    if group == os.getpgrp():
+        raise ValueError(f"process {process.pid} shares our process group: start it with start_new_session=True")
+    for sig, grace in ((signal.SIGTERM, term_grace), (signal.SIGKILL, kill_grace)):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; give the rest of its group (a JVM, a code server) the same grace.
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)

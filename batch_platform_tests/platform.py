@@ -1,0 +1,17 @@
+"""The platform's assets, checks and partitions as the tests use them: built by the package's own
+builders from a config with the defaults every test config shares (first quarter 2024-Q1, L = 4).
+No config file is read."""
+
+from batch_platform.assets.bronze import build_bronze_assets
+from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.silver import build_silver_assets
+from batch_platform.checks import build_silver_checks
+from batch_platform.config import parse_config
+
+DEFAULTS = parse_config({}, "test defaults")
+quarterly = DEFAULTS.partitions()
+bronze_assets = build_bronze_assets(DEFAULTS)
+bronze_operational, bronze_logs, bronze_external = bronze_assets
+silver_assets = build_silver_assets(DEFAULTS)
+gold_assets = build_gold_assets(DEFAULTS)
+silver_checks = build_silver_checks(DEFAULTS)
