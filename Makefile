@@ -10,7 +10,7 @@ QUARTERS_LAST ?= 2025-Q4
 CUSTOMERS ?= 2000
 SIZE ?= S
 
-.PHONY: setup demo test ui bench serve clean
+.PHONY: setup demo test ui mlflow-ui bench serve clean
 
 JARS_STAMP := .jars/.fetched
 
@@ -35,6 +35,7 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/batch-platform sample-data --customers $(CUSTOMERS) --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 	$(BIN)/batch-platform materialize --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 	$(BIN)/batch-platform report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
+	$(BIN)/batch-platform ml-report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 
 test: setup
 	$(BIN)/ruff check .
@@ -46,6 +47,9 @@ ui: setup $(DAGSTER_HOME)/dagster.yaml
 
 serve: setup
 	$(BIN)/batch-platform serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000)
+
+mlflow-ui: setup
+	$(BIN)/batch-platform mlflow-ui
 
 bench: setup
 	$(BIN)/python -m benchmarks.run --size $(SIZE) --with-ablation

@@ -15,7 +15,8 @@ setup(
         "pandera[pyspark]>=0.35,<0.36",
         # pandas 3 breaks `import pandera.pyspark` with pyspark 4.3 (measured).
         "pandas>=2.2,<3",
-        "pyarrow>=15",
+        # mlflow 3.x pins pyarrow<26.
+        "pyarrow>=15,<26",
         "numpy>=1.26",
         "PyYAML>=6",
         "pydantic>=2.6",
@@ -23,6 +24,9 @@ setup(
         "fastapi>=0.110,<1",
         "uvicorn>=0.30,<1",
         "boto3>=1.34,<2",
+        "mlflow>=3.17,<4",
+        "matplotlib>=3.8",
+        "scikit-learn>=1.4",
     ],
     extras_require={
         "dev": [

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["load_training_set"]
+__all__ = ["load_training_set", "load_scores", "load_model_card"]
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from batch_platform.consume import load_training_set
+    from batch_platform.consume import load_model_card, load_scores, load_training_set
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load_training_set":
-        from batch_platform.consume import load_training_set
+    if name in __all__:
+        from batch_platform import consume
 
-        return load_training_set
+        return getattr(consume, name)
     raise AttributeError(f"module 'batch_platform' has no attribute {name!r}")

@@ -25,7 +25,6 @@ yields `AssetCheckEvaluation`s, the event Dagster makes of a result, one per qua
 failure of any quarter fails the step, which stops gold for the run's quarters.
 """
 
-
 import operator
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -140,8 +139,12 @@ def build_table_checks(table: SilverTable, partitions_def: dg.PartitionsDefiniti
         for key in context.partition_keys:
             quarter = to_label(key)
             record = latest_materialization(context.instance, table.silver_key, key)
-            target = None if record is None else AssetCheckEvaluationTargetMaterializationData(
-                storage_id=record.storage_id, run_id=record.event_log_entry.run_id, timestamp=record.timestamp
+            target = (
+                None
+                if record is None
+                else AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id, run_id=record.event_log_entry.run_id, timestamp=record.timestamp
+                )
             )
             for name in selected:
                 yield dg.AssetCheckEvaluation(
@@ -172,7 +175,9 @@ def _figures(
         )
         .collect()
     ):
-        found[row[PARTITION_COLUMN]].update(rows=int(row["rows"]), null_keys=int(row["null_keys"]), duplicates=int(row["duplicates"]))
+        found[row[PARTITION_COLUMN]].update(
+            rows=int(row["rows"]), null_keys=int(row["null_keys"]), duplicates=int(row["duplicates"])
+        )
     for quarter, n in (_counts(bronze) if bronze is not None else {}).items():
         found[quarter]["bronze"] = n
     for (quarter, reason), n in (_counts(quarantine, REJECT_REASON) if quarantine is not None else {}).items():
@@ -229,7 +234,9 @@ def _reconciliation_problems(table, quarter, recount, rejects, reported, duplica
     for reason in sorted(set(rejects) | set(table.reasons)):
         stated = _reported(reported, f"rejects/{reason}")
         if stated != rejects.get(reason, 0):
-            problems.append(f"{quarter}: rejects/{reason} reported {stated}, the quarantine holds {rejects.get(reason, 0)}")
+            problems.append(
+                f"{quarter}: rejects/{reason} reported {stated}, the quarantine holds {rejects.get(reason, 0)}"
+            )
     total = recount["silver_rows"] + recount["quarantined_rows"] + duplicates
     if recount["bronze_rows"] != total:
         problems.append(

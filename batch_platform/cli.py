@@ -5,6 +5,8 @@
     batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'silver/*' ...]
     batch-platform report --from 2024-Q1 --to 2025-Q4
     batch-platform serve [--host 127.0.0.1 --port 8000]   the datasets API (BATCH_PLATFORM_API_TOKEN)
+    batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
+    batch-platform mlflow-ui [--port 5000]           the MLflow UI of the configured store, on 127.0.0.1
 
 Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
@@ -73,7 +75,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     quarter_range(first, last)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
     if args.select:
-        job = dg.define_asset_job("cli_selection_job", selection=dg.AssetSelection.from_string(" or ".join(args.select)))
+        job = dg.define_asset_job(
+            "cli_selection_job", selection=dg.AssetSelection.from_string(" or ".join(args.select))
+        )
         job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
     else:
         job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
@@ -92,7 +96,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                print(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+                print(
+                    f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr
+                )
     return 0 if result.success else 1
 
 
@@ -131,7 +137,84 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ml_report(args: argparse.Namespace) -> int:
+    """Per quarter: the champion, its version and eval AUC-PR (from ml/churn_model in the lake), the
+    baseline's, and the out-of-time AUC-PR (the latest `out_of_time_performance` check result)."""
+    from batch_platform.config import load_config
+    from batch_platform.consume import PartitionNotMaterialised, load_model_card
+    from batch_platform.mlflow_store import shown_uri
+
+    config = load_config()
+    quarters = quarter_range(args.first, args.last or args.first)
+    realised = _out_of_time(quarters)
+    print(
+        f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'eval AUC-PR':>11}  {'baseline':>8}  "
+        f"{'out-of-time AUC-PR':>18}"
+    )
+    for quarter in quarters:
+        try:
+            card = load_model_card(quarter, config=config)
+        except PartitionNotMaterialised:
+            print(f"{quarter:<8}  {'(not materialised)':<20}")
+            continue
+        baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"]
+        champion = card[card["champion"]]
+        if champion.empty:
+            cells = f"{'-':>7}  {'-':>11}  {'-':>8}  {realised.get(quarter, '-'):>18}"
+            print(f"{quarter:<8}  {'(not trained)':<20}  {cells}")
+            continue
+        row = champion.iloc[0]
+        print(
+            f"{quarter:<8}  {row['candidate']:<20}  {int(row['model_version']):>7}  {row['auc_pr']:>11.4f}  "
+            f"{baseline.iloc[0]:>8.4f}  {realised.get(quarter, '-'):>18}"
+        )
+    model = config.mlflow.registered_model_name
+    print(f"\nMLflow store: {shown_uri(config.mlflow_tracking_uri)} (registered model '{model}')")
+    print("open its UI:  make mlflow-ui   (then http://127.0.0.1:5000)")
+    return 0
+
+
+def _out_of_time(quarters: Sequence[str]) -> dict[str, str]:
+    """Quarter → the latest out-of-time AUC-PR recorded in the Dagster instance (`pending` until the
+    labels of the next quarter exist, `-` without scores); empty without `$DAGSTER_HOME`."""
+    import dagster as dg
+
+    if not _has_dagster_home():
+        return {}
+    check = dg.AssetCheckKey(dg.AssetKey(["ml", "churn_scores"]), "out_of_time_performance")
+    found: dict[str, str] = {}
+    for record in dg.DagsterInstance.get().event_log_storage.get_asset_check_execution_history(check, limit=1000):
+        event = record.event.dagster_event if record.event else None
+        evaluation = event.event_specific_data if event else None
+        if record.partition is None or evaluation is None or to_label(record.partition) in found:
+            continue
+        value = evaluation.metadata.get("out_of_time/auc_pr")
+        pending = (evaluation.description or "").startswith("pending")
+        shown = f"{value.value:.4f}" if value is not None else ("pending" if pending else "-")
+        found[to_label(record.partition)] = shown
+    return {q: found[q] for q in quarters if q in found}
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    """The MLflow UI of the configured store, bound to 127.0.0.1 (a server store has its own UI)."""
+    import os
+
+    from batch_platform.config import load_config
+
+    uri = load_config().mlflow_tracking_uri
+    if uri.startswith(("http://", "https://")):
+        from batch_platform.mlflow_store import shown_uri
+
+        print(f"the MLflow store is a server: open {shown_uri(uri)}")
+        return 0
+    print(f"MLflow UI of {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    os.execv(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)])
+
+
 def _has_dagster_home() -> bool:
+    import os
+
     return bool(os.environ.get("DAGSTER_HOME"))
 
 
@@ -139,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batch-platform", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("quarters", help="list quarters with their Dagster partition keys").set_defaults(func=cmd_quarters)
+    commands.add_parser("quarters", help="list quarters with their Dagster partition keys").set_defaults(
+        func=cmd_quarters
+    )
 
     sample = commands.add_parser("sample-data", help="generate a sample landing zone")
     _range_args(sample)
@@ -164,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--url-ttl", type=int, default=900, help="seconds a file url stays valid (default 900)")
     api.set_defaults(func=cmd_serve)
+
+    ml_report = commands.add_parser("ml-report", help="champion, eval and out-of-time AUC-PR per quarter")
+    _range_args(ml_report)
+    ml_report.set_defaults(func=cmd_ml_report)
+
+    ui = commands.add_parser("mlflow-ui", help="the MLflow UI of the configured store, on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_mlflow_ui)
     return parser
 
 

@@ -165,12 +165,23 @@ class SparkConfig(_Section):
         return conf
 
 
+class MlflowConfig(_Section):
+    """Where the churn models are tracked and registered (SPEC.md, "ML"). Without `tracking_uri`
+    the store is local, beside the lake: `sqlite:///<data>/mlflow.db` with artifacts in
+    `<data>/mlartifacts`, so nothing needs starting; an `http(s)://` URI points at a server."""
+
+    tracking_uri: str | None = None
+    registered_model_name: str = Field("batch_platform_churn", min_length=1)
+    experiment_name: str = Field("batch_platform_churn", min_length=1)
+
+
 class PlatformConfig(_Section):
     storage: StorageConfig = StorageConfig()
     batch: BatchConfig = BatchConfig()
     checks: ChecksConfig = ChecksConfig()
     spark: SparkConfig = SparkConfig()
     publish: PublishConfig = PublishConfig()
+    mlflow: MlflowConfig = MlflowConfig()
     source_path: str | None = None
 
     def resolve_path(self, path: str) -> str:
@@ -190,6 +201,26 @@ class PlatformConfig(_Section):
     @property
     def lake_root(self) -> str:
         return self.resolve_path(self.storage.lake_root)
+
+    @property
+    def data_root(self) -> str:
+        """The local folder beside the lake (its parent) that holds the local MLflow store; the
+        project's `data/` when the lake is not a local folder."""
+        if "://" in self.lake_root:
+            return str(PROJECT_ROOT / "data")
+        return str(Path(self.lake_root).parent)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.data_root}/mlflow.db"
+
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Where a new experiment keeps its artifacts: `<data>/mlartifacts`, unless the tracking URI
+        is a server (`http(s)://`), which decides for itself."""
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
+        return str(Path(self.data_root) / "mlartifacts")
 
     def spark_conf(self) -> dict[str, str]:
         """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours. The

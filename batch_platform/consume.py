@@ -1,4 +1,5 @@
-"""Reading gold tables back, for notebooks and scripts: `load_training_set("2025-Q4")`.
+"""Reading lake tables back, for notebooks and scripts: `load_training_set("2025-Q4")`,
+`load_scores("2025-Q4")`.
 
 Only pandas and pyarrow are used — no Spark session, no Dagster run. The partition folder
 `<lake>/gold/training_set/quarter=<YYYY-QN>/` is read as it is on disk; the quarter is added back
@@ -16,13 +17,17 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from batch_platform.config import PlatformConfig
 
 TRAINING_SET_TABLE = "gold/training_set"
+SCORES_TABLE = "ml/churn_scores"
+MODEL_TABLE = "ml/churn_model"
 
 
 class PartitionNotMaterialised(FileNotFoundError):
     """The quarter of a lake table was never materialised (its folder does not exist)."""
 
 
-def partition_uri(table: str, quarter: str, *, config: PlatformConfig | None = None, lake_root: str | None = None) -> str:
+def partition_uri(
+    table: str, quarter: str, *, config: PlatformConfig | None = None, lake_root: str | None = None
+) -> str:
     """`<lake>/<table>/quarter=<YYYY-QN>` for a quarter written `2025-Q4` or `2025-10-01`."""
     from batch_platform.partitions import to_label
 
@@ -41,19 +46,43 @@ def load_training_set(
     set. Raises `PartitionNotMaterialised` naming the path when the quarter was never
     materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
     """
+    return _load(TRAINING_SET_TABLE, "training_set_job", quarter, config, lake_root)
+
+
+def load_scores(
+    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """The `ml/churn_scores` partition of `quarter`: the churn probabilities the champion of that
+    quarter gave, at its end, for the quarter after it (`score_cutoff` = start of the next quarter).
+
+    Same arguments, errors and types as `load_training_set`. An empty frame means the quarter had
+    no champion (its `ml/churn_model` materialisation says why).
+    """
+    return _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root)
+
+
+def load_model_card(
+    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """The `ml/churn_model` partition of `quarter`: one row per candidate with its eval metrics; the
+    champion's row holds the registered model version (`models:/<registered_model_name>/<version>`)."""
+    return _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root)
+
+
+def _load(table: str, job: str, quarter: str, config, lake_root) -> pd.DataFrame:
     from batch_platform import storage
     from batch_platform.partitions import to_key, to_label
 
     label = to_label(quarter)
     if config is None and lake_root is None:
         config = _config()  # its lake root and its `storage.s3`
-    uri = partition_uri(TRAINING_SET_TABLE, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
+    uri = partition_uri(table, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
     s3 = config.storage.s3 if config is not None else None
     if not storage.is_dir(uri, s3):
         raise PartitionNotMaterialised(
-            f"{TRAINING_SET_TABLE} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
-            f"`dagster job execute -m batch_platform.definitions -j training_set_job "
-            f"--tags '{{\"dagster/partition\": \"{to_key(label)}\"}}'`"
+            f"{table} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
+            f"`dagster job execute -m batch_platform.definitions -j {job} "
+            f'--tags \'{{"dagster/partition": "{to_key(label)}"}}\'`'
         )
     frame = storage.read_parquet(uri, s3).to_pandas()
     frame["quarter"] = label

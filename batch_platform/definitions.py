@@ -15,6 +15,7 @@ import dagster as dg
 
 from batch_platform.assets.bronze import build_bronze_assets
 from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.ml import build_ml_assets, build_ml_checks
 from batch_platform.assets.publish import build_publish_assets
 from batch_platform.assets.silver import build_silver_assets
 from batch_platform.checks import build_silver_checks
@@ -30,6 +31,7 @@ def build_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
         *build_bronze_assets(config),
         *build_silver_assets(config),
         *build_gold_assets(config),
+        *build_ml_assets(config),
         *build_publish_assets(config),
     ]
 
@@ -40,13 +42,13 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     partitions = config.partitions()
-    jobs, schedules = build_jobs(partitions)
+    jobs, schedules, sensors = build_jobs(partitions)
     return dg.Definitions(
         assets=build_assets(config),
-        asset_checks=build_silver_checks(config),
+        asset_checks=[*build_silver_checks(config), *build_ml_checks(config)],
         jobs=jobs,
         schedules=schedules,
-        sensors=[build_landing_sensor(partitions)],
+        sensors=[*sensors, build_landing_sensor(partitions)],
         resources=build_resources(config),
         executor=dg.in_process_executor,
     )

@@ -28,7 +28,6 @@ one pass: computing the frame, its rows per quarter and the row checks — what 
 is measured by `benchmarks/`, which runs the same backfill without them), `write`, `metadata`.
 """
 
-
 import math
 import time
 import uuid
@@ -249,8 +248,13 @@ def _failure(table: str, violations: Sequence[Violation], total: int) -> dg.Fail
         metadata={
             "failed_checks": dg.MetadataValue.json(
                 [
-                    {"column": v.column, "check": v.check, "failing_rows": v.failing_rows, "detail": v.detail,
-                     "by_quarter": dict(v.by_quarter)}
+                    {
+                        "column": v.column,
+                        "check": v.check,
+                        "failing_rows": v.failing_rows,
+                        "detail": v.detail,
+                        "by_quarter": dict(v.by_quarter),
+                    }
                     for v in violations
                 ]
             )

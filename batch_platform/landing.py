@@ -16,7 +16,6 @@ An empty field of a CSV file reads as NULL (Spark's CSV semantics): bronze canno
 missing value, and silver treats both alike.
 """
 
-
 import csv
 import re
 from dataclasses import dataclass, field
@@ -64,7 +63,9 @@ class LandingZone(dg.ConfigurableResource):
     def source_path(self, source: str) -> str:
         return f"{self.root.rstrip('/')}/{source}"
 
-    def list_files(self, spark: SparkSession, source: str, start: date, end: date) -> tuple[list[LandingFile], list[str]]:
+    def list_files(
+        self, spark: SparkSession, source: str, start: date, end: date
+    ) -> tuple[list[LandingFile], list[str]]:
         """Files of `source` whose arrival folder date is in `[start, end)`, and the ignored ones."""
         fs = HadoopFS(spark)
         files: list[LandingFile] = []
@@ -175,7 +176,9 @@ def _csv_header(fs: HadoopFS, path: str, columns: tuple[str, ...]) -> tuple[str,
 
 
 def _read_csv(spark: SparkSession, header: tuple[str, ...], paths: list[str]) -> DataFrame:
-    schema = T.StructType([T.StructField(name, T.StringType()) for name in header] + [T.StructField(CORRUPT, T.StringType())])
+    schema = T.StructType(
+        [T.StructField(name, T.StringType()) for name in header] + [T.StructField(CORRUPT, T.StringType())]
+    )
     return (
         spark.read.schema(schema)
         .option("header", True)

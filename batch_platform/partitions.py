@@ -33,8 +33,7 @@ def parse_quarter(text: str) -> tuple[int, int]:
         if day == 1 and month in (1, 4, 7, 10):
             return year, (month - 1) // 3 + 1
     raise QuarterError(
-        f"{text!r} is not a quarter: write it as YYYY-QN (e.g. 2025-Q4) "
-        "or as the quarter's first day (e.g. 2025-10-01)"
+        f"{text!r} is not a quarter: write it as YYYY-QN (e.g. 2025-Q4) or as the quarter's first day (e.g. 2025-10-01)"
     )
 
 

@@ -11,6 +11,7 @@ from dagster_pyspark import PySparkResource
 from batch_platform.config import PlatformConfig, S3Config
 from batch_platform.io_manager import LakeIOManager
 from batch_platform.landing import LandingZone
+from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.postgres import PostgresTarget
 from batch_platform.s3 import hadoop_s3a_settings, s3_resource
 
@@ -82,6 +83,7 @@ def build_resources(config: PlatformConfig) -> dict[str, object]:
         "io_manager": LakeIOManager(pyspark=pyspark, lake_root=config.lake_root),
         "landing": LandingZone(root=config.landing_root),
         "s3": s3_resource(config.storage.s3),
+        "mlflow_store": build_mlflow_store(config),
         "settings": BatchSettings(
             lookback_quarters=config.batch.lookback_quarters,
             prediction_window_days=config.batch.prediction_window_days,

@@ -113,8 +113,14 @@ DUPLICATE_KINDS = {
 other row is valid and unique within its partition (re-deliveries repeat rows of an *earlier*
 partition), so the manifest can state the exact silver figures of every partition."""
 
-_MIN_PER_QUARTER = {"blank_customer_id": 2, "bad_amount": 3, "bad_timestamp": 3, "bad_score": 3,
-                    "out_of_range_score": 2, "padded_customer_id": 3}
+_MIN_PER_QUARTER = {
+    "blank_customer_id": 2,
+    "bad_amount": 3,
+    "bad_timestamp": 3,
+    "bad_score": 3,
+    "out_of_range_score": 2,
+    "padded_customer_id": 3,
+}
 
 _BLANK_IDS = ("", "   ")
 _BAD_SCORES = ("abc", "n/a", "")
@@ -267,8 +273,7 @@ class _Population:
         currency = rng.choice(len(CURRENCIES), size=n, p=[0.6, 0.25, 0.15])
         spend_scale = np.exp(rng.normal(3.3, 0.6, n))
         partner_base = np.clip(rng.normal(550, 180, n), 0, 1000)
-        return cls(ids, start_q, start_u, end_q, end_u, activity, currency, spend_scale,
-                   partner_base)
+        return cls(ids, start_q, start_u, end_q, end_u, activity, currency, spend_scale, partner_base)
 
 
 @dataclass(frozen=True)
@@ -373,8 +378,7 @@ def _respelled_style(rng: np.random.Generator, style: np.ndarray, t_us: np.ndarr
     has_us = t_us % US != 0
     pick = rng.integers(0, 2, len(style)).astype(bool)
     to_z = np.where(has_us, _STYLE["t_fraction_z"], np.where(pick, _STYLE["t_z"], _STYLE["space_z"]))
-    to_offset = np.where(has_us | (pick & ~had_z), _STYLE["t_fraction_minus_0500"],
-                         _STYLE["t_plus_0200"])
+    to_offset = np.where(has_us | (pick & ~had_z), _STYLE["t_fraction_minus_0500"], _STYLE["t_plus_0200"])
     return np.where(had_offset, to_z, to_offset)
 
 
@@ -383,19 +387,18 @@ def _bad_timestamps(t_us: np.ndarray) -> np.ndarray:
     """Cycle through a free-text value, an impossible ISO date and a day-first date."""
     day = np.datetime_as_string(t_us.astype("datetime64[us]"), unit="D").astype(object)
     year = pd.Series(day, dtype=object).str.slice(0, 4)
-    day_first = (pd.Series(day, dtype=object).str.slice(8, 10) + "/"
-                 + pd.Series(day, dtype=object).str.slice(5, 7) + "/" + year)
+    day_first = (
+        pd.Series(day, dtype=object).str.slice(8, 10) + "/" + pd.Series(day, dtype=object).str.slice(5, 7) + "/" + year
+    )
     kind = np.arange(len(t_us)) % 3
-    out = np.where(kind == 0, "not a date", np.where(kind == 1, (year + "-13-45").to_numpy(),
-                                                      day_first.to_numpy()))
+    out = np.where(kind == 0, "not a date", np.where(kind == 1, (year + "-13-45").to_numpy(), day_first.to_numpy()))
     return out.astype(object)
 
 
 @_text
 def _cents_text(cents: np.ndarray) -> np.ndarray:
     a = np.abs(cents)
-    text = np.char.add(np.char.add((a // 100).astype(str), "."),
-                       np.char.zfill((a % 100).astype(str), 2))
+    text = np.char.add(np.char.add((a // 100).astype(str), "."), np.char.zfill((a % 100).astype(str), 2))
     return np.where(cents < 0, np.char.add("-", text), text).astype(object)
 
 
@@ -463,7 +466,7 @@ def _allocate(rng: np.random.Generator, n: int, rates: dict[str, float]) -> dict
     for kind, rate in rates.items():
         want = max(_MIN_PER_QUARTER.get(kind, 1), math.ceil(rate * n)) if n else 0
         take = min(want, n - pos)
-        out[kind] = np.sort(perm[pos:pos + take])
+        out[kind] = np.sort(perm[pos : pos + take])
         pos += take
     out["clean"] = np.sort(perm[pos:])
     return out
@@ -480,8 +483,15 @@ class _Rows:
     clean: np.ndarray
 
 
-def _event_rows(rng: np.random.Generator, source: str, qi: int, cal: _Calendar,
-                pop: _Population, ev: dict[str, np.ndarray], extra_on: bool) -> _Rows:
+def _event_rows(
+    rng: np.random.Generator,
+    source: str,
+    qi: int,
+    cal: _Calendar,
+    pop: _Population,
+    ev: dict[str, np.ndarray],
+    extra_on: bool,
+) -> _Rows:
     """Dirty the clean operational or logs events arriving in quarter `qi` and render them.
 
     Writing a time as a bare date can make two genuine events of a customer share a silver key;
@@ -522,12 +532,14 @@ def _event_rows(rng: np.random.Generator, source: str, qi: int, cal: _Calendar,
     dirt["late_arrival"] = int(late[idx].sum())
     for k, s in enumerate(TIMESTAMP_STYLES):
         dirt[f"timestamp_{s.name}"] = int(np.count_nonzero(style == k)) - int(
-            np.count_nonzero(style[sl["bad_timestamp"]] == k))
+            np.count_nonzero(style[sl["bad_timestamp"]] == k)
+        )
     return _Rows(columns, ev["file"][idx], ev["t_s"][idx], dirt, sl["clean"])
 
 
-def _event_times(rng: np.random.Generator, source: str, q_lo: int, q_hi: int, ev: dict[str, np.ndarray],
-                 sl: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _event_times(
+    rng: np.random.Generator, source: str, q_lo: int, q_hi: int, ev: dict[str, np.ndarray], sl: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which events are late arrivals, each event's timestamp style and its time in microseconds
     (future timestamps planted, accidental twins of a silver key spelled in full)."""
     n = len(ev["cust"])
@@ -551,8 +563,14 @@ def _event_times(rng: np.random.Generator, source: str, q_lo: int, q_hi: int, ev
     return late, style, t_us
 
 
-def _event_columns(source: str, pop: _Population, ev: dict[str, np.ndarray], sl: dict[str, np.ndarray],
-                   t_us: np.ndarray, style: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
+def _event_columns(
+    source: str,
+    pop: _Population,
+    ev: dict[str, np.ndarray],
+    sl: dict[str, np.ndarray],
+    t_us: np.ndarray,
+    style: np.ndarray,
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """The rendered text columns of the events (ids, timestamps, amounts, categories) with the
     row dirt planted, and the names of the category columns."""
     cid = pop.ids[ev["cust"]].copy()
@@ -567,8 +585,7 @@ def _event_columns(source: str, pop: _Population, ev: dict[str, np.ndarray], sl:
         amount = _cents_text(ev["cents"])
         bad = sl["bad_amount"]
         comma = pd.Series(amount[bad], dtype=object).str.replace(".", ",", regex=False).to_numpy()
-        amount[bad] = np.where(np.arange(len(bad)) % 3 == 0, "abc",
-                               np.where(np.arange(len(bad)) % 3 == 1, comma, ""))
+        amount[bad] = np.where(np.arange(len(bad)) % 3 == 0, "abc", np.where(np.arange(len(bad)) % 3 == 1, comma, ""))
         cats["currency"] = np.array(CURRENCIES, dtype=object)[ev["currency"]]
         cats["channel"] = np.array(CHANNELS, dtype=object)[ev["channel"]]
         cols.update(event_time=ts, amount=amount, **cats)
@@ -622,8 +639,16 @@ class _Landing:
         self.root = root
         self.files: list[dict] = []
 
-    def write(self, source: str, day: np.datetime64, name: str, fmt: str, kind: str,
-              columns: Sequence[str], data: dict[str, np.ndarray] | None) -> int:
+    def write(
+        self,
+        source: str,
+        day: np.datetime64,
+        name: str,
+        fmt: str,
+        kind: str,
+        columns: Sequence[str],
+        data: dict[str, np.ndarray] | None,
+    ) -> int:
         folder = self.root / source / str(day)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.{'csv' if fmt in ('zero_byte', 'header_only') else fmt}"
@@ -634,34 +659,41 @@ class _Landing:
         elif fmt == "header_only":
             path.write_text(",".join(columns) + "\n", encoding="utf-8")
         elif fmt == "csv":
-            pd.DataFrame({c: data[c] for c in columns}).to_csv(
-                path, index=False, lineterminator="\n", encoding="utf-8")
+            pd.DataFrame({c: data[c] for c in columns}).to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
         elif fmt == "json":
-            text = pd.DataFrame({c: data[c] for c in columns}).to_json(
-                orient="records", lines=True, force_ascii=True)
+            text = pd.DataFrame({c: data[c] for c in columns}).to_json(orient="records", lines=True, force_ascii=True)
             text = text.replace("\\/", "/")
-            path.write_text(text if text.endswith("\n") or not text else text + "\n",
-                            encoding="utf-8")
+            path.write_text(text if text.endswith("\n") or not text else text + "\n", encoding="utf-8")
         elif fmt == "parquet":
             table = pa.table({c: pa.array(data[c], type=pa.string()) for c in columns})
             pq.write_table(table, path)
         else:
             raise ValueError(fmt)
-        self.files.append({
-            "source": source,
-            "path": path.relative_to(self.root).as_posix(),
-            "format": "csv" if fmt in ("zero_byte", "header_only") else fmt,
-            "kind": kind,
-            "arrival_date": str(day),
-            "quarter": label_of(day.astype(object)),
-            "rows": rows,
-            "columns": list(columns),
-        })
+        self.files.append(
+            {
+                "source": source,
+                "path": path.relative_to(self.root).as_posix(),
+                "format": "csv" if fmt in ("zero_byte", "header_only") else fmt,
+                "kind": kind,
+                "arrival_date": str(day),
+                "quarter": label_of(day.astype(object)),
+                "rows": rows,
+                "columns": list(columns),
+            }
+        )
         return rows
 
 
-def _write_quarter(rng: np.random.Generator, landing: _Landing, source: str, qi: int, sched: _Schedule,
-                   rows: _Rows, columns: list[str], dirt: dict[str, int]) -> None:
+def _write_quarter(
+    rng: np.random.Generator,
+    landing: _Landing,
+    source: str,
+    qi: int,
+    sched: _Schedule,
+    rows: _Rows,
+    columns: list[str],
+    dirt: dict[str, int],
+) -> None:
     """Cut the quarter's rows into its (drop, part) files: one JSON file, one Parquet file and
     one CSV with shuffled columns among them, the rest plain CSV; plus one empty file."""
     drops = sched.drops_of(qi)
@@ -676,21 +708,28 @@ def _write_quarter(rng: np.random.Generator, landing: _Landing, source: str, qi:
     for i, fid in enumerate(file_ids):
         d = drops[np.searchsorted(sched.first_file[drops], fid, side="right") - 1]
         part = fid - sched.first_file[d]
-        sel = order[cut[i]:cut[i + 1]]
+        sel = order[cut[i] : cut[i + 1]]
         data = {c: v[sel] for c, v in rows.columns.items()}
         fmt = "json" if i == json_i else "parquet" if i == parquet_i else "csv"
         cols = [columns[j] for j in shuffle] if i == shuffled_i else columns
-        landing.write(source, sched.day[d], f"{source}_{str(sched.day[d]).replace('-', '')}"
-                      f"_part{part + 1}", fmt, "data", cols, data)
-    dirt.update(json_file=1, parquet_file=1, shuffled_columns_file=1, zero_byte_file=0,
-                header_only_file=0)
+        landing.write(
+            source,
+            sched.day[d],
+            f"{source}_{str(sched.day[d]).replace('-', '')}_part{part + 1}",
+            fmt,
+            "data",
+            cols,
+            data,
+        )
+    dirt.update(json_file=1, parquet_file=1, shuffled_columns_file=1, zero_byte_file=0, header_only_file=0)
     if source in EXTRA_COLUMNS:
         dirt["extra_column_file"] = len(file_ids) if EXTRA_COLUMNS[source] in columns else 0
 
     empty = "zero_byte" if (qi + SOURCES.index(source)) % 2 == 0 else "header_only"
     d = drops[int(rng.integers(0, len(drops)))]
-    landing.write(source, sched.day[d], f"{source}_{str(sched.day[d]).replace('-', '')}_{empty}",
-                  empty, empty, columns, None)
+    landing.write(
+        source, sched.day[d], f"{source}_{str(sched.day[d]).replace('-', '')}_{empty}", empty, empty, columns, None
+    )
     dirt[f"{empty}_file"] = 1
 
 
@@ -732,8 +771,11 @@ def generate_landing(
     if operational_rows is None:
         density = DEFAULT_EVENTS_PER_QUARTER
     else:
-        extra = (ROW_DIRT_RATES["operational"]["exact_duplicate"]
-                 + ROW_DIRT_RATES["operational"]["respelled_duplicate"] + REDELIVERY_RATE)
+        extra = (
+            ROW_DIRT_RATES["operational"]["exact_duplicate"]
+            + ROW_DIRT_RATES["operational"]["respelled_duplicate"]
+            + REDELIVERY_RATE
+        )
         density = operational_rows / (1 + extra) / max(float(cells.weight.sum()), 1e-9)
 
     events = {
@@ -754,14 +796,21 @@ def generate_landing(
             rng, landing, source, events.get(source, external), schedules[source], cal, quarters, pop
         )
 
-    manifest = _manifest(seed, quarters, customers, operational_rows, landing, schedules,
-                         dirt_by_quarter, mid)
+    manifest = _manifest(seed, quarters, customers, operational_rows, landing, schedules, dirt_by_quarter, mid)
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
-def _write_source(rng: np.random.Generator, landing: _Landing, source: str, data: dict[str, np.ndarray],
-                  sched: _Schedule, cal: _Calendar, quarters: list[str], pop: _Population) -> dict[str, dict[str, int]]:
+def _write_source(
+    rng: np.random.Generator,
+    landing: _Landing,
+    source: str,
+    data: dict[str, np.ndarray],
+    sched: _Schedule,
+    cal: _Calendar,
+    quarters: list[str],
+    pop: _Population,
+) -> dict[str, dict[str, int]]:
     """Write every quarter of one source (dirt planted, redeliveries of earlier quarters added);
     return its dirt counts by kind and quarter."""
     mid = cal.n // 2
@@ -775,7 +824,7 @@ def _write_source(rng: np.random.Generator, landing: _Landing, source: str, data
     pools: list[tuple[list[str], dict[str, np.ndarray]]] = []
     dirt_by_kind: dict[str, dict[str, int]] = {}
     for qi, q in enumerate(quarters):
-        part_data = {k: v[cuts[qi]:cuts[qi + 1]] for k, v in data.items()}
+        part_data = {k: v[cuts[qi] : cuts[qi + 1]] for k, v in data.items()}
         extra_on = source in EXTRA_COLUMNS and qi >= mid
         columns = list(COLUMNS[source]) + ([EXTRA_COLUMNS[source]] if extra_on else [])
         if source == "external":
@@ -794,8 +843,15 @@ def _write_source(rng: np.random.Generator, landing: _Landing, source: str, data
     return dirt_by_kind
 
 
-def _redeliver(rng: np.random.Generator, landing: _Landing, source: str, sched: _Schedule, quarters: list[str],
-               qi: int, pools: list[tuple[list[str], dict[str, np.ndarray]]]) -> int:
+def _redeliver(
+    rng: np.random.Generator,
+    landing: _Landing,
+    source: str,
+    sched: _Schedule,
+    quarters: list[str],
+    qi: int,
+    pools: list[tuple[list[str], dict[str, np.ndarray]]],
+) -> int:
     """Redeliver, into quarter `qi`, a sample of the clean rows of the previous quarter (or of
     the one before); the rows written."""
     if qi < 1:
@@ -805,9 +861,14 @@ def _redeliver(rng: np.random.Generator, landing: _Landing, source: str, sched: 
     drops = sched.drops_of(qi)
     d = drops[int(rng.integers(0, len(drops)))]
     return landing.write(
-        source, sched.day[d],
+        source,
+        sched.day[d],
         f"{source}_{str(sched.day[d]).replace('-', '')}_redelivery_{quarters[qi - back]}",
-        "csv", "redelivery", old_columns, old_rows)
+        "csv",
+        "redelivery",
+        old_columns,
+        old_rows,
+    )
 
 
 def _operational_events(rng, cells: _Cells, pop: _Population, density: float) -> dict:
@@ -821,7 +882,10 @@ def _operational_events(rng, cells: _Cells, pop: _Population, density: float) ->
     cents[halves] = np.maximum(50, np.round(cents[halves] / 50) * 50).astype(np.int64)
     cents[rng.random(n) < 0.03] *= -1
     return {
-        "cust": cust, "t_s": t_s, "cents": cents, "currency": pop.currency[cust],
+        "cust": cust,
+        "t_s": t_s,
+        "cents": cents,
+        "currency": pop.currency[cust],
         "channel": rng.choice(len(CHANNELS), size=n, p=[0.5, 0.35, 0.15]),
         "device": rng.choice(len(DEVICES), size=n, p=[0.4, 0.4, 0.2]),
     }
@@ -831,7 +895,8 @@ def _log_events(rng, cells: _Cells, density: float) -> dict:
     cust, t_s = cells.events(rng, density)
     n = len(cust)
     return {
-        "cust": cust, "t_s": t_s,
+        "cust": cust,
+        "t_s": t_s,
         "type": rng.choice(len(LOG_EVENT_TYPES), size=n, p=[0.45, 0.45, 0.10]),
         "session": rng.integers(0, 10**9, n),
     }
@@ -853,12 +918,15 @@ def _external_scores(rng, pop: _Population, cal: _Calendar, sched: _Schedule) ->
     folder = np.concatenate([first_drop + r1, (first_drop + r2)[twice]])
     part = (rng.random(len(cust)) * sched.parts[folder]).astype(np.int64)
     score = np.clip(pop.partner_base[cust] + rng.normal(0, 40, len(cust)), 0, 1000)
-    return {"cust": cust, "folder": folder, "file": sched.first_file[folder] + part,
-            "tenths": np.round(score * 10).astype(np.int64)}
+    return {
+        "cust": cust,
+        "folder": folder,
+        "file": sched.first_file[folder] + part,
+        "tenths": np.round(score * 10).astype(np.int64),
+    }
 
 
-def _manifest(seed, quarters, customers, operational_rows, landing, schedules, dirt_by_quarter,
-              mid) -> dict:
+def _manifest(seed, quarters, customers, operational_rows, landing, schedules, dirt_by_quarter, mid) -> dict:
     files = sorted(landing.files, key=lambda f: f["path"])
     rows = {s: {q: 0 for q in quarters} for s in SOURCES}
     for f in files:
@@ -874,13 +942,12 @@ def _manifest(seed, quarters, customers, operational_rows, landing, schedules, d
         "rows_by_source_quarter": rows,
         "files": files,
         "arrival_dates": {
-            s: {q: [str(schedules[s].day[d]) for d in schedules[s].drops_of(qi)]
-                for qi, q in enumerate(quarters)} for s in SOURCES},
-        "extra_columns": {s: {"column": c, "from_quarter": quarters[mid]}
-                          for s, c in EXTRA_COLUMNS.items()},
+            s: {q: [str(schedules[s].day[d]) for d in schedules[s].drops_of(qi)] for qi, q in enumerate(quarters)}
+            for s in SOURCES
+        },
+        "extra_columns": {s: {"column": c, "from_quarter": quarters[mid]} for s, c in EXTRA_COLUMNS.items()},
         "expected_silver": _expected_silver(quarters, rows, dirt_by_quarter),
-        "dirt": {s: {k: sum(v.values()) for k, v in kinds.items()}
-                 for s, kinds in dirt_by_quarter.items()},
+        "dirt": {s: {k: sum(v.values()) for k, v in kinds.items()} for s, kinds in dirt_by_quarter.items()},
         "dirt_by_quarter": dirt_by_quarter,
         "dirt_rates": {**ROW_DIRT_RATES, "redelivery": REDELIVERY_RATE},
     }
@@ -896,23 +963,36 @@ def _expected_silver(quarters, rows, dirt_by_quarter) -> dict:
             quarantined = sum(kinds.get(k, {}).get(q, 0) for k in QUARANTINED_KINDS[source])
             duplicates = sum(kinds.get(k, {}).get(q, 0) for k in DUPLICATE_KINDS[source])
             bronze = rows[source][q]
-            out[source][q] = {"bronze": bronze, "silver": bronze - quarantined - duplicates,
-                              "quarantined": quarantined, "duplicates": duplicates}
+            out[source][q] = {
+                "bronze": bronze,
+                "silver": bronze - quarantined - duplicates,
+                "quarantined": quarantined,
+                "duplicates": duplicates,
+            }
     return out
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Write a deterministic, deliberately dirty sample landing zone.")
+        prog=prog, description="Write a deterministic, deliberately dirty sample landing zone."
+    )
     parser.add_argument("--landing", default="data/landing", help="landing root (default: %(default)s)")
-    parser.add_argument("--from", dest="first_quarter", default="2024-Q1",
-                        help="first quarter, 2024-Q1 or 2024-01-01 (default: %(default)s)")
-    parser.add_argument("--to", dest="last_quarter", default="2025-Q4",
-                        help="last quarter, included (default: %(default)s)")
+    parser.add_argument(
+        "--from",
+        dest="first_quarter",
+        default="2024-Q1",
+        help="first quarter, 2024-Q1 or 2024-01-01 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--to", dest="last_quarter", default="2025-Q4", help="last quarter, included (default: %(default)s)"
+    )
     parser.add_argument("--customers", type=int, default=2000, help="default: %(default)s")
-    parser.add_argument("--operational-rows", type=int, default=None,
-                        help="approximate total operational rows (default: ~12 per active "
-                             "customer per quarter)")
+    parser.add_argument(
+        "--operational-rows",
+        type=int,
+        default=None,
+        help="approximate total operational rows (default: ~12 per active customer per quarter)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="default: %(default)s")
     return parser
 
@@ -921,11 +1001,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     began = time.perf_counter()
     manifest = generate_landing(
-        args.landing, first_quarter=args.first_quarter, last_quarter=args.last_quarter,
-        customers=args.customers, operational_rows=args.operational_rows, seed=args.seed)
+        args.landing,
+        first_quarter=args.first_quarter,
+        last_quarter=args.last_quarter,
+        customers=args.customers,
+        operational_rows=args.operational_rows,
+        seed=args.seed,
+    )
     seconds = time.perf_counter() - began
-    print(f"landing zone {args.landing}: {manifest['first_quarter']}..{manifest['last_quarter']}, "
-          f"{manifest['customers']} customers, seed {manifest['seed']} ({seconds:.1f} s)")
+    print(
+        f"landing zone {args.landing}: {manifest['first_quarter']}..{manifest['last_quarter']}, "
+        f"{manifest['customers']} customers, seed {manifest['seed']} ({seconds:.1f} s)"
+    )
     for source in SOURCES:
         files = [f for f in manifest["files"] if f["source"] == source]
         print(f"  {source:<12} {len(files):>5} files {manifest['rows_by_source'][source]:>12,} rows")

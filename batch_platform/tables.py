@@ -12,6 +12,7 @@ import dagster as dg
 from batch_platform.schemas.base import Table
 from batch_platform.schemas.bronze import BRONZE_TABLES
 from batch_platform.schemas.gold import GOLD_TABLES
+from batch_platform.schemas.ml import ML_TABLES
 from batch_platform.schemas.silver import SILVER_TABLES
 
 TABLES: dict[dg.AssetKey, Table] = {
@@ -20,9 +21,10 @@ TABLES: dict[dg.AssetKey, Table] = {
         *BRONZE_TABLES.values(),
         *(table for silver in SILVER_TABLES.values() for table in silver.tables()),
         *GOLD_TABLES,
+        *ML_TABLES,
     )
 }
-"""In layer order: bronze, silver (each table, then its quarantine), gold."""
+"""In layer order: bronze, silver (each table, then its quarantine), gold, ml."""
 
 
 def table_for(key: dg.AssetKey) -> Table:

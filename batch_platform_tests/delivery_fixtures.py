@@ -20,7 +20,7 @@ DELIVERY_QUARTERS = ("2024-Q1", "2024-Q2", "2024-Q3")
 def delivery_lake(spark, tmp_path_factory):
     from batch_platform.resources import build_resources
     from batch_platform.sample_data import generate_landing
-    from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
+    from batch_platform_tests.platform import bronze_assets, gold_assets, ml_assets, silver_assets
 
     config = make_config(tmp_path_factory.mktemp("delivery"))
     generate_landing(config.landing_root, first_quarter=DELIVERY_QUARTERS[0], last_quarter=DELIVERY_QUARTERS[-1],
@@ -30,7 +30,7 @@ def delivery_lake(spark, tmp_path_factory):
         "dagster/asset_partition_range_end": to_key(DELIVERY_QUARTERS[-1]),
     }
     result = dg.materialize(
-        [*bronze_assets, *silver_assets, *gold_assets],
+        [*bronze_assets, *silver_assets, *gold_assets, *ml_assets],
         resources=build_resources(config),
         tags=tags,
     )

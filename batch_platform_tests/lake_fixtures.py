@@ -45,14 +45,11 @@ def unregister() -> None:
 def widget_rows(spark, quarter: str, n: int, version: float = 1.0, bad_values: int = 0) -> DataFrame:
     """`n` widgets seen in `quarter`; the first `bad_values` of them with a negative value."""
     start = quarter_start(quarter).replace(tzinfo=None)
-    return (
-        spark.range(n)
-        .select(
-            F.concat(F.lit(f"{to_label(quarter)}-"), F.col("id").cast("string")).alias("widget_id"),
-            F.when(F.col("id") < bad_values, F.lit(-1.0)).otherwise(F.col("id") * version).alias("value"),
-            (F.lit(start) + F.make_interval(hours=F.col("id").cast("int") % 1000)).alias("seen_at"),
-            F.lit(to_label(quarter)).alias("quarter"),
-        )
+    return spark.range(n).select(
+        F.concat(F.lit(f"{to_label(quarter)}-"), F.col("id").cast("string")).alias("widget_id"),
+        F.when(F.col("id") < bad_values, F.lit(-1.0)).otherwise(F.col("id") * version).alias("value"),
+        (F.lit(start) + F.make_interval(hours=F.col("id").cast("int") % 1000)).alias("seen_at"),
+        F.lit(to_label(quarter)).alias("quarter"),
     )
 
 

@@ -4,6 +4,7 @@ No config file is read."""
 
 from batch_platform.assets.bronze import build_bronze_assets
 from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.ml import build_ml_assets, build_ml_checks
 from batch_platform.assets.silver import build_silver_assets
 from batch_platform.checks import build_silver_checks
 from batch_platform.config import parse_config
@@ -15,3 +16,5 @@ bronze_operational, bronze_logs, bronze_external = bronze_assets
 silver_assets = build_silver_assets(DEFAULTS)
 gold_assets = build_gold_assets(DEFAULTS)
 silver_checks = build_silver_checks(DEFAULTS)
+ml_assets = build_ml_assets(DEFAULTS)
+ml_checks = build_ml_checks(DEFAULTS)

@@ -25,7 +25,10 @@ def _bronze(config, source: str, quarter: str) -> pd.DataFrame:
 
 
 def _run(assets, resources, first, last=None, **kwargs):
-    tags = {"dagster/asset_partition_range_start": to_key(first), "dagster/asset_partition_range_end": to_key(last or first)}
+    tags = {
+        "dagster/asset_partition_range_start": to_key(first),
+        "dagster/asset_partition_range_end": to_key(last or first),
+    }
     return dg.materialize(assets, resources=resources, tags=tags, **kwargs)
 
 
@@ -35,22 +38,56 @@ def landing(platform_config) -> Path:
 
 
 def test_every_file_case_of_the_landing_zone(landing, resources, platform_config):
-    _write(landing, "operational", "2024-01-15", "a.csv",
-           "customer_id,event_time,amount,currency,channel\nC1,2024-01-02,12.5, EUR ,Web\n  ,bad,abc,usd,app\n")
-    _write(landing, "operational", "2024-02-01", "shuffled.csv",
-           "Channel , amount,CUSTOMER_ID,event_time,currency\nstore,\"12,50\",C2,2024-01-03T10:00:00+02:00,gbp\n")
-    _write(landing, "operational", "2024-02-01", "extra.csv",
-           "customer_id,event_time,amount,currency,channel,device\nC3,2024-02-01 10:00:00,1e3,eur,web,ios\n")
+    _write(
+        landing,
+        "operational",
+        "2024-01-15",
+        "a.csv",
+        "customer_id,event_time,amount,currency,channel\nC1,2024-01-02,12.5, EUR ,Web\n  ,bad,abc,usd,app\n",
+    )
+    _write(
+        landing,
+        "operational",
+        "2024-02-01",
+        "shuffled.csv",
+        'Channel , amount,CUSTOMER_ID,event_time,currency\nstore,"12,50",C2,2024-01-03T10:00:00+02:00,gbp\n',
+    )
+    _write(
+        landing,
+        "operational",
+        "2024-02-01",
+        "extra.csv",
+        "customer_id,event_time,amount,currency,channel,device\nC3,2024-02-01 10:00:00,1e3,eur,web,ios\n",
+    )
     _write(landing, "operational", "2024-03-01", "zero.csv", b"")
     _write(landing, "operational", "2024-03-01", "header_only.csv", "customer_id,event_time,amount,currency,channel\n")
-    _write(landing, "operational", "2024-03-01", "lines.json",
-           '{"customer_id": "C4", "event_time": "2024-03-01Z", "amount": 7, "channel": "app"}\n')
-    pq.write_table(pa.table({"amount": ["3.5"], "customer_id": ["C5"], "event_time": ["2024-03-02"]}),
-                   _write(landing, "operational", "2024-03-02", "drop.parquet", b""))
+    _write(
+        landing,
+        "operational",
+        "2024-03-01",
+        "lines.json",
+        '{"customer_id": "C4", "event_time": "2024-03-01Z", "amount": 7, "channel": "app"}\n',
+    )
+    pq.write_table(
+        pa.table({"amount": ["3.5"], "customer_id": ["C5"], "event_time": ["2024-03-02"]}),
+        _write(landing, "operational", "2024-03-02", "drop.parquet", b""),
+    )
     _write(landing, "operational", "2024-03-02", "_manifest.csv", "customer_id\nHIDDEN\n")
     _write(landing, "operational", "2024-03-02", "notes.txt", "not data")
-    _write(landing, "operational", "2024-04-01", "next_quarter.csv", "customer_id,event_time,amount,currency,channel\nC9,2024-04-01,1,eur,web\n")
-    _write(landing, "operational", "2023-12-31", "before.csv", "customer_id,event_time,amount,currency,channel\nC0,2023-12-31,1,eur,web\n")
+    _write(
+        landing,
+        "operational",
+        "2024-04-01",
+        "next_quarter.csv",
+        "customer_id,event_time,amount,currency,channel\nC9,2024-04-01,1,eur,web\n",
+    )
+    _write(
+        landing,
+        "operational",
+        "2023-12-31",
+        "before.csv",
+        "customer_id,event_time,amount,currency,channel\nC0,2023-12-31,1,eur,web\n",
+    )
 
     result = _run([bronze_operational], resources, "2024-Q1")
     assert result.success
@@ -66,7 +103,11 @@ def test_every_file_case_of_the_landing_zone(landing, resources, platform_config
     assert by_id.loc["C3", "device"] == "ios" and pd.isna(by_id.loc["C1", "device"])
     assert by_id.loc["C4", "amount"] == "7" and pd.isna(by_id.loc["C4", "currency"])
     assert by_id.loc["C5", "amount"] == "3.5" and pd.isna(by_id.loc["C5", "channel"])
-    assert (frame.drop(columns=["_ingest_date", "_ingested_at"]).map(lambda v: v is None or isinstance(v, str))).all().all()
+    assert (
+        (frame.drop(columns=["_ingest_date", "_ingested_at"]).map(lambda v: v is None or isinstance(v, str)))
+        .all()
+        .all()
+    )
     assert by_id.loc["C2", "_source_file"].endswith("/operational/2024-02-01/shuffled.csv")
     assert str(by_id.loc["C5", "_ingest_date"]) == "2024-03-02"
     assert set(frame["_batch_id"]) == {"2024-Q1"}
@@ -124,18 +165,26 @@ def test_bronze_matches_the_generated_landing_zone_exactly(resources, platform_c
     from batch_platform.sample_data import generate_landing
 
     quarters = quarter_range("2024-Q1", "2024-Q4")
-    manifest = generate_landing(platform_config.landing_root, first_quarter=quarters[0], last_quarter=quarters[-1],
-                                customers=120, seed=11)
+    manifest = generate_landing(
+        platform_config.landing_root, first_quarter=quarters[0], last_quarter=quarters[-1], customers=120, seed=11
+    )
     result = _run(bronze_assets, resources, quarters[0], quarters[-1])
     assert result.success
 
     for source, counts in manifest["rows_by_source_quarter"].items():
         for quarter in quarters:
             assert len(_bronze(platform_config, source, quarter)) == counts.get(quarter, 0), (source, quarter)
-    events = {(tuple(e.materialization.asset_key.path), e.materialization.partition): e.materialization.metadata
-              for e in result.get_asset_materialization_events()}
-    assert events[(("bronze", "logs"), "2024-04-01")]["dagster/row_count"].value == manifest["rows_by_source_quarter"]["logs"]["2024-Q2"]
-    files = [f for f in manifest["files"] if f["source"] == "operational" and f["path"].split("/")[1].startswith("2024-0")]
+    events = {
+        (tuple(e.materialization.asset_key.path), e.materialization.partition): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert (
+        events[(("bronze", "logs"), "2024-04-01")]["dagster/row_count"].value
+        == manifest["rows_by_source_quarter"]["logs"]["2024-Q2"]
+    )
+    files = [
+        f for f in manifest["files"] if f["source"] == "operational" and f["path"].split("/")[1].startswith("2024-0")
+    ]
     kinds = {f["format"] for f in files}
     assert {"csv", "json", "parquet"} <= kinds
     assert json.loads(json.dumps(manifest))  # manifest is plain JSON

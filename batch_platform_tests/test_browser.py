@@ -34,8 +34,14 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # resolve no name but loopback: the browser cannot reach anything else
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
@@ -83,8 +89,13 @@ def browser(chromium_available, tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium_profile")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport=VIEWPORT, timezone_id="UTC", locale="en-US",
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport=VIEWPORT,
+            timezone_id="UTC",
+            locale="en-US",
         )
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         try:
@@ -185,10 +196,17 @@ def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_
     _save(page, screenshots, "asset-graph.png")
 
     # lineage of gold/training_set, all the way up: the whole bronze → silver → gold chain
-    _open(page, f"{ui.url}/assets/gold/training_set?view=lineage&lineageScope=upstream&lineageDepth=4",
-          "training_set")
-    upstream = {"customer_features", "churn_labels", "operational_events", "interaction_logs", "partner_scores",
-                "operational", "logs", "external"}
+    _open(page, f"{ui.url}/assets/gold/training_set?view=lineage&lineageScope=upstream&lineageDepth=4", "training_set")
+    upstream = {
+        "customer_features",
+        "churn_labels",
+        "operational_events",
+        "interaction_logs",
+        "partner_scores",
+        "operational",
+        "logs",
+        "external",
+    }
     for name in upstream:
         page.get_by_text(name, exact=True).first.wait_for()
     # quarantines are side outputs, not inputs of gold: not in its lineage
@@ -200,9 +218,9 @@ def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materi
     ui, page = ui_materialized.ui, tab.page
     folder = ui.lake.resolve() / "gold" / "training_set" / f"quarter={Q2}"
     training = pd.read_parquet(folder)
-    description = ui.graphql(
-        'query { assetNodes(assetKeys: [{path: ["gold", "training_set"]}]) { description } }'
-    )["assetNodes"][0]["description"]
+    description = ui.graphql('query { assetNodes(assetKeys: [{path: ["gold", "training_set"]}]) { description } }')[
+        "assetNodes"
+    ][0]["description"]
 
     _open(page, f"{ui.url}/assets/gold/training_set", "Row count")
     # Status: the latest materialization's partition key and row count, as in the lake
@@ -222,8 +240,9 @@ def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materi
 
     # Metadata of the latest materialization: the Parquet path of 2024-Q2, as the run recorded it
     path = next(
-        e["path"] for e in ui.materializations(["gold", "training_set"], Q2_KEY, ui_materialized.launch_id)[0][
-            "metadataEntries"] if e["label"] == "path"
+        e["path"]
+        for e in ui.materializations(["gold", "training_set"], Q2_KEY, ui_materialized.launch_id)[0]["metadataEntries"]
+        if e["label"] == "path"
     )
     assert path.removeprefix("file:").rstrip("/") == str(folder)
     page.get_by_text(path, exact=True).first.wait_for()

@@ -139,7 +139,10 @@ def test_every_check_passes_per_partition_on_a_clean_run(lake):
     assert {e.partition for e in evaluations.values()} == {KEY}
     for table, (bronze, silver, quarantined, duplicates) in FIGURES.items():
         figures = evaluations[(table, "reconciliation")].metadata
-        assert {name: figures[name].value for name in ("bronze_rows", "silver_rows", "quarantined_rows", "duplicates_removed")} == {
+        assert {
+            name: figures[name].value
+            for name in ("bronze_rows", "silver_rows", "quarantined_rows", "duplicates_removed")
+        } == {
             "bronze_rows": bronze,
             "silver_rows": silver,
             "quarantined_rows": quarantined,
@@ -158,7 +161,9 @@ def test_checks_are_partitioned_and_blocking_one_step_per_table(lake):
             assert spec.blocking, spec.key
     _, _, result = lake
     check_steps = {
-        e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START and e.step_key.endswith("_checks")
+        e.step_key
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.STEP_START and e.step_key.endswith("_checks")
     }
     assert check_steps == {f"silver__{table}_checks" for table in SILVER_TABLES}
 
@@ -177,13 +182,15 @@ def test_checks_are_partitioned_and_blocking_one_step_per_table(lake):
 def test_quarantine_rate_thresholds_come_from_the_config_and_only_error_blocks(lake, thresholds, expected):
     root, instance, _ = lake
     warn, fail = thresholds
-    selection = dg.AssetSelection.checks(*[_check_key(t, "quarantine_rate") for t in SILVER_TABLES]) | dg.AssetSelection.assets(
-        *[d.key for d in DOWNSTREAM.values()]
-    )
+    selection = dg.AssetSelection.checks(
+        *[_check_key(t, "quarantine_rate") for t in SILVER_TABLES]
+    ) | dg.AssetSelection.assets(*[d.key for d in DOWNSTREAM.values()])
     result = _rerun(root, instance, {"quarantine_rate_warn": warn, "quarantine_rate_fail": fail}, selection)
     evaluations = _evaluations(result)
     outcome = {
-        table: None if evaluations[(table, "quarantine_rate")].passed else evaluations[(table, "quarantine_rate")].severity.value
+        table: None
+        if evaluations[(table, "quarantine_rate")].passed
+        else evaluations[(table, "quarantine_rate")].severity.value
         for table in SILVER_TABLES
     }
     assert outcome == expected
@@ -239,8 +246,7 @@ def test_reconciliation_fails_when_a_row_goes_missing_and_blocks_downstream(lake
     assert "test__after_operational_events" not in started
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(
-        "Dependencies for step test__after_operational_events failed: ['silver__operational_events_checks']"
-        in message
+        "Dependencies for step test__after_operational_events failed: ['silver__operational_events_checks']" in message
         for message in messages
     )
 
@@ -260,7 +266,10 @@ def test_key_checks_find_null_and_duplicate_keys(lake, tmp_path):
     result = _rerun(tmp_path, instance, PASSING, _checks_and_downstream("operational_events"))
 
     evaluations = _evaluations(result)
-    nulls, duplicates = evaluations[("operational_events", "no_null_keys")], evaluations[("operational_events", "no_duplicate_keys")]
+    nulls, duplicates = (
+        evaluations[("operational_events", "no_null_keys")],
+        evaluations[("operational_events", "no_duplicate_keys")],
+    )
     assert not nulls.passed and nulls.metadata["rows_with_null_key"].value == 1
     assert not duplicates.passed and duplicates.metadata["duplicate_rows"].value == 1
     assert not evaluations[("operational_events", "reconciliation")].passed

@@ -29,12 +29,27 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_dagster_asset_materialize_writes_one_quarter(tmp_path):
-    manifest = generate_landing(tmp_path / "landing", first_quarter="2024-Q1", last_quarter="2024-Q2", customers=40, seed=3)
+    manifest = generate_landing(
+        tmp_path / "landing", first_quarter="2024-Q1", last_quarter="2024-Q2", customers=40, seed=3
+    )
     dagster = str(Path(sys.executable).parent / "dagster")
     out = subprocess.run(
-        [dagster, "asset", "materialize", "-m", "batch_platform.definitions",
-         "--select", "bronze/operational", "--partition", "2024-04-01"],
-        cwd=ROOT, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+        [
+            dagster,
+            "asset",
+            "materialize",
+            "-m",
+            "batch_platform.definitions",
+            "--select",
+            "bronze/operational",
+            "--partition",
+            "2024-04-01",
+        ],
+        cwd=ROOT,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     written = pd.read_parquet(tmp_path / "lake" / "bronze" / "operational" / "quarter=2024-Q2")

@@ -17,7 +17,9 @@ def test_the_shipped_config_loads_with_the_spec_defaults():
 
 def test_the_environment_variable_selects_the_file(tmp_path, monkeypatch):
     path = tmp_path / "other.yaml"
-    path.write_text("batch:\n  first_quarter: 2023-10-01\n  lookback_quarters: 2\nstorage:\n  lake_root: s3a://bucket/lake\n")
+    path.write_text(
+        "batch:\n  first_quarter: 2023-10-01\n  lookback_quarters: 2\nstorage:\n  lake_root: s3a://bucket/lake\n"
+    )
     monkeypatch.setenv("BATCH_PLATFORM_CONFIG", str(path))
     config = load_config()
     assert config.batch.first_quarter == "2023-Q4"
@@ -57,11 +59,20 @@ def test_secrets_come_from_the_environment_and_are_never_shown(monkeypatch):
 
 
 def test_spark_settings_pin_utc_and_readable_parquet():
-    conf = parse_config({"spark": {"master": "spark://host:7077", "shuffle_partitions": 16, "conf": {
-        "spark.executor.memory": "4g", "spark.driver.extraJavaOptions": "-Xss4m"}}}).spark_conf()
+    conf = parse_config(
+        {
+            "spark": {
+                "master": "spark://host:7077",
+                "shuffle_partitions": 16,
+                "conf": {"spark.executor.memory": "4g", "spark.driver.extraJavaOptions": "-Xss4m"},
+            }
+        }
+    ).spark_conf()
     assert conf["spark.driver.extraJavaOptions"] == "-Xss4m -Duser.timezone=UTC"
     assert conf["spark.executor.extraJavaOptions"] == "-Duser.timezone=UTC"
-    tokyo = parse_config({"spark": {"conf": {"spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Tokyo"}}}).spark_conf()
+    tokyo = parse_config(
+        {"spark": {"conf": {"spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Tokyo"}}}
+    ).spark_conf()
     assert tokyo["spark.driver.extraJavaOptions"] == "-Duser.timezone=Asia/Tokyo"
     assert conf["spark.master"] == "spark://host:7077"
     assert conf["spark.sql.session.timeZone"] == "UTC"
@@ -96,7 +107,10 @@ def _module_imports() -> dict[str, set[str]]:
         found = set()
         for node in ast.parse(path.read_text()).body:  # module level only: imports inside functions are lazy
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("batch_platform"):
-                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+                found |= {
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names
+                }
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name.startswith("batch_platform")}
         graph[name] = {m for m in found if m in modules and m != name}

@@ -19,11 +19,15 @@ defs = build_definitions(DEFAULTS)
 EXPECTED = {
     "bronze": {"bronze/operational", "bronze/logs", "bronze/external"},
     "silver": {
-        "silver/operational_events", "silver/operational_events_quarantine",
-        "silver/interaction_logs", "silver/interaction_logs_quarantine",
-        "silver/partner_scores", "silver/partner_scores_quarantine",
+        "silver/operational_events",
+        "silver/operational_events_quarantine",
+        "silver/interaction_logs",
+        "silver/interaction_logs_quarantine",
+        "silver/partner_scores",
+        "silver/partner_scores_quarantine",
     },
     "gold": {"gold/customer_features", "gold/churn_labels", "gold/training_set"},
+    "ml": {"ml/churn_model", "ml/churn_scores"},
 }
 UPSTREAM = {
     "silver/operational_events": {"bronze/operational"},
@@ -32,6 +36,13 @@ UPSTREAM = {
     "gold/customer_features": {"silver/operational_events", "silver/interaction_logs", "silver/partner_scores"},
     "gold/churn_labels": {"silver/operational_events", "gold/customer_features"},
     "gold/training_set": {"gold/customer_features", "gold/churn_labels"},
+    "ml/churn_model": {"gold/training_set"},
+    "ml/churn_scores": {
+        "ml/churn_model",
+        "silver/operational_events",
+        "silver/interaction_logs",
+        "silver/partner_scores",
+    },
 }
 
 
@@ -87,6 +98,20 @@ def test_features_read_the_lookback_and_labels_read_their_own_quarter(graph):
     del keys
 
 
+def test_scores_read_silver_q_minus_l_plus_one_to_q_and_the_check_depends_on_labels(graph):
+    """ml/churn_scores Q scores at C' = start of Q+1: silver Q-3 … Q with L = 4 (SPEC.md, "ML")."""
+    events = dg.AssetKey(["silver", "operational_events"])
+    mapping = graph.get_partition_mapping(dg.AssetKey(["ml", "churn_scores"]), events)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        quarterly.subset_with_partition_keys(["2025-07-01"]), quarterly, quarterly
+    ).partitions_subset.get_partition_keys()
+    assert sorted(upstream) == ["2024-10-01", "2025-01-01", "2025-04-01", "2025-07-01"]
+    check_key = dg.AssetCheckKey(dg.AssetKey(["ml", "churn_scores"]), "out_of_time_performance")
+    check = graph.get(check_key)
+    assert check.partitions_def == quarterly
+    assert {_name(key) for key in check.parent_entity_keys} >= {"gold/churn_labels", "gold/customer_features"}
+
+
 def test_jobs_run_in_process():
     job = defs.resolve_job_def(ALL_ASSETS_JOB)
     assert job.executor_def.name == dg.in_process_executor.name
@@ -113,7 +138,11 @@ def test_the_code_location_loads_cleanly_in_dagster(tmp_path):
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     out = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, env={**_env(), "DAGSTER_HOME": str(tmp_path)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**_env(), "DAGSTER_HOME": str(tmp_path)},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Validation successful" in out.stdout + out.stderr

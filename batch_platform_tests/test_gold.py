@@ -77,8 +77,14 @@ def random_silver(quarters: list[str], customers: int = 60, seed: int = 5) -> di
             if rng.random() < 0.3:
                 continue
             for _ in range(rng.randint(1, 6)):
-                row = (cid, start + timedelta(seconds=rng.randrange(span)), round(rng.uniform(-5, 120), 2), "eur",
-                       rng.choice(["web", "app", "store", None]), q)
+                row = (
+                    cid,
+                    start + timedelta(seconds=rng.randrange(span)),
+                    round(rng.uniform(-5, 120), 2),
+                    "eur",
+                    rng.choice(["web", "app", "store", None]),
+                    q,
+                )
                 events.append(row)
                 if nxt and rng.random() < 0.1:
                     events.append(row[:5] + (nxt,))
@@ -249,7 +255,10 @@ def test_churn_labels_use_only_the_label_window_in_silver_partition_q(spark):
         ],
         EVENTS_DDL,
     )
-    for window, expected in ((30, {"a": 0, "b": 1, "e": 0, "f": 1, "g": 1}), (90, {"a": 0, "b": 1, "e": 0, "f": 0, "g": 1})):
+    for window, expected in (
+        (30, {"a": 0, "b": 1, "e": 0, "f": 1, "g": 1}),
+        (90, {"a": 0, "b": 1, "e": 0, "f": 0, "g": 1}),
+    ):
         labels = compute_churn_labels(features, events, window).cache()
         assert labels.columns == ["customer_id", "label", "label_window_start", "label_window_end", "quarter"]
         rows = {r["customer_id"]: r for r in labels.collect()}
@@ -296,7 +305,9 @@ def test_one_call_over_many_quarters_equals_one_call_per_quarter(spark):
     # (L = 4, the default, is compared at the Dagster level in test_jobs.py.)
     quarters = quarter_range("2024-Q1", "2025-Q1")
     rows = random_silver(quarters, customers=50, seed=11)
-    events, logs, scores = silver_frames(spark, rows["operational_events"], rows["interaction_logs"], rows["partner_scores"])
+    events, logs, scores = silver_frames(
+        spark, rows["operational_events"], rows["interaction_logs"], rows["partner_scores"]
+    )
     for lookback in (2,):
         together = compute_customer_features(events, logs, scores, quarters, lookback).cache()
         labels = compute_churn_labels(together, events, 90)
@@ -323,7 +334,9 @@ def _failed_checks(model, frame) -> str:
 def test_gold_schemas_reject_rows_that_break_a_rule(spark):
     quarters = quarter_range("2024-Q1", "2024-Q3")
     rows = random_silver(quarters, customers=12, seed=2)
-    events, logs, scores = silver_frames(spark, rows["operational_events"], rows["interaction_logs"], rows["partner_scores"])
+    events, logs, scores = silver_frames(
+        spark, rows["operational_events"], rows["interaction_logs"], rows["partner_scores"]
+    )
     features = compute_customer_features(events, logs, scores, ["2024-Q3"], 4).cache()
     labels = compute_churn_labels(features, events, 90).cache()
     training = compute_training_set(features, labels, 0.2).cache()
@@ -340,17 +353,27 @@ def test_gold_schemas_reject_rows_that_break_a_rule(spark):
             broken(
                 broken(
                     broken(features, "last_activity_ts", F.col("feature_cutoff"), ids[1]),
-                    "feature_cutoff", F.col("feature_cutoff") + F.expr("INTERVAL 1 DAY"), ids[2],
+                    "feature_cutoff",
+                    F.col("feature_cutoff") + F.expr("INTERVAL 1 DAY"),
+                    ids[2],
                 ),
-                "log_event_count", F.lit(-1).cast("long"), ids[3],
+                "log_event_count",
+                F.lit(-1).cast("long"),
+                ids[3],
             ).unionByName(features.filter(F.col("customer_id") == ids[0])),
-            ["unique (quarter, customer_id)", "gold_last_activity_before_cutoff", "gold_feature_cutoff_is_quarter_start",
-             "column 'log_event_count', check greater_than_or_equal_to(0)"],
+            [
+                "unique (quarter, customer_id)",
+                "gold_last_activity_before_cutoff",
+                "gold_feature_cutoff_is_quarter_start",
+                "column 'log_event_count', check greater_than_or_equal_to(0)",
+            ],
         ),
         ChurnLabels: (
             broken(
                 broken(labels, "label", F.lit(2), ids[0]),
-                "label_window_start", F.col("label_window_start") - F.expr("INTERVAL 1 HOUR"), ids[1],
+                "label_window_start",
+                F.col("label_window_start") - F.expr("INTERVAL 1 HOUR"),
+                ids[1],
             ),
             ["column 'label', check isin([0, 1])", "gold_label_window_start_is_quarter_start"],
         ),
@@ -372,7 +395,10 @@ def test_gold_schemas_describe_every_column_and_rule():
     assert all(column.description for column in columns.values())
     assert TrainingSet.to_schema().unique == ["quarter", "customer_id"]
     assert set(TrainingSet.to_schema().columns) == set(CustomerFeatures.to_schema().columns) | {
-        "label", "label_window_start", "label_window_end", "split"
+        "label",
+        "label_window_start",
+        "label_window_end",
+        "split",
     }
 
 
@@ -395,7 +421,10 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         ).partitions_subset.get_partition_keys()
         assert list(first) == []
     assert set(labels.dependency_keys) == {dg.AssetKey(["silver", "operational_events"]), features.key}
-    assert isinstance(labels.get_partition_mapping(dg.AssetKey(["silver", "operational_events"])), (type(None), dg.IdentityPartitionMapping))
+    assert isinstance(
+        labels.get_partition_mapping(dg.AssetKey(["silver", "operational_events"])),
+        (type(None), dg.IdentityPartitionMapping),
+    )
     assert set(training.dependency_keys) == {features.key, labels.key}
     for asset, model in zip(gold_assets, (CustomerFeatures, ChurnLabels, TrainingSet), strict=True):
         (spec,) = asset.specs
@@ -440,7 +469,11 @@ def test_every_gold_materialisation_records_the_lineage_its_asset_definition_sho
 def test_the_first_quarter_gives_empty_but_valid_gold_tables(gold_lake):
     assert gold_lake["first"].success
     lake = gold_lake["config"].lake_root
-    for table, model in (("customer_features", CustomerFeatures), ("churn_labels", ChurnLabels), ("training_set", TrainingSet)):
+    for table, model in (
+        ("customer_features", CustomerFeatures),
+        ("churn_labels", ChurnLabels),
+        ("training_set", TrainingSet),
+    ):
         part = Path(lake) / "gold" / table / "quarter=2024-Q1"
         data = pq.read_table(part)
         assert data.num_rows == 0
@@ -458,14 +491,17 @@ def test_a_missing_lookback_quarter_reads_as_empty_and_is_reported(spark, gold_l
     assert meta["lookback_quarters_read"] == ["2024-Q1", "2024-Q2", "2024-Q3"]
     assert meta["lookback_quarters_empty"] == ["2024-Q2"]
     warnings = [
-        entry.user_message for entry in gold_lake["instance"].all_logs(result.run_id)
+        entry.user_message
+        for entry in gold_lake["instance"].all_logs(result.run_id)
         if entry.level == logging.WARNING and entry.step_key == "gold__customer_features"
     ]
     assert any("silver operational_events 2024-Q2 is empty or was never materialised" in m for m in warnings), warnings
     # The lake holds exactly what the functions compute from the partitions that exist.
     rows = gold_lake["rows"]
     keep = lambda table: [r for r in rows[table] if r[-1] in WRITTEN]  # noqa: E731
-    events, logs, scores = silver_frames(spark, keep("operational_events"), keep("interaction_logs"), keep("partner_scores"))
+    events, logs, scores = silver_frames(
+        spark, keep("operational_events"), keep("interaction_logs"), keep("partner_scores")
+    )
     expected = compute_customer_features(events, logs, scores, ["2024-Q4"], 4).toPandas().drop(columns="quarter")
     expected = expected.sort_values("customer_id").reset_index(drop=True)
     got = lake_table(gold_lake["config"].lake_root, "gold/customer_features", "2024-Q4")
@@ -530,7 +566,9 @@ def test_load_training_set_reads_a_quarter_by_label_or_key(gold_lake, monkeypatc
     by_key = batch_platform.load_training_set("2024-10-01", config=config)
     for frame in (by_label, by_key):
         assert (frame["quarter"] == "2024-Q4").all()
-        pd.testing.assert_frame_equal(frame.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True), expected)
+        pd.testing.assert_frame_equal(
+            frame.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True), expected
+        )
     assert str(by_label["feature_cutoff"].dtype) == "datetime64[us, UTC]"
 
     with pytest.raises(PartitionNotMaterialised) as missing:
@@ -557,7 +595,12 @@ def test_import_batch_platform_stays_light():
 def test_a_graph_built_for_another_lookback_refuses_to_run(gold_lake):
     """L shapes the partition mapping at load time; a run whose config says otherwise must not
     silently compute with the wrong window."""
-    result = materialize_gold(gold_lake["config"], "2024-Q4", assets=build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}})), raise_on_error=False)
+    result = materialize_gold(
+        gold_lake["config"],
+        "2024-Q4",
+        assets=build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}})),
+        raise_on_error=False,
+    )
     assert not result.success
     (failure,) = result.get_step_failure_events()
     assert failure.step_key == "gold__customer_features"
@@ -587,7 +630,8 @@ def test_a_run_with_another_window_and_eval_share_writes_them_into_the_lake(spar
 
     def churned(days: int) -> dict[str, int]:
         active = {
-            cid for cid, when, *_, q in rows["operational_events"]
+            cid
+            for cid, when, *_, q in rows["operational_events"]
             if q == target and cutoff <= when < cutoff + timedelta(days=days)
         }
         return {cid: int(cid not in active) for cid in labels["customer_id"]}

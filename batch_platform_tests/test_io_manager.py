@@ -26,7 +26,10 @@ def _widgets_table():
 
 
 def _materialize(assets, resources, first, last=None, **kwargs):
-    tags = {"dagster/asset_partition_range_start": to_key(first), "dagster/asset_partition_range_end": to_key(last or first)}
+    tags = {
+        "dagster/asset_partition_range_start": to_key(first),
+        "dagster/asset_partition_range_end": to_key(last or first),
+    }
     return dg.materialize(assets, resources=resources, tags=tags, **kwargs)
 
 
@@ -50,12 +53,17 @@ def test_round_trip_writes_hive_folders_readable_by_pandas_and_pyarrow(resources
         files = list(_partition(platform_config, quarter).glob("*.parquet"))
         assert len(files) == 1, files
         assert pq.read_schema(files[0]).field("seen_at").type.unit == "us"
-    assert sorted(p.name for p in (Path(platform_config.lake_root) / TABLE).iterdir()) == ["quarter=2024-Q1", "quarter=2024-Q2"]
+    assert sorted(p.name for p in (Path(platform_config.lake_root) / TABLE).iterdir()) == [
+        "quarter=2024-Q1",
+        "quarter=2024-Q2",
+    ]
 
 
 def test_materialisation_metadata_per_partition(resources, platform_config):
     result = _materialize([widgets_asset(rows_per_quarter=12)], resources, "2024-Q1", "2024-Q3")
-    events = {e.materialization.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    events = {
+        e.materialization.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
     assert sorted(events) == ["2024-01-01", "2024-04-01", "2024-07-01"]
     for key, metadata in events.items():
         quarter = {"2024-01-01": "2024-Q1", "2024-04-01": "2024-Q2", "2024-07-01": "2024-Q3"}[key]
@@ -74,7 +82,9 @@ def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing
     assert _materialize([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1").success
     before = _read(platform_config, "2024-Q1")
 
-    result = _materialize([widgets_asset(rows_per_quarter=6, version=2.0, bad_values=3)], resources, "2024-Q1", raise_on_error=False)
+    result = _materialize(
+        [widgets_asset(rows_per_quarter=6, version=2.0, bad_values=3)], resources, "2024-Q1", raise_on_error=False
+    )
 
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
@@ -122,9 +132,17 @@ def test_row_rules_nulls_and_uniqueness_are_counted_with_their_failing_rows(spar
     from batch_platform_tests.lake_fixtures import Widgets, widget_rows
 
     frame = widget_rows(spark, "2024-Q1", 5)
-    frame = frame.unionByName(frame.limit(2)).withColumn(
-        "seen_at", F.when(F.col("widget_id") == "2024-Q1-4", F.lit("2024-04-01 00:00:00").cast("timestamp")).otherwise(F.col("seen_at"))
-    ).withColumn("widget_id", F.when(F.col("value") == 3.0, F.lit(None)).otherwise(F.col("widget_id"))).cache()
+    frame = (
+        frame.unionByName(frame.limit(2))
+        .withColumn(
+            "seen_at",
+            F.when(F.col("widget_id") == "2024-Q1-4", F.lit("2024-04-01 00:00:00").cast("timestamp")).otherwise(
+                F.col("seen_at")
+            ),
+        )
+        .withColumn("widget_id", F.when(F.col("value") == 3.0, F.lit(None)).otherwise(F.col("widget_id")))
+        .cache()
+    )
     violations, total = validate_frame(frame, Widgets)
     found = {(v.column, v.check): v.failing_rows for v in violations}
     assert total == 7
@@ -158,7 +176,10 @@ def test_row_checks_are_counted_per_quarter_in_the_pass_that_counts_the_rows(spa
     assert found[("quarter", "not_nullable")] == (1, ((None, 1),))
     assert found[("quarter", f"str_matches('{QUARTER_PATTERN}')")] == (2, (("2024-Q7", 2),))
     report = failure_report("test/widgets", violations, sum(rows.values()))
-    assert "column 'value', check greater_than_or_equal_to(0): 5 of 12 rows fail (2024-Q1: 1, 2024-Q2: 3, None: 1)" in report
+    assert (
+        "column 'value', check greater_than_or_equal_to(0): 5 of 12 rows fail (2024-Q1: 1, 2024-Q2: 3, None: 1)"
+        in report
+    )
 
 
 def test_structural_errors_are_reported_by_pandera(spark):
@@ -206,19 +227,29 @@ def test_loading_a_range_and_missing_quarters(resources, platform_config):
     assert _materialize([widgets_asset(rows_per_quarter=4)], resources, "2024-Q2").success
     widgets = widgets_asset()
 
-    strict = dg.materialize([widgets, widget_reader()], selection=["test/reader"], resources=all_resources,
-                            partition_key=to_key("2024-Q4"), raise_on_error=False)
+    strict = dg.materialize(
+        [widgets, widget_reader()],
+        selection=["test/reader"],
+        resources=all_resources,
+        partition_key=to_key("2024-Q4"),
+        raise_on_error=False,
+    )
     assert not strict.success
     message = strict.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert "test/widgets: quarter(s) 2024-Q3 have never been materialised" in message
 
-    lenient = dg.materialize([widgets, widget_reader(allow_missing=True)], selection=["test/reader"],
-                             resources=all_resources, partition_key=to_key("2024-Q4"))
+    lenient = dg.materialize(
+        [widgets, widget_reader(allow_missing=True)],
+        selection=["test/reader"],
+        resources=all_resources,
+        partition_key=to_key("2024-Q4"),
+    )
     assert lenient.output_for_node("test__reader") == {"2024-Q2": 4}
 
     assert _materialize([widgets_asset(rows_per_quarter=6)], resources, "2024-Q3").success
-    both = dg.materialize([widgets, widget_reader()], selection=["test/reader"], resources=all_resources,
-                          partition_key=to_key("2024-Q4"))
+    both = dg.materialize(
+        [widgets, widget_reader()], selection=["test/reader"], resources=all_resources, partition_key=to_key("2024-Q4")
+    )
     assert both.output_for_node("test__reader") == {"2024-Q2": 4, "2024-Q3": 6}
 
 
@@ -285,8 +316,12 @@ def test_counted_checks_agree_with_pandera_on_every_row(spark):
         count: T.LongType() = pa.Field(nullable=True, ge=1, lt=100)
 
     rows = [
-        ("12-A", 5.0, "a", 1), ("x12-A", 0.0, "b", 0), ("12-AXYZ", 10.0, "c", 100), (None, None, None, None),
-        ("99-Z", 10.5, "a", 99), ("1-A", 0.001, "", -5),
+        ("12-A", 5.0, "a", 1),
+        ("x12-A", 0.0, "b", 0),
+        ("12-AXYZ", 10.0, "c", 100),
+        (None, None, None, None),
+        ("99-Z", 10.5, "a", 99),
+        ("1-A", 0.001, "", -5),
     ]
     frame = spark.createDataFrame(rows, "code string, size double, kind string, count long").cache()
     schema = Probe.to_schema()
@@ -295,7 +330,9 @@ def test_counted_checks_agree_with_pandera_on_every_row(spark):
         if check.check == "not_nullable":
             continue
         (column_check,) = [c for c in schema.columns[check.column].checks if (c.error or c.name) == check.check]
-        alone = pa.DataFrameSchema({check.column: pa.Column(schema.columns[check.column].dtype, checks=[column_check], nullable=True)})
+        alone = pa.DataFrameSchema(
+            {check.column: pa.Column(schema.columns[check.column].dtype, checks=[column_check], nullable=True)}
+        )
         failing = frame.filter(check.fails).collect()
         passing = frame.filter(~check.fails)
         assert passing.count() + len(failing) == len(rows), check.check

@@ -5,13 +5,14 @@ import pytest
 
 from batch_platform.schemas.bronze import SOURCE_COLUMNS
 from batch_platform.tables import TABLES
-from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
+from batch_platform_tests.platform import bronze_assets, gold_assets, ml_assets, silver_assets
 
 TABLE_SCHEMAS = {table.name: table.model for table in TABLES.values()}
 
 
 def lineage_for(table: str) -> dg.TableColumnLineage | None:
     return TABLES[dg.AssetKey(table.split("/"))].column_lineage()
+
 
 FROM_PARTITION = {"quarter", "feature_cutoff", "label_window_start", "label_window_end"}
 
@@ -55,7 +56,9 @@ def test_a_training_set_column_traces_back_to_bronze(column, roots):
 
 def test_every_asset_definition_shows_the_lineage_and_schema_its_table_declares():
     """The asset definitions and the IO manager both take them from the one declaration."""
-    specs = {spec.key: spec for asset in (*bronze_assets, *silver_assets, *gold_assets) for spec in asset.specs}
+    specs = {
+        spec.key: spec for asset in (*bronze_assets, *silver_assets, *gold_assets, *ml_assets) for spec in asset.specs
+    }
     assert set(specs) == set(TABLES)
     for key, table in TABLES.items():
         metadata = specs[key].metadata

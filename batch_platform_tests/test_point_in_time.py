@@ -48,8 +48,12 @@ def _poison(rows: dict[str, list[tuple]], customers: list[str]) -> dict[str, lis
     Q (legitimately), Q+1, and even Q-1 (which silver never allows; the features guard drops it)."""
     later = {table: list(values) for table, values in rows.items()}
     for i, cid in enumerate(customers):
-        for partition, moment in ((Q, C), (Q, C + timedelta(days=3, seconds=i)), (shift(Q, 1), C + timedelta(days=95)),
-                                  (shift(Q, -1), C + timedelta(microseconds=i))):
+        for partition, moment in (
+            (Q, C),
+            (Q, C + timedelta(days=3, seconds=i)),
+            (shift(Q, 1), C + timedelta(days=95)),
+            (shift(Q, -1), C + timedelta(microseconds=i)),
+        ):
             later["operational_events"].append((cid, moment, 10_000.0 + i, "eur", f"poison{i % 3}", partition))
             later["interaction_logs"].append((cid, "poison", moment, partition))
             later["partner_scores"].append((cid, 999.0, "poison", moment.date(), partition))
@@ -96,9 +100,7 @@ def test_the_label_moves_only_with_events_inside_its_window(spark):
 
     assert after == {c: (0 if c in flipped else label) for c, label in base.items()}
     # The same additions leave every feature as it was.
-    pd.testing.assert_frame_equal(
-        _sorted(features), _sorted(compute_customer_features(more, logs, scores, [Q], 4))
-    )
+    pd.testing.assert_frame_equal(_sorted(features), _sorted(compute_customer_features(more, logs, scores, [Q], 4)))
 
 
 # ------------------------------------------------------------------------------ Dagster runs
@@ -135,7 +137,10 @@ def test_features_step_loads_only_silver_q_minus_l_to_q_minus_1(spark, silver_la
     earlier = {t: [r for r in rows if r[-1] < "2024-Q4"] for t, rows in silver_lake["rows"].items()}
     expected = _naive(
         compute_customer_features(*_frames(spark, earlier), ["2024-Q4"], 4)
-        .toPandas().drop(columns="quarter").sort_values("customer_id").reset_index(drop=True)
+        .toPandas()
+        .drop(columns="quarter")
+        .sort_values("customer_id")
+        .reset_index(drop=True)
     )
     pd.testing.assert_frame_equal(_naive(lake_table(lake, "gold/customer_features", "2024-Q4")), expected)
 
@@ -174,28 +179,55 @@ def test_late_landing_files_change_labels_in_the_window_only_end_to_end(tmp_path
     landing = Path(config.landing_root)
     generate_landing(landing, first_quarter="2024-Q1", last_quarter="2024-Q2", customers=80, seed=17)
     assets = [*bronze_assets, *silver_assets, *gold_assets]
-    tags = {"dagster/asset_partition_range_start": to_key("2024-Q1"), "dagster/asset_partition_range_end": to_key("2024-Q2")}
+    tags = {
+        "dagster/asset_partition_range_start": to_key("2024-Q1"),
+        "dagster/asset_partition_range_end": to_key("2024-Q2"),
+    }
     assert dg.materialize(assets, resources=build_resources(config), tags=tags).success
     lake = config.lake_root
     features_before = lake_table(lake, "gold/customer_features", "2024-Q2")
     labels_before = lake_table(lake, "gold/churn_labels", "2024-Q2").set_index("customer_id")["label"]
     churned = sorted(labels_before[labels_before == 1].index)
     assert churned, "the sample should hold churners"
-    revived, still = churned[: (len(churned) + 1) // 2], churned[(len(churned) + 1) // 2:]
+    revived, still = churned[: (len(churned) + 1) // 2], churned[(len(churned) + 1) // 2 :]
     everyone = list(features_before["customer_id"])
 
     # C = 2024-04-01. Files arriving in Q2: events in the label window for `revived`, an old event
     # (late arrival, before C) for `still`; logs and partner scores for everyone.
-    _write_csv(landing, "operational", "2024-05-02", "late_ops", "customer_id,event_time,amount,currency,channel",
-               [f"{c},2024-04-20T10:00:00Z,12.50,EUR,web" for c in revived]
-               + [f"{c},2024-03-15 09:00:00,7,EUR,app" for c in still])
-    _write_csv(landing, "logs", "2024-05-02", "late_logs", "customer_id,log_event_type,log_timestamp",
-               [f"{c},login,2024-04-02T00:00:00Z" for c in everyone])
-    _write_csv(landing, "external", "2024-05-02", "late_scores", "customer_id,partner_score,partner_segment",
-               [f"{c},999,poison" for c in everyone])
+    _write_csv(
+        landing,
+        "operational",
+        "2024-05-02",
+        "late_ops",
+        "customer_id,event_time,amount,currency,channel",
+        [f"{c},2024-04-20T10:00:00Z,12.50,EUR,web" for c in revived]
+        + [f"{c},2024-03-15 09:00:00,7,EUR,app" for c in still],
+    )
+    _write_csv(
+        landing,
+        "logs",
+        "2024-05-02",
+        "late_logs",
+        "customer_id,log_event_type,log_timestamp",
+        [f"{c},login,2024-04-02T00:00:00Z" for c in everyone],
+    )
+    _write_csv(
+        landing,
+        "external",
+        "2024-05-02",
+        "late_scores",
+        "customer_id,partner_score,partner_segment",
+        [f"{c},999,poison" for c in everyone],
+    )
     # A file that arrived in Q1 with events at and after C (silver Q1 rejects them as future).
-    _write_csv(landing, "operational", "2024-03-31", "future_ops", "customer_id,event_time,amount,currency,channel",
-               [f"{c},2024-04-01T00:00:00Z,1000,EUR,store" for c in everyone])
+    _write_csv(
+        landing,
+        "operational",
+        "2024-03-31",
+        "future_ops",
+        "customer_id,event_time,amount,currency,channel",
+        [f"{c},2024-04-01T00:00:00Z,1000,EUR,store" for c in everyone],
+    )
 
     assert dg.materialize(assets, resources=build_resources(config), tags=tags).success
     pd.testing.assert_frame_equal(lake_table(lake, "gold/customer_features", "2024-Q2"), features_before)

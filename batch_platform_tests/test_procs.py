@@ -54,4 +54,3 @@ def test_a_child_in_our_own_group_is_refused_and_left_alone():
     finally:
         child.kill()
         child.wait()
-

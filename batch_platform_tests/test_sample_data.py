@@ -44,8 +44,7 @@ STYLE_PATTERNS = {
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     root = tmp_path_factory.mktemp("landing")
-    manifest = sd.generate_landing(root, first_quarter=FIRST, last_quarter=LAST,
-                                   customers=CUSTOMERS, seed=SEED)
+    manifest = sd.generate_landing(root, first_quarter=FIRST, last_quarter=LAST, customers=CUSTOMERS, seed=SEED)
     return root, manifest
 
 
@@ -61,9 +60,12 @@ def rows(landing):
             if path.is_file():
                 frame = _read(path)
                 rel = path.relative_to(root).as_posix()
-                frame = frame.assign(_path=rel, _date=path.parent.name,
-                                     _quarter=label_of(pd.Timestamp(path.parent.name)),
-                                     _kind=kinds[rel])
+                frame = frame.assign(
+                    _path=rel,
+                    _date=path.parent.name,
+                    _quarter=label_of(pd.Timestamp(path.parent.name)),
+                    _kind=kinds[rel],
+                )
                 frames.append(frame)
         out[source] = pd.concat(frames, ignore_index=True)
     return out
@@ -83,8 +85,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _timestamps(text: pd.Series) -> pd.Series:
@@ -124,11 +125,14 @@ def _reference_silver(frame: pd.DataFrame, source: str, quarter: str) -> dict[st
             valid &= amount.notna()
             key = pd.DataFrame({"id": ids, "ts": ts, "amount": amount})
         else:
-            key = pd.DataFrame({"id": ids, "ts": ts,
-                                "type": frame["log_event_type"].str.strip().str.lower()})
+            key = pd.DataFrame({"id": ids, "ts": ts, "type": frame["log_event_type"].str.strip().str.lower()})
     duplicates = int(key[valid].duplicated().sum())
-    return {"bronze": len(frame), "silver": int(valid.sum()) - duplicates,
-            "quarantined": int((~valid).sum()), "duplicates": duplicates}
+    return {
+        "bronze": len(frame),
+        "silver": int(valid.sum()) - duplicates,
+        "quarantined": int((~valid).sum()),
+        "duplicates": duplicates,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,8 +141,9 @@ def _reference_silver(frame: pd.DataFrame, source: str, quarter: str) -> dict[st
 
 def test_same_seed_gives_identical_bytes_whether_quarters_are_labels_or_keys(landing, tmp_path):
     root, manifest = landing
-    again = sd.generate_landing(tmp_path, first_quarter="2024-01-01", last_quarter="2024-10-01",
-                                customers=CUSTOMERS, seed=SEED)
+    again = sd.generate_landing(
+        tmp_path, first_quarter="2024-01-01", last_quarter="2024-10-01", customers=CUSTOMERS, seed=SEED
+    )
     assert again == manifest
     assert again["first_quarter"] == "2024-Q1" and again["last_quarter"] == "2024-Q4"
     assert _tree(tmp_path) == _tree(root)
@@ -146,8 +151,7 @@ def test_same_seed_gives_identical_bytes_whether_quarters_are_labels_or_keys(lan
 
 def test_different_seed_gives_different_data(landing, tmp_path):
     root, manifest = landing
-    other = sd.generate_landing(tmp_path, first_quarter=FIRST, last_quarter=LAST,
-                                customers=CUSTOMERS, seed=SEED + 1)
+    other = sd.generate_landing(tmp_path, first_quarter=FIRST, last_quarter=LAST, customers=CUSTOMERS, seed=SEED + 1)
     assert other["rows_by_source_quarter"] != manifest["rows_by_source_quarter"]
     a, b = _tree(root), _tree(tmp_path)
     assert [p for p in a if p in b and a[p] != b[p]] or set(a) != set(b)
@@ -180,15 +184,20 @@ def test_rerun_wipes_only_the_source_folders(tmp_path):
 
 
 def test_operational_rows_sets_the_volume(tmp_path):
-    manifest = sd.generate_landing(tmp_path, first_quarter="2025-Q1", last_quarter="2025-Q2",
-                                   customers=100, operational_rows=20_000, seed=5)
+    manifest = sd.generate_landing(
+        tmp_path, first_quarter="2025-Q1", last_quarter="2025-Q2", customers=100, operational_rows=20_000, seed=5
+    )
     assert 18_000 <= manifest["rows_by_source"]["operational"] <= 22_000
     assert 1.3 <= manifest["rows_by_source"]["logs"] / manifest["rows_by_source"]["operational"] <= 1.7
 
 
 def test_cli_prints_a_summary_and_writes_the_landing(tmp_path, capsys):
-    assert sd.main(["--landing", str(tmp_path), "--from", "2024-10-01", "--to", "2025-Q1",
-                    "--customers", "30", "--seed", "4"]) == 0
+    assert (
+        sd.main(
+            ["--landing", str(tmp_path), "--from", "2024-10-01", "--to", "2025-Q1", "--customers", "30", "--seed", "4"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     manifest = json.loads((tmp_path / sd.MANIFEST_NAME).read_text())
     assert manifest["quarters"] == ["2024-Q4", "2025-Q1"] and manifest["seed"] == 4
@@ -206,8 +215,9 @@ def test_manifest_is_written_at_the_root_and_lists_every_file(landing):
     assert sorted(p.name for p in root.iterdir()) == sorted([sd.MANIFEST_NAME, *sd.SOURCES])
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert on_disk - {sd.MANIFEST_NAME} == {f["path"] for f in manifest["files"]}
-    assert {"seed", "first_quarter", "last_quarter", "customers", "files",
-            "rows_by_source_quarter", "dirt"} <= set(manifest)
+    assert {"seed", "first_quarter", "last_quarter", "customers", "files", "rows_by_source_quarter", "dirt"} <= set(
+        manifest
+    )
 
 
 def test_manifest_row_counts_match_the_files(landing):
@@ -271,10 +281,13 @@ def test_each_source_and_quarter_has_json_parquet_and_shuffled_csv(landing):
             files = [f for f in manifest["files"] if f["source"] == source and f["quarter"] == q]
             assert any(f["path"].endswith(".json") and f["rows"] > 0 for f in files)
             assert any(f["path"].endswith(".parquet") and f["rows"] > 0 for f in files)
-            headers = [(root / f["path"]).read_text().splitlines()[0].split(",")
-                       for f in files if f["format"] == "csv" and f["rows"] > 0]
+            headers = [
+                (root / f["path"]).read_text().splitlines()[0].split(",")
+                for f in files
+                if f["format"] == "csv" and f["rows"] > 0
+            ]
             assert any([c for c in h if c in canonical] != canonical for h in headers)
-            assert any(h[:len(canonical)] == canonical for h in headers)
+            assert any(h[: len(canonical)] == canonical for h in headers)
 
 
 def test_empty_files_are_zero_byte_or_header_only(landing):
@@ -391,8 +404,7 @@ def test_late_arrivals_land_in_the_first_folder_of_the_next_quarter(rows, landin
             assert len(late) == manifest["dirt_by_quarter"][source]["late_arrival"][q] > 0
             first_folder = manifest["arrival_dates"][source][q][0]
             assert (late["_date"] == first_folder).all()
-            assert (_timestamps(late[column]) >= pd.Timestamp(quarter_start(q))
-                    - timedelta(days=10)).all()
+            assert (_timestamps(late[column]) >= pd.Timestamp(quarter_start(q)) - timedelta(days=10)).all()
 
 
 def test_old_rows_are_redelivered_verbatim_one_or_two_quarters_later(rows, landing):
@@ -403,8 +415,7 @@ def test_old_rows_are_redelivered_verbatim_one_or_two_quarters_later(rows, landi
         for i, q in enumerate(QUARTERS[1:], start=1):
             again = frame[(frame["_quarter"] == q) & (frame["_kind"] == "redelivery")]
             assert len(again) == manifest["dirt_by_quarter"][source]["redelivered_row"][q] > 0
-            earlier = frame[frame["_quarter"].isin(QUARTERS[max(0, i - 2):i])
-                            & (frame["_kind"] == "data")]
+            earlier = frame[frame["_quarter"].isin(QUARTERS[max(0, i - 2) : i]) & (frame["_kind"] == "data")]
             seen = set(map(tuple, earlier[columns].to_numpy()))
             assert all(tuple(r) in seen for r in again[columns].to_numpy())
             ts = _timestamps(again[TS_COLUMN[source]])
@@ -440,10 +451,13 @@ def test_the_same_event_spelled_differently_in_every_quarter(rows):
 
 def test_category_variants_in_every_quarter(rows, landing):
     _, manifest = landing
-    categories = {"operational": ["currency", "channel"], "logs": ["log_event_type"],
-                  "external": ["partner_segment"]}
-    allowed = {"currency": sd.CURRENCIES, "channel": sd.CHANNELS,
-               "log_event_type": sd.LOG_EVENT_TYPES, "partner_segment": sd.PARTNER_SEGMENTS}
+    categories = {"operational": ["currency", "channel"], "logs": ["log_event_type"], "external": ["partner_segment"]}
+    allowed = {
+        "currency": sd.CURRENCIES,
+        "channel": sd.CHANNELS,
+        "log_event_type": sd.LOG_EVENT_TYPES,
+        "partner_segment": sd.PARTNER_SEGMENTS,
+    }
     for source, columns in categories.items():
         counts = manifest["dirt_by_quarter"][source]
         for q in QUARTERS:
@@ -482,11 +496,10 @@ def test_churn_label_takes_both_values(rows):
     frame = frame[(frame["id"] != "") & ts.notna()]
     for q in QUARTERS[2:]:
         cutoff = pd.Timestamp(quarter_start(q))
-        lookback = frame[frame["_quarter"].isin(QUARTERS[QUARTERS.index(q) - 2:QUARTERS.index(q)])]
+        lookback = frame[frame["_quarter"].isin(QUARTERS[QUARTERS.index(q) - 2 : QUARTERS.index(q)])]
         known = set(lookback.loc[lookback["ts"] < cutoff, "id"])
         current = _in(frame, q)
-        active = set(current.loc[(current["ts"] >= cutoff)
-                                 & (current["ts"] < cutoff + pd.Timedelta(days=90)), "id"])
+        active = set(current.loc[(current["ts"] >= cutoff) & (current["ts"] < cutoff + pd.Timedelta(days=90)), "id"])
         churned = len(known - active) / len(known)
         assert 0.03 < churned < 0.5, (q, churned)
 

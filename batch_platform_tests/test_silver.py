@@ -309,7 +309,10 @@ def test_customer_ids_and_categories(spark):
         "no type": (None, None),
     }
     scores = outcomes(
-        spark, PARTNER_SCORES, "external", [{"case": "seg", "customer_id": " C1", "partner_score": "5", "partner_segment": " GOLD"}]
+        spark,
+        PARTNER_SCORES,
+        "external",
+        [{"case": "seg", "customer_id": " C1", "partner_score": "5", "partner_segment": " GOLD"}],
     )
     assert (scores["seg"]["customer_id"], scores["seg"]["partner_segment"]) == ("C1", "gold")
 
@@ -385,13 +388,61 @@ def _silver(spark, table: SilverTable, source: str, rows: list[dict], partitions
 def test_duplicates_spelled_differently_collapse_to_the_first_arrival(spark):
     early, late = date(2024, 1, 10), date(2024, 2, 20)
     rows = [
-        {"customer_id": "C1", "event_time": "2024-02-01T10:00:00+02:00", "amount": "12.50", "currency": "EUR", "channel": "Web", "_ingest_date": late},
-        {"customer_id": " C1", "event_time": "2024-02-01T08:00:00Z", "amount": "12.5", "currency": "eur", "channel": "app", "_ingest_date": early, "_source_file": "file:/b.csv"},
-        {"customer_id": "C1 ", "event_time": "2024-02-01 08:00:00", "amount": "1.25e1", "currency": "eur", "channel": "store", "_ingest_date": early, "_source_file": "file:/c.csv"},
-        {"customer_id": "C1", "event_time": "2024-02-01T03:00:00.000000-05:00", "amount": "+12.500", "currency": " eur ", "channel": "web", "_ingest_date": late},
-        {"customer_id": "C1", "event_time": "2024-02-01T08:00:00Z", "amount": "12.51", "currency": "eur", "channel": "web"},
-        {"customer_id": "C1", "event_time": "2024-02-01T08:00:01Z", "amount": "12.5", "currency": "eur", "channel": "web"},
-        {"customer_id": "C2", "event_time": "2024-02-01T08:00:00Z", "amount": "12.5", "currency": "eur", "channel": "web"},
+        {
+            "customer_id": "C1",
+            "event_time": "2024-02-01T10:00:00+02:00",
+            "amount": "12.50",
+            "currency": "EUR",
+            "channel": "Web",
+            "_ingest_date": late,
+        },
+        {
+            "customer_id": " C1",
+            "event_time": "2024-02-01T08:00:00Z",
+            "amount": "12.5",
+            "currency": "eur",
+            "channel": "app",
+            "_ingest_date": early,
+            "_source_file": "file:/b.csv",
+        },
+        {
+            "customer_id": "C1 ",
+            "event_time": "2024-02-01 08:00:00",
+            "amount": "1.25e1",
+            "currency": "eur",
+            "channel": "store",
+            "_ingest_date": early,
+            "_source_file": "file:/c.csv",
+        },
+        {
+            "customer_id": "C1",
+            "event_time": "2024-02-01T03:00:00.000000-05:00",
+            "amount": "+12.500",
+            "currency": " eur ",
+            "channel": "web",
+            "_ingest_date": late,
+        },
+        {
+            "customer_id": "C1",
+            "event_time": "2024-02-01T08:00:00Z",
+            "amount": "12.51",
+            "currency": "eur",
+            "channel": "web",
+        },
+        {
+            "customer_id": "C1",
+            "event_time": "2024-02-01T08:00:01Z",
+            "amount": "12.5",
+            "currency": "eur",
+            "channel": "web",
+        },
+        {
+            "customer_id": "C2",
+            "event_time": "2024-02-01T08:00:00Z",
+            "amount": "12.5",
+            "currency": "eur",
+            "channel": "web",
+        },
     ]
     flagged, silver = _silver(spark, OPERATIONAL_EVENTS, "operational", rows)
     result = sorted(
@@ -405,7 +456,12 @@ def test_duplicates_spelled_differently_collapse_to_the_first_arrival(spark):
         ("C2", t, 12.5, "eur", "web"),
     ]
     figures = reconcile(flagged, silver, OPERATIONAL_EVENTS, [Q1])[Q1]
-    assert (figures.bronze_rows, figures.silver_rows, figures.quarantined_rows, figures.duplicates_removed) == (7, 4, 0, 3)
+    assert (figures.bronze_rows, figures.silver_rows, figures.quarantined_rows, figures.duplicates_removed) == (
+        7,
+        4,
+        0,
+        3,
+    )
     # the same rows in another order and spread over partitions give the same silver table
     _, again = _silver(spark, OPERATIONAL_EVENTS, "operational", list(reversed(rows)), partitions=3)
     assert sorted(again.collect()) == sorted(silver.collect())
@@ -437,20 +493,41 @@ def test_partner_scores_keep_the_highest_score_per_customer_and_day(spark):
         {"customer_id": "C2", "partner_score": "100", "partner_segment": "gold", "_ingest_date": day1},
     ]
     flagged, silver = _silver(spark, PARTNER_SCORES, "external", rows)
-    assert sorted(tuple(r) for r in silver.select("customer_id", "as_of_date", "partner_score", "partner_segment").collect()) == [
+    assert sorted(
+        tuple(r) for r in silver.select("customer_id", "as_of_date", "partner_score", "partner_segment").collect()
+    ) == [
         ("C1", day1, 750.5, "bronze"),  # tie on 750.5: smallest segment
         ("C1", day2, 100.0, "bronze"),
         ("C2", day1, 100.0, "gold"),  # tie: a segment beats NULL
     ]
     figures = reconcile(flagged, silver, PARTNER_SCORES, [Q1])[Q1]
-    assert (figures.bronze_rows, figures.silver_rows, figures.quarantined_rows, figures.duplicates_removed) == (7, 3, 1, 3)
+    assert (figures.bronze_rows, figures.silver_rows, figures.quarantined_rows, figures.duplicates_removed) == (
+        7,
+        3,
+        1,
+        3,
+    )
     assert figures.rejects["partner_score_out_of_range"] == 1
 
 
 def test_quarantine_holds_the_whole_original_row(spark):
     rows = [
-        {"customer_id": "  ", "event_time": " 2024-02-01 ", "amount": "12,50", "currency": " EUR", "channel": "Web", "case": "x"},
-        {"customer_id": "C1", "event_time": "2024-02-01", "amount": "1", "currency": "eur", "channel": "web", "case": "ok"},
+        {
+            "customer_id": "  ",
+            "event_time": " 2024-02-01 ",
+            "amount": "12,50",
+            "currency": " EUR",
+            "channel": "Web",
+            "case": "x",
+        },
+        {
+            "customer_id": "C1",
+            "event_time": "2024-02-01",
+            "amount": "1",
+            "currency": "eur",
+            "channel": "web",
+            "case": "ok",
+        },
     ]
     flagged = flag(bronze_frame(spark, "operational", rows), OPERATIONAL_EVENTS)
     quarantine = quarantine_rows(flagged, OPERATIONAL_EVENTS)
@@ -596,7 +673,10 @@ def test_nothing_lost_on_a_generated_landing_zone(generated_run, table):
     silver, quarantine = _metadata(result, table), _metadata(result, f"{table}_quarantine")
     assert sorted(silver) == sorted(quarantine) == [to_key(q) for q in QUARTERS]
     for quarter in QUARTERS:
-        figures = {name: silver[to_key(quarter)][name] for name in ("bronze_rows", "silver_rows", "quarantined_rows", "duplicates_removed")}
+        figures = {
+            name: silver[to_key(quarter)][name]
+            for name in ("bronze_rows", "silver_rows", "quarantined_rows", "duplicates_removed")
+        }
         assert all(isinstance(value, dg.IntMetadataValue) for value in figures.values())
         numbers = {name: value.value for name, value in figures.items()}
         expected = manifest["expected_silver"][source][quarter]
@@ -606,7 +686,10 @@ def test_nothing_lost_on_a_generated_landing_zone(generated_run, table):
             "quarantined_rows": expected["quarantined"],
             "duplicates_removed": expected["duplicates"],
         }, quarter
-        assert numbers["bronze_rows"] == numbers["silver_rows"] + numbers["quarantined_rows"] + numbers["duplicates_removed"]
+        assert (
+            numbers["bronze_rows"]
+            == numbers["silver_rows"] + numbers["quarantined_rows"] + numbers["duplicates_removed"]
+        )
         rejects = {k: v.value for k, v in silver[to_key(quarter)].items() if k.startswith("rejects/")}
         assert sum(rejects.values()) == numbers["quarantined_rows"]
         assert {k: v.value for k, v in quarantine[to_key(quarter)].items() if k.startswith("rejects/")} == rejects
@@ -627,20 +710,41 @@ def test_generated_dirt_lands_on_the_expected_reasons(generated_run):
         ops = {k: v.value for k, v in _metadata(result, "operational_events")[key].items() if k.startswith("rejects/")}
         assert ops["rejects/customer_id_missing"] == dirt["operational"]["blank_customer_id"][quarter]
         assert ops["rejects/event_time_unparseable"] == dirt["operational"]["bad_timestamp"][quarter]
-        assert ops["rejects/amount_missing"] + ops["rejects/amount_unparseable"] == dirt["operational"]["bad_amount"][quarter]
+        assert (
+            ops["rejects/amount_missing"] + ops["rejects/amount_unparseable"]
+            == dirt["operational"]["bad_amount"][quarter]
+        )
         assert ops["rejects/event_time_after_quarter"] == dirt["operational"]["future_timestamp"][quarter]
         scores = {k: v.value for k, v in _metadata(result, "partner_scores")[key].items() if k.startswith("rejects/")}
         assert scores["rejects/partner_score_out_of_range"] == dirt["external"]["out_of_range_score"][quarter]
-        assert scores["rejects/partner_score_missing"] + scores["rejects/partner_score_unparseable"] == dirt["external"]["bad_score"][quarter]
+        assert (
+            scores["rejects/partner_score_missing"] + scores["rejects/partner_score_unparseable"]
+            == dirt["external"]["bad_score"][quarter]
+        )
 
 
 def test_silver_tables_have_exactly_the_contract_columns(generated_run):
     config, _, _ = generated_run
     lake = Path(config.lake_root) / "silver"
     expected = {
-        "operational_events": {"customer_id": "string", "event_time": "timestamp[us, tz=UTC]", "amount": "double", "currency": "string", "channel": "string"},
-        "interaction_logs": {"customer_id": "string", "log_event_type": "string", "log_timestamp": "timestamp[us, tz=UTC]"},
-        "partner_scores": {"customer_id": "string", "partner_score": "double", "partner_segment": "string", "as_of_date": "date32[day]"},
+        "operational_events": {
+            "customer_id": "string",
+            "event_time": "timestamp[us, tz=UTC]",
+            "amount": "double",
+            "currency": "string",
+            "channel": "string",
+        },
+        "interaction_logs": {
+            "customer_id": "string",
+            "log_event_type": "string",
+            "log_timestamp": "timestamp[us, tz=UTC]",
+        },
+        "partner_scores": {
+            "customer_id": "string",
+            "partner_score": "double",
+            "partner_segment": "string",
+            "as_of_date": "date32[day]",
+        },
     }
     for table, columns in expected.items():
         for quarter in QUARTERS:
@@ -659,7 +763,11 @@ def test_checks_pass_in_a_multi_quarter_run(generated_run):
 
 def test_every_materialisation_records_the_lineage_its_asset_definition_shows(generated_run):
     _, _, result = generated_run
-    shown = {spec.key: spec.metadata.get("dagster/column_lineage") for a in (*bronze_assets, *silver_assets) for spec in a.specs}
+    shown = {
+        spec.key: spec.metadata.get("dagster/column_lineage")
+        for a in (*bronze_assets, *silver_assets)
+        for spec in a.specs
+    }
     events = result.get_asset_materialization_events()
     assert len(events) == 9 * len(QUARTERS)
     for event in events:
@@ -700,7 +808,9 @@ def test_a_range_run_records_one_evaluation_per_check_and_quarter(generated_run,
         assert all(info.is_current for info in infos), check_key
 
 
-def test_a_quarter_failing_its_check_in_a_range_fails_alone_and_blocks_downstream(generated_run, generated_instance, tmp_path):
+def test_a_quarter_failing_its_check_in_a_range_fails_alone_and_blocks_downstream(
+    generated_run, generated_instance, tmp_path
+):
     """One tampered quarter of three: only its reconciliation fails; the step fails, so the asset
     downstream of the silver table is not materialised for any quarter of the run."""
     config, _, _ = generated_run
@@ -730,9 +840,7 @@ def test_a_quarter_failing_its_check_in_a_range_fails_alone_and_blocks_downstrea
         instance=generated_instance,
         raise_on_error=False,
     )
-    outcome = {
-        (e.partition, e.check_name): e.passed for e in result.get_asset_check_evaluations()
-    }
+    outcome = {(e.partition, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert len(outcome) == 4 * len(QUARTERS)
     assert [key for key, passed in outcome.items() if not passed] == [(to_key(QUARTERS[1]), "reconciliation")]
     assert not result.success

@@ -10,6 +10,7 @@ quarter's end, in both directions, and move events across the label window's end
 boundaries the features count. `_ingested_at`, the one column that differs between two runs, is
 checked on its own: a UTC timestamp taken during the child's run.
 """
+
 import itertools
 import json
 import os
@@ -69,9 +70,7 @@ LANDING = {
     ),
     "external": (
         "2024-03-31",
-        "customer_id,partner_score,partner_segment\n"
-        "C1,500,gold\n"
-        "C2,9999,gold\n",
+        "customer_id,partner_score,partner_segment\nC1,500,gold\nC2,9999,gold\n",
     ),
 }
 
@@ -165,11 +164,20 @@ def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(s
             }
         )
     )
-    env = {**os.environ, "TZ": "America/New_York", "BATCH_PLATFORM_CONFIG": str(child_config), "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "TZ": "America/New_York",
+        "BATCH_PLATFORM_CONFIG": str(child_config),
+        "PYTHONWARNINGS": "ignore",
+    }
     child_started = datetime.now(UTC)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, *(to_key(q) for q in QUARTERS)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     child_ended = datetime.now(UTC)
     assert done.returncode == 0, done.stderr[-5000:]
@@ -210,11 +218,16 @@ def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(s
         "C7": datetime(2024, 1, 1, 0, 0, tzinfo=utc),
         "C8": datetime(2024, 2, 15, 3, 0, 0, 123456, tzinfo=utc),
     }
-    rejected = {row["customer_id"]: row["_reject_reason"] for row in _rows(tmp_path / "lake_utc", "operational_events_quarantine")}
+    rejected = {
+        row["customer_id"]: row["_reject_reason"]
+        for row in _rows(tmp_path / "lake_utc", "operational_events_quarantine")
+    }
     assert rejected == {"C2": "event_time_after_quarter", "C3": "event_time_after_quarter"}
     logs = {row["customer_id"] for row in _rows(tmp_path / "lake_utc", "interaction_logs")}
     assert logs == {"C1", "C3"}
-    rejected = {row["customer_id"]: row["_reject_reason"] for row in _rows(tmp_path / "lake_utc", "interaction_logs_quarantine")}
+    rejected = {
+        row["customer_id"]: row["_reject_reason"] for row in _rows(tmp_path / "lake_utc", "interaction_logs_quarantine")
+    }
     assert rejected == {"C2": "log_timestamp_after_quarter", "C4": "log_timestamp_after_quarter"}
     (score,) = _rows(tmp_path / "lake_utc", "partner_scores")
     assert (score["customer_id"], str(score["as_of_date"])) == ("C1", "2024-03-31")

@@ -55,7 +55,11 @@ def test_ui_backfill_of_two_quarters_is_one_run_and_graphql_reports_what_it_wrot
     assert backfill["numPartitions"] == len(QUARTERS)
     assert sorted(k["path"] for k in backfill["assetSelection"]) == sorted(BACKFILL_ASSET_KEYS)
     statuses = {
-        tuple(s["assetKey"]["path"]): (s["numPartitionsTargeted"], s["numPartitionsMaterialized"], s["numPartitionsFailed"])
+        tuple(s["assetKey"]["path"]): (
+            s["numPartitionsTargeted"],
+            s["numPartitionsMaterialized"],
+            s["numPartitionsFailed"],
+        )
         for s in backfill["assetBackfillData"]["assetBackfillStatuses"]
     }
     assert statuses == {tuple(k): (2, 2, 0) for k in BACKFILL_ASSET_KEYS}  # exactly the two quarters, both done
@@ -109,13 +113,20 @@ def test_ui_backfill_of_two_quarters_is_one_run_and_graphql_reports_what_it_wrot
                 figures = _figures(ui, ["silver", output], key, run_id)
                 where = (output, quarter)
                 assert (figures["bronze_rows"], figures["silver_rows"], figures["quarantined_rows"]) == (
-                    bronze_rows, silver_rows, len(quarantined)), where
+                    bronze_rows,
+                    silver_rows,
+                    len(quarantined),
+                ), where
                 assert figures["bronze_rows"] == (
-                    figures["silver_rows"] + figures["quarantined_rows"] + figures["duplicates_removed"]), where
+                    figures["silver_rows"] + figures["quarantined_rows"] + figures["duplicates_removed"]
+                ), where
                 assert figures["quarantine_rate"] == pytest.approx(len(quarantined) / bronze_rows), where
                 rejects = {k.removeprefix("rejects/"): v for k, v in figures.items() if k.startswith("rejects/")}
-                assert rejects and rejects == quarantined["_reject_reason"].value_counts().reindex(
-                    list(rejects), fill_value=0).to_dict(), where
+                assert (
+                    rejects
+                    and rejects
+                    == quarantined["_reject_reason"].value_counts().reindex(list(rejects), fill_value=0).to_dict()
+                ), where
         events = _figures(ui, ["silver", "operational_events"], key, run_id)
         assert events["quarantined_rows"] > 0 and events["duplicates_removed"] > 0  # the sample data is dirty
 
@@ -127,7 +138,9 @@ def test_ui_backfill_of_two_quarters_is_one_run_and_graphql_reports_what_it_wrot
         {"keys": [{"path": ["silver", table]} for table in SILVER.values()]},
     )["assetNodes"]
     executions = [
-        (c["name"], c["executionForLatestMaterialization"]) for node in checks for c in node["assetChecksOrError"]["checks"]
+        (c["name"], c["executionForLatestMaterialization"])
+        for node in checks
+        for c in node["assetChecksOrError"]["checks"]
     ]
     assert len(executions) >= 3 * 4 and {name for name, _ in executions} >= {"reconciliation", "quarantine_rate"}
     for name, execution in executions:
@@ -161,7 +174,9 @@ def test_materialize_button_run_of_one_quarter_writes_gold_that_graphql_reports(
     # point in time: the features of 2024-Q2 read silver 2024-Q1 (written by the backfill) and only it
     features = _figures(ui, ["gold", "customer_features"], Q2_KEY, run_id)
     assert features["lookback_quarters_read"] == [Q1]
-    assert features["silver_events_read"] == len(pd.read_parquet(lake / "silver" / "operational_events" / f"quarter={Q1}"))
+    assert features["silver_events_read"] == len(
+        pd.read_parquet(lake / "silver" / "operational_events" / f"quarter={Q1}")
+    )
     labels = _figures(ui, ["gold", "churn_labels"], Q2_KEY, run_id)
     assert labels["churned"] == int(tables["churn_labels"]["label"].sum())
     training = _figures(ui, ["gold", "training_set"], Q2_KEY, run_id)
@@ -180,7 +195,10 @@ def test_backfilling_every_asset_over_a_range_materialises_every_quarter(ui_back
     assert len(backfill["runs"]) == 1 and backfill["runs"][0]["status"] == "SUCCESS"  # one run for the range
     run = backfill["runs"][0]
     assert run["jobName"] == "ALL_ASSETS_JOB"
-    assert (_tags(run)["dagster/asset_partition_range_start"], _tags(run)["dagster/asset_partition_range_end"]) == (Q1_KEY, Q2_KEY)
+    assert (_tags(run)["dagster/asset_partition_range_start"], _tags(run)["dagster/asset_partition_range_end"]) == (
+        Q1_KEY,
+        Q2_KEY,
+    )
     run_ids = {run["runId"]}
     written = {}
     for asset_key in ALL_ASSET_KEYS:
@@ -190,11 +208,16 @@ def test_backfilling_every_asset_over_a_range_materialises_every_quarter(ui_back
             written[(*asset_key, quarter)] = metadata_values(events[0])
     assert written["gold", "customer_features", Q2]["lookback_quarters_read"] == [Q1]
     assert written["gold", "customer_features", Q1]["lookback_quarters_read"] == []
-    nodes = ui.graphql(CHECK_EXECUTIONS_QUERY, {"assetKeys": [{"path": ["silver", t]} for t in SILVER.values()]})["assetNodes"]
+    nodes = ui.graphql(CHECK_EXECUTIONS_QUERY, {"assetKeys": [{"path": ["silver", t]} for t in SILVER.values()]})[
+        "assetNodes"
+    ]
     for node in nodes:
         for check in node["assetChecksOrError"]["checks"]:
             execution = check["executionForLatestMaterialization"]
-            assert execution["runId"] in run_ids and execution["partition"] in {Q1_KEY, Q2_KEY}, (node["assetKey"], check)
+            assert execution["runId"] in run_ids and execution["partition"] in {Q1_KEY, Q2_KEY}, (
+                node["assetKey"],
+                check,
+            )
             assert execution["evaluation"]["partition"] == execution["partition"]
             if check["name"] != "quarantine_rate":  # 40 customers quarantine more than the WARN share
                 assert execution["status"] == "SUCCEEDED", (node["assetKey"], check)

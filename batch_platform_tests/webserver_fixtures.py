@@ -43,11 +43,18 @@ LOCATION = "batch_platform"  # workspace.yaml's location_name
 REPOSITORY = "__repository__"  # the repository a `Definitions` object becomes
 QUARTERS = ("2024-Q1", "2024-Q2")
 ALL_ASSET_KEYS = [
-    ["bronze", "operational"], ["bronze", "logs"], ["bronze", "external"],
-    ["silver", "operational_events"], ["silver", "operational_events_quarantine"],
-    ["silver", "interaction_logs"], ["silver", "interaction_logs_quarantine"],
-    ["silver", "partner_scores"], ["silver", "partner_scores_quarantine"],
-    ["gold", "customer_features"], ["gold", "churn_labels"], ["gold", "training_set"],
+    ["bronze", "operational"],
+    ["bronze", "logs"],
+    ["bronze", "external"],
+    ["silver", "operational_events"],
+    ["silver", "operational_events_quarantine"],
+    ["silver", "interaction_logs"],
+    ["silver", "interaction_logs_quarantine"],
+    ["silver", "partner_scores"],
+    ["silver", "partner_scores_quarantine"],
+    ["gold", "customer_features"],
+    ["gold", "churn_labels"],
+    ["gold", "training_set"],
 ]
 BACKFILL_ASSET_KEYS = ALL_ASSET_KEYS[:9]  # bronze and silver (each silver multi-asset with both outputs)
 GOLD_ASSET_KEYS = ALL_ASSET_KEYS[9:]
@@ -274,8 +281,13 @@ class DagsterUI:
         job = common[0]
         partition = self.graphql(
             CONFIG_PARTITION_FOR_ASSET_JOB_QUERY,
-            {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION, "jobName": job,
-             "partitionName": partition_key, "assetKeys": keys},
+            {
+                "repositoryName": REPOSITORY,
+                "repositoryLocationName": LOCATION,
+                "jobName": job,
+                "partitionName": partition_key,
+                "assetKeys": keys,
+            },
         )["pipelineOrError"]
         assert partition["__typename"] == "Pipeline", partition
         tags = partition["partition"]["tagsOrError"]["results"]
@@ -436,7 +448,12 @@ def _start(name: str, args: list[str], ui_tmp: Path, env: dict[str, str]) -> tup
     log = ui_tmp / f"{name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: code servers, run workers and JVMs with it
         )
     return process, log
@@ -446,8 +463,9 @@ def _start(name: str, args: list[str], ui_tmp: Path, env: dict[str, str]) -> tup
 def dagster_ui(tmp_path_factory):
     """dagster-webserver + dagster-daemon on 127.0.0.1:<free port>, with a temp home, config and lake."""
     tmp = tmp_path_factory.mktemp("dagster_ui")
-    manifest = generate_landing(tmp / "landing", first_quarter=QUARTERS[0], last_quarter=QUARTERS[-1],
-                                customers=40, seed=5)
+    manifest = generate_landing(
+        tmp / "landing", first_quarter=QUARTERS[0], last_quarter=QUARTERS[-1], customers=40, seed=5
+    )
     env = cli_env(tmp)  # temp config (landing, lake, local[2] Spark) and DAGSTER_HOME with telemetry off
     # Dagster's defaults, as `make ui` runs: QueuedRunCoordinator (the daemon dequeues and launches)
     # and DefaultRunLauncher (every run its own process); only the dequeue tick is shortened.
@@ -467,8 +485,7 @@ def dagster_ui(tmp_path_factory):
     ui = DagsterUI(url=f"http://127.0.0.1:{port}", tmp=tmp, env=env, manifest=manifest)
     try:
         for name, args in {
-            "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                          "-w", "workspace.yaml"],
+            "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
             "daemon": [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
         }.items():
             ui.processes[name], ui.logs[name] = _start(name, args, tmp, env)

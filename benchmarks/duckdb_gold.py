@@ -153,8 +153,17 @@ def bronze_sql(files: dict[str, list[str]], columns: tuple[str, ...]) -> str | N
     return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
 
 
-def build(con: duckdb.DuckDBPyConnection, landing: Path, lake: Path, first: str, last: str, lookback: int,
-          window_days: int, eval_fraction: float, first_quarter: str | None = None) -> dict:
+def build(
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    lake: Path,
+    first: str,
+    last: str,
+    lookback: int,
+    window_days: int,
+    eval_fraction: float,
+    first_quarter: str | None = None,
+) -> dict:
     """Gold for quarters first…last; `first_quarter` is the platform's first (nothing before it exists)."""
     timings: dict[str, float] = {}
     lo, hi = qidx(first), qidx(last)
@@ -225,8 +234,10 @@ def build(con: duckdb.DuckDBPyConnection, landing: Path, lake: Path, first: str,
                                    ORDER BY partner_score DESC, partner_segment NULLS LAST, filename) = 1""",
     )
 
-    con.execute("CREATE OR REPLACE TEMP TABLE targets AS SELECT range AS tq, start_of(range) AS c FROM range(?, ?)",
-                [lo, hi + 1])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE targets AS SELECT range AS tq, start_of(range) AS c FROM range(?, ?)",
+        [lo, hi + 1],
+    )
     step(
         "gold/customer_features",
         f"""CREATE OR REPLACE TEMP TABLE features AS
@@ -296,11 +307,17 @@ def build(con: duckdb.DuckDBPyConnection, landing: Path, lake: Path, first: str,
     )
 
     timings["silver_rows"] = {
-        name: {label(q): n for q, n in con.execute(f"SELECT q, count(*) FROM {relation} GROUP BY q ORDER BY q").fetchall()}
+        name: {
+            label(q): n for q, n in con.execute(f"SELECT q, count(*) FROM {relation} GROUP BY q ORDER BY q").fetchall()
+        }
         for name, relation in (("operational", "silver_ops"), ("logs", "silver_logs"), ("external", "silver_scores"))
     }
     quarters = [label(i) for i in range(lo, hi + 1)]
-    for table, relation in (("customer_features", "features"), ("churn_labels", "labels"), ("training_set", "training")):
+    for table, relation in (
+        ("customer_features", "features"),
+        ("churn_labels", "labels"),
+        ("training_set", "training"),
+    ):
         began = time.perf_counter()
         target = lake / "gold" / table
         target.mkdir(parents=True, exist_ok=True)
@@ -314,7 +331,9 @@ def build(con: duckdb.DuckDBPyConnection, landing: Path, lake: Path, first: str,
             if not folder.exists():
                 folder.mkdir(parents=True)
                 cols = "* EXCLUDE (quarter, tq)" if relation != "training" else "* EXCLUDE (quarter)"
-                con.execute(f"COPY (SELECT {cols} FROM {relation} LIMIT 0) TO '{folder}/data_0.parquet' (FORMAT PARQUET)")
+                con.execute(
+                    f"COPY (SELECT {cols} FROM {relation} LIMIT 0) TO '{folder}/data_0.parquet' (FORMAT PARQUET)"
+                )
         timings[f"write/{table}"] = round(time.perf_counter() - began, 3)
     return timings
 
@@ -339,8 +358,17 @@ def main(argv: list[str] | None = None) -> int:
     con.execute(f"SET threads = {int(args.threads)}")
     if args.memory_limit:
         con.execute(f"SET memory_limit = '{args.memory_limit}'")
-    timings = build(con, Path(args.landing), Path(args.lake), args.first, args.last, args.lookback,
-                    args.window_days, args.eval_fraction, args.first_quarter)
+    timings = build(
+        con,
+        Path(args.landing),
+        Path(args.lake),
+        args.first,
+        args.last,
+        args.lookback,
+        args.window_days,
+        args.eval_fraction,
+        args.first_quarter,
+    )
     con.close()
     total = time.perf_counter() - began
     if args.report:

@@ -46,30 +46,44 @@ def gold_figures(lake: str | Path, quarters: list[str] | None = None) -> dict[st
             if relation is None:
                 continue
             schema = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-            exprs = ["count(*) AS rows", "count(DISTINCT customer_id) AS customers",
-                     "coalesce(sum(hash(customer_id)::HUGEINT), 0)::VARCHAR AS customer_checksum"]
+            exprs = [
+                "count(*) AS rows",
+                "count(DISTINCT customer_id) AS customers",
+                "coalesce(sum(hash(customer_id)::HUGEINT), 0)::VARCHAR AS customer_checksum",
+            ]
             for name, kind, *_ in schema:
                 if name in ("quarter", "customer_id"):
                     continue
                 kind = kind.upper()
                 col = f'"{name}"'
                 if kind.startswith("TIMESTAMP"):
-                    exprs += [f"epoch_us(min({col})) AS \"{name}.min\"", f"epoch_us(max({col})) AS \"{name}.max\"",
-                              f"avg(epoch_us({col})) AS \"{name}.mean\""]
-                elif any(kind.startswith(t) for t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")):
-                    exprs += [f"sum({col})::BIGINT AS \"{name}.sum\"", f"avg({col}) AS \"{name}.mean\""]
+                    exprs += [
+                        f'epoch_us(min({col})) AS "{name}.min"',
+                        f'epoch_us(max({col})) AS "{name}.max"',
+                        f'avg(epoch_us({col})) AS "{name}.mean"',
+                    ]
+                elif any(
+                    kind.startswith(t)
+                    for t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
+                ):
+                    exprs += [f'sum({col})::BIGINT AS "{name}.sum"', f'avg({col}) AS "{name}.mean"']
                 elif kind.startswith(("DOUBLE", "FLOAT", "DECIMAL", "REAL")):
-                    exprs += [f"sum({col})::DOUBLE AS \"{name}.sum\"", f"avg({col})::DOUBLE AS \"{name}.mean\""]
+                    exprs += [f'sum({col})::DOUBLE AS "{name}.sum"', f'avg({col})::DOUBLE AS "{name}.mean"']
                 elif kind == "DATE":
-                    exprs += [f"min({col})::VARCHAR AS \"{name}.min\"", f"max({col})::VARCHAR AS \"{name}.max\""]
+                    exprs += [f'min({col})::VARCHAR AS "{name}.min"', f'max({col})::VARCHAR AS "{name}.max"']
                 else:
-                    exprs += [f"count(DISTINCT {col}) AS \"{name}.distinct\""]
-                exprs.append(f"count(*) - count({col}) AS \"{name}.nulls\"")
+                    exprs += [f'count(DISTINCT {col}) AS "{name}.distinct"']
+                exprs.append(f'count(*) - count({col}) AS "{name}.nulls"')
                 if name in COUNTED_VALUES:
-                    values = [row[0] for row in con.execute(f"SELECT DISTINCT {col} FROM {relation} WHERE {col} IS NOT NULL ORDER BY 1").fetchall()]
+                    values = [
+                        row[0]
+                        for row in con.execute(
+                            f"SELECT DISTINCT {col} FROM {relation} WHERE {col} IS NOT NULL ORDER BY 1"
+                        ).fetchall()
+                    ]
                     for value in values:
                         literal = f"'{value}'" if isinstance(value, str) else str(value)
-                        exprs.append(f"count(*) FILTER (WHERE {col} = {literal}) AS \"{name}={value}\"")
+                        exprs.append(f'count(*) FILTER (WHERE {col} = {literal}) AS "{name}={value}"')
             rows = con.execute(f"SELECT quarter, {', '.join(exprs)} FROM {relation} GROUP BY quarter ORDER BY quarter")
             names = [d[0] for d in rows.description]
             for row in rows.fetchall():
@@ -95,8 +109,9 @@ def _zero_figure(name: str) -> bool:
     return "=" in name
 
 
-def compare(reference: dict, other: dict, ref_name: str, other_name: str,
-            quarters: list[str] | None = None) -> list[dict]:
+def compare(
+    reference: dict, other: dict, ref_name: str, other_name: str, quarters: list[str] | None = None
+) -> list[dict]:
     """Every figure where `other` differs from `reference`: table, quarter, figure, both values."""
     problems: list[dict] = []
     for table in GOLD_TABLES:
@@ -108,9 +123,15 @@ def compare(reference: dict, other: dict, ref_name: str, other_name: str,
                 ref_rows = (ref_q or {}).get("rows", 0)
                 oth_rows = (oth_q or {}).get("rows", 0)
                 if ref_rows or oth_rows:
-                    problems.append({"table": table, "quarter": quarter, "figure": "rows",
-                                     ref_name: ref_rows if ref_q else "missing",
-                                     other_name: oth_rows if oth_q else "missing"})
+                    problems.append(
+                        {
+                            "table": table,
+                            "quarter": quarter,
+                            "figure": "rows",
+                            ref_name: ref_rows if ref_q else "missing",
+                            other_name: oth_rows if oth_q else "missing",
+                        }
+                    )
                 continue
             for figure in sorted(set(ref_q) | set(oth_q)):
                 a, b = ref_q.get(figure), oth_q.get(figure)

@@ -75,7 +75,9 @@ def session() -> SparkSession:
 
 def write(frame: DataFrame, path: str, quarters: list[str]) -> None:
     """Partitioned Parquet under `path`; a schema-only file for each quarter without rows."""
-    frame.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(PARTITION_COLUMN).parquet(path)
+    frame.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(PARTITION_COLUMN).parquet(
+        path
+    )
     spark = frame.sparkSession
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
@@ -170,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         with open(args.report, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)
-    print(f"plain PySpark: {result['quarters'][0]}..{result['quarters'][-1]} in {result['ended'] - result['started']:.1f} s")
+    print(
+        f"plain PySpark: {result['quarters'][0]}..{result['quarters'][-1]} in {result['ended'] - result['started']:.1f} s"
+    )
     return 0
 
 

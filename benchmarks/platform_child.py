@@ -120,8 +120,11 @@ def _ablate(io_manager, base) -> None:
     (measurement only)."""
     wanted = {name.strip() for name in os.environ.get("BENCH_ABLATE", "").split(",") if name.strip()}
     targets = {
-        "checks": [(io_manager, "check_structure", lambda *a, **k: []), (io_manager, "check_table", lambda *a, **k: []),
-                   (base, "row_checks", lambda *a, **k: [])],
+        "checks": [
+            (io_manager, "check_structure", lambda *a, **k: []),
+            (io_manager, "check_table", lambda *a, **k: []),
+            (base, "row_checks", lambda *a, **k: []),
+        ],
         "record": [(io_manager.LakeIOManager, "_record", lambda self, *a, **k: None)],
     }
     for name in sorted(wanted):

@@ -178,9 +178,7 @@ def run_measured(
     out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         began = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv), cwd=str(cwd), env=dict(env), stdout=out, stderr=err, start_new_session=True
-        )
+        proc = subprocess.Popen(list(argv), cwd=str(cwd), env=dict(env), stdout=out, stderr=err, start_new_session=True)
         sampler = _Sampler(proc.pid, interval)
         sampler.start()
         timed_out = False

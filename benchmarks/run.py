@@ -80,7 +80,9 @@ def base_config() -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def landing_for(size: str, rows: int, customers: int, first: str, last: str, seed: int, regenerate: bool) -> tuple[Path, dict, float | None]:
+def landing_for(
+    size: str, rows: int, customers: int, first: str, last: str, seed: int, regenerate: bool
+) -> tuple[Path, dict, float | None]:
     """The landing zone of a size: generated, or reused when its manifest has the same parameters."""
     from batch_platform.sample_data import MANIFEST_NAME, generate_landing
 
@@ -98,11 +100,15 @@ def landing_for(size: str, rows: int, customers: int, first: str, last: str, see
         if same:
             print(f"landing: reusing {landing} (same generator parameters, deterministic)", flush=True)
             return landing, manifest, None
-    print(f"landing: generating {rows:,} operational rows, {customers:,} customers, {first}..{last}, seed {seed} "
-          f"-> {landing}", flush=True)
+    print(
+        f"landing: generating {rows:,} operational rows, {customers:,} customers, {first}..{last}, seed {seed} "
+        f"-> {landing}",
+        flush=True,
+    )
     began = time.perf_counter()
-    manifest = generate_landing(landing, first_quarter=first, last_quarter=last, customers=customers,
-                                operational_rows=rows, seed=seed)
+    manifest = generate_landing(
+        landing, first_quarter=first, last_quarter=last, customers=customers, operational_rows=rows, seed=seed
+    )
     return landing, manifest, time.perf_counter() - began
 
 
@@ -130,11 +136,13 @@ class Contender:
         events = self.dir / f"spark-events-{tag}"
         if self.eventlog:
             events.mkdir(parents=True, exist_ok=True)
-            conf.update({
-                "spark.eventLog.enabled": True,
-                "spark.eventLog.dir": events.as_uri(),
-                "spark.eventLog.compress": False,
-            })
+            conf.update(
+                {
+                    "spark.eventLog.enabled": True,
+                    "spark.eventLog.dir": events.as_uri(),
+                    "spark.eventLog.compress": False,
+                }
+            )
         spark["conf"] = conf
         path = self.dir / f"config-{tag}.yaml"
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -142,8 +150,9 @@ class Contender:
 
     def env(self, config: Path, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("BATCH_PLATFORM_CONFIG", "DAGSTER_HOME")}
-        env.update(BATCH_PLATFORM_CONFIG=str(config), DAGSTER_HOME=str(self.home), TZ="UTC",
-                   PYTHONUNBUFFERED="1", **extra)
+        env.update(
+            BATCH_PLATFORM_CONFIG=str(config), DAGSTER_HOME=str(self.home), TZ="UTC", PYTHONUNBUFFERED="1", **extra
+        )
         return env
 
 
@@ -181,8 +190,17 @@ def warm_file_cache(*roots: Path) -> float:
     return time.perf_counter() - began
 
 
-def platform_run(c: Contender, tag: str, first: str, last: str, *, timeout: float, logs: Path,
-                 instrument: bool, extra_env: dict | None = None) -> dict:
+def platform_run(
+    c: Contender,
+    tag: str,
+    first: str,
+    last: str,
+    *,
+    timeout: float,
+    logs: Path,
+    instrument: bool,
+    extra_env: dict | None = None,
+) -> dict:
     """One `batch-platform materialize` child; its process figures, Dagster run and Spark jobs."""
     config, events = c.config(tag)
     phases_path = c.dir / f"phases-{tag}.json"
@@ -200,7 +218,11 @@ def platform_run(c: Contender, tag: str, first: str, last: str, *, timeout: floa
     run = runs[0]
     if run["status"] != "SUCCESS":
         raise ContenderError(f"{c.name}-{tag}: Dagster run {run['run_id']} ended {run['status']}\n{proc.tail()}")
-    phases = json.loads(phases_path.read_text()) if phases_path.exists() else {"phases": [], "hooks": [], "missing_hooks": []}
+    phases = (
+        json.loads(phases_path.read_text())
+        if phases_path.exists()
+        else {"phases": [], "hooks": [], "missing_hooks": []}
+    )
     jobs = runlog.spark_jobs(events) if c.eventlog else []
     return {
         "process": proc.as_dict(),
@@ -220,8 +242,12 @@ def plain_run(c: Contender, first: str, last: str, *, timeout: float, logs: Path
     report_path = c.dir / "plain-report.json"
     load_before = os.getloadavg()
     proc = run_measured(
-        c.name, [PYTHON, "-m", "benchmarks.plain_pyspark", "--from", first, "--to", last, "--report", str(report_path)],
-        env=c.env(config), cwd=ROOT, timeout=timeout, log_dir=logs,
+        c.name,
+        [PYTHON, "-m", "benchmarks.plain_pyspark", "--from", first, "--to", last, "--report", str(report_path)],
+        env=c.env(config),
+        cwd=ROOT,
+        timeout=timeout,
+        log_dir=logs,
     )
     inner = json.loads(report_path.read_text())
     jobs = runlog.spark_jobs(events) if c.eventlog else []
@@ -238,27 +264,53 @@ def duckdb_run(c: Contender, first: str, last: str, settings: dict, *, timeout: 
     report_path = c.dir / "duckdb-report.json"
     batch = settings.get("batch", {})
     argv = [
-        PYTHON, "-m", "benchmarks.duckdb_gold", "--landing", str(c.landing), "--lake", str(c.lake),
-        "--from", first, "--to", last, "--first-quarter", str(batch.get("first_quarter", first)),
-        "--lookback", str(batch.get("lookback_quarters", 4)),
-        "--window-days", str(batch.get("prediction_window_days", 90)),
-        "--eval-fraction", str(batch.get("eval_fraction", 0.2)), "--report", str(report_path),
+        PYTHON,
+        "-m",
+        "benchmarks.duckdb_gold",
+        "--landing",
+        str(c.landing),
+        "--lake",
+        str(c.lake),
+        "--from",
+        first,
+        "--to",
+        last,
+        "--first-quarter",
+        str(batch.get("first_quarter", first)),
+        "--lookback",
+        str(batch.get("lookback_quarters", 4)),
+        "--window-days",
+        str(batch.get("prediction_window_days", 90)),
+        "--eval-fraction",
+        str(batch.get("eval_fraction", 0.2)),
+        "--report",
+        str(report_path),
     ]
     load_before = os.getloadavg()
     config, _ = c.config("duckdb")
     proc = run_measured(c.name, argv, env=c.env(config), cwd=ROOT, timeout=timeout, log_dir=logs)
     inner = json.loads(report_path.read_text())
-    return {"process": proc.as_dict(), "load_before": load_before, "load_after": os.getloadavg(),
-            "steps": {k: v for k, v in inner["steps"].items() if k != "silver_rows"},
-            "silver_rows": inner["steps"].get("silver_rows", {})}
+    return {
+        "process": proc.as_dict(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "steps": {k: v for k, v in inner["steps"].items() if k != "silver_rows"},
+        "silver_rows": inner["steps"].get("silver_rows", {}),
+    }
 
 
 def import_time(c: Contender, *, repeats: int = 3, timeout: float = 300, logs: Path) -> dict:
     config, _ = c.config("import")
     times = []
     for i in range(repeats):
-        proc = run_measured(f"import-{i}", [PYTHON, "-c", "import batch_platform.definitions"],
-                            env=c.env(config), cwd=ROOT, timeout=timeout, log_dir=logs)
+        proc = run_measured(
+            f"import-{i}",
+            [PYTHON, "-c", "import batch_platform.definitions"],
+            env=c.env(config),
+            cwd=ROOT,
+            timeout=timeout,
+            log_dir=logs,
+        )
         times.append(proc.wall_s)
     return {"seconds": times, "best": min(times)}
 
@@ -290,8 +342,16 @@ def manifest_problems(manifest: dict, counts: dict, who: str) -> list[dict]:
         for quarter, expected in quarters.items():
             got = counts.get(source, {}).get(quarter)
             if got is not None and got != expected["silver"]:
-                problems.append({"contender": who, "table": f"silver/{source}", "quarter": quarter,
-                                 "figure": "rows", "manifest": expected["silver"], who: got})
+                problems.append(
+                    {
+                        "contender": who,
+                        "table": f"silver/{source}",
+                        "quarter": quarter,
+                        "figure": "rows",
+                        "manifest": expected["silver"],
+                        who: got,
+                    }
+                )
     return problems
 
 
@@ -316,10 +376,12 @@ def environment() -> dict:
             return "?"
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True,
-                               timeout=10).stdout.count("\n")
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.count("\n")
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "?", 0
     mem = 0
@@ -347,15 +409,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--from", dest="first", default="2024-Q1")
     parser.add_argument("--to", dest="last", default="2025-Q4")
-    parser.add_argument("--only", help=f"comma-separated subset of {','.join(CONTENDERS)} (backfill is the "
-                        "reference and always runs)")
-    parser.add_argument("--with-ablation", action="store_true",
-                        help="also run the backfill without the IO manager's validation and metadata")
-    parser.add_argument("--no-instrument", action="store_true",
-                        help="run the real batch-platform script (no phase timers)")
+    parser.add_argument(
+        "--only", help=f"comma-separated subset of {','.join(CONTENDERS)} (backfill is the reference and always runs)"
+    )
+    parser.add_argument(
+        "--with-ablation",
+        action="store_true",
+        help="also run the backfill without the IO manager's validation and metadata",
+    )
+    parser.add_argument(
+        "--no-instrument", action="store_true", help="run the real batch-platform script (no phase timers)"
+    )
     parser.add_argument("--no-eventlog", action="store_true", help="do not enable Spark's event log")
     parser.add_argument("--spark-master", help="override spark.master for every Spark contender")
-    parser.add_argument("--shuffle-partitions", type=int, help="override spark.shuffle_partitions for every Spark contender")
+    parser.add_argument(
+        "--shuffle-partitions", type=int, help="override spark.shuffle_partitions for every Spark contender"
+    )
     parser.add_argument("--timeout", type=float, help="seconds per child process (default by size)")
     parser.add_argument("--regenerate", action="store_true", help="regenerate the landing data even if present")
     parser.add_argument("--keep", action="store_true", help="keep the contenders' lakes and homes")
@@ -378,9 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     from batch_platform.partitions import quarter_range
 
     quarters = quarter_range(args.first, args.last)
-    landing, manifest, gen_seconds = landing_for(args.size, rows, customers, args.first, args.last, args.seed,
-                                                 args.regenerate)
-    landing_rows = sum(sum(manifest["rows_by_source_quarter"][s][q] for q in quarters) for s in manifest["rows_by_source_quarter"])
+    landing, manifest, gen_seconds = landing_for(
+        args.size, rows, customers, args.first, args.last, args.seed, args.regenerate
+    )
+    landing_rows = sum(
+        sum(manifest["rows_by_source_quarter"][s][q] for q in quarters) for s in manifest["rows_by_source_quarter"]
+    )
     last_rows = sum(manifest["rows_by_source_quarter"][s][quarters[-1]] for s in manifest["rows_by_source_quarter"])
 
     base = base_config()
@@ -401,7 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         "quarters": quarters,
         "landing_rows": landing_rows,
         "last_quarter_rows": last_rows,
-        "landing_rows_by_source": {s: sum(v[q] for q in quarters) for s, v in manifest["rows_by_source_quarter"].items()},
+        "landing_rows_by_source": {
+            s: sum(v[q] for q in quarters) for s, v in manifest["rows_by_source_quarter"].items()
+        },
         "generation_seconds": gen_seconds,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "environment": environment(),
@@ -462,7 +536,9 @@ def main(argv: list[str] | None = None) -> int:
             results["mismatches"] += _tag(fig.compare(state["reference"], mine, "backfill", name, only), name)
 
     def do_backfill(c: Contender) -> dict:
-        result = platform_run(c, "backfill", quarters[0], quarters[-1], timeout=timeout, logs=logs, instrument=instrument)
+        result = platform_run(
+            c, "backfill", quarters[0], quarters[-1], timeout=timeout, logs=logs, instrument=instrument
+        )
         result["files"] = file_counts(c.lake)
         state["reference"] = fig.gold_figures(c.lake)
         result["gold"] = fig.summary(state["reference"])
@@ -471,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     def do_single(c: Contender) -> dict:
-        result = platform_run(c, "single", quarters[-1], quarters[-1], timeout=timeout, logs=logs, instrument=instrument)
+        result = platform_run(
+            c, "single", quarters[-1], quarters[-1], timeout=timeout, logs=logs, instrument=instrument
+        )
         compare_with_reference("single", c.lake, [quarters[-1]])
         return result
 
@@ -488,8 +566,16 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     def do_ablation(c: Contender) -> dict:
-        result = platform_run(c, "ablation", quarters[0], quarters[-1], timeout=timeout, logs=logs,
-                              instrument=True, extra_env={"BENCH_ABLATE": "checks,record"})
+        result = platform_run(
+            c,
+            "ablation",
+            quarters[0],
+            quarters[-1],
+            timeout=timeout,
+            logs=logs,
+            instrument=True,
+            extra_env={"BENCH_ABLATE": "checks,record"},
+        )
         compare_with_reference("ablation", c.lake)
         return result
 
@@ -510,8 +596,12 @@ def main(argv: list[str] | None = None) -> int:
             eight = contender("eight")
             per_run = []
             for quarter in quarters:
-                result = attempt(f"eight: {quarter}", lambda q=quarter: platform_run(
-                    eight, f"run-{q}", q, q, timeout=timeout, logs=logs, instrument=instrument))
+                result = attempt(
+                    f"eight: {quarter}",
+                    lambda q=quarter: platform_run(
+                        eight, f"run-{q}", q, q, timeout=timeout, logs=logs, instrument=instrument
+                    ),
+                )
                 if result is None:
                     per_run = None
                     break
@@ -564,8 +654,16 @@ def _tag(problems: list[dict], who: str) -> list[dict]:
 
 def _command(args: argparse.Namespace) -> str:
     if args.size in ("S", "M", "L") and not any(
-        [args.only, args.with_ablation, args.no_instrument, args.no_eventlog, args.spark_master,
-         args.shuffle_partitions, args.operational_rows, args.customers]
+        [
+            args.only,
+            args.with_ablation,
+            args.no_instrument,
+            args.no_eventlog,
+            args.spark_master,
+            args.shuffle_partitions,
+            args.operational_rows,
+            args.customers,
+        ]
     ):
         return f"make bench SIZE={args.size}"
     return "python -m benchmarks.run " + " ".join(sys.argv[1:])

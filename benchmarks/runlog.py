@@ -66,8 +66,14 @@ def dagster_runs(home: str | Path) -> list[dict]:
                 # Dagster still stores run events under their legacy PIPELINE_* names.
                 if kind in ("RUN_START", "PIPELINE_START"):
                     run_start = entry.timestamp
-                elif kind in ("RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELED", "PIPELINE_SUCCESS", "PIPELINE_FAILURE",
-                              "PIPELINE_CANCELED"):
+                elif kind in (
+                    "RUN_SUCCESS",
+                    "RUN_FAILURE",
+                    "RUN_CANCELED",
+                    "PIPELINE_SUCCESS",
+                    "PIPELINE_FAILURE",
+                    "PIPELINE_CANCELED",
+                ):
                     run_end = entry.timestamp
                 elif kind in STEP_EVENTS and entry.step_key:
                     step = steps.setdefault(entry.step_key, {"step": entry.step_key})
@@ -79,17 +85,19 @@ def dagster_runs(home: str | Path) -> list[dict]:
             for step in steps.values():
                 if "start" in step and "end" in step:
                     step["seconds"] = step["end"] - step["start"]
-            runs.append({
-                "run_id": run.run_id,
-                "status": str(run.status.value),
-                "tags": {k: v for k, v in run.tags.items() if "partition" in k},
-                "start": run_start,
-                "end": run_end,
-                "seconds": (run_end - run_start) if run_start and run_end else None,
-                "events": len(entries),
-                "event_counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
-                "steps": sorted(steps.values(), key=lambda s: s.get("start") or 0),
-            })
+            runs.append(
+                {
+                    "run_id": run.run_id,
+                    "status": str(run.status.value),
+                    "tags": {k: v for k, v in run.tags.items() if "partition" in k},
+                    "start": run_start,
+                    "end": run_end,
+                    "seconds": (run_end - run_start) if run_start and run_end else None,
+                    "events": len(entries),
+                    "event_counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+                    "steps": sorted(steps.values(), key=lambda s: s.get("start") or 0),
+                }
+            )
     finally:
         instance.dispose()
     return runs
@@ -108,7 +116,8 @@ def _metric(accumulables: list[dict], name: str) -> int:
 def spark_jobs(eventlog_dir: str | Path) -> list[dict]:
     """Jobs of every Spark application that wrote an event log under `eventlog_dir`."""
     files = [
-        f for f in glob.glob(os.path.join(str(eventlog_dir), "**", "*"), recursive=True)
+        f
+        for f in glob.glob(os.path.join(str(eventlog_dir), "**", "*"), recursive=True)
         if os.path.isfile(f) and not os.path.basename(f).startswith(("appstatus", "."))
     ]
     jobs: dict[tuple[str, int], dict] = {}
@@ -130,7 +139,8 @@ def spark_jobs(eventlog_dir: str | Path) -> list[dict]:
                         "job": event["Job ID"],
                         "submit": event["Submission Time"] / 1000.0,
                         "execution_id": props.get("spark.sql.execution.id"),
-                        "call_site": props.get("callSite.short") or (event.get("Stage Infos") or [{}])[0].get("Stage Name"),
+                        "call_site": props.get("callSite.short")
+                        or (event.get("Stage Infos") or [{}])[0].get("Stage Name"),
                         "stages": 0,
                         "tasks": 0,
                         "executor_run_ms": 0,
@@ -196,7 +206,8 @@ def attribute(run: dict, phases: list[dict], jobs: list[dict]) -> dict:
         for h in handled:
             nested = sum(
                 _overlap(p["start"], p["end"], h["start"], h["end"])
-                for p in inside if p["phase"] in LEAF_PHASES and p is not h
+                for p in inside
+                if p["phase"] in LEAF_PHASES and p is not h
             )
             seconds["io.handle_output.other"] += max(0.0, (h["end"] - h["start"]) - nested)
         kind = "check" if _is_check(step["step"]) else "asset"
@@ -214,14 +225,16 @@ def attribute(run: dict, phases: list[dict], jobs: list[dict]) -> dict:
             totals[name] += value
         for name, value in step_jobs.items():
             job_totals[name] += value
-        per_step.append({
-            "step": step["step"],
-            "kind": kind,
-            "seconds": round(s1 - s0, 3),
-            "phases": {k: round(v, 3) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]) if v > 0.0005},
-            "spark_jobs": sum(step_jobs.values()),
-            "jobs_by_phase": dict(sorted(step_jobs.items(), key=lambda kv: -kv[1])),
-        })
+        per_step.append(
+            {
+                "step": step["step"],
+                "kind": kind,
+                "seconds": round(s1 - s0, 3),
+                "phases": {k: round(v, 3) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]) if v > 0.0005},
+                "spark_jobs": sum(step_jobs.values()),
+                "jobs_by_phase": dict(sorted(step_jobs.items(), key=lambda kv: -kv[1])),
+            }
+        )
     classes: dict[str, float] = defaultdict(float)
     for name, value in totals.items():
         classes[PHASE_CLASS.get(name, "checks" if name == "checks" else "compute+io")] += value

@@ -4,7 +4,6 @@ Partition Q holds the rows of every file whose arrival folder date falls in Q. V
 original strings; the platform adds `_source_file`, `_ingest_date`, `_ingested_at`, `_batch_id`.
 """
 
-
 from collections.abc import Iterator
 from datetime import UTC, datetime
 

@@ -32,7 +32,6 @@ Interpretations where SPEC.md is silent:
   longer than the quarter, events after the end of Q are not seen.
 """
 
-
 import hashlib
 
 import dagster as dg
@@ -163,7 +162,10 @@ def unmatched_customers(features: DataFrame, labels: DataFrame) -> dict[str, dic
         )
         .collect()
     )
-    return {row[PARTITION_COLUMN]: {"features_only": row["features_only"], "labels_only": row["labels_only"]} for row in rows}
+    return {
+        row[PARTITION_COLUMN]: {"features_only": row["features_only"], "labels_only": row["labels_only"]}
+        for row in rows
+    }
 
 
 # -------------------------------------------------------------------------------------- assets
@@ -237,7 +239,10 @@ def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
         frame = compute_customer_features(
             operational_events, interaction_logs, partner_scores, _labels(context), lookback
         ).persist()
-        source_rows = {row[PARTITION_COLUMN]: row["count"] for row in operational_events.groupBy(PARTITION_COLUMN).count().collect()}
+        source_rows = {
+            row[PARTITION_COLUMN]: row["count"]
+            for row in operational_events.groupBy(PARTITION_COLUMN).count().collect()
+        }
         stats = feature_stats(frame, NUMERIC_FEATURES)
         for quarter in _labels(context):
             metadata, empty = features_metadata(

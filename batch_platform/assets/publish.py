@@ -22,9 +22,10 @@ from batch_platform.postgres import (
     replace_quarter,
 )
 from batch_platform.schemas.gold import TRAINING_KEY
+from batch_platform.schemas.ml import SCORES_KEY
 from batch_platform.tables import table_for
 
-PUBLISHED_TABLES = [TRAINING_KEY]
+PUBLISHED_TABLES = [TRAINING_KEY, SCORES_KEY]
 """The lake tables copied to PostgreSQL, each to `<schema>.<its table name>`."""
 
 CODE_VERSION = "1"

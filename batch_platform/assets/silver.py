@@ -13,7 +13,6 @@ Materialisation metadata, per partition, on both outputs: `bronze_rows`, `silver
 `rejects/<reason>` for every reason of the table (zeros included) and `quarantine_rate`.
 """
 
-
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial

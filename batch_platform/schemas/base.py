@@ -25,7 +25,6 @@ PARTITION_COLUMN = "quarter"
 QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
 
 
-
 class _FailingRowsRecorder:
     """Stands in for the DataFrame a Pandera pyspark built-in check filters: it keeps the
     expression the check filters its failing rows by, so that expression can be counted."""
@@ -250,7 +249,9 @@ def check_table(df: DataFrame, model: type[pa.DataFrameModel]) -> list[Violation
     leftover_columns = {name: checks for name, checks in leftover_columns.items() if checks}
     leftover_frame = [check for check in schema.checks if check.name not in _ROW_RULES]
     if leftover_columns or leftover_frame:
-        rest = _structural(schema).update_columns({name: {"checks": checks} for name, checks in leftover_columns.items()})
+        rest = _structural(schema).update_columns(
+            {name: {"checks": checks} for name, checks in leftover_columns.items()}
+        )
         rest.checks = leftover_frame
         for kinds in (rest.validate(df).pandera.errors or {}).values():
             for items in kinds.values():

@@ -221,9 +221,7 @@ class SilverOperationalEvents(LakeTable):
     _event_time_before_end = row_rule(
         "silver_event_time_before_quarter_end", lambda: F.col("event_time") < quarter_end_col()
     )
-    _amount_finite = row_rule(
-        "silver_amount_finite", lambda: ~F.isnan("amount") & (F.abs("amount") < float("inf"))
-    )
+    _amount_finite = row_rule("silver_amount_finite", lambda: ~F.isnan("amount") & (F.abs("amount") < float("inf")))
     _currency_normalised = row_rule("silver_currency_lower_case", lambda: _normalised("currency"))
     _channel_normalised = row_rule("silver_channel_lower_case", lambda: _normalised("channel"))
 
@@ -271,9 +269,7 @@ class SilverPartnerScores(LakeTable):
         "silver_as_of_date_in_quarter",
         lambda: (F.col("as_of_date") >= quarter_start_date()) & (F.col("as_of_date") < quarter_end_date()),
     )
-    _partner_segment_normalised = row_rule(
-        "silver_partner_segment_lower_case", lambda: _normalised("partner_segment")
-    )
+    _partner_segment_normalised = row_rule("silver_partner_segment_lower_case", lambda: _normalised("partner_segment"))
 
     class Config:
         strict = True

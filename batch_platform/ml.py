@@ -1,0 +1,401 @@
+"""The quarterly churn model: training, evaluation, the MLflow registry and scoring (SPEC.md, "ML").
+
+The assets in `batch_platform/assets/ml.py` hold the transformations; this module holds what they
+call. Choices the contract leaves open:
+
+- **Pipeline.** One Spark MLlib `Pipeline` per candidate, so the fitted object logged to MLflow
+  turns a `gold/customer_features`-shaped frame into a probability with nothing else to apply:
+  a `SQLTransformer` makes the nulls explicit (`partner_score` null → 0 plus the indicator
+  `partner_score_missing`; with the indicator in the model the filled value only shifts the
+  indicator's weight; `partner_segment` null → `none`), `StringIndexer(handleInvalid="keep")` +
+  `OneHotEncoder` encode the segment (a segment never seen in training gets the spare slot),
+  `VectorAssembler(handleInvalid="error")` fails on any other null, then the classifier.
+- **Candidates.** Logistic regression (L2, regParam 0.01) and a random forest (100 trees, depth 6,
+  seed 42): same data, same result. The champion has the higher AUC-PR on eval; a tie goes to the
+  logistic regression (listed first).
+- **Baseline.** The recency-only model: a logistic regression on `recency_days` alone, fit on the
+  same train split. Its probabilities give the log loss and Brier score; its AUCs are those of
+  ranking by `recency_days` (the fit is monotone), which is how the out-of-time check scores it.
+- **Metrics** (scikit-learn, on the eval rows collected to the driver — a fifth of one quarter's
+  customers): AUC-PR is the average precision; lift in the top decile is the churn rate among the
+  ceil(10%) highest probabilities (ties broken by customer order) over the eval churn rate.
+- **Untrainable.** Fewer than `MIN_TRAIN_ROWS` train or `MIN_EVAL_ROWS` eval rows, or fewer than
+  `MIN_CLASS_ROWS` of either class in train, or one class only in eval: nothing is logged or
+  registered, the materialisation says which, and the quarter's scores are empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
+from pyspark.ml.feature import (
+    OneHotEncoder,
+    SQLTransformer,
+    StringIndexer,
+    VectorAssembler,
+)
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch_platform.features import NUMERIC_FEATURES, compute_customer_features
+from batch_platform.mlflow_store import MlflowStore
+from batch_platform.partitions import shift, to_label
+from batch_platform.schemas.base import PARTITION_COLUMN
+
+SEED = 42
+MIN_TRAIN_ROWS = 50
+MIN_EVAL_ROWS = 20
+MIN_CLASS_ROWS = 5
+METRICS = ("auc_pr", "auc_roc", "log_loss", "brier", "lift_top_decile", "churn_rate")
+CLASSIFIERS = ("logistic_regression", "random_forest")
+BASELINE = "recency_baseline"
+MODEL_INPUTS = [name for name in NUMERIC_FEATURES if name != "partner_score"] + [
+    "partner_score_filled",
+    "partner_score_missing",
+    "partner_segment_vector",
+]
+_PREPARE = (
+    "SELECT *, CAST(partner_score IS NULL AS DOUBLE) AS partner_score_missing, "
+    "COALESCE(partner_score, 0D) AS partner_score_filled, "
+    "COALESCE(partner_segment, 'none') AS partner_segment_filled FROM __THIS__"
+)
+
+
+def champion_alias(quarter: str) -> str:
+    """The registry alias of a quarter's champion: `champion-2025-Q4`."""
+    return f"champion-{to_label(quarter)}"
+
+
+# ----------------------------------------------------------------------------------- pipelines
+def candidates() -> dict[str, object]:
+    return {
+        "logistic_regression": LogisticRegression(maxIter=100, regParam=0.01, elasticNetParam=0.0),
+        "random_forest": RandomForestClassifier(numTrees=100, maxDepth=6, seed=SEED),
+    }
+
+
+def pipeline(classifier) -> Pipeline:
+    """Null handling, segment encoding and feature vector, then `classifier` (module docstring)."""
+    return Pipeline(
+        stages=[
+            SQLTransformer(statement=_PREPARE),
+            StringIndexer(
+                inputCol="partner_segment_filled",
+                outputCol="partner_segment_index",
+                handleInvalid="keep",
+                stringOrderType="alphabetAsc",
+            ),
+            OneHotEncoder(
+                inputCols=["partner_segment_index"],
+                outputCols=["partner_segment_vector"],
+            ),
+            VectorAssembler(inputCols=MODEL_INPUTS, outputCol="features", handleInvalid="error"),
+            classifier,
+        ]
+    )
+
+
+def baseline_pipeline() -> Pipeline:
+    return Pipeline(
+        stages=[
+            VectorAssembler(inputCols=["recency_days"], outputCol="features", handleInvalid="error"),
+            LogisticRegression(maxIter=100, regParam=0.0),
+        ]
+    )
+
+
+def churn_probability(model: PipelineModel, frame: DataFrame) -> DataFrame:
+    """`frame` with `churn_probability`: the fitted pipeline's probability of label 1."""
+    return model.transform(frame).withColumn("churn_probability", vector_to_array(F.col("probability"))[1])
+
+
+def classifier_params(classifier) -> dict[str, object]:
+    return {param.name: value for param, value in classifier.extractParamMap().items()}
+
+
+# ---------------------------------------------------------------------------------------- metrics
+def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """AUC-PR, AUC-ROC, log loss, Brier, top-decile lift and churn rate of probabilities vs 0/1 labels."""
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        log_loss,
+        roc_auc_score,
+    )
+
+    y = np.asarray(labels, dtype=int)
+    p = np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0)
+    rate = float(y.mean())
+    top = np.argsort(-p, kind="stable")[: math.ceil(len(p) / 10)]
+    return {
+        "auc_pr": float(average_precision_score(y, p)),
+        "auc_roc": float(roc_auc_score(y, p)),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p)),
+        "lift_top_decile": float(y[top].mean() / rate) if rate else 0.0,
+        "churn_rate": rate,
+    }
+
+
+def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """AUC-PR and AUC-ROC of any score that ranks churners first (a probability, or recency_days)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y = np.asarray(labels, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    return {
+        "auc_pr": float(average_precision_score(y, s)),
+        "auc_roc": float(roc_auc_score(y, s)),
+    }
+
+
+def _labels_and_probabilities(model: PipelineModel, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    rows = churn_probability(model, frame).select("customer_id", "label", "churn_probability").toPandas()
+    rows = rows.sort_values("customer_id", kind="stable")
+    return rows["label"].to_numpy(), rows["churn_probability"].to_numpy()
+
+
+def plots(labels: np.ndarray, probabilities: np.ndarray, baseline: np.ndarray, title: str):
+    """The PR curve (with the baseline's) and the calibration plot, as matplotlib figures."""
+    from matplotlib.figure import Figure
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import precision_recall_curve
+
+    pr = Figure(figsize=(5, 4))
+    ax = pr.subplots()
+    for name, scores in (("model", probabilities), (BASELINE, baseline)):
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        ax.plot(recall, precision, label=name)
+    ax.set(xlabel="recall", ylabel="precision", title=f"PR curve, eval — {title}")
+    ax.legend()
+    calibration = Figure(figsize=(5, 4))
+    ax = calibration.subplots()
+    observed, predicted = calibration_curve(labels, probabilities, n_bins=10, strategy="quantile")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect")
+    ax.plot(predicted, observed, marker="o", label="model")
+    ax.set(
+        xlabel="mean predicted churn probability",
+        ylabel="observed churn rate",
+        title=f"Calibration — {title}",
+    )
+    ax.legend()
+    return {"plots/pr_curve.png": pr, "plots/calibration.png": calibration}
+
+
+# -------------------------------------------------------------------------------------- training
+@dataclass
+class QuarterModel:
+    """What training one quarter produced: the model card rows, or why there are none."""
+
+    quarter: str
+    train_rows: int
+    eval_rows: int
+    reason: str | None = None
+    rows: list[dict] = field(default_factory=list)
+    champion: str | None = None
+    model_version: int | None = None
+    run_url: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.reason is None
+
+    def metrics(self, candidate: str) -> dict[str, float]:
+        return next({m: row[m] for m in METRICS} for row in self.rows if row["candidate"] == candidate)
+
+
+def untrainable_reason(counts: dict[str, int]) -> str | None:
+    """Why a quarter with these train/eval row and churner counts cannot be trained, or None."""
+    train, eval_ = counts.get("train_rows", 0), counts.get("eval_rows", 0)
+    train_churned, eval_churned = (
+        counts.get("train_churned", 0),
+        counts.get("eval_churned", 0),
+    )
+    if train < MIN_TRAIN_ROWS:
+        return f"{train} train rows, fewer than the {MIN_TRAIN_ROWS} needed"
+    if eval_ < MIN_EVAL_ROWS:
+        return f"{eval_} eval rows, fewer than the {MIN_EVAL_ROWS} needed"
+    smaller = min(train_churned, train - train_churned)
+    if smaller < MIN_CLASS_ROWS:
+        return (
+            f"the train split has {train_churned} churned and {train - train_churned} retained customers: "
+            f"a class with fewer than {MIN_CLASS_ROWS} rows (one class only if 0)"
+        )
+    if eval_churned in (0, eval_):
+        return f"the eval split has one class only ({eval_churned} churned of {eval_})"
+    return None
+
+
+def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
+    """Per quarter: train and eval rows and churned customers, in one aggregation."""
+    aggs = []
+    for side in ("train", "eval"):
+        on_side = F.col("split") == side
+        aggs += [
+            F.sum(on_side.cast("long")).alias(f"{side}_rows"),
+            F.sum(F.when(on_side, F.col("label")).otherwise(0)).cast("long").alias(f"{side}_churned"),
+        ]
+    found = training_set.groupBy(PARTITION_COLUMN).agg(*aggs).collect()
+    return {
+        row[PARTITION_COLUMN]: {k: int(v or 0) for k, v in row.asDict().items() if k != PARTITION_COLUMN}
+        for row in found
+    }
+
+
+def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int], store: MlflowStore) -> QuarterModel:
+    """Train, evaluate, log and register the churn model of one quarter (module docstring)."""
+    import mlflow
+
+    result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0))
+    result.reason = untrainable_reason(counts)
+    if not result.trained:
+        _drop_alias(store, quarter)
+        return result
+    rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
+    train, eval_ = (
+        rows.filter(F.col("split") == "train"),
+        rows.filter(F.col("split") == "eval"),
+    )
+    experiment_id = store.activate()
+    tags = {"quarter": quarter}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn {quarter}", tags=tags) as parent:
+        labels, baseline = _labels_and_probabilities(baseline_pipeline().fit(train), eval_)
+        baseline_metrics = evaluate(labels, baseline)
+        mlflow.log_metrics({f"baseline_{name}": value for name, value in baseline_metrics.items()})
+        result.rows.append(_card_row(BASELINE, baseline_metrics, result, parent.info.run_id))
+        logged = {}
+        for name, classifier in candidates().items():
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=f"{name} {quarter}",
+                nested=True,
+                tags=tags,
+            ) as run:
+                model = pipeline(classifier).fit(train)
+                _, probabilities = _labels_and_probabilities(model, eval_)
+                metrics = evaluate(labels, probabilities)
+                mlflow.log_params(
+                    {
+                        **classifier_params(classifier),
+                        "features": ",".join(MODEL_INPUTS),
+                    }
+                )
+                mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
+                mlflow.log_metrics(
+                    {
+                        **metrics,
+                        **{f"baseline_{k}": v for k, v in baseline_metrics.items()},
+                    }
+                )
+                for path, figure in plots(labels, probabilities, baseline, f"{name} {quarter}").items():
+                    mlflow.log_figure(figure, path)
+                logged[name] = _log_model(model)
+                result.rows.append(_card_row(name, metrics, result, run.info.run_id))
+        champion = max(
+            (row for row in result.rows if row["candidate"] != BASELINE),
+            key=lambda row: row["auc_pr"],
+        )
+        version = _register(store, logged[champion["candidate"]], quarter, champion)
+        champion.update(
+            champion=True,
+            registered_model_name=store.registered_model_name,
+            model_version=version,
+        )
+        mlflow.set_tags({"champion": champion["candidate"], "model_version": str(version)})
+        result.champion, result.model_version = champion["candidate"], version
+        result.run_url = store.run_url(experiment_id, parent.info.run_id)
+    return result
+
+
+def _card_row(candidate: str, metrics: dict[str, float], result: QuarterModel, run_id: str) -> dict:
+    return {
+        PARTITION_COLUMN: result.quarter,
+        "candidate": candidate,
+        "champion": False,
+        **metrics,
+        "train_rows": result.train_rows,
+        "eval_rows": result.eval_rows,
+        "mlflow_run_id": run_id,
+        "registered_model_name": None,
+        "model_version": None,
+    }
+
+
+def _log_model(model: PipelineModel) -> str:
+    """Log the fitted pipeline to the active run; its model URI. The requirements are given, since
+    inferring them starts a subprocess that imports the whole environment (seconds per model)."""
+    import mlflow.spark
+    import pyspark
+
+    info = mlflow.spark.log_model(model, "model", pip_requirements=[f"pyspark=={pyspark.__version__}"])
+    return info.model_uri
+
+
+def _register(store: MlflowStore, model_uri: str, quarter: str, champion: dict) -> int:
+    import mlflow
+
+    tags = {
+        "quarter": quarter,
+        "candidate": champion["candidate"],
+        "eval_auc_pr": f"{champion['auc_pr']:.6f}",
+    }
+    version = mlflow.register_model(model_uri, store.registered_model_name, tags=tags)
+    mlflow.MlflowClient().set_registered_model_alias(
+        store.registered_model_name, champion_alias(quarter), version.version
+    )
+    return int(version.version)
+
+
+def _drop_alias(store: MlflowStore, quarter: str) -> None:
+    """An untrainable re-run of a quarter leaves MLflow no champion of it (its scores are empty)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if store.is_empty_local_store():
+        return
+    store.activate()
+    try:
+        mlflow.MlflowClient().delete_registered_model_alias(store.registered_model_name, champion_alias(quarter))
+    except MlflowException:
+        pass  # no registered model, or no alias for that quarter: nothing to drop
+
+
+# --------------------------------------------------------------------------------------- scoring
+def scoring_features(
+    events: DataFrame,
+    logs: DataFrame,
+    scores: DataFrame,
+    quarters: Sequence[str],
+    lookback: int,
+) -> DataFrame:
+    """The features scored for each Q of `quarters`: `compute_customer_features` for target quarter
+    Q+1 (cutoff C' = start of Q+1, silver Q-L+1 … Q), re-labelled with `quarter` = Q. The same
+    function builds `gold/customer_features`, so these equal its Q+1 partition wherever it exists."""
+    targets = {shift(q, 1): to_label(q) for q in quarters}
+    features = compute_customer_features(events, logs, scores, list(targets), lookback)
+    relabel = F.create_map(*[F.lit(value) for pair in targets.items() for value in pair])
+    return features.withColumn(PARTITION_COLUMN, relabel[F.col(PARTITION_COLUMN)])
+
+
+def load_champion(store: MlflowStore, version: int) -> PipelineModel:
+    import mlflow.spark
+
+    store.activate()
+    return mlflow.spark.load_model(f"models:/{store.registered_model_name}/{version}")
+
+
+def score(features: DataFrame, model: PipelineModel, version: int) -> DataFrame:
+    """`ml/churn_scores` rows for the customers of `features` (one quarter's scoring features)."""
+    return churn_probability(model, features).select(
+        PARTITION_COLUMN,
+        "customer_id",
+        F.col("feature_cutoff").alias("score_cutoff"),
+        "churn_probability",
+        F.lit(version).cast("int").alias("model_version"),
+    )

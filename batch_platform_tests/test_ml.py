@@ -1,0 +1,386 @@
+"""The quarterly ML loop (SPEC.md, "ML"): real Spark MLlib, a real local MLflow store (SQLite and
+an artifact folder in the test's temp dir), real Dagster runs through the real IO manager.
+
+The lake is silver written straight into a temporary folder (as the silver assets would), with a
+planted churn signal: each customer has an engagement e in (0, 1) that sets how often it buys, its
+partner score, and how likely it is to stop for good at the start of each quarter. Lookback L = 2
+keeps the Spark work small: silver 2024-Q1 … 2025-Q1, one run for gold and ML of 2024-Q3 … 2025-Q1.
+"""
+
+import math
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.ml import (
+    MODEL_KEY,
+    OUT_OF_TIME,
+    SCORES_KEY,
+    build_ml_assets,
+    build_ml_checks,
+    out_of_time_result,
+)
+from batch_platform.config import parse_config
+from batch_platform.consume import load_scores
+from batch_platform.ml import evaluate, scoring_features, untrainable_reason
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
+from batch_platform.resources import build_resources
+from batch_platform_tests.conftest import make_config
+from batch_platform_tests.test_gold import (
+    write_silver,
+)
+
+L = 2
+SILVER_QUARTERS = quarter_range("2024-Q1", "2025-Q1")
+RUN = quarter_range("2024-Q3", "2025-Q1")
+CUSTOMERS = 1500
+MODEL_NAME = "test_churn"
+GRAPH_CONFIG = parse_config({"batch": {"lookback_quarters": L}}, "test_ml graph")
+GOLD = build_gold_assets(GRAPH_CONFIG)
+ML = build_ml_assets(GRAPH_CONFIG)
+ML_CHECKS = build_ml_checks(GRAPH_CONFIG)
+
+
+def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list[tuple]]:
+    """Silver rows whose churn is driven by engagement e: Poisson(1 + 9e) events a quarter while
+    active, a partner score of about 1000e, and a chance 0.45(1-e)^2 of leaving for good at the
+    start of each quarter (after the first)."""
+    rng = random.Random(seed)
+    np_rng = np.random.default_rng(seed)
+    events, logs, scores = [], [], []
+    for c in range(customers):
+        cid, e = f"K{c:05d}", rng.random()
+        segment = "gold" if e > 0.66 else "silver" if e > 0.33 else "bronze"
+        for i, q in enumerate(SILVER_QUARTERS):
+            if i and rng.random() < 0.45 * (1 - e) ** 2:
+                break
+            start, span = (
+                quarter_start(q),
+                int((quarter_end(q) - quarter_start(q)).total_seconds()),
+            )
+            for _ in range(int(np_rng.poisson(1 + 9 * e))):
+                moment = start + timedelta(seconds=rng.randrange(span))
+                events.append(
+                    (
+                        cid,
+                        moment,
+                        round(rng.uniform(5, 50 + 100 * e), 2),
+                        "eur",
+                        rng.choice(["web", "app"]),
+                        q,
+                    )
+                )
+                if rng.random() < 0.3:
+                    logs.append((cid, "login", moment, q))
+            if rng.random() < 0.7:
+                score = min(1000.0, max(0.0, round(1000 * e + rng.gauss(0, 120), 1)))
+                scores.append((cid, score, segment, (start + timedelta(days=5)).date(), q))
+    return {
+        "operational_events": events,
+        "interaction_logs": logs,
+        "partner_scores": scores,
+    }
+
+
+def run_ml(config, first: str, last: str, selection=None, instance=None):
+    from batch_platform_tests.platform import bronze_assets, silver_assets
+
+    return dg.materialize(
+        [*bronze_assets, *silver_assets, *GOLD, *ML, *ML_CHECKS],
+        selection=selection or [asset.key for asset in [*GOLD, *ML]],
+        resources=build_resources(config),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": to_key(first),
+            "dagster/asset_partition_range_end": to_key(last),
+        },
+    )
+
+
+def ml_config(root: Path):
+    return make_config(
+        root,
+        batch={"lookback_quarters": L},
+        mlflow={"registered_model_name": MODEL_NAME},
+    )
+
+
+def metadata_by_partition(result, key: dg.AssetKey) -> dict[str, dict]:
+    found = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key == key:
+            found.setdefault(mat.partition, {}).update({k: v.value for k, v in mat.metadata.items()})
+    return found
+
+
+def store_client(root: Path) -> mlflow.MlflowClient:
+    """A client of the local store under `root`: tracking AND registry (the registry URI would
+    otherwise be the process-wide one the last run set)."""
+    uri = f"sqlite:///{root}/mlflow.db"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def registry_versions(root: Path) -> list:
+    client = store_client(root)
+    return sorted(
+        client.search_model_versions(f"name = '{MODEL_NAME}'"),
+        key=lambda v: int(v.version),
+    )
+
+
+@pytest.fixture(scope="module")
+def ml_lake(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ml")
+    write_silver(spark, str(root / "lake"), planted_silver(), SILVER_QUARTERS)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_ml(ml_config(root), RUN[0], RUN[-1], instance=instance)
+    return root, instance, result
+
+
+# --------------------------------------------------------------------------------- training
+def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_beats_chance(
+    ml_lake,
+):
+    root, _, result = ml_lake
+    metadata = metadata_by_partition(result, MODEL_KEY)
+    assert sorted(metadata) == [to_key(q) for q in RUN]
+    versions = registry_versions(root)
+    assert [v.tags["quarter"] for v in versions] == RUN
+    for key, quarter in zip(sorted(metadata), RUN, strict=True):
+        found = metadata[key]
+        assert found["trained"] is True
+        assert found["eval/auc_roc"] > 0.8, (quarter, found)
+        assert 0 < found["eval/auc_pr"] <= 1 and found["baseline/auc_pr"] > 0
+        assert found["champion"] in ("logistic_regression", "random_forest")
+        assert found["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
+        card = pd.read_parquet(root / "lake" / "ml" / "churn_model" / f"quarter={quarter}")
+        assert sorted(card["candidate"]) == [
+            "logistic_regression",
+            "random_forest",
+            "recency_baseline",
+        ]
+        champion = card[card["champion"]]
+        assert len(champion) == 1 and champion["model_version"].iloc[0] == found["model_version"]
+        assert champion["auc_pr"].iloc[0] == card[card["candidate"] != "recency_baseline"]["auc_pr"].max()
+    client = store_client(root)
+    version = versions[-1]
+    run = client.get_run(version.run_id)
+    assert {
+        "auc_pr",
+        "auc_roc",
+        "log_loss",
+        "brier",
+        "lift_top_decile",
+        "churn_rate",
+        "baseline_auc_pr",
+    } <= set(run.data.metrics)
+    assert run.data.params["seed"] == "42" or run.data.params.get("regParam") == "0.01"
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, "plots")}
+    assert artifacts == {"plots/pr_curve.png", "plots/calibration.png"}
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2025-Q1").version) == int(version.version)
+    assert (root / "mlartifacts").is_dir()
+
+
+def test_scores_are_the_champions_predictions_at_the_start_of_the_next_quarter(ml_lake, spark):
+    root, _, _ = ml_lake
+    card_versions = {
+        q: int(
+            pd.read_parquet(root / "lake/ml/churn_model" / f"quarter={q}")
+            .dropna(subset=["model_version"])["model_version"]
+            .iloc[0]
+        )
+        for q in RUN
+    }
+    for quarter in RUN:
+        scores = load_scores(quarter, lake_root=root / "lake")
+        assert len(scores) and scores["customer_id"].is_unique
+        assert scores["churn_probability"].between(0, 1).all()
+        assert (scores["score_cutoff"] == pd.Timestamp(quarter_end(quarter))).all()
+        assert set(scores["model_version"]) == {card_versions[quarter]}
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    mlflow.set_registry_uri(f"sqlite:///{root}/mlflow.db")
+    model = mlflow.spark.load_model(f"models:/{MODEL_NAME}/{card_versions['2024-Q4']}")
+    assert model is not None
+
+
+def test_scoring_features_of_q_equal_gold_customer_features_of_q_plus_one(ml_lake, spark):
+    """No train/serve skew: the features scored at the end of 2024-Q3 and 2024-Q4 are, column for
+    column, the gold/customer_features of 2024-Q4 and 2025-Q1 that the run wrote to the lake."""
+    root, _, _ = ml_lake
+    silver = {
+        t: spark.read.parquet(str(root / "lake" / "silver" / t))
+        for t in ("operational_events", "interaction_logs", "partner_scores")
+    }
+    scored = scoring_features(
+        silver["operational_events"],
+        silver["interaction_logs"],
+        silver["partner_scores"],
+        ["2024-Q3", "2024-Q4"],
+        L,
+    )
+    for quarter, following in (("2024-Q3", "2024-Q4"), ("2024-Q4", "2025-Q1")):
+        mine = scored.filter(F.col("quarter") == quarter).drop("quarter").toPandas()
+        gold = pd.read_parquet(root / "lake" / "gold" / "customer_features" / f"quarter={following}")
+        mine = mine.sort_values("customer_id").reset_index(drop=True)
+        gold = gold.sort_values("customer_id").reset_index(drop=True)[list(mine.columns)]
+        assert len(mine) > 500
+        pd.testing.assert_frame_equal(mine, gold, check_dtype=False)
+        scores = load_scores(quarter, lake_root=root / "lake")
+        assert set(scores["customer_id"]) == set(gold["customer_id"])
+
+
+def test_out_of_time_check_records_one_result_per_quarter_of_a_three_quarter_run(
+    ml_lake,
+):
+    _, _, result = ml_lake
+    found = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == OUT_OF_TIME}
+    assert sorted(found) == [to_key(q) for q in RUN]
+    for quarter in RUN[:2]:
+        evaluation = found[to_key(quarter)]
+        metadata = {k: v.value for k, v in evaluation.metadata.items()}
+        assert metadata["evaluated"] is True and metadata["customers"] > 500
+        assert metadata["scored_not_labelled"] == 0 and metadata["labelled_not_scored"] == 0
+        assert metadata["out_of_time/auc_roc"] > 0.8
+        assert 0 < metadata["baseline/auc_pr"] <= 1
+        assert evaluation.passed == (metadata["out_of_time/auc_pr"] >= metadata["baseline/auc_pr"])
+    pending = found[to_key(RUN[-1])]
+    assert pending.passed and "gold/churn_labels 2025-Q2 is not in the lake" in pending.description
+
+
+def test_out_of_time_result_warns_below_the_baseline_and_on_unmatched_customers():
+    rows = pd.DataFrame(
+        {
+            "customer_id": list("abcdef"),
+            "churn_probability": [0.1, 0.9, 0.2, 0.8, 0.3, np.nan],
+            "label": [1, 0, 1, 0, 0, 1],
+            "recency_days": [90, 1, 80, 2, 3, 50],
+        }
+    )
+    result = out_of_time_result("2025-Q1", rows, labels_exist=True)
+    assert not result["passed"] and result["severity"] == dg.AssetCheckSeverity.WARN
+    assert "below the recency baseline" in result["description"]
+    assert "1 labelled customers were not scored" in result["description"]
+    assert result["metadata"]["baseline/auc_roc"] == 1.0 and result["metadata"]["out_of_time/auc_roc"] == 0.0
+    assert out_of_time_result("2025-Q1", rows, labels_exist=False)["metadata"]["evaluated"] is False
+
+
+# ---------------------------------------------------------------------------- re-running
+def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_scores(
+    ml_lake,
+):
+    root, instance, _ = ml_lake
+    lake = root / "lake"
+    before = {q: load_scores(q, lake_root=lake).sort_values("customer_id", ignore_index=True) for q in RUN}
+    versions_before = registry_versions(root)
+    result = run_ml(
+        ml_config(root),
+        "2024-Q4",
+        "2024-Q4",
+        selection=[MODEL_KEY, SCORES_KEY],
+        instance=instance,
+    )
+    assert result.success
+    after = {q: load_scores(q, lake_root=lake).sort_values("customer_id", ignore_index=True) for q in RUN}
+    versions = registry_versions(root)
+    assert len(versions) == len(versions_before) + 1 and versions[-1].tags["quarter"] == "2024-Q4"
+    new = int(versions[-1].version)
+    assert set(after["2024-Q4"]["model_version"]) == {new}
+    pd.testing.assert_frame_equal(
+        before["2024-Q4"].drop(columns="model_version"),
+        after["2024-Q4"].drop(columns="model_version"),
+    )
+    for quarter in ("2024-Q3", "2025-Q1"):
+        pd.testing.assert_frame_equal(before[quarter], after[quarter])
+    client = store_client(root)
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2024-Q4").version) == new
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == OUT_OF_TIME]
+    assert evaluation.partition == to_key("2024-Q4")
+    assert evaluation.metadata["evaluated"].value is True and evaluation.metadata["labels_quarter"].value == "2025-Q1"
+
+    from batch_platform.jobs import build_jobs
+
+    (out_of_time_sensor,) = build_jobs(GRAPH_CONFIG.partitions())[2]
+    context = dg.build_run_status_sensor_context(
+        sensor_name=out_of_time_sensor.name,
+        dagster_event=result.get_run_success_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    )
+    request = out_of_time_sensor(context)
+    assert request.partition_key == to_key("2024-Q3")
+
+
+def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_lake, tmp_path, spark):
+    root, _, _ = ml_lake
+    quarter = "2024-Q4"
+    training = spark.read.parquet(str(root / "lake" / "gold" / "training_set" / f"quarter={quarter}"))
+    training.withColumn("label", F.lit(0)).write.parquet(
+        str(tmp_path / "lake" / "gold" / "training_set" / f"quarter={quarter}")
+    )
+    result = run_ml(ml_config(tmp_path), quarter, quarter, selection=[MODEL_KEY, SCORES_KEY])
+    assert result.success
+    metadata = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]
+    assert metadata["trained"] is False
+    assert "0 churned" in metadata["reason"] and "nothing registered" in metadata["reason"]
+    assert metadata["dagster/row_count"] == 0
+    assert registry_versions(tmp_path) == []
+    scores = metadata_by_partition(result, SCORES_KEY)[to_key(quarter)]
+    assert scores["dagster/row_count"] == 0 and "no champion" in scores["reason"]
+    assert load_scores(quarter, lake_root=tmp_path / "lake").empty
+
+
+# ------------------------------------------------------------------------------ the rules
+def test_untrainable_reasons_name_the_rule_and_the_counts():
+    assert untrainable_reason({"train_rows": 10, "eval_rows": 30, "train_churned": 5, "eval_churned": 3}).startswith(
+        "10 train rows"
+    )
+    assert "eval rows" in untrainable_reason(
+        {"train_rows": 100, "eval_rows": 5, "train_churned": 50, "eval_churned": 2}
+    )
+    assert "100 churned and 0 retained" in untrainable_reason(
+        {"train_rows": 100, "eval_rows": 30, "train_churned": 100, "eval_churned": 3}
+    )
+    assert "one class only (0 churned of 30)" in untrainable_reason(
+        {"train_rows": 100, "eval_rows": 30, "train_churned": 50, "eval_churned": 0}
+    )
+    assert untrainable_reason({"train_rows": 100, "eval_rows": 30, "train_churned": 50, "eval_churned": 3}) is None
+
+
+def test_metrics_by_hand():
+    labels = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    probabilities = np.array([0.9, 0.4, 0.5, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    found = evaluate(labels, probabilities)
+    assert found["churn_rate"] == 0.2
+    assert found["auc_pr"] == pytest.approx((1 + 2 / 3) / 2)
+    assert found["auc_roc"] == pytest.approx(15 / 16)
+    assert found["lift_top_decile"] == pytest.approx(1 / 0.2)
+    assert found["brier"] == pytest.approx(np.mean((probabilities - labels) ** 2))
+    expected = -np.mean(labels * np.log(probabilities) + (1 - labels) * np.log(1 - probabilities))
+    assert found["log_loss"] == pytest.approx(expected)
+    assert math.isfinite(found["log_loss"])
+
+
+def test_the_mlflow_store_defaults_to_a_local_store_beside_the_lake_and_the_config_can_point_at_a_server(tmp_path):
+    from batch_platform.config import ConfigError, parse_config
+
+    local = ml_config(tmp_path)
+    assert local.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert local.mlflow_artifact_location == str(tmp_path / "mlartifacts")
+    server = make_config(tmp_path, mlflow={"tracking_uri": "http://127.0.0.1:5001"})
+    assert server.mlflow_tracking_uri == "http://127.0.0.1:5001" and server.mlflow_artifact_location is None
+    assert server.mlflow.registered_model_name == "batch_platform_churn"
+    from batch_platform.mlflow_store import build_mlflow_store
+
+    secret = make_config(tmp_path, mlflow={"tracking_uri": "https://bot:s3cret@mlflow.example:8443/"})
+    assert build_mlflow_store(secret).run_url("1", "abc") == "https://mlflow.example:8443/#/experiments/1/runs/abc"
+    with pytest.raises(ConfigError, match="unknown key 'mlflow.tracking_url'"):
+        parse_config({"mlflow": {"tracking_url": "http://x"}}, "test")
