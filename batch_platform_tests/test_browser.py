@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 from batch_platform.partitions import to_key
-from batch_platform_tests.webserver_fixtures import ALL_ASSET_KEYS, QUARTERS, ROOT
+from batch_platform_tests.webserver_fixtures import GRAPH_ASSET_KEYS, QUARTERS, ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +49,7 @@ INSTALL_HINT = (
     "`apt-get install -y chromium` (the tests use /usr/bin/chromium) and `.venv/bin/pip install playwright` "
     "(or `pip install -e '.[dev]'`); `playwright install` is not needed"
 )
-VIEWPORT = {"width": 1800, "height": 1100}
+VIEWPORT = {"width": 2600, "height": 1400}  # room for four layer groups at full node size
 PAGE_TIMEOUT_MS = 90_000  # one page load on a loaded 2-core machine (the UI fetches a lot of GraphQL)
 Q2 = QUARTERS[-1]
 Q2_KEY = to_key(Q2)  # 2024-04-01
@@ -176,8 +176,8 @@ def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_
 
     ui, page = ui_materialized.ui, tab.page
     _open(page, f"{ui.url}/asset-groups", "Global asset lineage")
-    # three layer groups, collapsed by default; the graph's settings menu expands them
-    for group in ("bronze", "silver", "gold"):
+    # four layer groups, collapsed by default; the graph's settings menu expands them
+    for group in ("bronze", "silver", "gold", "ml"):
         page.get_by_text(group, exact=True).first.wait_for()
     # room for the graph: hide the app navigation (before expanding: the graph fits itself to the window then)
     page.get_by_role("button", name="Hide navigation").click()
@@ -187,11 +187,11 @@ def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_
     page.get_by_role("menuitem", name="Expand all groups").click()
     page.keyboard.press("Escape")
     page.mouse.move(1, VIEWPORT["height"] - 1)  # no node under the pointer: none highlighted
-    for _, name in ALL_ASSET_KEYS:
+    for _, name in GRAPH_ASSET_KEYS:
         page.get_by_text(name, exact=True).first.wait_for()
     # full-size nodes (not the zoomed-out labels only): every node shows its number of partitions
     node_footers = page.get_by_text(re.compile(r"^\d+ partitions$"))
-    expect(node_footers).to_have_count(len(ALL_ASSET_KEYS), timeout=PAGE_TIMEOUT_MS)
+    expect(node_footers).to_have_count(len(GRAPH_ASSET_KEYS), timeout=PAGE_TIMEOUT_MS)
     page.wait_for_timeout(1_500)  # let the fit-to-window animation end before the picture (not an assertion)
     _save(page, screenshots, "asset-graph.png")
 

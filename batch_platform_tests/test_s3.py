@@ -69,8 +69,8 @@ def test_s3_lake_equals_the_local_lake(s3_run, local_reference, s3_server):
     # One object per partition on S3: the publish is one PUT (io_manager.py).
     lake = _objects(s3_server, LAKE_BUCKET, "lake/")
     partitions = {key.rsplit("/", 1)[0] for key in lake if "/quarter=" in key}
-    tables = [t.name for t in TABLES.values() if t.name.split("/")[0] in ("bronze", "silver", "gold")]
-    assert len(partitions) == len(tables) * len(QUARTERS) == 36
+    tables = [t.name for t in TABLES.values() if t.name.split("/")[0] in ("bronze", "silver", "gold", "ml")]
+    assert len(partitions) == len(tables) * len(QUARTERS) == 42
     for partition in partitions:
         assert [k for k in lake if k.startswith(partition + "/")] == [f"{partition}/part-00000.parquet"]
     assert not [key for key in lake if "/_staging" in key]

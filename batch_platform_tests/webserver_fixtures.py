@@ -58,6 +58,8 @@ ALL_ASSET_KEYS = [
 ]
 BACKFILL_ASSET_KEYS = ALL_ASSET_KEYS[:9]  # bronze and silver (each silver multi-asset with both outputs)
 GOLD_ASSET_KEYS = ALL_ASSET_KEYS[9:]
+ML_ASSET_KEYS = [["ml", "churn_model"], ["ml", "churn_scores"]]
+GRAPH_ASSET_KEYS = [*ALL_ASSET_KEYS, *ML_ASSET_KEYS]  # every node of the lineage graph
 
 STARTUP_TIMEOUT = 240  # webserver up and code location loaded (a loaded 2-core machine is slow)
 RUN_TIMEOUT = 360
