@@ -1,7 +1,8 @@
 """The Dagster UI in headless Chromium, against the live webserver of `webserver_fixtures.py`.
 
-The instance it looks at holds what the UI's own launches wrote (`ui_materialized`: a backfill of
-bronze → silver for 2024-Q1…2024-Q2, then gold of 2024-Q2), so the pages show real
+The instance it looks at holds what the UI's own launches wrote (a backfill of bronze → silver
+for 2024-Q1…2024-Q2, gold of 2024-Q2, then every asset over both quarters: `ui_backfill_everything`,
+so the pages show the same state whatever order the tests run in), so the pages show real
 materializations. The tests open the global asset graph and `gold/training_set`'s page, check
 that what a person reads there is what the lake holds, and save screenshots.
 
@@ -27,8 +28,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batch_platform.partitions import to_key
-from batch_platform_tests.webserver_fixtures import GRAPH_ASSET_KEYS, QUARTERS, ROOT
+from batch_platform.partitions import to_label
+from batch_platform_tests.webserver_fixtures import GRAPH_ASSET_KEYS, MATERIALIZATIONS_QUERY, QUARTERS, ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -51,8 +52,6 @@ INSTALL_HINT = (
 )
 VIEWPORT = {"width": 2600, "height": 1400}  # room for four layer groups at full node size
 PAGE_TIMEOUT_MS = 90_000  # one page load on a loaded 2-core machine (the UI fetches a lot of GraphQL)
-Q2 = QUARTERS[-1]
-Q2_KEY = to_key(Q2)  # 2024-04-01
 
 
 def _missing_browser() -> list[str]:
@@ -111,9 +110,10 @@ class Tab:
 
 
 @pytest.fixture
-def tab(browser, ui_materialized):
-    """A tab on the live UI. Any request to another host than the webserver is refused and listed."""
-    ui = ui_materialized.ui
+def tab(browser, ui_backfill_everything):
+    """A tab on the live UI, once every UI launch has finished. Any request to another host than
+    the webserver is refused and listed."""
+    ui = ui_backfill_everything.ui
     page = browser.new_page()
     refused: list[str] = []
 
@@ -216,7 +216,12 @@ def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_
 
 def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materialized, tab, screenshots):
     ui, page = ui_materialized.ui, tab.page
-    folder = ui.lake.resolve() / "gold" / "training_set" / f"quarter={Q2}"
+    events = ui.graphql(MATERIALIZATIONS_QUERY, {"assetKey": {"path": ["gold", "training_set"]}, "partitions": None})[
+        "assetOrError"
+    ]["assetMaterializations"]
+    latest = max(events, key=lambda e: float(e["timestamp"]))
+    quarter = to_label(latest["partition"])
+    folder = ui.lake.resolve() / "gold" / "training_set" / f"quarter={quarter}"
     training = pd.read_parquet(folder)
     description = ui.graphql('query { assetNodes(assetKeys: [{path: ["gold", "training_set"]}]) { description } }')[
         "assetNodes"
@@ -227,7 +232,7 @@ def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materi
     text = page.locator("body").inner_text()
     status = re.search(r"Latest materialization\s+.*?\s+(\d{4}-\d{2}-\d{2})\s+Row count\s+([\d,]+)", text, re.S)
     assert status, text[:2000]
-    assert status.group(1) == Q2_KEY
+    assert status.group(1) == latest["partition"]
     assert int(status.group(2).replace(",", "")) == len(training) > 0
     # Description: the asset's own
     assert description.split("\n")[0][:60] in text
@@ -238,20 +243,16 @@ def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materi
         page.get_by_role("cell", name=column, exact=True).first.wait_for()
     _save(page, screenshots, "gold-training-set.png")
 
-    # Metadata of the latest materialization: the Parquet path of 2024-Q2, as the run recorded it
-    path = next(
-        e["path"]
-        for e in ui.materializations(["gold", "training_set"], Q2_KEY, ui_materialized.launch_id)[0]["metadataEntries"]
-        if e["label"] == "path"
-    )
+    # Metadata of the latest materialization: the Parquet path of its quarter, as the run recorded it
+    path = next(e["path"] for e in latest["metadataEntries"] if e["label"] == "path")
     assert path.removeprefix("file:").rstrip("/") == str(folder)
     page.get_by_text(path, exact=True).first.wait_for()
     page.get_by_text("Metadata", exact=True).first.evaluate("e => e.scrollIntoView({block: 'start'})")
     _save(page, screenshots, "gold-training-set-metadata.png")
 
-    # the Partitions tab: one quarter materialized out of every quarter so far
-    _open(page, f"{ui.url}/assets/gold/training_set?view=partitions", "Materialized (1)")
-    page.get_by_text(Q2_KEY, exact=True).first.click()
+    # the Partitions tab: the backfilled quarters materialized out of every quarter so far
+    _open(page, f"{ui.url}/assets/gold/training_set?view=partitions", f"Materialized ({len(QUARTERS)})")
+    page.get_by_text(latest["partition"], exact=True).first.click()
     page.get_by_text(path, exact=True).first.wait_for()
     _save(page, screenshots, "gold-training-set-partitions.png")
     assert tab.refused == [], f"the UI tried to reach other hosts: {tab.refused}"

@@ -130,23 +130,25 @@ def test_ui_backfill_of_two_quarters_is_one_run_and_graphql_reports_what_it_wrot
         events = _figures(ui, ["silver", "operational_events"], key, run_id)
         assert events["quarantined_rows"] > 0 and events["duplicates_removed"] > 0  # the sample data is dirty
 
-    # the silver checks ran in the same run; reconciliation passed
+    # the silver checks ran in the same run, one evaluation per quarter; reconciliation passed. Read by run,
+    # not "latest": the other UI fixtures launch later runs over the same partitions, in any test order.
     checks = ui.graphql(
-        """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetChecksOrError {
-             ... on AssetChecks { checks { name executionForLatestMaterialization {
-               runId status evaluation { success } } } } } } }""",
+        """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path }
+             assetChecksOrError { ... on AssetChecks { checks { name } } } } }""",
         {"keys": [{"path": ["silver", table]} for table in SILVER.values()]},
     )["assetNodes"]
-    executions = [
-        (c["name"], c["executionForLatestMaterialization"])
-        for node in checks
-        for c in node["assetChecksOrError"]["checks"]
-    ]
-    assert len(executions) >= 3 * 4 and {name for name, _ in executions} >= {"reconciliation", "quarantine_rate"}
-    for name, execution in executions:
-        assert execution is not None and execution["runId"] == run_id, (name, execution)
+    names = [(node["assetKey"]["path"], c["name"]) for node in checks for c in node["assetChecksOrError"]["checks"]]
+    assert len(names) >= 3 * 4 and {name for _, name in names} >= {"reconciliation", "quarantine_rate"}
+    for asset_key, name in names:
+        executions = ui.graphql(
+            """query($key: AssetKeyInput!, $name: String!) { assetCheckExecutions(assetKey: $key, checkName: $name,
+                 limit: 100) { runId status partition evaluation { success partition } } }""",
+            {"key": {"path": asset_key}, "name": name},
+        )["assetCheckExecutions"]
+        of_run = [e for e in executions if e["runId"] == run_id]
+        assert sorted(e["evaluation"]["partition"] for e in of_run) == [to_key(q) for q in QUARTERS], (name, of_run)
         if name == "reconciliation":
-            assert execution["status"] == "SUCCEEDED" and execution["evaluation"]["success"] is True
+            assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] is True for e in of_run), of_run
 
 
 def test_materialize_button_run_of_one_quarter_writes_gold_that_graphql_reports(ui_materialized):
