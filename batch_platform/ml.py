@@ -16,6 +16,12 @@ call. Choices the contract leaves open:
 - **Baseline.** The recency-only model: a logistic regression on `recency_days` alone, fit on the
   same train split. Its probabilities give the log loss and Brier score; its AUCs are those of
   ranking by `recency_days` (the fit is monotone), which is how the out-of-time check scores it.
+  It is not a candidate and is never logged as a model, so it is fit by scikit-learn on the
+  collected train column: one feature, a quarter's customers, milliseconds on the driver.
+- **Cost.** A quarter's split is small next to the lake (a fifth of one quarter's customers for
+  eval), and MLlib runs a Spark job per optimizer iteration or tree level, so each split is cached
+  in as few partitions as its size needs (`ROWS_PER_PARTITION`) and the two candidates are fit
+  and evaluated concurrently, each from its own thread (Spark runs their jobs side by side).
 - **Metrics** (scikit-learn, on the eval rows collected to the driver — a fifth of one quarter's
   customers): AUC-PR is the average precision; lift in the top decile is the churn rate among the
   ceil(10%) highest probabilities (ties broken by customer order) over the eval churn rate.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +56,7 @@ from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 
 SEED = 42
+ROWS_PER_PARTITION = 250_000
 MIN_TRAIN_ROWS = 50
 MIN_EVAL_ROWS = 20
 MIN_CLASS_ROWS = 5
@@ -101,13 +109,12 @@ def pipeline(classifier) -> Pipeline:
     )
 
 
-def baseline_pipeline() -> Pipeline:
-    return Pipeline(
-        stages=[
-            VectorAssembler(inputCols=["recency_days"], outputCol="features", handleInvalid="error"),
-            LogisticRegression(maxIter=100, regParam=0.0),
-        ]
-    )
+def recency_baseline(train_recency: np.ndarray, train_labels: np.ndarray, recency: np.ndarray) -> np.ndarray:
+    """Churn probabilities at `recency` of a logistic regression fit on recency_days alone (no penalty)."""
+    from sklearn.linear_model import LogisticRegression as Baseline
+
+    fitted = Baseline(C=np.inf, max_iter=1000).fit(np.asarray(train_recency, float).reshape(-1, 1), train_labels)
+    return fitted.predict_proba(np.asarray(recency, float).reshape(-1, 1))[:, 1]
 
 
 def churn_probability(model: PipelineModel, frame: DataFrame) -> DataFrame:
@@ -155,10 +162,15 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def _labels_and_probabilities(model: PipelineModel, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    rows = churn_probability(model, frame).select("customer_id", "label", "churn_probability").toPandas()
-    rows = rows.sort_values("customer_id", kind="stable")
-    return rows["label"].to_numpy(), rows["churn_probability"].to_numpy()
+def _probabilities(model: PipelineModel, frame: DataFrame) -> np.ndarray:
+    """The fitted pipeline's churn probabilities of `frame`'s rows, in customer order."""
+    rows = churn_probability(model, frame).select("customer_id", "churn_probability").toPandas()
+    return rows.sort_values("customer_id", kind="stable")["churn_probability"].to_numpy()
+
+
+def _split(rows: DataFrame, side: str, count: int) -> DataFrame:
+    """One quarter's `side` rows, cached in as few partitions as their count needs (module docstring)."""
+    return rows.filter(F.col("split") == side).coalesce(max(1, math.ceil(count / ROWS_PER_PARTITION))).persist()
 
 
 def plots(labels: np.ndarray, probabilities: np.ndarray, baseline: np.ndarray, title: str):
@@ -250,53 +262,54 @@ def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
 
 def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int], store: MlflowStore) -> QuarterModel:
     """Train, evaluate, log and register the churn model of one quarter (module docstring)."""
-    import mlflow
-
     result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0))
     result.reason = untrainable_reason(counts)
     if not result.trained:
         _drop_alias(store, quarter)
         return result
     rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
-    train, eval_ = (
-        rows.filter(F.col("split") == "train"),
-        rows.filter(F.col("split") == "eval"),
-    )
+    train, eval_ = _split(rows, "train", result.train_rows), _split(rows, "eval", result.eval_rows)
+    try:
+        _train(train, eval_, result, store)
+    finally:
+        train.unpersist()
+        eval_.unpersist()
+    return result
+
+
+@dataclass
+class _Eval:
+    """What every candidate of a quarter is measured against: the eval labels, in customer order, and
+    the baseline's probabilities and metrics on them."""
+
+    quarter: str
+    experiment_id: str
+    parent_run_id: str
+    labels: np.ndarray
+    baseline: np.ndarray
+    baseline_metrics: dict[str, float]
+
+
+def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: MlflowStore) -> None:
+    import mlflow
+
+    truth = eval_.select("customer_id", "label", "recency_days").toPandas().sort_values("customer_id", kind="stable")
+    history = train.select("recency_days", "label").toPandas()
+    baseline = recency_baseline(history["recency_days"], history["label"], truth["recency_days"])
+    labels = truth["label"].to_numpy()
+    quarter = result.quarter
     experiment_id = store.activate()
-    tags = {"quarter": quarter}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn {quarter}", tags=tags) as parent:
-        labels, baseline = _labels_and_probabilities(baseline_pipeline().fit(train), eval_)
-        baseline_metrics = evaluate(labels, baseline)
-        mlflow.log_metrics({f"baseline_{name}": value for name, value in baseline_metrics.items()})
-        result.rows.append(_card_row(BASELINE, baseline_metrics, result, parent.info.run_id))
-        logged = {}
-        for name, classifier in candidates().items():
-            with mlflow.start_run(
-                experiment_id=experiment_id,
-                run_name=f"{name} {quarter}",
-                nested=True,
-                tags=tags,
-            ) as run:
-                model = pipeline(classifier).fit(train)
-                _, probabilities = _labels_and_probabilities(model, eval_)
-                metrics = evaluate(labels, probabilities)
-                mlflow.log_params(
-                    {
-                        **classifier_params(classifier),
-                        "features": ",".join(MODEL_INPUTS),
-                    }
-                )
-                mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
-                mlflow.log_metrics(
-                    {
-                        **metrics,
-                        **{f"baseline_{k}": v for k, v in baseline_metrics.items()},
-                    }
-                )
-                for path, figure in plots(labels, probabilities, baseline, f"{name} {quarter}").items():
-                    mlflow.log_figure(figure, path)
-                logged[name] = _log_model(model)
-                result.rows.append(_card_row(name, metrics, result, run.info.run_id))
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"churn {quarter}", tags={"quarter": quarter}
+    ) as parent:
+        against = _Eval(quarter, experiment_id, parent.info.run_id, labels, baseline, evaluate(labels, baseline))
+        mlflow.log_metrics({f"baseline_{name}": value for name, value in against.baseline_metrics.items()})
+        result.rows.append(_card_row(BASELINE, against.baseline_metrics, result, parent.info.run_id))
+        with ThreadPoolExecutor(len(CLASSIFIERS)) as pool:
+            futures = [pool.submit(_candidate, *item, train, eval_, against, result) for item in candidates().items()]
+            done = [future.result() for future in futures]  # in candidate order
+        result.rows += [row for row, _ in done]
+        logged = {row["candidate"]: model_uri for row, model_uri in done}
         champion = max(
             (row for row in result.rows if row["candidate"] != BASELINE),
             key=lambda row: row["auc_pr"],
@@ -310,7 +323,32 @@ def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int],
         mlflow.set_tags({"champion": champion["candidate"], "model_version": str(version)})
         result.champion, result.model_version = champion["candidate"], version
         result.run_url = store.run_url(experiment_id, parent.info.run_id)
-    return result
+
+
+def _candidate(
+    name: str, classifier, train: DataFrame, eval_: DataFrame, against: _Eval, result: QuarterModel
+) -> tuple[dict, str]:
+    """Fit, measure and log one candidate as a child run of the quarter's run; (model card row, model URI).
+
+    Runs in a thread of its own: MLflow's active run is per thread, hence the explicit parent.
+    """
+    import mlflow
+
+    model = pipeline(classifier).fit(train)
+    probabilities = _probabilities(model, eval_)
+    metrics = evaluate(against.labels, probabilities)
+    with mlflow.start_run(
+        experiment_id=against.experiment_id,
+        run_name=f"{name} {against.quarter}",
+        parent_run_id=against.parent_run_id,
+        tags={"quarter": against.quarter},
+    ) as run:
+        mlflow.log_params({**classifier_params(classifier), "features": ",".join(MODEL_INPUTS)})
+        mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
+        mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in against.baseline_metrics.items()}})
+        for path, figure in plots(against.labels, probabilities, against.baseline, f"{name} {against.quarter}").items():
+            mlflow.log_figure(figure, path)
+        return _card_row(name, metrics, result, run.info.run_id), _log_model(model)
 
 
 def _card_row(candidate: str, metrics: dict[str, float], result: QuarterModel, run_id: str) -> dict:
@@ -383,11 +421,15 @@ def scoring_features(
     return features.withColumn(PARTITION_COLUMN, relabel[F.col(PARTITION_COLUMN)])
 
 
-def load_champion(store: MlflowStore, version: int) -> PipelineModel:
+def load_champions(store: MlflowStore, versions: dict[str, int]) -> dict[str, PipelineModel]:
+    """The registered model `versions[quarter]` of each quarter, read back from MLflow; loaded side
+    by side, since reading a model is mostly Spark jobs too small to fill the cores."""
     import mlflow.spark
 
     store.activate()
-    return mlflow.spark.load_model(f"models:/{store.registered_model_name}/{version}")
+    uris = {quarter: f"models:/{store.registered_model_name}/{version}" for quarter, version in versions.items()}
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(uris, pool.map(mlflow.spark.load_model, uris.values()), strict=True))
 
 
 def score(features: DataFrame, model: PipelineModel, version: int) -> DataFrame:

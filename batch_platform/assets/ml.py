@@ -31,7 +31,7 @@ from batch_platform.ml import (
     METRICS,
     MlflowStore,
     QuarterModel,
-    load_champion,
+    load_champions,
     ranking_metrics,
     score,
     scoring_features,
@@ -172,13 +172,8 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             lookback,
         ).persist()
         scored = [
-            score(
-                features.filter(F.col(PARTITION_COLUMN) == label),
-                load_champion(mlflow_store, champions[label]),
-                champions[label],
-            )
-            for _, label in quarters
-            if label in champions
+            score(features.filter(F.col(PARTITION_COLUMN) == label), model, champions[label])
+            for label, model in load_champions(mlflow_store, champions).items()
         ]
         for key, label in quarters:
             metadata = {"score_cutoff": dg.MetadataValue.text(quarter_end(label).isoformat())}
