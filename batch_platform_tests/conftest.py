@@ -2,6 +2,11 @@
 
 The session is created here first, with the test config's settings; the `pyspark` resource's
 `getOrCreate()` then finds and reuses it, so no Dagster run in the suite starts another JVM.
+
+`make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`): each worker has
+its own SparkSession, and the tests of a module — or of the modules sharing an expensive session
+fixture (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The
+heaviest groups are queued first (`HEAVIEST_FIRST`), so the two workers finish together.
 """
 
 from __future__ import annotations
@@ -28,8 +33,47 @@ def make_config(tmp_path: Path, **sections) -> PlatformConfig:
     return parse_config(raw, "test")
 
 
-@pytest.fixture(scope="session")
+SHARED = {
+    "test_webserver": "dagster_ui",
+    "test_browser": "dagster_ui",
+    "test_s3": "s3_server",
+    "test_s3_server": "s3_server",
+    "test_cluster": "s3_server",
+    "test_sensor": "s3_server",
+    "test_api": "delivery_lake",
+    "test_publish": "delivery_lake",
+}
+HEAVIEST_FIRST = [
+    "dagster_ui",
+    "s3_server",
+    "test_jobs",
+    "test_point_in_time",
+    "test_ml",
+    "test_timezone",
+    "delivery_lake",
+]
+
+
+@pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle, before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def group(item: pytest.Item) -> str:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        return SHARED.get(module, module)
+
+    def rank(item: pytest.Item) -> int:
+        name = group(item)
+        return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=rank)  # stable: the shuffled order within each rank stays
+
+
+@pytest.fixture(scope="session", autouse=True)
 def spark():
+    """The session every in-process run of the suite shares. Autouse, so it is always the first:
+    a test that starts Spark without asking for it (through the `pyspark` resource) would otherwise
+    launch the JVM without the S3A jars, which cannot be added to a running JVM."""
     from pyspark.sql import SparkSession
 
     from batch_platform.s3 import s3a_jars, spark_s3_conf
