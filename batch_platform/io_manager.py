@@ -109,7 +109,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     "nothing was written"
                 )
             total = sum(rows.values())
-            violations += check_table(df, model)
+            violations += check_table(df, model, total)
             if violations:
                 raise _failure(table, violations, total)
             lap("validate")
@@ -142,12 +142,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
             parallelism = self.pyspark.spark_session.sparkContext.defaultParallelism
             tasks = max(1, min(parallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
             staged = df.coalesce(tasks).write.option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
-        staged.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
-        empty = df.limit(0).drop(PARTITION_COLUMN)
-        for quarter in quarters:
-            folder = f"{staging}/{PARTITION_COLUMN}={quarter}"
-            if not fs.exists(folder):
-                empty.coalesce(1).write.mode("error").parquet(folder)
+        if total:  # with no rows at all, the Spark write would only make an empty folder
+            staged.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
+        empty = [q for q in quarters if not total or not fs.exists(f"{staging}/{PARTITION_COLUMN}={q}")]
+        if empty:
+            self._stage_empty(fs, df, staging, empty)
         for quarter in quarters:
             final = self.partition_path(asset_key, quarter)
             if object_store:
@@ -157,6 +156,20 @@ class LakeIOManager(dg.ConfigurableIOManager):
         fs.delete(staging)
         if not fs.list_dir(f"{table}/_staging"):
             fs.delete(f"{table}/_staging")
+
+    @staticmethod
+    def _stage_empty(fs: HadoopFS, df: DataFrame, staging: str, quarters: Sequence[str]) -> None:
+        """A schema-only Parquet file in the staged folder of each quarter without rows: Spark writes
+        one, the file system copies it into every such quarter (a write per quarter was a Spark job
+        each, and a long partition range holds mostly empty quarters)."""
+        template = f"{staging}/_empty"
+        df.limit(0).drop(PARTITION_COLUMN).coalesce(1).write.mode("error").parquet(template)
+        files = [f for f in fs.list_dir(template) if f.name.endswith(".parquet")]
+        if len(files) != 1:
+            raise RuntimeError(f"expected one schema-only Parquet file in {template}, found {[f.name for f in files]}")
+        for quarter in quarters:
+            fs.copy_file(files[0].path, f"{staging}/{PARTITION_COLUMN}={quarter}/{files[0].name}")
+        fs.delete(template)
 
     @staticmethod
     def _swap(fs: HadoopFS, staging: str, final: str, quarter: str) -> None:
