@@ -106,6 +106,22 @@ class HadoopFS:
         if not fs.rename(src, dst):
             raise OSError(f"could not move {source} to {target}")
 
+    def holds_rows(self, folder: str) -> bool:
+        """Whether any Parquet file directly in `folder` (hidden files skipped) has a row, from the
+        files' footers: no Spark job, and it stops at the first file with rows."""
+        parquet = self._jvm.org.apache.parquet.hadoop
+        for info in self.list_dir(folder):
+            if info.name.startswith(("_", ".")) or not info.name.endswith(".parquet"):
+                continue
+            jpath = self._jvm.org.apache.hadoop.fs.Path(info.path)
+            reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromPath(jpath, self._conf))
+            try:
+                if reader.getRecordCount() > 0:
+                    return True
+            finally:
+                reader.close()
+        return False
+
     def first_line(self, path: str) -> str | None:
         """The first line of a text file (its CSV header), or None for a zero-byte file."""
         jpath, fs = self._resolve(path)
