@@ -1,34 +1,44 @@
-"""`make bench SIZE=S|M|L`: the platform against plain PySpark and DuckDB, on the same landing data.
+"""`make bench SIZE=XS|S|M|L|real|long`: the platform against plain PySpark and DuckDB, on the same landing data.
 
     python -m benchmarks.run --size S [--only backfill,plain] [--with-ablation] [--keep] [--timeout 1800]
 
+Cases: XS, S, M, L are generated landing zones (8 quarters, `generate_landing`); `real` is the
+CDNOW transaction log (`benchmarks.cdnow`: 69,659 purchases as 546 daily files, 6 quarters of
+1997–1998); `long` is the same landing over the whole partition range, 1997-Q1 to the last
+complete quarter (~30 years, data in 6 quarters).
+
 One run of the harness:
 
-1. generates the landing zone for the size under `benchmarks/data/<SIZE>/landing`
-   (`generate_landing`, fixed seed; reused when a manifest with the same parameters is there —
-   the generator is deterministic, so that is the same data);
+1. generates the landing zone under `benchmarks/data/<SIZE>/landing` (fixed seed; reused when a
+   manifest with the same parameters is there — the generator is deterministic) or, for `real` and
+   `long`, writes the CDNOW files under `benchmarks/data/real/landing`;
 2. runs each contender as its own child process, with its own config file, lake, DAGSTER_HOME
    and Spark event log, measuring wall time and the peak RSS of its whole process tree, each
    after reading the landing files, the virtualenv and the JDK once (`warm_file_cache`), so no
    contender pays a cold file cache for the others:
-   - `backfill`: the platform, every asset of every quarter in ONE Dagster run
-     (`batch-platform materialize --from F --to L`, through `benchmarks.platform_child`, which
-     adds phase timers; `--no-instrument` runs the plain `batch-platform` instead);
-   - `single`: then the last quarter on its own, in the same lake (its lookback exists);
-   - `eight`: the same quarters as one run each, in order, in a fresh lake;
-   - `plain`: `benchmarks.plain_pyspark` — the same tables with the platform's own functions,
-     no Dagster, no Pandera;
+   - `backfill`: the platform, bronze → silver → gold (`--select group:bronze … group:gold`;
+     `--with-ml` adds the ML group) of every quarter in ONE Dagster run (`batch-platform
+     materialize --from F --to L`, through `benchmarks.platform_child`, which adds phase timers;
+     `--no-instrument` runs the plain `batch-platform` instead);
+   - `single`: then the last quarter on its own, in the same lake (its lookback exists), as a
+     scheduled run would;
+   - `data` (`long` only): the platform over only the quarters with data, in a fresh lake;
+   - `eight`: the same quarters as one run each, in order, in a fresh lake (skipped beyond 12);
+   - `plain`: `benchmarks.plain_pyspark` — an independent, straightforward PySpark script of
+     SPEC.md (nothing imported from the platform) building the same tables;
+   - `plain_single`: the same script for the last quarter alone, in its own lake (lookback there);
    - `duckdb`: `benchmarks.duckdb_gold` — an independent SQL implementation of the gold tables;
    - `ablation` (opt-in, `--with-ablation`): the backfill again with the IO manager's Pandera
      validation and metadata replaced by no-ops in the child (`BENCH_ABLATE`, see
      `benchmarks.platform_child`; the platform has no switch for either);
    - `import`: `python -c "import batch_platform.definitions"`, best of 3;
 3. compares the gold figures of every contender with the backfill's (row counts, sums and means
-   per column, label and split counts, per quarter; `benchmarks.figures`) and the silver row
-   counts of the platform and DuckDB with the generator's manifest;
+   per column, label and split counts, per quarter; `benchmarks.figures`) and, for the generated
+   sizes, the silver row counts of the platform and DuckDB with the generator's manifest;
 4. reads the Dagster event log (step times, the IO manager's `io_seconds/*`), the Spark event log
    (jobs per step and phase) and the phase timers, and writes `benchmarks/results/latest-<SIZE>.md`
-   and `.json`.
+   and `.json`, with platform ÷ plain for the whole range and for one quarter, and (`long`) the
+   whole range ÷ the quarters with data.
 
 Exit status: 0 when every contender ran and all agree; 1 when gold figures disagree (or silver
 counts differ from the manifest); 2 when a contender failed or timed out.
