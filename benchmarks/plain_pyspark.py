@@ -304,8 +304,11 @@ def silver(bronze: DataFrame, source: str) -> tuple[DataFrame, DataFrame]:
         ]
         keys = ["customer_id", "as_of_date"]
         order = [F.col("partner_score").desc(), F.col("partner_segment").asc_nulls_last(), F.col("_source_file")]
-    flagged = bronze.withColumn("_p", F.struct(*[e.alias(n) for n, e in parsed.items()])).withColumn(
-        "_reject_reason", first_reason(rules)
+    # Cached: both outputs come from it, so the landing text is parsed once (the caller unpersists).
+    flagged = (
+        bronze.withColumn("_p", F.struct(*[e.alias(n) for n, e in parsed.items()]))
+        .withColumn("_reject_reason", first_reason(rules))
+        .cache()
     )
     valid = flagged.filter(F.col("_reject_reason").isNull()).select("_p.*", "_ingest_date", "_source_file", "quarter")
     first = Window.partitionBy("quarter", *keys).orderBy(*order)
@@ -491,6 +494,7 @@ def run(first: str, last: str, config: dict) -> dict:
             rows, rejected = silver(bronze, source)
             lake.write(rows, f"silver/{table}")
             lake.write(rejected, f"silver/{table}_quarantine")
+            spark.catalog.clearCache()
 
     with timer("gold/customer_features"):
         events, logs, scores = (
