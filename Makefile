@@ -19,7 +19,7 @@ setup: $(STAMP) $(JARS_STAMP)
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
 # hadoop-aws matching pyspark's Hadoop, and its AWS SDK, for s3a:// roots (README, "Running on S3 and a cluster")

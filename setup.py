@@ -41,6 +41,8 @@ setup(
             # `make test` runs the suite on two workers (batch_platform_tests/conftest.py).
             "pytest-xdist>=3.6,<4",
         ],
+        # `make bench`: the real-data case reads CDNOW_master.txt from the `lifetimes` package.
+        "bench": ["lifetimes>=0.11,<0.12"],
     },
     entry_points={"console_scripts": ["batch-platform=batch_platform.cli:main"]},
 )

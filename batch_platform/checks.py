@@ -27,7 +27,7 @@ failure of any quarter fails the step, which stops gold for the run's quarters.
 
 import operator
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial, reduce
 from typing import Any
 
@@ -61,10 +61,28 @@ def latest_materialization(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
 ) -> dg.EventLogRecord | None:
     """The record of the latest materialisation of one partition of an asset, if any."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
-    ).records
-    return records[0] if records and records[0].asset_materialization is not None else None
+    return latest_materializations(instance, asset_key, [partition_key]).get(partition_key)
+
+
+def latest_materializations(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: Sequence[str], page: int = 1000
+) -> dict[str, dg.EventLogRecord]:
+    """The record of the latest materialisation of each of `partition_keys` (those that have one),
+    read newest first in pages until every partition is found: one query for a run's quarters,
+    not one per quarter."""
+    wanted, found = set(partition_keys), {}
+    records_filter = dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=list(partition_keys))
+    cursor = None
+    while wanted - set(found):
+        result = instance.fetch_materializations(records_filter, limit=page, cursor=cursor)
+        for record in result.records:
+            key = record.partition_key
+            if key in wanted and key not in found and record.asset_materialization is not None:
+                found[key] = record
+        if not result.has_more:
+            break
+        cursor = result.cursor
+    return found
 
 
 def _reported(metadata: Mapping[str, dg.MetadataValue], name: str) -> int | None:
@@ -136,9 +154,10 @@ def build_table_checks(table: SilverTable, partitions_def: dg.PartitionsDefiniti
         selected = [name for name in CHECK_NAMES if name in {key.name for key in context.selected_asset_check_keys}]
         recount = bool(set(selected) & {"reconciliation", "quarantine_rate"})
         figures = _figures(table, silver, bronze if recount else None, quarantine if recount else None)
+        records = latest_materializations(context.instance, table.silver_key, context.partition_keys)
         for key in context.partition_keys:
             quarter = to_label(key)
-            record = latest_materialization(context.instance, table.silver_key, key)
+            record = records.get(key)
             target = (
                 None
                 if record is None

@@ -203,32 +203,42 @@ def compute_customer_features(
 
 
 def _event_features(events: DataFrame, pairs: DataFrame) -> DataFrame:
-    """The operational-event features per (target quarter, customer), events deduplicated."""
+    """The operational-event features per (target quarter, customer), events deduplicated.
+
+    One shuffle, by (target quarter, customer): within it the events are sorted by (event_time,
+    amount, source quarter, channel), so the first copy of a key is the row whose key differs from
+    the previous row's, and the aggregation that follows reuses the partitioning. Distinct days and
+    channels are counted as the size of a per-customer set: `count_distinct` would expand every row
+    once per distinct column and shuffle again.
+    """
     cutoff = F.col("feature_cutoff")
     ev = (
         _for_targets(events, pairs, ["customer_id", "event_time", "amount", "channel"])
         .withColumn("feature_cutoff", quarter_start_col())
         .filter(F.col("event_time") < cutoff)
     )
-    first_copy = Window.partitionBy(PARTITION_COLUMN, "customer_id", "event_time", "amount").orderBy(
-        F.col(SOURCE).asc(), F.col("channel").asc_nulls_last()
+    in_order = Window.partitionBy(PARTITION_COLUMN, "customer_id").orderBy(
+        "event_time", "amount", F.col(SOURCE).asc(), F.col("channel").asc_nulls_last()
     )
-    ev = ev.withColumn("_copy", F.row_number().over(first_copy)).filter(F.col("_copy") == 1)
+    previous_time, previous_amount = F.lag("event_time").over(in_order), F.lag("amount").over(in_order)
+    first_copy = previous_time.isNull() | (previous_time != F.col("event_time")) | (previous_amount != F.col("amount"))
+    ev = ev.withColumn("_first", first_copy).filter(F.col("_first"))
     since_90d = F.date_sub(cutoff.cast("date"), WINDOW_90D).cast("timestamp")
     in_90d = F.col("event_time") >= since_90d
     amount_sum = F.sum(_amount("amount"))
-    base = ev.groupBy(PARTITION_COLUMN, "customer_id", "feature_cutoff").agg(
+    base = ev.groupBy(PARTITION_COLUMN, "customer_id").agg(
+        F.first("feature_cutoff").alias("feature_cutoff"),
         F.count(F.lit(1)).alias("txn_count"),
         amount_sum.cast("double").alias("total_amount"),
         (amount_sum.cast("double") / F.count(F.lit(1))).alias("avg_amount"),
-        F.count_distinct(F.to_date("event_time")).alias("active_days"),
+        F.size(F.collect_set(F.to_date("event_time"))).cast("long").alias("active_days"),
         F.min("event_time").alias("first_activity_ts"),
         F.max("event_time").alias("last_activity_ts"),
         F.sum(in_90d.cast("long")).alias("txn_count_90d"),
         F.coalesce(F.sum(F.when(in_90d, _amount("amount"))), F.lit(0).cast(AMOUNT_TYPE))
         .cast("double")
         .alias("amount_90d"),
-        F.count_distinct("channel").alias("distinct_channels"),
+        F.size(F.collect_set("channel")).cast("long").alias("distinct_channels"),
     )
     return base.withColumn("recency_days", F.datediff(cutoff.cast("date"), F.to_date("last_activity_ts"))).withColumn(
         "tenure_days", F.datediff(cutoff.cast("date"), F.to_date("first_activity_ts"))
@@ -236,14 +246,13 @@ def _event_features(events: DataFrame, pairs: DataFrame) -> DataFrame:
 
 
 def _log_counts(logs: DataFrame, pairs: DataFrame) -> DataFrame:
-    """Distinct interaction-log events before C per (target quarter, customer)."""
+    """Distinct interaction-log events before C per (target quarter, customer): the size of the
+    per-customer set of (type, timestamp), in one shuffle (a `distinct` then a count is two)."""
     return (
         _for_targets(logs, pairs, ["customer_id", "log_event_type", "log_timestamp"])
         .filter(F.col("log_timestamp") < quarter_start_col())
-        .drop(SOURCE)
-        .distinct()
         .groupBy(PARTITION_COLUMN, "customer_id")
-        .agg(F.count(F.lit(1)).alias("log_event_count"))
+        .agg(F.size(F.collect_set(F.struct("log_event_type", "log_timestamp"))).cast("long").alias("log_event_count"))
     )
 
 

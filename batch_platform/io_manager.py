@@ -56,6 +56,9 @@ ROWS_PER_WRITE_TASK = 500_000
 MAX_RECORDS_PER_FILE = 5_000_000
 OBJECT_NAME = "part-00000.parquet"
 """The one object of a partition on an object store."""
+EMPTY_NAME = "part-00000-empty.parquet"
+"""The schema-only file of a quarter without rows (on a file system; on an object store the one
+object keeps `OBJECT_NAME`). Reading skips a quarter whose only file it is, without opening it."""
 ALLOW_MISSING = "allow_missing_partitions"
 """Input metadata key: read a never-materialised quarter as empty instead of failing."""
 
@@ -109,7 +112,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     "nothing was written"
                 )
             total = sum(rows.values())
-            violations += check_table(df, model)
+            violations += check_table(df, model, total)
             if violations:
                 raise _failure(table, violations, total)
             lap("validate")
@@ -142,27 +145,44 @@ class LakeIOManager(dg.ConfigurableIOManager):
             parallelism = self.pyspark.spark_session.sparkContext.defaultParallelism
             tasks = max(1, min(parallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
             staged = df.coalesce(tasks).write.option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
-        staged.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
-        empty = df.limit(0).drop(PARTITION_COLUMN)
-        for quarter in quarters:
-            folder = f"{staging}/{PARTITION_COLUMN}={quarter}"
-            if not fs.exists(folder):
-                empty.coalesce(1).write.mode("error").parquet(folder)
+        staged_folders: set[str] = set()
+        if total:  # with no rows at all, the Spark write would only make an empty folder
+            staged.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
+            staged_folders = {info.name for info in fs.subdirs(staging)}
+        empty = [q for q in quarters if f"{PARTITION_COLUMN}={q}" not in staged_folders]
+        if empty:
+            self._stage_empty(fs, df, staging, empty)
+        published = {info.name for info in fs.subdirs(table)}
         for quarter in quarters:
             final = self.partition_path(asset_key, quarter)
             if object_store:
                 self._publish_object(fs, f"{staging}/{PARTITION_COLUMN}={quarter}", final)
             else:
-                self._swap(fs, staging, final, quarter)
+                self._swap(fs, staging, final, quarter, f"{PARTITION_COLUMN}={quarter}" in published)
         fs.delete(staging)
         if not fs.list_dir(f"{table}/_staging"):
             fs.delete(f"{table}/_staging")
 
     @staticmethod
-    def _swap(fs: HadoopFS, staging: str, final: str, quarter: str) -> None:
-        """Folder renames: each is atomic on a local or HDFS file system."""
+    def _stage_empty(fs: HadoopFS, df: DataFrame, staging: str, quarters: Sequence[str]) -> None:
+        """A schema-only Parquet file in the staged folder of each quarter without rows: Spark writes
+        one, the file system copies it into every such quarter (a write per quarter was a Spark job
+        each, and a long partition range holds mostly empty quarters)."""
+        template = f"{staging}/_empty"
+        df.limit(0).drop(PARTITION_COLUMN).coalesce(1).write.mode("error").parquet(template)
+        files = [f for f in fs.list_dir(template) if f.name.endswith(".parquet")]
+        if len(files) != 1:
+            raise RuntimeError(f"expected one schema-only Parquet file in {template}, found {[f.name for f in files]}")
+        for quarter in quarters:
+            fs.copy_file(files[0].path, f"{staging}/{PARTITION_COLUMN}={quarter}/{EMPTY_NAME}")
+        fs.delete(template)
+
+    @staticmethod
+    def _swap(fs: HadoopFS, staging: str, final: str, quarter: str, exists: bool) -> None:
+        """Folder renames: each is atomic on a local or HDFS file system. `exists`: whether the
+        partition is published (listed once for all quarters)."""
         old = f"{staging}/_old/{PARTITION_COLUMN}={quarter}"
-        if fs.exists(final):
+        if exists:
             fs.rename(final, old)
         fs.rename(f"{staging}/{PARTITION_COLUMN}={quarter}", final)
 
@@ -220,9 +240,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         spark = self.pyspark.spark_session
         fs = HadoopFS(spark)
         quarters = [to_label(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
-        paths = [self.partition_path(asset_key, q) for q in quarters]
-        present = [path for path in paths if fs.exists(path)]
-        missing = [q for q, path in zip(quarters, paths, strict=True) if path not in present]
+        table_path = self.table_path(asset_key)
+        published = {info.name for info in fs.subdirs(table_path)}
+        present = [self.partition_path(asset_key, q) for q in quarters if f"{PARTITION_COLUMN}={q}" in published]
+        missing = [q for q in quarters if f"{PARTITION_COLUMN}={q}" not in published]
         allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING)) or bool(
             upstream and (upstream.definition_metadata or {}).get(ALLOW_MISSING)
         )
@@ -239,7 +260,17 @@ class LakeIOManager(dg.ConfigurableIOManager):
             reader = reader.schema(spark_schema(model))
         else:
             reader = reader.option("mergeSchema", "true")
-        return reader.parquet(*present)
+        # Quarters written without rows (their one file is `EMPTY_NAME`) are not scanned; with no
+        # other quarter, the frame is empty by construction and Spark plans nothing downstream of it
+        # (a long partition range is mostly empty quarters, and an empty Parquet scan still compiles
+        # and runs every plan above it). One listing for the table, not one per quarter.
+        files: dict[str, list[str]] = defaultdict(list)
+        for info in fs.glob(f"{table_path}/{PARTITION_COLUMN}=*/*.parquet"):
+            files[info.path.rsplit("/", 2)[-2]].append(info.name)
+        with_rows = [path for path in present if files.get(path.rsplit("/", 1)[-1]) != [EMPTY_NAME]]
+        if not with_rows:
+            return reader.parquet(*present).limit(0)
+        return reader.parquet(*with_rows)
 
 
 def _failure(table: str, violations: Sequence[Violation], total: int) -> dg.Failure:

@@ -89,7 +89,7 @@ class LandingZone(dg.ConfigurableResource):
                 if info.name.startswith(("_", ".")):
                     continue
                 suffix = "." + info.name.rsplit(".", 1)[-1].lower() if "." in info.name else ""
-                if suffix not in FORMATS or fs.is_dir(info.path):
+                if suffix not in FORMATS or info.is_dir:
                     ignored.append(info.path)
                     continue
                 files.append(LandingFile(info.path, arrival, FORMATS[suffix], info.size))

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pyarrow as pa
@@ -33,16 +34,25 @@ class FileInfo:
     path: str
     name: str
     size: int
+    is_dir: bool = False
 
 
 class HadoopFS:
     def __init__(self, spark: SparkSession):
         self._jvm = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._file_systems: dict[tuple[str, str], object] = {}
 
     def _resolve(self, path: str):
+        """The JVM path and its file system; the file system is looked up once per scheme and
+        authority (each lookup is a round trip to the JVM, and a long partition range makes
+        thousands of calls)."""
         jpath = self._jvm.org.apache.hadoop.fs.Path(path)
-        return jpath, jpath.getFileSystem(self._conf)
+        parts = urlsplit(path)
+        fs = self._file_systems.get((parts.scheme, parts.netloc))
+        if fs is None:
+            fs = self._file_systems[(parts.scheme, parts.netloc)] = jpath.getFileSystem(self._conf)
+        return jpath, fs
 
     def exists(self, path: str) -> bool:
         jpath, fs = self._resolve(path)
@@ -59,10 +69,27 @@ class HadoopFS:
             return []
         return sorted(
             (
-                FileInfo(str(status.getPath().toString()), status.getPath().getName(), int(status.getLen()))
+                FileInfo(
+                    str(status.getPath().toString()),
+                    status.getPath().getName(),
+                    int(status.getLen()),
+                    bool(status.isDirectory()),
+                )
                 for status in fs.listStatus(jpath)
             ),
             key=lambda info: info.name,
+        )
+
+    def glob(self, pattern: str) -> list[FileInfo]:
+        """The files and folders matching a Hadoop glob (`<table>/quarter=*/*.parquet`), in one call."""
+        jpath, fs = self._resolve(pattern)
+        found = fs.globStatus(jpath) or []
+        return sorted(
+            (
+                FileInfo(str(s.getPath().toString()), s.getPath().getName(), int(s.getLen()), bool(s.isDirectory()))
+                for s in found
+            ),
+            key=lambda info: info.path,
         )
 
     def subdirs(self, path: str) -> list[FileInfo]:
@@ -71,7 +98,7 @@ class HadoopFS:
             return []
         return sorted(
             (
-                FileInfo(str(s.getPath().toString()), s.getPath().getName(), 0)
+                FileInfo(str(s.getPath().toString()), s.getPath().getName(), 0, True)
                 for s in fs.listStatus(jpath)
                 if s.isDirectory()
             ),

@@ -127,29 +127,31 @@ def _list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
-def bronze_sql(files: dict[str, list[str]], columns: tuple[str, ...]) -> str | None:
-    """One SELECT over every file of a source: contract columns as VARCHAR, plus the file name."""
-    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
-    parts = []
+def bronze_sql(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]], columns: tuple[str, ...]) -> str | None:
+    """One SELECT over every file of a source: contract columns as VARCHAR (NULL where no file of a
+    format has the column: a missing optional column is null), plus the file name."""
+    readers = []
     if files["csv"]:
-        parts.append(
-            f"SELECT {cols}, filename FROM read_csv({_list(files['csv'])}, header = true, all_varchar = true, "
-            "union_by_name = true, filename = true, delim = ',', quote = '\"', escape = '\"', auto_detect = true)"
+        readers.append(
+            f"read_csv({_list(files['csv'])}, header = true, all_varchar = true, union_by_name = true, "
+            "filename = true, delim = ',', quote = '\"', escape = '\"', auto_detect = true)"
         )
     if files["json"]:
         spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
-        parts.append(
-            f"SELECT {cols}, filename FROM read_json({_list(files['json'])}, format = 'newline_delimited', "
-            f"columns = {spec}, filename = true)"
+        readers.append(
+            f"read_json({_list(files['json'])}, format = 'newline_delimited', columns = {spec}, filename = true)"
         )
     if files["parquet"]:
-        parts.append(
-            f"SELECT {cols}, filename FROM read_parquet({_list(files['parquet'])}, union_by_name = true, filename = true)"
+        readers.append(f"read_parquet({_list(files['parquet'])}, union_by_name = true, filename = true)")
+    parts = []
+    for reader in readers:
+        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+        cols = ", ".join(
+            f'CAST("{c}" AS VARCHAR) AS "{c}"' if c in present else f'NULL::VARCHAR AS "{c}"' for c in columns
         )
+        parts.append(f"SELECT {cols}, filename FROM {reader}")
     if not parts:
         return None
-    # A contract column missing from every file of one format would fail the CAST above; the
-    # generator always writes all of them, and union_by_name fills columns missing in some files.
     return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
 
 
@@ -178,7 +180,7 @@ def build(
         timings[name] = round(time.perf_counter() - began, 3)
 
     for source, columns in SOURCES.items():
-        select = bronze_sql(landing_files(landing, source, read_lo, hi), columns)
+        select = bronze_sql(con, landing_files(landing, source, read_lo, hi), columns)
         if select is None:
             empty = ", ".join(f'NULL::VARCHAR AS "{c}"' for c in columns)
             select = f"SELECT {empty}, NULL::VARCHAR AS filename WHERE false"

@@ -1,34 +1,44 @@
-"""`make bench SIZE=S|M|L`: the platform against plain PySpark and DuckDB, on the same landing data.
+"""`make bench SIZE=XS|S|M|L|real|long`: the platform against plain PySpark and DuckDB, on the same landing data.
 
     python -m benchmarks.run --size S [--only backfill,plain] [--with-ablation] [--keep] [--timeout 1800]
 
+Cases: XS, S, M, L are generated landing zones (8 quarters, `generate_landing`); `real` is the
+CDNOW transaction log (`benchmarks.cdnow`: 69,659 purchases as 546 daily files, 6 quarters of
+1997–1998); `long` is the same landing over the whole partition range, 1997-Q1 to the last
+complete quarter (~30 years, data in 6 quarters).
+
 One run of the harness:
 
-1. generates the landing zone for the size under `benchmarks/data/<SIZE>/landing`
-   (`generate_landing`, fixed seed; reused when a manifest with the same parameters is there —
-   the generator is deterministic, so that is the same data);
+1. generates the landing zone under `benchmarks/data/<SIZE>/landing` (fixed seed; reused when a
+   manifest with the same parameters is there — the generator is deterministic) or, for `real` and
+   `long`, writes the CDNOW files under `benchmarks/data/real/landing`;
 2. runs each contender as its own child process, with its own config file, lake, DAGSTER_HOME
    and Spark event log, measuring wall time and the peak RSS of its whole process tree, each
    after reading the landing files, the virtualenv and the JDK once (`warm_file_cache`), so no
    contender pays a cold file cache for the others:
-   - `backfill`: the platform, every asset of every quarter in ONE Dagster run
-     (`batch-platform materialize --from F --to L`, through `benchmarks.platform_child`, which
-     adds phase timers; `--no-instrument` runs the plain `batch-platform` instead);
-   - `single`: then the last quarter on its own, in the same lake (its lookback exists);
-   - `eight`: the same quarters as one run each, in order, in a fresh lake;
-   - `plain`: `benchmarks.plain_pyspark` — the same tables with the platform's own functions,
-     no Dagster, no Pandera;
+   - `backfill`: the platform, bronze → silver → gold (`--select group:bronze … group:gold`;
+     `--with-ml` adds the ML group) of every quarter in ONE Dagster run (`batch-platform
+     materialize --from F --to L`, through `benchmarks.platform_child`, which adds phase timers;
+     `--no-instrument` runs the plain `batch-platform` instead);
+   - `single`: then the last quarter on its own, in the same lake (its lookback exists), as a
+     scheduled run would;
+   - `data` (`long` only): the platform over only the quarters with data, in a fresh lake;
+   - `eight`: the same quarters as one run each, in order, in a fresh lake (skipped beyond 12);
+   - `plain`: `benchmarks.plain_pyspark` — an independent, straightforward PySpark script of
+     SPEC.md (nothing imported from the platform) building the same tables;
+   - `plain_single`: the same script for the last quarter alone, in its own lake (lookback there);
    - `duckdb`: `benchmarks.duckdb_gold` — an independent SQL implementation of the gold tables;
    - `ablation` (opt-in, `--with-ablation`): the backfill again with the IO manager's Pandera
      validation and metadata replaced by no-ops in the child (`BENCH_ABLATE`, see
      `benchmarks.platform_child`; the platform has no switch for either);
    - `import`: `python -c "import batch_platform.definitions"`, best of 3;
 3. compares the gold figures of every contender with the backfill's (row counts, sums and means
-   per column, label and split counts, per quarter; `benchmarks.figures`) and the silver row
-   counts of the platform and DuckDB with the generator's manifest;
+   per column, label and split counts, per quarter; `benchmarks.figures`) and, for the generated
+   sizes, the silver row counts of the platform and DuckDB with the generator's manifest;
 4. reads the Dagster event log (step times, the IO manager's `io_seconds/*`), the Spark event log
    (jobs per step and phase) and the phase timers, and writes `benchmarks/results/latest-<SIZE>.md`
-   and `.json`.
+   and `.json`, with platform ÷ plain for the whole range and for one quarter, and (`long`) the
+   whole range ÷ the quarters with data.
 
 Exit status: 0 when every contender ran and all agree; 1 when gold figures disagree (or silver
 counts differ from the manifest); 2 when a contender failed or timed out.
@@ -68,8 +78,19 @@ SIZES = {
     "M": (1_000_000, 20_000),
     "L": (5_000_000, 100_000),
 }
-TIMEOUTS = {"XS": 900, "S": 1800, "M": 3 * 3600, "L": 8 * 3600}
-CONTENDERS = ("backfill", "single", "eight", "plain", "duckdb", "import")
+REAL_CASES = ("real", "long")
+"""`real`: the CDNOW transaction log (`benchmarks.cdnow`) over its 6 quarters; `long`: the same
+landing over the whole partition range from 1997-Q1 to the last complete quarter (~30 years, data
+in 6 quarters), with the platform's run over only the quarters with data (`data`) beside it."""
+TIMEOUTS = {"XS": 900, "S": 1800, "M": 3 * 3600, "L": 8 * 3600, "real": 1800, "long": 3600}
+CONTENDERS = ("backfill", "data", "single", "eight", "plain", "plain_single", "duckdb", "import")
+DEFAULT_CONTENDERS = {
+    "real": ("backfill", "single", "plain", "plain_single", "duckdb"),
+    "long": ("backfill", "data", "single", "plain", "plain_single", "duckdb"),
+}
+LAKE_GROUPS = ("group:bronze", "group:silver", "group:gold")
+"""What the platform contenders materialise: bronze → gold, the tables the plain script builds
+(`--with-ml` adds the ML group)."""
 SEED = 7
 
 
@@ -115,8 +136,18 @@ def landing_for(
 class Contender:
     """One contender's folder: config file, lake, DAGSTER_HOME, Spark event log, reports."""
 
-    def __init__(self, work: Path, name: str, landing: Path, base: dict, eventlog: bool, spark_overrides: dict):
+    def __init__(
+        self,
+        work: Path,
+        name: str,
+        landing: Path,
+        base: dict,
+        eventlog: bool,
+        spark_overrides: dict,
+        batch_overrides: dict | None = None,
+    ):
         self.name = name
+        self.batch_overrides = batch_overrides or {}
         self.dir = work / name
         self.lake = self.dir / "lake"
         self.home = self.dir / "dagster_home"
@@ -129,6 +160,7 @@ class Contender:
         """A config file for one child process (each gets its own Spark event log folder)."""
         raw = copy.deepcopy(self.base)
         raw.setdefault("storage", {}).update(landing_root=str(self.landing), lake_root=str(self.lake))
+        raw.setdefault("batch", {}).update(self.batch_overrides)
         spark = raw.setdefault("spark", {})
         conf = dict(spark.get("conf") or {})
         conf.update(self.spark_overrides.get("conf", {}))
@@ -200,6 +232,7 @@ def platform_run(
     logs: Path,
     instrument: bool,
     extra_env: dict | None = None,
+    select: tuple[str, ...] = LAKE_GROUPS,
 ) -> dict:
     """One `batch-platform materialize` child; its process figures, Dagster run and Spark jobs."""
     config, events = c.config(tag)
@@ -209,6 +242,8 @@ def platform_run(
         argv = [PYTHON, "-m", "benchmarks.platform_child", "materialize", "--from", first, "--to", last]
     else:
         argv = [str(Path(PYTHON).parent / "batch-platform"), "materialize", "--from", first, "--to", last]
+    for group in select:
+        argv += ["--select", group]
     known = runlog.run_ids(c.home)
     load_before = os.getloadavg()
     proc = run_measured(f"{c.name}-{tag}", argv, env=env, cwd=ROOT, timeout=timeout, log_dir=logs)
@@ -237,12 +272,12 @@ def platform_run(
     }
 
 
-def plain_run(c: Contender, first: str, last: str, *, timeout: float, logs: Path) -> dict:
-    config, events = c.config("plain")
-    report_path = c.dir / "plain-report.json"
+def plain_run(c: Contender, first: str, last: str, *, timeout: float, logs: Path, tag: str = "plain") -> dict:
+    config, events = c.config(tag)
+    report_path = c.dir / f"{tag}-report.json"
     load_before = os.getloadavg()
     proc = run_measured(
-        c.name,
+        f"{c.name}-{tag}",
         [PYTHON, "-m", "benchmarks.plain_pyspark", "--from", first, "--to", last, "--report", str(report_path)],
         env=c.env(config),
         cwd=ROOT,
@@ -403,12 +438,20 @@ def environment() -> dict:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="S", choices=sorted(SIZES), help="S, M, L (XS for a smoke run)")
+    parser.add_argument(
+        "--size",
+        default="S",
+        choices=[*SIZES, *REAL_CASES],
+        help="generated XS, S, M, L; `real` (the CDNOW log, 6 quarters) or `long` (the same over ~30 years)",
+    )
     parser.add_argument("--operational-rows", type=int, help="override the size's operational rows")
     parser.add_argument("--customers", type=int, help="override the size's customers")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--from", dest="first", default="2024-Q1")
-    parser.add_argument("--to", dest="last", default="2025-Q4")
+    parser.add_argument("--from", dest="first", help="first quarter (default 2024-Q1; real/long: 1997-Q1)")
+    parser.add_argument(
+        "--to", dest="last", help="last quarter (default 2025-Q4; real: 1998-Q2; long: the last complete)"
+    )
+    parser.add_argument("--with-ml", action="store_true", help="the platform contenders also run the ML group")
     parser.add_argument(
         "--only", help=f"comma-separated subset of {','.join(CONTENDERS)} (backfill is the reference and always runs)"
     )
@@ -434,26 +477,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows, customers = SIZES[args.size]
-    rows, customers = args.operational_rows or rows, args.customers or customers
+    real = args.size in REAL_CASES
     timeout = args.timeout or TIMEOUTS[args.size]
-    selected = set(CONTENDERS if not args.only else [c.strip() for c in args.only.split(",") if c.strip()])
+    default = DEFAULT_CONTENDERS.get(args.size, CONTENDERS)
+    selected = set(default if not args.only else [c.strip() for c in args.only.split(",") if c.strip()])
     unknown = selected - set(CONTENDERS)
     if unknown:
         print(f"unknown contender(s) {sorted(unknown)}; choose from {', '.join(CONTENDERS)}", file=sys.stderr)
         return 2
     selected.add("backfill")
 
-    from batch_platform.partitions import quarter_range
+    from batch_platform.partitions import quarter_range, to_label
 
-    quarters = quarter_range(args.first, args.last)
-    landing, manifest, gen_seconds = landing_for(
-        args.size, rows, customers, args.first, args.last, args.seed, args.regenerate
-    )
-    landing_rows = sum(
-        sum(manifest["rows_by_source_quarter"][s][q] for q in quarters) for s in manifest["rows_by_source_quarter"]
-    )
-    last_rows = sum(manifest["rows_by_source_quarter"][s][quarters[-1]] for s in manifest["rows_by_source_quarter"])
+    batch_overrides: dict = {}
+    if real:
+        from benchmarks import cdnow
+
+        first = args.first or cdnow.FIRST_QUARTER
+        if args.last:
+            last = args.last
+        elif args.size == "long":
+            last = to_label(last_complete_quarter(first))
+        else:
+            last = cdnow.LAST_QUARTER
+        batch_overrides["first_quarter"] = cdnow.FIRST_QUARTER
+        landing = DATA / "real" / "landing"
+        gen_began = time.perf_counter()
+        manifest = cdnow.write_landing(landing)
+        gen_seconds = time.perf_counter() - gen_began
+        rows, customers = manifest["transactions"], manifest["customers"]
+        data_quarters = [q for q, n in manifest["rows_by_source_quarter"]["operational"].items() if n]
+    else:
+        rows, customers = SIZES[args.size]
+        rows, customers = args.operational_rows or rows, args.customers or customers
+        first, last = args.first or "2024-Q1", args.last or "2025-Q4"
+        landing, manifest, gen_seconds = landing_for(
+            args.size, rows, customers, first, last, args.seed, args.regenerate
+        )
+        data_quarters = quarter_range(first, last)
+    quarters = quarter_range(first, last)
+    if "eight" in selected and len(quarters) > 12:
+        selected.discard("eight")
+        print(f"eight: skipped ({len(quarters)} quarters, one run each)", flush=True)
+    by_source = manifest["rows_by_source_quarter"]
+    landing_rows = sum(sum(by_source[s].get(q, 0) for q in quarters) for s in by_source)
+    last_rows = sum(by_source[s].get(quarters[-1], 0) for s in by_source)
 
     base = base_config()
     overrides: dict = {}
@@ -464,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = DATA / args.size / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / args.size).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="work-", dir=DATA / args.size))
     results: dict = {
         "size": args.size,
@@ -473,9 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         "quarters": quarters,
         "landing_rows": landing_rows,
         "last_quarter_rows": last_rows,
-        "landing_rows_by_source": {
-            s: sum(v[q] for q in quarters) for s, v in manifest["rows_by_source_quarter"].items()
-        },
+        "landing_rows_by_source": {s: sum(v.get(q, 0) for q in quarters) for s, v in by_source.items()},
+        "data_quarters": data_quarters,
         "generation_seconds": gen_seconds,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "environment": environment(),
@@ -491,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
 
     def contender(name: str) -> Contender:
-        return Contender(work, name, landing, base, eventlog, overrides)
+        return Contender(work, name, landing, base, eventlog, overrides, batch_overrides)
 
     java_home = Path(os.path.realpath(shutil.which("java") or "java")).parent.parent
     warm_roots = [landing, Path(sys.prefix), java_home]
@@ -529,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
 
     state: dict = {"reference": None}
     instrument = not args.no_instrument
+    select = () if args.with_ml else LAKE_GROUPS
+
+    def check_manifest(counts: dict, who: str) -> list[dict]:
+        return [] if real else manifest_problems(manifest, counts, who)
 
     def compare_with_reference(name: str, lake: Path, only: list[str] | None = None) -> None:
         if state["reference"] is not None:
@@ -537,20 +609,41 @@ def main(argv: list[str] | None = None) -> int:
 
     def do_backfill(c: Contender) -> dict:
         result = platform_run(
-            c, "backfill", quarters[0], quarters[-1], timeout=timeout, logs=logs, instrument=instrument
+            c, "backfill", quarters[0], quarters[-1], timeout=timeout, logs=logs, instrument=instrument, select=select
         )
         result["files"] = file_counts(c.lake)
         state["reference"] = fig.gold_figures(c.lake)
         result["gold"] = fig.summary(state["reference"])
         result["silver_rows"] = silver_counts(c.lake, quarters)
-        results["mismatches"] += manifest_problems(manifest, result["silver_rows"], "backfill")
+        results["mismatches"] += check_manifest(result["silver_rows"], "backfill")
         return result
 
     def do_single(c: Contender) -> dict:
         result = platform_run(
-            c, "single", quarters[-1], quarters[-1], timeout=timeout, logs=logs, instrument=instrument
+            c, "single", quarters[-1], quarters[-1], timeout=timeout, logs=logs, instrument=instrument, select=select
         )
         compare_with_reference("single", c.lake, [quarters[-1]])
+        return result
+
+    def do_data(c: Contender) -> dict:
+        """The platform over only the quarters with data (the `long` case's yardstick)."""
+        result = platform_run(
+            c,
+            "data",
+            data_quarters[0],
+            data_quarters[-1],
+            timeout=timeout,
+            logs=logs,
+            instrument=instrument,
+            select=select,
+        )
+        compare_with_reference("data", c.lake, data_quarters)
+        return result
+
+    def do_plain_single(c: Contender) -> dict:
+        """Plain PySpark for the last quarter alone, in the lake of its own full run (lookback there)."""
+        result = plain_run(c, quarters[-1], quarters[-1], timeout=timeout, logs=logs, tag="plain_single")
+        compare_with_reference("plain_single", c.lake, [quarters[-1]])
         return result
 
     def do_plain(c: Contender) -> dict:
@@ -560,8 +653,9 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     def do_duckdb(c: Contender) -> dict:
-        result = duckdb_run(c, quarters[0], quarters[-1], base, timeout=timeout, logs=logs)
-        results["mismatches"] += manifest_problems(manifest, result["silver_rows"], "duckdb")
+        settings = {**base, "batch": {**(base.get("batch") or {}), **batch_overrides}}
+        result = duckdb_run(c, quarters[0], quarters[-1], settings, timeout=timeout, logs=logs)
+        results["mismatches"] += check_manifest(result["silver_rows"], "duckdb")
         compare_with_reference("duckdb", c.lake)
         return result
 
@@ -575,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
             logs=logs,
             instrument=True,
             extra_env={"BENCH_ABLATE": "checks,record"},
+            select=select,
         )
         compare_with_reference("ablation", c.lake)
         return result
@@ -592,6 +687,15 @@ def main(argv: list[str] | None = None) -> int:
             measure("duckdb", "DuckDB", lambda: do_duckdb(duck))
         if "single" in selected and state["reference"] is not None:
             measure("single", f"single ({quarters[-1]} after the backfill, same lake)", lambda: do_single(back))
+        if "plain_single" in selected and "plain" in results["contenders"]:
+            measure("plain_single", f"plain PySpark, {quarters[-1]} alone (same lake)", lambda: do_plain_single(plain))
+        if "data" in selected:
+            data = contender("data")
+            measure(
+                "data",
+                f"backfill of the quarters with data ({data_quarters[0]}…{data_quarters[-1]})",
+                lambda: do_data(data),
+            )
         if "eight" in selected:
             eight = contender("eight")
             per_run = []
@@ -599,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = attempt(
                     f"eight: {quarter}",
                     lambda q=quarter: platform_run(
-                        eight, f"run-{q}", q, q, timeout=timeout, logs=logs, instrument=instrument
+                        eight, f"run-{q}", q, q, timeout=timeout, logs=logs, instrument=instrument, select=select
                     ),
                 )
                 if result is None:
@@ -648,12 +752,19 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def last_complete_quarter(first: str) -> str:
+    """The end of the platform's partitions definition: the last complete quarter."""
+    from batch_platform.partitions import quarterly_partitions
+
+    return quarterly_partitions(first).get_last_partition_key()
+
+
 def _tag(problems: list[dict], who: str) -> list[dict]:
     return [{"contender": who, **p} for p in problems]
 
 
 def _command(args: argparse.Namespace) -> str:
-    if args.size in ("S", "M", "L") and not any(
+    if not any(
         [
             args.only,
             args.with_ablation,

@@ -232,13 +232,14 @@ def count_and_check(df: DataFrame, model: type[pa.DataFrameModel]) -> tuple[dict
     return rows, violations
 
 
-def check_table(df: DataFrame, model: type[pa.DataFrameModel]) -> list[Violation]:
-    """The checks that are not one row's business: the unique key (counted by `_surplus_rows`), and
-    any check `row_checks` has no expression for, left to Pandera so nothing declared is skipped."""
+def check_table(df: DataFrame, model: type[pa.DataFrameModel], rows: int | None = None) -> list[Violation]:
+    """The checks that are not one row's business: the unique key (counted by `_surplus_rows`; no
+    Spark job when `rows`, the frame's known row count, is 0), and any check `row_checks` has no
+    expression for, left to Pandera so nothing declared is skipped."""
     schema = model.to_schema()
     violations = []
     keys = unique_key(schema)
-    if keys:
+    if keys and rows != 0:
         dupes = _surplus_rows(df, keys)
         if dupes:
             violations.append(Violation("", f"unique ({', '.join(keys)})", dupes))
