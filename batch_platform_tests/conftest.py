@@ -3,10 +3,11 @@
 The session is created here first, with the test config's settings; the `pyspark` resource's
 `getOrCreate()` then finds and reuses it, so no Dagster run in the suite starts another JVM.
 
-`make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`): each worker has
-its own SparkSession, and the tests of a module — or of the modules sharing an expensive session
-fixture (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The
-heaviest groups are queued first (`HEAVIEST_FIRST`), so the two workers finish together.
+Under pytest-xdist (`-n 2 --dist loadgroup --no-loadscope-reorder`) each worker has its own
+SparkSession, and the tests of a module — or of the modules sharing an expensive session fixture
+(`SHARED`) — run on one worker, so every end-to-end case is still set up once. The heaviest groups
+are queued first (`HEAVIEST_FIRST`), in one process too. `make test` runs one process: on 2 cores
+two workers were slower (README, "Development").
 """
 
 from __future__ import annotations
