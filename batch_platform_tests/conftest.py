@@ -105,8 +105,10 @@ def resources(spark, platform_config):
 
 
 # A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
-# A throwaway PostgreSQL cluster, and a small real lake for the delivery tests.
+# A throwaway PostgreSQL cluster, and a small real lake for the delivery tests; the small test
+# table `test/widgets`, registered for one test at a time.
 from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
+from batch_platform_tests.lake_fixtures import widgets_table  # noqa: E402, F401
 from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401
 
 # A real S3 server (SeaweedFS on loopback), shared by the S3, cluster and delivery tests.

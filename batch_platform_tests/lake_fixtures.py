@@ -7,6 +7,7 @@ manager exactly as the bronze, silver and gold assets do.
 import dagster as dg
 import pandera.pyspark as pa
 import pyspark.sql.types as T
+import pytest
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -40,6 +41,15 @@ def register() -> None:
 def unregister() -> None:
     """Leave the registry as the platform defines it, for whatever test runs next."""
     TABLES.pop(WIDGETS_KEY, None)
+
+
+@pytest.fixture
+def widgets_table():
+    """`test/widgets` registered for one test only: a registration left behind would show up in
+    every later test that lists the platform's tables."""
+    register()
+    yield WIDGETS_KEY
+    unregister()
 
 
 def widget_rows(spark, quarter: str, n: int, version: float = 1.0, bad_values: int = 0) -> DataFrame:

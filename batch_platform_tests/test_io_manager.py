@@ -13,16 +13,12 @@ import pytest
 
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_group
-from batch_platform_tests.lake_fixtures import register, unregister, widget_reader, widgets_asset
+from batch_platform_tests.lake_fixtures import widget_reader, widgets_asset
 
 TABLE = Path("test") / "widgets"
 
 
-@pytest.fixture(autouse=True)
-def _widgets_table():
-    register()
-    yield
-    unregister()
+pytestmark = pytest.mark.usefixtures("widgets_table")
 
 
 def _materialize(assets, resources, first, last=None, **kwargs):

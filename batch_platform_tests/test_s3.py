@@ -141,7 +141,9 @@ def _versions(config, quarter: str) -> tuple[int, set[float]]:
     return len(frame), set((frame["value"][ids > 0] / ids[ids > 0]).round(6))
 
 
-def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(s3_server, s3_landing, tmp_path, monkeypatch):
+def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(
+    s3_server, s3_landing, tmp_path, monkeypatch, widgets_table
+):
     """A run of two quarters dies after publishing the first: the first is wholly new, the second
     wholly old, and the next run cleans up; while a run publishes, a reader polling the partitions
     only ever sees one complete version of each."""
@@ -149,9 +151,8 @@ def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(s3_server
 
     from batch_platform.resources import build_resources
     from batch_platform.storage import HadoopFS
-    from batch_platform_tests.lake_fixtures import register, widgets_asset
+    from batch_platform_tests.lake_fixtures import widgets_asset
 
-    register()
     config = s3_config(tmp_path, s3_server, s3_landing["root"], f"s3a://{LAKE_BUCKET}/crash-lake")
     quarters = ["2024-Q1", "2024-Q2"]
     tags = {

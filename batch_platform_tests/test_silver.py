@@ -635,8 +635,11 @@ RANGE_TAGS = {
 
 
 @pytest.fixture(scope="module")
-def generated_instance():
-    return dg.DagsterInstance.ephemeral()
+def generated_instance(tmp_path_factory):
+    """On disk: a test that needs the generated run's history but adds runs of its own works on a
+    copy, so the history stays that run's alone whatever order the tests run in."""
+    with dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("generated-home"))) as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
@@ -812,7 +815,8 @@ def test_a_quarter_failing_its_check_in_a_range_fails_alone_and_blocks_downstrea
     generated_run, generated_instance, tmp_path
 ):
     """One tampered quarter of three: only its reconciliation fails; the step fails, so the asset
-    downstream of the silver table is not materialised for any quarter of the run."""
+    downstream of the silver table is not materialised for any quarter of the run. The checks
+    reconcile against the generated run's materialisations, read from a copy of its instance."""
     config, _, _ = generated_run
     shutil.copytree(Path(config.lake_root), tmp_path / "lake")
     partition = tmp_path / "lake" / "silver" / "operational_events" / f"quarter={QUARTERS[1]}"
@@ -831,15 +835,17 @@ def test_a_quarter_failing_its_check_in_a_range_fails_alone_and_blocks_downstrea
         return None
 
     tampered = make_config(tmp_path, checks={"quarantine_rate_warn": 0.5, "quarantine_rate_fail": 0.9})
-    result = dg.materialize(
-        [*bronze_assets, *silver_assets, *silver_checks, after_silver],
-        selection=dg.AssetSelection.checks_for_assets(OPERATIONAL_EVENTS.silver_key)
-        | dg.AssetSelection.assets(after_silver.key),
-        resources=build_resources(tampered),
-        tags=RANGE_TAGS,
-        instance=generated_instance,
-        raise_on_error=False,
-    )
+    home = shutil.copytree(generated_instance.root_directory, tmp_path / "dagster_home")
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = dg.materialize(
+            [*bronze_assets, *silver_assets, *silver_checks, after_silver],
+            selection=dg.AssetSelection.checks_for_assets(OPERATIONAL_EVENTS.silver_key)
+            | dg.AssetSelection.assets(after_silver.key),
+            resources=build_resources(tampered),
+            tags=RANGE_TAGS,
+            instance=instance,
+            raise_on_error=False,
+        )
     outcome = {(e.partition, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert len(outcome) == 4 * len(QUARTERS)
     assert [key for key, passed in outcome.items() if not passed] == [(to_key(QUARTERS[1]), "reconciliation")]
