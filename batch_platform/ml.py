@@ -20,8 +20,10 @@ call. Choices the contract leaves open:
   collected train column: one feature, a quarter's customers, milliseconds on the driver.
 - **Cost.** A quarter's split is small next to the lake (a fifth of one quarter's customers for
   eval), and MLlib runs a Spark job per optimizer iteration or tree level, so each split is cached
-  in as few partitions as its size needs (`ROWS_PER_PARTITION`) and the two candidates are fit
-  and evaluated concurrently, each from its own thread (Spark runs their jobs side by side).
+  in as few partitions as its size needs (`ROWS_PER_PARTITION`); the two candidates are fit and
+  evaluated concurrently, each from its own thread, and `QUARTERS_AT_ONCE` quarters train side by
+  side (Spark runs their jobs together, filling the cores that one job's few tasks leave idle).
+  The champions are registered afterwards, in quarter order, so versions ascend with the quarter.
 - **Metrics** (scikit-learn, on the eval rows collected to the driver — a fifth of one quarter's
   customers): AUC-PR is the average precision; lift in the top decile is the churn rate among the
   ceil(10%) highest probabilities (ties broken by customer order) over the eval churn rate.
@@ -57,6 +59,7 @@ from batch_platform.schemas.base import PARTITION_COLUMN
 
 SEED = 42
 ROWS_PER_PARTITION = 250_000
+QUARTERS_AT_ONCE = 2
 MIN_TRAIN_ROWS = 50
 MIN_EVAL_ROWS = 20
 MIN_CLASS_ROWS = 5
@@ -213,6 +216,8 @@ class QuarterModel:
     champion: str | None = None
     model_version: int | None = None
     run_url: str | None = None
+    run_id: str | None = None
+    champion_uri: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -260,12 +265,29 @@ def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
     }
 
 
+def train_quarters(training_set: DataFrame, quarters: Sequence[str], store: MlflowStore) -> list[QuarterModel]:
+    """Train, evaluate and log the churn model of each of `quarters`, then register each champion
+    (an untrainable quarter loses its champion alias); in the order of `quarters`."""
+    frame = training_set.persist()
+    try:
+        counts = split_counts(frame)
+        with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
+            outcomes = list(pool.map(lambda q: train_quarter(frame, q, counts.get(q, {}), store), quarters))
+    finally:
+        frame.unpersist()
+    for outcome in outcomes:
+        if outcome.trained:
+            _register(store, outcome)
+        else:
+            _drop_alias(store, outcome.quarter)
+    return outcomes
+
+
 def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int], store: MlflowStore) -> QuarterModel:
-    """Train, evaluate, log and register the churn model of one quarter (module docstring)."""
+    """Train, evaluate and log the candidates of one quarter and pick the champion (module docstring)."""
     result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0))
     result.reason = untrainable_reason(counts)
     if not result.trained:
-        _drop_alias(store, quarter)
         return result
     rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
     train, eval_ = _split(rows, "train", result.train_rows), _split(rows, "eval", result.eval_rows)
@@ -314,15 +336,9 @@ def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: Mlfl
             (row for row in result.rows if row["candidate"] != BASELINE),
             key=lambda row: row["auc_pr"],
         )
-        version = _register(store, logged[champion["candidate"]], quarter, champion)
-        champion.update(
-            champion=True,
-            registered_model_name=store.registered_model_name,
-            model_version=version,
-        )
-        mlflow.set_tags({"champion": champion["candidate"], "model_version": str(version)})
-        result.champion, result.model_version = champion["candidate"], version
-        result.run_url = store.run_url(experiment_id, parent.info.run_id)
+        mlflow.set_tag("champion", champion["candidate"])
+        result.champion, result.champion_uri = champion["candidate"], logged[champion["candidate"]]
+        result.run_id, result.run_url = parent.info.run_id, store.run_url(experiment_id, parent.info.run_id)
 
 
 def _candidate(
@@ -375,19 +391,24 @@ def _log_model(model: PipelineModel) -> str:
     return info.model_uri
 
 
-def _register(store: MlflowStore, model_uri: str, quarter: str, champion: dict) -> int:
+def _register(store: MlflowStore, result: QuarterModel) -> None:
+    """Register the champion of a trained quarter as a new version, point the quarter's alias at it,
+    and record the version on its model card row and its MLflow run."""
     import mlflow
 
+    champion = next(row for row in result.rows if row["candidate"] == result.champion)
     tags = {
-        "quarter": quarter,
-        "candidate": champion["candidate"],
+        "quarter": result.quarter,
+        "candidate": result.champion,
         "eval_auc_pr": f"{champion['auc_pr']:.6f}",
     }
-    version = mlflow.register_model(model_uri, store.registered_model_name, tags=tags)
-    mlflow.MlflowClient().set_registered_model_alias(
-        store.registered_model_name, champion_alias(quarter), version.version
-    )
-    return int(version.version)
+    store.activate()
+    version = int(mlflow.register_model(result.champion_uri, store.registered_model_name, tags=tags).version)
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(store.registered_model_name, champion_alias(result.quarter), version)
+    client.set_tag(result.run_id, "model_version", str(version))
+    champion.update(champion=True, registered_model_name=store.registered_model_name, model_version=version)
+    result.model_version = version
 
 
 def _drop_alias(store: MlflowStore, quarter: str) -> None:

@@ -35,8 +35,7 @@ from batch_platform.ml import (
     ranking_metrics,
     score,
     scoring_features,
-    split_counts,
-    train_quarter,
+    train_quarters,
 )
 from batch_platform.partitions import quarter_end, shift, to_label
 from batch_platform.resources import BatchSettings
@@ -116,16 +115,14 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
         mlflow_store: MlflowStore,
         training_set: DataFrame,
     ) -> DataFrame:
-        frame = training_set.persist()
-        counts = split_counts(frame)
+        quarters = _quarters(context)
+        outcomes = train_quarters(training_set, [label for _, label in quarters], mlflow_store)
         rows = []
-        for key, label in _quarters(context):
-            outcome = train_quarter(frame, label, counts.get(label, {}), mlflow_store)
+        for (key, label), outcome in zip(quarters, outcomes, strict=True):
             if not outcome.trained:
                 context.log.warning(f"ml/churn_model {label}: not trained, nothing registered: {outcome.reason}")
             context.add_asset_metadata(model_metadata(outcome), partition_key=key)
             rows += outcome.rows
-        frame.unpersist()
         spark = training_set.sparkSession
         return spark.createDataFrame(rows, spark_schema(ChurnModel)) if rows else _empty(spark, ChurnModel)
 
