@@ -6,8 +6,9 @@ The session is created here first, with the test config's settings; the `pyspark
 Under pytest-xdist (`-n 2 --dist loadgroup --no-loadscope-reorder`) each worker has its own
 SparkSession, and the tests of a module — or of the modules sharing an expensive session fixture
 (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The heaviest groups
-are queued first (`HEAVIEST_FIRST`), in one process too. `make test` runs one process: on 2 cores
-two workers were slower (README, "Development").
+are queued first (`HEAVIEST_FIRST`), in one process too; the Dagster UI's tests come last, their
+launches running in the background from the start (`_ui_launches`). `make test` runs one process:
+on 2 cores two workers were slower (README, "Development").
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ os.environ.setdefault("TZ", "UTC")
 
 from batch_platform.config import PlatformConfig, parse_config  # noqa: E402
 
-TEST_SPARK = {"master": "local[2]", "shuffle_partitions": 2, "ui_enabled": False}
+TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""The suite's JVMs compile with C1 only and collect with the serial GC: runs on a few hundred rows
+spend less on the JIT (test_gold + test_checks took 75-76 s against 82-87 s); results depend on
+neither."""
+TEST_SPARK = {
+    "master": "local[2]",
+    "shuffle_partitions": 2,
+    "ui_enabled": False,
+    "conf": {"spark.driver.extraJavaOptions": TEST_JVM, "spark.executor.extraJavaOptions": TEST_JVM},
+}
 
 
 def make_config(tmp_path: Path, **sections) -> PlatformConfig:
@@ -45,7 +55,6 @@ SHARED = {
     "test_publish": "delivery_lake",
 }
 HEAVIEST_FIRST = [
-    "dagster_ui",
     "s3_server",
     "test_jobs",
     "test_point_in_time",
@@ -63,6 +72,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     def rank(item: pytest.Item) -> int:
         name = group(item)
+        if name == "dagster_ui":  # last: its launches run in the background meanwhile (`_ui_launches`)
+            return len(HEAVIEST_FIRST) + 1
         return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
 
     for item in items:
@@ -92,6 +103,17 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ui_launches(request):
+    """Start the Dagster UI and its launches with the session when a selected test needs them
+    (`webserver_fixtures.UILaunches`): most of their time is spent waiting for Dagster's backfill
+    daemon, which then overlaps the other tests. Under pytest-xdist they start on first use."""
+    if hasattr(request.config, "workerinput"):
+        return
+    if any("ui_launches" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("ui_launches")
+
+
 @pytest.fixture
 def platform_config(tmp_path) -> PlatformConfig:
     return make_config(tmp_path)
@@ -118,5 +140,6 @@ from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401
     dagster_ui,
     ui_backfill,
     ui_backfill_everything,
+    ui_launches,
     ui_materialized,
 )

@@ -11,6 +11,7 @@ import yaml
 from batch_platform.cli import main
 from batch_platform.partitions import label_of, parse_quarter, quarter_range, shift, to_key
 from batch_platform.sample_data import generate_landing
+from batch_platform_tests.conftest import TEST_SPARK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     """A config file and a Dagster home of the test's own, for a `dagster` child process."""
     config = {
         "storage": {"landing_root": str(tmp_path / "landing"), "lake_root": str(tmp_path / "lake")},
-        "spark": {"master": "local[2]", "shuffle_partitions": 2, "ui_enabled": False},
+        "spark": dict(TEST_SPARK),
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     home = tmp_path / "dagster_home"

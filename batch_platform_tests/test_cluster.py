@@ -26,6 +26,7 @@ import yaml
 
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_group
+from batch_platform_tests.conftest import TEST_JVM
 from batch_platform_tests.s3_fixtures import free_port
 from batch_platform_tests.s3_pipeline import (
     LAKE_BUCKET,
@@ -140,6 +141,8 @@ def cluster_run(spark_cluster, s3_server, s3_landing, tmp_path_factory):
                 "spark.driver.bindAddress": "127.0.0.1",
                 "spark.driver.memory": "1g",
                 "spark.executor.memory": "768m",
+                "spark.driver.extraJavaOptions": TEST_JVM,
+                "spark.executor.extraJavaOptions": TEST_JVM,
                 "spark.cores.max": 1,
             },
         },

@@ -27,7 +27,7 @@ import yaml
 from batch_platform.config import PROJECT_ROOT
 from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
-from batch_platform_tests.conftest import TEST_SPARK, make_config
+from batch_platform_tests.conftest import TEST_JVM, TEST_SPARK, make_config
 from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
 
 KEY, QUARTER = "2024-01-01", "2024-Q1"
@@ -152,7 +152,7 @@ def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(s
     ).success
 
     child_config = tmp_path / "child.yaml"
-    jvm_tokyo = "-Duser.timezone=Asia/Tokyo"
+    jvm_tokyo = f"{TEST_JVM} -Duser.timezone=Asia/Tokyo"
     child_config.write_text(
         yaml.safe_dump(
             {

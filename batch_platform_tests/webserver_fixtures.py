@@ -7,11 +7,13 @@ dagster-webserver 1.13's bundle), so the webserver, the daemon (queued-run coord
 backfill daemon), the code servers and the run workers (DefaultRunLauncher: every run is its own
 process with its own SparkSession) are all real.
 
-Once per session, `ui_backfill` launches the backfill the UI's "Launch backfill" makes for
-bronze → silver over 2024-Q1…2024-Q2, then `ui_materialized` the run "Materialize all" (gold
-group) → 2024-Q2 → "Launch 1 run" makes, and last `ui_backfill_everything` what "select all →
-Materialize → 2024-Q1…2024-Q2 → Launch backfill" on the asset graph makes. The tests assert on
-what they wrote; the browser test and the README screenshots look at the resulting instance.
+Once per session, a thread of its own (`UILaunches`) starts them and launches the backfill the
+UI's "Launch backfill" makes for bronze → silver over 2024-Q1…2024-Q2 (`ui_backfill`), then the
+run "Materialize all" (gold group) → 2024-Q2 → "Launch 1 run" makes (`ui_materialized`), and last
+what "select all → Materialize → 2024-Q1…2024-Q2 → Launch backfill" on the asset graph makes
+(`ui_backfill_everything`). conftest.py starts it with the session and runs these tests last, so
+the waits for the backfill daemon overlap the other tests. The tests assert on what the launches
+wrote; the browser test and the README screenshots look at the resulting instance.
 
 Every wait is bounded; the finalizer terminates both process groups (code servers, run workers
 and their JVMs included) even when a test fails.
@@ -24,7 +26,9 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -461,10 +465,39 @@ def _start(name: str, args: list[str], ui_tmp: Path, env: dict[str, str]) -> tup
     return process, log
 
 
-@pytest.fixture(scope="session")
-def dagster_ui(tmp_path_factory):
-    """dagster-webserver + dagster-daemon on 127.0.0.1:<free port>, with a temp home, config and lake."""
-    tmp = tmp_path_factory.mktemp("dagster_ui")
+def start_ui(ui: DagsterUI) -> None:
+    """Start the webserver and the daemon of `ui` and wait until its code location has loaded."""
+    for name, args in {
+        "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", ui.url.rsplit(":", 1)[1],
+                      "-w", "workspace.yaml"],
+        "daemon": [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+    }.items():  # fmt: skip
+        ui.processes[name], ui.logs[name] = _start(name, args, ui.tmp, ui.env)
+
+    def answering():
+        try:
+            return requests.get(f"{ui.url}/server_info", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    ui.wait_until("the webserver to answer /server_info", answering, STARTUP_TIMEOUT)
+
+    def location_loaded():
+        workspace = ui.graphql(WORKSPACE_QUERY)["workspaceOrError"]
+        entries = {e["name"]: e for e in workspace.get("locationEntries", [])}
+        entry = entries.get(LOCATION)
+        if entry is None or entry["loadStatus"] != "LOADED":
+            return None
+        loaded = entry["locationOrLoadError"]
+        if loaded["__typename"] == "PythonError":
+            pytest.fail(f"code location {LOCATION} failed to load: {loaded['message']}\n{''.join(loaded['stack'])}")
+        return entry
+
+    ui.wait_until(f"code location {LOCATION!r} to load", location_loaded, STARTUP_TIMEOUT)
+
+
+def prepare_ui(tmp: Path) -> DagsterUI:
+    """A temp home, config, landing zone and lake for the UI; nothing started yet."""
     manifest = generate_landing(
         tmp / "landing", first_quarter=QUARTERS[0], last_quarter=QUARTERS[-1], customers=40, seed=5
     )
@@ -483,39 +516,7 @@ def dagster_ui(tmp_path_factory):
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.get_runs(limit=1)  # run storage, schedule storage, and (below) the event log index
         instance.fetch_materializations(dg.AssetKey(["bronze", "operational"]), limit=1)
-    port = free_loopback_port()
-    ui = DagsterUI(url=f"http://127.0.0.1:{port}", tmp=tmp, env=env, manifest=manifest)
-    try:
-        for name, args in {
-            "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-            "daemon": [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        }.items():
-            ui.processes[name], ui.logs[name] = _start(name, args, tmp, env)
-
-        def answering():
-            try:
-                return requests.get(f"{ui.url}/server_info", timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        ui.wait_until("the webserver to answer /server_info", answering, STARTUP_TIMEOUT)
-
-        def location_loaded():
-            workspace = ui.graphql(WORKSPACE_QUERY)["workspaceOrError"]
-            entries = {e["name"]: e for e in workspace.get("locationEntries", [])}
-            entry = entries.get(LOCATION)
-            if entry is None or entry["loadStatus"] != "LOADED":
-                return None
-            loaded = entry["locationOrLoadError"]
-            if loaded["__typename"] == "PythonError":
-                pytest.fail(f"code location {LOCATION} failed to load: {loaded['message']}\n{''.join(loaded['stack'])}")
-            return entry
-
-        ui.wait_until(f"code location {LOCATION!r} to load", location_loaded, STARTUP_TIMEOUT)
-        yield ui
-    finally:
-        for process in ui.processes.values():
-            stop_process_group(process)
+    return DagsterUI(url=f"http://127.0.0.1:{free_loopback_port()}", tmp=tmp, env=env, manifest=manifest)
 
 
 @dataclass
@@ -525,36 +526,93 @@ class Launched:
     result: dict  # the run or the backfill, as GraphQL reports it once finished
 
 
-@pytest.fixture(scope="session")
-def ui_backfill(dagster_ui) -> Launched:
-    """bronze → silver of every source, 2024-Q1…2024-Q2, as the UI's "Launch backfill" sends it.
+class UILaunches:
+    """The UI and its three launches, driven one after the other by a thread of their own.
 
-    The backfill daemon runs it: one run, since every asset has the single-run backfill policy.
-    `result` holds the backfill's runs once they have finished; the backfill's own status is
-    completed by the daemon's next iteration (the backfill test waits for it).
+    Dagster's backfill daemon acts every 30 s (a fixed interval), so most of this chain is waiting;
+    started at the beginning of the session (conftest.py), it waits while the other tests run.
+    Each stage is a future: a fixture reading it waits for it, and gets its error if it failed.
     """
-    partition_keys = [to_key(q) for q in QUARTERS]
-    backfill_id = dagster_ui.launch_backfill_like_ui(BACKFILL_ASSET_KEYS, partition_keys)
-    return Launched(dagster_ui, backfill_id, {"runs": dagster_ui.wait_for_backfill_runs(backfill_id)})
+
+    STAGES = ("ui", "backfill", "materialized", "everything")
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.ui: DagsterUI | None = None
+        self.stages = {name: Future() for name in self.STAGES}
+        self.thread = threading.Thread(target=self._drive, name="dagster-ui-launches", daemon=True)
+        self.thread.start()
+
+    def result(self, stage: str):
+        return self.stages[stage].result()
+
+    def _drive(self) -> None:
+        try:
+            ui = self.ui = prepare_ui(self.tmp)
+            start_ui(ui)
+            self.stages["ui"].set_result(ui)
+            keys = [to_key(q) for q in QUARTERS]
+            # bronze → silver over both quarters, as "Launch backfill" sends it: the backfill daemon
+            # runs it as one run (single-run backfill policy); the backfill's own status is completed
+            # by the daemon's next iteration (the backfill test waits for it).
+            backfill_id = ui.launch_backfill_like_ui(BACKFILL_ASSET_KEYS, keys)
+            self.stages["backfill"].set_result(
+                Launched(ui, backfill_id, {"runs": ui.wait_for_backfill_runs(backfill_id)})
+            )
+            # Then gold of the last quarter, as "Materialize all" (gold group) → quarter → "Launch 1
+            # run": after the backfill, so it finds silver (its labels) and the quarter before (lookback).
+            run_id = ui.launch_run_like_materialize_button(GOLD_ASSET_KEYS, keys[-1])
+            self.stages["materialized"].set_result(Launched(ui, run_id, ui.wait_for_run(run_id)))
+            # Last, the path a new user takes: every asset of the graph selected, "Materialize",
+            # both quarters, "Launch backfill" (it rewrites the same partitions from the same
+            # landing zone, so what the earlier launches wrote does not change).
+            everything = ui.launch_backfill_from_graph_like_ui(ALL_ASSET_KEYS, keys)
+            self.stages["everything"].set_result(Launched(ui, everything, ui.wait_for_backfill(everything)))
+        except BaseException as error:  # pytest.fail raises an OutcomeException
+            for stage in self.stages.values():
+                if not stage.done():
+                    stage.set_exception(error)
+
+    def close(self) -> None:
+        """Stop both process groups (code servers, run workers and their JVMs with them); a wait
+        still running then fails, and the thread ends."""
+        if self.ui is not None:
+            for process in self.ui.processes.values():
+                stop_process_group(process)
+        self.thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")
-def ui_backfill_everything(ui_materialized) -> Launched:
-    """The path a new user takes: every asset of the lineage graph selected, "Materialize", the
-    range 2024-Q1…2024-Q2, "Launch backfill". After the other launches (it rewrites the same
-    partitions from the same landing zone, so their content does not change)."""
-    ui = ui_materialized.ui
-    backfill_id = ui.launch_backfill_from_graph_like_ui(ALL_ASSET_KEYS, [to_key(q) for q in QUARTERS])
-    return Launched(ui, backfill_id, ui.wait_for_backfill(backfill_id))
+def ui_launches(tmp_path_factory):
+    launches = UILaunches(tmp_path_factory.mktemp("dagster_ui"))
+    try:
+        yield launches
+    finally:
+        launches.close()
 
 
 @pytest.fixture(scope="session")
-def ui_materialized(ui_backfill) -> Launched:
-    """The gold tables of 2024-Q2 in one run, as "Materialize all" (gold group) → 2024-Q2 → "Launch 1 run".
+def dagster_ui(ui_launches) -> DagsterUI:
+    """dagster-webserver + dagster-daemon on 127.0.0.1:<free port>, with a temp home, config and lake."""
+    return ui_launches.result("ui")
 
-    After `ui_backfill`, so gold 2024-Q2 finds silver 2024-Q2 (its labels) and 2024-Q1 (its
-    features' lookback). The browser test and the README screenshots look at this instance.
-    """
-    ui = ui_backfill.ui
-    run_id = ui.launch_run_like_materialize_button(GOLD_ASSET_KEYS, to_key(QUARTERS[-1]))
-    return Launched(ui, run_id, ui.wait_for_run(run_id))
+
+@pytest.fixture(scope="session")
+def ui_backfill(ui_launches) -> Launched:
+    """bronze → silver of every source, 2024-Q1…2024-Q2, as the UI's "Launch backfill" sends it;
+    `result` holds the backfill's runs once they have finished."""
+    return ui_launches.result("backfill")
+
+
+@pytest.fixture(scope="session")
+def ui_materialized(ui_launches) -> Launched:
+    """The gold tables of 2024-Q2 in one run, as "Materialize all" (gold group) → 2024-Q2 → "Launch
+    1 run". The browser test and the README screenshots look at this instance."""
+    return ui_launches.result("materialized")
+
+
+@pytest.fixture(scope="session")
+def ui_backfill_everything(ui_launches) -> Launched:
+    """Every asset of the lineage graph, 2024-Q1…2024-Q2, as "select all → Materialize → Launch
+    backfill" on the asset graph; after the other two launches."""
+    return ui_launches.result("everything")
