@@ -1,0 +1,206 @@
+"""A Spark standalone cluster on loopback and one platform run on it, for `test_cluster.py`.
+
+A master and one worker are started from the installed pyspark (`spark-class …deploy.master.Master`,
+`…deploy.worker.Worker`) on 127.0.0.1; the run is the `dagster` command line in a subprocess (its
+own driver JVM, with `spark.master: spark://127.0.0.1:<port>`), landing zone and lake on the S3
+test server. Both happen in a thread of their own (`ClusterRun`), which conftest.py starts with the
+session: the cluster's JVMs and the run then overlap the other tests, whose results do not depend
+on them (the run writes under its own prefix `cluster-lake/`). `test_cluster.py` runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import Future
+from pathlib import Path
+
+import pyspark
+import pytest
+import yaml
+
+from batch_platform.partitions import to_key
+from batch_platform.procs import stop_process_group
+from batch_platform_tests.conftest import TEST_JVM
+from batch_platform_tests.s3_fixtures import free_port
+from batch_platform_tests.s3_pipeline import LAKE_BUCKET, QUARTERS, s3_config, s3_section
+
+BIN = Path(sys.executable).parent
+SPARK_HOME = Path(pyspark.__file__).parent  # the pip pyspark: bin/spark-class, no sbin scripts
+LOOPBACK_ENV = {
+    "SPARK_HOME": str(SPARK_HOME),
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    "SPARK_MASTER_HOST": "127.0.0.1",
+    "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",  # its REST port is fixed (6066)
+    "TZ": "UTC",
+}
+
+
+def master_state(webui: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as response:
+        return json.load(response)
+
+
+def _wait(
+    what: str,
+    ready,
+    processes: list[subprocess.Popen],
+    logs: list[Path],
+    seconds: int = 120,
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            break
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(
+        f"{what} did not come up:\n" + "\n".join(log.read_text()[-2000:] for log in logs if log.exists())
+    )
+
+
+def start_cluster(root: Path, started: list[subprocess.Popen]) -> dict:
+    """A standalone master and one worker (1 core, 1 GiB) on loopback; their processes go into
+    `started` as they start, for the caller to stop by their PIDs."""
+    port, webui, worker_ui = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        **LOOPBACK_ENV,
+        "SPARK_LOG_DIR": str(root),
+        "SPARK_WORKER_DIR": str(root / "work"),
+    }
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    logs = [root / "master.log", root / "worker.log"]
+    with logs[0].open("wb") as out:
+        started.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+             "--port", str(port), "--webui-port", str(webui)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        ))  # fmt: skip
+    _wait(
+        "the Spark master",
+        lambda: master_state(webui)["status"] == "ALIVE",
+        started,
+        logs,
+    )
+    with logs[1].open("wb") as out:
+        started.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
+             "--host", "127.0.0.1", "--webui-port", str(worker_ui), "--cores", "1", "--memory", "1g",
+             "--work-dir", str(root / "work")],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        ))  # fmt: skip
+    _wait(
+        "the Spark worker",
+        lambda: len(master_state(webui)["workers"]) == 1,
+        started,
+        logs,
+    )
+    return {"master": f"spark://127.0.0.1:{port}", "webui": webui, "logs": logs}
+
+
+def run_on_cluster(spark_cluster: dict, s3_server, s3_landing: dict, root: Path) -> dict:
+    """`dagster asset materialize --select '*'` over QUARTERS on the cluster, lake on S3."""
+    lake = f"s3a://{LAKE_BUCKET}/cluster-lake"
+    config = {
+        "storage": {
+            "landing_root": s3_landing["root"],
+            "lake_root": lake,
+            "s3": s3_section(s3_server),
+        },
+        "spark": {
+            "master": spark_cluster["master"],
+            "shuffle_partitions": 2,
+            "ui_enabled": False,
+            "conf": {
+                "spark.driver.host": "127.0.0.1",
+                "spark.driver.bindAddress": "127.0.0.1",
+                "spark.driver.memory": "1g",
+                "spark.executor.memory": "768m",
+                "spark.driver.extraJavaOptions": TEST_JVM,
+                "spark.executor.extraJavaOptions": TEST_JVM,
+                "spark.cores.max": 1,
+            },
+        },
+    }
+    config_file = root / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        **LOOPBACK_ENV,
+        "BATCH_PLATFORM_CONFIG": str(config_file),
+        "DAGSTER_HOME": str(home),
+    }
+    done = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "batch_platform.definitions", "--select", "*",
+         "--partition-range", f"{to_key(QUARTERS[0])}...{to_key(QUARTERS[-1])}"],
+        check=False, env=env, cwd=root, capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    return {
+        "done": done,
+        "home": home,
+        "config": s3_config(root, s3_server, s3_landing["root"], lake),
+    }
+
+
+class ClusterRun:
+    """The cluster, then the run on it, driven by a thread; each a future a fixture waits for."""
+
+    def __init__(self, s3_server, s3_landing: dict, root: Path):
+        self.processes: list[subprocess.Popen] = []
+        self.cluster: Future = Future()
+        self.run: Future = Future()
+        args = (s3_server, s3_landing, root)
+        self.thread = threading.Thread(target=self._drive, args=args, name="spark-cluster-run", daemon=True)
+        self.thread.start()
+
+    def _drive(self, s3_server, s3_landing: dict, root: Path) -> None:
+        try:
+            cluster = start_cluster(root / "cluster", self.processes)
+            self.cluster.set_result(cluster)
+            self.run.set_result(run_on_cluster(cluster, s3_server, s3_landing, root / "run"))
+        except BaseException as error:
+            for stage in (self.cluster, self.run):
+                if not stage.done():
+                    stage.set_exception(error)
+
+    def close(self) -> None:
+        self.thread.join(timeout=1800)  # the run's own timeout is 1500 s
+        for process in reversed(self.processes):
+            stop_process_group(process, term_grace=20)
+
+
+@pytest.fixture(scope="session")
+def cluster_launch(s3_server, s3_landing, tmp_path_factory):
+    root = tmp_path_factory.mktemp("spark-cluster")
+    (root / "cluster").mkdir()
+    (root / "run").mkdir()
+    launch = ClusterRun(s3_server, s3_landing, root)
+    try:
+        yield launch
+    finally:
+        launch.close()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(cluster_launch) -> dict:
+    """The master's URL and web UI port, and the logs of master and worker."""
+    return cluster_launch.cluster.result()
+
+
+@pytest.fixture(scope="session")
+def cluster_run(cluster_launch) -> dict:
+    """The finished command line (`done`), its Dagster home and the config to read its lake."""
+    return cluster_launch.run.result()
