@@ -7,8 +7,7 @@ Under pytest-xdist (`-n 2 --dist loadgroup --no-loadscope-reorder`) each worker 
 SparkSession, and the tests of a module — or of the modules sharing an expensive session fixture
 (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The heaviest groups
 are queued first (`HEAVIEST_FIRST`), in one process too; the Dagster UI's tests come last, their
-launches running in the background from the start, and so do the Spark cluster's
-(`_background_launches`). `make test` runs one process:
+launches running in the background from the start (`_ui_launches`). `make test` runs one process:
 on 2 cores two workers were slower (README, "Development").
 """
 
@@ -50,12 +49,11 @@ SHARED = {
     "test_browser": "dagster_ui",
     "test_s3": "s3_server",
     "test_s3_server": "s3_server",
+    "test_cluster": "s3_server",
     "test_sensor": "s3_server",
     "test_api": "delivery_lake",
     "test_publish": "delivery_lake",
 }
-BACKGROUND = {"dagster_ui": "ui_launches", "test_cluster": "cluster_launch"}
-"""Groups whose costly fixture starts with the session and runs in a thread of its own, by fixture."""
 HEAVIEST_FIRST = [
     "s3_server",
     "test_jobs",
@@ -74,7 +72,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     def rank(item: pytest.Item) -> int:
         name = group(item)
-        if name in BACKGROUND:  # last: they run in the background meanwhile (`_background_launches`)
+        if name == "dagster_ui":  # last: its launches run in the background meanwhile (`_ui_launches`)
             return len(HEAVIEST_FIRST) + 1
         return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
 
@@ -106,17 +104,14 @@ def spark():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _background_launches(request):
-    """Start, with the session, the Dagster UI and its launches (`webserver_fixtures.UILaunches`)
-    and the Spark cluster and its run (`cluster_fixtures.ClusterRun`) when a selected test needs
-    them: each runs in a thread of its own, and their subprocesses — much of it waiting for
-    Dagster's backfill daemon or for JVMs to come up — overlap the other tests, which run first.
-    Under pytest-xdist they start on first use."""
+def _ui_launches(request):
+    """Start the Dagster UI and its launches with the session when a selected test needs them
+    (`webserver_fixtures.UILaunches`): most of their time is spent waiting for Dagster's backfill
+    daemon, which then overlaps the other tests. Under pytest-xdist they start on first use."""
     if hasattr(request.config, "workerinput"):
         return
-    for fixture in BACKGROUND.values():
-        if any(fixture in item.fixturenames for item in request.session.items):
-            request.getfixturevalue(fixture)
+    if any("ui_launches" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("ui_launches")
 
 
 @pytest.fixture
@@ -134,12 +129,11 @@ def resources(spark, platform_config):
 # A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
 # A throwaway PostgreSQL cluster, and a small real lake for the delivery tests; the small test
 # table `test/widgets`, registered for one test at a time.
-# A real S3 server (SeaweedFS on loopback), shared by the S3, cluster and delivery tests; the Spark
-# standalone cluster and the platform's run on it.
-from batch_platform_tests.cluster_fixtures import cluster_launch, cluster_run, spark_cluster  # noqa: E402, F401
 from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
 from batch_platform_tests.lake_fixtures import widgets_table  # noqa: E402, F401
 from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401
+
+# A real S3 server (SeaweedFS on loopback), shared by the S3, cluster and delivery tests.
 from batch_platform_tests.s3_fixtures import s3_server  # noqa: E402, F401
 from batch_platform_tests.s3_pipeline import local_reference, s3_landing  # noqa: E402, F401
 from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401
