@@ -53,7 +53,11 @@ def _objects(s3_server, bucket: str, prefix: str) -> dict[str, tuple[str, object
 
 
 def test_s3_lake_equals_the_local_lake(s3_run, local_reference, s3_server):
-    assert s3_run["result"].success
+    result = s3_run["result"]
+    assert result.success, [
+        (e.step_key, e.step_failure_data.error.to_string() if e.step_failure_data.error else None)
+        for e in result.get_step_failure_events()
+    ]
     on_s3 = gold_frames(s3_run["config"])
     for (table, quarter), expected in local_reference.items():
         pd.testing.assert_frame_equal(on_s3[(table, quarter)], expected, obj=f"gold/{table} {quarter}")
