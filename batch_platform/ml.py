@@ -443,13 +443,14 @@ def scoring_features(
 
 
 def load_champions(store: MlflowStore, versions: dict[str, int]) -> dict[str, PipelineModel]:
-    """The registered model `versions[quarter]` of each quarter, read back from MLflow; loaded side
-    by side, since reading a model is mostly Spark jobs too small to fill the cores."""
+    """The registered model `versions[quarter]` of each quarter, read back from MLflow;
+    `QUARTERS_AT_ONCE` side by side, since reading a model is mostly Spark jobs too small to fill
+    the cores."""
     import mlflow.spark
 
     store.activate()
     uris = {quarter: f"models:/{store.registered_model_name}/{version}" for quarter, version in versions.items()}
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
         return dict(zip(uris, pool.map(mlflow.spark.load_model, uris.values()), strict=True))
 
 

@@ -540,32 +540,41 @@ class UILaunches:
         self.tmp = tmp
         self.ui: DagsterUI | None = None
         self.stages = {name: Future() for name in self.STAGES}
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._drive, name="dagster-ui-launches", daemon=True)
         self.thread.start()
 
     def result(self, stage: str):
         return self.stages[stage].result()
 
+    def _next(self) -> None:
+        if self.stopping.is_set():
+            raise RuntimeError("the test session ended before the Dagster UI's launches did")
+
     def _drive(self) -> None:
         try:
             ui = self.ui = prepare_ui(self.tmp)
+            self._next()
             start_ui(ui)
             self.stages["ui"].set_result(ui)
             keys = [to_key(q) for q in QUARTERS]
             # bronze → silver over both quarters, as "Launch backfill" sends it: the backfill daemon
             # runs it as one run (single-run backfill policy); the backfill's own status is completed
             # by the daemon's next iteration (the backfill test waits for it).
+            self._next()
             backfill_id = ui.launch_backfill_like_ui(BACKFILL_ASSET_KEYS, keys)
             self.stages["backfill"].set_result(
                 Launched(ui, backfill_id, {"runs": ui.wait_for_backfill_runs(backfill_id)})
             )
             # Then gold of the last quarter, as "Materialize all" (gold group) → quarter → "Launch 1
             # run": after the backfill, so it finds silver (its labels) and the quarter before (lookback).
+            self._next()
             run_id = ui.launch_run_like_materialize_button(GOLD_ASSET_KEYS, keys[-1])
             self.stages["materialized"].set_result(Launched(ui, run_id, ui.wait_for_run(run_id)))
             # Last, the path a new user takes: every asset of the graph selected, "Materialize",
             # both quarters, "Launch backfill" (it rewrites the same partitions from the same
             # landing zone, so what the earlier launches wrote does not change).
+            self._next()
             everything = ui.launch_backfill_from_graph_like_ui(ALL_ASSET_KEYS, keys)
             self.stages["everything"].set_result(Launched(ui, everything, ui.wait_for_backfill(everything)))
         except BaseException as error:  # pytest.fail raises an OutcomeException
@@ -575,11 +584,16 @@ class UILaunches:
 
     def close(self) -> None:
         """Stop both process groups (code servers, run workers and their JVMs with them); a wait
-        still running then fails, and the thread ends."""
-        if self.ui is not None:
-            for process in self.ui.processes.values():
-                stop_process_group(process)
-        self.thread.join(timeout=60)
+        still running then fails and the thread launches nothing more. Stopped again once the
+        thread has ended, for a session that ends while the thread is still starting them."""
+        self.stopping.set()
+        self._stop_processes()
+        self.thread.join(timeout=STARTUP_TIMEOUT)
+        self._stop_processes()
+
+    def _stop_processes(self) -> None:
+        for process in list(self.ui.processes.values()) if self.ui is not None else []:
+            stop_process_group(process)
 
 
 @pytest.fixture(scope="session")
