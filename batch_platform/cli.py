@@ -140,9 +140,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_ml_report(args: argparse.Namespace) -> int:
     """Per quarter: the champion, its version and eval AUC-PR (from ml/churn_model in the lake), the
     baseline's, and the out-of-time AUC-PR (the latest `out_of_time_performance` check result)."""
-    from batch_platform.config import load_config
+    from batch_platform.config import load_config, shown_uri
     from batch_platform.consume import PartitionNotMaterialised, load_model_card
-    from batch_platform.mlflow_store import shown_uri
 
     config = load_config()
     quarters = quarter_range(args.first, args.last or args.first)
@@ -203,7 +202,7 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
     uri = load_config().mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
-        from batch_platform.mlflow_store import shown_uri
+        from batch_platform.config import shown_uri
 
         print(f"the MLflow store is a server: open {shown_uri(uri)}")
         return 0

@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import yaml
@@ -174,6 +175,18 @@ class MlflowConfig(_Section):
     registered_model_name: str = Field("batch_platform_churn", min_length=1)
     experiment_name: str = Field("batch_platform_churn", min_length=1)
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_password(cls, uri: str | None) -> str | None:
+        """The URI is shown in the UI (resource config), links and logs: a password in it would
+        leak there. MLflow reads a server's credentials from its own environment variables."""
+        if uri and urlsplit(uri).password:
+            raise ValueError(
+                "it holds a password: write the URI without credentials and set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment, where MLflow reads them"
+            )
+        return uri
+
 
 class PlatformConfig(_Section):
     storage: StorageConfig = StorageConfig()
@@ -265,6 +278,14 @@ class PlatformConfig(_Section):
         return data
 
 
+def shown_uri(uri: str) -> str:
+    """`uri` without a `user:password@` part, fit for a log, the metadata or the terminal."""
+    parts = urlsplit(uri)
+    if not parts.netloc or "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def _to_str(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -301,7 +322,10 @@ def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
         if item["type"] == "extra_forbidden":
             lines.append(f"  - unknown key '{key}'")
         else:
-            shown = "***" if _looks_secret(key) or key in _KEPT_AS_REFERENCE else repr(value)
+            if _looks_secret(key) or key in _KEPT_AS_REFERENCE:
+                shown = "***"
+            else:
+                shown = repr(shown_uri(value) if isinstance(value, str) else value)
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"  - key '{key}' has bad value {shown}: {message}")
     return "\n".join(lines)

@@ -6,22 +6,13 @@ Its own module (no Spark, no gold imports) so `resources.py` can build it withou
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from batch_platform.config import PlatformConfig
+from batch_platform.config import PlatformConfig, shown_uri
 
 LOCAL_UI = "http://127.0.0.1:5000"
 """Where `make mlflow-ui` serves the local store; run links in the metadata point there."""
-
-
-def shown_uri(uri: str) -> str:
-    """`uri` without a `user:password@` part, fit for a log, the metadata or the terminal."""
-    parts = urlsplit(uri)
-    if not parts.netloc or "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 class MlflowStore(dg.ConfigurableResource):

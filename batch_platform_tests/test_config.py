@@ -168,3 +168,13 @@ def test_importing_every_module_reads_no_config_file(tmp_path):
     assert "rows 1 ['2025-Q4']" in done.stdout
     assert "error ConfigError load_training_set needs to know where the lake is: pass lake_root=" in done.stdout
     assert "BATCH_PLATFORM_CONFIG" in done.stdout and "missing.yaml does not exist" in done.stdout
+
+
+def test_an_mlflow_uri_with_a_password_is_refused_without_showing_it():
+    with pytest.raises(ConfigError) as error:
+        parse_config({"mlflow": {"tracking_uri": "https://ml:pa55word@mlflow.internal"}}, "cfg.yaml")
+    message = str(error.value)
+    assert "mlflow.tracking_uri" in message and "MLFLOW_TRACKING_PASSWORD" in message
+    assert "pa55word" not in message and "mlflow.internal" in message
+    config = parse_config({"mlflow": {"tracking_uri": "https://mlflow.internal"}})
+    assert config.mlflow_tracking_uri == "https://mlflow.internal"
