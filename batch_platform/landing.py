@@ -18,6 +18,7 @@ missing value, and silver treats both alike.
 
 import csv
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -106,6 +107,7 @@ class LandingZone(dg.ConfigurableResource):
         frames: list[DataFrame] = []
         by_header: dict[tuple[str, ...], list[str]] = {}
         json_files: list[str] = []
+        parquet_files: list[str] = []
         for item in files:
             if item.size == 0:
                 continue
@@ -116,7 +118,9 @@ class LandingZone(dg.ConfigurableResource):
             elif item.format == "json":
                 json_files.append(item.path)
             else:
-                frames.append(_read_parquet(spark, item.path, columns))
+                parquet_files.append(item.path)
+        if parquet_files:
+            frames += _read_parquet_files(spark, parquet_files, columns)
         for header, paths in by_header.items():
             frames.append(_read_csv(spark, header, paths))
         if json_files:
@@ -204,6 +208,42 @@ def _read_json(spark: SparkSession, paths: list[str]) -> DataFrame:
     )
 
 
+def _read_parquet_files(spark: SparkSession, paths: list[str], columns: tuple[str, ...]) -> list[DataFrame]:
+    """The Parquet files `paths` as frames of text columns: one read when their schemas agree.
+
+    Reading file by file costs a Spark job per file for its schema (landing zones hold a file a day).
+    The driver reads each footer instead (a file without any contract column fails, named), and when
+    every column has one type in all files and no two names differ but in case or spaces, one
+    `mergeSchema` read (one job for all footers) reads the rows; Spark matches names that differ only
+    in case. Otherwise each file is read on its own, each value cast from its own file's type.
+    """
+    fs = HadoopFS(spark)
+    types: dict[str, set[str]] = defaultdict(set)
+    for path in paths:
+        try:
+            found = fs.parquet_columns(path)
+        except Exception as exc:  # noqa: BLE001 - py4j wraps every reader error alike
+            raise UnreadableFileError(
+                f"landing file {path} is not readable Parquet: {str(exc).splitlines()[0]}"
+            ) from exc
+        if not {_normalise(n) for n in found} & set(columns):
+            raise UnreadableFileError(f"landing file {path}: columns {list(found)} have none of the expected {columns}")
+        for name, kind in found.items():
+            types[name.lower()].add(kind)
+    agree = all(len(kinds) == 1 for kinds in types.values())
+    if len(paths) > 1 and agree and len({_normalise(n) for n in types}) == len(types):
+        frame = spark.read.option("mergeSchema", True).parquet(*paths)
+        return [_as_text(frame, [_normalise(c) for c in frame.columns])]
+    return [_read_parquet(spark, path, columns) for path in paths]
+
+
+def _as_text(frame: DataFrame, names: list[str]) -> DataFrame:
+    return frame.select(
+        *[F.col(f"`{c}`").cast("string").alias(n) for c, n in zip(frame.columns, names, strict=True)],
+        F.col("_metadata.file_path").alias("_source_file"),
+    )
+
+
 def _read_parquet(spark: SparkSession, path: str, columns: tuple[str, ...]) -> DataFrame:
     try:
         frame = spark.read.parquet(path)
@@ -212,7 +252,4 @@ def _read_parquet(spark: SparkSession, path: str, columns: tuple[str, ...]) -> D
     names = [_normalise(c) for c in frame.columns]
     if not set(names) & set(columns):
         raise UnreadableFileError(f"landing file {path}: columns {frame.columns} have none of the expected {columns}")
-    return frame.select(
-        *[F.col(f"`{c}`").cast("string").alias(n) for c, n in zip(frame.columns, names, strict=True)],
-        F.col("_metadata.file_path").alias("_source_file"),
-    )
+    return _as_text(frame, names)

@@ -133,6 +133,18 @@ class HadoopFS:
         if not fs.rename(src, dst):
             raise OSError(f"could not move {source} to {target}")
 
+    def parquet_columns(self, path: str) -> dict[str, str]:
+        """The top-level columns of a Parquet file and their types (`_parquet_type`), from its
+        footer, read by the driver: no Spark job."""
+        jpath, _ = self._resolve(path)
+        parquet = self._jvm.org.apache.parquet.hadoop
+        reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromPath(jpath, self._conf))
+        try:
+            fields = reader.getFileMetaData().getSchema().getFields()
+            return {str(f.getName()): _parquet_type(f) for f in fields}
+        finally:
+            reader.close()
+
     def first_line(self, path: str) -> str | None:
         """The first line of a text file (its CSV header), or None for a zero-byte file."""
         jpath, fs = self._resolve(path)
@@ -143,6 +155,14 @@ class HadoopFS:
         finally:
             stream.close()
         return None if line is None else str(line).lstrip("\ufeff")
+
+
+def _parquet_type(field) -> str:
+    """A Parquet field's physical and logical type (`INT32 INTEGER(32,true)`); a group's whole
+    description, name included."""
+    if not field.isPrimitive():
+        return str(field.toString())
+    return f"{field.asPrimitiveType().getPrimitiveTypeName().toString()} {field.getLogicalTypeAnnotation()}"
 
 
 # ------------------------------------------------------------------------------- without Spark

@@ -161,6 +161,55 @@ def test_unreadable_formats_are_named(landing, resources, name, content, expecte
     assert expected in message and f"/operational/2024-05-05/{name}" in message
 
 
+def _parquet(landing: Path, day: str, name: str, columns: dict[str, pa.Array]) -> None:
+    path = landing / "operational" / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+
+
+@pytest.mark.parametrize("amount_types", [(pa.int32(), pa.int32()), (pa.int32(), pa.float64())])
+def test_a_quarters_parquet_files_keep_their_own_values_and_spellings(
+    landing, resources, platform_config, amount_types
+):
+    """Files whose types agree are read together (one schema job), the others one by one: the text
+    of every value is its own file's either way, and names match whatever their case or spaces."""
+    first, second = amount_types
+    _parquet(landing, "2024-04-02", "a.parquet", {"Customer_ID": pa.array(["P1"]), "amount": pa.array([5], first)})
+    _parquet(
+        landing,
+        "2024-04-03",
+        "b.parquet",
+        {"customer_id": pa.array(["P2"]), "amount": pa.array([2.5 if second == pa.float64() else 2], second)},
+    )
+    _parquet(landing, "2024-04-04", "c.parquet", {" CHANNEL ": pa.array(["web"]), "customer_id": pa.array(["P3"])})
+    result = _run([bronze_operational], resources, "2024-Q2")
+    assert result.success
+    frame = _bronze(platform_config, "operational", "2024-Q2").set_index("customer_id")
+    expected = "2.5" if second == pa.float64() else "2"
+    assert frame["amount"].to_dict() == {"P1": "5", "P2": expected, "P3": None}
+    assert frame["channel"].to_dict() == {"P1": None, "P2": None, "P3": "web"}
+    assert frame.loc["P2", "_source_file"].endswith("/operational/2024-04-03/b.parquet")
+
+
+@pytest.mark.parametrize(
+    "bad, content, expected",
+    [
+        ("broken.parquet", b"PAR1 definitely not parquet", "is not readable Parquet"),
+        ("foreign.parquet", None, "none of"),
+    ],
+)
+def test_a_bad_parquet_file_among_others_is_named(landing, resources, bad, content, expected):
+    _parquet(landing, "2024-05-01", "good.parquet", {"customer_id": pa.array(["C1"])})
+    if content is None:
+        _parquet(landing, "2024-05-05", bad, {"foo": pa.array(["x"])})
+    else:
+        _write(landing, "operational", "2024-05-05", bad, content)
+    result = _run([bronze_operational], resources, "2024-Q2", raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert expected in message and f"/operational/2024-05-05/{bad}" in message
+
+
 def test_bronze_matches_the_generated_landing_zone_exactly(resources, platform_config):
     from batch_platform.sample_data import generate_landing
 
