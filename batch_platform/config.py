@@ -255,6 +255,9 @@ class PlatformConfig(_Section):
             # INT64 micros rather than Spark's legacy INT96, so pandas, pyarrow and DuckDB read it.
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # Every cached frame (parsed landing files, silver's flagged rows, an output between its
+            # passes) is read a few times and dropped: compressing it cost more than it saved.
+            "spark.sql.inMemoryColumnarStorage.compressed": "false",
             # A quarter's landing zone is ~90 daily folders; above this many paths Spark lists
             # them in a Spark job of its own (one per read), slower than the driver doing it.
             "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
