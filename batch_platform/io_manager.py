@@ -295,15 +295,17 @@ def _failure(table: str, violations: Sequence[Violation], total: int) -> dg.Fail
 
 def _served_from_cache(df: DataFrame) -> bool:
     """Whether `df` is cached data, or columns picked from it (as bronze returns: its cached frame
-    without the parser's marker column). Persisting such a frame again would copy the whole table
-    into a second cache (measured: 10 s of a SIZE=M backfill). A filter over a cache (silver's
-    quarantine) is persisted: it is small, and each pass would otherwise re-filter the cache.
-    Anything else, or a session this cannot ask (Spark Connect), gets persisted too."""
+    without the parser's marker column), or checkpointed rows (as `ml/churn_scores` returns).
+    Persisting such a frame again would copy the whole table into a second cache (measured: 10 s of
+    a SIZE=M backfill). A filter over a cache (silver's quarantine) is persisted: it is small, and
+    each pass would otherwise re-filter the cache. Anything else, or a session this cannot ask
+    (Spark Connect), gets persisted too."""
     try:
         node = df._jdf.queryExecution().withCachedData()
         while node.getClass().getSimpleName() == "Project":
             node = node.child()
-        return node.getClass().getSimpleName() == "InMemoryRelation"
+        kind = node.getClass().getSimpleName()
+        return kind == "InMemoryRelation" or (kind == "LogicalRDD" and bool(node.rdd().isCheckpointed()))
     except Exception:  # noqa: BLE001 - no JVM plan to look at
         return False
 

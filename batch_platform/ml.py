@@ -38,6 +38,7 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import reduce
 
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
@@ -452,6 +453,32 @@ def load_champions(store: MlflowStore, versions: dict[str, int]) -> dict[str, Pi
     uris = {quarter: f"models:/{store.registered_model_name}/{version}" for quarter, version in versions.items()}
     with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
         return dict(zip(uris, pool.map(mlflow.spark.load_model, uris.values()), strict=True))
+
+
+def score_quarters(features: DataFrame, store: MlflowStore, versions: dict[str, int]) -> DataFrame | None:
+    """`ml/churn_scores` rows of each quarter of `versions` (quarter → its champion's version),
+    from that quarter's scoring features; None when no quarter has a champion.
+
+    The features are computed while the champions load from MLflow (mostly small Spark jobs and
+    file copies that leave the cores idle). The scores come back checkpointed: the plan of the
+    unscored frame holds every fitted pipeline, and Spark plans a query over it in seconds (a
+    100-tree forest per quarter), while the IO manager's passes plan several. (A local checkpoint
+    lives in the executors' block stores: an executor lost before the write fails the step, and a
+    re-run repeats it.)
+    """
+    features = features.persist()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            computed = pool.submit(features.count)
+            models = load_champions(store, versions)
+            computed.result()
+        scored = [
+            score(features.filter(F.col(PARTITION_COLUMN) == quarter), model, versions[quarter])
+            for quarter, model in models.items()
+        ]
+        return reduce(DataFrame.unionByName, scored).localCheckpoint() if scored else None
+    finally:
+        features.unpersist()
 
 
 def score(features: DataFrame, model: PipelineModel, version: int) -> DataFrame:

@@ -31,9 +31,8 @@ from batch_platform.ml import (
     METRICS,
     MlflowStore,
     QuarterModel,
-    load_champions,
     ranking_metrics,
-    score,
+    score_quarters,
     scoring_features,
     train_quarters,
 )
@@ -167,11 +166,8 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             partner_scores,
             [label for _, label in quarters],
             lookback,
-        ).persist()
-        scored = [
-            score(features.filter(F.col(PARTITION_COLUMN) == label), model, champions[label])
-            for label, model in load_champions(mlflow_store, champions).items()
-        ]
+        )
+        scored = score_quarters(features, mlflow_store, champions)
         for key, label in quarters:
             metadata = {"score_cutoff": dg.MetadataValue.text(quarter_end(label).isoformat())}
             if label in champions:
@@ -179,12 +175,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             else:
                 metadata["reason"] = dg.MetadataValue.text(f"no scores: ml/churn_model {label} has no champion")
             context.add_asset_metadata(metadata, partition_key=key)
-        if not scored:
-            return _empty(features.sparkSession, ChurnScores)
-        frame = scored[0]
-        for more in scored[1:]:
-            frame = frame.unionByName(more)
-        return frame
+        return scored if scored is not None else _empty(features.sparkSession, ChurnScores)
 
     return [churn_model, churn_scores]
 
