@@ -1,7 +1,7 @@
 """Silver and gold do not depend on the machine's or the JVM's time zone (SPEC.md, "Quarters").
 
 The same landing zone is materialised (bronze, silver and gold of 2024-Q1…2024-Q2, one range
-run) twice: here, in the test session (TZ=UTC, JVM in UTC), and in a child Python process whose TZ
+run) twice, side by side: here, in the test session (TZ=UTC, JVM in UTC), and in a child Python process whose TZ
 is America/New_York and whose Spark driver JVM runs with `-Duser.timezone=Asia/Tokyo` (set through
 the config file's `spark.conf`, the way an operator would). Every silver and quarantine table must
 hold the same rows, every gold table the same rows and values with the same types. The landing
@@ -144,13 +144,6 @@ def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(s
     landing = tmp_path / "landing"
     _write_landing(landing)
 
-    utc_config = make_config(tmp_path, storage={"lake_root": str(tmp_path / "lake_utc")})
-    assert dg.materialize(
-        [*bronze_assets, *silver_assets, *gold_assets],
-        resources=build_resources(utc_config),
-        tags=_range_tags(*QUARTERS),
-    ).success
-
     child_config = tmp_path / "child.yaml"
     jvm_tokyo = f"{TEST_JVM} -Duser.timezone=Asia/Tokyo"
     child_config.write_text(
@@ -171,17 +164,29 @@ def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(s
         "PYTHONWARNINGS": "ignore",
     }
     child_started = datetime.now(UTC)
-    done = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-c", CHILD, *(to_key(q) for q in QUARTERS)],
         cwd=PROJECT_ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=900,
     )
+    try:  # the UTC run here while the child runs (two lakes, one landing zone read by both)
+        utc_config = make_config(tmp_path, storage={"lake_root": str(tmp_path / "lake_utc")})
+        assert dg.materialize(
+            [*bronze_assets, *silver_assets, *gold_assets],
+            resources=build_resources(utc_config),
+            tags=_range_tags(*QUARTERS),
+        ).success
+        stdout, stderr = child.communicate(timeout=900)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
     child_ended = datetime.now(UTC)
-    assert done.returncode == 0, done.stderr[-5000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert child.returncode == 0, stderr[-5000:]
+    report = json.loads(stdout.strip().splitlines()[-1])
     assert report == {"success": True, "python_zone": "EDT", "jvm_zone": "Asia/Tokyo", "session_zone": "UTC"}
 
     for table, quarter in itertools.product(TABLES, QUARTERS):
