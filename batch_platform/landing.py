@@ -213,8 +213,8 @@ def _read_parquet_files(spark: SparkSession, paths: list[str], columns: tuple[st
 
     Reading file by file costs a Spark job per file for its schema (landing zones hold a file a day).
     The driver reads each footer instead (a file without any contract column fails, named), and when
-    every column has one type in all files and no two names differ but in case or spaces, one
-    `mergeSchema` read (one job for all footers) reads the rows; Spark matches names that differ only
+    every column has one type in all files and no two names differ only in their surrounding spaces,
+    one `mergeSchema` read (one job for all footers) reads the rows; Spark matches names that differ
     in case. Otherwise each file is read on its own, each value cast from its own file's type.
     """
     fs = HadoopFS(spark)
@@ -231,7 +231,7 @@ def _read_parquet_files(spark: SparkSession, paths: list[str], columns: tuple[st
         for name, kind in found.items():
             types[name.lower()].add(kind)
     agree = all(len(kinds) == 1 for kinds in types.values())
-    if len(paths) > 1 and agree and len({_normalise(n) for n in types}) == len(types):
+    if agree and len({_normalise(n) for n in types}) == len(types):
         frame = spark.read.option("mergeSchema", True).parquet(*paths)
         return [_as_text(frame, [_normalise(c) for c in frame.columns])]
     return [_read_parquet(spark, path, columns) for path in paths]
