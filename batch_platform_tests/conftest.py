@@ -7,9 +7,7 @@ Under pytest-xdist (`-n 2 --dist loadgroup --no-loadscope-reorder`) each worker 
 SparkSession, and the tests of a module — or of the modules sharing an expensive session fixture
 (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The heaviest groups
 are queued first (`HEAVIEST_FIRST`), in one process too; the Dagster UI's tests come last, their
-launches running in the background from the start (`_ui_launches`), and test_jobs's command-line
-run starts in the background with the first group after the S3 group (`_cli_backfill_in_background`).
-`make test` runs one process:
+launches running in the background from the start (`_ui_launches`). `make test` runs one process:
 on 2 cores two workers were slower (README, "Development").
 """
 
@@ -58,10 +56,10 @@ SHARED = {
 }
 HEAVIEST_FIRST = [
     "s3_server",
+    "test_jobs",
     "test_point_in_time",
     "test_ml",
     "test_timezone",
-    "test_jobs",  # its command-line run starts with the group after the S3 group (`_cli_backfill_in_background`)
     "delivery_lake",
 ]
 
@@ -116,17 +114,6 @@ def _ui_launches(request):
         request.getfixturevalue("ui_launches")
 
 
-@pytest.fixture(autouse=True)
-def _cli_backfill_in_background(request):
-    """Start test_jobs's command-line range run when the first test after the S3 group begins, so it
-    runs beside the in-process tests queued before test_jobs (`cli_fixtures`). Not beside the S3
-    group: its own Spark runs share the S3 server and two cores with the UI's launches already."""
-    if hasattr(request.config, "workerinput") or request.node.get_closest_marker("xdist_group").args[0] == "s3_server":
-        return
-    if any("cli_backfill" in item.fixturenames for item in request.session.items):
-        request.getfixturevalue("cli_backfill")
-
-
 @pytest.fixture
 def platform_config(tmp_path) -> PlatformConfig:
     return make_config(tmp_path)
@@ -138,9 +125,6 @@ def resources(spark, platform_config):
 
     return build_resources(platform_config)
 
-
-# test_jobs's command-line range run, started in the background.
-from batch_platform_tests.cli_fixtures import cli_backfill, cli_env  # noqa: E402, F401
 
 # A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
 # A throwaway PostgreSQL cluster, and a small real lake for the delivery tests; the small test

@@ -398,3 +398,25 @@ def test_a_crash_between_the_two_renames_of_a_swap_is_restored_by_the_next_write
     pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1"), before)
     assert len(_read(platform_config, "2024-Q2")) == 4
     assert not staging.exists()
+
+
+def test_cached_and_checkpointed_frames_are_not_cached_again(spark):
+    """The IO manager persists an output for its passes unless it already is cached data, columns
+    of it, or checkpointed rows (`ml/churn_scores`); a filter over a cache is persisted (small)."""
+    from pyspark.sql import functions as F
+
+    from batch_platform.io_manager import _served_from_cache
+
+    def frame(rows: int):
+        return spark.range(rows).withColumn("quarter", F.lit("2024-Q1"))
+
+    cached = frame(50).persist()
+    checkpointed = frame(40).localCheckpoint()
+    try:
+        assert _served_from_cache(cached) and _served_from_cache(cached.select("id"))
+        assert _served_from_cache(checkpointed) and _served_from_cache(checkpointed.drop("quarter"))
+        assert not _served_from_cache(frame(60))
+        assert not _served_from_cache(cached.filter(F.col("id") > 3))
+        assert not _served_from_cache(spark.createDataFrame(spark.sparkContext.parallelize([(1,)]), "id int"))
+    finally:
+        cached.unpersist()

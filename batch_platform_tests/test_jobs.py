@@ -12,7 +12,11 @@ the real bronze → silver → gold assets.
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,15 +24,18 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from batch_platform.partitions import to_key
-from batch_platform_tests.cli_fixtures import BACKFILL, CI_QUARTER, CliRun
-from batch_platform_tests.conftest import make_config
+from batch_platform.partitions import quarter_range, to_key
+from batch_platform_tests.conftest import TEST_SPARK, make_config
 from batch_platform_tests.test_gold import _naive, lake_table, materialize_gold
 
 UTC = UTC
+DAGSTER = str(Path(sys.executable).parent / "dagster")
 GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
 SILVER_TABLES = ("operational_events", "interaction_logs", "partner_scores")
+BACKFILL = quarter_range("2024-Q1", "2024-Q3")
+CI_QUARTER = "2024-Q4"
 
 
 # ------------------------------------------------------------------------------ definitions
@@ -81,16 +88,51 @@ def test_jobs_select_what_they_document_and_every_asset_backfills_in_one_run(def
 
 
 # ------------------------------------------------------------------------------ command lines
-def run_cli(cli_env, *args: str) -> str:
-    return CliRun(cli_env, *args).wait()
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory):
+    from batch_platform.sample_data import generate_landing
+
+    root = tmp_path_factory.mktemp("cli")
+    config = {
+        "storage": {"landing_root": str(root / "landing"), "lake_root": str(root / "lake")},
+        "batch": {"first_quarter": "2024-Q1"},
+        "spark": dict(TEST_SPARK),
+    }
+    config_file = root / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    generate_landing(root / "landing", first_quarter="2024-Q1", last_quarter=CI_QUARTER, customers=60, seed=29)
+    env = {**os.environ, "BATCH_PLATFORM_CONFIG": str(config_file), "DAGSTER_HOME": str(home), "TZ": "UTC"}
+    return {"root": root, "env": env, "home": home, "config": make_config(root), "lake": str(root / "lake")}
+
+
+def run_cli(cli_env, *args: str) -> subprocess.CompletedProcess:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [DAGSTER, *args], env=cli_env["env"], cwd=cli_env["root"], capture_output=True, text=True, timeout=1800
+    )
+    print(f"dagster {' '.join(args)}: {time.perf_counter() - started:.1f}s, exit {done.returncode}")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-8000:]
+    return done
 
 
 @pytest.fixture(scope="module")
-def backfill(cli_env, cli_backfill):
-    """The range run (started in the background, `cli_fixtures`), and what the instance held right
-    after it: a later test of this module (in any order) may add runs and partitions (`job
-    execute` builds CI_QUARTER on top)."""
-    cli_backfill.wait()
+def backfill(cli_env):
+    """The range run, and what the instance held right after it: a later test of this module (in
+    any order) may add runs and partitions (`job execute` builds CI_QUARTER on top)."""
+    run_cli(
+        cli_env,
+        "asset",
+        "materialize",
+        "-m",
+        "batch_platform.definitions",
+        "--select",
+        "*",
+        "--partition-range",
+        f"{to_key(BACKFILL[0])}...{to_key(BACKFILL[-1])}",
+    )
     with _instance(cli_env) as instance:
         runs = instance.get_runs()
         materialized = {key: instance.get_materialized_partitions(key) for key in instance.get_asset_keys()}
