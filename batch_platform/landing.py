@@ -202,10 +202,7 @@ def _read_json(spark: SparkSession, paths: list[str]) -> DataFrame:
         .option("columnNameOfCorruptRecord", CORRUPT)
         .json(paths)
     )
-    return frame.select(
-        *[F.col(f"`{c}`").cast("string").alias(_normalise(c)) for c in frame.columns],
-        F.col("_metadata.file_path").alias("_source_file"),
-    )
+    return _as_text(frame)
 
 
 def _read_parquet_files(spark: SparkSession, paths: list[str], columns: tuple[str, ...]) -> list[DataFrame]:
@@ -232,24 +229,13 @@ def _read_parquet_files(spark: SparkSession, paths: list[str], columns: tuple[st
             types[name.lower()].add(kind)
     agree = all(len(kinds) == 1 for kinds in types.values())
     if agree and len({_normalise(n) for n in types}) == len(types):
-        frame = spark.read.option("mergeSchema", True).parquet(*paths)
-        return [_as_text(frame, [_normalise(c) for c in frame.columns])]
-    return [_read_parquet(spark, path, columns) for path in paths]
+        return [_as_text(spark.read.option("mergeSchema", True).parquet(*paths))]
+    return [_as_text(spark.read.parquet(path)) for path in paths]
 
 
-def _as_text(frame: DataFrame, names: list[str]) -> DataFrame:
+def _as_text(frame: DataFrame) -> DataFrame:
+    """Every column cast to text under its normalised name, plus `_source_file`."""
     return frame.select(
-        *[F.col(f"`{c}`").cast("string").alias(n) for c, n in zip(frame.columns, names, strict=True)],
+        *[F.col(f"`{c}`").cast("string").alias(_normalise(c)) for c in frame.columns],
         F.col("_metadata.file_path").alias("_source_file"),
     )
-
-
-def _read_parquet(spark: SparkSession, path: str, columns: tuple[str, ...]) -> DataFrame:
-    try:
-        frame = spark.read.parquet(path)
-    except Exception as exc:  # noqa: BLE001 - Spark raises several types for a broken file
-        raise UnreadableFileError(f"landing file {path} is not readable Parquet: {str(exc).splitlines()[0]}") from exc
-    names = [_normalise(c) for c in frame.columns]
-    if not set(names) & set(columns):
-        raise UnreadableFileError(f"landing file {path}: columns {frame.columns} have none of the expected {columns}")
-    return _as_text(frame, names)
