@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -225,28 +226,80 @@ def parquet_footer(uri: str, s3: S3Config | None = None) -> pq.FileMetaData:
 
 
 def read_parquet(uri: str, s3: S3Config | None = None) -> pa.Table:
-    """Every Parquet file of a folder (a partition) as one Arrow table."""
+    """Every Parquet file of a folder (a partition) as one Arrow table. On S3 each object is read
+    whole in one GET (`_whole_objects`)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from batch_platform.s3 import is_s3
+
     filesystem, path = arrow_filesystem(uri, s3)
-    return pq.read_table(path, filesystem=filesystem)
+    files = _parquet_names(list_files(uri, s3) or []) if is_s3(uri) else []
+    if not files:
+        return pq.read_table(path, filesystem=filesystem)
+    with _whole_objects(uri, files, s3) as local:
+        tables = [pq.read_table(file) for file in local]
+        return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
 
 
 def parquet_batches(
     folder: str, names: Sequence[str], columns: Sequence[str], batch_size: int, s3: S3Config | None = None
 ) -> Iterator[pa.RecordBatch]:
     """The rows of the Parquet files `names` of `folder`, `columns` only, streamed in record batches
-    (never the whole table in memory)."""
+    (never the whole table in memory). On S3 each object is first copied whole, in one GET, to a
+    temporary file (`_whole_objects`)."""
     import pyarrow.dataset as ds
 
+    from batch_platform.s3 import is_s3
+
     if not names:
-        return iter(())
+        return
+    if is_s3(folder):
+        with _whole_objects(folder, names, s3) as local:
+            yield from _batches(folder, ds.dataset(local, format="parquet"), columns, batch_size)
+        return
     filesystem, path = arrow_filesystem(folder, s3)
-    dataset = ds.dataset([f"{path.rstrip('/')}/{name}" for name in names], format="parquet", filesystem=filesystem)
+    paths = [f"{path.rstrip('/')}/{name}" for name in names]
+    yield from _batches(folder, ds.dataset(paths, format="parquet", filesystem=filesystem), columns, batch_size)
+
+
+def _batches(folder: str, dataset, columns: Sequence[str], batch_size: int) -> Iterator[pa.RecordBatch]:
     missing = [c for c in columns if c not in dataset.schema.names]
     if missing:
         raise ValueError(f"the Parquet files of {folder} lack column(s) {missing}")
-    return dataset.to_batches(columns=list(columns), batch_size=batch_size)
+    yield from dataset.to_batches(columns=list(columns), batch_size=batch_size)
+
+
+def _parquet_names(found: Iterable[FileInfo]) -> list[str]:
+    return [f.name for f in found if f.name.endswith(".parquet") and not f.name.startswith(("_", "."))]
+
+
+@contextmanager
+def _whole_objects(folder: str, names: Sequence[str], s3: S3Config | None) -> Iterator[list[str]]:
+    """The objects `names` of an S3 `folder`, each fetched in ONE GET into a temporary file.
+
+    A partition's object is replaced in place when its quarter is published again (io_manager.py).
+    A reader in several ranged requests (pyarrow reads the size, then the footer, then the column
+    chunks) could get the first from the old object and the rest from the new one; one GET returns
+    one version of the object, whole, so a reader sees the old quarter or the new, never a mix.
+    """
+    import shutil
+    import tempfile
+
+    from batch_platform.s3 import boto3_client
+
+    client = boto3_client(s3)
+    parts = urlsplit(folder)
+    prefix = parts.path.strip("/")
+    with tempfile.TemporaryDirectory(prefix="batch-platform-s3-") as tmp:
+        local = []
+        for i, name in enumerate(names):
+            body = client.get_object(Bucket=parts.netloc, Key=f"{prefix}/{name}" if prefix else name)["Body"]
+            target = os.path.join(tmp, f"{i:05d}.parquet")
+            with body, open(target, "wb") as out:
+                shutil.copyfileobj(body, out, 1 << 20)
+            local.append(target)
+        yield local
 
 
 def count_rows(uri: str, s3: S3Config | None = None) -> int | None:

@@ -126,14 +126,17 @@ def resources(spark, platform_config):
     return build_resources(platform_config)
 
 
-# A live dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
-# A throwaway PostgreSQL cluster, and a small real lake for the delivery tests; the small test
-# table `test/widgets`, registered for one test at a time.
+# Session fixtures, each in its module: a Spark standalone cluster and the suite's one run on S3, on
+# it (cluster_fixtures); the small real lake of the delivery tests; the small test table
+# `test/widgets`, registered for one test at a time; a throwaway PostgreSQL cluster; the command
+# line's run of every asset on local folders that the jobs, S3, cluster and delivery tests read
+# (reference_fixtures); a real S3 server (SeaweedFS on loopback) and the landing zone on it; a live
+# dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
+from batch_platform_tests.cluster_fixtures import cluster_run, spark_cluster  # noqa: E402, F401
 from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
 from batch_platform_tests.lake_fixtures import widgets_table  # noqa: E402, F401
 from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401
-
-# A real S3 server (SeaweedFS on loopback), shared by the S3, cluster and delivery tests.
+from batch_platform_tests.reference_fixtures import reference_landing, reference_run  # noqa: E402, F401
 from batch_platform_tests.s3_fixtures import s3_server  # noqa: E402, F401
 from batch_platform_tests.s3_pipeline import local_reference, s3_landing  # noqa: E402, F401
 from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401

@@ -1,38 +1,25 @@
-"""A small real lake for the delivery tests (publishing, HTTP API), built once per session.
+"""A small real lake for the delivery tests (publishing, HTTP API), once per session.
 
-A generated landing zone (2024-Q1…2024-Q3, 60 customers) goes through the real bronze → silver →
-gold assets in one Dagster run with the real IO manager; the tests read, publish and serve that
-lake. 2024-Q1 has no lookback, so its gold partitions are materialised and empty.
+It is a copy of the reference run's lake (`reference_fixtures`: a generated landing zone of 60
+customers through every asset, 2024-Q1…2024-Q3, in one command-line run with the real IO manager),
+so no second run builds the same tables; the tests read, publish and serve the copy, and may
+change it. 2024-Q1 has no lookback, so its gold partitions are materialised and empty.
 """
 
 from __future__ import annotations
 
-import dagster as dg
+import shutil
+
 import pytest
 
-from batch_platform.partitions import to_key
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS
 
-DELIVERY_QUARTERS = ("2024-Q1", "2024-Q2", "2024-Q3")
+DELIVERY_QUARTERS = tuple(REFERENCE_QUARTERS)
 
 
 @pytest.fixture(scope="session")
-def delivery_lake(spark, tmp_path_factory):
-    from batch_platform.resources import build_resources
-    from batch_platform.sample_data import generate_landing
-    from batch_platform_tests.platform import bronze_assets, gold_assets, ml_assets, silver_assets
-
-    config = make_config(tmp_path_factory.mktemp("delivery"))
-    generate_landing(config.landing_root, first_quarter=DELIVERY_QUARTERS[0], last_quarter=DELIVERY_QUARTERS[-1],
-                     customers=60, seed=41)  # fmt: skip
-    tags = {
-        "dagster/asset_partition_range_start": to_key(DELIVERY_QUARTERS[0]),
-        "dagster/asset_partition_range_end": to_key(DELIVERY_QUARTERS[-1]),
-    }
-    result = dg.materialize(
-        [*bronze_assets, *silver_assets, *gold_assets, *ml_assets],
-        resources=build_resources(config),
-        tags=tags,
-    )
-    assert result.success
-    return config
+def delivery_lake(reference_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("delivery")
+    shutil.copytree(reference_run["lake"], root / "lake")
+    return make_config(root, storage={"landing_root": str(reference_run["landing"]), "lake_root": str(root / "lake")})

@@ -1,6 +1,6 @@
-"""A tiny generated landing zone uploaded to the S3 test server, and the same pipeline run on local
-folders as the reference the S3 and cluster runs must equal. Both fixtures are session-scoped:
-each end-to-end case runs once.
+"""The reference run's landing zone uploaded to the S3 test server, and that run's gold tables on
+local folders as what the run on S3 must equal. Both fixtures are session-scoped: each end-to-end
+case runs once (`reference_fixtures`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from batch_platform.config import PlatformConfig
-from batch_platform.partitions import quarter_range, to_key
+from batch_platform.partitions import to_key
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.reference_fixtures import GOLD_TABLES
+from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS as QUARTERS
 
-QUARTERS = quarter_range("2024-Q1", "2024-Q3")
-GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
 KEY_ENV, SECRET_ENV = "BP_TEST_S3_ACCESS_KEY_ID", "BP_TEST_S3_SECRET_ACCESS_KEY"
 LANDING_BUCKET, LAKE_BUCKET = "landing", "lake"
 
@@ -85,38 +85,21 @@ def gold_frames(config: PlatformConfig) -> dict[tuple[str, str], pd.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def s3_landing(s3_server, tmp_path_factory):
-    """The landing zone of `QUARTERS`, generated locally and uploaded to `s3a://landing/landing`;
+def s3_landing(s3_server, reference_landing):
+    """The reference run's landing zone (`reference_fixtures`) uploaded to `s3a://landing/landing`;
     the test credentials in the environment variables the S3 configs refer to."""
-    from batch_platform.sample_data import generate_landing
-
     os.environ[KEY_ENV], os.environ[SECRET_ENV] = (
         s3_server.access_key_id,
         s3_server.secret_access_key,
     )
-    local = tmp_path_factory.mktemp("s3-landing") / "landing"
-    generate_landing(
-        local,
-        first_quarter=QUARTERS[0],
-        last_quarter=QUARTERS[-1],
-        customers=40,
-        seed=11,
-    )
+    local = reference_landing
     files = upload(s3_server, local, LANDING_BUCKET, "landing")
     s3_server.bucket(LAKE_BUCKET)
     return {"local": local, "root": f"s3a://{LANDING_BUCKET}/landing", "files": files}
 
 
 @pytest.fixture(scope="session")
-def local_reference(spark, s3_landing, tmp_path_factory):
-    """The pipeline on local folders, from the same landing files: gold frames per (table, quarter)."""
-    root = tmp_path_factory.mktemp("local-reference")
-    config = make_config(
-        root,
-        storage={
-            "landing_root": str(s3_landing["local"]),
-            "lake_root": str(root / "lake"),
-        },
-    )
-    assert materialize_all(config).success
-    return gold_frames(config)
+def local_reference(reference_run):
+    """The gold frames per (table, quarter) of the same landing zone run on local folders: the
+    reference run's lake, which no test writes to."""
+    return gold_frames(reference_run["config"])

@@ -8,15 +8,12 @@
 
 The command lines run in subprocesses (their own JVM) against a temporary config
 (`BATCH_PLATFORM_CONFIG`) and a temporary `DAGSTER_HOME`, from a generated landing zone, through
-the real bronze → silver → gold assets.
+the real assets. The range run is the session's reference run (`reference_fixtures`), which other
+modules read too; `job execute` runs on a copy of its lake and instance.
 """
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,18 +21,15 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from batch_platform.partitions import quarter_range, to_key
-from batch_platform_tests.conftest import TEST_SPARK, make_config
+from batch_platform.partitions import to_key
+from batch_platform_tests.conftest import make_config
+from batch_platform_tests.reference_fixtures import CI_QUARTER, GOLD_TABLES, copy_reference, run_cli
+from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS as BACKFILL
 from batch_platform_tests.test_gold import _naive, lake_table, materialize_gold
 
 UTC = UTC
-DAGSTER = str(Path(sys.executable).parent / "dagster")
-GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
 SILVER_TABLES = ("operational_events", "interaction_logs", "partner_scores")
-BACKFILL = quarter_range("2024-Q1", "2024-Q3")
-CI_QUARTER = "2024-Q4"
 
 
 # ------------------------------------------------------------------------------ definitions
@@ -89,59 +83,10 @@ def test_jobs_select_what_they_document_and_every_asset_backfills_in_one_run(def
 
 # ------------------------------------------------------------------------------ command lines
 @pytest.fixture(scope="module")
-def cli_env(tmp_path_factory):
-    from batch_platform.sample_data import generate_landing
-
-    root = tmp_path_factory.mktemp("cli")
-    config = {
-        "storage": {"landing_root": str(root / "landing"), "lake_root": str(root / "lake")},
-        "batch": {"first_quarter": "2024-Q1"},
-        "spark": dict(TEST_SPARK),
-    }
-    config_file = root / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    home = root / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    generate_landing(root / "landing", first_quarter="2024-Q1", last_quarter=CI_QUARTER, customers=60, seed=29)
-    env = {**os.environ, "BATCH_PLATFORM_CONFIG": str(config_file), "DAGSTER_HOME": str(home), "TZ": "UTC"}
-    return {"root": root, "env": env, "home": home, "config": make_config(root), "lake": str(root / "lake")}
-
-
-def run_cli(cli_env, *args: str) -> subprocess.CompletedProcess:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [DAGSTER, *args], env=cli_env["env"], cwd=cli_env["root"], capture_output=True, text=True, timeout=1800
-    )
-    print(f"dagster {' '.join(args)}: {time.perf_counter() - started:.1f}s, exit {done.returncode}")
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-8000:]
-    return done
-
-
-@pytest.fixture(scope="module")
-def backfill(cli_env):
-    """The range run, and what the instance held right after it: a later test of this module (in
-    any order) may add runs and partitions (`job execute` builds CI_QUARTER on top)."""
-    run_cli(
-        cli_env,
-        "asset",
-        "materialize",
-        "-m",
-        "batch_platform.definitions",
-        "--select",
-        "*",
-        "--partition-range",
-        f"{to_key(BACKFILL[0])}...{to_key(BACKFILL[-1])}",
-    )
-    with _instance(cli_env) as instance:
-        runs = instance.get_runs()
-        materialized = {key: instance.get_materialized_partitions(key) for key in instance.get_asset_keys()}
-        stats = {run.run_id: instance.get_run_stats(run.run_id) for run in runs}
-    return {**cli_env, "runs": runs, "materialized": materialized, "run_stats": stats}
-
-
-def _instance(cli_env) -> dg.DagsterInstance:
-    return dg.DagsterInstance.from_config(str(cli_env["home"]))
+def backfill(reference_run):
+    """The range run (`reference_fixtures`): one run of every asset over BACKFILL, and what the
+    instance held right after it."""
+    return reference_run
 
 
 def test_cli_partition_range_is_one_run_with_the_results_of_quarter_by_quarter_runs(backfill, tmp_path):
@@ -177,15 +122,16 @@ def _listing(lake: str, quarters: list[str]) -> dict[str, float]:
     return found
 
 
-def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, backfill):
+def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, backfill, tmp_path):
     from batch_platform import load_training_set
     from batch_platform.assets.gold import compute_customer_features
 
-    lake = backfill["lake"]
+    ci = copy_reference(backfill, tmp_path)  # the reference lake and instance stay as the run left them
+    lake = ci["lake"]
     history = _listing(lake, BACKFILL)
     assert any("gold/training_set" in path for path in history)
     run_cli(
-        backfill,
+        ci,
         "job",
         "execute",
         "-m",
@@ -196,7 +142,7 @@ def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, ba
         json.dumps({"dagster/partition": to_key(CI_QUARTER)}),
     )
 
-    with _instance(backfill) as instance:
+    with dg.DagsterInstance.from_config(str(ci["home"])) as instance:
         (latest, *_) = instance.get_runs(limit=1)
         assert latest.job_name == "training_set_job" and latest.status == dg.DagsterRunStatus.SUCCESS
         assert latest.tags["dagster/partition"] == to_key(CI_QUARTER)

@@ -2,10 +2,13 @@
 `s3a://`, through Spark's S3A with the jars `make setup` fetched, and `storage.s3` from the config
 (credentials from environment variables).
 
-- bronze → silver → gold on S3 equals the same run on local folders;
-- no secret reaches the Dagster instance's storage, the run's logs or metadata;
-- re-running a quarter replaces exactly its objects; a crash mid-publish leaves every quarter
-  wholly old or wholly new; wrong credentials fail bronze naming the bucket.
+- the run of every asset on S3 — the suite's one, on the standalone cluster (`cluster_fixtures`;
+  test_cluster compares its gold tables with the local run's) — leaves one object per partition,
+  which the pandas reader reads back, and no secret in the Dagster instance's storage, the run's
+  output, logs or metadata;
+- in this process (local master, the S3A jars on the driver's class path): re-running a quarter
+  replaces exactly its objects; a crash mid-publish leaves every quarter wholly old or wholly new;
+  wrong credentials fail bronze naming the bucket.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ import pytest
 
 from batch_platform.partitions import to_key
 from batch_platform.tables import TABLES
+from batch_platform_tests.cluster_fixtures import CLUSTER_LAKE
 from batch_platform_tests.s3_pipeline import (
     GOLD_TABLES,
     LAKE_BUCKET,
     QUARTERS,
-    gold_frames,
     materialize_all,
     read_table,
     s3_config,
@@ -30,17 +33,6 @@ from batch_platform_tests.s3_pipeline import (
 )
 
 pytestmark = pytest.mark.s3
-
-
-@pytest.fixture(scope="module")
-def s3_run(s3_server, s3_landing, tmp_path_factory):
-    """One single-run backfill of every asset for QUARTERS, landing and lake on S3, recorded in a
-    persistent Dagster instance (sqlite files in `home`)."""
-    home = tmp_path_factory.mktemp("s3-dagster-home")
-    config = s3_config(home, s3_server, s3_landing["root"], f"s3a://{LAKE_BUCKET}/lake")
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
-        result = materialize_all(config, instance=instance, raise_on_error=False)
-        yield {"config": config, "result": result, "home": home, "instance": instance}
 
 
 def _objects(s3_server, bucket: str, prefix: str) -> dict[str, tuple[str, object]]:
@@ -52,26 +44,31 @@ def _objects(s3_server, bucket: str, prefix: str) -> dict[str, tuple[str, object
     return found
 
 
-def test_s3_lake_equals_the_local_lake(s3_run, local_reference, s3_server):
-    result = s3_run["result"]
-    assert result.success, [
-        (e.step_key, e.step_failure_data.error.to_string() if e.step_failure_data.error else None)
-        for e in result.get_step_failure_events()
-    ]
-    on_s3 = gold_frames(s3_run["config"])
-    for (table, quarter), expected in local_reference.items():
-        pd.testing.assert_frame_equal(on_s3[(table, quarter)], expected, obj=f"gold/{table} {quarter}")
-    assert len(on_s3[("training_set", "2024-Q3")]) > 0
+@pytest.fixture(scope="module")
+def s3_run(cluster_run):
+    """The suite's run of every asset on S3 (`cluster_fixtures`: on the standalone cluster), and
+    its instance."""
+    done = cluster_run["done"]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    with dg.DagsterInstance.from_config(str(cluster_run["home"])) as instance:
+        yield {**cluster_run, "instance": instance}
+
+
+@pytest.mark.cluster
+def test_the_lake_on_s3_holds_one_object_per_partition_and_reads_back(s3_run, local_reference, s3_server):
+    config = s3_run["config"]
     # The pandas reader of notebooks reads the S3 lake with storage.s3 (pyarrow's S3FileSystem).
     from batch_platform import load_training_set
 
-    loaded = load_training_set("2024-Q3", config=s3_run["config"]).sort_values("customer_id").reset_index(drop=True)
+    loaded = load_training_set("2024-Q3", config=config).sort_values("customer_id").reset_index(drop=True)
     expected = local_reference[("training_set", "2024-Q3")].assign(quarter="2024-Q3")
+    assert len(loaded) > 0
     pd.testing.assert_frame_equal(loaded, expected)
-    bronze = read_table(s3_run["config"], "bronze/operational", "2024-Q2")
+    bronze = read_table(config, "bronze/operational", "2024-Q2")
+    assert len(bronze) > 0
     assert bronze["_source_file"].str.startswith("s3a://landing/landing/operational/2024-").all()
     # One object per partition on S3: the publish is one PUT (io_manager.py).
-    lake = _objects(s3_server, LAKE_BUCKET, "lake/")
+    lake = _objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/")
     partitions = {key.rsplit("/", 1)[0] for key in lake if "/quarter=" in key}
     tables = [t.name for t in TABLES.values() if t.name.split("/")[0] in ("bronze", "silver", "gold", "ml")]
     assert len(partitions) == len(tables) * len(QUARTERS) == 42
@@ -80,31 +77,40 @@ def test_s3_lake_equals_the_local_lake(s3_run, local_reference, s3_server):
     assert not [key for key in lake if "/_staging" in key]
 
 
+@pytest.mark.cluster
 def test_no_secret_reaches_instance_storage_logs_or_metadata(s3_run, s3_server):
-    secret = s3_server.secret_access_key.encode()
+    secret = s3_server.secret_access_key
     files = [path for path in Path(s3_run["home"]).rglob("*") if path.is_file()]
     assert any(path.suffix == ".db" for path in files)  # run, event-log and schedule storage
-    assert [path for path in files if secret in path.read_bytes()] == []
-    result = s3_run["result"]
-    logs = [event.message or "" for event in result.all_events]
-    assert logs and not [line for line in logs if s3_server.secret_access_key in line]
-    metadata = [str(event.event_specific_data) for event in result.get_asset_materialization_events()]
-    assert metadata and not [m for m in metadata if s3_server.secret_access_key in m]
+    assert [path for path in files if secret.encode() in path.read_bytes()] == []
+    done = s3_run["done"]
+    assert secret not in done.stdout and secret not in done.stderr
+    instance = s3_run["instance"]
+    (run,) = instance.get_runs()
+    events = instance.all_logs(run.run_id)
+    messages = [event.message or "" for event in events]
+    assert messages and not [line for line in messages if secret in line]
+    metadata = [
+        str(event.dagster_event.event_specific_data)
+        for event in events
+        if event.is_dagster_event and event.dagster_event.is_step_materialization
+    ]
+    assert metadata and not [m for m in metadata if secret in m]
     # The resource config Dagster keeps (and the UI shows) names the variables, not the values.
-    run = s3_run["instance"].get_run_by_id(result.run_id)
-    shown = str(run.run_config) + str(s3_run["instance"].get_job_snapshot(run.job_snapshot_id))
-    assert s3_server.secret_access_key not in shown
+    shown = str(run.run_config) + str(instance.get_job_snapshot(run.job_snapshot_id))
+    assert "BP_TEST_S3_SECRET_ACCESS_KEY" in shown and secret not in shown
 
 
+@pytest.mark.cluster
 def test_rerunning_a_quarter_on_s3_replaces_exactly_it(s3_run, s3_server, local_reference):
-    before = _objects(s3_server, LAKE_BUCKET, "lake/")
+    before = _objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/")
     config = s3_run["config"]
     result = materialize_all(config, quarters=["2024-Q2"], selection="group:gold")
     assert result.success
-    after = _objects(s3_server, LAKE_BUCKET, "lake/")
+    after = _objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/")
     assert set(after) == set(before)
     changed = {key for key in after if after[key][1] != before[key][1]}
-    assert changed == {f"lake/gold/{t}/quarter=2024-Q2/part-00000.parquet" for t in GOLD_TABLES}
+    assert changed == {f"{CLUSTER_LAKE}/gold/{t}/quarter=2024-Q2/part-00000.parquet" for t in GOLD_TABLES}
     for table in GOLD_TABLES:
         pd.testing.assert_frame_equal(
             read_table(config, f"gold/{table}", "2024-Q2"),
@@ -190,12 +196,17 @@ def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(
     assert _objects(s3_server, LAKE_BUCKET, "crash-lake/test/widgets/_staging/")  # the crashed run's debris
 
     seen: list[tuple[str, int, set[float]]] = []
+    errors: list[BaseException] = []
     done = threading.Event()
 
     def reader():
         while not done.is_set():
             for quarter in quarters:
-                seen.append((quarter, *_versions(config, quarter)))
+                try:
+                    seen.append((quarter, *_versions(config, quarter)))
+                except BaseException as error:  # a read that fails mid-publish breaks the promise too
+                    errors.append(error)
+                    return
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -204,6 +215,7 @@ def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(
     finally:
         done.set()
         thread.join()
+    assert not errors, errors
     assert seen and all(rows == 40 and len(versions) == 1 for _, rows, versions in seen), seen
     assert _versions(config, "2024-Q1") == _versions(config, "2024-Q2") == (40, {3.0})
     assert not _objects(s3_server, LAKE_BUCKET, "crash-lake/test/widgets/_staging/")

@@ -1,0 +1,168 @@
+"""A Spark standalone cluster on loopback, and the platform's one run of every asset on S3, on it.
+
+A master and one worker are started from the installed pyspark (`bin/spark-class
+…deploy.master.Master`, `…deploy.worker.Worker`) on 127.0.0.1. The run is the `dagster` command
+line in a subprocess (its own driver JVM, with `spark.master: spark://127.0.0.1:<port>`, landing
+zone and lake on the S3 test server), so the suite's shared local session is untouched. It is the
+suite's one end-to-end run on S3 (issue 16: each Spark-heavy case once): test_cluster checks what
+the cluster did, test_s3 what the lake on S3 holds and that no secret reached the instance or logs.
+
+No project Python runs on the executors (the platform has no Python UDFs: every transformation is a
+Spark SQL expression), so nothing needs shipping with `spark.submit.pyFiles`; the S3A jars reach
+the executors through `spark.jars`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyspark
+import pytest
+import yaml
+
+from batch_platform.partitions import to_key
+from batch_platform.procs import stop_process_group
+from batch_platform_tests.conftest import TEST_JVM
+from batch_platform_tests.s3_fixtures import free_port
+from batch_platform_tests.s3_pipeline import LAKE_BUCKET, QUARTERS, s3_config, s3_section
+
+CLUSTER_LAKE = "cluster-lake"
+
+BIN = Path(sys.executable).parent
+SPARK_HOME = Path(pyspark.__file__).parent  # the pip pyspark: bin/spark-class, no sbin scripts
+LOOPBACK_ENV = {
+    "SPARK_HOME": str(SPARK_HOME),
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    "SPARK_MASTER_HOST": "127.0.0.1",
+    "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",  # its REST port is fixed (6066)
+    "TZ": "UTC",
+}
+
+
+def master_state(webui: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as response:
+        return json.load(response)
+
+
+def _wait(
+    what: str,
+    ready,
+    processes: list[subprocess.Popen],
+    logs: list[Path],
+    seconds: int = 120,
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            break
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(
+        f"{what} did not come up:\n" + "\n".join(log.read_text()[-2000:] for log in logs if log.exists())
+    )
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A standalone master and one worker (1 core, 1 GiB) on loopback, stopped by their PIDs."""
+    root = tmp_path_factory.mktemp("spark-cluster")
+    port, webui, worker_ui = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        **LOOPBACK_ENV,
+        "SPARK_LOG_DIR": str(root),
+        "SPARK_WORKER_DIR": str(root / "work"),
+    }
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    started: list[subprocess.Popen] = []
+    logs = [root / "master.log", root / "worker.log"]
+    try:
+        with logs[0].open("wb") as out:
+            started.append(subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                 "--port", str(port), "--webui-port", str(webui)],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            ))  # fmt: skip
+        _wait(
+            "the Spark master",
+            lambda: master_state(webui)["status"] == "ALIVE",
+            started,
+            logs,
+        )
+        with logs[1].open("wb") as out:
+            started.append(subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
+                 "--host", "127.0.0.1", "--webui-port", str(worker_ui), "--cores", "1", "--memory", "1g",
+                 "--work-dir", str(root / "work")],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            ))  # fmt: skip
+        _wait(
+            "the Spark worker",
+            lambda: len(master_state(webui)["workers"]) == 1,
+            started,
+            logs,
+        )
+        yield {"master": f"spark://127.0.0.1:{port}", "webui": webui, "logs": logs}
+    finally:
+        for process in reversed(started):
+            stop_process_group(process, term_grace=20)
+
+
+@pytest.fixture(scope="session")
+def cluster_run(spark_cluster, s3_server, s3_landing, tmp_path_factory):
+    """`dagster asset materialize --select '*'` over QUARTERS on the cluster, landing and lake on S3;
+    its output, DAGSTER_HOME and a config to read the lake with."""
+    root = tmp_path_factory.mktemp("cluster-run")
+    lake = f"s3a://{LAKE_BUCKET}/{CLUSTER_LAKE}"
+    config = {
+        "storage": {
+            "landing_root": s3_landing["root"],
+            "lake_root": lake,
+            "s3": s3_section(s3_server),
+        },
+        "spark": {
+            "master": spark_cluster["master"],
+            "shuffle_partitions": 2,
+            "ui_enabled": False,
+            "conf": {
+                "spark.driver.host": "127.0.0.1",
+                "spark.driver.bindAddress": "127.0.0.1",
+                "spark.driver.memory": "1g",
+                "spark.executor.memory": "768m",
+                "spark.driver.extraJavaOptions": TEST_JVM,
+                "spark.executor.extraJavaOptions": TEST_JVM,
+                "spark.cores.max": 1,
+            },
+        },
+    }
+    config_file = root / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        **LOOPBACK_ENV,
+        "BATCH_PLATFORM_CONFIG": str(config_file),
+        "DAGSTER_HOME": str(home),
+    }
+    done = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "batch_platform.definitions", "--select", "*",
+         "--partition-range", f"{to_key(QUARTERS[0])}...{to_key(QUARTERS[-1])}"],
+        check=False, env=env, cwd=root, capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    return {
+        "done": done,
+        "home": home,
+        "config": s3_config(root, s3_server, s3_landing["root"], lake),
+    }
