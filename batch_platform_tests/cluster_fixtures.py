@@ -18,8 +18,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from concurrent.futures import Future
 from pathlib import Path
 
 import pyspark
@@ -72,10 +74,9 @@ def _wait(
     )
 
 
-@pytest.fixture(scope="session")
-def spark_cluster(tmp_path_factory):
-    """A standalone master and one worker (1 core, 1 GiB) on loopback, stopped by their PIDs."""
-    root = tmp_path_factory.mktemp("spark-cluster")
+def start_cluster(root: Path, started: list[subprocess.Popen]) -> dict:
+    """A standalone master and one worker (1 core, 1 GiB) on loopback; their processes go into
+    `started` as they start, for the caller to stop by their PIDs."""
     port, webui, worker_ui = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -84,45 +85,28 @@ def spark_cluster(tmp_path_factory):
         "SPARK_WORKER_DIR": str(root / "work"),
     }
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
-    started: list[subprocess.Popen] = []
     logs = [root / "master.log", root / "worker.log"]
-    try:
-        with logs[0].open("wb") as out:
-            started.append(subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                 "--port", str(port), "--webui-port", str(webui)],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            ))  # fmt: skip
-        _wait(
-            "the Spark master",
-            lambda: master_state(webui)["status"] == "ALIVE",
-            started,
-            logs,
-        )
-        with logs[1].open("wb") as out:
-            started.append(subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
-                 "--host", "127.0.0.1", "--webui-port", str(worker_ui), "--cores", "1", "--memory", "1g",
-                 "--work-dir", str(root / "work")],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            ))  # fmt: skip
-        _wait(
-            "the Spark worker",
-            lambda: len(master_state(webui)["workers"]) == 1,
-            started,
-            logs,
-        )
-        yield {"master": f"spark://127.0.0.1:{port}", "webui": webui, "logs": logs}
-    finally:
-        for process in reversed(started):
-            stop_process_group(process, term_grace=20)
+    with logs[0].open("wb") as out:
+        started.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+             "--port", str(port), "--webui-port", str(webui)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        ))  # fmt: skip
+    _wait("the Spark master", lambda: master_state(webui)["status"] == "ALIVE", started, logs)
+    with logs[1].open("wb") as out:
+        started.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
+             "--host", "127.0.0.1", "--webui-port", str(worker_ui), "--cores", "1", "--memory", "1g",
+             "--work-dir", str(root / "work")],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        ))  # fmt: skip
+    _wait("the Spark worker", lambda: len(master_state(webui)["workers"]) == 1, started, logs)
+    return {"master": f"spark://127.0.0.1:{port}", "webui": webui, "logs": logs}
 
 
-@pytest.fixture(scope="session")
-def cluster_run(spark_cluster, s3_server, s3_landing, tmp_path_factory):
-    """`dagster asset materialize --select '*'` over QUARTERS on the cluster, landing and lake on S3;
-    its output, DAGSTER_HOME and a config to read the lake with."""
-    root = tmp_path_factory.mktemp("cluster-run")
+def run_on_cluster(cluster: dict, s3_server, s3_landing: dict, root: Path, started: list[subprocess.Popen]) -> dict:
+    """`dagster asset materialize --select '*'` over QUARTERS on the cluster, landing and lake on S3:
+    its output (`done`), DAGSTER_HOME and a config to read the lake with."""
     lake = f"s3a://{LAKE_BUCKET}/{CLUSTER_LAKE}"
     config = {
         "storage": {
@@ -131,7 +115,7 @@ def cluster_run(spark_cluster, s3_server, s3_landing, tmp_path_factory):
             "s3": s3_section(s3_server),
         },
         "spark": {
-            "master": spark_cluster["master"],
+            "master": cluster["master"],
             "shuffle_partitions": 2,
             "ui_enabled": False,
             "conf": {
@@ -156,13 +140,69 @@ def cluster_run(spark_cluster, s3_server, s3_landing, tmp_path_factory):
         "BATCH_PLATFORM_CONFIG": str(config_file),
         "DAGSTER_HOME": str(home),
     }
-    done = subprocess.run(
+    process = subprocess.Popen(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "batch_platform.definitions", "--select", "*",
          "--partition-range", f"{to_key(QUARTERS[0])}...{to_key(QUARTERS[-1])}"],
-        check=False, env=env, cwd=root, capture_output=True, text=True, timeout=1500,
+        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    return {
-        "done": done,
-        "home": home,
-        "config": s3_config(root, s3_server, s3_landing["root"], lake),
-    }
+    started.append(process)
+    stdout, stderr = process.communicate(timeout=1500)
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return {"done": done, "home": home, "config": s3_config(root, s3_server, s3_landing["root"], lake)}
+
+
+class ClusterRun:
+    """The cluster, then the run on it, driven by a thread of their own; each a future the fixtures
+    wait for. Started with the session (conftest's `_background_launches`): the JVMs coming up and
+    the run, a step at a time through one executor core, mostly wait, and that overlaps the tests
+    that run before the cluster's and the S3 tests."""
+
+    def __init__(self, s3_server, s3_landing: dict, root: Path):
+        self.processes: list[subprocess.Popen] = []
+        self.cluster: Future = Future()
+        self.run: Future = Future()
+        args = (s3_server, s3_landing, root)
+        self.thread = threading.Thread(target=self._drive, args=args, name="spark-cluster-run", daemon=True)
+        self.thread.start()
+
+    def _drive(self, s3_server, s3_landing: dict, root: Path) -> None:
+        try:
+            (root / "cluster").mkdir()
+            (root / "run").mkdir()
+            cluster = start_cluster(root / "cluster", self.processes)
+            self.cluster.set_result(cluster)
+            self.run.set_result(run_on_cluster(cluster, s3_server, s3_landing, root / "run", self.processes))
+        except BaseException as error:
+            for stage in (self.cluster, self.run):
+                if not stage.done():
+                    stage.set_exception(error)
+
+    def close(self) -> None:
+        """Stop the run (if a session ends before it does), the worker and the master, by their
+        process groups; the thread then ends with them."""
+        for process in reversed(self.processes):
+            stop_process_group(process, term_grace=20)
+        self.thread.join(timeout=60)
+        for process in reversed(self.processes):  # a process started while the first stop ran
+            stop_process_group(process, term_grace=20)
+
+
+@pytest.fixture(scope="session")
+def cluster_launch(s3_server, s3_landing, tmp_path_factory):
+    launch = ClusterRun(s3_server, s3_landing, tmp_path_factory.mktemp("spark-cluster"))
+    try:
+        yield launch
+    finally:
+        launch.close()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(cluster_launch) -> dict:
+    """The master's URL and web UI port, and the logs of master and worker."""
+    return cluster_launch.cluster.result()
+
+
+@pytest.fixture(scope="session")
+def cluster_run(cluster_launch) -> dict:
+    """The finished command line (`done`), its Dagster home and the config to read its lake."""
+    return cluster_launch.run.result()

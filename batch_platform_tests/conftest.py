@@ -6,8 +6,9 @@ The session is created here first, with the test config's settings; the `pyspark
 Under pytest-xdist (`-n 2 --dist loadgroup --no-loadscope-reorder`) each worker has its own
 SparkSession, and the tests of a module — or of the modules sharing an expensive session fixture
 (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The heaviest groups
-are queued first (`HEAVIEST_FIRST`), in one process too; the Dagster UI's tests come last, their
-launches running in the background from the start (`_ui_launches`). `make test` runs one process:
+are queued first (`HEAVIEST_FIRST`), in one process too; the cluster's and S3 tests, then the Dagster
+UI's, come last, the cluster's run and the UI's launches running in the background from the start
+(`_background_launches`). `make test` runs one process:
 on 2 cores two workers were slower (README, "Development").
 """
 
@@ -55,13 +56,16 @@ SHARED = {
     "test_publish": "delivery_lake",
 }
 HEAVIEST_FIRST = [
-    "s3_server",
     "test_jobs",
     "test_point_in_time",
     "test_ml",
     "test_timezone",
     "delivery_lake",
 ]
+BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}
+"""Groups whose costly fixture starts with the session in a thread of its own, and which run last
+(in this order) so that it has run meanwhile: the Spark cluster and the one run on S3, on it
+(`cluster_fixtures.ClusterRun`); the Dagster UI and its launches (`webserver_fixtures.UILaunches`)."""
 
 
 @pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle, before xdist reads the groups
@@ -72,8 +76,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     def rank(item: pytest.Item) -> int:
         name = group(item)
-        if name == "dagster_ui":  # last: its launches run in the background meanwhile (`_ui_launches`)
-            return len(HEAVIEST_FIRST) + 1
+        if name in BACKGROUND:  # last: they run in the background meanwhile (`_background_launches`)
+            return len(HEAVIEST_FIRST) + 1 + list(BACKGROUND).index(name)
         return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
 
     for item in items:
@@ -104,14 +108,16 @@ def spark():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _ui_launches(request):
-    """Start the Dagster UI and its launches with the session when a selected test needs them
-    (`webserver_fixtures.UILaunches`): most of their time is spent waiting for Dagster's backfill
-    daemon, which then overlaps the other tests. Under pytest-xdist they start on first use."""
+def _background_launches(request):
+    """Start, with the session, what a selected test needs of `BACKGROUND`: the Spark cluster and
+    its run, the Dagster UI and its launches. Each runs in a thread of its own, and its processes —
+    mostly waiting for JVMs to come up, for one executor core, for Dagster's backfill daemon —
+    overlap the other tests. Under pytest-xdist they start on first use."""
     if hasattr(request.config, "workerinput"):
         return
-    if any("ui_launches" in item.fixturenames for item in request.session.items):
-        request.getfixturevalue("ui_launches")
+    for fixture in BACKGROUND.values():
+        if any(fixture in item.fixturenames for item in request.session.items):
+            request.getfixturevalue(fixture)
 
 
 @pytest.fixture
@@ -132,7 +138,7 @@ def resources(spark, platform_config):
 # line's run of every asset on local folders that the jobs, S3, cluster and delivery tests read
 # (reference_fixtures); a real S3 server (SeaweedFS on loopback) and the landing zone on it; a live
 # dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
-from batch_platform_tests.cluster_fixtures import cluster_run, spark_cluster  # noqa: E402, F401
+from batch_platform_tests.cluster_fixtures import cluster_launch, cluster_run, spark_cluster  # noqa: E402, F401
 from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
 from batch_platform_tests.lake_fixtures import widgets_table  # noqa: E402, F401
 from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401
