@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from batch_platform.partitions import to_key
-from batch_platform.procs import stop_process_group
+from batch_platform.procs import stop_process_groups
 from batch_platform_tests.conftest import TEST_JVM
 from batch_platform_tests.s3_fixtures import free_port
 from batch_platform_tests.s3_pipeline import LAKE_BUCKET, QUARTERS, s3_config, s3_section
@@ -180,11 +180,9 @@ class ClusterRun:
     def close(self) -> None:
         """Stop the run (if a session ends before it does), the worker and the master, by their
         process groups; the thread then ends with them."""
-        for process in reversed(self.processes):
-            stop_process_group(process, term_grace=20)
+        stop_process_groups(list(self.processes), term_grace=20)
         self.thread.join(timeout=60)
-        for process in reversed(self.processes):  # a process started while the first stop ran
-            stop_process_group(process, term_grace=20)
+        stop_process_groups(list(self.processes), term_grace=20)  # one started while the first stop ran
 
 
 @pytest.fixture(scope="session")

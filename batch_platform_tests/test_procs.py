@@ -1,4 +1,4 @@
-"""`stop_process_group`: the one stopper of the webserver fixtures and the benchmark runner."""
+"""`stop_process_group(s)`: the one stopper of the tests' fixtures and the benchmark runner."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from batch_platform.procs import stop_process_group
+from batch_platform.procs import stop_process_group, stop_process_groups
 
 STUBBORN_TREE = (
     "import subprocess, sys, time\n"
@@ -42,6 +42,26 @@ def test_the_whole_group_is_stopped_even_a_child_that_ignores_sigterm():
         if _alive(leader.pid):
             os.killpg(leader.pid, 9)
             leader.wait()
+
+
+def test_several_groups_are_stopped_side_by_side():
+    leaders = [
+        subprocess.Popen(
+            [sys.executable, "-c", STUBBORN_TREE], stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        for _ in range(2)
+    ]
+    try:
+        grandchildren = [int(leader.stdout.readline()) for leader in leaders]
+        assert [os.getpgid(g) for g in grandchildren] == [leader.pid for leader in leaders]
+        stop_process_groups(leaders, term_grace=1, kill_grace=5)
+        assert all(leader.returncode is not None for leader in leaders)
+        assert not [leader.pid for leader in leaders if _alive(leader.pid)]
+    finally:
+        for leader in leaders:
+            if _alive(leader.pid):
+                os.killpg(leader.pid, 9)
+                leader.wait()
 
 
 def test_a_child_in_our_own_group_is_refused_and_left_alone():

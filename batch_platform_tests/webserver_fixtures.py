@@ -37,7 +37,7 @@ import pytest
 import requests
 
 from batch_platform.partitions import to_key
-from batch_platform.procs import stop_process_group
+from batch_platform.procs import stop_process_groups
 from batch_platform.sample_data import generate_landing
 from batch_platform_tests.test_cli import cli_env
 
@@ -592,8 +592,7 @@ class UILaunches:
         self._stop_processes()
 
     def _stop_processes(self) -> None:
-        for process in list(self.ui.processes.values()) if self.ui is not None else []:
-            stop_process_group(process)
+        stop_process_groups(list(self.ui.processes.values()) if self.ui is not None else [])
 
 
 @pytest.fixture(scope="session")
