@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pyspark
 import pytest
-import yaml
 
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_groups
-from batch_platform_tests.conftest import TEST_JVM
+from batch_platform_tests.conftest import TEST_JVM, dagster_env
 from batch_platform_tests.s3_fixtures import free_port
 from batch_platform_tests.s3_pipeline import LAKE_BUCKET, QUARTERS, s3_config, s3_section
 
@@ -129,17 +128,7 @@ def run_on_cluster(cluster: dict, s3_server, s3_landing: dict, root: Path, start
             },
         },
     }
-    config_file = root / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    home = root / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {
-        **os.environ,
-        **LOOPBACK_ENV,
-        "BATCH_PLATFORM_CONFIG": str(config_file),
-        "DAGSTER_HOME": str(home),
-    }
+    env = {**dagster_env(root, config), **LOOPBACK_ENV}
     process = subprocess.Popen(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "batch_platform.definitions", "--select", "*",
          "--partition-range", f"{to_key(QUARTERS[0])}...{to_key(QUARTERS[-1])}"],
@@ -148,7 +137,11 @@ def run_on_cluster(cluster: dict, s3_server, s3_landing: dict, root: Path, start
     started.append(process)
     stdout, stderr = process.communicate(timeout=1500)
     done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    return {"done": done, "home": home, "config": s3_config(root, s3_server, s3_landing["root"], lake)}
+    return {
+        "done": done,
+        "home": Path(env["DAGSTER_HOME"]),
+        "config": s3_config(root, s3_server, s3_landing["root"], lake),
+    }
 
 
 class ClusterRun:

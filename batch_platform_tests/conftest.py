@@ -45,6 +45,18 @@ def make_config(tmp_path: Path, **sections) -> PlatformConfig:
     return parse_config(raw, "test")
 
 
+def dagster_env(root: Path, config: dict) -> dict[str, str]:
+    """The environment of a `dagster` child process: `config` as its config file and a Dagster home
+    (telemetry off) of its own, both under `root`."""
+    import yaml
+
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    home = root / "dagster_home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return {**os.environ, "BATCH_PLATFORM_CONFIG": str(root / "config.yaml"), "DAGSTER_HOME": str(home)}
+
+
 SHARED = {
     "test_webserver": "dagster_ui",
     "test_browser": "dagster_ui",

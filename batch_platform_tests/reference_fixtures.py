@@ -18,7 +18,6 @@ What the run left is read-only: a test that writes copies it first (`copy_refere
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -27,10 +26,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from batch_platform.partitions import quarter_range, to_key
-from batch_platform_tests.conftest import TEST_SPARK, make_config
+from batch_platform_tests.conftest import TEST_SPARK, dagster_env, make_config
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 REFERENCE_QUARTERS = quarter_range("2024-Q1", "2024-Q3")
@@ -46,16 +44,11 @@ def cli_workspace(root: Path, lake: Path, landing: Path) -> dict:
         "batch": {"first_quarter": REFERENCE_QUARTERS[0]},
         "spark": dict(TEST_SPARK),
     }
-    config_file = root / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    home = root / "dagster_home"
-    home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "BATCH_PLATFORM_CONFIG": str(config_file), "DAGSTER_HOME": str(home), "TZ": "UTC"}
+    env = {**dagster_env(root, config), "TZ": "UTC"}
     return {
         "root": root,
         "env": env,
-        "home": home,
+        "home": Path(env["DAGSTER_HOME"]),
         "lake": str(lake),
         "config": make_config(root, storage={"landing_root": str(landing), "lake_root": str(lake)}),
     }

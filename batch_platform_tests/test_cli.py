@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -6,27 +5,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from batch_platform.cli import main
 from batch_platform.partitions import label_of, parse_quarter, quarter_range, shift, to_key
 from batch_platform.sample_data import generate_landing
-from batch_platform_tests.conftest import TEST_SPARK
+from batch_platform_tests.conftest import TEST_SPARK, dagster_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """A config file and a Dagster home of the test's own, for a `dagster` child process."""
-    config = {
-        "storage": {"landing_root": str(tmp_path / "landing"), "lake_root": str(tmp_path / "lake")},
-        "spark": dict(TEST_SPARK),
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return {**os.environ, "BATCH_PLATFORM_CONFIG": str(tmp_path / "config.yaml"), "DAGSTER_HOME": str(home)}
+    storage = {"landing_root": str(tmp_path / "landing"), "lake_root": str(tmp_path / "lake")}
+    return dagster_env(tmp_path, {"storage": storage, "spark": dict(TEST_SPARK)})
 
 
 def test_dagster_asset_materialize_writes_one_quarter(tmp_path):
