@@ -86,11 +86,7 @@ class Lake:
         found = storage.list_files(self.uri(folder), self.s3)
         if found is None:
             raise PartitionMissing(f"{table} has no materialised quarter {to_label(quarter)} in the lake {self.root}")
-        return [
-            LakeFile(f"{folder}/{info.name}", info.size)
-            for info in found
-            if info.name.endswith(".parquet") and not info.name.startswith(("_", "."))
-        ]
+        return [LakeFile(f"{folder}/{info.name}", info.size) for info in storage.parquet_files(found)]
 
     # ----------------------------------------------------------------------------- reading
     def footer(self, file: LakeFile) -> pq.FileMetaData:

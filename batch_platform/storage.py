@@ -234,7 +234,7 @@ def read_parquet(uri: str, s3: S3Config | None = None) -> pa.Table:
     from batch_platform.s3 import is_s3
 
     filesystem, path = arrow_filesystem(uri, s3)
-    files = _parquet_names(list_files(uri, s3) or []) if is_s3(uri) else []
+    files = [f.name for f in parquet_files(list_files(uri, s3) or [])] if is_s3(uri) else []
     if not files:
         return pq.read_table(path, filesystem=filesystem)
     with _whole_objects(uri, files, s3) as local:
@@ -270,8 +270,9 @@ def _batches(folder: str, dataset, columns: Sequence[str], batch_size: int) -> I
     yield from dataset.to_batches(columns=list(columns), batch_size=batch_size)
 
 
-def _parquet_names(found: Iterable[FileInfo]) -> list[str]:
-    return [f.name for f in found if f.name.endswith(".parquet") and not f.name.startswith(("_", "."))]
+def parquet_files(found: Iterable[FileInfo]) -> list[FileInfo]:
+    """The Parquet data files among `found`: what Spark and pyarrow read of a folder (not `_*`, `.*`)."""
+    return [f for f in found if f.name.endswith(".parquet") and not f.name.startswith(("_", "."))]
 
 
 @contextmanager
