@@ -23,6 +23,11 @@ same step: each evaluation carries its partition and that quarter's figures, so 
 quarter's own result. (`AssetCheckResult` has no partition of its own, so a multi-quarter step
 yields `AssetCheckEvaluation`s, the event Dagster makes of a result, one per quarter.) An ERROR
 failure of any quarter fails the step, which stops gold for the run's quarters.
+
+Each evaluation names the materialisation it judged (`target_materialization`): Dagster keeps a
+check's status per partition only while the evaluation targets that partition's latest
+materialisation, so without it the UI shows every quarter of the check as missing. The out-of-time
+check of `ml/churn_scores` (`batch_platform/assets/ml.py`) evaluates per quarter the same way.
 """
 
 import operator
@@ -83,6 +88,26 @@ def latest_materializations(
             break
         cursor = result.cursor
     return found
+
+
+def target_materialization(record: dg.EventLogRecord | None) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The materialisation an evaluation judged, from its record (`latest_materializations`), as
+    `AssetCheckEvaluation.target_materialization_data`: what ties a partition's check status to
+    that partition's latest materialisation (module docstring)."""
+    if record is None:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.event_log_entry.run_id, timestamp=record.timestamp
+    )
+
+
+def check_outputs(context: dg.AssetCheckExecutionContext) -> Iterator[dg.Output]:
+    """The output of each selected check, as Dagster yields it after an `AssetCheckResult`, for a
+    step that yields `AssetCheckEvaluation`s (one per quarter) instead: without it Dagster warns
+    that a blocking check "emitted no result" (the gating itself is the step's failure)."""
+    assets = context.op_execution_context.job_def.asset_layer
+    for key in context.selected_asset_check_keys:
+        yield dg.Output(None, output_name=assets.get_op_output_name(key))
 
 
 def _reported(metadata: Mapping[str, dg.MetadataValue], name: str) -> int | None:
@@ -158,27 +183,16 @@ def build_table_checks(table: SilverTable, partitions_def: dg.PartitionsDefiniti
         for key in context.partition_keys:
             quarter = to_label(key)
             record = records.get(key)
-            target = (
-                None
-                if record is None
-                else AssetCheckEvaluationTargetMaterializationData(
-                    storage_id=record.storage_id, run_id=record.event_log_entry.run_id, timestamp=record.timestamp
-                )
-            )
             for name in selected:
                 yield dg.AssetCheckEvaluation(
                     asset_key=table.silver_key,
                     check_name=name,
                     partition=key,
                     blocking=True,
-                    target_materialization_data=target,
+                    target_materialization_data=target_materialization(record),
                     **_evaluate(name, table, quarter, figures, record, settings),
                 )
-        # Each check's output, as Dagster yields it for an `AssetCheckResult`: without it Dagster
-        # warns that the blocking check "emitted no result" (the gating itself is this step's failure).
-        assets = context.op_execution_context.job_def.asset_layer
-        for key in context.selected_asset_check_keys:
-            yield dg.Output(None, output_name=assets.get_op_output_name(key))
+        yield from check_outputs(context)
 
     return silver_table_checks
 

@@ -2,7 +2,7 @@
 
     batch-platform quarters                          list partitions: label and Dagster key
     batch-platform sample-data --from 2024-Q1 --to 2025-Q4 --customers 2000
-    batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'silver/*' ...]
+    batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'key:"silver/*"' ...]
     batch-platform report --from 2024-Q1 --to 2025-Q4
     batch-platform serve [--host 127.0.0.1 --port 8000]   the datasets API (BATCH_PLATFORM_API_TOKEN)
     batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
@@ -12,6 +12,12 @@ Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/confi
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
 in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize` and
 `dagster job execute` remain available with start-date keys (README, "Command line").
+
+What a command cannot do it refuses before any work (no Spark, no Dagster run), with one line on
+stderr naming the problem and what is valid, and exit code 2: a quarter outside the partitions
+(`batch.first_quarter` to the last complete quarter), a range that runs backwards, a `--select`
+that matches no asset. `sample-data` writes arrival folders, not partitions: it takes any forward
+range that has ended, also before `batch.first_quarter`, never a quarter still to come.
 """
 
 from __future__ import annotations
@@ -20,8 +26,28 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from batch_platform.partitions import QuarterError, quarter_range, to_key, to_label
+from batch_platform.config import LOCAL_UI_PORT
+from batch_platform.partitions import (
+    NotAPartitionError,
+    QuarterError,
+    check_partition,
+    last_complete_quarter,
+    parse_quarter,
+    quarter_range,
+    to_key,
+    to_label,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import dagster as dg
+
+    from batch_platform.config import PlatformConfig
+
+
+class UsageError(Exception):
+    """A request the command cannot carry out, refused before any work: one line on stderr, exit 2."""
 
 
 def _quarter(text: str) -> str:
@@ -36,6 +62,24 @@ def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--to", dest="last", type=_quarter, help="last quarter (default: --from)")
 
 
+def _forward_range(args: argparse.Namespace) -> list[str]:
+    first, last = args.first, args.last or args.first
+    if parse_quarter(last) < parse_quarter(first):
+        raise UsageError(f"--to {last} comes before --from {first}: a range runs forwards, --from {last} --to {first}")
+    return quarter_range(first, last)
+
+
+def _partition_range(args: argparse.Namespace, config: PlatformConfig) -> list[str]:
+    """The quarters of `--from`/`--to`, every one a partition of `config`, else `UsageError`."""
+    quarters = _forward_range(args)
+    try:
+        for quarter in (quarters[0], quarters[-1]):
+            check_partition(quarter, config.batch.first_quarter)
+    except NotAPartitionError as exc:
+        raise UsageError(str(exc)) from None
+    return quarters
+
+
 def cmd_quarters(args: argparse.Namespace) -> int:
     from batch_platform.config import load_config
 
@@ -45,42 +89,52 @@ def cmd_quarters(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
+    """The landing zone is a record of arrivals, dated by folder: any range that has ended is fine,
+    also quarters before `batch.first_quarter` (bronze reads only the partitions), but not a quarter
+    still in progress or to come, whose folders would be dated after today."""
+    quarters = _forward_range(args)
+    ended = last_complete_quarter()
+    if parse_quarter(quarters[-1]) > parse_quarter(ended):
+        raise UsageError(
+            f"{quarters[-1]} has not ended: sample data is dated by arrival, up to the last complete quarter, {ended}"
+        )
     from batch_platform.config import load_config
     from batch_platform.sample_data import generate_landing
 
     landing = args.landing or load_config().landing_root
     manifest = generate_landing(
         landing,
-        first_quarter=args.first,
-        last_quarter=args.last or args.first,
+        first_quarter=quarters[0],
+        last_quarter=quarters[-1],
         customers=args.customers,
         operational_rows=args.operational_rows,
         seed=args.seed,
     )
     print(f"landing zone written to {landing}")
-    for source, quarters in manifest["rows_by_source_quarter"].items():
-        print(f"  {source:<12} {sum(quarters.values()):>10,} rows in {len(quarters)} quarters")
+    for source, counts in manifest["rows_by_source_quarter"].items():
+        print(f"  {source:<12} {sum(counts.values()):>10,} rows in {len(counts)} quarters")
     return 0
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
+    from batch_platform.config import load_config
+
+    config = load_config()
+    quarters = _partition_range(args, config)
+    first, last = quarters[0], quarters[-1]
+
     import dagster as dg
 
-    from batch_platform.config import load_config
     from batch_platform.definitions import build_definitions
     from batch_platform.jobs import ALL_ASSETS_JOB
 
-    defs = build_definitions(load_config())
-    first, last = args.first, args.last or args.first
-    quarter_range(first, last)
-    instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
+    defs = build_definitions(config)
     if args.select:
-        job = dg.define_asset_job(
-            "cli_selection_job", selection=dg.AssetSelection.from_string(" or ".join(args.select))
-        )
+        job = dg.define_asset_job("cli_selection_job", selection=_selection(defs, args.select))
         job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
     else:
         job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
+    instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
     tags = {
         "dagster/asset_partition_range_start": to_key(first),
         "dagster/asset_partition_range_end": to_key(last),
@@ -102,25 +156,64 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _selection(defs: dg.Definitions, texts: Sequence[str]) -> dg.AssetSelection:
+    """The union of the `--select` expressions, each resolved first against the asset graph of `defs`:
+    one that does not parse or matches no asset is refused, naming it and the valid groups."""
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    group_of = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
+    groups = ", ".join(dict.fromkeys(group_of[key] for key in graph.toposorted_asset_keys if key in group_of))
+    valid = f'groups are {groups} (e.g. group:silver); select keys as key:silver/operational_events or key:"silver/*"'
+    selected = []
+    for text in texts:
+        try:
+            selection = dg.AssetSelection.from_string(text)
+        except dg.DagsterError:
+            raise UsageError(f"--select {text!r} is not an asset selection: {valid}") from None
+        try:
+            matched = selection.resolve(graph)
+        except dg.DagsterError:  # a key that does not exist
+            matched = set()
+        if not matched:
+            raise UsageError(f"--select {text!r} matches no asset: {valid}")
+        selected.append(selection)
+    union = selected[0]
+    for selection in selected[1:]:
+        union = union | selection
+    return union
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from batch_platform import storage
     from batch_platform.config import load_config
-    from batch_platform.tables import TABLES
 
     config = load_config()
+    quarters = _partition_range(args, config)
+
+    from batch_platform import storage
+    from batch_platform.consume import TRAINING_SET_TABLE
+    from batch_platform.tables import TABLES
+
     lake = config.lake_root.rstrip("/")
-    quarters = quarter_range(args.first, args.last or args.first)
     tables = [table.name for table in TABLES.values()]
     width = max([len(t) for t in tables] + [10])
     print(f"lake: {lake}")
     print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters))
+    counts = {}
     for table in tables:
-        counts = [storage.count_rows(f"{lake}/{table}/quarter={quarter}", config.storage.s3) for quarter in quarters]
-        print(f"{table:<{width}}  " + "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts))
+        counts[table] = [storage.count_rows(f"{lake}/{table}/quarter={q}", config.storage.s3) for q in quarters]
+        print(f"{table:<{width}}  " + "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts[table]))
+    built = [q for q, n in zip(quarters, counts[TRAINING_SET_TABLE], strict=True) if n is not None]
+    if not built:
+        print(
+            f"\nno training set of {quarters[0]}...{quarters[-1]} is in the lake: "
+            f"batch-platform materialize --from {quarters[0]} --to {quarters[-1]}"
+        )
+        return 0
     print("\ntraining sets:")
-    for quarter in quarters:
-        print(f"  {lake}/gold/training_set/quarter={quarter}")
-    example = f'import batch_platform; print(batch_platform.load_training_set("{quarters[-1]}"))'
+    for quarter in built:
+        print(f"  {lake}/{TRAINING_SET_TABLE}/quarter={quarter}")
+    example = f'import batch_platform; print(batch_platform.load_training_set("{built[-1]}"))'
     print(f"\nread one:  python -c '{example}'")
     return 0
 
@@ -138,72 +231,82 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ml_report(args: argparse.Namespace) -> int:
-    """Per quarter: the champion, its version and eval AUC-PR (from ml/churn_model in the lake), the
-    baseline's, and the out-of-time AUC-PR (the latest `out_of_time_performance` check result)."""
-    from batch_platform.config import load_config, shown_uri
-    from batch_platform.consume import PartitionNotMaterialised, load_model_card
+    """Per quarter: the champion, its version, its eval AUC-PR and the baseline's (`ml/churn_model` in
+    the lake), then the out-of-time AUC-PR of the scores and of the recency baseline against the
+    labels of the next quarter, computed from the lake by `out_of_time_result`, the function of the
+    `out_of_time_performance` check, on the rows the check reads (`load_out_of_time_rows`): the same
+    figures with or without a Dagster instance, and `pending` until those labels exist."""
+    from batch_platform.config import load_config
 
     config = load_config()
-    quarters = quarter_range(args.first, args.last or args.first)
-    realised = _out_of_time(quarters)
+    quarters = _partition_range(args, config)
+
+    from batch_platform.assets.ml import out_of_time_result
+    from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
+    from batch_platform.mlflow_store import build_mlflow_store
+
+    print(f"{'':<39}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")
     print(
-        f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'eval AUC-PR':>11}  {'baseline':>8}  "
-        f"{'out-of-time AUC-PR':>18}"
+        f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'model':>8}  {'baseline':>8}  {'model':>8}  "
+        f"{'baseline':>8}  status"
     )
+    warnings = []
     for quarter in quarters:
         try:
             card = load_model_card(quarter, config=config)
         except PartitionNotMaterialised:
-            print(f"{quarter:<8}  {'(not materialised)':<20}")
+            card = None
+        rows, labels_exist = load_out_of_time_rows(quarter, config=config)
+        result = out_of_time_result(quarter, rows, labels_exist)
+        status = _out_of_time_status(result, labels_exist)
+        if status == "WARN":
+            warnings.append(f"  {quarter}: {result['description']}")
+        metadata = result["metadata"]
+        realised = f"{_figure(metadata.get('out_of_time/auc_pr')):>8}  {_figure(metadata.get('baseline/auc_pr')):>8}"
+        if card is None:
+            print(f"{quarter:<8}  {'(not materialised)':<20}  {'-':>7}  {'-':>8}  {'-':>8}  {realised}  {status}")
             continue
         baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"]
+        eval_baseline = _figure(baseline.iloc[0] if len(baseline) else None)
         champion = card[card["champion"]]
         if champion.empty:
-            cells = f"{'-':>7}  {'-':>11}  {'-':>8}  {realised.get(quarter, '-'):>18}"
-            print(f"{quarter:<8}  {'(not trained)':<20}  {cells}")
+            print(f"{quarter:<8}  {'(not trained)':<20}  {'-':>7}  {'-':>8}  {eval_baseline:>8}  {realised}  {status}")
             continue
         row = champion.iloc[0]
         print(
-            f"{quarter:<8}  {row['candidate']:<20}  {int(row['model_version']):>7}  {row['auc_pr']:>11.4f}  "
-            f"{baseline.iloc[0]:>8.4f}  {realised.get(quarter, '-'):>18}"
+            f"{quarter:<8}  {row['candidate']:<20}  {row['model_version']:>7}  {_figure(row['auc_pr']):>8}  "
+            f"{eval_baseline:>8}  {realised}  {status}"
         )
-    model = config.mlflow.registered_model_name
-    print(f"\nMLflow store: {shown_uri(config.mlflow_tracking_uri)} (registered model '{model}')")
-    print("open its UI:  make mlflow-ui   (then http://127.0.0.1:5000)")
+    print("\nout of time: the scores of Q against gold/churn_labels Q+1, pending until those labels are in the lake;")
+    print("WARN: the model's AUC-PR is below the recency baseline's, or the scored and labelled customers differ")
+    for line in warnings:
+        print(line)
+    store = build_mlflow_store(config)
+    print(f"\nregistered model '{store.registered_model_name}'; {store.ui_hint()}")
     return 0
 
 
-def _out_of_time(quarters: Sequence[str]) -> dict[str, str]:
-    """Quarter → the latest out-of-time AUC-PR recorded in the Dagster instance (`pending` until the
-    labels of the next quarter exist, `-` without scores); empty without `$DAGSTER_HOME`."""
-    import dagster as dg
+def _out_of_time_status(result: dict, labels_exist: bool) -> str:
+    metadata = result["metadata"]
+    if not labels_exist:
+        return "pending"
+    if not metadata.get("evaluated"):
+        return "no scores"
+    if not result["passed"]:
+        return "WARN"
+    return "ok" if "out_of_time/auc_pr" in metadata else "one class"
 
-    if not _has_dagster_home():
-        return {}
-    check = dg.AssetCheckKey(dg.AssetKey(["ml", "churn_scores"]), "out_of_time_performance")
-    found: dict[str, str] = {}
-    for record in dg.DagsterInstance.get().event_log_storage.get_asset_check_execution_history(check, limit=1000):
-        event = record.event.dagster_event if record.event else None
-        evaluation = event.event_specific_data if event else None
-        if record.partition is None or evaluation is None or to_label(record.partition) in found:
-            continue
-        value = evaluation.metadata.get("out_of_time/auc_pr")
-        pending = (evaluation.description or "").startswith("pending")
-        shown = f"{value.value:.4f}" if value is not None else ("pending" if pending else "-")
-        found[to_label(record.partition)] = shown
-    return {q: found[q] for q in quarters if q in found}
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     """The MLflow UI of the configured store, bound to 127.0.0.1 (a server store has its own UI)."""
-    import os
-
-    from batch_platform.config import load_config
+    from batch_platform.config import load_config, shown_uri
 
     uri = load_config().mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
-        from batch_platform.config import shown_uri
-
         print(f"the MLflow store is a server: open {shown_uri(uri)}")
         return 0
     print(f"MLflow UI of {uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
@@ -212,8 +315,6 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 
 def _has_dagster_home() -> bool:
-    import os
-
     return bool(os.environ.get("DAGSTER_HOME"))
 
 
@@ -235,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("materialize", help="materialise quarters in one Dagster run")
     _range_args(run)
-    run.add_argument("--select", action="append", help="asset selection, e.g. 'key:\"silver/*\"' (repeatable)")
+    run.add_argument(
+        "--select", action="append", help="asset selection, e.g. 'group:silver' or 'key:\"silver/*\"' (repeatable)"
+    )
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(func=cmd_materialize)
 
@@ -254,14 +357,22 @@ def build_parser() -> argparse.ArgumentParser:
     ml_report.set_defaults(func=cmd_ml_report)
 
     ui = commands.add_parser("mlflow-ui", help="the MLflow UI of the configured store, on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=int, default=LOCAL_UI_PORT)
     ui.set_defaults(func=cmd_mlflow_ui)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a refusal (`UsageError`) or a bad config file is reported on stderr with
+    exit code 2, never as a traceback."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from batch_platform.config import ConfigError
+
+    try:
+        return args.func(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"batch-platform {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

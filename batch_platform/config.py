@@ -7,6 +7,12 @@ The file is read once, by whoever builds the `Definitions` (or runs a CLI comman
 keys and bad values fail at load with the key and the value named, so a typo never silently falls
 back to a default. Secrets never live in the file: a value written `${NAME}` is read from the
 environment variable NAME when the config is loaded, and is redacted wherever the config is shown.
+
+A relative path in the file (`storage.landing_root`, `storage.lake_root`, `mlflow.local_dir`)
+resolves against the folder of the file itself, never against the package or the working
+directory: a project folder copied elsewhere, config and data together, reads and writes its own
+data (the shipped `config/config.yaml` says `../data/lake`). A config parsed from a dict, with no
+file (`parse_config(raw, "test")`), resolves against the working directory at the time it is parsed.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from batch_platform.partitions import QuarterError, quarterly_partitions, to_label
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import dagster as dg
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "config.yaml"
@@ -34,7 +42,13 @@ _ENV_REFS = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KEPT_AS_REFERENCE = {"storage.s3.access_key_id", "storage.s3.secret_access_key", "publish.postgres.dsn"}
 """Keys kept as written (`${NAME}` references and all) and resolved only where a client is built,
 so the config, the Dagster UI (resource config) and run storage never hold the secret."""
+_SET_BY_LOADER = {"source_path", "base_dir"}
+"""`PlatformConfig` fields the loader fills in, never read from the file."""
 _SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
+
+
+LOCAL_UI_PORT = 5000
+"""The port `batch-platform mlflow-ui` serves a local MLflow store's UI on, and its run links name."""
 
 
 class ConfigError(ValueError):
@@ -168,10 +182,13 @@ class SparkConfig(_Section):
 
 class MlflowConfig(_Section):
     """Where the churn models are tracked and registered (SPEC.md, "ML"). Without `tracking_uri`
-    the store is local, beside the lake: `sqlite:///<data>/mlflow.db` with artifacts in
-    `<data>/mlartifacts`, so nothing needs starting; an `http(s)://` URI points at a server."""
+    the store is local: `sqlite:///<data>/mlflow.db` with artifacts in `<data>/mlartifacts`, so
+    nothing needs starting; an `http(s)://` URI points at a server. `<data>` is `local_dir` when
+    given (relative to the config file's folder), else the lake's parent folder, or, when the lake
+    is not a local folder, `data` beside the config file (`PlatformConfig.data_root`)."""
 
     tracking_uri: str | None = None
+    local_dir: str | None = None
     registered_model_name: str = Field("batch_platform_churn", min_length=1)
     experiment_name: str = Field("batch_platform_churn", min_length=1)
 
@@ -196,12 +213,17 @@ class PlatformConfig(_Section):
     publish: PublishConfig = PublishConfig()
     mlflow: MlflowConfig = MlflowConfig()
     source_path: str | None = None
+    base_dir: str | None = None
+    """The folder relative paths resolve against: the config file's, or the working directory at
+    parse time for a config with no file (`parse_config`); None only for a `PlatformConfig` built
+    directly, which then resolves against the working directory of the moment."""
 
     def resolve_path(self, path: str) -> str:
-        """Relative local paths are relative to the project root; URIs (s3a://…) pass through."""
+        """A relative local path resolved against the config file's folder (`base_dir`): a copied
+        project reads and writes its own folder. Absolute paths and URIs (s3a://…) pass through."""
         if "://" in path or os.path.isabs(path):
             return path
-        return str((PROJECT_ROOT / path).resolve())
+        return str((Path(self.base_dir or os.getcwd()) / path).resolve())
 
     def partitions(self) -> dg.TimeWindowPartitionsDefinition:
         """The quarterly partitions from `batch.first_quarter` on, shared by every asset, check and job."""
@@ -217,10 +239,13 @@ class PlatformConfig(_Section):
 
     @property
     def data_root(self) -> str:
-        """The local folder beside the lake (its parent) that holds the local MLflow store; the
-        project's `data/` when the lake is not a local folder."""
+        """The local folder that holds the local MLflow store: `mlflow.local_dir` when given, else
+        the lake's parent folder, or `data` beside the config file when the lake is not a local
+        folder (never the package's folder: a copied project keeps its own store)."""
+        if self.mlflow.local_dir:
+            return self.resolve_path(self.mlflow.local_dir)
         if "://" in self.lake_root:
-            return str(PROJECT_ROOT / "data")
+            return self.resolve_path("data")
         return str(Path(self.lake_root).parent)
 
     @property
@@ -334,13 +359,21 @@ def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_config(raw: dict[str, Any] | None, source: str = "<dict>") -> PlatformConfig:
+def parse_config(
+    raw: dict[str, Any] | None, source: str = "<dict>", base_dir: str | os.PathLike[str] | None = None
+) -> PlatformConfig:
+    """Validate `raw`, read from `source` (a file name or a label, for messages). Relative paths
+    resolve against `base_dir` (`load_config` passes the file's folder), else the working directory
+    now."""
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping of sections")
+    if reserved := sorted(_SET_BY_LOADER & set(raw)):
+        raise ConfigError(f"invalid config {source}:\n  - unknown key '{reserved[0]}'")
     expanded = _expand_env(raw, "")
+    base = os.path.abspath(base_dir if base_dir is not None else os.getcwd())
     try:
-        return PlatformConfig.model_validate({**expanded, "source_path": source})
+        return PlatformConfig.model_validate({**expanded, "source_path": source, "base_dir": base})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, expanded, source)) from None
 
@@ -358,4 +391,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PlatformConfig:
         raw = yaml.safe_load(target.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {target} is not valid YAML: {exc}") from None
-    return parse_config(raw, str(target))
+    return parse_config(raw, str(target), base_dir=os.path.dirname(os.path.abspath(target)))

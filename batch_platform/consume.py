@@ -1,5 +1,6 @@
 """Reading lake tables back, for notebooks and scripts: `load_training_set("2025-Q4")`,
-`load_scores("2025-Q4")`.
+`load_scores("2025-Q4")`, `load_model_card("2025-Q4")`, and the rows of the out-of-time evaluation
+(`load_out_of_time_rows`, which `batch-platform ml-report` scores as the check does).
 
 Only pandas and pyarrow are used — no Spark session, no Dagster run. The partition folder
 `<lake>/gold/training_set/quarter=<YYYY-QN>/` is read as it is on disk; the quarter is added back
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 TRAINING_SET_TABLE = "gold/training_set"
 SCORES_TABLE = "ml/churn_scores"
 MODEL_TABLE = "ml/churn_model"
+LABELS_TABLE = "gold/churn_labels"
+FEATURES_TABLE = "gold/customer_features"
 
 
 class PartitionNotMaterialised(FileNotFoundError):
@@ -65,8 +68,44 @@ def load_model_card(
     quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
 ) -> pd.DataFrame:
     """The `ml/churn_model` partition of `quarter`: one row per candidate with its eval metrics; the
-    champion's row holds the registered model version (`models:/<registered_model_name>/<version>`)."""
-    return _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root)
+    champion's row holds the registered model version (`models:/<registered_model_name>/<version>`).
+    `model_version` is a nullable integer (pandas `Int64`): `<NA>` on every other row."""
+    frame = _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root)
+    frame["model_version"] = frame["model_version"].astype("Int64")
+    return frame
+
+
+def load_out_of_time_rows(
+    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, bool]:
+    """What the out-of-time check of `ml/churn_scores` `quarter` (Q) evaluates, read with pandas, and
+    whether `gold/churn_labels` Q+1 exists: `out_of_time_result(quarter, rows, labels_exist)`
+    (`batch_platform.assets.ml`) then gives the check's figures without a Spark session.
+
+    The rows are the full outer join on customer_id of the scores of Q (`churn_probability`) with
+    the labels of Q+1 (`label`) and the `recency_days` of `gold/customer_features` Q+1 (the
+    baseline's ranking), as the check joins them; a scores partition never materialised counts as
+    no scores, and labels of Q+1 count as existing when their partition holds rows (the check knows
+    the labelled quarters from the rows it read). Same arguments as `load_training_set`.
+    """
+    import pandas as pd
+
+    from batch_platform.partitions import shift
+
+    if config is None and lake_root is None:
+        config = _config()
+    following = shift(quarter, 1)
+    try:
+        scores = _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root)[["customer_id", "churn_probability"]]
+    except PartitionNotMaterialised:
+        scores = pd.DataFrame({"customer_id": pd.Series(dtype=object), "churn_probability": pd.Series(dtype=float)})
+    try:
+        labels = _load(LABELS_TABLE, "quarterly_job", following, config, lake_root)[["customer_id", "label"]]
+        recency = _load(FEATURES_TABLE, "quarterly_job", following, config, lake_root)
+    except PartitionNotMaterialised:
+        return scores.assign(label=pd.Series(dtype=float), recency_days=pd.Series(dtype=float)), False
+    truth = labels.merge(recency[["customer_id", "recency_days"]], on="customer_id")
+    return scores.merge(truth, on="customer_id", how="outer"), not labels.empty
 
 
 def _load(table: str, job: str, quarter: str, config, lake_root) -> pd.DataFrame:

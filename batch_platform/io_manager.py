@@ -38,7 +38,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
-from batch_platform.metadata import previews
+from batch_platform.metadata import lineage_table, previews
 from batch_platform.partitions import to_key, to_label
 from batch_platform.schemas.base import (
     PARTITION_COLUMN,
@@ -208,11 +208,15 @@ class LakeIOManager(dg.ConfigurableIOManager):
             fs.delete(run.path)
 
     def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows) -> None:
-        """The table's declared schema and lineage (as its asset definition shows them), and per
-        quarter its path, row count and a preview."""
+        """The table's declared schema and lineage (as its asset definition shows them, and the
+        lineage again as a readable table, `column_lineage`, since the UI hides Dagster's own
+        entry), and per quarter its path, row count and a preview."""
+        declared = table_for(context.asset_key)
+        lineage = declared.column_lineage()
         context.add_output_metadata(
             {
-                **table_for(context.asset_key).definition_metadata(),
+                **declared.definition_metadata(),
+                **({"column_lineage": lineage_table(lineage)} if lineage is not None else {}),
                 "table": table_name(context.asset_key),
                 "quarters": ", ".join(quarters),
             }

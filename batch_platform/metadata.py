@@ -65,6 +65,28 @@ def _cell(value):
     return str(value)
 
 
+# --------------------------------------------------------------------------------- column lineage
+def lineage_table(lineage: dg.TableColumnLineage) -> dg.MetadataValue:
+    """The column lineage as a table a person can read in the UI: per column, the upstream
+    `<table>.<column>`s it is made of.
+
+    Dagster's own `dagster/column_lineage` entry drives a Dagster+ feature only: the open-source UI
+    hides it from every metadata list, so on its own the lineage is stored but never shown.
+    """
+    schema = dg.TableSchema(columns=[dg.TableColumn("column", "string"), dg.TableColumn("upstream", "string")])
+    records = [
+        dg.TableRecord(
+            {
+                "column": column,
+                "upstream": ", ".join(f"{dep.asset_key.to_user_string()}.{dep.column_name}" for dep in deps)
+                or "(no upstream column)",
+            }
+        )
+        for column, deps in lineage.deps_by_column.items()
+    ]
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
 # ----------------------------------------------------------------------------------------- gold
 def feature_stats(features: DataFrame, numeric: Sequence[str]) -> dict[str, dict]:
     """Per quarter: customers, and per numeric feature null rate, min, mean, max (one aggregation)."""

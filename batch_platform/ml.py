@@ -11,8 +11,8 @@ call. Choices the contract leaves open:
   `OneHotEncoder` encode the segment (a segment never seen in training gets the spare slot),
   `VectorAssembler(handleInvalid="error")` fails on any other null, then the classifier.
 - **Candidates.** Logistic regression (L2, regParam 0.01) and a random forest (100 trees, depth 6,
-  seed 42): same data, same result. The champion has the higher AUC-PR on eval; a tie goes to the
-  logistic regression (listed first).
+  seed 42): same rows, same result, whatever files the training set was read from (`_split`). The
+  champion has the higher AUC-PR on eval; a tie goes to the logistic regression (listed first).
 - **Baseline.** The recency-only model: a logistic regression on `recency_days` alone, fit on the
   same train split. Its probabilities give the log loss and Brier score; its AUCs are those of
   ranking by `recency_days` (the fit is monotone), which is how the out-of-time check scores it.
@@ -20,7 +20,8 @@ call. Choices the contract leaves open:
   collected train column: one feature, a quarter's customers, milliseconds on the driver.
 - **Cost.** A quarter's split is small next to the lake (a fifth of one quarter's customers for
   eval), and MLlib runs a Spark job per optimizer iteration or tree level, so each split is cached
-  in as few partitions as its size needs (`ROWS_PER_PARTITION`); the two candidates are fit and
+  in as few partitions as its size needs (`ROWS_PER_PARTITION`), hash-partitioned by customer and
+  sorted within each partition, which also makes the fits reproducible; the two candidates are fit and
   evaluated concurrently, each from its own thread, and `QUARTERS_AT_ONCE` quarters train side by
   side (Spark runs their jobs together, filling the cores that one job's few tasks leave idle).
   The champions are registered afterwards, in quarter order, so versions ascend with the quarter.
@@ -173,8 +174,19 @@ def _probabilities(model: PipelineModel, frame: DataFrame) -> np.ndarray:
 
 
 def _split(rows: DataFrame, side: str, count: int) -> DataFrame:
-    """One quarter's `side` rows, cached in as few partitions as their count needs (module docstring)."""
-    return rows.filter(F.col("split") == side).coalesce(max(1, math.ceil(count / ROWS_PER_PARTITION))).persist()
+    """One quarter's `side` rows, cached in as few partitions as their count needs (module docstring),
+    laid out by the rows alone: hash-partitioned by `customer_id` and sorted by it within each partition.
+
+    MLlib's random forest draws each tree's bootstrap sample partition by partition, row by row, from
+    seeds derived from `SEED` and the partition's index (and, beyond 10,000 rows, samples its split
+    candidates the same way), and the optimizer's sums follow the row order too; so the seed gives
+    the same model only for the same rows in the same partitions in the same order. Read back from
+    Parquet, that order is the files' (their number, sizes and splits), which a rewrite of the same
+    rows changes.
+    """
+    partitions = max(1, math.ceil(count / ROWS_PER_PARTITION))
+    side_rows = rows.filter(F.col("split") == side)
+    return side_rows.repartition(partitions, "customer_id").sortWithinPartitions("customer_id").persist()
 
 
 def plots(labels: np.ndarray, probabilities: np.ndarray, baseline: np.ndarray, title: str):
@@ -216,8 +228,11 @@ class QuarterModel:
     rows: list[dict] = field(default_factory=list)
     champion: str | None = None
     model_version: int | None = None
-    run_url: str | None = None
     run_id: str | None = None
+    run_url: str | None = None
+    """The champion's MLflow run: its metrics, plots and fitted model (the quarter's run has no plots, no model)."""
+    quarter_run_url: str | None = None
+    """The quarter's MLflow run: every candidate as a child run, the baseline's metrics."""
     champion_uri: str | None = None
 
     @property
@@ -339,7 +354,9 @@ def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: Mlfl
         )
         mlflow.set_tag("champion", champion["candidate"])
         result.champion, result.champion_uri = champion["candidate"], logged[champion["candidate"]]
-        result.run_id, result.run_url = parent.info.run_id, store.run_url(experiment_id, parent.info.run_id)
+        result.run_id = parent.info.run_id
+        result.run_url = store.run_url(experiment_id, champion["mlflow_run_id"])
+        result.quarter_run_url = store.run_url(experiment_id, parent.info.run_id)
 
 
 def _candidate(

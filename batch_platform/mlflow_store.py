@@ -9,10 +9,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from batch_platform.config import PlatformConfig, shown_uri
+from batch_platform.config import LOCAL_UI_PORT, PlatformConfig, shown_uri
 
-LOCAL_UI = "http://127.0.0.1:5000"
-"""Where `make mlflow-ui` serves the local store; run links in the metadata point there."""
+LOCAL_UI = f"http://127.0.0.1:{LOCAL_UI_PORT}"
+"""Where `batch-platform mlflow-ui` (`make mlflow-ui`) serves the UI of a store that is not a tracking
+server, such as the local SQLite store: the run links of such a store point there."""
 
 
 class MlflowStore(dg.ConfigurableResource):
@@ -44,10 +45,27 @@ class MlflowStore(dg.ConfigurableResource):
             and not Path(self.tracking_uri.removeprefix("sqlite:///")).exists()
         )
 
+    def is_server(self) -> bool:
+        """A tracking server (`http(s)://`), which serves its own UI; no other store has one running."""
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+    def ui_url(self) -> str:
+        """The store's MLflow UI: a tracking server's own URL (never with the URI's user or password),
+        else `LOCAL_UI`."""
+        return shown_uri(self.tracking_uri).rstrip("/") if self.is_server() else LOCAL_UI
+
+    def ui_hint(self) -> str:
+        """How to open the store's run links, for the materialisations that carry them."""
+        if self.is_server():
+            return f"MLflow tracking server: the links open its UI at {self.ui_url()}"
+        return (
+            f"MLflow store {shown_uri(self.tracking_uri)}, not a server: to open the links, serve its UI at "
+            f"{LOCAL_UI} with `batch-platform mlflow-ui` (or `make mlflow-ui`)"
+        )
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        """A link to the run in the MLflow UI (never with the URI's user or password)."""
-        base = shown_uri(self.tracking_uri) if self.tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
-        return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        """A link to the run in the store's MLflow UI (`ui_url`)."""
+        return f"{self.ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def build_mlflow_store(config: PlatformConfig) -> MlflowStore:

@@ -3,14 +3,19 @@
 Dagster time-window keys are the window's start date (`2025-10-01`); people read and type the
 quarter label (`2025-Q4`). Every helper here accepts either spelling, so a CLI flag, a config
 value or a test can use whichever is natural (SPEC.md, "Quarters").
+
+Dagster is imported only where the partitions definition is built, so the command line can check
+the quarters it was given, and refuse them, before it loads anything heavy.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import dagster as dg
 
 KEY_FORMAT = "%Y-%m-%d"
 QUARTER_CRON = "0 0 1 */3 *"
@@ -21,6 +26,10 @@ _KEY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 class QuarterError(ValueError):
     """A string that is neither a quarter label (`2025-Q4`) nor a quarter start key (`2025-10-01`)."""
+
+
+class NotAPartitionError(QuarterError):
+    """A well-formed quarter outside the partitions: before the first quarter or not yet ended."""
 
 
 def parse_quarter(text: str) -> tuple[int, int]:
@@ -78,10 +87,31 @@ def quarter_range(first: str, last: str) -> list[str]:
     return [shift(first, i) for i in range(count + 1)]
 
 
+def last_complete_quarter(now: datetime | None = None) -> str:
+    """The label of the last quarter that has ended at `now` (default: the current UTC instant): the
+    last partition of `quarterly_partitions`, computed without Dagster."""
+    return shift(label_of(now or datetime.now(UTC)), -1)
+
+
+def check_partition(quarter: str, first_quarter: str, now: datetime | None = None) -> str:
+    """The label of `quarter` when it is a partition of `quarterly_partitions(first_quarter)` at `now`;
+    else `NotAPartitionError` naming it and the partitions' range."""
+    label, first, last = to_label(quarter), to_label(first_quarter), last_complete_quarter(now)
+    if parse_quarter(first) > parse_quarter(last):
+        raise NotAPartitionError(
+            f"{label} is not a partition: quarters start at {first}, which has not ended yet (no partition exists)"
+        )
+    if not parse_quarter(first) <= parse_quarter(label) <= parse_quarter(last):
+        raise NotAPartitionError(f"{label} is not a partition: quarters run from {first} to {last}")
+    return label
+
+
 def quarterly_partitions(first_quarter: str) -> dg.TimeWindowPartitionsDefinition:
     """Calendar quarters in UTC from `first_quarter` to the last complete quarter: the platform's one
     partitions definition. `build_definitions` builds it from `batch.first_quarter` and hands it to
     every asset, check and job builder (equal definitions compare equal)."""
+    import dagster as dg
+
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule=QUARTER_CRON,
         start=quarter_start(first_quarter).replace(tzinfo=None),

@@ -23,10 +23,11 @@ os.environ.setdefault("TZ", "UTC")
 
 from batch_platform.config import PlatformConfig, parse_config  # noqa: E402
 
-TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
 """The suite's JVMs compile with C1 only and collect with the serial GC: runs on a few hundred rows
 spend less on the JIT (test_gold + test_checks took 75-76 s against 82-87 s); results depend on
-neither."""
+neither. C1 alone shrinks the code cache to 48 MB, which a run of every asset, MLlib included,
+fills ("Out of space in CodeCache"): it gets the size tiered compilation would have."""
 TEST_SPARK = {
     "master": "local[2]",
     "shuffle_partitions": 2,
@@ -64,13 +65,15 @@ SHARED = {
     "test_s3_server": "s3_server",
     "test_cluster": "s3_server",
     "test_sensor": "s3_server",
+    "test_ml": "ml_lake",
+    "test_readme": "ml_lake",
     "test_api": "delivery_lake",
     "test_publish": "delivery_lake",
 }
 HEAVIEST_FIRST = [
     "test_jobs",
     "test_point_in_time",
-    "test_ml",
+    "ml_lake",
     "test_timezone",
     "delivery_lake",
 ]
@@ -146,13 +149,15 @@ def resources(spark, platform_config):
 
 # Session fixtures, each in its module: a Spark standalone cluster and the suite's one run on S3, on
 # it (cluster_fixtures); the small real lake of the delivery tests; the small test table
-# `test/widgets`, registered for one test at a time; a throwaway PostgreSQL cluster; the command
-# line's run of every asset on local folders that the jobs, S3, cluster and delivery tests read
-# (reference_fixtures); a real S3 server (SeaweedFS on loopback) and the landing zone on it; a live
-# dagster-webserver + dagster-daemon, shared by test_webserver.py and test_browser.py.
+# `test/widgets`, registered for one test at a time; the ML tests' lake and the README's project
+# around it (ml_fixtures); a throwaway PostgreSQL cluster; the command line's run of every asset on
+# local folders that the jobs, S3, cluster and delivery tests read (reference_fixtures); a real S3
+# server (SeaweedFS on loopback) and the landing zone on it; a live dagster-webserver +
+# dagster-daemon, shared by test_webserver.py and test_browser.py.
 from batch_platform_tests.cluster_fixtures import cluster_launch, cluster_run, spark_cluster  # noqa: E402, F401
 from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
 from batch_platform_tests.lake_fixtures import widgets_table  # noqa: E402, F401
+from batch_platform_tests.ml_fixtures import demo_project, ml_lake  # noqa: E402, F401
 from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401
 from batch_platform_tests.reference_fixtures import reference_landing, reference_run  # noqa: E402, F401
 from batch_platform_tests.s3_fixtures import s3_server  # noqa: E402, F401

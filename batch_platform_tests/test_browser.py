@@ -1,10 +1,11 @@
 """The Dagster UI in headless Chromium, against the live webserver of `webserver_fixtures.py`.
 
 The instance it looks at holds what the UI's own launches wrote (a backfill of bronze → silver
-for 2024-Q1…2024-Q2, gold of 2024-Q2, then every asset over both quarters: `ui_backfill_everything`,
-so the pages show the same state whatever order the tests run in), so the pages show real
-materializations. The tests open the global asset graph and `gold/training_set`'s page, check
-that what a person reads there is what the lake holds, and save screenshots.
+for 2024-Q1…2024-Q2, gold of 2024-Q2, then every asset, ML included, over 2024-Q1…2024-Q3:
+`ui_backfill_everything`, so the pages show the same state whatever order the tests run in), so the
+pages show real materializations. The tests open the global asset graph, `gold/training_set`'s
+page (its column lineage too) and `ml/churn_scores`' out-of-time check, check that what a person
+reads there is what the lake and the instance hold, and save screenshots.
 
 Needs Debian's Chromium (`apt-get install -y chromium`, binary /usr/bin/chromium) and the
 `playwright` Python package (the `dev` extra); Playwright's own browser download is never used.
@@ -25,11 +26,20 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
-from batch_platform.partitions import to_label
-from batch_platform_tests.webserver_fixtures import GRAPH_ASSET_KEYS, MATERIALIZATIONS_QUERY, QUARTERS, ROOT
+from batch_platform.partitions import shift, to_key, to_label
+from batch_platform.tables import table_for
+from batch_platform_tests.webserver_fixtures import (
+    EVERYTHING_QUARTERS,
+    GRAPH_ASSET_KEYS,
+    MATERIALIZATIONS_QUERY,
+    OUT_OF_TIME_PENDING,
+    OUT_OF_TIME_WARN,
+    ROOT,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -251,8 +261,81 @@ def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materi
     _save(page, screenshots, "gold-training-set-metadata.png")
 
     # the Partitions tab: the backfilled quarters materialized out of every quarter so far
-    _open(page, f"{ui.url}/assets/gold/training_set?view=partitions", f"Materialized ({len(QUARTERS)})")
+    _open(page, f"{ui.url}/assets/gold/training_set?view=partitions", f"Materialized ({len(EVERYTHING_QUARTERS)})")
     page.get_by_text(latest["partition"], exact=True).first.click()
     page.get_by_text(path, exact=True).first.wait_for()
     _save(page, screenshots, "gold-training-set-partitions.png")
+    assert tab.refused == [], f"the UI tried to reach other hosts: {tab.refused}"
+
+
+def _upstream(table: str, column: str) -> str:
+    """What the `column_lineage` table shows for `column` of `table`: its declared upstream columns."""
+    deps = table_for(dg.AssetKey(table.split("/"))).column_lineage().deps_by_column[column]
+    return ", ".join(f"{'/'.join(dep.asset_key.path)}.{dep.column_name}" for dep in deps)
+
+
+def test_asset_pages_show_the_column_lineage_of_every_column(
+    chromium_available, ui_backfill_everything, tab, screenshots
+):
+    """Dagster's own `dagster/column_lineage` is hidden by the open-source UI (it drives a Dagster+
+    view); the `column_lineage` table beside it in the latest materialisation is what a person reads:
+    each training-set column to its gold column, and a feature on to the silver columns it is made of."""
+    ui, page = ui_backfill_everything.ui, tab.page
+
+    def lineage_row(column: str, upstream: str):
+        cells = (page.get_by_role("cell", name=column, exact=True), page.get_by_role("cell", name=upstream, exact=True))
+        return page.get_by_role("row").filter(has=cells[0]).filter(has=cells[1]).first
+
+    _open(page, f"{ui.url}/assets/gold/training_set", "Row count")
+    label = page.get_by_text("column_lineage", exact=True).first
+    label.wait_for()
+    for column in table_for(dg.AssetKey(["gold", "training_set"])).column_lineage().deps_by_column:
+        lineage_row(column, _upstream("gold/training_set", column)).wait_for()
+    assert _upstream("gold/training_set", "amount_90d") == "gold/customer_features.amount_90d"
+    label.evaluate("e => e.scrollIntoView({block: 'start'})")
+    _save(page, screenshots, "gold-training-set-column-lineage.png")
+
+    _open(page, f"{ui.url}/assets/gold/customer_features", "Row count")
+    traced = _upstream("gold/customer_features", "amount_90d")
+    assert traced == "silver/operational_events.amount, silver/operational_events.event_time"
+    lineage_row("amount_90d", traced).wait_for()
+    assert tab.refused == [], f"the UI tried to reach other hosts: {tab.refused}"
+
+
+def test_out_of_time_warnings_show_per_quarter_on_the_node_the_checks_list_and_the_partitions_tab(
+    chromium_available, ui_backfill_everything, tab, screenshots
+):
+    """The out-of-time check of `ml/churn_scores` after a range run: one quarter WARNs (its scores
+    rank below the recency baseline), the others passed (no champion, or pending labels). The WARN
+    shows on the node, in the asset's checks list and per quarter on the check's Partitions tab."""
+    from playwright.sync_api import expect
+
+    ui, page = ui_backfill_everything.ui, tab.page
+    checks_view = "/assets/ml/churn_scores?view=checks"
+
+    # the node (the asset's lineage view draws it as the asset graph does): its one check is not passed, and WARN
+    _open(page, f"{ui.url}/assets/ml/churn_scores?view=lineage", "churn_scores")
+    node_checks = page.locator(f"a[href='{checks_view}']:not([role=tab])")
+    expect(node_checks).to_have_text("0 / 1 Passed")
+    expect(node_checks.get_by_role("img", name="warning_outline")).to_have_count(1)
+    _save(page, screenshots, "ml-churn-scores-node.png")
+
+    # the asset's checks list: the check failed, with the WARN icon
+    _open(page, f"{ui.url}{checks_view}", "out_of_time_performance")
+    row = page.locator("[class*='AssetChecks_checkRow']").filter(has_text="out_of_time_performance")
+    expect(row.get_by_text("Failed", exact=True)).to_be_visible()
+    expect(row.get_by_role("img", name="warning_outline")).to_have_count(1)
+
+    # the check's Partitions tab: every quarter of the run evaluated, one failed
+    page.locator("button#partitions[role=tab]").click()
+    page.get_by_text("Failed (1)", exact=True).wait_for()
+    page.get_by_text(f"Passed ({len(EVERYTHING_QUARTERS) - 1})", exact=True).wait_for()
+    warn_tag = page.locator(".BaseTag").filter(has=page.get_by_role("img", name="warning_outline"))
+    page.get_by_text(to_key(OUT_OF_TIME_WARN), exact=True).first.click()
+    page.get_by_text(re.compile(r"^AUC-PR [0-9.]+ is below the recency baseline's [0-9.]+$")).wait_for()
+    expect(warn_tag.filter(has_text="Failed")).to_have_count(1)
+    _save(page, screenshots, "ml-out-of-time-partitions.png")
+    page.get_by_text(to_key(OUT_OF_TIME_PENDING), exact=True).first.click()
+    page.get_by_text(f"pending: gold/churn_labels {shift(OUT_OF_TIME_PENDING, 1)} is not in the lake yet").wait_for()
+    expect(warn_tag).to_have_count(0)
     assert tab.refused == [], f"the UI tried to reach other hosts: {tab.refused}"

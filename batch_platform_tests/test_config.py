@@ -178,3 +178,66 @@ def test_an_mlflow_uri_with_a_password_is_refused_without_showing_it():
     assert "pa55word" not in message and "mlflow.internal" in message
     config = parse_config({"mlflow": {"tracking_uri": "https://mlflow.internal"}})
     assert config.mlflow_tracking_uri == "https://mlflow.internal"
+
+
+def _project(root: Path, config: str) -> Path:
+    """A project folder as the repository lays it out: `config/config.yaml` beside `data/`."""
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "config.yaml").write_text(config)
+    return root
+
+
+def test_relative_paths_resolve_against_the_config_files_folder_so_a_copied_project_is_self_contained(
+    tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    import pandas as pd
+
+    from batch_platform.cli import main
+    from batch_platform.consume import load_training_set
+
+    original = _project(tmp_path / "original", "storage:\n  landing_root: ../data/landing\n  lake_root: ../data/lake\n")
+    copy = Path(shutil.copytree(original, tmp_path / "elsewhere" / "copy"))
+    monkeypatch.chdir(original)  # the working directory plays no part
+    config = load_config(copy / "config" / "config.yaml")
+    assert config.landing_root == str(copy / "data" / "landing")
+    assert config.lake_root == str(copy / "data" / "lake")
+    assert config.mlflow_tracking_uri == f"sqlite:///{copy / 'data'}/mlflow.db"
+    assert config.mlflow_artifact_location == str(copy / "data" / "mlartifacts")
+
+    monkeypatch.setenv("BATCH_PLATFORM_CONFIG", str(copy / "config" / "config.yaml"))
+    assert main(["sample-data", "--from", "2024-Q1", "--customers", "5"]) == 0
+    assert (copy / "data" / "landing" / "operational").is_dir()
+    assert not (original / "data").exists() and not (original / "config" / "data").exists()
+    partition = copy / "data" / "lake" / "gold" / "training_set" / "quarter=2024-Q1"
+    partition.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["C1"], "label": [1]}).to_parquet(partition / "part-0.parquet")
+    assert list(load_training_set("2024-Q1")["customer_id"]) == ["C1"]
+
+
+def test_the_local_mlflow_store_follows_the_config_file_when_the_lake_is_not_a_local_folder(tmp_path):
+    on_s3 = _project(tmp_path / "s3", "storage:\n  lake_root: s3a://lake/lake\n")
+    assert load_config(on_s3 / "config" / "config.yaml").data_root == str(on_s3 / "config" / "data")
+    chosen = _project(tmp_path / "chosen", "storage:\n  lake_root: s3a://lake/lake\nmlflow:\n  local_dir: ../store\n")
+    config = load_config(chosen / "config" / "config.yaml")
+    assert config.mlflow_tracking_uri == f"sqlite:///{chosen / 'store'}/mlflow.db"
+    assert "batch_platform/data" not in config.mlflow_tracking_uri
+
+
+def test_a_config_without_a_file_resolves_against_the_working_directory_when_parsed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = parse_config({"storage": {"lake_root": "lake", "landing_root": "/abs/landing"}}, "test")
+    monkeypatch.chdir("/")
+    assert config.lake_root == str(tmp_path / "lake")
+    assert config.landing_root == "/abs/landing"
+    with pytest.raises(ConfigError, match="unknown key 'base_dir'"):
+        parse_config({"base_dir": "/elsewhere"}, "cfg.yaml")
+
+
+def test_the_shipped_configs_keep_the_projects_data_folder():
+    project = Path(__file__).resolve().parents[1]
+    shipped = load_config(DEFAULT_CONFIG_PATH)
+    assert shipped.storage.lake_root == "../data/lake" and shipped.storage.landing_root == "../data/landing"
+    assert shipped.landing_root == str(project / "data" / "landing")
+    assert shipped.mlflow_tracking_uri == f"sqlite:///{project / 'data'}/mlflow.db"

@@ -13,7 +13,9 @@ import pytest
 
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_group
-from batch_platform_tests.lake_fixtures import widget_reader, widgets_asset
+from batch_platform.schemas.base import Table
+from batch_platform.tables import register as register_table
+from batch_platform_tests.lake_fixtures import WIDGETS_KEY, Widgets, widget_reader, widgets_asset
 
 TABLE = Path("test") / "widgets"
 
@@ -72,6 +74,30 @@ def test_materialisation_metadata_per_partition(resources, platform_config):
         columns = {c.name: c for c in metadata["dagster/column_schema"].schema.columns}
         assert columns["value"].type == "double" and columns["value"].description == "A non-negative value."
         assert columns["widget_id"].constraints.nullable is False
+
+
+def test_every_materialisation_records_the_column_lineage_and_a_readable_table_of_it(resources):
+    """The UI hides `dagster/column_lineage` (a Dagster+ feature), so each quarter also carries the
+    lineage as a table, `column_lineage`, which the UI shows with the rest of the metadata."""
+    upstream = dg.AssetKey(["test", "source"])
+    table = Table(
+        WIDGETS_KEY,
+        Widgets,
+        lineage={"widget_id": [(upstream, "id")], "value": [(upstream, "amount"), (upstream, "rate")], "seen_at": []},
+    )
+    register_table(table)  # `widgets_table` unregisters it after the test
+    result = _materialize([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1", "2024-Q2")
+    events = [e.materialization for e in result.get_asset_materialization_events()]
+    assert sorted(m.partition for m in events) == ["2024-01-01", "2024-04-01"]
+    for materialization in events:
+        metadata = materialization.metadata
+        assert metadata["dagster/column_lineage"].value == table.column_lineage()
+        shown = {record.data["column"]: record.data["upstream"] for record in metadata["column_lineage"].value.records}
+        assert shown == {
+            "widget_id": "test/source.id",
+            "value": "test/source.amount, test/source.rate",
+            "seen_at": "(no upstream column)",
+        }
 
 
 def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing(resources, platform_config):

@@ -31,19 +31,16 @@ from batch_platform.assets.ml import (
 )
 from batch_platform.config import parse_config
 from batch_platform.consume import load_scores
-from batch_platform.ml import evaluate, scoring_features, untrainable_reason
+from batch_platform.ml import METRICS, evaluate, scoring_features, untrainable_reason
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
-from batch_platform_tests.test_gold import (
-    write_silver,
-)
 
 L = 2
 SILVER_QUARTERS = quarter_range("2024-Q1", "2025-Q1")
 RUN = quarter_range("2024-Q3", "2025-Q1")
 CUSTOMERS = 1500
-MODEL_NAME = "test_churn"
+MODEL_NAME = "batch_platform_churn"  # the default: the README's recipes name it (test_readme)
 GRAPH_CONFIG = parse_config({"batch": {"lookback_quarters": L}}, "test_ml graph")
 GOLD = build_gold_assets(GRAPH_CONFIG)
 ML = build_ml_assets(GRAPH_CONFIG)
@@ -138,15 +135,6 @@ def registry_versions(root: Path) -> list:
     )
 
 
-@pytest.fixture(scope="module")
-def ml_lake(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ml")
-    write_silver(spark, str(root / "lake"), planted_silver(), SILVER_QUARTERS)
-    instance = dg.DagsterInstance.ephemeral()
-    result = run_ml(ml_config(root), RUN[0], RUN[-1], instance=instance)
-    return root, instance, result
-
-
 # --------------------------------------------------------------------------------- training
 def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_beats_chance(
     ml_lake,
@@ -157,13 +145,13 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
     # The module's store is shared: a rerun test may already have added versions after the range run's.
     versions = registry_versions(root)[: len(RUN)]
     assert [v.tags["quarter"] for v in versions] == RUN
-    for key, quarter in zip(sorted(metadata), RUN, strict=True):
+    client = store_client(root)
+    for key, quarter, version in zip(sorted(metadata), RUN, versions, strict=True):
         found = metadata[key]
         assert found["trained"] is True
         assert found["eval/auc_roc"] > 0.8, (quarter, found)
         assert 0 < found["eval/auc_pr"] <= 1 and found["baseline/auc_pr"] > 0
         assert found["champion"] in ("logistic_regression", "random_forest")
-        assert found["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
         card = pd.read_parquet(root / "lake" / "ml" / "churn_model" / f"quarter={quarter}")
         assert sorted(card["candidate"]) == [
             "logistic_regression",
@@ -173,7 +161,18 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
         champion = card[card["champion"]]
         assert len(champion) == 1 and champion["model_version"].iloc[0] == found["model_version"]
         assert champion["auc_pr"].iloc[0] == card[card["candidate"] != "recency_baseline"]["auc_pr"].max()
-    client = store_client(root)
+        # The link opens the champion's run, which holds its plots and the registered model; the
+        # quarter's run (every candidate as a child) has a link of its own. No server runs for a local
+        # store: the metadata says how to start its UI, where the links point.
+        experiment = client.get_experiment_by_name(ml_config(root).mlflow.experiment_name).experiment_id
+        champion_run = champion["mlflow_run_id"].iloc[0]
+        assert found["mlflow_run"] == f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{champion_run}"
+        assert version.run_id == champion_run
+        plots = {a.path for a in client.list_artifacts(champion_run, "plots")}
+        assert plots == {"plots/pr_curve.png", "plots/calibration.png"}
+        quarter_run = client.get_run(found["mlflow_quarter_run"].rsplit("/runs/", 1)[1])
+        assert quarter_run.data.tags["quarter"] == quarter and quarter_run.data.tags["champion"] == found["champion"]
+        assert "`batch-platform mlflow-ui`" in found["mlflow_ui"] and "http://127.0.0.1:5000" in found["mlflow_ui"]
     version = versions[-1]
     run = client.get_run(version.run_id)
     assert {
@@ -186,8 +185,6 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
         "baseline_auc_pr",
     } <= set(run.data.metrics)
     assert run.data.params["seed"] == "42" or run.data.params.get("regParam") == "0.01"
-    artifacts = {a.path for a in client.list_artifacts(version.run_id, "plots")}
-    assert artifacts == {"plots/pr_curve.png", "plots/calibration.png"}
     assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2025-Q1").version) == int(version.version)
     assert (root / "mlartifacts").is_dir()
 
@@ -344,6 +341,57 @@ def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_
     assert load_scores(quarter, lake_root=tmp_path / "lake").empty
 
 
+@pytest.fixture(scope="module")
+def relaid_rerun(ml_lake, spark, tmp_path_factory):
+    """`ml/churn_model` alone, on a fresh MLflow store: over 2024-Q2 … 2024-Q4 in one run, 2024-Q2
+    untrainable as the demo's first quarter is (no rows: no history before it), then 2024-Q3 again
+    from the same rows written as other files (three, in another order). The aliases and 2024-Q3's
+    model card after each run."""
+    shared, _, _ = ml_lake
+    root = tmp_path_factory.mktemp("relaid")
+    source, target = shared / "lake" / "gold" / "training_set", root / "lake" / "gold" / "training_set"
+    for quarter in ("2024-Q3", "2024-Q4"):
+        shutil.copytree(source / f"quarter={quarter}", target / f"quarter={quarter}")
+    rows = spark.read.parquet(str(source / "quarter=2024-Q3"))
+    rows.limit(0).write.parquet(str(target / "quarter=2024-Q2"))
+    card = root / "lake" / "ml" / "churn_model" / "quarter=2024-Q3"
+    runs, aliases, cards = [], [], []
+    for first, last in (("2024-Q2", "2024-Q4"), ("2024-Q3", "2024-Q3")):
+        if runs:
+            rows.orderBy(F.rand(5)).repartition(3).write.parquet(str(root / "relaid"))
+            assert len(list((root / "relaid").glob("*.parquet"))) == 3
+            shutil.rmtree(target / "quarter=2024-Q3")
+            shutil.move(root / "relaid", target / "quarter=2024-Q3")
+        runs.append(run_ml(ml_config(root), first, last, selection=[MODEL_KEY]))
+        aliases.append(store_client(root).get_registered_model(MODEL_NAME).aliases)
+        cards.append(pd.read_parquet(card).sort_values("candidate", ignore_index=True))
+    return root, runs, aliases, cards
+
+
+def test_every_trained_quarter_of_a_range_has_its_alias_and_a_rerun_moves_only_its_own(relaid_rerun):
+    root, (first, second), (aliases, rerun_aliases), _ = relaid_rerun
+    assert first.success and second.success
+    assert metadata_by_partition(first, MODEL_KEY)[to_key("2024-Q2")]["reason"].startswith(
+        "not trained, nothing registered: 0 train rows"
+    )
+    assert aliases == {"champion-2024-Q3": 1, "champion-2024-Q4": 2}
+    assert rerun_aliases == {"champion-2024-Q3": 3, "champion-2024-Q4": 2}
+    client = store_client(root)
+    for quarter, version in (("2024-Q3", 3), ("2024-Q4", 2)):
+        found = client.get_model_version_by_alias(MODEL_NAME, f"champion-{quarter}")  # models:/…@champion-…
+        assert int(found.version) == version and found.tags["quarter"] == quarter
+
+
+def test_the_same_training_rows_in_other_files_give_every_candidate_the_same_metrics(relaid_rerun):
+    """MLlib's random forest (seed 42) and the optimizers follow the order and partitioning of their
+    input: read from other files, the same rows must still give the same models."""
+    _, _, _, (card, rerun_card) = relaid_rerun
+    assert list(card["candidate"]) == ["logistic_regression", "random_forest", "recency_baseline"]
+    assert set(card["mlflow_run_id"]).isdisjoint(rerun_card["mlflow_run_id"])
+    columns = ["candidate", "champion", *METRICS, "train_rows", "eval_rows"]
+    pd.testing.assert_frame_equal(card[columns], rerun_card[columns], check_exact=True)
+
+
 # ------------------------------------------------------------------------------ the rules
 def test_untrainable_reasons_name_the_rule_and_the_counts():
     assert untrainable_reason({"train_rows": 10, "eval_rows": 30, "train_churned": 5, "eval_churned": 3}).startswith(
@@ -389,5 +437,67 @@ def test_the_mlflow_store_defaults_to_a_local_store_beside_the_lake_and_the_conf
     # A password is refused at load (test_config); a user name is left out of the run links.
     named = make_config(tmp_path, mlflow={"tracking_uri": "https://bot@mlflow.example:8443/"})
     assert build_mlflow_store(named).run_url("1", "abc") == "https://mlflow.example:8443/#/experiments/1/runs/abc"
+    assert build_mlflow_store(named).ui_hint().endswith("its UI at https://mlflow.example:8443")
+    hint = build_mlflow_store(local).ui_hint()
+    assert hint.startswith(f"MLflow store sqlite:///{tmp_path}/mlflow.db, not a server")
+    assert hint.endswith("serve its UI at http://127.0.0.1:5000 with `batch-platform mlflow-ui` (or `make mlflow-ui`)")
+    assert build_mlflow_store(local).run_url("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
     with pytest.raises(ConfigError, match="unknown key 'mlflow.tracking_url'"):
         parse_config({"mlflow": {"tracking_url": "http://x"}}, "test")
+
+
+# ----------------------------------------------------------------------- batch-platform ml-report
+def test_ml_report_shows_model_and_baseline_out_of_time_from_the_lake_as_the_check_recorded(
+    ml_lake, tmp_path, monkeypatch, capsys
+):
+    """Without DAGSTER_HOME (and with an empty one) `ml-report` computes the out-of-time figures from
+    the lake by the check's own function: the model's and the baseline's AUC-PR equal what the check
+    recorded, `pending` where the labels of Q+1 are missing, `no scores` for a quarter never scored."""
+    import yaml
+
+    from batch_platform.cli import main
+    from batch_platform.consume import load_model_card
+
+    root, _, result = ml_lake
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "storage": {"landing_root": str(root / "landing"), "lake_root": str(root / "lake")},
+                "batch": {"lookback_quarters": L},
+                "mlflow": {"registered_model_name": MODEL_NAME},
+            }
+        )
+    )
+    monkeypatch.setenv("BATCH_PLATFORM_CONFIG", str(config))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["ml-report", "--from", "2024-Q2", "--to", RUN[-1]]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:4].isdigit() and line[7:8] == " "}
+    assert list(rows) == ["2024-Q2", *RUN]
+
+    assert rows["2024-Q2"][:2] == ["2024-Q2", "(not"] and rows["2024-Q2"][-2:] == ["no", "scores"]
+    checked = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == OUT_OF_TIME}
+    for quarter in RUN[:2]:
+        recorded = {k: v.value for k, v in checked[to_key(quarter)].metadata.items()}
+        card = load_model_card(quarter, lake_root=root / "lake")
+        assert str(card["model_version"].dtype) == "Int64" and card["model_version"].isna().sum() == len(card) - 1
+        champion = card[card["champion"]].iloc[0]
+        baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"].iloc[0]
+        assert rows[quarter] == [
+            quarter,
+            champion["candidate"],
+            str(champion["model_version"]),
+            f"{champion['auc_pr']:.4f}",
+            f"{baseline:.4f}",
+            f"{recorded['out_of_time/auc_pr']:.4f}",
+            f"{recorded['baseline/auc_pr']:.4f}",
+            "ok" if checked[to_key(quarter)].passed else "WARN",
+        ]
+    assert rows[RUN[-1]][-3:] == ["-", "-", "pending"] and checked[to_key(RUN[-1])].description.startswith("pending")
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["ml-report", "--from", "2024-Q2", "--to", RUN[-1]]) == 0
+    assert capsys.readouterr().out == out

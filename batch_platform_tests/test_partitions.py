@@ -1,10 +1,14 @@
 from datetime import UTC, datetime
 
+import dagster as dg
 import pytest
 
 from batch_platform.partitions import (
+    NotAPartitionError,
     QuarterError,
+    check_partition,
     label_of,
+    last_complete_quarter,
     parse_quarter,
     quarter_end,
     quarter_range,
@@ -62,3 +66,24 @@ def test_partitions_start_at_the_first_quarter_and_end_at_the_last_complete_one(
     now = datetime.now(UTC)
     assert last_end <= now < quarter_end(to_label(last_end.strftime("%Y-%m-%d")))
     assert quarterly_partitions("2025-Q3").get_partition_keys()[0] == "2025-07-01"
+
+
+@pytest.mark.parametrize(
+    "now", [datetime(2027, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), datetime.now(UTC)]
+)
+def test_the_last_complete_quarter_is_the_last_partition_computed_without_dagster(now):
+    with dg.partition_loading_context(effective_dt=now):
+        last_key = quarterly_partitions("2024-Q1").get_last_partition_key()
+    assert last_complete_quarter(now) == to_label(last_key)
+
+
+def test_a_quarter_outside_the_partitions_is_named_with_the_valid_range():
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    assert check_partition("2024-01-01", "2024-Q1", now) == "2024-Q1"
+    assert check_partition("2026-Q3", "2024-Q1", now) == "2026-Q3"
+    for quarter in ("2027-Q1", "2026-Q4", "2023-Q4"):
+        with pytest.raises(NotAPartitionError) as error:
+            check_partition(quarter, "2024-Q1", now)
+        assert str(error.value) == f"{quarter} is not a partition: quarters run from 2024-Q1 to 2026-Q3"
+    with pytest.raises(NotAPartitionError, match="quarters start at 2026-Q4, which has not ended yet"):
+        check_partition("2026-Q4", "2026-Q4", now)

@@ -27,9 +27,10 @@ from batch_platform_tests.conftest import make_config
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
 from batch_platform_tests.pg_fixtures import free_port
 from batch_platform_tests.platform import quarterly
+from batch_platform_tests.readme import readme_blocks
 
 PASSWORD_VAR = "BATCH_PLATFORM_TEST_PG_PASSWORD"
-SCHEMA = "delivery"
+SCHEMA = "ml"  # the README's example schema: its recipes run against this publication
 PUBLISH_KEY = dg.AssetKey(["publish", "training_set"])
 
 
@@ -348,3 +349,23 @@ def test_an_existing_table_with_other_columns_is_not_overwritten(
     result = run_publish(config, "2024-Q2", raise_on_error=False)
     failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
     assert "legacy.training_set exists with other columns" in failure and "score: table has real" in failure
+
+
+def test_the_readmes_postgresql_recipes_run_as_printed(published, postgres_server, monkeypatch):
+    from urllib.parse import quote
+
+    blocks = [block for block in readme_blocks("python", "sql") if block.section == "Publishing to PostgreSQL"]
+    assert sorted(block.language for block in blocks) == ["python", "sql"]
+    server = postgres_server
+    url = f"postgresql+psycopg://{server.user}:{quote(server.password, safe='')}@{server.host}:{server.port}/{server.dbname}"
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", url)
+    for block in blocks:
+        if block.language == "sql":
+            with server.connect() as conn:
+                rows = conn.execute(block.code).fetchall()
+            assert {row[0] for row in rows} == {"train", "eval"}, block
+        else:
+            namespace: dict = {"__name__": "__main__"}
+            exec(compile(block.code, str(block), "exec"), namespace)
+            with server.connect() as conn:
+                assert len(namespace["df"]) == figures(conn, "2024-Q3")[0] > 0, block

@@ -3,24 +3,31 @@
 What `make ui` users do — "Launch backfill" for a range of quarters, "Materialize" one quarter —
 sent exactly as the UI sends it, executed by the daemon and by run worker processes of their own
 (DefaultRunLauncher: one process and one SparkSession per run), then read back through GraphQL
-and compared with the Parquet in the lake. The processes and the two launches are session
+and compared with the Parquet in the lake. The processes and the three launches are session
 fixtures (`webserver_fixtures.py`): the backfill writes bronze and silver of 2024-Q1…2024-Q2,
-then one run writes the gold tables of 2024-Q2 from them.
+then one run writes the gold tables of 2024-Q2 from them, and last a backfill of every asset
+(ML included) over 2024-Q1…2024-Q3.
 """
 
 from __future__ import annotations
 
 import os
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from batch_platform.partitions import to_key
 from batch_platform_tests.webserver_fixtures import (
-    ALL_ASSET_KEYS,
     BACKFILL_ASSET_KEYS,
     CHECK_EXECUTIONS_QUERY,
+    CHECK_PARTITION_DETAIL_QUERY,
+    CHECK_PARTITION_HEALTH_QUERY,
+    EVERYTHING_QUARTERS,
     GOLD_ASSET_KEYS,
+    GRAPH_ASSET_KEYS,
+    OUT_OF_TIME_PENDING,
+    OUT_OF_TIME_WARN,
     QUARTERS,
     metadata_values,
 )
@@ -29,6 +36,9 @@ pytestmark = pytest.mark.webserver
 
 Q1, Q2 = QUARTERS
 Q1_KEY, Q2_KEY = to_key(Q1), to_key(Q2)  # 2024-01-01, 2024-04-01
+EVERYTHING_KEYS = [to_key(q) for q in EVERYTHING_QUARTERS]
+SCORES = ["ml", "churn_scores"]
+OUT_OF_TIME = "out_of_time_performance"
 SILVER = {"operational": "operational_events", "logs": "interaction_logs", "external": "partner_scores"}
 
 
@@ -188,23 +198,23 @@ def test_materialize_button_run_of_one_quarter_writes_gold_that_graphql_reports(
 
 def test_backfilling_every_asset_over_a_range_materialises_every_quarter(ui_backfill_everything):
     """Select all assets in the graph, "Materialize", a range of quarters, "Launch backfill": the
-    backfill completes with every targeted quarter of every table materialised, gold included
+    backfill completes with every targeted quarter of every table materialised, gold and ML included
     (whose features read the quarters before their own), and every check evaluated per quarter."""
     ui, backfill = ui_backfill_everything.ui, ui_backfill_everything.result
     assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}
     assert backfill["isAssetBackfill"] is False  # a job backfill: exactly the quarters picked
-    assert sorted(backfill["partitionNames"]) == [Q1_KEY, Q2_KEY]
+    assert sorted(backfill["partitionNames"]) == EVERYTHING_KEYS
     assert len(backfill["runs"]) == 1 and backfill["runs"][0]["status"] == "SUCCESS"  # one run for the range
     run = backfill["runs"][0]
     assert run["jobName"] == "ALL_ASSETS_JOB"
     assert (_tags(run)["dagster/asset_partition_range_start"], _tags(run)["dagster/asset_partition_range_end"]) == (
-        Q1_KEY,
-        Q2_KEY,
+        EVERYTHING_KEYS[0],
+        EVERYTHING_KEYS[-1],
     )
     run_ids = {run["runId"]}
     written = {}
-    for asset_key in ALL_ASSET_KEYS:
-        for quarter in QUARTERS:
+    for asset_key in GRAPH_ASSET_KEYS:
+        for quarter in EVERYTHING_QUARTERS:
             events = [e for e in ui.materializations(asset_key, to_key(quarter)) if e["runId"] in run_ids]
             assert len(events) == 1, (asset_key, quarter, len(events))
             written[(*asset_key, quarter)] = metadata_values(events[0])
@@ -216,10 +226,56 @@ def test_backfilling_every_asset_over_a_range_materialises_every_quarter(ui_back
     for node in nodes:
         for check in node["assetChecksOrError"]["checks"]:
             execution = check["executionForLatestMaterialization"]
-            assert execution["runId"] in run_ids and execution["partition"] in {Q1_KEY, Q2_KEY}, (
+            assert execution["runId"] in run_ids and execution["partition"] in EVERYTHING_KEYS, (
                 node["assetKey"],
                 check,
             )
             assert execution["evaluation"]["partition"] == execution["partition"]
-            if check["name"] != "quarantine_rate":  # 40 customers quarantine more than the WARN share
+            if check["name"] != "quarantine_rate":  # a small landing zone quarantines more than the WARN share
                 assert execution["status"] == "SUCCEEDED", (node["assetKey"], check)
+
+
+def test_the_out_of_time_check_is_recorded_per_quarter_against_that_quarters_scores(ui_backfill_everything):
+    """What the check's Partitions tab reads: each quarter of the range evaluated, the WARN quarter
+    failed with WARN severity, each evaluation tied to the latest materialisation of its quarter of
+    `ml/churn_scores` (without that tie Dagster counts the quarter as never checked: "Missing")."""
+    ui, run_id = ui_backfill_everything.ui, ui_backfill_everything.result["runs"][0]["runId"]
+    check = ui.graphql(CHECK_PARTITION_HEALTH_QUERY, {"assetKey": {"path": SCORES}, "checkName": OUT_OF_TIME})[
+        "assetNodeOrError"
+    ]["assetCheckOrError"]
+    keys = check["partitionKeysByDimension"][0]["partitionKeys"]
+    assert check["partitionStatuses"]["__typename"] == "AssetCheckTimePartitionStatuses", check
+    status = {}
+    for span in check["partitionStatuses"]["ranges"]:
+        for key in keys[keys.index(span["startKey"]) : keys.index(span["endKey"]) + 1]:
+            status[key] = span["status"]
+    warn, pending = to_key(OUT_OF_TIME_WARN), to_key(OUT_OF_TIME_PENDING)
+    assert status == {key: "FAILED" if key == warn else "SUCCEEDED" for key in EVERYTHING_KEYS}, status
+
+    with dg.DagsterInstance.from_config(ui.env["DAGSTER_HOME"]) as instance:
+        latest = {
+            key: instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(SCORES), asset_partitions=[key]), limit=1
+            ).records[0]
+            for key in EVERYTHING_KEYS
+        }
+    for key in EVERYTHING_KEYS:
+        executions = ui.graphql(
+            CHECK_PARTITION_DETAIL_QUERY, {"assetKey": {"path": SCORES}, "checkName": OUT_OF_TIME, "partitionKey": key}
+        )["assetCheckExecutions"]
+        execution = executions[0]  # the latest, as the partition's detail pane shows it
+        evaluation = execution["evaluation"]
+        assert execution["runId"] == run_id and evaluation["partition"] == key, execution
+        assert evaluation["severity"] == "WARN", execution  # the check never blocks, whatever its result
+        target = evaluation["targetMaterialization"]
+        assert target and int(target["storageId"]) == latest[key].storage_id, (key, target, latest[key].storage_id)
+        assert target["runId"] == latest[key].event_log_entry.run_id == run_id
+        if key == warn:
+            assert execution["status"] == "FAILED" and evaluation["success"] is False, execution
+            assert "below the recency baseline" in evaluation["description"], evaluation
+        else:
+            assert execution["status"] == "SUCCEEDED" and evaluation["success"] is True, execution
+    pending_description = ui.graphql(
+        CHECK_PARTITION_DETAIL_QUERY, {"assetKey": {"path": SCORES}, "checkName": OUT_OF_TIME, "partitionKey": pending}
+    )["assetCheckExecutions"][0]["evaluation"]["description"]
+    assert pending_description.startswith("pending:"), pending_description

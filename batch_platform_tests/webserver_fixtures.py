@@ -1,7 +1,7 @@
 """A live `dagster-webserver` + `dagster-daemon run` on loopback, shared by the webserver and browser tests.
 
 One pair of processes per test session (`dagster_ui`), with a Dagster home, a config file, a
-landing zone (2024-Q1…2024-Q2, 40 customers) and a lake of its own under pytest's temp dir. Runs
+landing zone (2024-Q1…2024-Q3, 200 customers) and a lake of its own under pytest's temp dir. Runs
 are launched the way the UI launches them (the GraphQL documents below are the UI's own, from
 dagster-webserver 1.13's bundle), so the webserver, the daemon (queued-run coordinator and
 backfill daemon), the code servers and the run workers (DefaultRunLauncher: every run is its own
@@ -10,10 +10,17 @@ process with its own SparkSession) are all real.
 Once per session, a thread of its own (`UILaunches`) starts them and launches the backfill the
 UI's "Launch backfill" makes for bronze → silver over 2024-Q1…2024-Q2 (`ui_backfill`), then the
 run "Materialize all" (gold group) → 2024-Q2 → "Launch 1 run" makes (`ui_materialized`), and last
-what "select all → Materialize → 2024-Q1…2024-Q2 → Launch backfill" on the asset graph makes
-(`ui_backfill_everything`). conftest.py starts it with the session and runs these tests last, so
-the waits for the backfill daemon overlap the other tests. The tests assert on what the launches
-wrote; the browser test and the README screenshots look at the resulting instance.
+what "select all → Materialize → 2024-Q1…2024-Q3 → Launch backfill" on the asset graph makes
+(`ui_backfill_everything`), the ML assets and their out-of-time check included. conftest.py starts
+it with the session and runs these tests last, so the waits for the backfill daemon overlap the
+other tests. The tests assert on what the launches wrote; the browser test and the README
+screenshots look at the resulting instance.
+
+The landing zone is small yet shows each kind of out-of-time result: 2024-Q1 has no history,
+so no model and no scores; 2024-Q2 trains (200 customers give it 22 eval rows, just over
+`batch_platform.ml.MIN_EVAL_ROWS`) and, with seed 5, its scores rank below the recency baseline
+against the labels of 2024-Q3 (AUC-PR about 0.64 against 0.76): a WARN; 2024-Q3 trains too and is
+pending (no 2024-Q4 labels).
 
 Every wait is bounded; the finalizer terminates both process groups (code servers, run workers
 and their JVMs included) even when a test fails.
@@ -39,13 +46,16 @@ import requests
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_groups
 from batch_platform.sample_data import generate_landing
-from batch_platform_tests.test_cli import cli_env
+from batch_platform_tests.conftest import TEST_SPARK, dagster_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOCATION = "batch_platform"  # workspace.yaml's location_name
 REPOSITORY = "__repository__"  # the repository a `Definitions` object becomes
-QUARTERS = ("2024-Q1", "2024-Q2")
+QUARTERS = ("2024-Q1", "2024-Q2")  # the first backfill's; gold of the last is the Materialize run's
+EVERYTHING_QUARTERS = (*QUARTERS, "2024-Q3")  # the last launch's: every asset, ML included
+CUSTOMERS, SEED = 200, 5
+OUT_OF_TIME_WARN, OUT_OF_TIME_PENDING = "2024-Q2", "2024-Q3"  # what the ML of that landing zone gives
 ALL_ASSET_KEYS = [
     ["bronze", "operational"],
     ["bronze", "logs"],
@@ -187,6 +197,25 @@ query Materializations($assetKey: AssetKeyInput!, $partitions: [String!]) {
         ... on JsonMetadataEntry { jsonString }
       } } }
     ... on AssetNotFoundError { message } } }
+"""
+
+# useAssetCheckPartitionData.tsx: what the check's Partitions tab reads (time partitions only).
+CHECK_PARTITION_HEALTH_QUERY = """
+query AssetCheckPartitionHealthQuery($assetKey: AssetKeyInput!, $checkName: String!) {
+  assetNodeOrError(assetKey: $assetKey) { ... on AssetNode {
+    assetCheckOrError(checkName: $checkName) { __typename ... on AssetCheck {
+      name
+      partitionKeysByDimension { name type partitionKeys }
+      partitionStatuses { __typename
+        ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } }
+"""
+
+# useAssetCheckPartitionDetail.tsx: one partition's executions, newest first, as its detail pane shows them.
+CHECK_PARTITION_DETAIL_QUERY = """
+query AssetCheckPartitionDetailQuery($assetKey: AssetKeyInput!, $checkName: String!, $partitionKey: String!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, partition: $partitionKey, limit: 1000) {
+    runId status
+    evaluation { severity success description partition targetMaterialization { storageId runId timestamp } } } }
 """
 
 CHECK_EXECUTIONS_QUERY = """
@@ -499,9 +528,16 @@ def start_ui(ui: DagsterUI) -> None:
 def prepare_ui(tmp: Path) -> DagsterUI:
     """A temp home, config, landing zone and lake for the UI; nothing started yet."""
     manifest = generate_landing(
-        tmp / "landing", first_quarter=QUARTERS[0], last_quarter=QUARTERS[-1], customers=40, seed=5
+        tmp / "landing",
+        first_quarter=EVERYTHING_QUARTERS[0],
+        last_quarter=EVERYTHING_QUARTERS[-1],
+        customers=CUSTOMERS,
+        seed=SEED,
     )
-    env = cli_env(tmp)  # temp config (landing, lake, local[2] Spark) and DAGSTER_HOME with telemetry off
+    # temp config (landing, lake, local[2] Spark) and DAGSTER_HOME with telemetry off
+    env = dagster_env(
+        tmp, {"storage": {"landing_root": str(tmp / "landing"), "lake_root": str(tmp / "lake")}, "spark": TEST_SPARK}
+    )
     # Dagster's defaults, as `make ui` runs: QueuedRunCoordinator (the daemon dequeues and launches)
     # and DefaultRunLauncher (every run its own process); only the dequeue tick is shortened.
     Path(env["DAGSTER_HOME"], "dagster.yaml").write_text(
@@ -572,10 +608,12 @@ class UILaunches:
             run_id = ui.launch_run_like_materialize_button(GOLD_ASSET_KEYS, keys[-1])
             self.stages["materialized"].set_result(Launched(ui, run_id, ui.wait_for_run(run_id)))
             # Last, the path a new user takes: every asset of the graph selected, "Materialize",
-            # both quarters, "Launch backfill" (it rewrites the same partitions from the same
-            # landing zone, so what the earlier launches wrote does not change).
+            # a range, "Launch backfill" (it rewrites the earlier quarters from the same landing
+            # zone, so what the earlier launches wrote does not change, and adds one more).
             self._next()
-            everything = ui.launch_backfill_from_graph_like_ui(ALL_ASSET_KEYS, keys)
+            everything = ui.launch_backfill_from_graph_like_ui(
+                GRAPH_ASSET_KEYS, [to_key(q) for q in EVERYTHING_QUARTERS]
+            )
             self.stages["everything"].set_result(Launched(ui, everything, ui.wait_for_backfill(everything)))
         except BaseException as error:  # pytest.fail raises an OutcomeException
             for stage in self.stages.values():
@@ -626,6 +664,6 @@ def ui_materialized(ui_launches) -> Launched:
 
 @pytest.fixture(scope="session")
 def ui_backfill_everything(ui_launches) -> Launched:
-    """Every asset of the lineage graph, 2024-Q1…2024-Q2, as "select all → Materialize → Launch
+    """Every asset of the lineage graph, 2024-Q1…2024-Q3, as "select all → Materialize → Launch
     backfill" on the asset graph; after the other two launches."""
     return ui_launches.result("everything")

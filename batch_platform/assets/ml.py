@@ -12,7 +12,7 @@
   `gold/churn_labels` Q+1 once it exists: realised AUC-PR and AUC-ROC beside the recency-only
   baseline's (ranking by `recency_days` of `gold/customer_features` Q+1, the scoring features);
   WARN when the model's AUC-PR is below the baseline's. One result per quarter, each recorded
-  against its own partition, also in a multi-quarter run.
+  against its own partition and that quarter's materialisation, also in a multi-quarter run.
 
 Like gold, every asset runs a whole range of quarters in one run; training loops over them.
 """
@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
+from batch_platform.checks import check_outputs, latest_materializations, target_materialization
 from batch_platform.config import PlatformConfig
 from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager
 from batch_platform.ml import (
@@ -62,8 +63,9 @@ def _quarters(context) -> list[tuple[str, str]]:
     return [(key, to_label(key)) for key in context.partition_keys]
 
 
-def model_metadata(outcome: QuarterModel) -> dict[str, dg.MetadataValue]:
-    """The story of one quarter's training: numbers as numbers, so the UI plots them across quarters."""
+def model_metadata(outcome: QuarterModel, store: MlflowStore) -> dict[str, dg.MetadataValue]:
+    """The story of one quarter's training: numbers as numbers, so the UI plots them across quarters;
+    `mlflow_run` links the champion's run (its plots and model), `mlflow_quarter_run` the quarter's."""
     metadata = {
         "trained": dg.MetadataValue.bool(outcome.trained),
         "train_rows": dg.MetadataValue.int(outcome.train_rows),
@@ -78,6 +80,8 @@ def model_metadata(outcome: QuarterModel) -> dict[str, dg.MetadataValue]:
         "champion": dg.MetadataValue.text(outcome.champion),
         "model_version": dg.MetadataValue.int(outcome.model_version),
         "mlflow_run": dg.MetadataValue.url(outcome.run_url),
+        "mlflow_quarter_run": dg.MetadataValue.url(outcome.quarter_run_url),
+        "mlflow_ui": dg.MetadataValue.text(store.ui_hint()),
     }
     for prefix, candidate in (("eval", outcome.champion), ("baseline", BASELINE)):
         metrics = outcome.metrics(candidate)
@@ -120,7 +124,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
         for (key, label), outcome in zip(quarters, outcomes, strict=True):
             if not outcome.trained:
                 context.log.warning(f"ml/churn_model {label}: not trained, nothing registered: {outcome.reason}")
-            context.add_asset_metadata(model_metadata(outcome), partition_key=key)
+            context.add_asset_metadata(model_metadata(outcome, mlflow_store), partition_key=key)
             rows += outcome.rows
         spark = training_set.sparkSession
         return spark.createDataFrame(rows, spark_schema(ChurnModel)) if rows else _empty(spark, ChurnModel)
@@ -202,7 +206,14 @@ def read_quarters(lake: LakeIOManager, key: dg.AssetKey, quarters: list[str]) ->
 
 
 def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
-    """The out-of-time check of `ml/churn_scores`, on the platform's partitions."""
+    """The out-of-time check of `ml/churn_scores`, on the platform's partitions.
+
+    Each quarter's evaluation targets that quarter's latest materialisation of the scores, so the
+    UI keeps its result per partition (`batch_platform.checks.target_materialization`). Every
+    evaluation has WARN severity, a passing or pending one too: the check never blocks, and the UI
+    calls a partitioned check's failed quarters WARN or ERROR by the severity of its latest
+    evaluation, whichever quarter that is.
+    """
     partitions_def = config.partitions()
 
     @dg.asset_check(
@@ -239,21 +250,18 @@ def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
             "full_outer",
         )
         found = joined.toPandas()
+        records = latest_materializations(context.instance, SCORES_KEY, context.partition_keys)
         for key, label in quarters:
+            result = out_of_time_result(label, found[found[PARTITION_COLUMN] == label], shift(label, 1) in labelled)
             yield dg.AssetCheckEvaluation(
                 asset_key=SCORES_KEY,
                 check_name=OUT_OF_TIME,
                 partition=key,
                 blocking=False,
-                **out_of_time_result(
-                    label,
-                    found[found[PARTITION_COLUMN] == label],
-                    shift(label, 1) in labelled,
-                ),
+                target_materialization_data=target_materialization(records.get(key)),
+                **{"severity": dg.AssetCheckSeverity.WARN, **result},
             )
-        # An evaluation per quarter carries its own partition, which an AssetCheckResult cannot; the
-        # check's output is then given explicitly, as Dagster does for an AssetCheckResult.
-        yield dg.Output(None)
+        yield from check_outputs(context)
 
     return [out_of_time_performance]
 
