@@ -22,8 +22,9 @@ $(STAMP): setup.py pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
-# hadoop-aws matching pyspark's Hadoop, and its AWS SDK, for s3a:// roots (README, "Running on S3 and a cluster")
-$(JARS_STAMP): $(STAMP)
+# Delta Lake's jars (every session), and hadoop-aws matching pyspark's Hadoop with its AWS SDK for s3a:// roots;
+# fetched again when the pinned versions change (batch_platform/delta.py, setup.py)
+$(JARS_STAMP): $(STAMP) scripts/fetch_jars.py batch_platform/delta.py
 	$(BIN)/python scripts/fetch_jars.py
 	touch $(JARS_STAMP)
 

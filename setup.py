@@ -11,9 +11,14 @@ setup(
         "dagster-webserver==1.13.*",
         "dagster-pyspark==0.29.*",
         "dagster-aws==0.29.*",
-        "pyspark>=4.0,<5",
+        # Delta 4.3.1 is the newest Delta for a Spark we can run: its wheel requires pyspark<=4.1.1
+        # and its jar is built for Spark 4.1 (batch_platform/delta.py says what to change together).
+        "pyspark==4.1.1",
+        "delta-spark==4.3.1",
+        # Reading the lake's Delta tables without Spark (pandas, pyarrow, DuckDB; SPEC.md, "Lake").
+        "deltalake>=1.6,<2",
         "pandera[pyspark]>=0.35,<0.36",
-        # pandas 3 breaks `import pandera.pyspark` with pyspark 4.3 (measured).
+        # pandas 3 breaks `import pandera.pyspark` with pyspark 4 (measured with 4.3).
         "pandas>=2.2,<3",
         # mlflow 3.x pins pyarrow<26.
         "pyarrow>=15,<26",

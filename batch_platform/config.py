@@ -287,9 +287,11 @@ class PlatformConfig(_Section):
             # them in a Spark job of its own (one per read), slower than the driver doing it.
             "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         }
-        from batch_platform.s3 import spark_s3_conf
+        from batch_platform.delta import SESSION_CONF, delta_jars
+        from batch_platform.s3 import s3a_jars_needed
 
-        conf.update(spark_s3_conf(self))
+        conf.update(SESSION_CONF)
+        conf.update(_class_path(self.spark.master, [*delta_jars(), *s3a_jars_needed(self)]))
         for key, value in self.spark.conf.items():
             if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):
                 conf[key] = f"{_to_str(value)} -Duser.timezone=UTC"
@@ -304,6 +306,16 @@ class PlatformConfig(_Section):
             key: ("***" if _looks_secret(key) else value) for key, value in self.spark.conf.items()
         }
         return data
+
+
+def _class_path(master: str, jars: list[Path]) -> dict[str, str]:
+    """The fetched jars (Delta, and S3A for an `s3a://` root) on the session's class path. With a
+    `local` master the executors live in the driver's JVM, so the driver's class path is enough (no
+    copy of the ~650 MB AWS SDK per session); on a cluster `spark.jars` also ships them to the
+    executors."""
+    if master.startswith("local"):
+        return {"spark.driver.extraClassPath": os.pathsep.join(str(jar) for jar in jars)}
+    return {"spark.jars": ",".join(str(jar) for jar in jars)}
 
 
 def shown_uri(uri: str) -> str:

@@ -3,8 +3,8 @@
 SPEC.md ("Storage on S3"): a root may be `s3a://bucket/prefix`, and `storage.s3` (endpoint, region,
 path-style access, credentials written `${NAME}`) applies to Spark and to every other S3 client:
 
-- Spark: `spark_s3_conf` adds the fetched S3A jars (local paths: no run downloads anything) to a
-  session whose landing or lake root is `s3a://`; `hadoop_s3a_settings` is what the `pyspark`
+- Spark: `s3a_jars_needed` names the fetched S3A jars (local paths: no run downloads anything) a
+  session whose landing or lake root is `s3a://` puts on its class path (`PlatformConfig.spark_conf`); `hadoop_s3a_settings` is what the `pyspark`
   resource sets on the session's Hadoop configuration when a run starts (credentials included,
   read from the environment then, so they never enter Dagster's resource config or run storage);
 - boto3 (the sensor, dagster-aws's `S3Resource`): `s3_resource`, `boto3_client`;
@@ -57,23 +57,19 @@ def s3a_jars() -> list[Path]:
     return sorted(folder.glob("*.jar"))
 
 
-def spark_s3_conf(config: PlatformConfig) -> dict[str, str]:
-    """The static Spark settings an `s3a://` root needs: the S3A jars on the class path. With a
-    `local` master the executors live in the driver's JVM, so the driver's class path is enough (no
-    copy of the ~650 MB SDK per session); on a cluster `spark.jars` also ships them to the
-    executors. Nothing when both roots are local; a clear error when the jars are missing, rather
-    than Spark's `ClassNotFoundException: S3AFileSystem` mid-run."""
+def s3a_jars_needed(config: PlatformConfig) -> list[Path]:
+    """The S3A jars a session needs: the fetched ones when the landing or lake root is `s3a://`,
+    none when both are local; a clear error when they are missing, rather than Spark's
+    `ClassNotFoundException: S3AFileSystem` mid-run."""
     if not (is_s3(config.storage.landing_root) or is_s3(config.storage.lake_root)):
-        return {}
+        return []
     jars = s3a_jars()
     if not jars:
         raise RuntimeError(
             f"a root is on S3 but the S3A jars (hadoop-aws {hadoop_version()} and the AWS SDK) are not in "
             f"{JARS_DIR}: run `make setup` (or `python scripts/fetch_jars.py`) once"
         )
-    if config.spark.master.startswith("local"):
-        return {"spark.driver.extraClassPath": os.pathsep.join(str(jar) for jar in jars)}
-    return {"spark.jars": ",".join(str(jar) for jar in jars)}
+    return jars
 
 
 def _env(reference: str | None) -> str | None:

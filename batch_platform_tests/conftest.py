@@ -107,12 +107,12 @@ def spark():
     launch the JVM without the S3A jars, which cannot be added to a running JVM."""
     from pyspark.sql import SparkSession
 
-    from batch_platform.s3 import s3a_jars, spark_s3_conf
+    from batch_platform.s3 import s3a_jars
 
-    conf = make_config(Path("/nonexistent")).spark_conf()
-    # The S3A jars (when fetched) are on the shared session's class path, so the S3 tests run in it.
-    if s3a_jars():
-        conf.update(spark_s3_conf(make_config(Path("/nonexistent"), storage={"lake_root": "s3a://lake/lake"})))
+    # The S3A jars (when fetched) are on the shared session's class path, beside Delta's, so the S3
+    # tests run in it: its conf is that of a lake on S3.
+    storage = {"lake_root": "s3a://lake/lake"} if s3a_jars() else {}
+    conf = make_config(Path("/nonexistent"), storage=storage).spark_conf()
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -3,9 +3,12 @@ shown; the S3A jars added to the session for an `s3a://` root; the shipped S3 ex
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from batch_platform.config import PROJECT_ROOT, ConfigError, load_config, parse_config
+from batch_platform.delta import delta_jars
 from batch_platform.s3 import hadoop_s3a_settings, hadoop_version, s3a_jars
 
 S3 = {
@@ -71,25 +74,56 @@ def test_credentials_stay_references_and_reach_s3a_as_values(monkeypatch):
     assert settings["fs.s3a.secret.key"] == "the-secret-value"
 
 
-def test_an_s3a_root_adds_the_fetched_jars_and_a_local_one_does_not(monkeypatch):
-    assert hadoop_version() == "3.5.0"  # pyspark 4.3's bundled Hadoop
+def test_every_session_gets_the_delta_jars_and_an_s3a_root_the_s3a_ones_too(monkeypatch):
+    assert hadoop_version() == "3.4.2"  # the Hadoop inside the pinned pyspark 4.1.1
     jars = s3a_jars()
     assert f"org.apache.hadoop_hadoop-aws-{hadoop_version()}.jar" in [jar.name for jar in jars]
     assert any(jar.name.startswith("software.amazon.awssdk_bundle-") for jar in jars)
-    local = parse_config({"storage": {"lake_root": "/tmp/lake"}})
-    assert not {"spark.jars", "spark.driver.extraClassPath"} & set(local.spark_conf())
+    delta = [str(jar) for jar in delta_jars()]
+    assert [Path(jar).name for jar in delta] == [
+        "io.delta_delta-spark_4.1_2.13-4.3.1.jar",
+        "io.delta_delta-storage-4.3.1.jar",
+    ]
+    local = parse_config({"storage": {"lake_root": "/tmp/lake"}, "spark": {"master": "local[2]"}})
+    conf = local.spark_conf()
+    assert conf["spark.driver.extraClassPath"].split(":") == delta and "spark.jars" not in conf
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     on_s3 = parse_config({"storage": {"lake_root": "s3a://lake/lake"}, "spark": {"master": "local[2]"}})
-    assert on_s3.spark_conf()["spark.driver.extraClassPath"].split(":") == [str(jar) for jar in jars]
+    assert on_s3.spark_conf()["spark.driver.extraClassPath"].split(":") == delta + [str(jar) for jar in jars]
     cluster = parse_config(
         {
             "storage": {"landing_root": "s3a://l/l"},
             "spark": {"master": "spark://127.0.0.1:7077"},
         }
     )
-    assert cluster.spark_conf()["spark.jars"].split(",") == [str(jar) for jar in jars]
+    assert cluster.spark_conf()["spark.jars"].split(",") == delta + [str(jar) for jar in jars]
     monkeypatch.setattr("batch_platform.s3.JARS_DIR", PROJECT_ROOT / "no-such-folder")
     with pytest.raises(RuntimeError, match="run `make setup`"):
         on_s3.spark_conf()
+    monkeypatch.setattr("batch_platform.delta.DELTA_JARS_DIR", PROJECT_ROOT / "no-such-folder")
+    with pytest.raises(RuntimeError, match="Delta Lake jars .* run `make setup`"):
+        local.spark_conf()
+
+
+def test_the_shared_session_writes_delta_and_reads_every_version_back(spark, tmp_path):
+    """Delta's SQL extension and catalog are live: a partition overwrite is one commit, and the
+    previous version stays readable (by Spark and by the `deltalake` package, without Spark)."""
+    from deltalake import DeltaTable
+
+    path = str(tmp_path / "table")
+    first = spark.createDataFrame([("a", "2024-Q1"), ("b", "2024-Q2")], "id string, quarter string")
+    first.write.format("delta").partitionBy("quarter").save(path)
+    second = spark.createDataFrame([("c", "2024-Q2")], "id string, quarter string")
+    second.write.format("delta").mode("overwrite").option("replaceWhere", "quarter = '2024-Q2'").save(path)
+    now = {tuple(row) for row in spark.read.format("delta").load(path).collect()}
+    assert now == {("a", "2024-Q1"), ("c", "2024-Q2")}
+    before = {tuple(row) for row in spark.read.format("delta").option("versionAsOf", 0).load(path).collect()}
+    assert before == {("a", "2024-Q1"), ("b", "2024-Q2")}
+    table = DeltaTable(path)
+    assert table.version() == 1
+    assert sorted(table.to_pyarrow_table().column("id").to_pylist()) == ["a", "c"]
+    assert sorted(DeltaTable(path, version=0).to_pyarrow_table().column("id").to_pylist()) == ["a", "b"]
 
 
 def test_the_shipped_s3_cluster_example_loads(monkeypatch):
