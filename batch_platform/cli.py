@@ -23,9 +23,11 @@ range that has ended, also before `batch.first_quarter`, never a quarter still t
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 import sys
 from collections.abc import Sequence
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from batch_platform.config import LOCAL_UI_PORT
@@ -178,10 +180,7 @@ def _selection(defs: dg.Definitions, texts: Sequence[str]) -> dg.AssetSelection:
         if not matched:
             raise UsageError(f"--select {text!r} matches no asset: {valid}")
         selected.append(selection)
-    union = selected[0]
-    for selection in selected[1:]:
-        union = union | selection
-    return union
+    return reduce(operator.or_, selected)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

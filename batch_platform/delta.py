@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batch_platform.config import PROJECT_ROOT
+from batch_platform.s3 import JARS_DIR
 
 DELTA_VERSION = "4.3.1"
 DELTA_SPARK_BUILD = "4.1_2.13"
@@ -25,7 +25,7 @@ DELTA_PACKAGES = (
     f"io.delta:delta-spark_{DELTA_SPARK_BUILD}:{DELTA_VERSION}",
     f"io.delta:delta-storage:{DELTA_VERSION}",
 )
-DELTA_JARS_DIR = PROJECT_ROOT / ".jars" / "delta"
+DELTA_JARS_DIR = JARS_DIR / "delta"
 SESSION_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -4,9 +4,10 @@ SPEC.md ("Storage on S3"): a root may be `s3a://bucket/prefix`, and `storage.s3`
 path-style access, credentials written `${NAME}`) applies to Spark and to every other S3 client:
 
 - Spark: `s3a_jars_needed` names the fetched S3A jars (local paths: no run downloads anything) a
-  session whose landing or lake root is `s3a://` puts on its class path (`PlatformConfig.spark_conf`); `hadoop_s3a_settings` is what the `pyspark`
-  resource sets on the session's Hadoop configuration when a run starts (credentials included,
-  read from the environment then, so they never enter Dagster's resource config or run storage);
+  session whose landing or lake root is `s3a://` puts on its class path
+  (`PlatformConfig.spark_conf`); `hadoop_s3a_settings` is what the `pyspark` resource sets on the
+  session's Hadoop configuration when a run starts (credentials included, read from the
+  environment then, so they never enter Dagster's resource config or run storage);
 - boto3 (the sensor, dagster-aws's `S3Resource`): `s3_resource`, `boto3_client`;
 - pyarrow (`load_training_set`, `batch-platform report`): `pyarrow_filesystem`.
 """
