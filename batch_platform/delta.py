@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -347,6 +347,7 @@ def history(table: LakeTable, limit: int | None = None) -> list[Commit]:
 
 # ------------------------------------------------------------------------------------------- helpers
 _QUARTER = re.compile(r"\d{4}-Q[1-4]")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _add_actions(table: LakeTable) -> list[dict[str, Any]]:
@@ -428,7 +429,7 @@ def _commit(entry: Mapping[str, Any]) -> Commit:
 def _version_at(table: LakeTable, moment: datetime) -> int:
     """The last version committed at or before `moment` (`open_table`'s `as_of`)."""
     entries = table.delta.history()
-    at = moment.timestamp() * 1000
+    at = (moment - _EPOCH) // timedelta(milliseconds=1)  # exact: commit times are whole milliseconds
     before = [entry["version"] for entry in entries if entry["timestamp"] <= at]
     if before:
         return max(before)
