@@ -306,10 +306,11 @@ class PlatformConfig(_Section):
             # them in a Spark job of its own (one per read), slower than the driver doing it.
             "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         }
-        from batch_platform.delta import SESSION_CONF, delta_jars
+        from batch_platform.delta import SESSION_CONF, delta_jars, retention_defaults
         from batch_platform.s3 import s3a_jars_needed
 
         conf.update(SESSION_CONF)
+        conf.update(retention_defaults(self.storage.delta.retention_days))
         conf.update(_class_path(self.spark.master, [*delta_jars(), *s3a_jars_needed(self)]))
         for key, value in self.spark.conf.items():
             if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):

@@ -1,10 +1,14 @@
-"""A small test table, `test/widgets`, written through the real IO manager.
+"""A small test table, `test/widgets`, written through the real IO manager, and `lake_quarter`, how
+the tests read a quarter of any lake table.
 
 It is registered in the platform's table registry like any table, so the tests exercise the IO
 manager exactly as the bronze, silver and gold assets do.
 """
 
+import os
+
 import dagster as dg
+import pandas as pd
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 import pytest
@@ -12,9 +16,11 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform import delta
+from batch_platform.config import S3Config
 from batch_platform.io_manager import ALLOW_MISSING
 from batch_platform.partitions import quarter_start, to_label
-from batch_platform.schemas.base import LakeTable, Table, quarter_end_col, row_rule
+from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Table, quarter_end_col, row_rule
 from batch_platform.tables import TABLES
 from batch_platform.tables import register as register_table
 from batch_platform_tests.platform import quarterly
@@ -95,3 +101,20 @@ def widget_reader(allow_missing: bool = False, start_offset: int = -2) -> dg.Ass
         return {row["quarter"]: row["count"] for row in widgets.groupBy("quarter").count().collect()}
 
     return reader
+
+
+def lake_quarter(
+    lake_root: str | os.PathLike,
+    table: str | os.PathLike,
+    quarter: str,
+    *,
+    version: int | None = None,
+    s3: S3Config | None = None,
+) -> pd.DataFrame:
+    """The rows of `quarter` in the lake table `table` (`gold/training_set`), as pandas: read through
+    the table's Delta log (delta-rs) at its latest version or `version`, never by listing the folder,
+    which holds replaced files too. Without the partition column, as the quarter's files hold them;
+    an empty frame with the table's columns for a quarter without rows."""
+    uri = f"{str(lake_root).rstrip('/')}/{table}"
+    rows = delta.read_quarter(delta.open_table(uri, s3, version=version), quarter)
+    return rows.to_pandas().drop(columns=PARTITION_COLUMN)
