@@ -404,8 +404,9 @@ def _history(table: LakeTable, limit: int | None = None) -> list[dict[str, Any]]
 
 def _latest_platform_metadata(table: LakeTable) -> dict[str, Any] | None:
     """The metadata of the platform's latest commit at the table's version (a VACUUM or OPTIMIZE may
-    have committed after it): the last few commits first, the whole history only if need be."""
-    limit = 8
+    have committed after it): the last commit first (each commit read is a file read, a GET on S3),
+    then the last 8, 64, …, the whole history only if need be."""
+    limit = 1
     while True:
         entries = _history(table, limit)
         for entry in entries:

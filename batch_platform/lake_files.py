@@ -13,7 +13,9 @@ the presigned urls in `batch_platform.api`).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -131,3 +133,68 @@ class Lake:
         if not files and label not in self.quarters(table, opened):
             raise PartitionMissing(f"{table} has no materialised quarter {label} in the lake {self.root}")
         return QuarterSnapshot(table, label, opened.version, files, delta.file_schema(opened), opened)
+
+
+@dataclass(frozen=True)
+class TableVersion:
+    """One version of one table as the API describes it, read once from its log: its materialised
+    quarters and, per quarter, its files and rows; immutable, so one request answers from one version."""
+
+    table: str
+    version: int
+    quarters: list[str]
+    files: dict[str, list[LakeFile]]
+    rows: dict[str, int]
+    schema: pa.Schema
+    """The columns of the files (the quarter is their folder, not a column)."""
+
+
+class LatestVersions:
+    """The latest version of every lake table, for a long-running reader (the API): each table is
+    opened once, then brought up to date by reading only the commits made since (delta-rs's
+    `update_incremental`: one listing of the log when nothing changed, where opening reads the
+    checkpoint and every commit after it), and described again only when its version moved. A lock
+    per table: delta-rs tables are not to be updated by two threads at once."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self._locks = {table: threading.Lock() for table in lake.tables()}
+        self._opened: dict[str, delta.LakeTable] = {}
+        self._described: dict[str, TableVersion] = {}
+
+    def get(self, table: str) -> TableVersion | None:
+        """`table` at its latest version; None while it is not in the lake."""
+        with self._locks[table]:
+            opened = self._opened.get(table)
+            if opened is not None:
+                try:
+                    opened.delta.update_incremental()
+                except Exception:  # noqa: BLE001 - the table was replaced or removed: open it afresh
+                    opened = None
+            if opened is None:
+                opened = self.lake.open(table)
+            if opened is None:
+                self._opened.pop(table, None)
+                return None
+            self._opened[table] = opened
+            described = self._described.get(table)
+            if described is None or described.version != opened.version:
+                described = self._described[table] = _describe(table, opened)
+            return described
+
+    def every(self) -> dict[str, TableVersion | None]:
+        """Every table (several at a time: on S3 each is a round trip or more; delta-rs reads without
+        holding the GIL)."""
+        tables = self.lake.tables()
+        with ThreadPoolExecutor(max_workers=min(8, len(tables)), thread_name_prefix="lake") as pool:
+            return dict(zip(tables, pool.map(self.get, tables), strict=True))
+
+
+def _describe(table: str, opened: delta.LakeTable) -> TableVersion:
+    files: dict[str, list[LakeFile]] = {}
+    for quarter in delta.materialised_quarters(opened):
+        files[quarter] = [LakeFile(f"{table}/{f.path}", f.size, f.rows) for f in delta.quarter_files(opened, quarter)]
+    rows = delta.rows_per_quarter(opened)
+    return TableVersion(
+        table, opened.version, sorted(files), files, {q: rows.get(q, 0) for q in files}, delta.file_schema(opened)
+    )

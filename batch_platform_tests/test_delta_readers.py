@@ -311,3 +311,45 @@ def test_an_s3_lake_reads_through_delta_with_storage_s3_also_at_an_older_version
     monkeypatch.setenv("DELTA_READERS_SECRET", "wrong")
     with pytest.raises(delta.DeltaReadError, match=f"cannot read the Delta table s3a://{bucket}/lake/{TRAINING}"):
         load_training_set("2024-Q2", config=parse_config(config.model_dump(exclude={"source_path", "base_dir"})))
+
+
+# ---------------------------------------------------------------------- the API's latest versions
+def test_latest_versions_follow_new_commits_and_answer_each_call_from_one_version(delta_lake, tmp_path):
+    """`LatestVersions` (the datasets API's view) keeps each table open and reads only new commits;
+    threads asking while a commit lands each get one whole version, never an error or a mix."""
+    import threading
+
+    from batch_platform.lake_files import Lake, LatestVersions
+    from batch_platform_tests.delta_fixtures import write_quarters
+
+    lake = copy_lake(delta_lake, tmp_path / "lake")
+    versions = LatestVersions(Lake(lake.root))
+    assert versions.get("gold/customer_features") is None
+    first = versions.get(TRAINING)
+    assert (first.version, first.quarters, first.rows) == (1, ["2024-Q1", "2024-Q2", "2024-Q3"], {
+        "2024-Q1": 0, "2024-Q2": 32, "2024-Q3": 35})  # fmt: skip
+    assert first.files["2024-Q1"] == [] and sum(f.rows for f in first.files["2024-Q2"]) == 32
+    assert versions.get(TRAINING) is first  # nothing committed: not described again
+
+    seen, errors, done = set(), [], threading.Event()
+
+    def ask():
+        while not done.is_set():
+            try:
+                got = versions.get(TRAINING)
+                seen.add((got.version, got.rows["2024-Q2"], sum(f.rows for f in got.files["2024-Q2"])))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    frame = frame_of(delta_lake.rows[(TRAINING, "2024-Q2", 0)], "2024-Q2").head(7)
+    write_quarters(lake.root, TRAINING, frame, run_id="run-c")  # version 2: 2024-Q2 holds 7 rows
+    write_quarters(lake.root, "gold/customer_features", pd.DataFrame({"customer_id": ["C1"], "quarter": ["2024-Q3"]}))
+    done.set()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and seen <= {(1, 32, 32), (2, 7, 7)}
+    assert versions.get(TRAINING).version == 2 and versions.get(TRAINING).quarters == first.quarters
+    assert versions.every()["gold/customer_features"] is not None
