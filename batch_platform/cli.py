@@ -59,6 +59,12 @@ def _quarter(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
 def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--from", dest="first", type=_quarter, required=required, help="first quarter, e.g. 2024-Q1")
     parser.add_argument("--to", dest="last", type=_quarter, help="last quarter (default: --from)")
@@ -430,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     history = commands.add_parser("history", help="a lake table's commits: version, time, run id, quarters, rows")
     history.add_argument("table", help="<layer>/<table>, e.g. gold/training_set")
-    history.add_argument("--limit", type=int, default=None, help="the newest N commits only")
+    history.add_argument("--limit", type=_positive, default=None, help="the newest N commits only")
     history.set_defaults(func=cmd_history)
 
     api = commands.add_parser("serve", help="serve the lake's datasets over HTTP (SPEC.md, 'Delivery')")

@@ -22,7 +22,7 @@ import batch_platform
 from batch_platform import delta
 from batch_platform.cli import main
 from batch_platform.config import S3Config, parse_config
-from batch_platform.consume import PartitionNotMaterialised, load_scores, load_training_set
+from batch_platform.consume import PartitionNotMaterialised, load_out_of_time_rows, load_scores, load_training_set
 from batch_platform.schemas.gold import TrainingSet
 from batch_platform_tests.delta_fixtures import (
     SCORES,
@@ -158,6 +158,16 @@ def test_history_lists_each_commit_with_its_run_quarters_and_rows(delta_lake):
     assert [(c.version, c.run_id) for c in at_first] == [(0, "run-a")]
 
 
+def test_the_out_of_time_rows_read_each_table_as_of_a_time(delta_lake):
+    root, scores_time = delta_lake.root, delta_lake.times[(SCORES, 0)]
+    rows, labels_exist = load_out_of_time_rows("2024-Q2", lake_root=root)
+    assert not labels_exist and len(rows) == 20 and rows["label"].isna().all()  # no gold/churn_labels yet
+    before, _ = load_out_of_time_rows("2024-Q2", lake_root=root, as_of=scores_time - timedelta(milliseconds=1))
+    assert before.empty and list(before.columns) == ["customer_id", "churn_probability", "label", "recency_days"]
+    at, _ = load_out_of_time_rows("2024-Q2", lake_root=root, as_of=scores_time)
+    assert len(at) == 20
+
+
 # ---------------------------------------------------------------------------------- errors
 def test_a_version_or_time_the_table_does_not_have_is_one_clear_line(delta_lake):
     root = delta_lake.root
@@ -274,6 +284,12 @@ def test_history_lists_a_tables_commits_and_refuses_an_unknown_table_in_one_line
     times = [delta_lake.times[(TRAINING, v)].strftime("%Y-%m-%d %H:%M:%S") for v in (1, 0)]
     assert lines[2].split() == ["1", *times[0].split(), "WRITE", "run-b", "2024-Q2", "32"]
     assert lines[3].split() == ["0", *times[1].split(), "WRITE", "run-a", "2024-Q1…2024-Q3", "65"]
+
+    assert main(["history", TRAINING, "--limit", "1"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:] if line.strip()][:2] == ["1", "read"]
+    with pytest.raises(SystemExit):
+        main(["history", TRAINING, "--limit", "0"])
+    assert "'0' is not a positive whole number" in capsys.readouterr().err
 
     assert main(["history", "ml/churn_model"]) == 1
     err = capsys.readouterr().err.strip()
