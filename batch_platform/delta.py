@@ -274,18 +274,19 @@ def read_quarter(table: LakeTable, quarter: str, columns: Sequence[str] | None =
 def quarter_dataset(table: LakeTable, quarter: str) -> pads.Dataset:
     """A pyarrow dataset of exactly the files of `quarter` at the table's version (read them with
     `to_table`/`to_batches`): a later commit adds new files and only marks these removed, so the rows
-    read are those of this one version even while others commit. Checked to exist first."""
+    read are those of this one version even while others commit. Checked to exist first. A folder
+    lake is read with pyarrow's own local file system (three times faster than delta-rs's file system
+    handler, which goes through Python); an object store with delta-rs's, from `storage_options`."""
     from deltalake.fs import DeltaStorageHandler
     from pyarrow import fs as pafs
 
-    dataset = table.delta.to_pyarrow_dataset(file_pruning_predicate=[(PARTITION, "=", quarter)])
+    if "://" in table.uri:
+        filesystem = pafs.PyFileSystem(DeltaStorageHandler(table.delta.table_uri, table.options))
+    else:
+        filesystem = pafs.SubTreeFileSystem(os.path.abspath(table.uri), pafs.LocalFileSystem())
+    dataset = table.delta.to_pyarrow_dataset(file_pruning_predicate=[(PARTITION, "=", quarter)], filesystem=filesystem)
     if dataset.files:
-        handler = DeltaStorageHandler(table.delta.table_uri, table.options)
-        missing = [
-            info.path
-            for info in pafs.PyFileSystem(handler).get_file_info(dataset.files)
-            if info.type == pafs.FileType.NotFound
-        ]
+        missing = [info.path for info in filesystem.get_file_info(dataset.files) if info.type == pafs.FileType.NotFound]
         if missing:
             raise VersionNotAvailable(
                 f"version {table.version} of {table.uri} is no longer available: {len(missing)} of its files of "
