@@ -169,6 +169,18 @@ def _load(table: str, job: str, quarter: str, config, lake_root, version, as_of)
     return frame[[column for column in frame.columns if column != delta.PARTITION] + [delta.PARTITION]]
 
 
+def spark_session(*, config: PlatformConfig | None = None):
+    """A SparkSession with the platform's own settings (`PlatformConfig.spark_conf`: Delta's jars
+    from `make setup` and its SQL extension, UTC, the S3A jars for an `s3a://` lake), for reading the
+    lake or a registered model from a notebook; the one already running in this process if any."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in (config if config is not None else _config()).spark_conf().items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
 def _lake_root(config: PlatformConfig | None) -> str:
     return (config if config is not None else _config()).lake_root
 
