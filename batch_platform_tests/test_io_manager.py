@@ -1,10 +1,5 @@
 import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -21,10 +16,13 @@ from batch_platform import delta
 from batch_platform.partitions import to_key
 from batch_platform.schemas.base import LakeTable, Table
 from batch_platform.tables import register as register_table
+from batch_platform_tests.conftest import TEST_SPARK
 from batch_platform_tests.lake_fixtures import (
     WIDGETS_KEY,
     Widgets,
+    kill_when,
     lake_quarter,
+    start_widgets_writer,
     widget_reader,
     widget_rows,
     widgets_asset,
@@ -445,23 +443,6 @@ def test_a_folder_of_plain_parquet_partitions_is_never_turned_into_a_mixed_table
     assert not (_table(platform_config) / "_delta_log").exists()
 
 
-CRASHING_CHILD = textwrap.dedent(
-    """
-    import sys
-    import dagster as dg
-    from batch_platform.config import parse_config
-    from batch_platform.resources import build_resources
-    from batch_platform_tests.lake_fixtures import register, widgets_asset
-
-    register()
-    config = parse_config({"storage": {"lake_root": sys.argv[1]},
-                           "spark": {"master": "local[2]", "ui_enabled": False, "shuffle_partitions": 2}})
-    dg.materialize([widgets_asset(rows_per_quarter=int(sys.argv[2]), version=7.0)],
-                   resources=build_resources(config), partition_key="2024-01-01")
-    """
-)
-
-
 @pytest.mark.parametrize("moment", ["writing its files", "just after its commit"])
 def test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next_run_succeeds(
     resources, platform_config, moment
@@ -480,21 +461,8 @@ def test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next
     def reached() -> bool:
         return commit.exists() if moment == "just after its commit" else bool(set(os.listdir(folder)) - kept)
 
-    child = subprocess.Popen(
-        [sys.executable, "-c", CRASHING_CHILD, platform_config.lake_root, "500000"],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not reached() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert reached(), f"the child never got to {moment}"
-    finally:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+    raw = {"storage": {"lake_root": platform_config.lake_root}, "spark": TEST_SPARK}
+    kill_when(start_widgets_writer(raw, 500_000, "2024-Q1"), reached, moment)
 
     if moment == "writing its files":
         assert _delta(platform_config).version() == 0
