@@ -499,3 +499,74 @@ def test_ml_report_shows_model_and_baseline_out_of_time_from_the_lake_as_the_che
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert main(["ml-report", "--from", "2024-Q2", "--to", RUN[-1]]) == 0
     assert capsys.readouterr().out == out
+
+
+# ------------------------------------------------------------------------------- pinned to its data
+def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter_was_rebuilt(
+    ml_lake, spark, tmp_path, monkeypatch
+):
+    """Train Q, change silver Q, re-materialise gold/training_set Q: the model's pinned Delta version
+    still reads exactly the rows it was fit on (SPEC.md, "Lake" and "ML")."""
+    import time
+
+    import batch_platform.assets.ml as ml_assets
+    from batch_platform.consume import load_training_set
+    from batch_platform.ml import load_training_set_of_model
+    from batch_platform_tests.test_gold import materialize_gold, write_silver
+
+    shared, _, _ = ml_lake
+    root = Path(shutil.copytree(shared, tmp_path / "ml"))
+    config, quarter = ml_config(root), RUN[-1]
+    seen = {}
+    train_quarters = ml_assets.train_quarters
+
+    def spy(training_set, quarters, store):
+        rows = training_set.filter(F.col("quarter") == quarter)
+        seen["rows"] = rows.toArrow().to_pandas()
+        return train_quarters(training_set, quarters, store)
+
+    monkeypatch.setattr(ml_assets, "train_quarters", spy)
+    started = time.time() * 1000
+    result = run_ml(config, quarter, quarter, selection=[MODEL_KEY])
+    assert result.success
+    version = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]["model_version"]
+    training = delta.open_table(str(root / "lake" / "gold" / "training_set"))
+    registered = store_client(root).get_model_version(MODEL_NAME, str(version))
+    assert registered.tags["training_set_version"] == str(training.version)
+    assert registered.tags["training_set"] == str(root / "lake" / "gold" / "training_set")
+
+    # Q's operational events change (as a late landing file would change them), and gold Q is rebuilt.
+    events = [row for row in planted_silver(seed=12)["operational_events"] if row[-1] == quarter]
+    write_silver(spark, str(root / "lake"), {**planted_silver(), "operational_events": events}, [quarter])
+    assert materialize_gold(config, quarter, assets=GOLD).success
+    assert delta.open_table(training.uri).version > training.version
+
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values("customer_id", ignore_index=True)[sorted(frame.columns)]
+
+    trained = ordered(seen["rows"][seen["rows"]["split"] == "train"])
+    now = ordered(load_training_set(quarter, config=config))
+    assert not now["label"].equals(ordered(seen["rows"])["label"])  # the quarter moved on
+    for model in (version, f"models:/{MODEL_NAME}/{version}", f"runs:/{registered.run_id}/model"):
+        found = ordered(load_training_set_of_model(model, config=config))
+        pd.testing.assert_frame_equal(found, trained, check_exact=True)
+        assert (
+            pd.util.hash_pandas_object(found, index=False) == pd.util.hash_pandas_object(trained, index=False)
+        ).all()
+    everything = ordered(load_training_set_of_model(version, split=None, config=config))
+    pd.testing.assert_frame_equal(everything, ordered(seen["rows"]), check_exact=True)
+
+    # Every run of the quarter (the quarter's and each candidate's) logged the same training input.
+    client = store_client(root)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment_name).experiment_id
+    runs = client.search_runs([experiment], f"tags.quarter = '{quarter}'")
+    inputs = {
+        run.info.run_id: [
+            (entry.dataset.source_type, {tag.key: tag.value for tag in entry.tags}["delta_version"])
+            for entry in run.inputs.dataset_inputs
+        ]
+        for run in runs
+    }
+    assert all(len(found) == 1 for found in inputs.values())
+    rerun = [inputs[run.info.run_id][0] for run in runs if run.info.start_time >= started]
+    assert rerun == [("delta_table", str(training.version))] * 3

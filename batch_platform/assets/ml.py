@@ -27,6 +27,7 @@ from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
 from batch_platform.config import PlatformConfig
 from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager
+from batch_platform.jobs import lake_pool
 from batch_platform.ml import (
     BASELINE,
     METRICS,
@@ -101,6 +102,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=MODEL_KEY,
+        pool=lake_pool(MODEL_KEY),
         ins={"training_set": dg.AssetIn(key=TRAINING_KEY)},
         description=(
             "The churn model of Q: logistic regression and random forest (Spark MLlib) fit on the train split of "
@@ -129,6 +131,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=SCORES_KEY,
+        pool=lake_pool(SCORES_KEY),
         ins={
             "churn_model": dg.AssetIn(key=MODEL_KEY),
             "operational_events": recent_in(SILVER_EVENTS),
