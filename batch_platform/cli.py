@@ -143,6 +143,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     else:
         job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
+    from batch_platform.jobs import release_abandoned_pools
+
+    for line in release_abandoned_pools(instance):
+        print(f"released a dead run's pool slots: {line}", file=sys.stderr)
     tags = {
         "dagster/asset_partition_range_start": to_key(first),
         "dagster/asset_partition_range_end": to_key(last),
