@@ -1,6 +1,5 @@
 import json
 import os
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +20,6 @@ from batch_platform_tests.conftest import TEST_SPARK
 from batch_platform_tests.lake_fixtures import (
     WIDGETS_KEY,
     Widgets,
-    commit_quarters,
     kill_when,
     lake_quarter,
     start_widgets_writer,
@@ -427,70 +425,6 @@ def test_a_declared_new_column_evolves_the_schema_and_a_missing_or_retyped_one_f
 
 def _previous_two() -> dg.TimeWindowPartitionMapping:
     return dg.TimeWindowPartitionMapping(start_offset=-2, end_offset=-1)
-
-
-def test_a_commit_meeting_another_writers_commit_of_the_same_quarter_fails_naming_the_table(
-    spark, resources, platform_config, tmp_path, monkeypatch
-):
-    """Two writers of one quarter whose commits meet (the concurrency pools keep runs of one table
-    apart; this is what remains if two still meet): Delta refuses the later commit, and the step
-    fails naming the table and the quarter, with nothing of it committed — the other writer's
-    version stands. The run is held inside its write job (a UDF waits there) until the other writer
-    has committed."""
-    import threading
-
-    from pyspark.sql import DataFrameWriter
-
-    from batch_platform_tests.platform import quarterly
-
-    assert _materialize([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1").success
-    writing, held_there, committed = tmp_path / "writing", tmp_path / "held", tmp_path / "committed"
-
-    def hold(value):
-        if writing.exists() and not held_there.exists():
-            held_there.touch()
-            deadline = time.monotonic() + 120
-            while not committed.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-        return value
-
-    hold_udf = F.udf(hold, "double")
-
-    @dg.asset(key=["test", "widgets"], partitions_def=quarterly)
-    def held(context: dg.AssetExecutionContext, pyspark: PySparkResource):
-        rows = widget_rows(pyspark.spark_session, context.partition_key, 5).cache()
-        rows.count()
-        return rows.select("widget_id", hold_udf("value").alias("value"), "seen_at", "quarter")
-
-    def other_writer():
-        while not held_there.exists():
-            time.sleep(0.05)
-        other = widget_rows(spark, "2024-Q1", 7, version=5.0)
-        commit_quarters(other, platform_config.lake_root, str(TABLE), ["2024-Q1"], run_id="other-run")
-        committed.touch()
-
-    real_save = DataFrameWriter.save
-    others: list[threading.Thread] = []
-
-    def save_while_another_commits(writer, *args, **kwargs):
-        if not others:
-            others.append(threading.Thread(target=other_writer, daemon=True))
-            others[0].start()
-            writing.touch()
-        return real_save(writer, *args, **kwargs)
-
-    monkeypatch.setattr(DataFrameWriter, "save", save_while_another_commits)
-    result = _materialize([held], resources, "2024-Q1", raise_on_error=False)
-    others[0].join()
-    monkeypatch.undo()
-
-    assert committed.exists()
-    message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
-    assert "test/widgets: another run committed to the Delta table" in message
-    assert "while this run was writing quarter(s) 2024-Q1" in message and "nothing of it was committed" in message
-    table = _delta(platform_config)
-    assert table.version() == 1 and json.loads(table.history(1)[0]["userMetadata"])["run_id"] == "other-run"
-    assert _read(platform_config, "2024-Q1")["value"].tolist() == [i * 5.0 for i in range(7)]
 
 
 def test_a_folder_of_plain_parquet_partitions_is_never_turned_into_a_mixed_table(spark, resources, platform_config):
