@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["load_training_set", "load_scores", "load_model_card"]
+__all__ = ["load_training_set", "load_scores", "load_model_card", "spark_session"]
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from batch_platform.consume import load_model_card, load_scores, load_training_set
+    from batch_platform.consume import load_model_card, load_scores, load_training_set, spark_session
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,8 @@
     GET /docs, /openapi.json                      no token
     GET /datasets                                 every lake table and its materialised quarters
     GET /datasets/{layer}/{table}/{quarter}       quarter (`2025-Q4` or `2025-10-01`) or `latest`:
-                                                  row count, schema and `files: [{url, size}]`
+                                                  Delta version, row count, schema and
+                                                  `files: [{url, size}]`
     GET /files/{key}?expires=…&signature=…        folder lake only: one Parquet file, no token
 
 Every other request needs `Authorization: Bearer <token>`, the token being the environment
@@ -13,9 +14,16 @@ is a plain GET until it expires: presigned by boto3 when the lake is on S3; sign
 over the file's key and the expiry, with a key derived from the token) when the lake is a folder,
 so a tampered or expired url gets 403 and changing the token revokes every url handed out.
 
-Row counts and schemas come from the Parquet footers (pyarrow): no Spark. A request can only ever
-name a registered table, a quarter label and a file name of the lake layout, so no path it holds
-reaches outside the lake; the resolved file must also lie inside the lake root.
+Every table is a Delta table (SPEC.md, "Lake"), read with delta-rs (`batch_platform.lake_files`), no
+Spark: a request answers from one version of a table, its latest (`LatestVersions`: each table is
+kept open and brought up to date with the commits made since, a listing of its log when there are
+none) — the quarters materialised, the quarter's row count (the file statistics in the log: no data
+read), its columns, and `files`, the Parquet files of the quarter in that version (never a file a
+later commit replaced, though it may still lie in the folder until VACUUM), with the `version`. A url handed out
+keeps downloading its file after a newer commit replaces the quarter: the file is immutable and stays
+until VACUUM, `storage.delta.retention_days` later. A request can only ever name a registered table, a
+quarter label and a file name of the lake layout, so no path it holds reaches outside the lake; the
+resolved file must also lie inside the lake root.
 """
 
 import hashlib
@@ -33,7 +41,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from batch_platform.lake_files import Lake, LakeFile, PartitionMissing
+from batch_platform.lake_files import Lake, LakeFile, LatestVersions, TableVersion
 from batch_platform.partitions import QuarterError, to_key, to_label
 from batch_platform.s3 import boto3_client
 from batch_platform.tables import table_for
@@ -73,6 +81,7 @@ class Delivery:
         if not token:
             raise ValueError(f"set {TOKEN_ENV}: the API refuses to run without a token")
         self.lake, self.url_ttl = lake, url_ttl
+        self.versions = LatestVersions(lake)
         self._token = token.encode()
         self.signer = UrlSigner(token)
 
@@ -94,8 +103,8 @@ class Delivery:
             )
         return table
 
-    def quarter(self, table: str, quarter: str) -> str:
-        materialised = self.lake.quarters(table)
+    def quarter(self, table: str, quarter: str, described: TableVersion | None) -> str:
+        materialised = described.quarters if described is not None else []
         if quarter == LATEST:
             if not materialised:
                 raise HTTPException(404, f"{table} has no materialised quarter yet")
@@ -145,28 +154,24 @@ class Delivery:
         return path
 
 
-def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: str) -> dict:
-    try:
-        files = delivery.lake.files(table, quarter)
-    except PartitionMissing as exc:
-        raise HTTPException(404, str(exc)) from None
-    footers = [delivery.lake.footer(f) for f in files]
-    described = table_for(dg.AssetKey(table.split("/"))).model.to_schema().columns
-    columns = footers[0].schema.to_arrow_schema() if footers else []
+def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: str, described: TableVersion) -> dict:
+    columns = table_for(dg.AssetKey(table.split("/"))).model.to_schema().columns
+    files = described.files[quarter]
     expires = int(time.time()) + delivery.url_ttl
     return {
         "table": table,
         "quarter": quarter,
         "partition_key": to_key(quarter),
-        "row_count": sum(f.num_rows for f in footers),
+        "version": described.version,
+        "row_count": described.rows[quarter],
         "schema": [
             {
                 "name": c.name,
                 "type": str(c.type),
                 "nullable": c.nullable,
-                "description": getattr(described.get(c.name), "description", None),
+                "description": getattr(columns.get(c.name), "description", None),
             }
-            for c in columns
+            for c in described.schema
         ],
         "files": [{"url": delivery.url(request, f, expires), "size": f.size} for f in files],
         "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
@@ -196,8 +201,7 @@ def create_app(delivery: Delivery) -> FastAPI:
         summary="every lake table and its quarters",
     )
     def datasets() -> dict:
-        lake = delivery.lake
-        tables = [(table, lake.quarters(table)) for table in lake.tables()]
+        tables = [(t, d.quarters if d is not None else []) for t, d in delivery.versions.every().items()]
         return {
             "datasets": [
                 {
@@ -218,7 +222,8 @@ def create_app(delivery: Delivery) -> FastAPI:
     )
     def dataset(layer: str, table: str, quarter: str, request: Request) -> dict:
         name = delivery.table(layer, table)
-        return describe_quarter(delivery, request, name, delivery.quarter(name, quarter))
+        described = delivery.versions.get(name)  # one version answers the whole request
+        return describe_quarter(delivery, request, name, delivery.quarter(name, quarter, described), described)
 
     @app.get(
         "/files/{key:path}",

@@ -3,7 +3,8 @@
     batch-platform quarters                          list partitions: label and Dagster key
     batch-platform sample-data --from 2024-Q1 --to 2025-Q4 --customers 2000
     batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'key:"silver/*"' ...]
-    batch-platform report --from 2024-Q1 --to 2025-Q4
+    batch-platform report --from 2024-Q1 --to 2025-Q4          rows per table per quarter (Delta logs)
+    batch-platform history gold/training_set         a table's commits: version, time, run id, quarters, rows
     batch-platform serve [--host 127.0.0.1 --port 8000]   the datasets API (BATCH_PLATFORM_API_TOKEN)
     batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
     batch-platform mlflow-ui [--port 5000]           the MLflow UI of the configured store, on 127.0.0.1
@@ -38,6 +39,7 @@ from batch_platform.partitions import (
     last_complete_quarter,
     parse_quarter,
     quarter_range,
+    shift,
     to_key,
     to_label,
 )
@@ -57,6 +59,12 @@ def _quarter(text: str) -> str:
         return to_label(text)
     except QuarterError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -137,6 +145,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     else:
         job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
+    from batch_platform.jobs import release_abandoned_pools
+
+    for line in release_abandoned_pools(instance):
+        print(f"released a dead run's pool slots: {line}", file=sys.stderr)
     tags = {
         "dagster/asset_partition_range_start": to_key(first),
         "dagster/asset_partition_range_end": to_key(last),
@@ -184,37 +196,117 @@ def _selection(defs: dg.Definitions, texts: Sequence[str]) -> dg.AssetSelection:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Rows per table per quarter, counted from each Delta table's log (the file statistics of its
+    latest version: no data read); `-` for a quarter never materialised, 0 for one materialised
+    empty. Then the training sets that exist and how to read one."""
     from batch_platform.config import load_config
 
     config = load_config()
     quarters = _partition_range(args, config)
 
-    from batch_platform import storage
     from batch_platform.consume import TRAINING_SET_TABLE
+    from batch_platform.lake_files import Lake
     from batch_platform.tables import TABLES
 
-    lake = config.lake_root.rstrip("/")
+    lake = Lake.from_config(config)
     tables = [table.name for table in TABLES.values()]
     width = max([len(t) for t in tables] + [10])
-    print(f"lake: {lake}")
-    print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters))
-    counts = {}
+    print(f"lake: {lake.root.rstrip('/')}")
+    print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters) + "  version")
+    counts, versions = {}, {}
     for table in tables:
-        counts[table] = [storage.count_rows(f"{lake}/{table}/quarter={q}", config.storage.s3) for q in quarters]
-        print(f"{table:<{width}}  " + "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts[table]))
-    built = [q for q, n in zip(quarters, counts[TRAINING_SET_TABLE], strict=True) if n is not None]
+        opened = lake.open(table)
+        counts[table] = _quarter_rows(opened, quarters)
+        versions[table] = opened.version if opened is not None else None
+        cells = "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts[table])
+        print(f"{table:<{width}}  {cells}  {'-' if versions[table] is None else versions[table]:>7}")
+    built = [(q, n) for q, n in zip(quarters, counts[TRAINING_SET_TABLE], strict=True) if n is not None]
     if not built:
         print(
             f"\nno training set of {quarters[0]}...{quarters[-1]} is in the lake: "
             f"batch-platform materialize --from {quarters[0]} --to {quarters[-1]}"
         )
         return 0
-    print("\ntraining sets:")
-    for quarter in built:
-        print(f"  {lake}/{TRAINING_SET_TABLE}/quarter={quarter}")
-    example = f'import batch_platform; print(batch_platform.load_training_set("{built[-1]}"))'
+    print(f"\ntraining sets (Delta table {lake.uri(TRAINING_SET_TABLE)}, version {versions[TRAINING_SET_TABLE]}):")
+    for quarter, rows in built:
+        print(f"  {quarter}  {rows:,} rows")
+    example = f'import batch_platform; print(batch_platform.load_training_set("{built[-1][0]}"))'
     print(f"\nread one:  python -c '{example}'")
+    print(f"its commits:  batch-platform history {TRAINING_SET_TABLE}")
     return 0
+
+
+def _quarter_rows(opened, quarters: Sequence[str]) -> list[int | None]:
+    """The rows of each of `quarters` in a Delta table (`delta.LakeTable`), None for a quarter never
+    materialised; the table's history is read only when a quarter has no rows (empty or never)."""
+    from batch_platform import delta
+
+    if opened is None:
+        return [None] * len(quarters)
+    rows = delta.rows_per_quarter(opened)
+    materialised = None
+    counts: list[int | None] = []
+    for quarter in quarters:
+        if quarter not in rows and materialised is None:
+            materialised = set(delta.materialised_quarters(opened))
+        counts.append(rows.get(quarter, 0 if materialised and quarter in materialised else None))
+    return counts
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """A lake table's commits, newest first: version, time (UTC), operation, run id, the quarters it
+    replaced and its rows (SPEC.md, "Lake": time travel). Read from the Delta log with delta-rs."""
+    from batch_platform.tables import TABLES
+
+    tables = [table.name for table in TABLES.values()]
+    if args.table not in tables:
+        raise UsageError(f"{args.table!r} is not a lake table; the tables are: {', '.join(tables)}")
+
+    from batch_platform.config import load_config
+    from batch_platform.lake_files import Lake
+
+    config = load_config()
+    lake = Lake.from_config(config)
+    opened = lake.open(args.table)
+    if opened is None:
+        print(
+            f"batch-platform history: {args.table} is not in the lake yet (no Delta table at "
+            f"{lake.uri(args.table)}): materialise it first, e.g. batch-platform materialize --from "
+            f"{config.batch.first_quarter}",
+            file=sys.stderr,
+        )
+        return 1
+    from batch_platform import delta
+
+    commits = delta.history(opened, args.limit)
+    print(
+        f"{args.table}: Delta table {lake.uri(args.table)}, version {opened.version}; history kept "
+        f"storage.delta.retention_days = {lake.retention_days} days"
+    )
+    print(
+        f"{'version':>7}  {'time (UTC)':<19}  {'operation':<12}  {'run id':<36}  {'quarters replaced':<24}  {'rows':>10}"
+    )
+    for commit in commits:
+        rows = "-" if commit.rows is None else f"{commit.rows:,}"
+        print(
+            f"{commit.version:>7}  {commit.time.strftime('%Y-%m-%d %H:%M:%S')}  {commit.operation:<12}  "
+            f"{commit.run_id or '-':<36}  {_quarter_list(commit.quarters) or '-':<24}  {rows:>10}"
+        )
+    example = f'load_training_set("<quarter>", version={opened.version})'
+    if args.table == "gold/training_set":
+        print(f'\nread a version:  batch_platform.{example}, or as_of="<UTC time>"')
+    return 0
+
+
+def _quarter_list(quarters: Sequence[str]) -> str:
+    """`2024-Q1…2024-Q4, 2025-Q2`: runs of three or more consecutive quarters shortened."""
+    runs: list[list[str]] = []
+    for quarter in sorted(set(quarters), key=parse_quarter):
+        if runs and shift(runs[-1][-1], 1) == quarter:
+            runs[-1].append(quarter)
+        else:
+            runs.append([quarter])
+    return ", ".join(f"{run[0]}…{run[-1]}" if len(run) > 2 else ", ".join(run) for run in runs)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -345,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     _range_args(report)
     report.set_defaults(func=cmd_report)
 
+    history = commands.add_parser("history", help="a lake table's commits: version, time, run id, quarters, rows")
+    history.add_argument("table", help="<layer>/<table>, e.g. gold/training_set")
+    history.add_argument("--limit", type=_positive, default=None, help="the newest N commits only")
+    history.set_defaults(func=cmd_history)
+
     api = commands.add_parser("serve", help="serve the lake's datasets over HTTP (SPEC.md, 'Delivery')")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8000)
@@ -366,12 +463,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit code 2, never as a traceback."""
     args = build_parser().parse_args(argv)
     from batch_platform.config import ConfigError
+    from batch_platform.delta import DeltaReadError
 
     try:
         return args.func(args)
     except (UsageError, ConfigError) as exc:
         print(f"batch-platform {args.command}: {exc}", file=sys.stderr)
         return 2
+    except DeltaReadError as exc:  # a lake table that cannot be read: say which and why, no traceback
+        print(f"batch-platform {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

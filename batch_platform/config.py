@@ -96,10 +96,29 @@ class S3Config(_Section):
         return m.group(1) if m else None
 
 
+DEFAULT_RETENTION_DAYS = 400
+"""`storage.delta.retention_days` when not set. A model of quarter Q is trained when Q ends and is
+read back (its exact training rows, by Delta version) for as long as it may still be audited,
+compared or served: a year of models is the four quarters before the newest one. A version stays
+readable until `retention_days` after it was superseded, so 400 days keeps every version any model
+of the past year learned from (365 days) plus a month for a late quarterly run or a backfill."""
+
+
+class DeltaConfig(_Section):
+    """`storage.delta` (SPEC.md, "Lake"): how long the lake keeps the history of its Delta tables.
+    `retention_days` governs `VACUUM` (files no longer part of the table are deleted only this long
+    after they were replaced) and the log kept for time travel; readers name it when a version they
+    ask for is gone. At least 7 days: Delta refuses a shorter VACUUM retention (a running reader or
+    writer could lose its files)."""
+
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=7, le=36500)
+
+
 class StorageConfig(_Section):
     landing_root: str = "data/landing"
     lake_root: str = "data/lake"
     s3: S3Config | None = None
+    delta: DeltaConfig = DeltaConfig()
 
 
 class PostgresPublishConfig(_Section):
@@ -287,10 +306,11 @@ class PlatformConfig(_Section):
             # them in a Spark job of its own (one per read), slower than the driver doing it.
             "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         }
-        from batch_platform.delta import SESSION_CONF, delta_jars
+        from batch_platform.delta import SESSION_CONF, delta_jars, retention_defaults
         from batch_platform.s3 import s3a_jars_needed
 
         conf.update(SESSION_CONF)
+        conf.update(retention_defaults(self.storage.delta.retention_days))
         conf.update(_class_path(self.spark.master, [*delta_jars(), *s3a_jars_needed(self)]))
         for key, value in self.spark.conf.items():
             if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):

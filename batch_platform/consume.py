@@ -2,14 +2,18 @@
 `load_scores("2025-Q4")`, `load_model_card("2025-Q4")`, and the rows of the out-of-time evaluation
 (`load_out_of_time_rows`, which `batch-platform ml-report` scores as the check does).
 
-Only pandas and pyarrow are used — no Spark session, no Dagster run. The partition folder
-`<lake>/gold/training_set/quarter=<YYYY-QN>/` is read as it is on disk; the quarter is added back
-as the `quarter` column (in the lake it is the folder name, not a column of the files).
+Every lake table is a Delta table (SPEC.md, "Lake"), read here with the `deltalake` package
+(`batch_platform.delta`) and pandas — no Spark session, no Dagster run — at its latest version, or
+at `version=N`, or `as_of="2026-01-15T00:00:00Z"` (time travel: what the table held then, for as
+long as `storage.delta.retention_days` keeps it). `quarter` is the table's partition column. A
+quarter materialised with no rows reads as an empty frame with the table's columns; a quarter never
+materialised raises `PartitionNotMaterialised`.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -25,58 +29,83 @@ FEATURES_TABLE = "gold/customer_features"
 
 
 class PartitionNotMaterialised(FileNotFoundError):
-    """The quarter of a lake table was never materialised (its folder does not exist)."""
+    """The quarter of a lake table was never materialised (at the version read): the table has no
+    file of it, and its latest platform commit does not list it as materialised empty."""
 
 
-def partition_uri(
-    table: str, quarter: str, *, config: PlatformConfig | None = None, lake_root: str | None = None
-) -> str:
-    """`<lake>/<table>/quarter=<YYYY-QN>` for a quarter written `2025-Q4` or `2025-10-01`."""
-    from batch_platform.partitions import to_label
-
+def table_uri(table: str, *, config: PlatformConfig | None = None, lake_root: str | None = None) -> str:
+    """`<lake>/<layer>/<table>`: the Delta table of `table` (`gold/training_set`)."""
     root = lake_root if lake_root is not None else _lake_root(config)
-    return f"{str(root).rstrip('/')}/{table}/quarter={to_label(quarter)}"
+    return f"{str(root).rstrip('/')}/{table}"
 
 
 def load_training_set(
-    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+    quarter: str,
+    *,
+    version: int | None = None,
+    as_of: datetime | str | None = None,
+    config: PlatformConfig | None = None,
+    lake_root: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """The `gold/training_set` partition of `quarter` as a pandas DataFrame.
 
     `quarter` is `2025-Q4` or its Dagster key `2025-10-01`. The lake is `lake_root` when given
     (no config file is read), else the lake of `config`, else of the config file
     (`BATCH_PLATFORM_CONFIG` or `config/config.yaml`); with none of them it fails saying what to
-    set. Raises `PartitionNotMaterialised` naming the path when the quarter was never
-    materialised. Timestamps come back as UTC-aware `datetime64[us, UTC]`.
+    set. The table is read at its latest version, or at `version` (a Delta version: `batch-platform
+    history gold/training_set` lists them, and a model's MLflow run records the one it learned
+    from), or `as_of` (a UTC time, `"2026-01-15T00:00:00Z"` or a datetime: the version that was the
+    latest then).
+
+    Raises `PartitionNotMaterialised` (a `FileNotFoundError`) when the quarter was never
+    materialised (at that version), and `batch_platform.delta.VersionNotAvailable` naming the
+    version and `storage.delta.retention_days` when that history is no longer kept. A quarter
+    materialised empty is an empty frame with the table's columns. Timestamps come back as UTC-aware
+    `datetime64[us, UTC]`; `quarter` is the last column.
     """
-    return _load(TRAINING_SET_TABLE, "training_set_job", quarter, config, lake_root)
+    return _load(TRAINING_SET_TABLE, "training_set_job", quarter, config, lake_root, version, as_of)
 
 
 def load_scores(
-    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+    quarter: str,
+    *,
+    version: int | None = None,
+    as_of: datetime | str | None = None,
+    config: PlatformConfig | None = None,
+    lake_root: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """The `ml/churn_scores` partition of `quarter`: the churn probabilities the champion of that
     quarter gave, at its end, for the quarter after it (`score_cutoff` = start of the next quarter).
 
-    Same arguments, errors and types as `load_training_set`. An empty frame means the quarter had
-    no champion (its `ml/churn_model` materialisation says why).
+    Same arguments (time travel included), errors and types as `load_training_set`. An empty frame
+    means the quarter had no champion (its `ml/churn_model` materialisation says why).
     """
-    return _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root)
+    return _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root, version, as_of)
 
 
 def load_model_card(
-    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+    quarter: str,
+    *,
+    version: int | None = None,
+    as_of: datetime | str | None = None,
+    config: PlatformConfig | None = None,
+    lake_root: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """The `ml/churn_model` partition of `quarter`: one row per candidate with its eval metrics; the
     champion's row holds the registered model version (`models:/<registered_model_name>/<version>`).
-    `model_version` is a nullable integer (pandas `Int64`): `<NA>` on every other row."""
-    frame = _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root)
+    `model_version` is a nullable integer (pandas `Int64`): `<NA>` on every other row. Same
+    arguments (time travel included) and errors as `load_training_set`."""
+    frame = _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root, version, as_of)
     frame["model_version"] = frame["model_version"].astype("Int64")
     return frame
 
 
 def load_out_of_time_rows(
-    quarter: str, *, config: PlatformConfig | None = None, lake_root: str | os.PathLike | None = None
+    quarter: str,
+    *,
+    as_of: datetime | str | None = None,
+    config: PlatformConfig | None = None,
+    lake_root: str | os.PathLike | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     """What the out-of-time check of `ml/churn_scores` `quarter` (Q) evaluates, read with pandas, and
     whether `gold/churn_labels` Q+1 exists: `out_of_time_result(quarter, rows, labels_exist)`
@@ -86,7 +115,9 @@ def load_out_of_time_rows(
     the labels of Q+1 (`label`) and the `recency_days` of `gold/customer_features` Q+1 (the
     baseline's ranking), as the check joins them; a scores partition never materialised counts as
     no scores, and labels of Q+1 count as existing when their partition holds rows (the check knows
-    the labelled quarters from the rows it read). Same arguments as `load_training_set`.
+    the labelled quarters from the rows it read). Same arguments as `load_training_set`, with `as_of`
+    alone for time travel: each of the three tables has versions of its own, and `as_of` reads each
+    as it was at that time.
     """
     import pandas as pd
 
@@ -96,36 +127,58 @@ def load_out_of_time_rows(
         config = _config()
     following = shift(quarter, 1)
     try:
-        scores = _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root)[["customer_id", "churn_probability"]]
+        scores = _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root, None, as_of)
+        scores = scores[["customer_id", "churn_probability"]]
     except PartitionNotMaterialised:
         scores = pd.DataFrame({"customer_id": pd.Series(dtype=object), "churn_probability": pd.Series(dtype=float)})
     try:
-        labels = _load(LABELS_TABLE, "quarterly_job", following, config, lake_root)[["customer_id", "label"]]
-        recency = _load(FEATURES_TABLE, "quarterly_job", following, config, lake_root)
+        labels = _load(LABELS_TABLE, "quarterly_job", following, config, lake_root, None, as_of)
+        recency = _load(FEATURES_TABLE, "quarterly_job", following, config, lake_root, None, as_of)
     except PartitionNotMaterialised:
         return scores.assign(label=pd.Series(dtype=float), recency_days=pd.Series(dtype=float)), False
-    truth = labels.merge(recency[["customer_id", "recency_days"]], on="customer_id")
+    truth = labels[["customer_id", "label"]].merge(recency[["customer_id", "recency_days"]], on="customer_id")
     return scores.merge(truth, on="customer_id", how="outer"), not labels.empty
 
 
-def _load(table: str, job: str, quarter: str, config, lake_root) -> pd.DataFrame:
-    from batch_platform import storage
+def _load(table: str, job: str, quarter: str, config, lake_root, version, as_of) -> pd.DataFrame:
+    from batch_platform import delta
     from batch_platform.partitions import to_key, to_label
 
     label = to_label(quarter)
     if config is None and lake_root is None:
-        config = _config()  # its lake root and its `storage.s3`
-    uri = partition_uri(table, label, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
+        config = _config()  # its lake root, its `storage.s3` and its retention
+    uri = table_uri(table, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
     s3 = config.storage.s3 if config is not None else None
-    if not storage.is_dir(uri, s3):
+    retention = config.storage.delta.retention_days if config is not None else delta.DEFAULT_RETENTION_DAYS
+    hint = (
+        f"Materialise it first, e.g. `dagster job execute -m batch_platform.definitions -j {job} "
+        f'--tags \'{{"dagster/partition": "{to_key(label)}"}}\'`'
+    )
+    try:
+        opened = delta.open_table(uri, s3, version=version, as_of=as_of, retention_days=retention)
+        rows = delta.read_quarter(opened, label)
+    except delta.TableMissing as exc:
+        raise PartitionNotMaterialised(f"{table} has no partition {label}: {exc}. {hint}") from None
+    if rows.num_rows == 0 and label not in (materialised := delta.materialised_quarters(opened)):
+        at = "" if opened.latest else f" at version {opened.version}"
         raise PartitionNotMaterialised(
-            f"{table} has no partition {label}: {uri} does not exist. Materialise it first, e.g. "
-            f"`dagster job execute -m batch_platform.definitions -j {job} "
-            f'--tags \'{{"dagster/partition": "{to_key(label)}"}}\'`'
+            f"{table} has no partition {label}{at}: the Delta table {uri} holds "
+            f"{', '.join(materialised) or 'no quarter'}. {hint}"
         )
-    frame = storage.read_parquet(uri, s3).to_pandas()
-    frame["quarter"] = label
-    return frame
+    frame = rows.to_pandas()
+    return frame[[column for column in frame.columns if column != delta.PARTITION] + [delta.PARTITION]]
+
+
+def spark_session(*, config: PlatformConfig | None = None):
+    """A SparkSession with the platform's own settings (`PlatformConfig.spark_conf`: Delta's jars
+    from `make setup` and its SQL extension, UTC, the S3A jars for an `s3a://` lake), for reading the
+    lake or a registered model from a notebook; the one already running in this process if any."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in (config if config is not None else _config()).spark_conf().items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def _lake_root(config: PlatformConfig | None) -> str:

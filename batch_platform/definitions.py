@@ -20,7 +20,7 @@ from batch_platform.assets.publish import build_publish_assets
 from batch_platform.assets.silver import build_silver_assets
 from batch_platform.checks import build_silver_checks
 from batch_platform.config import PlatformConfig, load_config
-from batch_platform.jobs import build_jobs
+from batch_platform.jobs import build_jobs, build_vacuum_job, writer_pools
 from batch_platform.resources import build_resources
 from batch_platform.sensors import build_landing_sensor
 
@@ -43,10 +43,11 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     partitions = config.partitions()
     jobs, schedules, sensors = build_jobs(partitions)
+    assets = build_assets(config)
     return dg.Definitions(
-        assets=build_assets(config),
+        assets=assets,
         asset_checks=[*build_silver_checks(config), *build_ml_checks(config)],
-        jobs=jobs,
+        jobs=[*jobs, build_vacuum_job(config.storage.delta.retention_days, writer_pools(assets))],
         schedules=schedules,
         sensors=[*sensors, build_landing_sensor(partitions)],
         resources=build_resources(config),

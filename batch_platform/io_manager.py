@@ -1,45 +1,61 @@
-"""The one Pandera-checked Parquet IO manager every layer writes and reads through.
+"""The one Pandera-checked IO manager every layer writes and reads through: Delta Lake tables.
 
-Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`. An asset returns
-one Spark DataFrame with a `quarter` column holding the label of each row's partition; one output
-may cover several quarters (a single-run backfill). Writing a run's quarters:
+Layout (SPEC.md, "Lake"): every table is a Delta table at `<lake>/<layer>/<table>/`, partitioned by
+`quarter` (`_delta_log/` beside the `quarter=<YYYY-QN>/` data folders). An asset returns one Spark
+DataFrame with a `quarter` column holding the label of each row's partition; one output may cover
+several quarters (a single-run backfill). Writing a run's quarters:
 
 1. persist the frame and validate it against the table's Pandera model: the structure first (no
    Spark job), then ONE pass that computes the frame, counts its rows per quarter and counts every
    row check's failing rows per quarter, then the unique key; fail with every failed check and its
-   failing-row counts, writing nothing;
-2. write all its quarters under `<table>/_staging/<run>/` (Spark and Hadoop ignore `_` folders);
-   a quarter with no rows still gets a schema-only Parquet file, since an empty quarter is a
-   partition too;
-3. publish each staged quarter. On a local or HDFS file system, a folder rename is atomic: the old
-   folder moves to `_staging/<run>/_old/`, the new one moves into place, the old one is deleted. A
-   crash before the swap leaves the previous partition; a crash inside it leaves at worst no
-   partition for that quarter — never a half-written one — and the next run cleans the debris up.
-   On an object store (`s3a://`), a "rename" copies every object then deletes it, so a reader
-   listing the folder mid-rename would see part of the new files, or old and new together. There
-   each quarter is staged as ONE Parquet object and published by copying it onto the partition's
-   fixed `part-00000.parquet`: S3 replaces an object atomically, so a reader lists and reads the
-   old quarter or the new one, never a mix, and never half of either. A crash leaves each quarter
-   old or new; the staging debris is removed by the next write.
+   failing-row counts, committing nothing. The columns are then held against the Delta table's
+   (schema enforcement, before anything is written): a column the table has and a strict
+   declaration lacks, or a column whose type changed, fails naming it; a column the declaration
+   added is Delta's schema evolution (`mergeSchema`): the quarters written before read null for it;
+2. ONE Delta commit for the whole run: a partition overwrite (`replaceWhere quarter IN (<the run's
+   quarters>)`) that replaces exactly those quarters and touches no other. Delta's transaction log
+   makes it atomic on a folder and on S3 alike: the data files are written first, then the commit
+   (one log entry) makes them the table's; a reader sees the version before the commit or the one
+   after, never a mix, and a writer killed before its commit leaves files no version refers to
+   (VACUUM deletes them). Replaced files stay for time travel. A quarter with no rows has no file
+   in the table: the commit's `userMetadata` (`batch_platform.delta.commit_metadata`) lists every
+   quarter ever materialised, which is how an empty quarter is told from one never materialised —
+   by this IO manager, and by the readers outside Spark. Two runs committing the same quarter at
+   once: Delta fails the later commit (its conflict detection), and the step fails naming the
+   table, with nothing of that run committed. Every materialisation records the version committed
+   (`delta_version`) and the table's path.
+
+Reading a range of quarters asks the log, in the driver (`deltalake`: no Spark job), which quarters
+hold rows and which were materialised; a quarter never materialised fails naming the table and
+quarter (unless the input's `ALLOW_MISSING` metadata says to read it as empty). The rows are read by
+Spark with Delta at the version just asked (`versionAsOf`), so the quarters checked are the quarters
+read even while another run commits.
 
 The seconds of each phase are recorded as `io_seconds/*` metadata, so the cost of validation and
 metadata next to the work is visible: `validate` (structure, unique key), `count_and_check` (the
 one pass: computing the frame, its rows per quarter and the row checks — what the checks add to it
-is measured by `benchmarks/`, which runs the same backfill without them), `write`, `metadata`.
+is measured by `benchmarks/`, which runs the same backfill without them), `write` (the commit, and
+reading the version it made from the log), `metadata`.
 """
 
+import json
 import math
+import re
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
 import dagster as dg
+import pyspark.sql.types as T
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
+from batch_platform import delta
+from batch_platform.config import S3Config
 from batch_platform.metadata import lineage_table, previews
 from batch_platform.partitions import to_key, to_label
+from batch_platform.s3 import is_s3
 from batch_platform.schemas.base import (
     PARTITION_COLUMN,
     Violation,
@@ -54,13 +70,13 @@ from batch_platform.tables import table_for
 
 ROWS_PER_WRITE_TASK = 500_000
 MAX_RECORDS_PER_FILE = 5_000_000
-OBJECT_NAME = "part-00000.parquet"
-"""The one object of a partition on an object store."""
-EMPTY_NAME = "part-00000-empty.parquet"
-"""The schema-only file of a quarter without rows (on a file system; on an object store the one
-object keeps `OBJECT_NAME`). Reading skips a quarter whose only file it is, without opening it."""
 ALLOW_MISSING = "allow_missing_partitions"
 """Input metadata key: read a never-materialised quarter as empty instead of failing."""
+_CONFLICT = re.compile(
+    r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT_\w+"
+    r"|DELTA_METADATA_CHANGED|DELTA_PROTOCOL_CHANGED"
+)
+"""Delta's conflict errors: another commit since this transaction read the table."""
 
 
 def table_name(asset_key: dg.AssetKey) -> str:
@@ -68,16 +84,41 @@ def table_name(asset_key: dg.AssetKey) -> str:
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Reads and writes quarterly partitions of lake tables as Parquet, validated by Pandera."""
+    """Reads and writes quarterly partitions of lake tables as Delta tables, validated by Pandera.
+
+    The `s3_*` fields are `storage.s3`, for reading the Delta log from the driver (`deltalake`) when
+    the lake is on S3; Spark's S3A gets the same settings from the `pyspark` resource. The
+    credentials stay `${NAME}` references, resolved where the client is built: the UI and run
+    storage never hold them."""
 
     pyspark: dg.ResourceDependency[PySparkResource]
     lake_root: str
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_path_style_access: bool = False
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
 
     def table_path(self, asset_key: dg.AssetKey) -> str:
         return f"{self.lake_root.rstrip('/')}/{table_name(asset_key)}"
 
-    def partition_path(self, asset_key: dg.AssetKey, quarter: str) -> str:
-        return f"{self.table_path(asset_key)}/{PARTITION_COLUMN}={to_label(quarter)}"
+    def _s3(self) -> S3Config | None:
+        if not is_s3(self.lake_root):
+            return None
+        return S3Config(
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            path_style_access=self.s3_path_style_access,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=self.s3_secret_access_key,
+        )
+
+    def open_table(self, asset_key: dg.AssetKey) -> delta.LakeTable | None:
+        """The table's latest version, read from its log in the driver; None when there is no table."""
+        try:
+            return delta.open_table(self.table_path(asset_key), self._s3())
+        except delta.TableMissing:
+            return None
 
     # ----------------------------------------------------------------------------------- write
     def handle_output(self, context: dg.OutputContext, obj: DataFrame | None) -> None:
@@ -116,101 +157,66 @@ class LakeIOManager(dg.ConfigurableIOManager):
             if violations:
                 raise _failure(table, violations, total)
             lap("validate")
-            self._write(df, context.asset_key, quarters, total)
+            version = self._commit(context, df, quarters, rows, total)
             lap("write")
-            self._record(context, df, quarters, rows)
+            self._record(context, df, quarters, rows, version)
             lap("metadata")
         finally:
             if df.is_cached:  # persisted here or by the asset; a frame derived from a cache is the asset's
                 df.unpersist()
         context.add_output_metadata({f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()})
         context.log.info(
-            f"{table}: {total} rows in {len(quarters)} quarter(s); "
+            f"{table}: {total} rows in {len(quarters)} quarter(s), Delta version {version}; "
             + ", ".join(f"{phase} {value:.2f}s" for phase, value in timings.items())
         )
 
-    def _write(self, df: DataFrame, asset_key: dg.AssetKey, quarters: Sequence[str], total: int) -> None:
-        fs = HadoopFS(self.pyspark.spark_session)
-        table = self.table_path(asset_key)
-        self._clean_debris(fs, table)
-        staging = f"{table}/_staging/{uuid.uuid4().hex}"
-        object_store = fs.is_object_store(table)
-        if object_store:
-            # One object per quarter, so that publishing a quarter is one PUT (module docstring).
-            staged = df.repartition(PARTITION_COLUMN).write
-        else:
-            # A persisted frame spreads every quarter over all its partitions, and each write task
-            # leaves one file per quarter it holds: coalesce (no shuffle, unlike a repartition by
-            # quarter) to about one task per half-million rows, at most one per core.
-            parallelism = self.pyspark.spark_session.sparkContext.defaultParallelism
-            tasks = max(1, min(parallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
-            staged = df.coalesce(tasks).write.option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
-        staged_folders: set[str] = set()
-        if total:  # with no rows at all, the Spark write would only make an empty folder
-            staged.mode("error").partitionBy(PARTITION_COLUMN).parquet(staging)
-            staged_folders = {info.name for info in fs.subdirs(staging)}
-        empty = [q for q in quarters if f"{PARTITION_COLUMN}={q}" not in staged_folders]
-        if empty:
-            self._stage_empty(fs, df, staging, empty)
-        published = {info.name for info in fs.subdirs(table)}
-        for quarter in quarters:
-            final = self.partition_path(asset_key, quarter)
-            if object_store:
-                self._publish_object(fs, f"{staging}/{PARTITION_COLUMN}={quarter}", final)
-            else:
-                self._swap(fs, staging, final, quarter, f"{PARTITION_COLUMN}={quarter}" in published)
-        fs.delete(staging)
-        if not fs.list_dir(f"{table}/_staging"):
-            fs.delete(f"{table}/_staging")
+    def _commit(self, context: dg.OutputContext, df: DataFrame, quarters: Sequence[str], rows: dict, total: int) -> int:
+        """The run's quarters replaced in one Delta commit; the version it made."""
+        table = table_name(context.asset_key)
+        path = self.table_path(context.asset_key)
+        existing = self.open_table(context.asset_key)
+        if existing is None:
+            _refuse_plain_parquet(self.pyspark.spark_session, table, path)
+        strict = _is_strict(table_for(context.asset_key).model)
+        evolves = existing is not None and _schema_evolves(table, df.schema, _schema_of(existing), strict)
+        metadata = delta.commit_metadata(
+            context.run_id, quarters, rows, delta.materialised_quarters(existing) if existing else []
+        )
+        # A persisted frame spreads every quarter over all its partitions, and each write task leaves
+        # one file per quarter it holds: coalesce (no shuffle, unlike a repartition by quarter) to
+        # about one task per half-million rows, at most one per core.
+        parallelism = self.pyspark.spark_session.sparkContext.defaultParallelism
+        tasks = max(1, min(parallelism, math.ceil(total / ROWS_PER_WRITE_TASK)))
+        writer = (
+            df.coalesce(tasks)
+            .write.format("delta")
+            .mode("overwrite")
+            .partitionBy(PARTITION_COLUMN)
+            .option("replaceWhere", f"{PARTITION_COLUMN} IN ({', '.join(repr(q) for q in quarters)})")
+            .option("userMetadata", metadata)
+            .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+        )
+        if evolves:
+            writer = writer.option("mergeSchema", "true")
+        try:
+            writer.save(path)
+        except Exception as exc:
+            conflict = _CONFLICT.search(str(exc))
+            if conflict is None:
+                raise
+            raise dg.Failure(
+                f"{table}: another run committed to the Delta table at {path} while this run was writing "
+                f"quarter(s) {', '.join(quarters)} ({conflict.group(0)}); Delta refused this run's commit, so "
+                "nothing of it was committed and the table holds the other run's version. Materialise the "
+                "quarter(s) again once the other run is done."
+            ) from None
+        return delta.committed_version(path, metadata, self._s3())
 
-    @staticmethod
-    def _stage_empty(fs: HadoopFS, df: DataFrame, staging: str, quarters: Sequence[str]) -> None:
-        """A schema-only Parquet file in the staged folder of each quarter without rows: Spark writes
-        one, the file system copies it into every such quarter (a write per quarter was a Spark job
-        each, and a long partition range holds mostly empty quarters)."""
-        template = f"{staging}/_empty"
-        df.limit(0).drop(PARTITION_COLUMN).coalesce(1).write.mode("error").parquet(template)
-        files = [f for f in fs.list_dir(template) if f.name.endswith(".parquet")]
-        if len(files) != 1:
-            raise RuntimeError(f"expected one schema-only Parquet file in {template}, found {[f.name for f in files]}")
-        for quarter in quarters:
-            fs.copy_file(files[0].path, f"{staging}/{PARTITION_COLUMN}={quarter}/{EMPTY_NAME}")
-        fs.delete(template)
-
-    @staticmethod
-    def _swap(fs: HadoopFS, staging: str, final: str, quarter: str, exists: bool) -> None:
-        """Folder renames: each is atomic on a local or HDFS file system. `exists`: whether the
-        partition is published (listed once for all quarters)."""
-        old = f"{staging}/_old/{PARTITION_COLUMN}={quarter}"
-        if exists:
-            fs.rename(final, old)
-        fs.rename(f"{staging}/{PARTITION_COLUMN}={quarter}", final)
-
-    @staticmethod
-    def _publish_object(fs: HadoopFS, staged: str, final: str) -> None:
-        """On an object store: copy the quarter's one staged Parquet object onto `OBJECT_NAME` in the
-        partition, replacing the previous one in a single PUT, then drop anything else there."""
-        files = [f for f in fs.list_dir(staged) if f.name.endswith(".parquet")]
-        if len(files) != 1:
-            raise RuntimeError(f"expected one staged Parquet object in {staged}, found {[f.name for f in files]}")
-        fs.copy_file(files[0].path, f"{final}/{OBJECT_NAME}")
-        for stale in fs.list_dir(final):
-            if stale.name != OBJECT_NAME:
-                fs.delete(stale.path)
-
-    @staticmethod
-    def _clean_debris(fs: HadoopFS, table: str) -> None:
-        """Remove stagings of runs that crashed; restore a partition a crash left missing."""
-        for run in fs.subdirs(f"{table}/_staging"):
-            for old in fs.subdirs(f"{run.path}/_old"):
-                if not fs.exists(f"{table}/{old.name}"):
-                    fs.rename(old.path, f"{table}/{old.name}")
-            fs.delete(run.path)
-
-    def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows) -> None:
+    def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows, version: int) -> None:
         """The table's declared schema and lineage (as its asset definition shows them, and the
         lineage again as a readable table, `column_lineage`, since the UI hides Dagster's own
-        entry), and per quarter its path, row count and a preview."""
+        entry), and per quarter the table's path, the Delta version committed, the row count and a
+        preview."""
         declared = table_for(context.asset_key)
         lineage = declared.column_lineage()
         context.add_output_metadata(
@@ -225,7 +231,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
         shown = previews(df, rows)
         for quarter in quarters:
             metadata = {
-                "path": dg.MetadataValue.path(self.partition_path(context.asset_key, quarter)),
+                "path": dg.MetadataValue.path(self.table_path(context.asset_key)),
+                "delta_version": dg.MetadataValue.int(version),
                 "dagster/row_count": dg.MetadataValue.int(int(rows.get(quarter, 0))),
                 "quarter": dg.MetadataValue.text(quarter),
                 "preview": shown[quarter],
@@ -238,43 +245,114 @@ class LakeIOManager(dg.ConfigurableIOManager):
     # ------------------------------------------------------------------------------------ read
     def load_input(self, context: dg.InputContext) -> DataFrame:
         upstream = context.upstream_output
-        asset_key = context.asset_key
-        table = table_name(asset_key)
-        model = table_for(asset_key).model
-        spark = self.pyspark.spark_session
-        fs = HadoopFS(spark)
         quarters = [to_label(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
-        table_path = self.table_path(asset_key)
-        published = {info.name for info in fs.subdirs(table_path)}
-        present = [self.partition_path(asset_key, q) for q in quarters if f"{PARTITION_COLUMN}={q}" in published]
-        missing = [q for q in quarters if f"{PARTITION_COLUMN}={q}" not in published]
         allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING)) or bool(
             upstream and (upstream.definition_metadata or {}).get(ALLOW_MISSING)
         )
+        return self.read_quarters(context.asset_key, quarters, allow_missing=allow_missing)
+
+    def read_quarters(self, asset_key: dg.AssetKey, quarters: Sequence[str], *, allow_missing: bool) -> DataFrame:
+        """The quarters `quarters` of a lake table as one frame, at the table's latest version.
+
+        A quarter materialised empty reads as no rows; one never materialised (or a table that does
+        not exist) fails naming the table and the quarters, unless `allow_missing`. Quarters without
+        rows are not scanned: with none that has rows, the frame is empty by construction and Spark
+        plans nothing downstream of it (a long partition range is mostly empty quarters, and even an
+        empty scan compiles and runs every plan above it)."""
+        table = table_name(asset_key)
+        model = table_for(asset_key).model
+        spark = self.pyspark.spark_session
+        path = self.table_path(asset_key)
+        existing = self.open_table(asset_key)
+        materialised = set(delta.materialised_quarters(existing)) if existing else set()
+        missing = [q for q in quarters if q not in materialised]
         if missing and not allow_missing:
+            hint = _plain_parquet_hint(spark, path) if existing is None else ""
             raise dg.Failure(
-                f"{table}: quarter(s) {', '.join(missing)} have never been materialised at "
-                f"{self.table_path(asset_key)}; materialise them first"
+                f"{table}: quarter(s) {', '.join(missing)} have never been materialised at {path}; "
+                f"materialise them first{hint}"
             )
+        with_rows = delta.rows_per_quarter(existing) if existing else {}
+        present = [q for q in quarters if with_rows.get(q)]
+        # A strict table reads as declared; any other as the table's columns (bronze keeps the extra
+        # columns that arrived). Either way the partition column comes last, as a Parquet read of
+        # partition folders put it before the lake became Delta.
+        declared = _is_strict(model) or existing is None
+        schema = _partition_last(spark_schema(model) if declared else _schema_of(existing))
         if not present:
-            return spark.createDataFrame([], spark_schema(model))
-        reader = spark.read.option("basePath", self.table_path(asset_key))
-        if _is_strict(model):
-            # The contract fixes the columns: no job to read and merge every file's footer.
-            reader = reader.schema(spark_schema(model))
-        else:
-            reader = reader.option("mergeSchema", "true")
-        # Quarters written without rows (their one file is `EMPTY_NAME`) are not scanned; with no
-        # other quarter, the frame is empty by construction and Spark plans nothing downstream of it
-        # (a long partition range is mostly empty quarters, and an empty Parquet scan still compiles
-        # and runs every plan above it). One listing for the table, not one per quarter.
-        files: dict[str, list[str]] = defaultdict(list)
-        for info in fs.glob(f"{table_path}/{PARTITION_COLUMN}=*/*.parquet"):
-            files[info.path.rsplit("/", 2)[-2]].append(info.name)
-        with_rows = [path for path in present if files.get(path.rsplit("/", 1)[-1]) != [EMPTY_NAME]]
-        if not with_rows:
-            return reader.parquet(*present).limit(0)
-        return reader.parquet(*with_rows)
+            return spark.createDataFrame([], schema)
+        frame = (
+            spark.read.format("delta")
+            .option("versionAsOf", existing.version)
+            .load(path)
+            .where(F.col(PARTITION_COLUMN).isin(present))
+        )
+        return _with_columns(frame, schema)
+
+
+def _schema_of(table: delta.LakeTable) -> T.StructType:
+    """The Delta table's schema as Spark's (Delta stores it in Spark's own JSON form), from the log."""
+    return T.StructType.fromJson(json.loads(table.delta.schema().to_json()))
+
+
+def _schema_evolves(table: str, written: T.StructType, current: T.StructType, strict: bool) -> bool:
+    """Whether the write adds columns to the table (schema evolution); a failure before anything is
+    committed when a strict table has columns the write lacks, or a column changed type."""
+    types = {f.name: f.dataType.simpleString() for f in current.fields}
+    dropped = [name for name in types if strict and name not in written.fieldNames()]
+    retyped = [
+        f"{f.name} ({types[f.name]} in the table, {f.dataType.simpleString()} written)"
+        for f in written.fields
+        if f.name in types and types[f.name] != f.dataType.simpleString()
+    ]
+    problems = []
+    if dropped:
+        problems.append(f"the table has column(s) {', '.join(dropped)}, which the declaration of {table} lacks")
+    if retyped:
+        problems.append(f"column(s) changed type: {', '.join(retyped)}")
+    if problems:
+        raise dg.Failure(
+            f"{table}: the columns written differ from the Delta table's: {'; '.join(problems)}. Nothing was "
+            "committed: a column is never dropped or retyped silently (declare it again, or rebuild the table)"
+        )
+    return any(name not in types for name in written.fieldNames())
+
+
+def _partition_last(schema: T.StructType) -> T.StructType:
+    return T.StructType(
+        [f for f in schema.fields if f.name != PARTITION_COLUMN]
+        + [f for f in schema.fields if f.name == PARTITION_COLUMN]
+    )
+
+
+def _with_columns(frame: DataFrame, schema: T.StructType) -> DataFrame:
+    """`frame` with the columns of `schema`, in its order; a declared column the table does not have
+    yet (declared, never written since) reads as null, as the quarters written before a schema
+    evolution do."""
+    have = set(frame.columns)
+    return frame.select(
+        *[F.col(f.name) if f.name in have else F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields]
+    )
+
+
+def _plain_parquet_hint(spark, path: str) -> str:
+    """A note for a folder that holds `quarter=` folders but no Delta log: a lake written before the
+    lake became Delta (its quarters are not part of any Delta table)."""
+    names = [info.name for info in HadoopFS(spark).list_dir(path)]
+    if any(name.startswith(f"{PARTITION_COLUMN}=") for name in names) and "_delta_log" not in names:
+        return (
+            f" ({path} holds Parquet partition folders but no Delta table: a lake written before the lake became "
+            "Delta; rebuild it by materialising its quarters into an empty lake root)"
+        )
+    return ""
+
+
+def _refuse_plain_parquet(spark, table: str, path: str) -> None:
+    """Never start a Delta table inside a pre-Delta Parquet table: its quarters would lie beside the
+    new table, part of none of its versions."""
+    hint = _plain_parquet_hint(spark, path)
+    if hint:
+        raise dg.Failure(f"{table}: nothing was written{hint}")
 
 
 def _failure(table: str, violations: Sequence[Violation], total: int) -> dg.Failure:

@@ -22,11 +22,86 @@ once the labels of Q+1 exist, i.e. after the next quarter's run: `out_of_time_se
 one run for a whole range (`--partition-range` or `batch-platform materialize --select`), one
 MLflow model version per quarter. Its out-of-time check evaluates every quarter of the range whose
 labels Q+1 are in the lake.
+
+`lake_vacuum_job` keeps the lake's history on purpose (SPEC.md, "Lake"; `storage.delta.retention_days`):
+it VACUUMs every lake table, deleting the files no version younger than the retention needs, and
+nothing else ever does (no write vacuums). Run it now and then, from the UI or with
+`dagster job execute -m batch_platform.definitions -j lake_vacuum_job`; until it runs, nothing is deleted.
 """
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from batch_platform.partitions import shift, to_key
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from pyspark.sql import SparkSession
+
+
+def lake_pool(key: dg.AssetKey) -> str:
+    """The Dagster concurrency pool of the step that writes the lake table `key`: the table's name,
+    `gold/training_set`. `config/dagster.yaml` (copied to `$DAGSTER_HOME` by the Makefile) gives every
+    pool one slot, so two runs that write the same table — a schedule tick and a manual backfill — take
+    turns: the second run's step waits, logging that it is blocked by the pool, until the first one's
+    step ends; steps writing other tables go on. A step claims its slot before it reads its inputs and
+    frees it once its outputs are committed. The silver multi-asset writes a table and its quarantine
+    and holds the silver table's pool: no other step writes that quarantine."""
+    return "/".join(key.path)
+
+
+def release_abandoned_pools(instance: dg.DagsterInstance) -> list[str]:
+    """Free the pool slots held by runs that can no longer free them, one line per run released.
+
+    A step frees its slot when it ends, even when it fails; a run killed mid-step (SIGKILL, a machine
+    that died) never does, and every later step of that pool would wait for it forever. Released here:
+    the slots of runs that have ended (the UI's "terminate" on a dead run ends it), and of runs still
+    marked started whose process is gone, which are first marked failed. The process is the one the
+    run's in-process executor recorded (`Executing steps in process (pid: N)`), checked on this
+    machine: only for an instance stored in `$DAGSTER_HOME` (SQLite), whose runs all run here.
+    For `batch-platform materialize` to call before it launches its run."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    local = type(instance.run_storage).__name__.startswith("Sqlite")
+    released = []
+    for run_id in sorted(storage.get_concurrency_run_ids()):
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            why = "it has ended" if run is not None else "it no longer exists"
+        else:
+            pid = _executor_pid(instance, run_id) if local else None
+            if pid is None or _alive(pid):
+                continue
+            why = f"its process {pid} is gone; marked failed"
+            instance.report_run_failed(run, f"the process {pid} running it is gone (killed mid-run)")
+        storage.free_concurrency_slots_for_run(run_id)
+        released.append(f"run {run_id}: {why}; its pool slots freed")
+    return released
+
+
+def _executor_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The process the run's steps execute in, from its last engine event that names one."""
+    pids = [
+        entry.dagster_event.engine_event_data.metadata["pid"].value
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        if entry.dagster_event and "pid" in (entry.dagster_event.engine_event_data.metadata or {})
+    ]
+    return int(pids[-1]) if pids else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
 
 TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
 SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
@@ -136,3 +211,137 @@ def build_out_of_time_sensor(partitions_def: dg.PartitionsDefinition, quarterly_
         return dg.RunRequest(run_key=f"out_of_time-{previous}-{context.dagster_run.run_id}", partition_key=previous)
 
     return out_of_time_sensor
+
+
+# ------------------------------------------------------------------------------------ lake history
+VACUUM_JOB = "lake_vacuum_job"
+_SESSION_DEFAULTS = "spark.databricks.delta.properties.defaults."
+_LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+
+
+def retention_properties(days: int) -> dict[str, str]:
+    """The table properties that keep `days` of a Delta table's history: `delta.logRetentionDuration`
+    (how long its log keeps a commit, so that the version can still be opened) and
+    `delta.deletedFileRetentionDuration` (how long VACUUM keeps a file after a commit replaced it, so
+    that the version can still be read), both `interval <days> days`. The same values the session gives
+    every table the IO manager creates (`delta.retention_defaults`): a version stays readable for
+    `days` after it was superseded, by its log and by its files alike."""
+    from batch_platform.delta import retention_defaults
+
+    return {f"delta.{key.removeprefix(_SESSION_DEFAULTS)}": value for key, value in retention_defaults(days).items()}
+
+
+@dataclass(frozen=True)
+class Vacuumed:
+    """What vacuuming one table did."""
+
+    version: int
+    """The table's latest version afterwards (VACUUM records its start and end as commits)."""
+    deleted_files: int
+    properties_set: dict[str, str] = field(default_factory=dict)
+    """The retention properties the table did not have yet (none: it had them)."""
+
+
+def vacuum_table(
+    spark: "SparkSession", path: str, retention_days: int, *, retention_hours: float | None = None
+) -> Vacuumed | None:
+    """VACUUM the Delta table at `path` (None when there is none: never materialised).
+
+    First the table gets `retention_properties(retention_days)` where its own differ — a table created
+    before the setting changed, or by another writer — with one `ALTER TABLE … SET TBLPROPERTIES`
+    (a metadata commit, which a concurrent writer's commit would fail on: the job's op holds the
+    table's pool, and nothing is altered when the properties already match). Then the files that no
+    version of the last `retention_days` days references — replaced by a commit at least that long
+    ago, or never committed (a crashed writer's) — are deleted. `retention_hours` overrides the
+    retention of the VACUUM alone, for tests; Delta refuses one shorter than the table's
+    `delta.deletedFileRetentionDuration` unless `spark.databricks.delta.retentionDurationCheck.enabled`
+    is false."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    table = DeltaTable.forPath(spark, path)
+    current = table.detail().first()["properties"] or {}
+    changed = {key: value for key, value in retention_properties(retention_days).items() if current.get(key) != value}
+    if changed:
+        assignments = ", ".join(f"'{key}' = '{value}'" for key, value in changed.items())
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
+    # VACUUM lists the table's folders with a Spark job of `parallelPartitionDiscovery.parallelism`
+    # tasks, 10,000 by default: a minute of empty tasks for a table of a few quarters (measured on 2
+    # cores: 60 s against 10 s with one task per core).
+    previous = spark.conf.get(_LISTING_PARALLELISM, None)
+    spark.conf.set(_LISTING_PARALLELISM, str(spark.sparkContext.defaultParallelism))
+    try:
+        table.vacuum(retention_days * 24 if retention_hours is None else retention_hours)
+    finally:
+        if previous is None:
+            spark.conf.unset(_LISTING_PARALLELISM)
+        else:
+            spark.conf.set(_LISTING_PARALLELISM, previous)
+    last = table.history(1).first()
+    metrics = last["operationMetrics"] or {}
+    deleted = int(metrics.get("numDeletedFiles", 0)) if last["operation"] == "VACUUM END" else 0
+    return Vacuumed(int(last["version"]), deleted, changed)
+
+
+def writer_pools(assets: Iterable[dg.AssetsDefinition]) -> dict[dg.AssetKey, str]:
+    """Every lake table → the pool of the step that writes it (a quarantine: its silver table's)."""
+    return {key: asset.op.pool for asset in assets if asset.is_executable and asset.op.pool for key in asset.keys}
+
+
+def build_vacuum_job(retention_days: int, pools: Mapping[dg.AssetKey, str]) -> dg.JobDefinition:
+    """`lake_vacuum_job`: one op per lake table of `pools`, each holding the pool of the step that
+    writes the table (`writer_pools`), so a table is never vacuumed or altered while a run writes it;
+    tables never materialised are skipped."""
+    ops = [_vacuum_op(key, pool, retention_days) for key, pool in pools.items()]
+
+    @dg.job(
+        name=VACUUM_JOB,
+        description=(
+            f"VACUUM every lake table: delete the files no Delta version of the last storage.delta.retention_days "
+            f"= {retention_days} days needs, after giving each table that retention for its log and its files "
+            "(delta.logRetentionDuration, delta.deletedFileRetentionDuration). Versions older than that can no "
+            "longer be read; nothing else in the platform deletes history."
+        ),
+        executor_def=dg.in_process_executor,
+    )
+    def lake_vacuum_job():
+        for op in ops:
+            op()
+
+    return lake_vacuum_job
+
+
+def _vacuum_op(key: dg.AssetKey, pool: str, retention_days: int) -> dg.OpDefinition:
+    table = "/".join(key.path)
+
+    @dg.op(
+        name=f"vacuum_{'__'.join(key.path)}",
+        pool=pool,
+        required_resource_keys={"pyspark", "io_manager"},
+        description=f"VACUUM {table}, keeping {retention_days} days of its history.",
+    )
+    def vacuum(context: dg.OpExecutionContext) -> None:
+        path = context.resources.io_manager.table_path(key)
+        done = vacuum_table(context.resources.pyspark.spark_session, path, retention_days)
+        if done is None:
+            context.log.info(f"{table}: no Delta table at {path} (never materialised), nothing to vacuum")
+            return
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=key,
+                metadata={
+                    "vacuum/deleted_files": dg.MetadataValue.int(done.deleted_files),
+                    "vacuum/retention_days": dg.MetadataValue.int(retention_days),
+                    "delta_version": dg.MetadataValue.int(done.version),
+                },
+            )
+        )
+        changed = (
+            f"; set {', '.join(f'{k} = {v}' for k, v in done.properties_set.items())}" if done.properties_set else ""
+        )
+        context.log.info(
+            f"{table}: vacuumed with a retention of {retention_days} days, {done.deleted_files} file(s) deleted{changed}"
+        )
+
+    return vacuum

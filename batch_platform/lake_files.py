@@ -1,30 +1,30 @@
-"""The lake's layout seen without Spark: its tables, quarters and Parquet files, for publishing to
-PostgreSQL and for the HTTP API. Every listing and read goes through `batch_platform.storage`.
+"""The lake seen without Spark, for publishing to PostgreSQL and for the HTTP API: its tables, their
+materialised quarters and, per quarter, the Parquet files of the table's current version, read
+through Delta (`batch_platform.delta`, delta-rs).
 
-Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`. A lake root is a
-local folder or `s3a://bucket/prefix`; S3 is reached with `storage.s3`'s endpoint, region and
-credentials (pyarrow's S3 file system in `storage`, boto3 for presigned urls in `batch_platform.api`).
-Files whose name starts with `_` or `.` (Spark's `_SUCCESS`, `.crc`, the IO manager's `_staging`)
-are not part of a partition.
+Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/` is a Delta table partitioned by `quarter`; its
+`quarter=<YYYY-QN>/` folders may hold files that are no longer part of the table (replaced by a
+later commit, kept for time travel until VACUUM), so a quarter's files are those the table's log
+lists at one version, never what a listing of the folder finds. A lake root is a local folder or
+`s3a://bucket/prefix`; S3 is reached with `storage.s3` (delta-rs's storage options here, boto3 for
+the presigned urls in `batch_platform.api`).
 """
 
 from __future__ import annotations
 
-import re
+import os
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from batch_platform import storage
-from batch_platform.config import PlatformConfig, S3Config
+from batch_platform import delta
+from batch_platform.config import DEFAULT_RETENTION_DAYS, PlatformConfig, S3Config
 from batch_platform.partitions import to_label
 from batch_platform.s3 import is_s3
-from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.tables import TABLES
-
-_PARTITION_DIR = re.compile(rf"^{PARTITION_COLUMN}=(\d{{4}}-Q[1-4])$")
 
 
 class PartitionMissing(LookupError):
@@ -36,16 +36,49 @@ class LakeFile:
     key: str
     """Path relative to the lake root: `<layer>/<table>/quarter=<YYYY-QN>/<name>.parquet`."""
     size: int
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class QuarterSnapshot:
+    """One quarter of a table at one Delta version: its files, rows and columns, and its rows read
+    from exactly those files. Delta never rewrites a file (a commit adds new ones and marks the old
+    ones removed; VACUUM deletes them only `storage.delta.retention_days` later), so what is read
+    through a snapshot is that version's quarter whole, however many commits happen meanwhile."""
+
+    table: str
+    quarter: str
+    version: int
+    files: list[LakeFile]
+    schema: pa.Schema
+    """The columns of the files (the quarter is their folder, not a column)."""
+    opened: delta.LakeTable
+
+    @property
+    def rows(self) -> int:
+        if all(file.rows is not None for file in self.files):
+            return sum(file.rows for file in self.files)
+        return delta.quarter_dataset(self.opened, self.quarter).count_rows()
+
+    def batches(self, columns: Sequence[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        """The quarter's rows, `columns` only, streamed in record batches (never the whole quarter in
+        memory), from this version's files."""
+        dataset = delta.quarter_dataset(self.opened, self.quarter)
+        missing = [c for c in columns if c not in dataset.schema.names]
+        if missing:
+            raise ValueError(f"{self.table} (version {self.version}) lacks column(s) {missing}")
+        return dataset.to_batches(columns=list(columns), batch_size=batch_size)
 
 
 @dataclass(frozen=True)
 class Lake:
     root: str
     s3: S3Config | None = None
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_config(cls, config: PlatformConfig) -> Lake:
-        return cls(config.lake_root, config.storage.s3)
+        return cls(config.lake_root, config.storage.s3, config.storage.delta.retention_days)
 
     @property
     def on_s3(self) -> bool:
@@ -59,11 +92,11 @@ class Lake:
 
     @property
     def base(self) -> str:
-        """The root as a path of its pyarrow file system (for a folder lake, the absolute folder)."""
-        return storage.arrow_filesystem(self.root, self.s3)[1]
+        """The absolute folder of a folder lake."""
+        return os.path.abspath(self.root)
 
     def path(self, key: str) -> str:
-        """`key` (relative to the root) as a path of the root's pyarrow file system."""
+        """`key` (relative to the root) as a local path of a folder lake."""
         return f"{self.base.rstrip('/')}/{key}"
 
     def uri(self, key: str) -> str:
@@ -75,29 +108,93 @@ class Lake:
         """Every declared lake table (`batch_platform.tables`), e.g. `gold/training_set`."""
         return sorted(table.name for table in TABLES.values())
 
-    def quarters(self, table: str) -> list[str]:
-        """The materialised quarters of `table`, oldest first."""
-        names = storage.subdir_names(self.uri(table), self.s3)
-        return sorted(m.group(1) for name in names if (m := _PARTITION_DIR.match(name)))
+    def open(self, table: str) -> delta.LakeTable | None:
+        """The Delta table of `table` at its latest version; None when it is not in the lake yet."""
+        try:
+            return delta.open_table(self.uri(table), self.s3, retention_days=self.retention_days)
+        except delta.TableMissing:
+            return None
 
-    def files(self, table: str, quarter: str) -> list[LakeFile]:
-        """The Parquet files of one partition; `PartitionMissing` when it was never materialised."""
-        folder = f"{table}/{PARTITION_COLUMN}={to_label(quarter)}"
-        found = storage.list_files(self.uri(folder), self.s3)
-        if found is None:
-            raise PartitionMissing(f"{table} has no materialised quarter {to_label(quarter)} in the lake {self.root}")
-        return [LakeFile(f"{folder}/{info.name}", info.size) for info in storage.parquet_files(found)]
+    def quarters(self, table: str, opened: delta.LakeTable | None = None) -> list[str]:
+        """The materialised quarters of `table` (at `opened`'s version, else the latest), oldest first."""
+        opened = opened or self.open(table)
+        return delta.materialised_quarters(opened) if opened is not None else []
 
-    # ----------------------------------------------------------------------------- reading
-    def footer(self, file: LakeFile) -> pq.FileMetaData:
-        return storage.parquet_footer(self.uri(file.key), self.s3)
+    def quarter(self, table: str, quarter: str, opened: delta.LakeTable | None = None) -> QuarterSnapshot:
+        """One quarter of `table` at `opened`'s version (else the latest); `PartitionMissing` when it
+        was never materialised. A quarter materialised empty has no file."""
+        label = to_label(quarter)
+        opened = opened or self.open(table)
+        files = (
+            [LakeFile(f"{table}/{f.path}", f.size, f.rows) for f in delta.quarter_files(opened, label)]
+            if opened
+            else []
+        )
+        if not files and label not in self.quarters(table, opened):
+            raise PartitionMissing(f"{table} has no materialised quarter {label} in the lake {self.root}")
+        return QuarterSnapshot(table, label, opened.version, files, delta.file_schema(opened), opened)
 
-    def batches(self, files: Sequence[LakeFile], columns: Sequence[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        """The rows of `files` (one partition's), `columns` only, streamed in record batches."""
-        if not files:
-            return iter(())
-        folder = files[0].key.rsplit("/", 1)[0]
-        if any(f.key.rsplit("/", 1)[0] != folder for f in files):
-            raise ValueError(f"the files to read must lie in one partition folder, not {[f.key for f in files]}")
-        names = [f.key.rsplit("/", 1)[1] for f in files]
-        return storage.parquet_batches(self.uri(folder), names, columns, batch_size, self.s3)
+
+@dataclass(frozen=True)
+class TableVersion:
+    """One version of one table as the API describes it, read once from its log: its materialised
+    quarters and, per quarter, its files and rows; immutable, so one request answers from one version."""
+
+    table: str
+    version: int
+    quarters: list[str]
+    files: dict[str, list[LakeFile]]
+    rows: dict[str, int]
+    schema: pa.Schema
+    """The columns of the files (the quarter is their folder, not a column)."""
+
+
+class LatestVersions:
+    """The latest version of every lake table, for a long-running reader (the API): each table is
+    opened once, then brought up to date by reading only the commits made since (delta-rs's
+    `update_incremental`: one listing of the log when nothing changed, where opening reads the
+    checkpoint and every commit after it), and described again only when its version moved. A lock
+    per table: delta-rs tables are not to be updated by two threads at once."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self._locks = {table: threading.Lock() for table in lake.tables()}
+        self._opened: dict[str, delta.LakeTable] = {}
+        self._described: dict[str, TableVersion] = {}
+
+    def get(self, table: str) -> TableVersion | None:
+        """`table` at its latest version; None while it is not in the lake."""
+        with self._locks[table]:
+            opened = self._opened.get(table)
+            if opened is not None:
+                try:
+                    opened.delta.update_incremental()
+                except Exception:  # noqa: BLE001 - the table was replaced or removed: open it afresh
+                    opened = None
+            if opened is None:
+                opened = self.lake.open(table)
+            if opened is None:
+                self._opened.pop(table, None)
+                return None
+            self._opened[table] = opened
+            described = self._described.get(table)
+            if described is None or described.version != opened.version:
+                described = self._described[table] = _describe(table, opened)
+            return described
+
+    def every(self) -> dict[str, TableVersion | None]:
+        """Every table (several at a time: on S3 each is a round trip or more; delta-rs reads without
+        holding the GIL)."""
+        tables = self.lake.tables()
+        with ThreadPoolExecutor(max_workers=min(8, len(tables)), thread_name_prefix="lake") as pool:
+            return dict(zip(tables, pool.map(self.get, tables), strict=True))
+
+
+def _describe(table: str, opened: delta.LakeTable) -> TableVersion:
+    files: dict[str, list[LakeFile]] = {}
+    for quarter in delta.materialised_quarters(opened):
+        files[quarter] = [LakeFile(f"{table}/{f.path}", f.size, f.rows) for f in delta.quarter_files(opened, quarter)]
+    rows = delta.rows_per_quarter(opened)
+    return TableVersion(
+        table, opened.version, sorted(files), files, {q: rows.get(q, 0) for q in files}, delta.file_schema(opened)
+    )

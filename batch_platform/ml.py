@@ -28,6 +28,13 @@ call. Choices the contract leaves open:
 - **Metrics** (scikit-learn, on the eval rows collected to the driver — a fifth of one quarter's
   customers): AUC-PR is the average precision; lift in the top decile is the churn rate among the
   ceil(10%) highest probabilities (ties broken by customer order) over the eval churn rate.
+- **Pinned to its data.** The training set arrives read at one Delta version of `gold/training_set`
+  (the IO manager's read); `training_input` finds that version — the newest one whose files of the
+  quarters read are exactly the files the frame reads — and every MLflow run of a quarter (the
+  quarter's and each candidate's) logs it with `mlflow.log_input` as a Spark dataset whose source
+  is the Delta table's path and version (context `training`, tags `quarter`, `delta_version`); the
+  registered version carries it as tags too. `load_training_set_of_model(5)` reads back the exact
+  rows model version 5 learned from, for as long as `storage.delta.retention_days` keeps that version.
 - **Untrainable.** Fewer than `MIN_TRAIN_ROWS` train or `MIN_EVAL_ROWS` eval rows, or fewer than
   `MIN_CLASS_ROWS` of either class in train, or one class only in eval: nothing is logged or
   registered, the materialisation says which, and the quarter's scores are empty.
@@ -35,11 +42,14 @@ call. Choices the contract leaves open:
 
 from __future__ import annotations
 
+import hashlib
 import math
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import reduce
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
@@ -55,10 +65,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.features import NUMERIC_FEATURES, compute_customer_features
-from batch_platform.mlflow_store import MlflowStore
+from batch_platform.mlflow_store import MlflowStore, build_mlflow_store
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+
+    from batch_platform.config import PlatformConfig
+
+TRAINING_TABLE = "gold/training_set"
 SEED = 42
 ROWS_PER_PARTITION = 250_000
 QUARTERS_AT_ONCE = 2
@@ -216,6 +232,100 @@ def plots(labels: np.ndarray, probabilities: np.ndarray, baseline: np.ndarray, t
     return {"plots/pr_curve.png": pr, "plots/calibration.png": calibration}
 
 
+# ---------------------------------------------------------------------------------- training input
+@dataclass(frozen=True)
+class TrainingInput:
+    """The Delta table version a training frame was read at."""
+
+    uri: str
+    """The table: a folder path or `s3a://bucket/prefix/gold/training_set`."""
+    version: int
+    files: tuple[str, ...]
+    """The data files read, as Spark names them: what makes these rows these rows."""
+
+    def digest(self, quarter: str) -> str:
+        """A short fingerprint of the quarter's rows: its table, version and files."""
+        mine = [f for f in self.files if f"/{PARTITION_COLUMN}={quarter}/" in f]
+        return hashlib.sha256("\n".join([self.uri, str(self.version), quarter, *mine]).encode()).hexdigest()[:8]
+
+
+def training_input(training_set: DataFrame) -> TrainingInput | None:
+    """The Delta table and version `training_set` reads: the newest version of the table whose files of
+    the quarters the frame reads are exactly the frame's files (the version the IO manager read, unless
+    a later commit left those quarters untouched — the same rows either way). None when the frame reads
+    no file, or not one Delta table's. Call it before the frame is cached: a cached frame reads no file.
+    A frame whose files no version holds (a table rewritten under it) is an error, not a guess."""
+    from delta.tables import DeltaTable
+
+    files = tuple(sorted(training_set.inputFiles()))
+    marker = f"/{PARTITION_COLUMN}="
+    roots = {f.rsplit(marker, 1)[0] for f in files if marker in f}
+    if not files or len(roots) != 1 or not all(marker in f for f in files):
+        return None
+    (root,) = roots
+    spark = training_set.sparkSession
+    if not DeltaTable.isDeltaTable(spark, root):
+        return None
+    quarters = sorted({f.rsplit(marker, 1)[1].split("/", 1)[0] for f in files})
+    versions = [row["version"] for row in DeltaTable.forPath(spark, root).history().select("version").collect()]
+    for version in sorted(versions, reverse=True):
+        at = spark.read.format("delta").option("versionAsOf", version).load(root)
+        if tuple(sorted(at.where(F.col(PARTITION_COLUMN).isin(quarters)).inputFiles())) == files:
+            return TrainingInput(_local_path(root), int(version), files)
+    raise RuntimeError(
+        f"no version of the Delta table {root} holds exactly the {len(files)} file(s) of {', '.join(quarters)} the "
+        "training set was read from: the model cannot be pinned to its data, so it is not trained"
+    )
+
+
+def _local_path(uri: str) -> str:
+    """Spark's `file:/tmp/lake/...` as the path a person writes, `/tmp/lake/...`; other URIs unchanged."""
+    if uri.startswith("file:"):
+        return "/" + uri.removeprefix("file:").lstrip("/")
+    return uri
+
+
+def training_dataset(rows: DataFrame, pinned: TrainingInput, quarter: str, counts: dict[str, int]):
+    """The MLflow dataset of one quarter's training rows: a Spark dataset whose source is the Delta table
+    at `pinned.version` (MLflow's `delta_table` source: `source.load()` reads that version back with
+    Spark), targets `label`, a digest of the table, version and files, and the row counts as its
+    profile (MLflow's own would count the rows in a Spark job at every `log_input`)."""
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.spark_dataset import SparkDataset
+
+    class PinnedDeltaSource(DeltaDatasetSource):
+        """MLflow's Delta source, whose `to_dict` leaves out a version 0: here every version is written."""
+
+        def to_dict(self) -> dict:
+            return {**super().to_dict(), "delta_table_version": self.delta_table_version}
+
+    class TrainingSetDataset(SparkDataset):
+        @property
+        def profile(self) -> dict:
+            return {
+                "num_rows": counts.get("train_rows", 0) + counts.get("eval_rows", 0),
+                "train_rows": counts.get("train_rows", 0),
+                "eval_rows": counts.get("eval_rows", 0),
+            }
+
+    source = PinnedDeltaSource(path=pinned.uri, delta_table_version=pinned.version)
+    dataset = TrainingSetDataset(
+        df=rows, source=source, targets="label", name=f"{TRAINING_TABLE} {quarter}", digest=pinned.digest(quarter)
+    )
+    with warnings.catch_warnings():  # its hint on integer columns is about model signatures, not datasets
+        warnings.simplefilter("ignore", UserWarning)
+        _ = dataset.schema  # inferred once, here, from the frame's Spark schema (a cached property)
+    return dataset
+
+
+def _log_training_input(dataset, quarter: str, pinned: TrainingInput) -> None:
+    """Log the quarter's training set as the active run's input (`training_dataset`)."""
+    import mlflow
+
+    tags = {"quarter": quarter, "table": TRAINING_TABLE, "delta_version": str(pinned.version)}
+    mlflow.log_input(dataset, context="training", tags=tags)
+
+
 # -------------------------------------------------------------------------------------- training
 @dataclass
 class QuarterModel:
@@ -234,6 +344,8 @@ class QuarterModel:
     quarter_run_url: str | None = None
     """The quarter's MLflow run: every candidate as a child run, the baseline's metrics."""
     champion_uri: str | None = None
+    training_input: TrainingInput | None = None
+    """The Delta table and version the quarter's rows were read from (None: not read from a Delta table)."""
 
     @property
     def trained(self) -> bool:
@@ -283,12 +395,14 @@ def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
 
 def train_quarters(training_set: DataFrame, quarters: Sequence[str], store: MlflowStore) -> list[QuarterModel]:
     """Train, evaluate and log the churn model of each of `quarters`, then register each champion
-    (an untrainable quarter loses its champion alias); in the order of `quarters`."""
+    (an untrainable quarter loses its champion alias); in the order of `quarters`. Each quarter's runs
+    log the Delta version of `gold/training_set` the frame was read at (`training_input`)."""
+    pinned = training_input(training_set)
     frame = training_set.persist()
     try:
         counts = split_counts(frame)
         with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
-            outcomes = list(pool.map(lambda q: train_quarter(frame, q, counts.get(q, {}), store), quarters))
+            outcomes = list(pool.map(lambda q: train_quarter(frame, q, counts.get(q, {}), store, pinned), quarters))
     finally:
         frame.unpersist()
     for outcome in outcomes:
@@ -299,16 +413,24 @@ def train_quarters(training_set: DataFrame, quarters: Sequence[str], store: Mlfl
     return outcomes
 
 
-def train_quarter(training_set: DataFrame, quarter: str, counts: dict[str, int], store: MlflowStore) -> QuarterModel:
-    """Train, evaluate and log the candidates of one quarter and pick the champion (module docstring)."""
-    result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0))
+def train_quarter(
+    training_set: DataFrame,
+    quarter: str,
+    counts: dict[str, int],
+    store: MlflowStore,
+    pinned: TrainingInput | None = None,
+) -> QuarterModel:
+    """Train, evaluate and log the candidates of one quarter and pick the champion (module docstring);
+    `pinned`: the Delta version `training_set` was read at, logged as every run's input."""
+    result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0), training_input=pinned)
     result.reason = untrainable_reason(counts)
     if not result.trained:
         return result
     rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
+    dataset = training_dataset(rows, pinned, quarter, counts) if pinned else None
     train, eval_ = _split(rows, "train", result.train_rows), _split(rows, "eval", result.eval_rows)
     try:
-        _train(train, eval_, result, store)
+        _train(train, eval_, result, store, dataset)
     finally:
         train.unpersist()
         eval_.unpersist()
@@ -326,9 +448,16 @@ class _Eval:
     labels: np.ndarray
     baseline: np.ndarray
     baseline_metrics: dict[str, float]
+    dataset: object | None = None
+    """The quarter's training set as an MLflow dataset (`training_dataset`), logged by every run."""
+    pinned: TrainingInput | None = None
+
+    def log_input(self) -> None:
+        if self.dataset is not None and self.pinned is not None:
+            _log_training_input(self.dataset, self.quarter, self.pinned)
 
 
-def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: MlflowStore) -> None:
+def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: MlflowStore, dataset=None) -> None:
     import mlflow
 
     truth = eval_.select("customer_id", "label", "recency_days").toPandas().sort_values("customer_id", kind="stable")
@@ -340,7 +469,17 @@ def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: Mlfl
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=f"churn {quarter}", tags={"quarter": quarter}
     ) as parent:
-        against = _Eval(quarter, experiment_id, parent.info.run_id, labels, baseline, evaluate(labels, baseline))
+        against = _Eval(
+            quarter,
+            experiment_id,
+            parent.info.run_id,
+            labels,
+            baseline,
+            evaluate(labels, baseline),
+            dataset,
+            result.training_input,
+        )
+        against.log_input()
         mlflow.log_metrics({f"baseline_{name}": value for name, value in against.baseline_metrics.items()})
         result.rows.append(_card_row(BASELINE, against.baseline_metrics, result, parent.info.run_id))
         with ThreadPoolExecutor(len(CLASSIFIERS)) as pool:
@@ -377,6 +516,7 @@ def _candidate(
         parent_run_id=against.parent_run_id,
         tags={"quarter": against.quarter},
     ) as run:
+        against.log_input()
         mlflow.log_params({**classifier_params(classifier), "features": ",".join(MODEL_INPUTS)})
         mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
         mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in against.baseline_metrics.items()}})
@@ -420,6 +560,8 @@ def _register(store: MlflowStore, result: QuarterModel) -> None:
         "candidate": result.champion,
         "eval_auc_pr": f"{champion['auc_pr']:.6f}",
     }
+    if result.training_input is not None:
+        tags |= {"training_set": result.training_input.uri, "training_set_version": str(result.training_input.version)}
     store.activate()
     version = int(mlflow.register_model(result.champion_uri, store.registered_model_name, tags=tags).version)
     client = mlflow.MlflowClient()
@@ -441,6 +583,70 @@ def _drop_alias(store: MlflowStore, quarter: str) -> None:
         mlflow.MlflowClient().delete_registered_model_alias(store.registered_model_name, champion_alias(quarter))
     except MlflowException:
         pass  # no registered model, or no alias for that quarter: nothing to drop
+
+
+# ------------------------------------------------------------------------------- a model's data
+def load_training_set_of_model(
+    model: int | str, *, split: str | None = "train", config: PlatformConfig | None = None
+) -> pd.DataFrame:
+    """The exact rows a model learned from, as `consume.load_training_set` returns them: `model` is a
+    version of the registered model (`5`), or a model URI (`models:/batch_platform_churn/5`,
+    `models:/batch_platform_churn@champion-2025-Q4`, `runs:/<run id>/model`). Its MLflow run's input
+    names the Delta table and version of `gold/training_set` and the quarter; that version of the
+    quarter is read back, its `split = train` rows (the rows the model was fit on; `split="eval"` for
+    those it was measured on, None for both). The MLflow store and S3 settings are those of `config`
+    (default: the config file). `batch_platform.delta.VersionNotAvailable` names the version and
+    `storage.delta.retention_days` once VACUUM has removed it."""
+    import mlflow
+
+    from batch_platform.config import load_config
+    from batch_platform.consume import load_training_set
+
+    config = config or load_config()
+    store = build_mlflow_store(config)
+    store.activate()
+    client = mlflow.MlflowClient()
+    run = client.get_run(_run_of(client, store.registered_model_name, model))
+    uri, version, quarter = _training_input_of(run)
+    lake_root = uri.removesuffix(f"/{TRAINING_TABLE}")
+    rows = load_training_set(quarter, version=version, config=config, lake_root=lake_root)
+    if split is not None:
+        rows = rows[rows["split"] == split].reset_index(drop=True)
+    return rows
+
+
+def _run_of(client, registered_model_name: str, model: int | str) -> str:
+    """The id of the MLflow run that logged `model` (`load_training_set_of_model`)."""
+    if isinstance(model, int) or str(model).isdigit():
+        return client.get_model_version(registered_model_name, str(model)).run_id
+    uri = str(model)
+    if uri.startswith("runs:/"):
+        return uri.removeprefix("runs:/").split("/", 1)[0]
+    if uri.startswith("models:/"):
+        name, _, rest = uri.removeprefix("models:/").partition("/")
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            return client.get_model_version_by_alias(name, alias).run_id
+        if rest.isdigit():
+            return client.get_model_version(name, rest).run_id
+    import mlflow
+
+    return mlflow.models.get_model_info(uri).run_id
+
+
+def _training_input_of(run) -> tuple[str, int, str]:
+    """(table URI, Delta version, quarter) of the run's training input (`_log_training_input`)."""
+    import json
+
+    for entry in run.inputs.dataset_inputs:
+        tags = {tag.key: tag.value for tag in entry.tags}
+        if entry.dataset.source_type == "delta_table" and tags.get("table") == TRAINING_TABLE:
+            source = json.loads(entry.dataset.source)
+            return source["path"], int(tags["delta_version"]), tags["quarter"]
+    raise LookupError(
+        f"MLflow run {run.info.run_id} logged no {TRAINING_TABLE} input: it was trained before models were pinned "
+        "to the Delta version of their training set"
+    )
 
 
 # --------------------------------------------------------------------------------------- scoring

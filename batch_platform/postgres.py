@@ -9,9 +9,10 @@ would touch the other quarters.) Two publishers of the same quarter queue on an 
 to the end of the transaction, so the second deletes the first's rows instead of colliding with
 them on the primary key.
 
-The rows are streamed from the Parquet files with pyarrow, record batch by record batch, rendered
-as CSV by Arrow's C++ writer and written to `COPY … FROM STDIN (FORMAT csv)`: no Python loop per
-row, and memory bounded by one batch.
+The rows are streamed from the quarter's Parquet files at one Delta version (`lake_files.QuarterSnapshot`:
+a concurrent commit to the lake cannot mix versions), record batch by record batch, rendered as CSV
+by Arrow's C++ writer and written to `COPY … FROM STDIN (FORMAT csv)`: no Python loop per row, and
+memory bounded by one batch.
 
 The DSN is kept as written in the config (`${NAME}` for the password) and resolved only when a
 connection is made; every message that could carry it goes through `redact`.

@@ -63,6 +63,21 @@ def build_pyspark(config: PlatformConfig) -> PlatformPySpark:
     )
 
 
+def build_io_manager(config: PlatformConfig, pyspark: PySparkResource) -> LakeIOManager:
+    """The lake's IO manager, with `storage.s3` as written (credentials as `${NAME}` references) for
+    reading the Delta log from the driver."""
+    s3 = config.storage.s3 or S3Config()
+    return LakeIOManager(
+        pyspark=pyspark,
+        lake_root=config.lake_root,
+        s3_endpoint_url=s3.endpoint_url,
+        s3_region=s3.region,
+        s3_path_style_access=s3.path_style_access,
+        s3_access_key_id=s3.access_key_id,
+        s3_secret_access_key=s3.secret_access_key,
+    )
+
+
 class BatchSettings(dg.ConfigurableResource):
     """The batch rules of SPEC.md that assets read at run time (shown in the UI's resources tab)."""
 
@@ -80,7 +95,7 @@ def build_resources(config: PlatformConfig) -> dict[str, object]:
     return {
         **optional,
         "pyspark": pyspark,
-        "io_manager": LakeIOManager(pyspark=pyspark, lake_root=config.lake_root),
+        "io_manager": build_io_manager(config, pyspark),
         "landing": LandingZone(root=config.landing_root),
         "s3": s3_resource(config.storage.s3),
         "mlflow_store": build_mlflow_store(config),

@@ -9,7 +9,8 @@ path-style access, credentials written `${NAME}`) applies to Spark and to every 
   session's Hadoop configuration when a run starts (credentials included, read from the
   environment then, so they never enter Dagster's resource config or run storage);
 - boto3 (the sensor, dagster-aws's `S3Resource`): `s3_resource`, `boto3_client`;
-- pyarrow (`load_training_set`, `batch-platform report`): `pyarrow_filesystem`.
+- delta-rs (`load_training_set`, `batch-platform report`/`history`, the datasets API, the publisher):
+  `batch_platform.delta.storage_options`.
 """
 
 from __future__ import annotations
@@ -164,22 +165,3 @@ def s3_resource(s3: S3Config | None):
         aws_access_key_id=dg.EnvVar(key) if key else None,
         aws_secret_access_key=dg.EnvVar(secret) if secret else None,
     )
-
-
-def pyarrow_filesystem(uri: str, s3: S3Config | None):
-    """A pyarrow file system and the path inside it for a local path or an `s3a://` URI."""
-    from pyarrow import fs
-
-    if "://" not in uri:
-        return fs.LocalFileSystem(), os.path.abspath(uri)
-    if not is_s3(uri):
-        return fs.FileSystem.from_uri(uri)
-    s3 = s3 or S3Config()
-    options = {"region": s3.region} if s3.region else {}
-    if s3.endpoint_url:
-        parsed = urlparse(s3.endpoint_url)
-        options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https")
-    if s3.access_key_id:
-        options.update(access_key=_env(s3.access_key_id), secret_key=_env(s3.secret_access_key))
-    parsed = urlparse(uri)
-    return fs.S3FileSystem(**options), f"{parsed.netloc}{parsed.path}".rstrip("/")

@@ -148,7 +148,8 @@ def resources(spark, platform_config):
 
 
 # Session fixtures, each in its module: a Spark standalone cluster and the suite's one run on S3, on
-# it (cluster_fixtures); the small real lake of the delivery tests; the small test table
+# it (cluster_fixtures); the small real lake of the delivery tests; the small Delta lake of the
+# readers' tests, with its versions (delta_fixtures); the small test table
 # `test/widgets`, registered for one test at a time; the ML tests' lake and the README's project
 # around it (ml_fixtures); a throwaway PostgreSQL cluster; the command line's run of every asset on
 # local folders that the jobs, S3, cluster and delivery tests read (reference_fixtures); a real S3
@@ -156,6 +157,7 @@ def resources(spark, platform_config):
 # dagster-daemon, shared by test_webserver.py and test_browser.py.
 from batch_platform_tests.cluster_fixtures import cluster_launch, cluster_run, spark_cluster  # noqa: E402, F401
 from batch_platform_tests.delivery_fixtures import delivery_lake  # noqa: E402, F401
+from batch_platform_tests.delta_fixtures import delta_lake  # noqa: E402, F401
 from batch_platform_tests.lake_fixtures import widgets_table  # noqa: E402, F401
 from batch_platform_tests.ml_fixtures import demo_project, ml_lake  # noqa: E402, F401
 from batch_platform_tests.pg_fixtures import postgres_server  # noqa: E402, F401

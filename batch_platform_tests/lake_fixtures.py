@@ -1,20 +1,37 @@
-"""A small test table, `test/widgets`, written through the real IO manager.
+"""A small test table, `test/widgets`, written through the real IO manager; `lake_quarter`, how the
+tests read a quarter of any lake table; `commit_quarters`, how they put rows in one as the platform
+does, and `tamper_quarter`, how they change one behind the platform's back; a writer of `test/widgets`
+in a process of its own, to kill mid-commit (`start_widgets_writer`, `kill_when`).
 
 It is registered in the platform's table registry like any table, so the tests exercise the IO
 manager exactly as the bronze, silver and gold assets do.
 """
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
 import dagster as dg
+import pandas as pd
 import pandera.pyspark as pa
+import pyarrow
 import pyspark.sql.types as T
 import pytest
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform import delta
+from batch_platform.config import S3Config
 from batch_platform.io_manager import ALLOW_MISSING
-from batch_platform.partitions import quarter_start, to_label
-from batch_platform.schemas.base import LakeTable, Table, quarter_end_col, row_rule
+from batch_platform.partitions import quarter_start, to_key, to_label
+from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Table, quarter_end_col, row_rule
 from batch_platform.tables import TABLES
 from batch_platform.tables import register as register_table
 from batch_platform_tests.platform import quarterly
@@ -95,3 +112,119 @@ def widget_reader(allow_missing: bool = False, start_offset: int = -2) -> dg.Ass
         return {row["quarter"]: row["count"] for row in widgets.groupBy("quarter").count().collect()}
 
     return reader
+
+
+def lake_arrow(
+    lake_root: str | os.PathLike,
+    table: str | os.PathLike,
+    quarter: str,
+    *,
+    version: int | None = None,
+    s3: S3Config | None = None,
+) -> pyarrow.Table:
+    """The rows of `quarter` in the lake table `table` (`gold/training_set`), as Arrow: read through
+    the table's Delta log (delta-rs) at its latest version or `version`, never by listing the folder,
+    which holds replaced files too. Without the partition column, as the quarter's files hold them;
+    no rows, with the table's columns, for a quarter without rows."""
+    uri = f"{str(lake_root).rstrip('/')}/{table}"
+    rows = delta.read_quarter(delta.open_table(uri, s3, version=version), quarter)
+    return rows.drop_columns([PARTITION_COLUMN])
+
+
+def lake_quarter(
+    lake_root: str | os.PathLike,
+    table: str | os.PathLike,
+    quarter: str,
+    *,
+    version: int | None = None,
+    s3: S3Config | None = None,
+) -> pd.DataFrame:
+    """`lake_arrow` as pandas."""
+    return lake_arrow(lake_root, table, quarter, version=version, s3=s3).to_pandas()
+
+
+def commit_quarters(
+    frame: DataFrame,
+    lake_root: str | os.PathLike,
+    table: str,
+    quarters: Sequence[str],
+    run_id: str = "test",
+    one_file: bool = True,
+) -> int:
+    """The rows of `frame` in `quarters` (a quarter without rows: materialised empty) committed to the
+    lake table `table` as the IO manager commits a run, with no validation: one partition overwrite
+    with the platform's `userMetadata`, so the quarters count as materialised. One file per quarter,
+    or (`one_file=False`) one per partition of `frame` holding rows of it. The version committed."""
+    uri = f"{str(lake_root).rstrip('/')}/{table}"
+    try:
+        before = delta.materialised_quarters(delta.open_table(uri))
+    except delta.TableMissing:
+        before = []
+    rows = frame.filter(F.col(PARTITION_COLUMN).isin(list(quarters)))
+    counts = {row[PARTITION_COLUMN]: row["count"] for row in rows.groupBy(PARTITION_COLUMN).count().collect()}
+    metadata = delta.commit_metadata(run_id, quarters, counts, before)
+    (
+        (rows.coalesce(1) if one_file else rows)
+        .write.format("delta")
+        .mode("overwrite")
+        .partitionBy(PARTITION_COLUMN)
+        .option("replaceWhere", f"{PARTITION_COLUMN} IN ({', '.join(repr(q) for q in quarters)})")
+        .option("userMetadata", metadata)
+        .save(uri)
+    )
+    return delta.committed_version(uri, metadata)
+
+
+def tamper_quarter(
+    lake_root: str | os.PathLike, table: str, quarter: str, change: Callable[[pyarrow.Table], pyarrow.Table]
+) -> int:
+    """`quarter` of the lake table `table` replaced by `change(its rows)` (with their `quarter`
+    column) in a commit of another writer than the platform (delta-rs, no platform metadata): the
+    lake changed after its materialisation. The version committed."""
+    from deltalake import write_deltalake
+
+    opened = delta.open_table(f"{str(lake_root).rstrip('/')}/{table}")
+    rows = delta.read_quarter(opened, quarter)
+    write_deltalake(opened.delta, change(rows), mode="overwrite", predicate=f"{PARTITION_COLUMN} = '{quarter}'")
+    return opened.delta.version()
+
+
+WIDGETS_WRITER = textwrap.dedent(
+    """
+    import json, sys
+    import dagster as dg
+    from batch_platform.config import parse_config
+    from batch_platform.resources import build_resources
+    from batch_platform_tests.lake_fixtures import register, widgets_asset
+
+    register()
+    raw, rows, first, last = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    dg.materialize([widgets_asset(rows_per_quarter=rows, version=7.0)],
+                   resources=build_resources(parse_config(raw)), tags=tags)
+    """
+)
+
+
+def start_widgets_writer(raw_config: dict, rows: int, first: str, last: str | None = None) -> subprocess.Popen:
+    """A process of its own (and its own process group: its JVM with it) materialising `rows` widgets
+    per quarter of `first`…`last` (version 7.0) with the config `raw_config`."""
+    return subprocess.Popen(
+        [sys.executable, "-c", WIDGETS_WRITER, json.dumps(raw_config), str(rows), to_key(first), to_key(last or first)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def kill_when(child: subprocess.Popen, reached: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    """SIGKILL `child`'s process group as soon as `reached()` (polled), failing if it never is."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not reached() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reached(), f"the writer never got to {what}"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()

@@ -14,7 +14,7 @@ import pytest
 
 from batch_platform.config import PlatformConfig
 from batch_platform.partitions import to_key
-from batch_platform_tests.conftest import make_config
+from batch_platform_tests.conftest import TEST_SPARK, make_config
 from batch_platform_tests.reference_fixtures import GOLD_TABLES
 from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS as QUARTERS
 
@@ -41,6 +41,12 @@ def s3_config(tmp_path: Path, s3_server, landing_root: str, lake_root: str, **s3
             "s3": s3_section(s3_server, **s3),
         },
     )
+
+
+def s3_raw_config(s3_server, landing_root: str, lake_root: str) -> dict:
+    """The config file's contents of `s3_config`, for a process of its own."""
+    storage = {"landing_root": landing_root, "lake_root": lake_root, "s3": s3_section(s3_server)}
+    return {"storage": storage, "spark": dict(TEST_SPARK)}
 
 
 def upload(s3_server, local: Path, bucket: str, prefix: str) -> int:
@@ -71,11 +77,12 @@ def materialize_all(config: PlatformConfig, quarters=QUARTERS, selection=None, *
     )
 
 
-def read_table(config: PlatformConfig, table: str, quarter: str) -> pd.DataFrame:
-    """One partition as pandas, through the platform's pyarrow reader configuration."""
-    from batch_platform import storage
+def read_table(config: PlatformConfig, table: str, quarter: str, version: int | None = None) -> pd.DataFrame:
+    """One quarter of a lake table as pandas, through its Delta log (delta-rs with `storage.s3`), at
+    its latest version or `version`."""
+    from batch_platform_tests.lake_fixtures import lake_quarter
 
-    frame = storage.read_parquet(f"{config.lake_root}/{table}/quarter={quarter}", config.storage.s3).to_pandas()
+    frame = lake_quarter(config.lake_root, table, quarter, version=version, s3=config.storage.s3)
     key = "customer_id" if "customer_id" in frame.columns else list(frame.columns)
     return frame.sort_values(key).reset_index(drop=True)
 

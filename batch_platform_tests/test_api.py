@@ -25,11 +25,13 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
+from deltalake import DeltaTable
 
 from batch_platform.api import TOKEN_ENV, UrlSigner
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_group
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
+from batch_platform_tests.delta_fixtures import commit_quarters, copy_lake, customers, model_rows
 from batch_platform_tests.pg_fixtures import free_port
 
 CLI = str(Path(sys.executable).parent / "batch-platform")
@@ -102,18 +104,30 @@ def lake_config(lake_root: str, tmp: Path, **extra) -> dict:
 
 
 def read_urls(files: list[dict]) -> pa.Table:
-    """Every url downloaded with a plain GET (no header) and read with pyarrow."""
-    tables = []
+    """Every url downloaded with a plain GET (no header) and read with pyarrow (a quarter materialised
+    empty has no file: no rows)."""
+    tables = [pa.table({})]
     for entry in files:
         response = requests.get(entry["url"], timeout=60)
         assert response.status_code == 200, response.text
         assert len(response.content) == entry["size"]
         tables.append(pq.read_table(io.BytesIO(response.content)))
-    return pa.concat_tables(tables)
+    return pa.concat_tables(tables[1:]) if len(tables) > 1 else tables[0]
 
 
 def sorted_rows(table: pa.Table) -> list[dict]:
     return sorted(table.to_pylist(), key=lambda row: row["customer_id"])
+
+
+def lake_rows(lake_root: str, table: str, quarter: str) -> pa.Table:
+    """A quarter of a lake table as Delta's latest version holds it, without the partition column (the
+    columns of the files)."""
+    return DeltaTable(f"{lake_root}/{table}").to_pyarrow_table(filters=[("quarter", "=", quarter)]).drop(["quarter"])
+
+
+def current_sizes(lake_root: str, table: str, quarter: str) -> list[int]:
+    actions = pa.table(DeltaTable(f"{lake_root}/{table}").get_add_actions(flatten=True)).to_pylist()
+    return sorted(a["size_bytes"] for a in actions if a["partition.quarter"] == quarter)
 
 
 @pytest.fixture(scope="module")
@@ -165,19 +179,21 @@ def test_the_listing_shows_every_table_and_its_quarters(api, delivery_lake):
     assert datasets[TRAINING]["quarters"] == list(DELIVERY_QUARTERS)
     assert datasets[TRAINING]["latest"] == DELIVERY_QUARTERS[-1]
     assert datasets["silver/operational_events_quarantine"]["layer"] == "silver"
-    on_disk = {f"{layer.name}/{t.name}" for layer in Path(delivery_lake.lake_root).iterdir() for t in layer.iterdir()}
-    assert {t for t, d in datasets.items() if d["quarters"]} == on_disk
+    lake = Path(delivery_lake.lake_root)
+    in_lake = {f"{t.parent.name}/{t.name}" for t in lake.glob("*/*") if (t / "_delta_log").is_dir()}
+    assert {t for t, d in datasets.items() if d["quarters"]} == in_lake
 
 
 def test_latest_is_the_last_quarter_with_its_rows_schema_and_files(api, delivery_lake):
     latest = api.get(f"/datasets/{TRAINING}/latest").json()
-    folder = Path(delivery_lake.lake_root, TRAINING, f"quarter={DELIVERY_QUARTERS[-1]}")
-    assert latest["quarter"] == DELIVERY_QUARTERS[-1] and latest["partition_key"] == to_key(DELIVERY_QUARTERS[-1])
-    assert latest["row_count"] == pq.read_table(folder).num_rows > 20
+    last = DELIVERY_QUARTERS[-1]
+    assert latest["quarter"] == last and latest["partition_key"] == to_key(last)
+    assert latest["version"] == DeltaTable(f"{delivery_lake.lake_root}/{TRAINING}").version()
+    assert latest["row_count"] == lake_rows(delivery_lake.lake_root, TRAINING, last).num_rows > 20
     schema = {c["name"]: c for c in latest["schema"]}
     assert schema["txn_count"]["type"] == "int64" and schema["feature_cutoff"]["type"] == "timestamp[us, tz=UTC]"
     assert "lookback" in schema["txn_count"]["description"]
-    assert sorted(f["size"] for f in latest["files"]) == sorted(p.stat().st_size for p in folder.glob("*.parquet"))
+    assert sorted(f["size"] for f in latest["files"]) == current_sizes(delivery_lake.lake_root, TRAINING, last)
     assert api.get(f"/datasets/{TRAINING}/{to_key(DELIVERY_QUARTERS[-1])}").json()["row_count"] == latest["row_count"]
 
 
@@ -185,7 +201,7 @@ def test_latest_is_the_last_quarter_with_its_rows_schema_and_files(api, delivery
 def test_every_url_of_a_quarter_downloads_the_lakes_rows(api, delivery_lake, quarter):
     described = api.get(f"/datasets/{TRAINING}/{quarter}").json()
     downloaded = read_urls(described["files"])
-    lake = pq.read_table(Path(delivery_lake.lake_root, TRAINING, f"quarter={quarter}"))
+    lake = lake_rows(delivery_lake.lake_root, TRAINING, quarter)
     assert downloaded.num_rows == described["row_count"] == lake.num_rows
     assert sorted_rows(downloaded) == sorted_rows(lake)
 
@@ -358,7 +374,7 @@ def test_an_s3_lake_is_served_with_presigned_urls_that_download_its_rows(s3_api,
             f["url"].startswith(f"{s3_server.endpoint_url}/delivery/lake/{TRAINING}/") for f in described["files"]
         )
         assert all("X-Amz-Signature=" in f["url"] for f in described["files"])
-        lake = pq.read_table(Path(delivery_lake.lake_root, TRAINING, f"quarter={quarter}"))
+        lake = lake_rows(delivery_lake.lake_root, TRAINING, quarter)
         downloaded = read_urls(described["files"])
         assert downloaded.num_rows == described["row_count"] == lake.num_rows
         assert sorted_rows(downloaded) == sorted_rows(lake)
@@ -381,3 +397,94 @@ def test_a_tampered_presigned_url_gets_403(s3_api):
     other = url.replace("quarter%3D2024-Q2", "quarter%3D2024-Q3").replace("quarter=2024-Q2", "quarter=2024-Q3")
     assert other != url and requests.get(other, timeout=30).status_code == 403
     assert requests.get(url, timeout=30).status_code == 200
+
+
+# ------------------------------------------------------------------- the table's current version
+def rows_of(lake, quarter: str, version: int) -> list[dict]:
+    """The rows `delta_fixtures` committed to `gold/training_set` at `version`, as the files hold them."""
+    rows = [{k: v for k, v in row.items() if k != "quarter"} for row in lake.rows[(TRAINING, quarter, version)]]
+    return sorted(rows, key=lambda row: row["customer_id"])
+
+
+def downloaded_rows(files: list[dict]) -> list[dict]:
+    return sorted_rows(read_urls(files))
+
+
+@pytest.fixture(scope="module")
+def versioned_api(delta_lake, tmp_path_factory):
+    """The API over a copy of `delta_fixtures.delta_lake`, which the tests commit to."""
+    workdir = tmp_path_factory.mktemp("api-delta")
+    lake = copy_lake(delta_lake, workdir / "lake")
+    server = start_api(write_config(workdir / "config.yaml", lake_config(lake.root, workdir)), workdir)
+    try:
+        yield server, lake
+    finally:
+        stop_api(server)
+
+
+def test_a_quarters_files_are_those_of_the_tables_current_version_never_the_replaced_ones(versioned_api, spark):
+    """Re-materialising a quarter leaves the old files in its folder (Delta keeps them for time travel
+    until VACUUM): the API lists the new ones only; a url handed out before still gets its file."""
+    api, lake = versioned_api
+    folder = Path(lake.root, TRAINING, "quarter=2024-Q2")
+    before = api.get(f"/datasets/{TRAINING}/2024-Q2").json()
+    assert before["version"] == 1 and before["row_count"] == 32
+    assert len(list(folder.glob("*.parquet"))) > len(before["files"])  # version 0's files are still there
+    assert downloaded_rows(before["files"]) == rows_of(lake, "2024-Q2", 1)
+
+    new_rows = model_rows(TRAINING, "2024-Q2", customers(25, 500), 4)
+    assert commit_quarters(spark, lake.root, TRAINING, {"2024-Q2": new_rows}, "run-c") == 2
+    after = api.get(f"/datasets/{TRAINING}/2024-Q2").json()
+    assert after["version"] == 2 and after["row_count"] == 25
+    keys = {urlsplit(f["url"]).path for f in after["files"]}
+    assert keys.isdisjoint(urlsplit(f["url"]).path for f in before["files"])
+    assert sorted(f["size"] for f in after["files"]) == current_sizes(lake.root, TRAINING, "2024-Q2")
+    expected = sorted(
+        ({k: v for k, v in r.items() if k != "quarter"} for r in new_rows), key=lambda r: r["customer_id"]
+    )
+    assert downloaded_rows(after["files"]) == expected
+    assert len(list(folder.glob("*.parquet"))) == len(after["files"]) + len(before["files"]) + 1  # + version 0's
+    assert downloaded_rows(before["files"]) == rows_of(lake, "2024-Q2", 1)  # immutable until VACUUM
+    untouched = api.get(f"/datasets/{TRAINING}/2024-Q3").json()
+    assert untouched["version"] == 2 and downloaded_rows(untouched["files"]) == rows_of(lake, "2024-Q3", 1)
+
+
+def test_the_listing_and_an_empty_quarter_come_from_the_delta_log(versioned_api):
+    api, _ = versioned_api
+    datasets = {d["table"]: d for d in api.get("/datasets").json()["datasets"]}
+    assert datasets[TRAINING]["quarters"] == ["2024-Q1", "2024-Q2", "2024-Q3"]  # 2024-Q1: materialised empty
+    assert datasets["ml/churn_scores"]["quarters"] == ["2024-Q2", "2024-Q3"]
+    assert datasets["gold/customer_features"]["quarters"] == [] and datasets["gold/customer_features"]["latest"] is None
+    empty = api.get(f"/datasets/{TRAINING}/2024-Q1").json()
+    assert empty["row_count"] == 0 and empty["files"] == []
+    schema = {c["name"]: c for c in empty["schema"]}
+    assert "quarter" not in schema and schema["feature_cutoff"]["type"] == "timestamp[us, tz=UTC]"
+    assert "lookback" in schema["txn_count"]["description"]
+    code, body = api.raw(f"/datasets/{TRAINING}/2024-Q4")
+    assert code == 404 and "has no materialised quarter 2024-Q4; it has: 2024-Q1, 2024-Q2, 2024-Q3" in body["detail"]
+    code, body = api.raw("/datasets/gold/customer_features/latest")
+    assert code == 404 and "gold/customer_features has no materialised quarter yet" in body["detail"]
+
+
+@pytest.mark.s3
+def test_an_s3_lake_presigns_the_files_of_the_current_version_only(delta_lake, s3_server, tmp_path):
+    client, bucket = s3_server.client(), "api-delta"
+    s3_server.bucket(bucket)
+    for path in Path(delta_lake.root).rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"lake/{path.relative_to(delta_lake.root)}")
+    s3 = {"endpoint_url": s3_server.endpoint_url, "region": s3_server.region, "path_style_access": True,
+          "access_key_id": "${API_TEST_S3_KEY}", "secret_access_key": "${API_TEST_S3_SECRET}"}  # fmt: skip
+    config = write_config(tmp_path / "config.yaml", lake_config(f"s3a://{bucket}/lake", tmp_path, s3=s3))
+    env = {"API_TEST_S3_KEY": s3_server.access_key_id, "API_TEST_S3_SECRET": s3_server.secret_access_key}
+    server = start_api(config, tmp_path, env)
+    try:
+        described = server.get(f"/datasets/{TRAINING}/2024-Q2").json()
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=f"lake/{TRAINING}/quarter=2024-Q2/")["Contents"]
+        assert len([o for o in listed if o["Key"].endswith(".parquet")]) > len(described["files"])
+        assert all("X-Amz-Signature=" in f["url"] for f in described["files"])
+        assert described["version"] == 1 and downloaded_rows(described["files"]) == rows_of(delta_lake, "2024-Q2", 1)
+        datasets = {d["table"]: d["quarters"] for d in server.get("/datasets").json()["datasets"]}
+        assert datasets[TRAINING] == ["2024-Q1", "2024-Q2", "2024-Q3"]
+    finally:
+        stop_api(server)

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch_platform.partitions import quarter_range, to_key
+from batch_platform_tests.lake_fixtures import lake_quarter
 from batch_platform_tests.platform import bronze_assets, bronze_external, bronze_logs, bronze_operational
 
 OPERATIONAL = ["customer_id", "event_time", "amount", "currency", "channel"]
@@ -21,7 +22,7 @@ def _write(landing: Path, source: str, day: str, name: str, text: str | bytes) -
 
 
 def _bronze(config, source: str, quarter: str) -> pd.DataFrame:
-    return pd.read_parquet(Path(config.lake_root) / "bronze" / source / f"quarter={quarter}")
+    return lake_quarter(config.lake_root, f"bronze/{source}", quarter)
 
 
 def _run(assets, resources, first, last=None, **kwargs):

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from batch_platform.partitions import shift, to_key, to_label
 from batch_platform.tables import table_for
+from batch_platform_tests.lake_fixtures import lake_quarter
 from batch_platform_tests.webserver_fixtures import (
     EVERYTHING_QUARTERS,
     GRAPH_ASSET_KEYS,
@@ -231,8 +231,8 @@ def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materi
     ]["assetMaterializations"]
     latest = max(events, key=lambda e: float(e["timestamp"]))
     quarter = to_label(latest["partition"])
-    folder = ui.lake.resolve() / "gold" / "training_set" / f"quarter={quarter}"
-    training = pd.read_parquet(folder)
+    version = int(next(e["intRepr"] for e in latest["metadataEntries"] if e["label"] == "delta_version"))
+    training = lake_quarter(ui.lake.resolve(), "gold/training_set", quarter, version=version)
     description = ui.graphql('query { assetNodes(assetKeys: [{path: ["gold", "training_set"]}]) { description } }')[
         "assetNodes"
     ][0]["description"]
@@ -246,16 +246,16 @@ def test_gold_asset_page_shows_what_the_lake_holds(chromium_available, ui_materi
     assert int(status.group(2).replace(",", "")) == len(training) > 0
     # Description: the asset's own
     assert description.split("\n")[0][:60] in text
-    # the Columns table is the Pandera model's column schema: every column of the Parquet, described
+    # the Columns table is the Pandera model's column schema: every column of the table, described
     columns = page.get_by_text("Columns", exact=True).first
     columns.wait_for()
     for column in training.columns:
         page.get_by_role("cell", name=column, exact=True).first.wait_for()
     _save(page, screenshots, "gold-training-set.png")
 
-    # Metadata of the latest materialization: the Parquet path of its quarter, as the run recorded it
+    # Metadata of the latest materialization: the Delta table's path, as the run recorded it
     path = next(e["path"] for e in latest["metadataEntries"] if e["label"] == "path")
-    assert path.removeprefix("file:").rstrip("/") == str(folder)
+    assert path.removeprefix("file:").rstrip("/") == str(ui.lake.resolve() / "gold" / "training_set")
     page.get_by_text(path, exact=True).first.wait_for()
     page.get_by_text("Metadata", exact=True).first.evaluate("e => e.scrollIntoView({block: 'start'})")
     _save(page, screenshots, "gold-training-set-metadata.png")

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from batch_platform.assets.silver import SILVER_TABLES
 from batch_platform.checks import CHECK_NAMES
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.lake_fixtures import tamper_quarter
 from batch_platform_tests.platform import bronze_assets, quarterly, silver_assets, silver_checks
 
 QUARTER, KEY = "2024-Q1", "2024-01-01"
@@ -209,14 +209,6 @@ def _copy_lake(root: Path, tmp_path: Path) -> Path:
     return tmp_path / "lake"
 
 
-def _rewrite(partition: Path, change) -> None:
-    """Replace a partition's Parquet files by one file holding `change(table)`."""
-    table = pq.read_table(partition)
-    for item in partition.iterdir():
-        item.unlink()
-    pq.write_table(change(table), partition / "part-00000-tampered.parquet")
-
-
 def _checks_and_downstream(table: str):
     return dg.AssetSelection.checks_for_assets(SILVER_TABLES[table].silver_key) | dg.AssetSelection.assets(
         DOWNSTREAM[table].key
@@ -227,7 +219,7 @@ def _checks_and_downstream(table: str):
 def test_reconciliation_fails_when_a_row_goes_missing_and_blocks_downstream(lake, tmp_path, tampered):
     root, instance, _ = lake
     lake_copy = _copy_lake(root, tmp_path)
-    _rewrite(lake_copy / "silver" / tampered / f"quarter={QUARTER}", lambda t: t.slice(1))
+    tamper_quarter(lake_copy, f"silver/{tampered}", QUARTER, lambda rows: rows.slice(1))
 
     result = _rerun(tmp_path, instance, PASSING, _checks_and_downstream("operational_events"))
 
@@ -263,7 +255,7 @@ def test_key_checks_find_null_and_duplicate_keys(lake, tmp_path):
         null_key = table.slice(1, 1).set_column(column, "customer_id", pa.array([None], pa.string()))
         return pa.concat_tables([table, duplicate, null_key])
 
-    _rewrite(lake_copy / "silver" / "operational_events" / f"quarter={QUARTER}", break_keys)
+    tamper_quarter(lake_copy, "silver/operational_events", QUARTER, break_keys)
 
     result = _rerun(tmp_path, instance, PASSING, _checks_and_downstream("operational_events"))
 

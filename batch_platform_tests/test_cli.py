@@ -10,6 +10,7 @@ from batch_platform.cli import main
 from batch_platform.partitions import label_of, last_complete_quarter, parse_quarter, quarter_range, shift, to_key
 from batch_platform.sample_data import generate_landing
 from batch_platform_tests.conftest import TEST_SPARK, dagster_env
+from batch_platform_tests.delta_fixtures import write_quarters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,16 +171,15 @@ def test_report_lists_only_the_training_sets_in_the_lake_and_a_hint_that_reads_o
     monkeypatch.setenv("BATCH_PLATFORM_CONFIG", env["BATCH_PLATFORM_CONFIG"])
     assert main(["report", "--from", "2024-Q1", "--to", "2024-Q3"]) == 0
     out = capsys.readouterr().out
-    assert "quarter=" not in out and "read one" not in out
+    assert "training sets" not in out and "read one" not in out
     assert "no training set of 2024-Q1...2024-Q3 is in the lake: batch-platform materialize --from 2024-Q1" in out
 
-    folder = tmp_path / "lake" / "gold" / "training_set" / "quarter=2024-Q2"
-    folder.mkdir(parents=True)
-    pd.DataFrame({"customer_id": ["C1", "C2"], "label": [1, 0]}).to_parquet(folder / "part-0.parquet")
+    frame = pd.DataFrame({"customer_id": ["C1", "C2"], "label": [1, 0], "quarter": "2024-Q2"})
+    write_quarters(tmp_path / "lake", "gold/training_set", frame)
     assert main(["report", "--from", "2024-Q1", "--to", "2024-Q3"]) == 0
     out = capsys.readouterr().out
-    listed = [line.strip() for line in out.splitlines() if "quarter=" in line]
-    assert listed == [f"{tmp_path / 'lake'}/gold/training_set/quarter=2024-Q2"]
+    table = f"{tmp_path / 'lake'}/gold/training_set"
+    assert f"training sets (Delta table {table}, version 0):\n  2024-Q2  2 rows\n" in out
     (hint,) = [line for line in out.splitlines() if line.startswith("read one:")]
     code = hint.split("python -c ", 1)[1].strip("'")
     assert '"2024-Q2"' in code

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from batch_platform.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+from batch_platform_tests.delta_fixtures import write_quarters
 
 
 def test_the_shipped_config_loads_with_the_spec_defaults():
@@ -145,10 +146,7 @@ def test_importing_every_module_reads_no_config_file(tmp_path):
     import pandas as pd
 
     lake = tmp_path / "lake"
-    (lake / "gold" / "training_set" / "quarter=2025-Q4").mkdir(parents=True)
-    pd.DataFrame({"customer_id": ["C1"], "label": [1]}).to_parquet(
-        lake / "gold" / "training_set" / "quarter=2025-Q4" / "part-0.parquet"
-    )
+    write_quarters(lake, "gold/training_set", pd.DataFrame({"customer_id": ["C1"], "label": [1], "quarter": "2025-Q4"}))
     modules = sorted(_module_imports())
     probe = "\n".join(
         [
@@ -210,9 +208,8 @@ def test_relative_paths_resolve_against_the_config_files_folder_so_a_copied_proj
     assert main(["sample-data", "--from", "2024-Q1", "--customers", "5"]) == 0
     assert (copy / "data" / "landing" / "operational").is_dir()
     assert not (original / "data").exists() and not (original / "config" / "data").exists()
-    partition = copy / "data" / "lake" / "gold" / "training_set" / "quarter=2024-Q1"
-    partition.mkdir(parents=True)
-    pd.DataFrame({"customer_id": ["C1"], "label": [1]}).to_parquet(partition / "part-0.parquet")
+    frame = pd.DataFrame({"customer_id": ["C1"], "label": [1], "quarter": "2024-Q1"})
+    write_quarters(copy / "data" / "lake", "gold/training_set", frame)
     assert list(load_training_set("2024-Q1")["customer_id"]) == ["C1"]
 
 
@@ -241,3 +238,13 @@ def test_the_shipped_configs_keep_the_projects_data_folder():
     assert shipped.storage.lake_root == "../data/lake" and shipped.storage.landing_root == "../data/landing"
     assert shipped.landing_root == str(project / "data" / "landing")
     assert shipped.mlflow_tracking_uri == f"sqlite:///{project / 'data'}/mlflow.db"
+
+
+def test_the_delta_retention_is_optional_with_a_year_of_models_and_a_month_by_default():
+    assert parse_config({}, "test").storage.delta.retention_days == 400
+    assert parse_config({"storage": {"delta": {"retention_days": 30}}}, "t").storage.delta.retention_days == 30
+    with pytest.raises(ConfigError) as short:
+        parse_config({"storage": {"delta": {"retention_days": 3}}}, "cfg.yaml")
+    assert "key 'storage.delta.retention_days' has bad value 3" in str(short.value)
+    with pytest.raises(ConfigError, match="unknown key 'storage.delta.retention'"):
+        parse_config({"storage": {"delta": {"retention": 30}}}, "cfg.yaml")

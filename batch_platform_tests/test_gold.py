@@ -11,11 +11,9 @@ import logging
 import random
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -38,6 +36,7 @@ from batch_platform.partitions import quarter_end, quarter_range, quarter_start,
 from batch_platform.schemas.base import failure_report, validate_frame
 from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 from batch_platform_tests.platform import bronze_assets, gold_assets, quarterly, silver_assets
 
 time.tzset()  # conftest sets TZ=UTC: naive datetimes collected from Spark are UTC
@@ -102,12 +101,10 @@ def random_silver(quarters: list[str], customers: int = 60, seed: int = 5) -> di
 
 
 def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: list[str]) -> None:
-    """Write silver partitions `quarters` of `rows` where the silver assets would put them."""
+    """Commit silver partitions `quarters` of `rows` to the lake as the silver assets would: one
+    commit per table, the quarters materialised."""
     for table, ddl in SILVER_TABLES.items():
-        frame = spark.createDataFrame(rows[table], ddl)
-        for q in quarters:
-            part = frame.filter(F.col("quarter") == q).drop("quarter")
-            part.coalesce(1).write.mode("overwrite").parquet(f"{lake_root}/silver/{table}/quarter={q}")
+        commit_quarters(spark.createDataFrame(rows[table], ddl), lake_root, f"silver/{table}", quarters)
 
 
 def materialize_gold(config, first: str, last: str | None = None, assets=None, selection=None, **kwargs):
@@ -128,8 +125,7 @@ def materialize_gold(config, first: str, last: str | None = None, assets=None, s
 
 
 def lake_table(lake_root: str, table: str, quarter: str) -> pd.DataFrame:
-    frame = pd.read_parquet(Path(lake_root) / table / f"quarter={quarter}")
-    return frame.sort_values("customer_id").reset_index(drop=True)
+    return lake_quarter(lake_root, table, quarter).sort_values("customer_id").reset_index(drop=True)
 
 
 def as_pandas(frame: DataFrame) -> pd.DataFrame:
@@ -474,10 +470,9 @@ def test_the_first_quarter_gives_empty_but_valid_gold_tables(gold_lake):
         ("churn_labels", ChurnLabels),
         ("training_set", TrainingSet),
     ):
-        part = Path(lake) / "gold" / table / "quarter=2024-Q1"
-        data = pq.read_table(part)
-        assert data.num_rows == 0
-        assert set(data.column_names) == set(model.to_schema().columns) - {"quarter"}
+        data = lake_quarter(lake, f"gold/{table}", "2024-Q1")
+        assert data.empty
+        assert set(data.columns) == set(model.to_schema().columns) - {"quarter"}
     meta = materialisations(gold_lake["first"], dg.AssetKey(["gold", "customer_features"]))[to_key("2024-Q1")]
     assert meta["customers"] == 0
     assert meta["lookback_quarters_read"] == []
@@ -573,7 +568,8 @@ def test_load_training_set_reads_a_quarter_by_label_or_key(gold_lake, monkeypatc
 
     with pytest.raises(PartitionNotMaterialised) as missing:
         batch_platform.load_training_set("2024-Q3", lake_root=config.lake_root)
-    assert f"{config.lake_root}/gold/training_set/quarter=2024-Q3" in str(missing.value)
+    assert "gold/training_set has no partition 2024-Q3" in str(missing.value)
+    assert f"{config.lake_root}/gold/training_set" in str(missing.value)
     assert isinstance(missing.value, FileNotFoundError)
     with pytest.raises(ValueError, match="not a quarter"):
         batch_platform.load_training_set("2024-11-01", lake_root=config.lake_root)

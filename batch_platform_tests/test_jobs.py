@@ -19,11 +19,13 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
+from pyspark.sql import functions as F
 
+from batch_platform import delta
 from batch_platform.partitions import to_key
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.lake_fixtures import lake_arrow
 from batch_platform_tests.reference_fixtures import CI_QUARTER, GOLD_TABLES, copy_reference, run_cli
 from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS as BACKFILL
 from batch_platform_tests.test_gold import _naive, lake_table, materialize_gold
@@ -114,11 +116,13 @@ def test_cli_partition_range_is_one_run_with_the_results_of_quarter_by_quarter_r
     assert rows[("training_set", "2024-Q3")] > 0
 
 
-def _listing(lake: str, quarters: list[str]) -> dict[str, float]:
+def _files_of(lake: str, quarters: list[str]) -> dict[tuple[str, str], list[str]]:
+    """The data files of each lake table's `quarters` in its latest version, from the Delta logs."""
     found = {}
-    for path in Path(lake).glob("*/*/quarter=*/*"):
-        if path.parent.name.removeprefix("quarter=") in quarters:
-            found[str(path.relative_to(lake))] = path.stat().st_mtime
+    for path in sorted(Path(lake).glob("*/*/_delta_log")):
+        table = delta.open_table(str(path.parent))
+        for quarter in quarters:
+            found[(str(path.parent.relative_to(lake)), quarter)] = [f.path for f in delta.quarter_files(table, quarter)]
     return found
 
 
@@ -128,8 +132,9 @@ def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, ba
 
     ci = copy_reference(backfill, tmp_path)  # the reference lake and instance stay as the run left them
     lake = ci["lake"]
-    history = _listing(lake, BACKFILL)
-    assert any("gold/training_set" in path for path in history)
+    history = _files_of(lake, BACKFILL)
+    assert history[("gold/training_set", BACKFILL[-1])]
+    versions = {table: delta.open_table(f"{lake}/gold/{table}").version for table in GOLD_TABLES}
     run_cli(
         ci,
         "job",
@@ -152,15 +157,16 @@ def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, ba
         assert meta["input_partitions"]["operational_events"] == BACKFILL
         assert meta["lookback_quarters_empty"] == []
 
-    assert _listing(lake, BACKFILL) == history  # no earlier quarter was touched
+    assert _files_of(lake, BACKFILL) == history  # no earlier quarter was touched
+    for table, version in versions.items():  # one commit per gold table, replacing the quarter alone
+        (commit,) = [c for c in delta.history(delta.open_table(f"{lake}/gold/{table}")) if c.version > version]
+        assert commit.quarters == [CI_QUARTER] and commit.version == version + 1, table
     training = load_training_set(CI_QUARTER, lake_root=lake)
     assert len(training) > 0 and set(training["split"]) <= {"train", "eval"}
 
     # The CLI's features equal the function applied to silver 2024-Q1..Q3 as the lake holds them.
     def silver(table):
-        return spark.read.option("basePath", f"{lake}/silver/{table}").parquet(
-            *[f"{lake}/silver/{table}/quarter={q}" for q in BACKFILL]
-        )
+        return spark.read.format("delta").load(f"{lake}/silver/{table}").where(F.col("quarter").isin(BACKFILL))
 
     expected = compute_customer_features(*(silver(t) for t in SILVER_TABLES), [CI_QUARTER], 4).toPandas()
     expected = _naive(expected.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True))
@@ -176,8 +182,10 @@ def _lake_tables(lake: Path, defs) -> list[str]:
 
 
 def test_duckdb_reads_every_table_the_run_wrote(backfill, defs):
-    """Every bronze, silver, quarantine and gold table, all its quarters at once: DuckDB sees the
-    rows, the non-null values of every column and the quarters pyarrow sees, and UTC timestamps."""
+    """Every bronze, silver, quarantine and gold table, all its quarters at once, read by DuckDB over
+    the table's Delta version (deltalake's pyarrow dataset: the files of that version, never a
+    listing): DuckDB sees the rows, the non-null values of every column and the quarters pyarrow
+    sees, and UTC timestamps."""
     import duckdb
     import pyarrow as pa
 
@@ -186,12 +194,12 @@ def test_duckdb_reads_every_table_the_run_wrote(backfill, defs):
     con.execute("SET TimeZone = 'UTC'")
     rows = {}
     for table in _lake_tables(lake, defs):
-        quarters = sorted(path.name.removeprefix("quarter=") for path in (lake / table).glob("quarter=*"))
+        opened = delta.open_table(str(lake / table))
+        quarters = delta.materialised_quarters(opened)
         assert set(BACKFILL) <= set(quarters), table
-        schema = pq.read_schema(next((lake / table).glob("quarter=*/*.parquet")))
-        files = f"{lake}/{table}/quarter=*/*.parquet"
-        relation = con.sql(f"SELECT * FROM read_parquet('{files}', hive_partitioning = true)")
-        assert relation.columns == [*schema.names, "quarter"], table
+        schema = delta.file_schema(opened)
+        relation = con.from_arrow(opened.delta.to_pyarrow_dataset())
+        assert sorted(relation.columns) == sorted([*schema.names, "quarter"]), table
         for name, kind in zip(relation.columns, relation.types, strict=True):
             if name != "quarter" and pa.types.is_timestamp(schema.field(name).type):
                 assert str(kind) == "TIMESTAMP WITH TIME ZONE", (table, name)
@@ -200,7 +208,7 @@ def test_duckdb_reads_every_table_the_run_wrote(backfill, defs):
         seen = {row[0]: list(row[1:]) for row in grouped}
         expected = {}
         for quarter in quarters:
-            data = pq.read_table(lake / table / f"quarter={quarter}")
+            data = delta.read_quarter(opened, quarter, columns=schema.names)
             if data.num_rows:
                 expected[quarter] = [data.num_rows, *(data.num_rows - column.null_count for column in data.columns)]
         assert seen == expected, table
@@ -222,7 +230,7 @@ def test_ingested_at_is_utc_and_the_time_of_the_run(backfill, defs):
     stamped = {}
     for table in _lake_tables(lake, defs):
         for quarter in BACKFILL:
-            data = pq.read_table(lake / table / f"quarter={quarter}")
+            data = lake_arrow(lake, table, quarter)
             if "_ingested_at" not in data.column_names:
                 continue
             assert data.schema.field("_ingested_at").type == pa.timestamp("us", tz="UTC"), table

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from batch_platform import delta
 from batch_platform.assets.gold import build_gold_assets
 from batch_platform.assets.ml import (
     MODEL_KEY,
@@ -35,6 +36,7 @@ from batch_platform.ml import METRICS, evaluate, scoring_features, untrainable_r
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 
 L = 2
 SILVER_QUARTERS = quarter_range("2024-Q1", "2025-Q1")
@@ -152,7 +154,7 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
         assert found["eval/auc_roc"] > 0.8, (quarter, found)
         assert 0 < found["eval/auc_pr"] <= 1 and found["baseline/auc_pr"] > 0
         assert found["champion"] in ("logistic_regression", "random_forest")
-        card = pd.read_parquet(root / "lake" / "ml" / "churn_model" / f"quarter={quarter}")
+        card = lake_quarter(root / "lake", "ml/churn_model", quarter)
         assert sorted(card["candidate"]) == [
             "logistic_regression",
             "random_forest",
@@ -193,9 +195,7 @@ def test_scores_are_the_champions_predictions_at_the_start_of_the_next_quarter(m
     root, _, _ = ml_lake
     card_versions = {
         q: int(
-            pd.read_parquet(root / "lake/ml/churn_model" / f"quarter={q}")
-            .dropna(subset=["model_version"])["model_version"]
-            .iloc[0]
+            lake_quarter(root / "lake", "ml/churn_model", q).dropna(subset=["model_version"])["model_version"].iloc[0]
         )
         for q in RUN
     }
@@ -216,7 +216,7 @@ def test_scoring_features_of_q_equal_gold_customer_features_of_q_plus_one(ml_lak
     column, the gold/customer_features of 2024-Q4 and 2025-Q1 that the run wrote to the lake."""
     root, _, _ = ml_lake
     silver = {
-        t: spark.read.parquet(str(root / "lake" / "silver" / t))
+        t: spark.read.format("delta").load(str(root / "lake" / "silver" / t))
         for t in ("operational_events", "interaction_logs", "partner_scores")
     }
     scored = scoring_features(
@@ -228,7 +228,7 @@ def test_scoring_features_of_q_equal_gold_customer_features_of_q_plus_one(ml_lak
     )
     for quarter, following in (("2024-Q3", "2024-Q4"), ("2024-Q4", "2025-Q1")):
         mine = scored.filter(F.col("quarter") == quarter).drop("quarter").toPandas()
-        gold = pd.read_parquet(root / "lake" / "gold" / "customer_features" / f"quarter={following}")
+        gold = lake_quarter(root / "lake", "gold/customer_features", following)
         mine = mine.sort_values("customer_id").reset_index(drop=True)
         gold = gold.sort_values("customer_id").reset_index(drop=True)[list(mine.columns)]
         assert len(mine) > 500
@@ -325,10 +325,8 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
 def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_lake, tmp_path, spark):
     root, _, _ = ml_lake
     quarter = "2024-Q4"
-    training = spark.read.parquet(str(root / "lake" / "gold" / "training_set" / f"quarter={quarter}"))
-    training.withColumn("label", F.lit(0)).write.parquet(
-        str(tmp_path / "lake" / "gold" / "training_set" / f"quarter={quarter}")
-    )
+    training = spark.read.format("delta").load(str(root / "lake" / "gold" / "training_set"))
+    commit_quarters(training.withColumn("label", F.lit(0)), tmp_path / "lake", "gold/training_set", [quarter])
     result = run_ml(ml_config(tmp_path), quarter, quarter, selection=[MODEL_KEY, SCORES_KEY])
     assert result.success
     metadata = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]
@@ -349,22 +347,22 @@ def relaid_rerun(ml_lake, spark, tmp_path_factory):
     model card after each run."""
     shared, _, _ = ml_lake
     root = tmp_path_factory.mktemp("relaid")
-    source, target = shared / "lake" / "gold" / "training_set", root / "lake" / "gold" / "training_set"
-    for quarter in ("2024-Q3", "2024-Q4"):
-        shutil.copytree(source / f"quarter={quarter}", target / f"quarter={quarter}")
-    rows = spark.read.parquet(str(source / "quarter=2024-Q3"))
-    rows.limit(0).write.parquet(str(target / "quarter=2024-Q2"))
-    card = root / "lake" / "ml" / "churn_model" / "quarter=2024-Q3"
+    training = spark.read.format("delta").load(str(shared / "lake" / "gold" / "training_set"))
+    copied = training.filter(F.col("quarter").isin("2024-Q3", "2024-Q4"))
+    commit_quarters(copied, root / "lake", "gold/training_set", ["2024-Q2", "2024-Q3", "2024-Q4"])
+    rows = training.filter(F.col("quarter") == "2024-Q3")
     runs, aliases, cards = [], [], []
     for first, last in (("2024-Q2", "2024-Q4"), ("2024-Q3", "2024-Q3")):
         if runs:
-            rows.orderBy(F.rand(5)).repartition(3).write.parquet(str(root / "relaid"))
-            assert len(list((root / "relaid").glob("*.parquet"))) == 3
-            shutil.rmtree(target / "quarter=2024-Q3")
-            shutil.move(root / "relaid", target / "quarter=2024-Q3")
+            relaid = rows.orderBy(F.rand(5)).repartition(3)
+            commit_quarters(relaid, root / "lake", "gold/training_set", ["2024-Q3"], one_file=False)
+            files = delta.quarter_files(delta.open_table(str(root / "lake" / "gold" / "training_set")), "2024-Q3")
+            assert len(files) == 3
         runs.append(run_ml(ml_config(root), first, last, selection=[MODEL_KEY]))
         aliases.append(store_client(root).get_registered_model(MODEL_NAME).aliases)
-        cards.append(pd.read_parquet(card).sort_values("candidate", ignore_index=True))
+        cards.append(
+            lake_quarter(root / "lake", "ml/churn_model", "2024-Q3").sort_values("candidate", ignore_index=True)
+        )
     return root, runs, aliases, cards
 
 
@@ -501,3 +499,74 @@ def test_ml_report_shows_model_and_baseline_out_of_time_from_the_lake_as_the_che
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert main(["ml-report", "--from", "2024-Q2", "--to", RUN[-1]]) == 0
     assert capsys.readouterr().out == out
+
+
+# ------------------------------------------------------------------------------- pinned to its data
+def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter_was_rebuilt(
+    ml_lake, spark, tmp_path, monkeypatch
+):
+    """Train Q, change silver Q, re-materialise gold/training_set Q: the model's pinned Delta version
+    still reads exactly the rows it was fit on (SPEC.md, "Lake" and "ML")."""
+    import time
+
+    import batch_platform.assets.ml as ml_assets
+    from batch_platform.consume import load_training_set
+    from batch_platform.ml import load_training_set_of_model
+    from batch_platform_tests.test_gold import materialize_gold, write_silver
+
+    shared, _, _ = ml_lake
+    root = Path(shutil.copytree(shared, tmp_path / "ml"))
+    config, quarter = ml_config(root), RUN[-1]
+    seen = {}
+    train_quarters = ml_assets.train_quarters
+
+    def spy(training_set, quarters, store):
+        rows = training_set.filter(F.col("quarter") == quarter)
+        seen["rows"] = rows.toArrow().to_pandas()
+        return train_quarters(training_set, quarters, store)
+
+    monkeypatch.setattr(ml_assets, "train_quarters", spy)
+    started = time.time() * 1000
+    result = run_ml(config, quarter, quarter, selection=[MODEL_KEY])
+    assert result.success
+    version = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]["model_version"]
+    training = delta.open_table(str(root / "lake" / "gold" / "training_set"))
+    registered = store_client(root).get_model_version(MODEL_NAME, str(version))
+    assert registered.tags["training_set_version"] == str(training.version)
+    assert registered.tags["training_set"] == str(root / "lake" / "gold" / "training_set")
+
+    # Q's operational events change (as a late landing file would change them), and gold Q is rebuilt.
+    events = [row for row in planted_silver(seed=12)["operational_events"] if row[-1] == quarter]
+    write_silver(spark, str(root / "lake"), {**planted_silver(), "operational_events": events}, [quarter])
+    assert materialize_gold(config, quarter, assets=GOLD).success
+    assert delta.open_table(training.uri).version > training.version
+
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values("customer_id", ignore_index=True)[sorted(frame.columns)]
+
+    trained = ordered(seen["rows"][seen["rows"]["split"] == "train"])
+    now = ordered(load_training_set(quarter, config=config))
+    assert not now["label"].equals(ordered(seen["rows"])["label"])  # the quarter moved on
+    for model in (version, f"models:/{MODEL_NAME}/{version}", f"runs:/{registered.run_id}/model"):
+        found = ordered(load_training_set_of_model(model, config=config))
+        pd.testing.assert_frame_equal(found, trained, check_exact=True)
+        assert (
+            pd.util.hash_pandas_object(found, index=False) == pd.util.hash_pandas_object(trained, index=False)
+        ).all()
+    everything = ordered(load_training_set_of_model(version, split=None, config=config))
+    pd.testing.assert_frame_equal(everything, ordered(seen["rows"]), check_exact=True)
+
+    # Every run of the quarter (the quarter's and each candidate's) logged the same training input.
+    client = store_client(root)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment_name).experiment_id
+    runs = client.search_runs([experiment], f"tags.quarter = '{quarter}'")
+    inputs = {
+        run.info.run_id: [
+            (entry.dataset.source_type, {tag.key: tag.value for tag in entry.tags}["delta_version"])
+            for entry in run.inputs.dataset_inputs
+        ]
+        for run in runs
+    }
+    assert all(len(found) == 1 for found in inputs.values())
+    rerun = [inputs[run.info.run_id][0] for run in runs if run.info.start_time >= started]
+    assert rerun == [("delta_table", str(training.version))] * 3

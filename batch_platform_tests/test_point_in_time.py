@@ -17,6 +17,7 @@ import pytest
 from batch_platform.assets.gold import compute_churn_labels, compute_customer_features
 from batch_platform.partitions import quarter_range, quarter_start, shift, to_key
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.lake_fixtures import lake_quarter
 from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
 from batch_platform_tests.test_gold import (
     SILVER_TABLES,
@@ -235,5 +236,5 @@ def test_late_landing_files_change_labels_in_the_window_only_end_to_end(tmp_path
     expected = labels_before.copy()
     expected[revived] = 0
     pd.testing.assert_series_equal(labels_after, expected)
-    quarantined = pd.read_parquet(Path(lake) / "silver/operational_events_quarantine/quarter=2024-Q1")
+    quarantined = lake_quarter(lake, "silver/operational_events_quarantine", "2024-Q1")
     assert (quarantined["_source_file"].str.endswith("future_ops.csv")).sum() == len(everyone)

@@ -8,23 +8,25 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from dagster._serdes import serialize_value
+from deltalake import DeltaTable
 
 from batch_platform.assets.publish import PUBLISHED_TABLES, build_publish_assets
 from batch_platform.config import ConfigError, parse_config
 from batch_platform.lake_files import Lake
 from batch_platform.partitions import to_key
-from batch_platform.postgres import pg_columns, redact, replace_quarter
+from batch_platform.postgres import ensure_table, pg_columns, redact, replace_quarter
 from batch_platform.resources import build_resources
 from batch_platform.schemas.gold import TRAINING_KEY, TrainingSet
 from batch_platform_tests.conftest import make_config
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
+from batch_platform_tests.delta_fixtures import commit_quarters, copy_lake, customers, model_rows
 from batch_platform_tests.pg_fixtures import free_port
 from batch_platform_tests.platform import quarterly
 from batch_platform_tests.readme import readme_blocks
@@ -56,7 +58,9 @@ def run_publish(config, first, last=None, instance=None, raise_on_error=True):
 
 
 def lake_quarter(config, quarter: str) -> pd.DataFrame:
-    frame = pq.read_table(f"{config.lake_root}/gold/training_set/quarter={quarter}").to_pandas()
+    """A quarter of `gold/training_set` as the latest Delta version holds it, `quarter` first."""
+    table = DeltaTable(f"{config.lake_root}/gold/training_set")
+    frame = table.to_pandas(filters=[("quarter", "=", quarter)]).drop(columns="quarter")
     frame.insert(0, "quarter", quarter)
     return frame.sort_values("customer_id").reset_index(drop=True)
 
@@ -218,6 +222,7 @@ def test_each_quarter_reports_its_figures(published):
         assert entry["rows_replaced"].value == 0
         assert entry["table"].value == f"{SCHEMA}.training_set"
         assert entry["database"].value.startswith("platform@127.0.0.1:")
+        assert entry["lake_version"].value == DeltaTable(f"{published['config'].lake_root}/gold/training_set").version()
 
 
 def test_the_password_is_in_no_event_of_the_run(published, postgres_server):
@@ -256,7 +261,7 @@ def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(publish
     halfway, resume, done = threading.Event(), threading.Event(), threading.Event()
     eval_only = [
         b.filter(pc.equal(b.column("split"), "eval"))
-        for b in lake.batches(lake.files("gold/training_set", quarter), columns, 8)
+        for b in lake.quarter("gold/training_set", quarter).batches(columns, 8)
     ]
 
     def paused():
@@ -311,6 +316,39 @@ def test_a_concurrent_reader_sees_the_old_quarter_or_the_new_never_a_mix(publish
         poller.join(30)
     assert seen <= {old, new} and old in seen
     assert run_publish(config, quarter).success  # back to the lake's rows for the other tests
+
+
+def test_a_quarter_is_published_from_one_delta_version_while_a_run_replaces_it(
+    delta_lake, postgres_server, tmp_path, spark
+):
+    """A run commits a new 2024-Q2 to the lake while the publisher is halfway through streaming it:
+    the publisher reads the files of the version it opened, which no commit rewrites, so PostgreSQL
+    gets that version's rows whole — not the new ones, not a mix, not the replaced files that the
+    quarter's folder still holds (what a listing of the folder would add)."""
+    copy = copy_lake(delta_lake, tmp_path / "lake")
+    snapshot = Lake(copy.root).quarter("gold/training_set", "2024-Q2")
+    assert snapshot.version == 1 and len(
+        list(Path(copy.root, "gold/training_set/quarter=2024-Q2").glob("*.parquet"))
+    ) > len(snapshot.files)
+    columns = [c.name for c in pg_columns(TrainingSet)][1:]
+    replaced = []
+
+    def interrupted():
+        for i, batch in enumerate(snapshot.batches(columns, 8)):
+            if i == 1:  # a concurrent run replaces the quarter
+                rows = model_rows("gold/training_set", "2024-Q2", customers(25, 500), 4)
+                replaced.append(commit_quarters(spark, copy.root, "gold/training_set", {"2024-Q2": rows}, "run-c"))
+            yield batch
+
+    with postgres_server.connect(autocommit=True) as conn:
+        ensure_table(conn, "one_version", "training_set", TrainingSet)
+        done = replace_quarter(conn, "one_version", "training_set", TrainingSet, "2024-Q2", interrupted())
+        published = conn.execute(
+            "SELECT customer_id FROM one_version.training_set WHERE quarter = '2024-Q2'"
+        ).fetchall()
+    assert replaced == [2] and Lake(copy.root).quarter("gold/training_set", "2024-Q2").rows == 25
+    expected = sorted(row["customer_id"] for row in delta_lake.rows[("gold/training_set", "2024-Q2", 1)])
+    assert done.rows_loaded == 32 and sorted(row[0] for row in published) == expected
 
 
 def test_an_unreachable_database_fails_naming_the_host_without_the_password(delivery_lake, tmp_path, monkeypatch):

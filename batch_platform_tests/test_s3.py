@@ -3,12 +3,13 @@
 (credentials from environment variables).
 
 - the run of every asset on S3 — the suite's one, on the standalone cluster (`cluster_fixtures`;
-  test_cluster compares its gold tables with the local run's) — leaves one object per partition,
-  which the pandas reader reads back, and no secret in the Dagster instance's storage, the run's
-  output, logs or metadata;
+  test_cluster compares its gold tables with the local run's) — leaves a Delta table per lake table,
+  one commit of the run's quarters each, which the pandas reader (delta-rs) reads back, and no
+  secret in the Dagster instance's storage, the run's output, logs or metadata;
 - in this process (local master, the S3A jars on the driver's class path): re-running a quarter
-  replaces exactly its objects; a crash mid-publish leaves every quarter wholly old or wholly new;
-  wrong credentials fail bronze naming the bucket.
+  commits a new version replacing exactly it, the previous one still readable; a writer killed
+  mid-commit leaves the previous version whole, and a reader polling while a run commits only ever
+  sees one whole version of the table; wrong credentials fail bronze naming the bucket.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from batch_platform import delta
 from batch_platform.partitions import to_key
 from batch_platform.tables import TABLES
 from batch_platform_tests.cluster_fixtures import CLUSTER_LAKE
@@ -29,6 +31,7 @@ from batch_platform_tests.s3_pipeline import (
     materialize_all,
     read_table,
     s3_config,
+    s3_raw_config,
     upload,
 )
 
@@ -55,9 +58,9 @@ def s3_run(cluster_run):
 
 
 @pytest.mark.cluster
-def test_the_lake_on_s3_holds_one_object_per_partition_and_reads_back(s3_run, local_reference, s3_server):
+def test_the_lake_on_s3_is_delta_tables_committed_once_by_the_run_and_reads_back(s3_run, local_reference, s3_server):
     config = s3_run["config"]
-    # The pandas reader of notebooks reads the S3 lake with storage.s3 (pyarrow's S3FileSystem).
+    # The pandas reader of notebooks reads the S3 lake with storage.s3 (delta-rs).
     from batch_platform import load_training_set
 
     loaded = load_training_set("2024-Q3", config=config).sort_values("customer_id").reset_index(drop=True)
@@ -67,13 +70,21 @@ def test_the_lake_on_s3_holds_one_object_per_partition_and_reads_back(s3_run, lo
     bronze = read_table(config, "bronze/operational", "2024-Q2")
     assert len(bronze) > 0
     assert bronze["_source_file"].str.startswith("s3a://landing/landing/operational/2024-").all()
-    # One object per partition on S3: the publish is one PUT (io_manager.py).
+    # Every lake table is a Delta table whose first version is the run's one commit of its three
+    # quarters (a rerun test may have added versions since), and every file of its latest version is
+    # an object of the bucket.
+    (run,) = s3_run["instance"].get_runs()
     lake = _objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/")
-    partitions = {key.rsplit("/", 1)[0] for key in lake if "/quarter=" in key}
     tables = [t.name for t in TABLES.values() if t.name.split("/")[0] in ("bronze", "silver", "gold", "ml")]
-    assert len(partitions) == len(tables) * len(QUARTERS) == 42
-    for partition in partitions:
-        assert [k for k in lake if k.startswith(partition + "/")] == [f"{partition}/part-00000.parquet"]
+    assert len(tables) == 14
+    for table in tables:
+        opened = delta.open_table(f"{config.lake_root}/{table}", config.storage.s3)
+        first = delta.history(opened)[-1]
+        assert (first.version, first.run_id, first.quarters) == (0, run.run_id, list(QUARTERS)), table
+        assert f"{CLUSTER_LAKE}/{table}/_delta_log/{0:020d}.json" in lake, table
+        assert delta.materialised_quarters(opened) == list(QUARTERS), table
+        files = [f.path for quarter in QUARTERS for f in delta.quarter_files(opened, quarter)]
+        assert [f"{CLUSTER_LAKE}/{table}/{path}" in lake for path in files] == [True] * len(files), table
     assert not [key for key in lake if "/_staging" in key]
 
 
@@ -102,20 +113,38 @@ def test_no_secret_reaches_instance_storage_logs_or_metadata(s3_run, s3_server):
 
 
 @pytest.mark.cluster
-def test_rerunning_a_quarter_on_s3_replaces_exactly_it(s3_run, s3_server, local_reference):
-    before = _objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/")
+def test_rerunning_a_quarter_on_s3_commits_a_version_replacing_exactly_it(s3_run, s3_server, local_reference):
     config = s3_run["config"]
+
+    def state() -> dict[str, tuple[int, dict[str, list[str]]]]:
+        found = {}
+        for table in TABLES.values():
+            if table.name.split("/")[0] in ("bronze", "silver", "gold", "ml"):
+                opened = delta.open_table(f"{config.lake_root}/{table.name}", config.storage.s3)
+                files = {q: [f.path for f in delta.quarter_files(opened, q)] for q in QUARTERS}
+                found[table.name] = (opened.version, files)
+        return found
+
+    before, objects = state(), _objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/")
     result = materialize_all(config, quarters=["2024-Q2"], selection="group:gold")
     assert result.success
-    after = _objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/")
-    assert set(after) == set(before)
-    changed = {key for key in after if after[key][1] != before[key][1]}
-    assert changed == {f"{CLUSTER_LAKE}/gold/{t}/quarter=2024-Q2/part-00000.parquet" for t in GOLD_TABLES}
+    after = state()
+    for table, (version, files) in after.items():
+        old_version, old_files = before[table]
+        if not table.startswith("gold/"):
+            assert (version, files) == (old_version, old_files), table
+            continue
+        assert version == old_version + 1, table
+        (commit,) = [c for c in delta.history(delta.open_table(f"{config.lake_root}/{table}", config.storage.s3), 1)]
+        assert commit.quarters == ["2024-Q2"], table
+        assert {q: files[q] for q in ("2024-Q1", "2024-Q3")} == {q: old_files[q] for q in ("2024-Q1", "2024-Q3")}
+        assert set(files["2024-Q2"]).isdisjoint(old_files["2024-Q2"]), table
+    assert set(objects) <= set(_objects(s3_server, LAKE_BUCKET, f"{CLUSTER_LAKE}/"))  # kept for time travel
     for table in GOLD_TABLES:
-        pd.testing.assert_frame_equal(
-            read_table(config, f"gold/{table}", "2024-Q2"),
-            local_reference[(table, "2024-Q2")],
-        )
+        expected = local_reference[(table, "2024-Q2")]
+        pd.testing.assert_frame_equal(read_table(config, f"gold/{table}", "2024-Q2"), expected)
+        previous = before[f"gold/{table}"][0]
+        pd.testing.assert_frame_equal(read_table(config, f"gold/{table}", "2024-Q2", version=previous), expected)
 
 
 def test_wrong_credentials_fail_bronze_naming_the_bucket(s3_server, s3_landing, tmp_path, monkeypatch):
@@ -144,26 +173,32 @@ def test_wrong_credentials_fail_bronze_naming_the_bucket(s3_server, s3_landing, 
     assert not _objects(s3_server, bucket, "lake/")
 
 
-def _versions(config, quarter: str) -> tuple[int, set[float]]:
-    """Rows of the widgets partition and the versions they were written with (value / id)."""
-    frame = read_table(config, "test/widgets", quarter)
-    ids = frame["widget_id"].str.rsplit("-", n=1).str[-1].astype(int)
-    return len(frame), set((frame["value"][ids > 0] / ids[ids > 0]).round(6))
+def _versions(config) -> tuple[int, dict[str, tuple[int, set[float]]]]:
+    """The widgets table's latest version, and per quarter of that one version its rows and the
+    versions they were written with (value / id)."""
+    opened = delta.open_table(f"{config.lake_root}/test/widgets", config.storage.s3)
+    found = {}
+    for quarter in ("2024-Q1", "2024-Q2"):
+        frame = delta.read_quarter(opened, quarter).to_pandas()
+        ids = frame["widget_id"].str.rsplit("-", n=1).str[-1].astype(int)
+        found[quarter] = (len(frame), set((frame["value"][ids > 0] / ids[ids > 0]).round(6)))
+    return opened.version, found
 
 
-def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(
-    s3_server, s3_landing, tmp_path, monkeypatch, widgets_table
+def test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole(
+    s3_server, s3_landing, tmp_path, widgets_table
 ):
-    """A run of two quarters dies after publishing the first: the first is wholly new, the second
-    wholly old, and the next run cleans up; while a run publishes, a reader polling the partitions
-    only ever sees one complete version of each."""
+    """A process writing two quarters (one commit) is SIGKILLed once its first data object is on S3:
+    the table stays at its previous version, both quarters wholly old, the killed writer's objects in
+    no version. While the next run commits, a reader polling the table only ever sees one whole
+    version of both quarters; then both are new."""
     import threading
 
     from batch_platform.resources import build_resources
-    from batch_platform.storage import HadoopFS
-    from batch_platform_tests.lake_fixtures import widgets_asset
+    from batch_platform_tests.lake_fixtures import kill_when, start_widgets_writer, widgets_asset
 
-    config = s3_config(tmp_path, s3_server, s3_landing["root"], f"s3a://{LAKE_BUCKET}/crash-lake")
+    raw = s3_raw_config(s3_server, s3_landing["root"], f"s3a://{LAKE_BUCKET}/crash-lake")
+    config = s3_config(tmp_path, s3_server, raw["storage"]["landing_root"], raw["storage"]["lake_root"])
     quarters = ["2024-Q1", "2024-Q2"]
     tags = {
         "dagster/asset_partition_range_start": to_key(quarters[0]),
@@ -179,34 +214,24 @@ def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(
         )
 
     assert run(1.0).success
-    publish = HadoopFS.copy_file
-    copies: list[str] = []
+    prefix = "crash-lake/test/widgets/quarter="
+    kept = set(_objects(s3_server, LAKE_BUCKET, prefix))
+    writer = start_widgets_writer(raw, 400_000, *quarters)
+    kill_when(writer, lambda: bool(set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept), "its first data object")
+    assert set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept, "the killed writer's objects, in no version"
+    assert _versions(config) == (0, {q: (40, {1.0}) for q in quarters})
 
-    def crash_on_second_quarter(self, source, target):
-        copies.append(target)
-        if len(copies) == 2:
-            raise OSError("simulated crash in the middle of the publish")
-        publish(self, source, target)
-
-    monkeypatch.setattr(HadoopFS, "copy_file", crash_on_second_quarter)
-    assert not run(2.0, raise_on_error=False).success
-    monkeypatch.undo()
-    assert _versions(config, "2024-Q1") == (40, {2.0})
-    assert _versions(config, "2024-Q2") == (40, {1.0})
-    assert _objects(s3_server, LAKE_BUCKET, "crash-lake/test/widgets/_staging/")  # the crashed run's debris
-
-    seen: list[tuple[str, int, set[float]]] = []
+    seen: list[tuple[int, dict]] = []
     errors: list[BaseException] = []
     done = threading.Event()
 
     def reader():
         while not done.is_set():
-            for quarter in quarters:
-                try:
-                    seen.append((quarter, *_versions(config, quarter)))
-                except BaseException as error:  # a read that fails mid-publish breaks the promise too
-                    errors.append(error)
-                    return
+            try:
+                seen.append(_versions(config))
+            except BaseException as error:  # a read that fails mid-commit breaks the promise too
+                errors.append(error)
+                return
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -216,9 +241,6 @@ def test_crash_mid_publish_on_s3_leaves_each_quarter_wholly_old_or_new(
         done.set()
         thread.join()
     assert not errors, errors
-    assert seen and all(rows == 40 and len(versions) == 1 for _, rows, versions in seen), seen
-    assert _versions(config, "2024-Q1") == _versions(config, "2024-Q2") == (40, {3.0})
-    assert not _objects(s3_server, LAKE_BUCKET, "crash-lake/test/widgets/_staging/")
-    assert set(_objects(s3_server, LAKE_BUCKET, "crash-lake/test/widgets/")) == {
-        f"crash-lake/test/widgets/quarter={q}/part-00000.parquet" for q in quarters
-    }
+    whole = {0: {q: (40, {1.0}) for q in quarters}, 1: {q: (40, {3.0}) for q in quarters}}
+    assert seen and all(found == whole[version] for version, found in seen), seen
+    assert _versions(config) == (1, whole[1])

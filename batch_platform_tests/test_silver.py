@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
@@ -38,6 +37,7 @@ from batch_platform.schemas.silver import (
     SilverPartnerScores,
 )
 from batch_platform_tests.conftest import make_config
+from batch_platform_tests.lake_fixtures import lake_arrow, tamper_quarter
 from batch_platform_tests.platform import bronze_assets, quarterly, silver_assets, silver_checks
 
 Q1 = "2024-Q1"
@@ -697,8 +697,8 @@ def test_nothing_lost_on_a_generated_landing_zone(generated_run, table):
         assert sum(rejects.values()) == numbers["quarantined_rows"]
         assert {k: v.value for k, v in quarantine[to_key(quarter)].items() if k.startswith("rejects/")} == rejects
         lake = Path(config.lake_root) / "silver"
-        assert pq.read_table(lake / table / f"quarter={quarter}").num_rows == numbers["silver_rows"]
-        written = pq.read_table(lake / f"{table}_quarantine" / f"quarter={quarter}").to_pydict()
+        assert lake_arrow(lake, table, quarter).num_rows == numbers["silver_rows"]
+        written = lake_arrow(lake, f"{table}_quarantine", quarter).to_pydict()
         assert len(written["_reject_reason"]) == numbers["quarantined_rows"]
         for reason, count in rejects.items():
             assert written["_reject_reason"].count(reason.removeprefix("rejects/")) == count, (quarter, reason)
@@ -751,9 +751,9 @@ def test_silver_tables_have_exactly_the_contract_columns(generated_run):
     }
     for table, columns in expected.items():
         for quarter in QUARTERS:
-            schema = pq.read_schema(next((lake / table / f"quarter={quarter}").glob("*.parquet")))
+            schema = lake_arrow(lake, table, quarter).schema
             assert {field.name: str(field.type) for field in schema} == columns, (table, quarter)
-        quarantine = pq.read_schema(next((lake / f"{table}_quarantine" / f"quarter={QUARTERS[0]}").glob("*.parquet")))
+        quarantine = lake_arrow(lake, f"{table}_quarantine", QUARTERS[0]).schema
         assert quarantine.names == [*SOURCE_COLUMNS[SOURCE_OF[table]], *METADATA_COLUMNS, "_reject_reason"]
 
 
@@ -819,11 +819,7 @@ def test_a_quarter_failing_its_check_in_a_range_fails_alone_and_blocks_downstrea
     reconcile against the generated run's materialisations, read from a copy of its instance."""
     config, _, _ = generated_run
     shutil.copytree(Path(config.lake_root), tmp_path / "lake")
-    partition = tmp_path / "lake" / "silver" / "operational_events" / f"quarter={QUARTERS[1]}"
-    table = pq.read_table(partition)
-    for item in partition.iterdir():
-        item.unlink()
-    pq.write_table(table.slice(1), partition / "part-00000-tampered.parquet")
+    tamper_quarter(tmp_path / "lake", "silver/operational_events", QUARTERS[1], lambda rows: rows.slice(1))
 
     @dg.asset(
         key=["test", "after_operational_events"],

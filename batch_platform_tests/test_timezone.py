@@ -28,6 +28,7 @@ from batch_platform.config import PROJECT_ROOT
 from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import TEST_JVM, TEST_SPARK, make_config
+from batch_platform_tests.lake_fixtures import lake_arrow
 from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
 
 KEY, QUARTER = "2024-01-01", "2024-Q1"
@@ -125,14 +126,14 @@ def _write_landing(landing: Path) -> None:
 
 
 def _rows(lake: Path, table: str, quarter: str = QUARTER) -> list[dict]:
-    data = pq.read_table(lake / "silver" / table / f"quarter={quarter}")
+    data = lake_arrow(lake, f"silver/{table}", quarter)
     rows = [{k: v for k, v in row.items() if k not in VOLATILE} for row in data.to_pylist()]
     return sorted(rows, key=lambda row: json.dumps(row, default=str, sort_keys=True))
 
 
 def _gold(lake: Path, table: str, quarter: str) -> pa.Table:
     """The partition's rows in a fixed order: the same table whatever the files are called."""
-    data = pq.read_table(lake / "gold" / table / f"quarter={quarter}")
+    data = lake_arrow(lake, f"gold/{table}", quarter)
     return data.sort_by([(name, "ascending") for name in data.column_names])
 
 

@@ -12,12 +12,14 @@ then one run writes the gold tables of 2024-Q2 from them, and last a backfill of
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 
 from batch_platform.partitions import to_key
+from batch_platform_tests.lake_fixtures import lake_quarter
 from batch_platform_tests.webserver_fixtures import (
     BACKFILL_ASSET_KEYS,
     CHECK_EXECUTIONS_QUERY,
@@ -51,6 +53,11 @@ def _figures(ui, asset_key: list[str], partition_key: str, run_id: str) -> dict:
 
 def _local(path: str) -> str:
     return path.removeprefix("file:").rstrip("/")
+
+
+def _written(lake: Path, asset_key: list[str], quarter: str, version: int) -> pd.DataFrame:
+    """The rows of `quarter` in the Delta version a materialisation committed (`delta_version`)."""
+    return lake_quarter(lake, "/".join(asset_key), quarter, version=version)
 
 
 def _tags(run: dict) -> dict[str, str]:
@@ -95,30 +102,34 @@ def test_ui_backfill_of_two_quarters_is_one_run_and_graphql_reports_what_it_wrot
     )["runsOrError"]["results"]
     assert [r["runId"] for r in tagged] == [run_id]
 
-    # every table has a Parquet partition per quarter; each has its own materialization from that run,
-    # whose row count and path are those of the Parquet written
+    # every table is a Delta table with the two quarters; each quarter has its own materialization from
+    # that run, whose path is the table's and whose row count is that of the Delta version it committed
+    # (read at that version: the other UI fixtures commit later versions of the same quarters)
+    versions = {}
     for asset_key in BACKFILL_ASSET_KEYS:
         for quarter in QUARTERS:
-            folder = lake / asset_key[0] / asset_key[1] / f"quarter={quarter}"
-            assert list(folder.glob("*.parquet")), f"no Parquet in {folder}"
             figures = _figures(ui, asset_key, to_key(quarter), run_id)
-            assert _local(figures["path"]) == str(folder)
-            assert figures["dagster/row_count"] == len(pd.read_parquet(folder)), (asset_key, quarter)
+            assert _local(figures["path"]) == str(lake / asset_key[0] / asset_key[1])
+            versions[(*asset_key, quarter)] = version = figures["delta_version"]
+            written = _written(lake, asset_key, quarter, version)
+            assert figures["dagster/row_count"] == len(written), (asset_key, quarter)
             assert figures["quarter"] == quarter
+        assert versions[(*asset_key, QUARTERS[0])] == versions[(*asset_key, QUARTERS[1])]  # one commit
 
     for quarter in QUARTERS:
         key = to_key(quarter)
         # bronze: every landing row of the quarter, from the files it lists
         bronze = _figures(ui, ["bronze", "operational"], key, run_id)
-        assert _local(bronze["path"]) == str(lake / "bronze" / "operational" / f"quarter={quarter}")
+        assert _local(bronze["path"]) == str(lake / "bronze" / "operational")
         assert bronze["dagster/row_count"] == ui.manifest["rows_by_source_quarter"]["operational"][quarter] > 0
         assert bronze["files_read"] == len(bronze["landing_files"]) > 0
 
         # silver: the reconciliation figures, on both outputs, are the lake's, and they add up
         for source, table in SILVER.items():
-            bronze_rows = len(pd.read_parquet(lake / "bronze" / source / f"quarter={quarter}"))
-            silver_rows = len(pd.read_parquet(lake / "silver" / table / f"quarter={quarter}"))
-            quarantined = pd.read_parquet(lake / "silver" / f"{table}_quarantine" / f"quarter={quarter}")
+            bronze_rows = len(_written(lake, ["bronze", source], quarter, versions[("bronze", source, quarter)]))
+            silver_rows = len(_written(lake, ["silver", table], quarter, versions[("silver", table, quarter)]))
+            quarantine = f"{table}_quarantine"
+            quarantined = _written(lake, ["silver", quarantine], quarter, versions[("silver", quarantine, quarter)])
             for output in (table, f"{table}_quarantine"):
                 figures = _figures(ui, ["silver", output], key, run_id)
                 where = (output, quarter)
@@ -173,10 +184,9 @@ def test_materialize_button_run_of_one_quarter_writes_gold_that_graphql_reports(
 
     tables = {}
     for asset_key in GOLD_ASSET_KEYS:
-        folder = lake / asset_key[0] / asset_key[1] / f"quarter={Q2}"
-        tables[asset_key[1]] = frame = pd.read_parquet(folder)
         figures = _figures(ui, asset_key, Q2_KEY, run_id)
-        assert _local(figures["path"]) == str(folder), asset_key
+        tables[asset_key[1]] = frame = _written(lake, asset_key, Q2, figures["delta_version"])
+        assert _local(figures["path"]) == str(lake / asset_key[0] / asset_key[1]), asset_key
         assert figures["dagster/row_count"] == len(frame) > 0, asset_key
         assert figures["quarter"] == Q2, asset_key
         assert figures["customers"] == len(frame), asset_key
@@ -186,9 +196,7 @@ def test_materialize_button_run_of_one_quarter_writes_gold_that_graphql_reports(
     # point in time: the features of 2024-Q2 read silver 2024-Q1 (written by the backfill) and only it
     features = _figures(ui, ["gold", "customer_features"], Q2_KEY, run_id)
     assert features["lookback_quarters_read"] == [Q1]
-    assert features["silver_events_read"] == len(
-        pd.read_parquet(lake / "silver" / "operational_events" / f"quarter={Q1}")
-    )
+    assert features["silver_events_read"] == len(lake_quarter(lake, "silver/operational_events", Q1))
     labels = _figures(ui, ["gold", "churn_labels"], Q2_KEY, run_id)
     assert labels["churned"] == int(tables["churn_labels"]["label"].sum())
     training = _figures(ui, ["gold", "training_set"], Q2_KEY, run_id)

@@ -15,8 +15,8 @@ command line, `batch_platform.cli.main`, exactly as the `batch-platform` script 
 | `metadata.reconcile` | `silver.reconcile` | silver's bronze/silver/quarantine/duplicates figures |
 | `metadata.feature_stats` | `gold.feature_stats` | gold features' per-quarter statistics |
 | `metadata.label_counts` | `gold.label_counts` | gold labels' / training set's per-quarter counts |
-| `io.write` | `LakeIOManager._write` | staging write + empty-quarter files + swap |
-| `io.load_input` | `LakeIOManager.load_input` | listing partitions and planning the Parquet read |
+| `io.write` | `LakeIOManager._commit` | the one Delta commit of the run's quarters (data files, log entry) and reading its version |
+| `io.load_input` | `LakeIOManager.load_input` | reading the Delta log (deltalake) and planning the Delta read |
 | `io.handle_output` | `LakeIOManager.handle_output` | all of the above for one output, plus the per-quarter row count |
 | `compute.forced` | see below | computing a persisted frame |
 
@@ -154,7 +154,7 @@ def install() -> None:
     _patch(io_manager, "check_structure", "pandera.validate")
     _patch(io_manager, "count_and_check", "io.count_and_check")
     _patch(io_manager, "check_table", "pandera.validate")
-    _patch(manager, "_write", "io.write")
+    _patch(manager, "_commit", "io.write")
     _patch(manager, "_record", "metadata.record")
     _patch(silver, "reconcile", "metadata.reconcile", force_args=(0, 1))
     _patch(gold, "feature_stats", "metadata.feature_stats", force_args=(0,))

@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.config import PlatformConfig
+from batch_platform.jobs import lake_pool
 from batch_platform.landing import LandingZone, raise_for_corrupt_rows
 from batch_platform.partitions import label_of, to_key, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
@@ -30,6 +31,7 @@ def build_bronze_asset(table: BronzeTable, partitions_def: dg.PartitionsDefiniti
 
     @dg.asset(
         key=table.key,
+        pool=lake_pool(table.key),
         group_name="bronze",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),

@@ -47,6 +47,7 @@ from batch_platform.features import (
     lookback_quarters,
 )
 from batch_platform.io_manager import ALLOW_MISSING
+from batch_platform.jobs import lake_pool
 from batch_platform.metadata import feature_stats, features_metadata, label_counts, labels_metadata, training_metadata
 from batch_platform.partitions import to_key, to_label
 from batch_platform.resources import BatchSettings
@@ -212,6 +213,7 @@ def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=FEATURES_KEY,
+        pool=lake_pool(FEATURES_KEY),
         ins={
             "operational_events": lookback_in(SILVER_EVENTS),
             "interaction_logs": lookback_in(SILVER_LOGS),
@@ -262,6 +264,7 @@ def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
 def _labels_asset(config: PlatformConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=LABELS_KEY,
+        pool=lake_pool(LABELS_KEY),
         ins={
             "customer_features": dg.AssetIn(key=FEATURES_KEY),
             "operational_events": dg.AssetIn(key=SILVER_EVENTS),
@@ -296,6 +299,7 @@ def _labels_asset(config: PlatformConfig) -> dg.AssetsDefinition:
 def _training_asset(config: PlatformConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=TRAINING_KEY,
+        pool=lake_pool(TRAINING_KEY),
         ins={"customer_features": dg.AssetIn(key=FEATURES_KEY), "churn_labels": dg.AssetIn(key=LABELS_KEY)},
         description=(
             "customer_features ⋈ churn_labels on customer_id for quarter Q, plus split ∈ {train, eval}: a "

@@ -27,6 +27,7 @@ from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
 from batch_platform.config import PlatformConfig
 from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager
+from batch_platform.jobs import lake_pool
 from batch_platform.ml import (
     BASELINE,
     METRICS,
@@ -42,8 +43,6 @@ from batch_platform.resources import BatchSettings
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
 from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY, TRAINING_KEY
 from batch_platform.schemas.ml import CHURN_MODEL, CHURN_SCORES, MODEL_KEY, SCORES_KEY, ChurnModel, ChurnScores
-from batch_platform.storage import HadoopFS
-from batch_platform.tables import table_for
 
 CODE_VERSION = "1"
 OUT_OF_TIME = "out_of_time_performance"
@@ -103,6 +102,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=MODEL_KEY,
+        pool=lake_pool(MODEL_KEY),
         ins={"training_set": dg.AssetIn(key=TRAINING_KEY)},
         description=(
             "The churn model of Q: logistic regression and random forest (Spark MLlib) fit on the train split of "
@@ -131,6 +131,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=SCORES_KEY,
+        pool=lake_pool(SCORES_KEY),
         ins={
             "churn_model": dg.AssetIn(key=MODEL_KEY),
             "operational_events": recent_in(SILVER_EVENTS),
@@ -190,19 +191,14 @@ def _empty(spark, model) -> DataFrame:
 
 # ---------------------------------------------------------------------------------------- check
 def read_quarters(lake: LakeIOManager, key: dg.AssetKey, quarters: list[str]) -> DataFrame:
-    """The partitions `quarters` of a lake table that exist (none: an empty frame of its schema).
+    """The partitions `quarters` of a lake table that were materialised (none: an empty frame of its
+    schema), through the IO manager's Delta read.
 
     The check reads the quarter after its own: Dagster 1.13 applies no partition mapping to an asset
     check's inputs (they map to the same quarter), so the check names its dependencies and reads
-    Q+1 itself, with the table's schema, as the IO manager does.
+    Q+1 itself, as the IO manager reads an input whose missing quarters are allowed.
     """
-    spark = lake.pyspark.spark_session
-    fs = HadoopFS(spark)
-    schema = spark_schema(table_for(key).model)
-    present = [lake.partition_path(key, q) for q in quarters if fs.exists(lake.partition_path(key, q))]
-    if not present:
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).option("basePath", lake.table_path(key)).parquet(*present)
+    return lake.read_quarters(key, quarters, allow_missing=True)
 
 
 def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:

@@ -1,11 +1,15 @@
 """Publishing: every materialised quarter of the published lake tables, copied to PostgreSQL
 (SPEC.md, "Delivery"). These assets exist only when the config has `publish.postgres`.
 
-`publish/<table>` quarter Q reads `<lake>/<layer>/<table>/quarter=Q` as it is in the lake (the
-Parquet files, with pyarrow: no Spark) and replaces quarter Q of `<schema>.<table>` in one
-transaction (`batch_platform.postgres`). A single-run backfill publishes each quarter in its own
-transaction, oldest first, so a failure leaves the quarters before it published and the rest as
-they were.
+`publish/<table>` quarter Q reads quarter Q of the Delta table `<lake>/<layer>/<table>` with
+delta-rs (no Spark) and replaces quarter Q of `<schema>.<table>` in one transaction
+(`batch_platform.postgres`). The quarter is read at ONE version of the table, the latest when its
+publishing starts (recorded as `lake_version`): its rows are streamed from exactly the files of that
+version, which no later commit rewrites (Delta adds new files and marks the old ones removed; VACUUM
+deletes them only `storage.delta.retention_days` later), so a run materialising the same quarter
+meanwhile cannot mix two versions into what is published. A single-run backfill publishes each
+quarter in its own transaction, oldest first, so a failure leaves the quarters before it published
+and the rest as they were.
 """
 
 import dagster as dg
@@ -52,11 +56,12 @@ def _publish_asset(source: dg.AssetKey, lake: Lake, partitions_def: dg.Partition
         group_name="publish",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"postgres", "parquet"},
+        kinds={"postgres", "delta"},
         code_version=CODE_VERSION,
         description=(
             f"{table} quarter Q copied to PostgreSQL table <publish.postgres.schema>.{name}, replacing exactly "
-            "quarter Q in one transaction (readers see the old quarter or the new one). SPEC.md, 'Delivery'."
+            "quarter Q in one transaction (readers see the old quarter or the new one), read at one Delta version "
+            "of the table (`lake_version`). SPEC.md, 'Delivery'."
         ),
     )
     def publish(context: dg.AssetExecutionContext, postgres: PostgresTarget) -> None:
@@ -66,16 +71,17 @@ def _publish_asset(source: dg.AssetKey, lake: Lake, partitions_def: dg.Partition
             for key in sorted(context.partition_keys):
                 quarter = to_label(key)
                 try:
-                    files = lake.files(table, quarter)
+                    snapshot = lake.quarter(table, quarter)
                 except PartitionMissing as exc:
                     raise dg.Failure(f"{exc}; materialise it before publishing it") from None
-                batches = lake.batches(files, columns, BATCH_ROWS)
+                batches = snapshot.batches(columns, BATCH_ROWS)
                 done = replace_quarter(conn, postgres.db_schema, name, model, quarter, batches)
                 context.log.info(
-                    f"{target} {quarter}: {done.rows_loaded} rows in {done.seconds}s (replaced {done.rows_deleted})"
+                    f"{target} {quarter}: {done.rows_loaded} rows of {table} version {snapshot.version} in "
+                    f"{done.seconds}s (replaced {done.rows_deleted})"
                 )
-                context.add_asset_metadata(
-                    publish_metadata(done, len(files), quarter, target, postgres.describe()), partition_key=key
-                )
+                metadata = publish_metadata(done, len(snapshot.files), quarter, target, postgres.describe())
+                metadata["lake_version"] = dg.MetadataValue.int(snapshot.version)
+                context.add_asset_metadata(metadata, partition_key=key)
 
     return publish

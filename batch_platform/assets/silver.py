@@ -22,6 +22,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from batch_platform.config import PlatformConfig
+from batch_platform.jobs import lake_pool
 from batch_platform.partitions import to_key, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.bronze import METADATA_COLUMNS
@@ -160,6 +161,7 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
 
     @dg.multi_asset(
         name=f"silver_{table.name}",
+        pool=lake_pool(table.silver_key),  # its quarantine too: no other step writes it
         group_name="silver",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
