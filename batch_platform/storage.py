@@ -19,10 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import SparkSession
 
 
-OBJECT_STORES = frozenset({"s3a", "s3", "s3n", "gs", "abfs", "abfss", "wasb", "wasbs", "oss", "cos"})
-"""Schemes whose "rename" is a copy of every object then a delete: never atomic for a folder."""
-
-
 @dataclass(frozen=True)
 class FileInfo:
     path: str
@@ -48,14 +44,6 @@ class HadoopFS:
             fs = self._file_systems[(parts.scheme, parts.netloc)] = jpath.getFileSystem(self._conf)
         return jpath, fs
 
-    def exists(self, path: str) -> bool:
-        jpath, fs = self._resolve(path)
-        return bool(fs.exists(jpath))
-
-    def is_dir(self, path: str) -> bool:
-        jpath, fs = self._resolve(path)
-        return bool(fs.exists(jpath) and fs.getFileStatus(jpath).isDirectory())
-
     def list_dir(self, path: str) -> list[FileInfo]:
         """Immediate children of `path` (folders have size 0); none when it does not exist."""
         jpath, fs = self._resolve(path)
@@ -74,18 +62,6 @@ class HadoopFS:
             key=lambda info: info.name,
         )
 
-    def glob(self, pattern: str) -> list[FileInfo]:
-        """The files and folders matching a Hadoop glob (`<table>/quarter=*/*.parquet`), in one call."""
-        jpath, fs = self._resolve(pattern)
-        found = fs.globStatus(jpath) or []
-        return sorted(
-            (
-                FileInfo(str(s.getPath().toString()), s.getPath().getName(), int(s.getLen()), bool(s.isDirectory()))
-                for s in found
-            ),
-            key=lambda info: info.path,
-        )
-
     def subdirs(self, path: str) -> list[FileInfo]:
         jpath, fs = self._resolve(path)
         if not fs.exists(jpath):
@@ -98,34 +74,6 @@ class HadoopFS:
             ),
             key=lambda info: info.name,
         )
-
-    def is_object_store(self, path: str) -> bool:
-        _, fs = self._resolve(path)
-        return str(fs.getScheme()) in OBJECT_STORES
-
-    def copy_file(self, source: str, target: str) -> None:
-        """Copy one file onto `target`, replacing it. On an object store the target object is
-        written in one PUT (or one completed multipart upload): a reader sees the old object or
-        the new one, never part of either."""
-        src, src_fs = self._resolve(source)
-        dst, dst_fs = self._resolve(target)
-        if not self._jvm.org.apache.hadoop.fs.FileUtil.copy(src_fs, src, dst_fs, dst, False, True, self._conf):
-            raise OSError(f"could not copy {source} to {target}")
-
-    def delete(self, path: str) -> None:
-        jpath, fs = self._resolve(path)
-        if fs.exists(jpath):
-            fs.delete(jpath, True)
-
-    def rename(self, source: str, target: str) -> None:
-        """Move `source` to `target`, which must not exist (Hadoop would nest it inside)."""
-        src, fs = self._resolve(source)
-        dst, _ = self._resolve(target)
-        if fs.exists(dst):
-            raise FileExistsError(f"cannot move {source} to {target}: the target exists")
-        fs.mkdirs(dst.getParent())
-        if not fs.rename(src, dst):
-            raise OSError(f"could not move {source} to {target}")
 
     def parquet_columns(self, path: str) -> dict[str, str]:
         """The top-level columns of a Parquet file and their types (`_parquet_type`), from its

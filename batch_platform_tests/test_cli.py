@@ -6,11 +6,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from batch_platform import delta
 from batch_platform.cli import main
 from batch_platform.partitions import label_of, last_complete_quarter, parse_quarter, quarter_range, shift, to_key
 from batch_platform.sample_data import generate_landing
 from batch_platform_tests.conftest import TEST_SPARK, dagster_env
 from batch_platform_tests.delta_fixtures import write_quarters
+from batch_platform_tests.lake_fixtures import lake_quarter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,10 +47,11 @@ def test_dagster_asset_materialize_writes_one_quarter(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    written = pd.read_parquet(tmp_path / "lake" / "bronze" / "operational" / "quarter=2024-Q2")
+    written = lake_quarter(tmp_path / "lake", "bronze/operational", "2024-Q2")
     assert len(written) == manifest["rows_by_source_quarter"]["operational"]["2024-Q2"] > 0
     assert set(written["_batch_id"]) == {"2024-Q2"}
-    assert not (tmp_path / "lake" / "bronze" / "operational" / "quarter=2024-Q1").exists()
+    table = delta.open_table(str(tmp_path / "lake" / "bronze" / "operational"))
+    assert delta.materialised_quarters(table) == ["2024-Q2"]
 
 
 def _complete_quarters(first: str) -> list[str]:
@@ -76,6 +79,7 @@ def test_a_mistyped_quarter_is_refused_by_name(bad, capsys):
 
 PROBE = """
 import sys
+from batch_platform import delta
 from batch_platform.cli import main
 code = main(sys.argv[1:])
 print("exit", code, "loaded", sorted(m for m in ("dagster", "pyspark", "batch_platform.definitions") if m in sys.modules))

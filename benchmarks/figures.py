@@ -1,7 +1,8 @@
 """The gold figures of a lake, read the same way for every contender, and their comparison.
 
-Every contender writes `<lake>/gold/<table>/quarter=<YYYY-QN>/*.parquet`; one neutral reader
-(DuckDB over the Parquet files) turns each table and quarter into figures:
+Every contender writes `<lake>/gold/<table>/quarter=<YYYY-QN>/*.parquet` (the platform's tables are
+Delta tables: their files are the latest version's, from the Delta log, never the folder's listing);
+one neutral reader (DuckDB over those Parquet files) turns each table and quarter into figures:
 
 - `rows`, and `customers` (distinct customer_id) with an order-free checksum of the customer set;
 - per numeric column: sum, mean and NULL count (`label`'s sum is the number of churned customers);
@@ -26,8 +27,23 @@ REL_TOL = 1e-9
 ABS_TOL = 1e-6
 
 
+def table_files(folder: Path, quarter: str | None = None) -> list[Path]:
+    """The Parquet files of a table (of one `quarter`): a Delta table's latest version, read from its
+    log (its folder also holds replaced files); a plain folder's every file."""
+    if (folder / "_delta_log").is_dir():
+        from deltalake import DeltaTable
+
+        filters = [("quarter", "=", quarter)] if quarter else None
+        files = [folder / f for f in DeltaTable(str(folder)).files(partition_filters=filters)]
+    elif folder.is_dir():
+        files = list(folder.glob(f"quarter={quarter or '*'}/*.parquet"))
+    else:
+        files = []
+    return sorted(files)
+
+
 def _relation(con: duckdb.DuckDBPyConnection, folder: Path) -> str | None:
-    files = sorted(str(p) for p in folder.glob("quarter=*/*.parquet"))
+    files = [str(p) for p in table_files(folder)]
     if not files:
         return None
     listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"

@@ -362,7 +362,7 @@ def silver_counts(lake: Path, quarters: list[str]) -> dict[str, dict[str, int]]:
         for source, table in names.items():
             out[source] = {}
             for quarter in quarters:
-                files = sorted(str(p) for p in (lake / "silver" / table / f"quarter={quarter}").glob("*.parquet"))
+                files = [str(p) for p in fig.table_files(lake / "silver" / table, quarter)]
                 out[source][quarter] = (
                     con.execute(f"SELECT count(*) FROM read_parquet({files!r})").fetchone()[0] if files else None
                 )
@@ -391,11 +391,11 @@ def manifest_problems(manifest: dict, counts: dict, who: str) -> list[dict]:
 
 
 def file_counts(lake: Path) -> dict[str, dict]:
-    """Parquet files and bytes per lake table (small-file explosions show here)."""
+    """Parquet files and bytes per lake table, of the latest version (small-file explosions show here)."""
     out = {}
     for layer in ("bronze", "silver", "gold"):
         for table in sorted(p for p in (lake / layer).glob("*") if p.is_dir()):
-            files = [f for f in table.glob("quarter=*/*.parquet")]
+            files = fig.table_files(table)
             out[f"{layer}/{table.name}"] = {"files": len(files), "bytes": sum(f.stat().st_size for f in files)}
     return out
 
