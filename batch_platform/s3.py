@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import pyspark
-
 from batch_platform.config import PROJECT_ROOT, S3Config
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -43,6 +41,8 @@ def bucket_of(path: str) -> str:
 
 def hadoop_version() -> str:
     """The Hadoop version bundled with the installed pyspark (its hadoop-client-api jar)."""
+    import pyspark
+
     jars = Path(pyspark.__file__).parent / "jars"
     for jar in jars.glob("hadoop-client-api-*.jar"):
         if m := _HADOOP_JAR.match(jar.name):
@@ -165,3 +165,27 @@ def s3_resource(s3: S3Config | None):
         aws_access_key_id=dg.EnvVar(key) if key else None,
         aws_secret_access_key=dg.EnvVar(secret) if secret else None,
     )
+
+
+def pyarrow_filesystem(uri: str, s3: S3Config | None):
+    """pyarrow's own file system for a lake table's files and the table's path inside it: the local
+    file system for a folder; for `s3a://`, pyarrow's S3 client configured from `storage.s3` (the
+    credentials read from the variables it names, now). Delta data files are never rewritten, so
+    pyarrow's ranged reads of one object cannot mix two writes."""
+    from pyarrow import fs
+
+    if "://" not in uri:
+        return fs.LocalFileSystem(), os.path.abspath(uri)
+    if not is_s3(uri):
+        return fs.FileSystem.from_uri(uri)
+    s3 = s3 or S3Config()
+    options: dict = {"force_virtual_addressing": not s3.path_style_access}
+    if s3.region:
+        options["region"] = s3.region
+    if s3.endpoint_url:
+        parsed = urlparse(s3.endpoint_url)
+        options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https")
+    if s3.access_key_id:
+        options.update(access_key=_env(s3.access_key_id), secret_key=_env(s3.secret_access_key))
+    parsed = urlparse(uri)
+    return fs.S3FileSystem(**options), f"{parsed.netloc}{parsed.path}".rstrip("/")

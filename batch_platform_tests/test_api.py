@@ -27,6 +27,7 @@ import requests
 import yaml
 from deltalake import DeltaTable
 
+from batch_platform import delta
 from batch_platform.api import TOKEN_ENV, UrlSigner
 from batch_platform.partitions import to_key
 from batch_platform.procs import stop_process_group
@@ -122,7 +123,7 @@ def sorted_rows(table: pa.Table) -> list[dict]:
 def lake_rows(lake_root: str, table: str, quarter: str) -> pa.Table:
     """A quarter of a lake table as Delta's latest version holds it, without the partition column (the
     columns of the files)."""
-    return DeltaTable(f"{lake_root}/{table}").to_pyarrow_table(filters=[("quarter", "=", quarter)]).drop(["quarter"])
+    return delta.read_quarter(delta.open_table(f"{lake_root}/{table}"), quarter).drop(["quarter"])
 
 
 def current_sizes(lake_root: str, table: str, quarter: str) -> list[int]:

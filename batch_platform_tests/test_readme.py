@@ -30,7 +30,7 @@ def test_the_readme_has_the_recipes_this_module_runs():
     assert any("mlflow.spark.load_model" in block.code for block in PYTHON_BLOCKS)
     reading = [block for block in PYTHON_BLOCKS if block.section == "Reading a training set"]
     for shown in ("load_training_set(", "version=", "as_of=", "history(", "DeltaTable(", ".to_pandas(filters=",
-                  "to_pyarrow_dataset()", "duckdb.sql(", 'format("delta")', "versionAsOf"):  # fmt: skip
+                  "to_pyarrow_dataset(filesystem=", "duckdb.sql(", 'format("delta")', "versionAsOf"):  # fmt: skip
         assert any(shown in block.code for block in reading), shown
     # Tables are read through Delta: a listing of a quarter's folder also finds the files later
     # commits replaced. (An SQL block could only read Delta with DuckDB's `delta` extension, which
