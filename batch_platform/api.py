@@ -24,6 +24,19 @@ keeps downloading its file after a newer commit replaces the quarter: the file i
 until VACUUM, `storage.delta.retention_days` later. A request can only ever name a registered table, a
 quarter label and a file name of the lake layout, so no path it holds reaches outside the lake; the
 resolved file must also lie inside the lake root.
+
+The edges of a request:
+- a credential in the query string (`?token=`, `?access_token=`, `?api_key=`, …: every name
+  `is_credential_param` matches, in any case and after percent-decoding) gets 401 before any
+  route: the token travels in the Authorization header only, which no log records;
+- every log line of the server (uvicorn's access log included) shows the values of credential
+  parameters and of a file url's `signature` as `***`, the names matched after percent-decoding
+  (`sig%6Eature` is `signature`);
+- the request line and headers together may hold `MAX_HEAD_BYTES` (16 KiB): h11 stops reading a
+  head that grows past it (400, connection closed) and a head that arrived whole but is larger gets
+  431 (`guard`), so no client makes the server hold more;
+- a file url starts with the API's public base url (`api.public_url`, `serve --public-url`, else
+  `http://<host>:<port>` as bound), never with the request's Host header, which the client writes.
 """
 
 import hashlib
@@ -35,10 +48,11 @@ import time
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated
+from urllib.parse import quote, unquote_plus
 
 import dagster as dg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from batch_platform.lake_files import Lake, LakeFile, LatestVersions, TableVersion
@@ -50,7 +64,11 @@ TOKEN_ENV = "BATCH_PLATFORM_API_TOKEN"
 DEFAULT_URL_TTL = 900
 LATEST = "latest"
 _FILE_KEY = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)/quarter=(\d{4}-Q[1-4])/([A-Za-z0-9][A-Za-z0-9._=-]*\.parquet)$")
-_SIGNED_QUERY = re.compile(r"((?:signature|X-Amz-Signature|X-Amz-Credential)=)[^&\s]+")
+MAX_HEAD_BYTES = 16 * 1024
+"""The most a request line and its headers may hold together: a browser's or a client library's
+request is well under 4 KiB, a bearer token under 1 KiB."""
+_CREDENTIAL_NAME = re.compile(r"token|passw|pwd|secret|apikey|auth|credential|session|jwt|bearer|^key$|^sig$")
+_QUERY_PAIR = re.compile(r"([?&;])([^=&;#\s\"]*)=([^&;#\s\"]*)")
 
 
 class UrlSigner:
@@ -77,10 +95,10 @@ class UrlSigner:
 class Delivery:
     """What the endpoints need: the lake, the token's checks and the url signing."""
 
-    def __init__(self, lake: Lake, token: str, url_ttl: int = DEFAULT_URL_TTL):
+    def __init__(self, lake: Lake, token: str, public_url: str, url_ttl: int = DEFAULT_URL_TTL):
         if not token:
             raise ValueError(f"set {TOKEN_ENV}: the API refuses to run without a token")
-        self.lake, self.url_ttl = lake, url_ttl
+        self.lake, self.public_url, self.url_ttl = lake, public_url, url_ttl
         self.versions = LatestVersions(lake)
         self._token = token.encode()
         self.signer = UrlSigner(token)
@@ -120,7 +138,7 @@ class Delivery:
             )
         return label
 
-    def url(self, request: Request, file: LakeFile, expires: int) -> str:
+    def url(self, file: LakeFile, expires: int) -> str:
         if self.lake.on_s3:
             bucket, prefix = self.lake.bucket_and_prefix
             key = f"{prefix}/{file.key}" if prefix else file.key
@@ -130,7 +148,7 @@ class Delivery:
                 ExpiresIn=self.url_ttl,
             )
         signature = self.signer.signature(file.key, expires)
-        return f"{request.url_for('download', key=file.key)}?expires={expires}&signature={signature}"
+        return f"{self.public_url}/files/{quote(file.key, safe='/=')}?expires={expires}&signature={signature}"
 
     @cached_property
     def s3_client(self):
@@ -154,7 +172,7 @@ class Delivery:
         return path
 
 
-def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: str, described: TableVersion) -> dict:
+def describe_quarter(delivery: Delivery, table: str, quarter: str, described: TableVersion) -> dict:
     columns = table_for(dg.AssetKey(table.split("/"))).model.to_schema().columns
     files = described.files[quarter]
     expires = int(time.time()) + delivery.url_ttl
@@ -173,7 +191,7 @@ def describe_quarter(delivery: Delivery, request: Request, table: str, quarter: 
             }
             for c in described.schema
         ],
-        "files": [{"url": delivery.url(request, f, expires), "size": f.size} for f in files],
+        "files": [{"url": delivery.url(f, expires), "size": f.size} for f in files],
         "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
     }
 
@@ -185,6 +203,22 @@ def create_app(delivery: Delivery) -> FastAPI:
         version="1",
     )
     bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """A head over `MAX_HEAD_BYTES` gets 431, a credential in the query string 401, before any route."""
+        scope = request.scope
+        headers = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if len(scope["raw_path"]) + len(scope["query_string"]) + headers > MAX_HEAD_BYTES:
+            return JSONResponse({"detail": f"the request line and headers exceed {MAX_HEAD_BYTES} bytes"}, 431)
+        pairs = re.split("[&;]", scope["query_string"].decode("latin-1"))
+        if any(is_credential_param(param_name(pair.split("=", 1)[0])) for pair in pairs):
+            return JSONResponse(
+                {"detail": "no credential in the query string, which logs record: send Authorization: Bearer <token>"},
+                401,
+                {"WWW-Authenticate": "Bearer"},
+            )
+        return await call_next(request)
 
     def authorised(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -220,10 +254,10 @@ def create_app(delivery: Delivery) -> FastAPI:
         dependencies=[Depends(authorised)],
         summary="one quarter (YYYY-QN, its first day, or 'latest'): rows, schema, file urls",
     )
-    def dataset(layer: str, table: str, quarter: str, request: Request) -> dict:
+    def dataset(layer: str, table: str, quarter: str) -> dict:
         name = delivery.table(layer, table)
         described = delivery.versions.get(name)  # one version answers the whole request
-        return describe_quarter(delivery, request, name, delivery.quarter(name, quarter, described), described)
+        return describe_quarter(delivery, name, delivery.quarter(name, quarter, described), described)
 
     @app.get(
         "/files/{key:path}",
@@ -245,19 +279,63 @@ def create_app(delivery: Delivery) -> FastAPI:
     return app
 
 
-class RedactSignedUrls(logging.Filter):
-    """Access-log lines show file urls without their signatures (a logged url would download)."""
+def param_name(raw: str) -> str:
+    """A query parameter's name as a server could read it: percent-decoded (`+` is a space) until
+    nothing changes, so `sig%6Eature` and `tok%256Ben` are `signature` and `token`."""
+    name = raw
+    for _ in range(4):
+        name, before = unquote_plus(name, encoding="latin-1"), name
+        if name == before:
+            break
+    return name
+
+
+def is_credential_param(name: str) -> bool:
+    """A (decoded) parameter name that carries a credential: token, access_token, api-key, apiKey,
+    password, secret, auth, X-Amz-Credential, … — case, `-`, `_` and spaces aside."""
+    return bool(_CREDENTIAL_NAME.search(_letters(name)))
+
+
+def redact_query(text: str) -> str:
+    """`text` with the value of every credential parameter and of every signature (a signed url's,
+    which downloads the file) in a query string shown as `***`."""
+
+    def hide(match: re.Match) -> str:
+        name = param_name(match.group(2))
+        if is_credential_param(name) or _letters(name).endswith("signature"):
+            return f"{match.group(1)}{match.group(2)}=***"
+        return match.group(0)
+
+    return _QUERY_PAIR.sub(hide, text)
+
+
+def _letters(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+class RedactQueryCredentials(logging.Filter):
+    """Log lines (uvicorn's access log among them) never show a credential or a file url's signature."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(_SIGNED_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 
-def serve(lake: Lake, host: str, port: int, url_ttl: int = DEFAULT_URL_TTL) -> None:
+def serve(lake: Lake, host: str, port: int, url_ttl: int = DEFAULT_URL_TTL, public_url: str | None = None) -> None:
+    """Serve the API on `host:port`, its file urls starting with `public_url` (default
+    `http://<host>:<port>`). h11 rather than httptools parses the requests: it bounds a request's
+    head (`MAX_HEAD_BYTES`), which httptools does not."""
     import uvicorn
 
-    app = create_app(Delivery(lake, os.environ.get(TOKEN_ENV, ""), url_ttl))
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
-    logging.getLogger("uvicorn.access").addFilter(RedactSignedUrls())
-    server.run()
+    shown_host = f"[{host}]" if ":" in host else host
+    base = public_url or f"http://{shown_host}:{port}"
+    app = create_app(Delivery(lake, os.environ.get(TOKEN_ENV, ""), base, url_ttl))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", http="h11", h11_max_incomplete_event_size=MAX_HEAD_BYTES
+    )
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(RedactQueryCredentials())
+    uvicorn.Server(config).run()

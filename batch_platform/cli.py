@@ -5,7 +5,7 @@
     batch-platform materialize --from 2024-Q1 --to 2025-Q4 [--select 'key:"silver/*"' ...]
     batch-platform report --from 2024-Q1 --to 2025-Q4          rows per table per quarter (Delta logs)
     batch-platform history gold/training_set         a table's commits: version, time, run id, quarters, rows
-    batch-platform serve [--host 127.0.0.1 --port 8000]   the datasets API (BATCH_PLATFORM_API_TOKEN)
+    batch-platform serve [--host 127.0.0.1 --port 8000 --public-url URL]   the datasets API (BATCH_PLATFORM_API_TOKEN)
     batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
     batch-platform mlflow-ui [--port 5000]           the MLflow UI of the configured store, on 127.0.0.1
 
@@ -317,7 +317,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not os.environ.get(TOKEN_ENV):
         print(f"set {TOKEN_ENV} to the token clients must send (Authorization: Bearer <token>)", file=sys.stderr)
         return 2
-    serve(Lake.from_config(load_config()), args.host, args.port, args.url_ttl)
+    from batch_platform.config import public_base_url
+
+    config = load_config()
+    try:
+        public_url = public_base_url(args.public_url) if args.public_url else config.api.public_url
+    except ValueError as exc:
+        raise UsageError(f"--public-url: {exc}") from None
+    if not public_url and args.host in ("0.0.0.0", "::"):
+        print(
+            f"file urls will name http://{args.host}:{args.port}, which no client reaches: set api.public_url "
+            "or --public-url to the address clients use",
+            file=sys.stderr,
+        )
+    serve(Lake.from_config(config), args.host, args.port, args.url_ttl, public_url)
     return 0
 
 
@@ -446,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--url-ttl", type=int, default=900, help="seconds a file url stays valid (default 900)")
+    api.add_argument(
+        "--public-url",
+        help="what file urls start with, the address clients reach the API at, e.g. https://data.example.com "
+        "(default: the config's api.public_url, else http://<host>:<port>)",
+    )
     api.set_defaults(func=cmd_serve)
 
     ml_report = commands.add_parser("ml-report", help="champion, eval and out-of-time AUC-PR per quarter")

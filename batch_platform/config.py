@@ -6,7 +6,10 @@ The file is read once, by whoever builds the `Definitions` (or runs a CLI comman
 `BATCH_PLATFORM_CONFIG` selects the file (default `config/config.yaml` in the project). Unknown
 keys and bad values fail at load with the key and the value named, so a typo never silently falls
 back to a default. Secrets never live in the file: a value written `${NAME}` is read from the
-environment variable NAME when the config is loaded, and is redacted wherever the config is shown.
+environment variable NAME. Where a secret may be written (`spark.conf`, `storage.s3`,
+`publish.postgres.dsn`) the reference is kept as written and resolved only where a client or the
+Spark session is built, so the config, the resource config Dagster stores (run storage, the UI) and
+every log hold the variable's name, never its value; elsewhere it is resolved when the file is loaded.
 
 A relative path in the file (`storage.landing_root`, `storage.lake_root`, `mlflow.local_dir`)
 resolves against the folder of the file itself, never against the package or the working
@@ -37,11 +40,11 @@ CONFIG_ENV_VAR = "BATCH_PLATFORM_CONFIG"
 
 UTC_NAMES = ("UTC", "Etc/UTC", "Z", "+00:00")
 _JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-_ENV_REFS = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_KEPT_AS_REFERENCE = {"storage.s3.access_key_id", "storage.s3.secret_access_key", "publish.postgres.dsn"}
-"""Keys kept as written (`${NAME}` references and all) and resolved only where a client is built,
-so the config, the Dagster UI (resource config) and run storage never hold the secret."""
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+"""`${NAME}`: the value of environment variable NAME, wherever the config allows one."""
+_KEPT_AS_REFERENCE = {"storage.s3.access_key_id", "storage.s3.secret_access_key", "publish.postgres.dsn", "spark.conf"}
+"""Keys kept as written (`${NAME}` references and all) and resolved only where a client or the Spark
+session is built, so the config, the Dagster UI (resource config) and run storage never hold the secret."""
 _SET_BY_LOADER = {"source_path", "base_dir"}
 """`PlatformConfig` fields the loader fills in, never read from the file."""
 _SECRET_HINTS = ("secret", "password", "token", "access.key", "credential")
@@ -76,7 +79,7 @@ class S3Config(_Section):
     def _env_reference(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        m = _ENV_REF.match(value.strip())
+        m = ENV_REFERENCE.fullmatch(value.strip())
         if not m:
             raise ValueError("write a credential as ${NAME} (an environment variable), never its value")
         if m.group(1) not in os.environ:
@@ -92,7 +95,7 @@ class S3Config(_Section):
     @staticmethod
     def env_name(reference: str | None) -> str | None:
         """`NAME` of a `${NAME}` reference."""
-        m = _ENV_REF.match(reference or "")
+        m = ENV_REFERENCE.fullmatch(reference or "")
         return m.group(1) if m else None
 
 
@@ -124,7 +127,7 @@ class StorageConfig(_Section):
 class PostgresPublishConfig(_Section):
     """`publish.postgres` (SPEC.md, "Delivery"). `dsn` is a libpq URL or key=value string whose
     password, if any, is written `${NAME}`: it is checked at load and read from the environment
-    only when a connection is made (`resolved_dsn`)."""
+    only when a connection is made (`postgres.connection_parameters`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -137,13 +140,10 @@ class PostgresPublishConfig(_Section):
         from batch_platform.postgres import check_dsn_template
 
         check_dsn_template(dsn)
-        missing = [name for name in _ENV_REFS.findall(dsn) if name not in os.environ]
+        missing = [name for name in ENV_REFERENCE.findall(dsn) if name not in os.environ]
         if missing:
             raise ValueError(f"it refers to environment variable(s) {', '.join(missing)}, which are not set")
         return dsn
-
-    def resolved_dsn(self) -> str:
-        return expand_env_refs(self.dsn)
 
 
 class PublishConfig(_Section):
@@ -190,9 +190,18 @@ class SparkConfig(_Section):
 
     @field_validator("conf")
     @classmethod
+    def _references_set(cls, conf: dict[str, Any]) -> dict[str, Any]:
+        for key, value in conf.items():
+            for name in ENV_REFERENCE.findall(str(value)):
+                if name not in os.environ:
+                    raise ValueError(f"{key} refers to environment variable {name}, which is not set")
+        return conf
+
+    @field_validator("conf")
+    @classmethod
     def _utc_only(cls, conf: dict[str, Any]) -> dict[str, Any]:
         zone = conf.get("spark.sql.session.timeZone")
-        if zone is not None and str(zone) not in UTC_NAMES:
+        if zone is not None and expand_env_refs(str(zone)) not in UTC_NAMES:
             raise ValueError(
                 f"spark.sql.session.timeZone must be UTC: quarters and timestamps are UTC (SPEC.md), got {zone!r}"
             )
@@ -224,6 +233,21 @@ class MlflowConfig(_Section):
         return uri
 
 
+class ApiConfig(_Section):
+    """`api`: the datasets API of `batch-platform serve` (SPEC.md, "Delivery"). `public_url` is what
+    its file urls start with, the address clients reach it at (`https://data.example.com`, with the
+    path a reverse proxy serves it under if any); without it (and without `serve --public-url`),
+    `http://<host>:<port>` of the address it binds. Never the request's Host header, which the
+    client writes."""
+
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, url: str | None) -> str | None:
+        return public_base_url(url) if url is not None else None
+
+
 class PlatformConfig(_Section):
     storage: StorageConfig = StorageConfig()
     batch: BatchConfig = BatchConfig()
@@ -231,6 +255,7 @@ class PlatformConfig(_Section):
     spark: SparkConfig = SparkConfig()
     publish: PublishConfig = PublishConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    api: ApiConfig = ApiConfig()
     source_path: str | None = None
     base_dir: str | None = None
     """The folder relative paths resolve against: the config file's, or the working directory at
@@ -282,7 +307,8 @@ class PlatformConfig(_Section):
     def spark_conf(self) -> dict[str, str]:
         """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours. The
         session zone is always UTC; the JVMs run in UTC unless their options name a zone (results
-        do not depend on it: a test runs a Tokyo JVM)."""
+        do not depend on it: a test runs a Tokyo JVM). A `${NAME}` of `spark.conf` stays a reference
+        here: whoever builds a session resolves it with `expand_env_refs`."""
         conf: dict[str, str] = {
             "spark.master": self.spark.master,
             "spark.app.name": self.spark.app_name,
@@ -313,7 +339,7 @@ class PlatformConfig(_Section):
         conf.update(retention_defaults(self.storage.delta.retention_days))
         conf.update(_class_path(self.spark.master, [*delta_jars(), *s3a_jars_needed(self)]))
         for key, value in self.spark.conf.items():
-            if key in _JAVA_OPTIONS and "-Duser.timezone=" not in _to_str(value):
+            if key in _JAVA_OPTIONS and "-Duser.timezone=" not in expand_env_refs(_to_str(value)):
                 conf[key] = f"{_to_str(value)} -Duser.timezone=UTC"
             else:
                 conf[key] = _to_str(value)
@@ -346,6 +372,21 @@ def shown_uri(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+def public_base_url(url: str) -> str:
+    """`url` without its trailing `/`, if it is an `http(s)://host[:port][/path]` with no user,
+    password, query or fragment (`api.public_url`, `serve --public-url`); else ValueError."""
+    parts = urlsplit(url.strip())
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"{shown_uri(url)!r} is not an http(s):// URL with a host, e.g. https://data.example.com")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{shown_uri(url)!r} must hold no user, password, query or fragment: it starts every file url")
+    return urlunsplit(parts).rstrip("/")
+
+
 def _to_str(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -356,7 +397,7 @@ def _looks_secret(key: str) -> bool:
 
 def expand_env_refs(text: str) -> str:
     """`text` with every `${NAME}` replaced by the environment variable NAME (KeyError if unset)."""
-    return _ENV_REFS.sub(lambda m: os.environ[m.group(1)], text)
+    return ENV_REFERENCE.sub(lambda m: os.environ[m.group(1)], text)
 
 
 def _expand_env(node: Any, where: str) -> Any:
@@ -364,7 +405,7 @@ def _expand_env(node: Any, where: str) -> Any:
         return node
     if isinstance(node, dict):
         return {key: _expand_env(value, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
-    if isinstance(node, str) and (m := _ENV_REF.match(node.strip())):
+    if isinstance(node, str) and (m := ENV_REFERENCE.fullmatch(node.strip())):
         name = m.group(1)
         if name not in os.environ:
             raise ConfigError(f"config key '{where}' refers to environment variable {name}, which is not set")

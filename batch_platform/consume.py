@@ -175,9 +175,11 @@ def spark_session(*, config: PlatformConfig | None = None):
     lake or a registered model from a notebook; the one already running in this process if any."""
     from pyspark.sql import SparkSession
 
+    from batch_platform.config import expand_env_refs
+
     builder = SparkSession.builder
     for key, value in (config if config is not None else _config()).spark_conf().items():
-        builder = builder.config(key, value)
+        builder = builder.config(key, expand_env_refs(value))
     return builder.getOrCreate()
 
 

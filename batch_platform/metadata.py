@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 PREVIEW_ROWS = 10
 PREVIEW_SAMPLE = 200
+PREVIEW_CELL_CHARS = 200
+"""The longest text a preview cell shows: a longer one keeps its first 199 characters and `…`."""
 
 
 # ------------------------------------------------------------------------------------ previews
@@ -35,12 +37,22 @@ def previews(
     quarter) down to about `PREVIEW_SAMPLE` rows using the known row counts; the driver collects
     those few hundred rows per quarter and keeps the first `rows` of each in column order. A quarter
     without rows gets an empty table.
+
+    A cell shows at most `PREVIEW_CELL_CHARS` characters (`_cell`): the previews are stored in the
+    event log with every materialisation, so a text column of megabytes must not be copied there.
+    Spark cuts string columns before the driver collects them.
     """
     columns = [f for f in df.schema.fields if f.name != PARTITION_COLUMN]
     fractions = {q: min(1.0, PREVIEW_SAMPLE / n) for q, n in rows_per_quarter.items() if n}
     by_quarter: dict[str, list[dict]] = defaultdict(list)
     if fractions:
-        for row in df.sampleBy(PARTITION_COLUMN, fractions, seed=0).collect():
+        cut = [
+            F.substring(f.name, 1, PREVIEW_CELL_CHARS + 1).alias(f.name)
+            if isinstance(f.dataType, T.StringType)
+            else f.name
+            for f in df.schema.fields
+        ]
+        for row in df.select(*cut).sampleBy(PARTITION_COLUMN, fractions, seed=0).collect():
             by_quarter[row[PARTITION_COLUMN]].append({f.name: _cell(row[f.name]) for f in columns})
     ordered = [f.name for f in columns if not isinstance(f.dataType, T.MapType)]
     schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in columns])
@@ -58,11 +70,12 @@ def previews(
 
 
 def _cell(value):
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if value is None or isinstance(value, (int, float, bool)):
         return value
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    return str(value)
+    text = str(value)
+    return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
 
 
 # --------------------------------------------------------------------------------- column lineage

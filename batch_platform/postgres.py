@@ -15,12 +15,17 @@ by Arrow's C++ writer and written to `COPY … FROM STDIN (FORMAT csv)`: no Pyth
 memory bounded by one batch.
 
 The DSN is kept as written in the config (`${NAME}` for the password) and resolved only when a
-connection is made; every message that could carry it goes through `redact`.
+connection is made (`connection_parameters`): the template is parsed first, and each variable's
+value is put into the parameter it stands for, passed to libpq as a parameter of its own, never
+pasted back into a URL. A password with `@ / : # % ?` is the password, and nothing of it can become
+a host name; the variable holds the password itself, not URL-encoded. Every message that could
+carry it goes through `redact`.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -34,10 +39,11 @@ import pyspark.sql.types as T
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from batch_platform.config import ENV_REFERENCE
 from batch_platform.schemas.base import PARTITION_COLUMN, unique_key
 
 BATCH_ROWS = 64_000
-_ENV_REFS = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MARKER = re.compile(r"bpenvref(\d+)x")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
@@ -59,18 +65,38 @@ class DsnError(ValueError):
     """A DSN that writes a password into the config file instead of `${NAME}`."""
 
 
-def check_dsn_template(dsn: str) -> None:
-    """Refuse a DSN whose password is written in the file rather than read from the environment."""
-    marked = _ENV_REFS.sub("__env__", dsn)
-    if marked.strip() == "__env__":
-        return  # the whole DSN comes from one environment variable
+def _parse_template(dsn: str) -> tuple[dict[str, str], list[str]]:
+    """The parameters of a DSN template, each `${NAME}` standing as a marker `bpenvref<i>x` (letters
+    and digits, which URL and key=value parsing leave as they are), and the NAME of each marker."""
+    names: list[str] = []
+
+    def marker(match: re.Match) -> str:
+        names.append(match.group(1))
+        return f"bpenvref{len(names) - 1}x"
+
+    marked = ENV_REFERENCE.sub(marker, dsn)
     try:
-        parts = conninfo_to_dict(marked)
+        return conninfo_to_dict(marked), names
     except Exception as exc:  # noqa: BLE001 - psycopg raises ProgrammingError; the message may echo the DSN
         raise DsnError(f"it is not a libpq connection string or URL ({redact(str(exc))})") from None
-    password = parts.get("password")
-    if password and password.replace("__env__", ""):
+
+
+def check_dsn_template(dsn: str) -> None:
+    """Refuse a DSN whose password is written in the file rather than read from the environment."""
+    if ENV_REFERENCE.fullmatch(dsn.strip()):
+        return  # the whole DSN comes from one environment variable
+    password = _parse_template(dsn)[0].get("password")
+    if password and _MARKER.sub("", password):
         raise DsnError("its password is written in the file: write it as ${NAME}, read from the environment")
+
+
+def connection_parameters(dsn: str) -> dict[str, str]:
+    """The libpq parameters of the DSN template `dsn`, each `${NAME}` replaced by the value of the
+    environment variable NAME (KeyError if unset) after the template is parsed."""
+    if whole := ENV_REFERENCE.fullmatch(dsn.strip()):
+        return conninfo_to_dict(os.environ[whole.group(1)])
+    parts, names = _parse_template(dsn)
+    return {key: _MARKER.sub(lambda m: os.environ[names[int(m.group(1))]], value) for key, value in parts.items()}
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -203,10 +229,8 @@ class PostgresTarget(dg.ConfigurableResource):
     db_schema: str = "public"
 
     def _parts(self) -> dict[str, str]:
-        from batch_platform.config import expand_env_refs
-
         try:
-            return conninfo_to_dict(expand_env_refs(self.dsn))
+            return connection_parameters(self.dsn)
         except Exception:  # noqa: BLE001 - an unset variable or a malformed DSN: connect() says which
             return {}
 
@@ -220,23 +244,20 @@ class PostgresTarget(dg.ConfigurableResource):
         """A psycopg connection; a failure names the host and never shows the password."""
         import psycopg
 
-        from batch_platform.config import expand_env_refs
-
         try:
-            dsn = expand_env_refs(self.dsn)
+            parameters = connection_parameters(self.dsn)
         except KeyError as exc:
             raise dg.Failure(
                 f"publish.postgres.dsn refers to environment variable {exc.args[0]}, which is not set"
             ) from None
+        except Exception:  # noqa: BLE001 - psycopg's message may quote the DSN
+            raise dg.Failure("publish.postgres.dsn is not a libpq connection string or URL") from None
         try:
             return psycopg.connect(
-                dsn,
-                autocommit=True,
-                connect_timeout=10,
-                application_name="batch_platform",
+                **{**parameters, "connect_timeout": 10, "application_name": "batch_platform"}, autocommit=True
             )
         except Exception as exc:  # noqa: BLE001 - psycopg's message may quote the DSN
-            message = redact(str(exc), self._parts().get("password"))
+            message = redact(str(exc), parameters.get("password"))
         raise dg.Failure(
             f"cannot connect to PostgreSQL at {self.describe()} (publish.postgres.dsn, password redacted): {message}"
         )

@@ -5,10 +5,14 @@ values: the asset code and these builders are the same. A new optional config se
 need at run time becomes a resource (or a field of `settings`) here.
 """
 
+from typing import Any
+
 import dagster as dg
 from dagster_pyspark import PySparkResource
+from pydantic import PrivateAttr
+from pyspark.sql import SparkSession
 
-from batch_platform.config import PlatformConfig, S3Config
+from batch_platform.config import PlatformConfig, S3Config, expand_env_refs
 from batch_platform.io_manager import LakeIOManager
 from batch_platform.landing import LandingZone
 from batch_platform.mlflow_store import build_mlflow_store
@@ -21,21 +25,33 @@ class PlatformPySpark(PySparkResource):
     when a run starts. Every S3A client of the run (listing the landing zone, reads, writes, the
     lake's publish; the executors get the configuration with their tasks) then uses it — also on a
     session that already exists, where static settings would be ignored. The credentials are
-    `dg.EnvVar`s: the UI and run storage keep the variables' names, never their values."""
+    `dg.EnvVar`s, and `spark_config` keeps the `${NAME}`s of `spark.conf` as written, resolved only
+    for the session's builder: the UI and run storage keep the variables' names, never their values."""
 
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_path_style_access: bool = False
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    _session: Any = PrivateAttr(default=None)
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
         return False
 
+    @property
+    def spark_session(self) -> Any:
+        return self._session
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        super().setup_for_execution(context)
-        jsc = getattr(self._spark_session.sparkContext, "_jsc", None)  # none under Spark Connect
+        builder = SparkSession.builder
+        try:
+            for key, value in self.spark_config.items():
+                builder = builder.config(key, expand_env_refs(str(value)))
+        except KeyError as exc:
+            raise dg.Failure(f"spark.conf refers to environment variable {exc.args[0]}, which is not set") from None
+        self._session = builder.getOrCreate()
+        jsc = getattr(self._session.sparkContext, "_jsc", None)  # none under Spark Connect
         if jsc is None:
             return
         hadoop = jsc.hadoopConfiguration()

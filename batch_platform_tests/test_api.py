@@ -13,9 +13,11 @@ import io
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -67,7 +69,7 @@ def write_config(path: Path, raw: dict) -> Path:
     return path
 
 
-def start_api(config_file: Path, workdir: Path, env: dict | None = None) -> ApiServer:
+def start_api(config_file: Path, workdir: Path, env: dict | None = None, args: Sequence[str] = ()) -> ApiServer:
     port, token = free_port(), secrets.token_urlsafe(24)
     log = workdir / "api.log"
     environment = {
@@ -78,7 +80,7 @@ def start_api(config_file: Path, workdir: Path, env: dict | None = None) -> ApiS
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             stdout=out, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
         )  # fmt: skip
     server = ApiServer(f"http://127.0.0.1:{port}", token, log, process)
@@ -336,6 +338,98 @@ def test_serve_refuses_to_start_without_a_token(delivery_lake, tmp_path):
         timeout=120,
     )
     assert done.returncode == 2 and f"set {TOKEN_ENV}" in done.stderr
+
+
+# ------------------------------------------------------------------------------ request edges
+@pytest.mark.parametrize(
+    "name",
+    ["token", "access_token", "ACCESS_TOKEN", "api_key", "Api-Key", "apiKey", "tok%65n", "access%5Ftoken",
+     "to%256Ben", "password", "client_secret", "X-Amz-Security-Token", "auth"],
+)  # fmt: skip
+def test_a_credential_in_the_query_string_gets_401_and_never_reaches_the_log(versioned_api, name):
+    """Whatever the header says: a credential in a url is written down by every proxy and log on
+    its way, so the API takes the token from the Authorization header only."""
+    api, _ = versioned_api
+    for path in ("/datasets", f"/datasets/{TRAINING}/latest", "/health", "/docs"):
+        code, body = api.raw(f"{path}?{name}={api.token}")  # with the right Authorization header too
+        assert code == 401 and "Authorization: Bearer" in body["detail"], (path, code)
+        anonymous = requests.get(f"{api.base_url}{path}?{name}={api.token}", timeout=30)
+        assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
+    log = api.log.read_text()
+    assert f'GET /health?{name}=*** HTTP/1.1" 401' in log
+    assert api.token not in log
+
+
+def test_a_signature_is_redacted_from_the_log_however_its_name_is_encoded(versioned_api):
+    api, _ = versioned_api
+    url = api.get(f"/datasets/{TRAINING}/2024-Q3").json()["files"][0]["url"]
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    for spelled in ("sig%6Eature", "%73ignature", "signature"):
+        connection = http.client.HTTPConnection(parts.netloc, timeout=60)  # sends the target byte for byte
+        try:
+            connection.request("GET", f"{parts.path}?expires={query['expires']}&{spelled}={query['signature']}")
+            assert connection.getresponse().status == 200, spelled  # the server reads the same parameter
+        finally:
+            connection.close()
+    log = api.log.read_text()
+    assert 'sig%6Eature=*** HTTP/1.1" 200' in log and '%73ignature=*** HTTP/1.1" 200' in log
+    assert query["signature"] not in log
+
+
+def _datasets_urls(api: ApiServer, host: str) -> list[str]:
+    headers = {"Authorization": f"Bearer {api.token}", "Host": host}
+    described = requests.get(f"{api.base_url}/datasets/{TRAINING}/2024-Q3", headers=headers, timeout=60)
+    assert described.status_code == 200, described.text
+    return [f["url"] for f in described.json()["files"]]
+
+
+def test_file_urls_start_with_the_public_url_never_the_requests_host(versioned_api, tmp_path):
+    """Behind a reverse proxy the API is reached at another address than it binds: `api.public_url`
+    (or `serve --public-url`, which wins) is what its urls start with. The Host header is the
+    client's to write, so a url built from it would point wherever the client chose."""
+    api, lake = versioned_api
+    default = _datasets_urls(api, "evil.example.com")
+    assert default and all(url.startswith(f"{api.base_url}/files/{TRAINING}/quarter=2024-Q3/") for url in default)
+    public = "https://data.example.com/lake-api"
+    raw = {**lake_config(lake.root, tmp_path), "api": {"public_url": public + "/"}}
+    for args, expected in (((), public), (("--public-url", "https://other.example.org"), "https://other.example.org")):
+        server = start_api(write_config(tmp_path / "config.yaml", raw), tmp_path, args=args)
+        try:
+            urls = _datasets_urls(server, "evil.example.com")
+        finally:
+            stop_api(server)
+        assert urls and all(url.startswith(f"{expected}/files/{TRAINING}/quarter=2024-Q3/") for url in urls), urls
+        assert [urlsplit(url).path.removeprefix("/lake-api") for url in urls] == [urlsplit(u).path for u in default]
+    refused = subprocess.run(
+        [CLI, "serve", "--port", str(free_port()), "--public-url", "data.example.com"],
+        env={**os.environ, "BATCH_PLATFORM_CONFIG": str(tmp_path / "config.yaml"), TOKEN_ENV: "t"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--public-url: 'data.example.com' is not an http(s):// URL" in refused.stderr
+
+
+def _status_line(api: ApiServer, padding: int) -> bytes:
+    """The status line the server answers a request whose head carries `padding` bytes of one
+    header with, or b"" when it closes the connection first."""
+    with socket.create_connection(urlsplit(api.base_url).netloc.split(":"), timeout=60) as sock:
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: api\r\nX-Padding: " + b"a" * padding + b"\r\n\r\n")
+            return sock.recv(64).split(b"\r\n")[0]
+        except (ConnectionResetError, BrokenPipeError):
+            return b""
+
+
+def test_a_request_head_over_16_kib_gets_a_4xx_or_a_closed_connection(versioned_api):
+    """`api.MAX_HEAD_BYTES` (16 KiB) for the request line and headers together."""
+    api, _ = versioned_api
+    assert _status_line(api, 15 * 1024) == b"HTTP/1.1 200 OK"
+    for padding in (17 * 1024, 64 * 1024, 1024 * 1024, 16 * 1024 * 1024):
+        status = _status_line(api, padding)
+        assert status == b"" or status.split(b" ")[1].startswith(b"4"), (padding, status)
+    many = {f"X-Header-{i}": "a" * 100 for i in range(200)}  # 20 KiB in 200 headers
+    assert requests.get(f"{api.base_url}/health", headers=many, timeout=30).status_code in (400, 431)
+    assert requests.get(f"{api.base_url}/health", timeout=30).status_code == 200
 
 
 # ---------------------------------------------------------------------------------- S3 lake

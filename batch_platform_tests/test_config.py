@@ -1,8 +1,13 @@
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._serdes import serialize_value
+from dagster_pyspark import PySparkResource
 
 from batch_platform.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+from batch_platform.resources import build_pyspark
+from batch_platform_tests.conftest import make_config
 from batch_platform_tests.delta_fixtures import write_quarters
 
 
@@ -40,23 +45,47 @@ def test_the_environment_variable_selects_the_file(tmp_path, monkeypatch):
         ({"sparks": {}}, "unknown key 'sparks'"),
         ({"checks": {"quarantine_rate_warn": 0.6, "quarantine_rate_fail": 0.5}}, "must not exceed"),
         ({"spark": {"conf": {"spark.sql.session.timeZone": "Europe/Paris"}}}, "must be UTC"),
+        ({"api": {"public_url": "data.example.com"}}, "key 'api.public_url' has bad value 'data.example.com'"),
+        ({"api": {"public_url": "https://u:hunter2@data.example.com"}}, "must hold no user, password, query"),
+        ({"api": {"public_url": "https://data.example.com/?token=x"}}, "must hold no user, password, query"),
     ],
 )
 def test_bad_values_and_unknown_keys_fail_naming_key_and_value(raw, message):
     with pytest.raises(ConfigError) as error:
         parse_config(raw, "cfg.yaml")
     assert message in str(error.value)
-    assert "cfg.yaml" in str(error.value)
+    assert "cfg.yaml" in str(error.value) and "hunter2" not in str(error.value)
 
 
-def test_secrets_come_from_the_environment_and_are_never_shown(monkeypatch):
+def test_the_apis_public_url_is_a_base_url():
+    assert parse_config({}).api.public_url is None
+    config = parse_config({"api": {"public_url": "https://data.example.com/lake-api/"}})
+    assert config.api.public_url == "https://data.example.com/lake-api"
+
+
+SPARK_SECRET_KEY = "spark.hadoop.fs.azure.account.key.example.dfs.core.windows.net"
+"""A secret no key-name heuristic spots ("account.key"), set on the shared session by a test: harmless."""
+
+
+def test_a_spark_conf_secret_reaches_the_session_but_not_the_resource_config_dagster_stores(monkeypatch, tmp_path):
     monkeypatch.setenv("LAKE_SECRET", "s3cr3t-value")
-    config = parse_config({"spark": {"conf": {"spark.hadoop.fs.s3a.secret.key": "${LAKE_SECRET}"}}})
-    assert config.spark_conf()["spark.hadoop.fs.s3a.secret.key"] == "s3cr3t-value"
-    assert "s3cr3t-value" not in repr(config.redacted())
+    config = make_config(tmp_path, spark={"conf": {SPARK_SECRET_KEY: "${LAKE_SECRET}"}})
+    assert config.spark_conf()[SPARK_SECRET_KEY] == "${LAKE_SECRET}"
+    assert "s3cr3t-value" not in repr(config.redacted()) + repr(config)
+    seen = []
+
+    @dg.asset
+    def probe(pyspark: PySparkResource) -> None:
+        seen.append(pyspark.spark_session.conf.get(SPARK_SECRET_KEY))
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([probe], resources={"pyspark": build_pyspark(config)}, instance=instance)
+        stored = serialize_value(instance.get_job_snapshot(instance.get_run_by_id(result.run_id).job_snapshot_id))
+    assert seen == ["s3cr3t-value"]
+    assert "${LAKE_SECRET}" in stored and "s3cr3t-value" not in stored
     monkeypatch.delenv("LAKE_SECRET")
     with pytest.raises(ConfigError, match="LAKE_SECRET, which is not set"):
-        parse_config({"spark": {"conf": {"spark.hadoop.fs.s3a.secret.key": "${LAKE_SECRET}"}}})
+        parse_config({"spark": {"conf": {SPARK_SECRET_KEY: "${LAKE_SECRET}"}}})
 
 
 def test_spark_settings_pin_utc_and_readable_parquet():

@@ -8,11 +8,13 @@ import pandera.pyspark as pa
 import pyarrow.parquet as pq
 import pyspark.sql.types as T
 import pytest
+from dagster._serdes import serialize_value
 from dagster_pyspark import PySparkResource
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from batch_platform import delta
+from batch_platform.metadata import PREVIEW_CELL_CHARS
 from batch_platform.partitions import to_key
 from batch_platform.schemas.base import LakeTable, Table
 from batch_platform.tables import register as register_table
@@ -112,6 +114,32 @@ def test_materialisation_metadata_per_partition(resources, platform_config):
         columns = {c.name: c for c in metadata["dagster/column_schema"].schema.columns}
         assert columns["value"].type == "double" and columns["value"].description == "A non-negative value."
         assert columns["widget_id"].constraints.nullable is False
+
+
+def test_a_megabyte_cell_reaches_the_event_log_cut_to_the_preview_limit(resources, platform_config):
+    """The preview of a quarter is stored in the event log with its materialisation: a cell shows at
+    most `PREVIEW_CELL_CHARS` characters, the last an ellipsis; the lake keeps the whole value."""
+    from batch_platform_tests.platform import quarterly
+
+    long_id = "2024-Q1-" + "x" * 1_000_000
+
+    @dg.asset(key=["test", "widgets"], partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
+    def widgets(pyspark: PySparkResource):
+        rows = widget_rows(pyspark.spark_session, "2024-Q1", 3)
+        return rows.withColumn(
+            "widget_id", F.when(F.col("widget_id") == "2024-Q1-0", long_id).otherwise(F.col("widget_id"))
+        )
+
+    with dg.instance_for_test() as instance:
+        result = _materialize([widgets], resources, "2024-Q1", instance=instance)
+        stored = [serialize_value(event) for event in instance.all_logs(result.run_id)]
+    assert result.success
+    (materialization,) = result.get_asset_materialization_events()
+    cells = [record.data["widget_id"] for record in materialization.materialization.metadata["preview"].value.records]
+    assert long_id[: PREVIEW_CELL_CHARS - 1] + "…" in cells and PREVIEW_CELL_CHARS == 200
+    assert max(len(cell) for cell in cells) == PREVIEW_CELL_CHARS
+    assert not [event for event in stored if "x" * PREVIEW_CELL_CHARS in event]
+    assert long_id in set(_read(platform_config, "2024-Q1")["widget_id"])
 
 
 def test_every_materialisation_records_the_column_lineage_and_a_readable_table_of_it(resources):

@@ -7,6 +7,9 @@ password never shows.
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,26 +17,32 @@ import dagster as dg
 import pandas as pd
 import pyarrow.compute as pc
 import pytest
+from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 from deltalake import DeltaTable
+from psycopg import sql
 
+from batch_platform.api import TOKEN_ENV
 from batch_platform.assets.publish import PUBLISHED_TABLES, build_publish_assets
-from batch_platform.config import ConfigError, parse_config
+from batch_platform.config import ConfigError, load_config, parse_config
+from batch_platform.definitions import build_definitions
 from batch_platform.lake_files import Lake
 from batch_platform.partitions import to_key
-from batch_platform.postgres import ensure_table, pg_columns, redact, replace_quarter
+from batch_platform.postgres import connection_parameters, ensure_table, pg_columns, redact, replace_quarter
 from batch_platform.resources import build_resources
 from batch_platform.schemas.gold import TRAINING_KEY, TrainingSet
-from batch_platform_tests.conftest import make_config
+from batch_platform_tests.conftest import TEST_SPARK, dagster_env, make_config
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
 from batch_platform_tests.delta_fixtures import commit_quarters, copy_lake, customers, model_rows
 from batch_platform_tests.pg_fixtures import free_port
 from batch_platform_tests.platform import quarterly
 from batch_platform_tests.readme import readme_blocks
+from batch_platform_tests.secret_scan import places_holding
 
 PASSWORD_VAR = "BATCH_PLATFORM_TEST_PG_PASSWORD"
 SCHEMA = "ml"  # the README's example schema: its recipes run against this publication
 PUBLISH_KEY = dg.AssetKey(["publish", "training_set"])
+CLI = str(Path(sys.executable).parent / "batch-platform")
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +114,28 @@ def test_the_dsn_keeps_its_password_in_the_environment(tmp_path, monkeypatch):
     config = make_config(tmp_path, publish={"postgres": {"dsn": template, "schema": "marts"}})
     assert config.publish.postgres.dsn == template
     assert config.publish.postgres.db_schema == "marts"
-    assert config.publish.postgres.resolved_dsn() == "postgresql://app:s3cr3t-Pass@db.internal:5433/analytics"
     assert "s3cr3t-Pass" not in str(config.redacted())
     resource = build_resources(config)["postgres"]
     assert resource.dsn == template and "s3cr3t-Pass" not in repr(resource)
     assert resource.describe() == "app@db.internal:5433/analytics"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "postgresql://app:${PG_SECRET_X}@db.internal:5433/analytics",
+        "host=db.internal port=5433 dbname=analytics user=app password=${PG_SECRET_X}",
+        "host=db.internal port=5433 dbname=analytics user=app password='${PG_SECRET_X}'",
+    ],
+)
+def test_a_password_with_url_delimiters_is_one_connection_parameter(template, monkeypatch):
+    """`@ / : # % ?` (and a space, a quote) in the password: the template is parsed before the
+    variable's value is put in, so no part of it becomes the host, port or database."""
+    password = "p@ss/w:rd#50%?x y'z"
+    monkeypatch.setenv("PG_SECRET_X", password)
+    assert connection_parameters(template) == {
+        "host": "db.internal", "port": "5433", "dbname": "analytics", "user": "app", "password": password,
+    }  # fmt: skip
 
 
 def test_the_whole_dsn_may_come_from_the_environment(tmp_path, monkeypatch):
@@ -227,6 +253,89 @@ def test_each_quarter_reports_its_figures(published):
 
 def test_the_password_is_in_no_event_of_the_run(published, postgres_server):
     assert published["logs"] and not [log for log in published["logs"] if postgres_server.password in log]
+
+
+# ------------------------------------------------------------------------------------- secrets
+SPARK_SECRET_KEY = "spark.hadoop.fs.azure.account.key.example.dfs.core.windows.net"
+
+
+@pytest.fixture(scope="module")
+def secret_run(delta_lake, postgres_server, tmp_path_factory):
+    """`batch-platform materialize` of the publishing assets and (a Spark session with the config's
+    settings) `bronze/operational` over 2024-Q2…2024-Q3, on a copy of the readers' Delta lake and a
+    small landing zone, in a process of its own with its own DAGSTER_HOME, and a secret of every
+    kind the platform knows in its environment: a `spark.conf` value and the `storage.s3` keys
+    (`${NAME}` in the config file), the password of a PostgreSQL role made for it, holding
+    `@ / : # % ?`, MLflow's credentials and the API token."""
+    from batch_platform.sample_data import generate_landing
+
+    root = tmp_path_factory.mktemp("secrets")
+    lake = copy_lake(delta_lake, root / "lake")
+    generate_landing(root / "landing", first_quarter="2024-Q2", last_quarter="2024-Q3", customers=10, seed=3)
+    values = {
+        "BP_SECRET_SPARK": "spark-" + secrets.token_urlsafe(18),
+        "BP_SECRET_S3_KEY": "AKIA" + secrets.token_hex(8).upper(),
+        "BP_SECRET_S3_SECRET": "s3-" + secrets.token_urlsafe(24),
+        "BP_SECRET_PG_PASSWORD": "p@ss/w:rd#50%?" + secrets.token_urlsafe(12),
+        "MLFLOW_TRACKING_USERNAME": "mlflow-user",
+        "MLFLOW_TRACKING_PASSWORD": "mlflow-" + secrets.token_urlsafe(18),
+        "MLFLOW_TRACKING_TOKEN": "mlflow-token-" + secrets.token_urlsafe(18),
+        TOKEN_ENV: "api-" + secrets.token_urlsafe(24),
+    }
+    server = postgres_server
+    with server.connect(autocommit=True) as conn:
+        password = sql.Literal(values["BP_SECRET_PG_PASSWORD"])
+        conn.execute(sql.SQL("CREATE ROLE vault_publisher LOGIN PASSWORD {}").format(password))
+        conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO vault_publisher").format(sql.Identifier(server.dbname)))
+    config = {
+        "storage": {
+            "landing_root": str(root / "landing"),
+            "lake_root": lake.root,
+            "s3": {"endpoint_url": "http://127.0.0.1:9", "region": "eu-west-1", "path_style_access": True,
+                   "access_key_id": "${BP_SECRET_S3_KEY}", "secret_access_key": "${BP_SECRET_S3_SECRET}"},
+        },
+        "spark": {**TEST_SPARK, "conf": {**TEST_SPARK["conf"], SPARK_SECRET_KEY: "${BP_SECRET_SPARK}"}},
+        "publish": {"postgres": {"schema": "vault", "dsn": (
+            f"postgresql://vault_publisher:${{BP_SECRET_PG_PASSWORD}}@{server.host}:{server.port}/{server.dbname}")}},
+    }  # fmt: skip
+    env = {**dagster_env(root, config), **values}
+    done = subprocess.run(
+        [CLI, "materialize", "--from", "2024-Q2", "--to", "2024-Q3", "--select", "group:publish",
+         "--select", "key:bronze/operational"],
+        env=env, cwd=root, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    return {"done": done, "home": Path(env["DAGSTER_HOME"]), "config": root / "config.yaml", "lake": lake.root,
+            "secrets": values}  # fmt: skip
+
+
+def test_no_configured_secret_reaches_dagster_home_output_events_or_resource_config(
+    secret_run, postgres_server, monkeypatch
+):
+    done, home, values = secret_run["done"], secret_run["home"], secret_run["secrets"]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    with postgres_server.connect() as conn:
+        published = conn.execute("SELECT quarter, count(*) FROM vault.training_set GROUP BY quarter").fetchall()
+    assert sorted(published) == [("2024-Q2", 32), ("2024-Q3", 35)]  # with the password of @ / : # % ?
+    assert DeltaTable(f"{secret_run['lake']}/bronze/operational").version() == 0  # written by a Spark session
+    shown = list(values.values())
+    # Every file of the home, every value of its databases, decompressed: the scan reads the job
+    # snapshots (zlib), where the resource config keeps the variables' names, never their values.
+    assert places_holding(home, ["BP_SECRET_SPARK", "BP_SECRET_S3_SECRET"])
+    assert places_holding(home, shown) == []
+    assert not [secret for secret in shown if secret in done.stdout + done.stderr]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        events = [serialize_value(event) for event in instance.all_logs(run.run_id)]
+        stored = serialize_value(instance.get_job_snapshot(run.job_snapshot_id)) + str(run.run_config)
+    assert any("vault.training_set 2024-Q3" in event for event in events)
+    assert not [event for event in events if any(secret in event for secret in shown)]
+    assert "${BP_SECRET_SPARK}" in stored and "BP_SECRET_S3_SECRET" in stored and "${BP_SECRET_PG_PASSWORD}" in stored
+    # What the code server hands the UI (its Resources page): the same references.
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    defs = build_definitions(load_config(secret_run["config"]))
+    ui = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
+    assert "${BP_SECRET_SPARK}" in ui and not [secret for secret in shown if secret in ui]
 
 
 def test_republishing_a_quarter_replaces_it_and_touches_no_other(published, postgres_server, tmp_path):
