@@ -33,8 +33,8 @@ def table_files(folder: Path, quarter: str | None = None) -> list[Path]:
     if (folder / "_delta_log").is_dir():
         from deltalake import DeltaTable
 
-        filters = [("quarter", "=", quarter)] if quarter else None
-        files = [folder / f for f in DeltaTable(str(folder)).files(partition_filters=filters)]
+        predicate = [("quarter", "=", quarter)] if quarter else None
+        files = [Path(uri) for uri in DeltaTable(str(folder.resolve())).file_uris(file_pruning_predicate=predicate)]
     elif folder.is_dir():
         files = list(folder.glob(f"quarter={quarter or '*'}/*.parquet"))
     else:
