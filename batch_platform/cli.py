@@ -12,7 +12,7 @@
 Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
 in `$DAGSTER_HOME`, so the run shows up in `make ui`; `dagster asset materialize` and
-`dagster job execute` remain available with start-date keys (README, "Command line").
+`dagster job execute` remain available with start-date keys (docs/operations.md, "Command line").
 
 What a command cannot do it refuses before any work (no Spark, no Dagster run), with one line on
 stderr naming the problem and what is valid, and exit code 2: a quarter outside the partitions

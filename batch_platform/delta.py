@@ -5,7 +5,7 @@ Delta 4.3.1 is the newest Delta for a Spark the platform can run: its `delta-spa
 `pyspark>=4.0.1,<=4.1.1` and its jar is built for Spark 4.1 (`delta-spark_4.1_2.13`), hence the
 pins in `setup.py`. When a Delta release supports a newer Spark, change `DELTA_VERSION` and
 `DELTA_SPARK_BUILD` here and the `pyspark`/`delta-spark` pins together; `make setup` then fetches
-the matching jars (README, "Versions").
+the matching jars (docs/development.md, "Versions").
 
 The jars are fetched once by `make setup` (`scripts/fetch_jars.py`) into the git-ignored `.jars/`
 folder and put on the session's class path by `PlatformConfig.spark_conf`: no session downloads

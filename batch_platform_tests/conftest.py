@@ -9,7 +9,7 @@ SparkSession, and the tests of a module — or of the modules sharing an expensi
 are queued first (`HEAVIEST_FIRST`), in one process too; the cluster's and S3 tests, then the Dagster
 UI's, come last, the cluster's run and the UI's launches running in the background from the start
 (`_background_launches`). `make test` runs one process:
-on 2 cores two workers were slower (README, "Development").
+on 2 cores two workers were slower (docs/development.md).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def resources(spark, platform_config):
 # Session fixtures, each in its module: a Spark standalone cluster and the suite's one run on S3, on
 # it (cluster_fixtures); the small real lake of the delivery tests; the small Delta lake of the
 # readers' tests, with its versions (delta_fixtures); the small test table
-# `test/widgets`, registered for one test at a time; the ML tests' lake and the README's project
+# `test/widgets`, registered for one test at a time; the ML tests' lake and the docs' project
 # around it (ml_fixtures); a throwaway PostgreSQL cluster; the command line's run of every asset on
 # local folders that the jobs, S3, cluster and delivery tests read (reference_fixtures); a real S3
 # server (SeaweedFS on loopback) and the landing zone on it; a live dagster-webserver +

@@ -1,5 +1,5 @@
 """The ML tests' lake, once per session (`ml_lake`), and a project folder laid out as `make demo`
-leaves it around the same lake, for the README's recipes (`demo_project`).
+leaves it around the same lake, for the recipes of the README and docs/ (`demo_project`).
 
 `ml_lake`: planted silver 2024-Q1 … 2025-Q1 (`test_ml.planted_silver`), then gold and ML of
 2024-Q3 … 2025-Q1 in one run, with lookback L = 2, the default registered model name and a local

@@ -12,8 +12,8 @@ Needs Debian's Chromium (`apt-get install -y chromium`, binary /usr/bin/chromium
 Without them the tests are skipped — except under CI (`CI=true`), where they fail.
 
 Screenshots go to the test's temp dir; with `BATCH_PLATFORM_SCREENSHOTS=docs/screenshots`
-(relative to the repository, or absolute) they are also written there, which is how the README's
-screenshots are made:
+(relative to the repository, or absolute) they are also written there, which is how the screenshots
+of the README and docs/ui.md are made:
 
     BATCH_PLATFORM_SCREENSHOTS=docs/screenshots .venv/bin/pytest -m browser
 """

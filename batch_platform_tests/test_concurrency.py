@@ -1,4 +1,4 @@
-"""Two writers (SPEC.md, "Lake"; README, "Two writers"): every step that writes a lake table holds the
+"""Two writers (SPEC.md, "Lake"; docs/lake.md, "Two writers"): every step that writes a lake table holds the
 Dagster concurrency pool named after it, one slot each (`config/dagster.yaml`), so two runs of the
 same quarter — a schedule tick and a manual backfill — take turns table by table and the lake ends as
 one clean run leaves it. And if two writers still meet (no pools: another Dagster instance, a script),

@@ -1,4 +1,4 @@
-"""Jobs, the quarterly schedule, and the two command lines the README documents:
+"""Jobs, the quarterly schedule, and the two command lines docs/operations.md documents:
 
 - `dagster asset materialize -m batch_platform.definitions --select '*' --partition-range A...B`
   builds every quarter of the range in ONE run, with the same gold tables as quarter-by-quarter

@@ -36,11 +36,11 @@ from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
 from batch_platform_tests.delta_fixtures import commit_quarters, copy_lake, customers, model_rows
 from batch_platform_tests.pg_fixtures import free_port
 from batch_platform_tests.platform import quarterly
-from batch_platform_tests.readme import readme_blocks
+from batch_platform_tests.readme import doc_blocks
 from batch_platform_tests.secret_scan import places_holding
 
 PASSWORD_VAR = "BATCH_PLATFORM_TEST_PG_PASSWORD"
-SCHEMA = "ml"  # the README's example schema: its recipes run against this publication
+SCHEMA = "ml"  # the docs' example schema (README, docs/delivery.md): their recipes run against this publication
 PUBLISH_KEY = dg.AssetKey(["publish", "training_set"])
 CLI = str(Path(sys.executable).parent / "batch-platform")
 
@@ -501,8 +501,12 @@ def test_an_existing_table_with_other_columns_is_not_overwritten(
 def test_the_readmes_postgresql_recipes_run_as_printed(published, postgres_server, monkeypatch):
     from urllib.parse import quote
 
-    blocks = [block for block in readme_blocks("python", "sql") if block.section == "Publishing to PostgreSQL"]
-    assert sorted(block.language for block in blocks) == ["python", "sql"]
+    blocks = [block for block in doc_blocks("python", "sql") if block.section == "Publishing to PostgreSQL"]
+    assert sorted((block.file, block.language) for block in blocks) == [
+        ("README.md", "sql"),
+        ("docs/delivery.md", "python"),
+        ("docs/delivery.md", "sql"),
+    ]
     server = postgres_server
     url = f"postgresql+psycopg://{server.user}:{quote(server.password, safe='')}@{server.host}:{server.port}/{server.dbname}"
     monkeypatch.setenv("ANALYTICS_DATABASE_URL", url)

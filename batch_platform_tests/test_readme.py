@@ -1,4 +1,4 @@
-"""The README's recipes, run exactly as printed against a lake laid out as `make demo` leaves it.
+"""The recipes of the README and of `docs/`, run exactly as printed against a lake laid out as `make demo` leaves it.
 
 The project folder is the one a new user has after `make demo`: `config/config.yaml`, and `data/`
 with the lake and the local MLflow store; each Python block runs in a fresh interpreter from that
@@ -6,7 +6,8 @@ folder (as a user pastes it into a notebook or a script). DuckDB reads the lake'
 Python, through `deltalake` (an SQL block could only with DuckDB's `delta` extension, downloaded at
 run time). The lake is the ML tests' (`ml_fixtures.ml_lake`: silver 2024-Q1 … 2025-Q1, gold and ML
 2024-Q3 … 2025-Q1, every quarter the recipes name exists in the demo too). The PostgreSQL recipes
-run in `test_publish.py`, against a published lake.
+(the blocks under a "Publishing to PostgreSQL" heading, in the README and `docs/delivery.md`) run in
+`test_publish.py`, against a published lake.
 """
 
 from __future__ import annotations
@@ -17,25 +18,32 @@ import sys
 
 import pytest
 
-from batch_platform_tests.readme import readme_blocks
+from batch_platform_tests.readme import doc_blocks
 
 PUBLISHING = "Publishing to PostgreSQL"
-PYTHON_BLOCKS = [block for block in readme_blocks("python") if block.section != PUBLISHING]
-SQL_BLOCKS = [block for block in readme_blocks("sql") if block.section != PUBLISHING]
+READING = "Reading a training set"
+"""The README's section on reading the lake; its recipes in full are `docs/reading.md`."""
+READING_PAGE = "docs/reading.md"
+ML = "The quarterly ML loop"
+"""The README's section on the churn model; the loop in full, with its model recipe, is `docs/ml.md`."""
+PYTHON_BLOCKS = [block for block in doc_blocks("python") if block.section != PUBLISHING]
+SQL_BLOCKS = [block for block in doc_blocks("sql") if block.section != PUBLISHING]
 
 
-def test_the_readme_has_the_recipes_this_module_runs():
-    sections = {block.section for block in PYTHON_BLOCKS}
-    assert {"Reading a training set", "The quarterly ML loop"} <= sections
-    assert any("mlflow.spark.load_model" in block.code for block in PYTHON_BLOCKS)
-    reading = [block for block in PYTHON_BLOCKS if block.section == "Reading a training set"]
+def test_the_docs_have_the_recipes_this_module_runs():
+    in_readme = {block.section for block in PYTHON_BLOCKS if block.file == "README.md"}
+    assert {READING, ML} <= in_readme
+    assert {"docs/reading.md", "docs/ml.md"} <= {block.file for block in PYTHON_BLOCKS}
+    assert any("mlflow.spark.load_model" in block.code for block in PYTHON_BLOCKS if block.file == "docs/ml.md")
+    reading = [block for block in PYTHON_BLOCKS if block.section == READING or block.file == READING_PAGE]
+    assert any(block.file == "README.md" and "load_training_set(" in block.code for block in reading)
     for shown in ("load_training_set(", "version=", "as_of=", "history(", "DeltaTable(", ".to_pandas(filters=",
                   "to_pyarrow_dataset(filesystem=", "duckdb.sql(", 'format("delta")', "versionAsOf"):  # fmt: skip
         assert any(shown in block.code for block in reading), shown
     # Tables are read through Delta: a listing of a quarter's folder also finds the files later
     # commits replaced. (An SQL block could only read Delta with DuckDB's `delta` extension, which
     # would be downloaded at run time: DuckDB reads a deltalake pyarrow dataset from Python instead.)
-    for block in reading:
+    for block in PYTHON_BLOCKS:  # the reading recipes, and every other one
         assert "read_parquet" not in block.code and ".parquet(" not in block.code, block
     assert not SQL_BLOCKS
 

@@ -13,7 +13,7 @@ run "Materialize all" (gold group) → 2024-Q2 → "Launch 1 run" makes (`ui_mat
 what "select all → Materialize → 2024-Q1…2024-Q3 → Launch backfill" on the asset graph makes
 (`ui_backfill_everything`), the ML assets and their out-of-time check included. conftest.py starts
 it with the session and runs these tests last, so the waits for the backfill daemon overlap the
-other tests. The tests assert on what the launches wrote; the browser test and the README
+other tests. The tests assert on what the launches wrote; the browser test and the docs'
 screenshots look at the resulting instance.
 
 The landing zone is small yet shows each kind of out-of-time result: 2024-Q1 has no history,
@@ -658,7 +658,7 @@ def ui_backfill(ui_launches) -> Launched:
 @pytest.fixture(scope="session")
 def ui_materialized(ui_launches) -> Launched:
     """The gold tables of 2024-Q2 in one run, as "Materialize all" (gold group) → 2024-Q2 → "Launch
-    1 run". The browser test and the README screenshots look at this instance."""
+    1 run". The browser test and the docs' screenshots look at this instance."""
     return ui_launches.result("materialized")
 
 
