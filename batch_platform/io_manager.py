@@ -21,15 +21,27 @@ several quarters (a single-run backfill). Writing a run's quarters:
    in the table: the commit's `userMetadata` (`batch_platform.delta.commit_metadata`) lists every
    quarter ever materialised, which is how an empty quarter is told from one never materialised —
    by this IO manager, and by the readers outside Spark. Two runs committing the same quarter at
-   once: Delta fails the later commit (its conflict detection), and the step fails naming the
-   table, with nothing of that run committed. Every materialisation records the version committed
-   (`delta_version`) and the table's path.
+   once: Delta fails the later commit (its conflict detection), and the step fails with a
+   `dagster.Failure` naming the table and the quarters, with nothing of that run committed — never
+   with Spark's raw error. Every materialisation records the version committed (`delta_version`)
+   and the table's path.
 
 Reading a range of quarters asks the log, in the driver (`deltalake`: no Spark job), which quarters
-hold rows and which were materialised; a quarter never materialised fails naming the table and
-quarter (unless the input's `ALLOW_MISSING` metadata says to read it as empty). The rows are read by
-Spark with Delta at the version just asked (`versionAsOf`), so the quarters checked are the quarters
-read even while another run commits.
+hold rows and which were materialised. Every quarter an input is handed must have been materialised
+(a quarter materialised empty reads as no rows): one never materialised fails the step before it
+computes or writes anything, naming the table and the quarter, and is never read as empty. Quarters
+that are not partitions at all — before `batch.first_quarter` — never reach this IO manager: a
+`TimeWindowPartitionMapping(..., allow_nonexistent_upstream_partitions=True)` drops them from the
+keys it hands over (gold's lookback of the first quarters). The rows are read by Spark with Delta
+at the version just asked (`versionAsOf`), so the quarters checked are the quarters read even while
+another run commits.
+
+A writer killed at any point of a write leaves every reader the version before or the version
+after its commit, whole, and the next run commits as a clean one does: the data files are written
+before the log entry that makes them the table's, and files of no version are never read. Delta
+creates a new table's `_delta_log/` before its first data file, so the files of a first write killed
+before its commit (or of another writer creating the table at the same moment) are never taken for
+a lake written before the lake became Delta (`quarter=` folders without a log), which is refused.
 
 The seconds of each phase are recorded as `io_seconds/*` metadata, so the cost of validation and
 metadata next to the work is visible: `validate` (structure, unique key), `count_and_check` (the
@@ -70,8 +82,6 @@ from batch_platform.tables import table_for
 
 ROWS_PER_WRITE_TASK = 500_000
 MAX_RECORDS_PER_FILE = 5_000_000
-ALLOW_MISSING = "allow_missing_partitions"
-"""Input metadata key: read a never-materialised quarter as empty instead of failing."""
 _CONFLICT = re.compile(
     r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT_\w+"
     r"|DELTA_METADATA_CHANGED|DELTA_PROTOCOL_CHANGED"
@@ -119,6 +129,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
             return delta.open_table(self.table_path(asset_key), self._s3())
         except delta.TableMissing:
             return None
+
+    def materialised_quarters(self, asset_key: dg.AssetKey) -> list[str]:
+        """The quarters of the table materialised at its latest version (empty ones included), oldest
+        first; none when there is no table."""
+        existing = self.open_table(asset_key)
+        return delta.materialised_quarters(existing) if existing else []
 
     # ----------------------------------------------------------------------------------- write
     def handle_output(self, context: dg.OutputContext, obj: DataFrame | None) -> None:
@@ -244,21 +260,20 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     # ------------------------------------------------------------------------------------ read
     def load_input(self, context: dg.InputContext) -> DataFrame:
-        upstream = context.upstream_output
+        """The input's quarters as Dagster mapped them: only partitions (a mapping that reaches before
+        the first quarter, `allow_nonexistent_upstream_partitions`, hands over the ones that exist),
+        each of which must have been materialised."""
         quarters = [to_label(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
-        allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING)) or bool(
-            upstream and (upstream.definition_metadata or {}).get(ALLOW_MISSING)
-        )
-        return self.read_quarters(context.asset_key, quarters, allow_missing=allow_missing)
+        return self.read_quarters(context.asset_key, quarters)
 
-    def read_quarters(self, asset_key: dg.AssetKey, quarters: Sequence[str], *, allow_missing: bool) -> DataFrame:
+    def read_quarters(self, asset_key: dg.AssetKey, quarters: Sequence[str]) -> DataFrame:
         """The quarters `quarters` of a lake table as one frame, at the table's latest version.
 
         A quarter materialised empty reads as no rows; one never materialised (or a table that does
-        not exist) fails naming the table and the quarters, unless `allow_missing`. Quarters without
-        rows are not scanned: with none that has rows, the frame is empty by construction and Spark
-        plans nothing downstream of it (a long partition range is mostly empty quarters, and even an
-        empty scan compiles and runs every plan above it)."""
+        not exist) fails naming the table and the quarters: it is never read as empty. Quarters
+        without rows are not scanned: with none that has rows, the frame is empty by construction
+        and Spark plans nothing downstream of it (a long partition range is mostly empty quarters,
+        and even an empty scan compiles and runs every plan above it)."""
         table = table_name(asset_key)
         model = table_for(asset_key).model
         spark = self.pyspark.spark_session
@@ -266,11 +281,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         existing = self.open_table(asset_key)
         materialised = set(delta.materialised_quarters(existing)) if existing else set()
         missing = [q for q in quarters if q not in materialised]
-        if missing and not allow_missing:
+        if missing:
             hint = _plain_parquet_hint(spark, path) if existing is None else ""
             raise dg.Failure(
-                f"{table}: quarter(s) {', '.join(missing)} have never been materialised at {path}; "
-                f"materialise them first{hint}"
+                f"{table}: quarter(s) {', '.join(missing)} have never been materialised at {path}, and a quarter "
+                f"that was never materialised is not read as empty: nothing was computed or written from it. "
+                f"Materialise it first{hint}"
             )
         with_rows = delta.rows_per_quarter(existing) if existing else {}
         present = [q for q in quarters if with_rows.get(q)]
@@ -349,7 +365,9 @@ def _plain_parquet_hint(spark, path: str) -> str:
 
 def _refuse_plain_parquet(spark, table: str, path: str) -> None:
     """Never start a Delta table inside a pre-Delta Parquet table: its quarters would lie beside the
-    new table, part of none of its versions."""
+    new table, part of none of its versions. (Delta creates `_delta_log/` before a new table's first
+    data file, so the files of a first write killed before its commit, or of another writer creating
+    the table right now, never look like one.)"""
     hint = _plain_parquet_hint(spark, path)
     if hint:
         raise dg.Failure(f"{table}: nothing was written{hint}")

@@ -5,11 +5,14 @@ upstream of it: bronze Q → silver Q → gold Q (customer_features, churn_label
 when the config has `publish.postgres`, `publish/training_set` Q after it.
 The features of Q also read silver Q-L … Q-1, which the job does NOT rebuild: it relies on the
 earlier quarters having been materialised by earlier runs (earlier ticks of the schedule, or one
-single-run backfill of the history). A lookback quarter that was never materialised is read as
-empty — the features step logs a warning and lists it under `lookback_quarters_empty` in its
-materialisation — so the first quarters after the platform's start still build, just with less
-history; quarters before `batch.first_quarter` do not exist and are skipped. To rebuild history,
-backfill a range in one run (`dagster asset materialize --select '*' --partition-range …`).
+single-run backfill of the history). A lookback quarter that was never materialised fails the
+features step, naming the silver table and the quarter, before anything of the run's gold is
+written: it is never read as empty (a gold quarter built on a missing quarter would silently lose
+its history). A lookback quarter materialised with no rows reads as empty — the features step logs
+a warning and lists it under `lookback_quarters_empty` — and quarters before `batch.first_quarter`
+are not partitions and are skipped, so the first quarters after the platform's start build with
+less history. To build or rebuild history, backfill a range in one run (`batch-platform materialize
+--from … --to …`, or `dagster asset materialize --select '*' --partition-range …`).
 
 `quarterly_job` is `training_set_job` plus the ML loop (SPEC.md, "ML"): it also trains
 `ml/churn_model` Q and scores `ml/churn_scores` Q (the predictions for Q+1), and runs their checks.
@@ -137,8 +140,9 @@ def build_jobs(
         description=(
             "gold/training_set of the quarter and everything upstream of it for that quarter: bronze → silver "
             "(with quarantines) → customer_features, churn_labels, training_set. The features' lookback quarters "
-            "Q-L … Q-1 are read from earlier runs, not rebuilt; missing ones read as empty, with a warning. With "
-            "publish.postgres, publish/training_set of the quarter too."
+            "Q-L … Q-1 are read from earlier runs, not rebuilt: one never materialised fails the features step, "
+            "naming it, before any gold is written (backfill the history first); one materialised empty reads as "
+            "empty, with a warning. With publish.postgres, publish/training_set of the quarter too."
         ),
     )
     gold_job = dg.define_asset_job(

@@ -1,12 +1,16 @@
 """A small test table, `test/widgets`, written through the real IO manager; `lake_quarter`, how the
 tests read a quarter of any lake table; `commit_quarters`, how they put rows in one as the platform
 does, and `tamper_quarter`, how they change one behind the platform's back; a writer of `test/widgets`
-in a process of its own, to kill mid-commit (`start_widgets_writer`, `kill_when`).
+in a process of its own, to kill mid-commit (`start_widgets_writer`, `wait_for`, `kill_when`), and two
+ways to stop a writer at a given step of its write: inside its Spark write job, before its first data
+file (`Gate`), and inside its commit, every data file written and its log entry not (`CommitHold`).
 
 It is registered in the platform's table registry like any table, so the tests exercise the IO
 manager exactly as the bronze, silver and gold assets do.
 """
 
+import contextlib
+import errno
 import json
 import os
 import signal
@@ -26,10 +30,10 @@ import pytest
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.readwriter import DataFrameWriter
 
 from batch_platform import delta
 from batch_platform.config import S3Config
-from batch_platform.io_manager import ALLOW_MISSING
 from batch_platform.partitions import quarter_start, to_key, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Table, quarter_end_col, row_rule
 from batch_platform.tables import TABLES
@@ -93,8 +97,9 @@ def widgets_asset(rows_per_quarter: int = 5, version: float = 1.0, bad_values: i
     return widgets
 
 
-def widget_reader(allow_missing: bool = False, start_offset: int = -2) -> dg.AssetsDefinition:
-    """Reads the two quarters before its own, like gold reads its lookback."""
+def widget_reader(start_offset: int = -2) -> dg.AssetsDefinition:
+    """Reads the two quarters before its own (or `-start_offset`), as gold reads its lookback: the
+    quarters before the first partition are not partitions, and the mapping hands over the others."""
 
     @dg.asset(
         key=["test", "reader"],
@@ -102,8 +107,9 @@ def widget_reader(allow_missing: bool = False, start_offset: int = -2) -> dg.Ass
         ins={
             "widgets": dg.AssetIn(
                 key=["test", "widgets"],
-                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=start_offset, end_offset=-1),
-                metadata={ALLOW_MISSING: allow_missing},
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=start_offset, end_offset=-1, allow_nonexistent_upstream_partitions=True
+                ),
             )
         },
         io_manager_key="mem_io_manager",
@@ -189,42 +195,187 @@ def tamper_quarter(
     return opened.delta.version()
 
 
+class Gate:
+    """Holds the IO manager's write of `test/widgets` inside its Spark write job, once, with files in
+    `folder`: every `value` of `widgets()` passes through a Python UDF which, once `armed` exists,
+    writes `waiting` and waits for `released`. `arming_save` is a `DataFrameWriter.save` that arms the
+    gate as the Delta write of `uri` starts, so the gate holds that write's Spark job, by when Delta's
+    transaction has read the table's version. The frame is a projection of a cached one, which the IO
+    manager computes again at every pass, the write's included; the write sorts its rows by quarter
+    before writing them, so a held task has opened no data file yet."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.armed, self.waiting, self.released = (folder / name for name in ("armed", "waiting", "released"))
+
+    def arming_save(self, uri: str) -> Callable:
+        original, armed = DataFrameWriter.save, self.armed
+
+        def save(writer, path=None, *args, **kwargs):
+            if path == uri and not armed.exists():
+                armed.touch()
+            return original(writer, path, *args, **kwargs)
+
+        return save
+
+    def widgets(self, rows_per_quarter: int = 5, version: float = 1.0) -> dg.AssetsDefinition:
+        armed, waiting, released = (str(path) for path in (self.armed, self.waiting, self.released))
+
+        def hold(value):
+            if os.path.exists(armed) and not os.path.exists(released):
+                open(waiting, "w").close()
+                while not os.path.exists(released):
+                    time.sleep(0.05)
+            return value
+
+        @dg.asset(key=["test", "widgets"], partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
+        def widgets(context: dg.AssetExecutionContext, pyspark: PySparkResource) -> DataFrame:
+            spark = pyspark.spark_session
+            parts = [widget_rows(spark, key, rows_per_quarter, version) for key in context.partition_keys]
+            rows = parts[0]
+            for part in parts[1:]:
+                rows = rows.unionByName(part)
+            held = F.udf(hold, "double")
+            return rows.persist().select("widget_id", held("value").alias("value"), "seen_at", "quarter")
+
+        return widgets
+
+    def release(self) -> None:
+        self.released.touch()
+
+
+class CommitHold:
+    """Holds a writer of the Delta table at `table` inside its commit of `version`: every data file
+    written, its log entry not. A FIFO takes the entry's name, `_delta_log/<version>.json`: the writer
+    finds the version taken and reads that entry, as the commit it lost to, to check it for conflicts
+    — and opening a FIFO to read waits for a writer at its other end. Make it while the writer's
+    transaction is open (it has read the version before, e.g. held by a `Gate`): a writer that starts
+    after it would wait on it as it reads the log."""
+
+    def __init__(self, table: Path, version: int):
+        self.path = table / "_delta_log" / f"{version:020d}.json"
+        os.mkfifo(self.path)
+        self._end: int | None = None
+
+    def holding(self) -> bool:
+        """Whether the writer is at the FIFO; once it is, this end stays open and the writer waits for
+        the entry (`release`)."""
+        if self._end is None:
+            try:
+                self._end = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # no reader yet
+                    raise
+        return self._end is not None
+
+    def step_aside(self) -> None:
+        """Move the FIFO out of the log (beside the table): the version is free for another writer to
+        commit, and the held writer still waits."""
+        aside = self.path.parents[2] / f".{self.path.parents[1].name}-held-{self.path.name}"
+        self.path.rename(aside)
+        self.path = aside
+
+    def release(self, entry: bytes) -> None:
+        """Hand the held writer `entry` as the log entry it lost to (another writer's real commit)."""
+        os.set_blocking(self._end, True)
+        os.write(self._end, entry)
+        self.remove()
+
+    def remove(self) -> None:
+        if self._end is not None:
+            os.close(self._end)
+            self._end = None
+        self.path.unlink(missing_ok=True)
+
+
 WIDGETS_WRITER = textwrap.dedent(
     """
     import json, sys
+    from pathlib import Path
     import dagster as dg
+    from pyspark.sql.readwriter import DataFrameWriter
     from batch_platform.config import parse_config
     from batch_platform.resources import build_resources
-    from batch_platform_tests.lake_fixtures import register, widgets_asset
+    from batch_platform_tests.lake_fixtures import Gate, register, widgets_asset
 
     register()
-    raw, rows, first, last = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    raw, rows, first, last, gate = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    config = parse_config(raw)
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    dg.materialize([widgets_asset(rows_per_quarter=rows, version=7.0)],
-                   resources=build_resources(parse_config(raw)), tags=tags)
+    if gate:
+        gate = Gate(Path(gate))
+        DataFrameWriter.save = gate.arming_save(f"{config.lake_root}/test/widgets")
+        asset = gate.widgets(rows_per_quarter=rows, version=7.0)
+    else:
+        asset = widgets_asset(rows_per_quarter=rows, version=7.0)
+    result = dg.materialize([asset], resources=build_resources(config), tags=tags, raise_on_error=False)
+    failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+    print(json.dumps({"success": result.success, "failures": failures}))
     """
 )
 
 
-def start_widgets_writer(raw_config: dict, rows: int, first: str, last: str | None = None) -> subprocess.Popen:
+def start_widgets_writer(
+    raw_config: dict,
+    rows: int,
+    first: str,
+    last: str | None = None,
+    gate: Gate | None = None,
+    output: Path | None = None,
+) -> subprocess.Popen:
     """A process of its own (and its own process group: its JVM with it) materialising `rows` widgets
-    per quarter of `first`…`last` (version 7.0) with the config `raw_config`."""
-    return subprocess.Popen(
-        [sys.executable, "-c", WIDGETS_WRITER, json.dumps(raw_config), str(rows), to_key(first), to_key(last or first)],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    per quarter of `first`…`last` (version 7.0) with the config `raw_config`, held by `gate` if given;
+    its last line of output (to `output`, if given) says whether it succeeded and how its step failed."""
+    with open(output or os.devnull, "w") as out:
+        return subprocess.Popen(
+            [
+                sys.executable, "-c", WIDGETS_WRITER, json.dumps(raw_config), str(rows), to_key(first),
+                to_key(last or first), str(gate.folder) if gate else "",
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def parquet_whole(path: Path) -> bool:
+    """Whether a Parquet file is whole: its footer, which its writer writes last, is there."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(-4, os.SEEK_END)
+            return path.stat().st_size > 8 and file.read(4) == b"PAR1"
+    except OSError:  # not there yet, or still shorter than a footer
+        return False
+
+
+def writer_report(output: Path) -> dict:
+    """What `start_widgets_writer`'s process reported on its last line of `output`."""
+    return json.loads(output.read_text().strip().splitlines()[-1])
+
+
+def wait_for(child: subprocess.Popen, reached: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    """Poll `reached()` until it holds; SIGKILL `child`'s process group and fail if the child ends or
+    `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while not reached():
+        if child.poll() is not None or time.monotonic() > deadline:
+            kill(child)
+            raise AssertionError(f"the writer never got to {what}")
+        time.sleep(0.01)
+
+
+def kill(child: subprocess.Popen) -> None:
+    """SIGKILL `child`'s process group (its JVM and Python workers with it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def kill_when(child: subprocess.Popen, reached: Callable[[], bool], what: str, timeout: float = 240) -> None:
     """SIGKILL `child`'s process group as soon as `reached()` (polled), failing if it never is."""
     try:
-        deadline = time.monotonic() + timeout
-        while not reached() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert reached(), f"the writer never got to {what}"
+        wait_for(child, reached, what, timeout)
     finally:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+        kill(child)

@@ -2,9 +2,16 @@
 Dagster concurrency pool named after it, one slot each (`config/dagster.yaml`), so two runs of the
 same quarter — a schedule tick and a manual backfill — take turns table by table and the lake ends as
 one clean run leaves it. And if two writers still meet (no pools: another Dagster instance, a script),
-Delta's conflict check fails the later commit, naming the table, and commits nothing of it."""
+Delta's conflict check fails the later commit, and its step fails with a message naming the table and
+the quarter, never Spark's raw error, having committed nothing.
+
+The interleavings: two CLI runs of one quarter started together, with pools (they take turns) and
+without (no `DAGSTER_HOME`: they race, table by table, from an empty lake); a writer held inside its
+Spark write job, before its data files, while another commits; a writer held inside its commit, every
+data file written and its log entry not, while another commits."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,10 +21,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pytest
-from dagster_pyspark import PySparkResource
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 from pyspark.sql.readwriter import DataFrameWriter
 
 from batch_platform import delta
@@ -26,8 +29,18 @@ from batch_platform.jobs import release_abandoned_pools
 from batch_platform.partitions import to_key
 from batch_platform.sample_data import generate_landing
 from batch_platform_tests.conftest import TEST_SPARK
-from batch_platform_tests.lake_fixtures import lake_quarter, widget_rows
-from batch_platform_tests.platform import quarterly
+from batch_platform_tests.lake_fixtures import (
+    CommitHold,
+    Gate,
+    kill,
+    lake_quarter,
+    parquet_whole,
+    start_widgets_writer,
+    wait_for,
+    widget_rows,
+    widgets_asset,
+    writer_report,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = "2024-Q2"
@@ -183,56 +196,81 @@ def test_a_run_killed_holding_a_pool_is_released_so_the_next_run_does_not_wait_f
     ] == [Q]
 
 
+def _run_together(command: list[str], env: dict[str, str]) -> list[tuple[int, str]]:
+    """`command` twice, started together; each one's exit code and output."""
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    return [(run.returncode, out) for run, out in ((run, run.communicate(timeout=900)[0]) for run in runs)]
+
+
+REFUSED = re.compile(
+    r"^  step (?P<step>\S+) failed: .*?(?P<table>(?:bronze|silver)/\w+): another run committed to the Delta table at "
+    rf"\S+ while this run was writing quarter\(s\) {Q} \((?P<why>[\w.]+)\); Delta refused this run's commit",
+    re.MULTILINE,
+)
+
+
+def test_two_cli_runs_of_the_same_quarter_without_pools_end_with_whole_tables_and_no_raw_error(tmp_path, monkeypatch):
+    """Without `DAGSTER_HOME` each run has a throwaway instance: no pools, nothing makes the two take
+    turns. Both write the same three tables of the same quarter at once, into an empty lake, so both
+    also create every table. Whatever the interleaving, each run succeeds or fails only with Delta's
+    refusal of one of its commits, in a message naming the table and the quarter (never a raw Spark
+    error, and never a misreading of the other writer's files as a lake from before Delta), at least
+    one run succeeds, and every table holds the quarter whole, as one clean run leaves it."""
+    generate_landing(tmp_path / "landing", first_quarter=Q, last_quarter=Q, customers=60, seed=5)
+    shared, clean = tmp_path / "shared", tmp_path / "clean"
+    shared.mkdir(), clean.mkdir()
+    env = project(shared, None)
+    started = time.monotonic()
+    runs = _run_together([sys.executable, "-m", "batch_platform.cli", "materialize", "--from", Q, *SELECTION], env)
+    elapsed = time.monotonic() - started
+
+    outcomes = []
+    for code, out in runs:
+        assert code in (0, 1), out[-4000:]
+        refused = [match.groupdict() for match in REFUSED.finditer(out)]
+        failed_steps = re.findall(r"^  step (\S+) failed:", out, re.MULTILINE)
+        if code == 0:
+            assert "succeeded" in out and not failed_steps, out[-4000:]
+        else:
+            assert len(refused) == len(failed_steps) == 1, out[-6000:]
+            assert refused[0]["table"] in TABLES
+        assert "Py4JJavaError" not in out and "FILE_NOT_EXIST" not in out, out[-6000:]
+        assert "lake written before the lake became Delta" not in out, out[-6000:]
+        outcomes.append(refused[0] if refused else "succeeded")
+    assert "succeeded" in outcomes, outcomes
+
+    monkeypatch.setenv("BATCH_PLATFORM_CONFIG", project(clean, None)["BATCH_PLATFORM_CONFIG"])
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["materialize", "--from", Q, *SELECTION]) == 0
+    lake = shared / "lake"
+    for table in TABLES:
+        opened = delta.open_table(str(lake / table))
+        assert delta.materialised_quarters(opened) == [Q], table
+        assert all(commit.quarters == [Q] for commit in delta.history(opened)), table
+        pd.testing.assert_frame_equal(comparable(lake, table), comparable(clean / "lake", table))
+    print(f"two CLI runs without pools, {elapsed:.0f} s: {outcomes}")
+
+
 # ------------------------------------------------------------------------------ writers that meet
-@pytest.fixture
-def gate(tmp_path):
-    """Files that hold the IO manager's Delta write of `test/widgets` mid-job, once (`gated_widgets`)."""
-    folder = tmp_path / "gate"
-    folder.mkdir()
-    return folder
-
-
-def gated_widgets(gate: Path) -> dg.AssetsDefinition:
-    """`test/widgets`, whose `value` passes through a Python UDF: once the file `armed` exists, the first
-    task to compute it writes `waiting` and waits for `released`. The frame is a projection of a cached
-    one, which the IO manager computes again at every pass, the write's included."""
-    armed, waiting, released = (str(gate / name) for name in ("armed", "waiting", "released"))
-
-    def hold(value):
-        if os.path.exists(armed) and not os.path.exists(released):
-            open(waiting, "w").close()
-            while not os.path.exists(released):
-                time.sleep(0.05)
-        return value
-
-    @dg.asset(key=["test", "widgets"], partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
-    def widgets(context: dg.AssetExecutionContext, pyspark: PySparkResource) -> DataFrame:
-        rows = widget_rows(pyspark.spark_session, context.partition_key, 5).persist()
-        held = F.udf(hold, "double")
-        return rows.select("widget_id", held("value").alias("value"), "seen_at", "quarter")
-
-    return widgets
-
-
 def test_a_second_writer_that_commits_mid_write_makes_delta_refuse_the_first_naming_the_table(
-    spark, widgets_table, resources, platform_config, gate, monkeypatch
+    spark, widgets_table, resources, platform_config, tmp_path, monkeypatch
 ):
+    """A writer held inside its Spark write job (Delta has read the table's version 0; no data file
+    yet) while another writer replaces the same quarter (version 1): once let go, it writes its files,
+    and Delta refuses its commit."""
     uri = f"{platform_config.lake_root}/test/widgets"
-    asset = gated_widgets(gate)
+    gate = Gate(tmp_path / "gate")
+    asset = gate.widgets()
     first = dg.materialize([asset], resources=resources, partition_key=to_key(Q))  # version 0
     assert first.success
 
-    # The IO manager's write arms the gate as it starts: Delta has read the table's version 0, and
-    # its job waits in the UDF. Meanwhile another writer replaces the same quarter (version 1).
-    original_save = DataFrameWriter.save
-
-    def save(writer, path=None, *args, **kwargs):
-        if path == uri and not (gate / "armed").exists():
-            (gate / "armed").touch()
-        return original_save(writer, path, *args, **kwargs)
-
+    # The IO manager's write arms the gate as it starts, and its job waits in the UDF. Meanwhile
+    # another writer replaces the same quarter.
     def other_writer():
-        while not (gate / "waiting").exists():
+        while not gate.waiting.exists():
             time.sleep(0.05)
         other = widget_rows(spark, to_key(Q), 7, version=3.0)
         (
@@ -242,14 +280,14 @@ def test_a_second_writer_that_commits_mid_write_makes_delta_refuse_the_first_nam
             .option("userMetadata", delta.commit_metadata("other-run", [Q], {Q: 7}, [Q]))
             .save(uri)
         )
-        (gate / "released").touch()
+        gate.release()
 
-    monkeypatch.setattr(DataFrameWriter, "save", save)
+    monkeypatch.setattr(DataFrameWriter, "save", gate.arming_save(uri))
     meanwhile = threading.Thread(target=other_writer)
     meanwhile.start()
     result = dg.materialize([asset], resources=resources, partition_key=to_key(Q), raise_on_error=False)
     meanwhile.join(timeout=120)
-    (gate / "released").touch()
+    gate.release()
 
     assert not result.success
     (failure,) = [event for event in result.all_events if event.is_step_failure]
@@ -263,7 +301,62 @@ def test_a_second_writer_that_commits_mid_write_makes_delta_refuse_the_first_nam
     assert sorted(lake_quarter(platform_config.lake_root, "test/widgets", Q)["value"]) == [i * 3.0 for i in range(7)]
 
     # Nothing is stuck: the next run commits (version 2).
-    monkeypatch.setattr(DataFrameWriter, "save", original_save)
+    monkeypatch.undo()
     assert dg.materialize([asset], resources=resources, partition_key=to_key(Q)).success
     assert delta.open_table(uri).version == 2
+    assert len(lake_quarter(platform_config.lake_root, "test/widgets", Q)) == 5
+
+
+def test_a_writer_held_after_its_data_files_inside_its_commit_is_refused_when_another_commits_meanwhile(
+    spark, widgets_table, resources, platform_config, tmp_path
+):
+    """A writer, in a process of its own, has written every data file of the quarter and is inside its
+    commit, its log entry not written (`CommitHold`), when another writer commits the same quarter
+    (version 1). Let go, it reads the other's log entry as the commit it lost to: Delta refuses its
+    commit and its step fails naming the table and the quarter, no raw Spark error. The table holds the
+    other writer's version, whole; the refused writer's files lie in the folder, in no version; the
+    next run commits version 2."""
+    table = Path(platform_config.lake_root) / "test" / "widgets"
+    assert dg.materialize([widgets_asset()], resources=resources, partition_key=to_key(Q)).success  # version 0
+    kept = set(table.glob("quarter=*/*.parquet"))
+    gate, output = Gate(tmp_path / "gate"), tmp_path / "writer.out"
+    raw = {"storage": {"lake_root": platform_config.lake_root}, "spark": TEST_SPARK}
+    writer = start_widgets_writer(raw, 1_000, Q, gate=gate, output=output)
+    hold = None
+    try:
+        wait_for(writer, gate.waiting.exists, "its Spark write job")
+        hold = CommitHold(table, 1)
+        gate.release()
+        wait_for(writer, hold.holding, "its commit of version 1")
+        held_files = sorted(set(table.glob("quarter=*/*.parquet")) - kept)
+        assert len(held_files) == 1 and parquet_whole(held_files[0])  # its data file, whole, in no version
+        hold.step_aside()
+        other = widget_rows(spark, to_key(Q), 7, version=3.0)
+        (
+            other.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"quarter = '{Q}'")
+            .option("userMetadata", delta.commit_metadata("other-run", [Q], {Q: 7}, [Q]))
+            .save(str(table))
+        )
+        hold.release((table / "_delta_log" / f"{1:020d}.json").read_bytes())
+        assert writer.wait(timeout=300) == 0
+    finally:
+        if hold is not None:
+            hold.remove()
+        kill(writer)
+
+    report = writer_report(output)
+    assert not report["success"]
+    (message,) = report["failures"]
+    assert f"test/widgets: another run committed to the Delta table at {table} while this run was writing " in message
+    assert f"quarter(s) {Q}" in message and "nothing of it was committed" in message
+    assert "Py4JJavaError" not in message and "org.apache.spark" not in message
+    opened = delta.open_table(str(table))
+    assert opened.version == 1 and delta.history(opened)[0].run_id == "other-run"
+    assert sorted(lake_quarter(platform_config.lake_root, "test/widgets", Q)["value"]) == [i * 3.0 for i in range(7)]
+    assert held_files[0].exists() and held_files[0] not in {table / f.path for f in delta.quarter_files(opened, Q)}
+
+    assert dg.materialize([widgets_asset()], resources=resources, partition_key=to_key(Q)).success
+    assert delta.open_table(str(table)).version == 2
     assert len(lake_quarter(platform_config.lake_root, "test/widgets", Q)) == 5

@@ -9,8 +9,11 @@ real silver, bronze and gold asset definitions and the real IO manager.
 
 import logging
 import random
+import re
+import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +21,8 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform import delta
+from batch_platform.assets.bronze import build_bronze_assets
 from batch_platform.assets.gold import (
     FEATURE_COLUMNS,
     TRAINING_COLUMNS,
@@ -31,10 +36,11 @@ from batch_platform.assets.gold import (
     split_of,
     unmatched_customers,
 )
+from batch_platform.assets.silver import build_silver_assets
 from batch_platform.config import parse_config
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.schemas.base import failure_report, validate_frame
-from batch_platform.schemas.gold import ChurnLabels, CustomerFeatures, TrainingSet
+from batch_platform.schemas.gold import FEATURES_KEY, ChurnLabels, CustomerFeatures, TrainingSet
 from batch_platform_tests.conftest import make_config
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 from batch_platform_tests.platform import bronze_assets, gold_assets, quarterly, silver_assets
@@ -47,6 +53,7 @@ LOGS_DDL = "customer_id string, log_event_type string, log_timestamp timestamp, 
 SCORES_DDL = "customer_id string, partner_score double, partner_segment string, as_of_date date, quarter string"
 SILVER_TABLES = {"operational_events": EVENTS_DDL, "interaction_logs": LOGS_DDL, "partner_scores": SCORES_DDL}
 GOLD_KEYS = [asset.key for asset in gold_assets]
+GOLD_TABLES = [asset.key.to_user_string() for asset in gold_assets]
 
 
 def ts(*parts) -> datetime:
@@ -437,16 +444,21 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
 
 
 # ------------------------------------------------------------------------- Dagster runs
-# Silver 2024-Q1, Q3 and Q4 are in the lake; 2024-Q2 was never materialised.
+# Silver 2024-Q1, Q3 and Q4 are in the lake; 2024-Q2 was materialised with no rows; 2025-Q1 never.
 RUN_QUARTERS = ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
 WRITTEN = ["2024-Q1", "2024-Q3", "2024-Q4"]
+
+
+def _only(rows: dict[str, list[tuple]], quarters: list[str]) -> dict[str, list[tuple]]:
+    """The silver rows of `quarters` (every row ends with its partition)."""
+    return {table: [row for row in found if row[-1] in quarters] for table, found in rows.items()}
 
 
 @pytest.fixture(scope="module")
 def gold_lake(spark, tmp_path_factory):
     config = make_config(tmp_path_factory.mktemp("gold"))
     rows = random_silver(RUN_QUARTERS, customers=40, seed=3)
-    write_silver(spark, config.lake_root, rows, WRITTEN)
+    write_silver(spark, config.lake_root, _only(rows, WRITTEN), RUN_QUARTERS)
     instance = dg.DagsterInstance.ephemeral()
     first = materialize_gold(config, "2024-Q1", instance=instance)
     q4 = materialize_gold(config, "2024-Q4", instance=instance)
@@ -479,7 +491,7 @@ def test_the_first_quarter_gives_empty_but_valid_gold_tables(gold_lake):
     assert meta["lookback_quarters_before_first"] == ["2023-Q1", "2023-Q2", "2023-Q3", "2023-Q4"]
 
 
-def test_a_missing_lookback_quarter_reads_as_empty_and_is_reported(spark, gold_lake):
+def test_a_lookback_quarter_materialised_empty_reads_as_empty_and_is_reported(spark, gold_lake):
     result = gold_lake["q4"]
     assert result.success
     meta = materialisations(result, dg.AssetKey(["gold", "customer_features"]))[to_key("2024-Q4")]
@@ -490,17 +502,58 @@ def test_a_missing_lookback_quarter_reads_as_empty_and_is_reported(spark, gold_l
         for entry in gold_lake["instance"].all_logs(result.run_id)
         if entry.level == logging.WARNING and entry.step_key == "gold__customer_features"
     ]
-    assert any("silver operational_events 2024-Q2 is empty or was never materialised" in m for m in warnings), warnings
-    # The lake holds exactly what the functions compute from the partitions that exist.
-    rows = gold_lake["rows"]
-    keep = lambda table: [r for r in rows[table] if r[-1] in WRITTEN]  # noqa: E731
-    events, logs, scores = silver_frames(
-        spark, keep("operational_events"), keep("interaction_logs"), keep("partner_scores")
-    )
+    assert any("silver operational_events 2024-Q2 was materialised with no rows" in m for m in warnings), warnings
+    # The lake holds exactly what the functions compute from the partitions that hold rows.
+    events, logs, scores = silver_frames(spark, *_only(gold_lake["rows"], WRITTEN).values())
     expected = compute_customer_features(events, logs, scores, ["2024-Q4"], 4).toPandas().drop(columns="quarter")
     expected = expected.sort_values("customer_id").reset_index(drop=True)
     got = lake_table(gold_lake["config"].lake_root, "gold/customer_features", "2024-Q4")
     pd.testing.assert_frame_equal(_naive(got), _naive(expected))
+
+
+def test_a_lookback_quarter_never_materialised_fails_the_gold_run_before_it_writes_anything(spark, gold_lake, tmp_path):
+    """Issue 23: after a crash, a gold-only run read a silver quarter that was not in the lake as empty
+    and replaced a good gold quarter with fewer customers, "succeeding" with a warning. Here silver
+    2024-Q2 was never materialised (its first write was killed, say) under a good gold 2024-Q4: the
+    features step fails naming the silver table and the quarter, and no gold table gets a commit. The
+    quarters before `batch.first_quarter` are another matter: they are not partitions, and a lake
+    whose first quarter is 2024-Q3 builds gold 2024-Q4 from silver 2024-Q3 alone."""
+    config = make_config(tmp_path)
+    lake = Path(config.lake_root)
+    write_silver(spark, config.lake_root, _only(gold_lake["rows"], WRITTEN), WRITTEN)
+    shutil.copytree(Path(gold_lake["config"].lake_root) / "gold", lake / "gold")
+    before = {key: delta.open_table(str(lake / key)).version for key in GOLD_TABLES}
+    good = lake_table(config.lake_root, "gold/training_set", "2024-Q4")
+    assert len(good) > 20
+
+    result = materialize_gold(config, "2024-Q4", raise_on_error=False)
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "gold__customer_features"
+    message = failure.step_failure_data.user_failure_data.description
+    # The first of its silver inputs Dagster loads (each of the three lacks 2024-Q2).
+    assert re.match(
+        r"silver/(operational_events|interaction_logs|partner_scores): quarter\(s\) 2024-Q2 have never", message
+    )
+    assert "not read as empty" in message
+    assert not result.get_asset_materialization_events()
+    assert {key: delta.open_table(str(lake / key)).version for key in GOLD_TABLES} == before
+    pd.testing.assert_frame_equal(lake_table(config.lake_root, "gold/training_set", "2024-Q4"), good)
+
+    from batch_platform.resources import build_resources
+
+    later = make_config(tmp_path, batch={"first_quarter": "2024-Q3"})
+    rebuilt = dg.materialize(
+        [*build_bronze_assets(later), *build_silver_assets(later), *build_gold_assets(later)],
+        selection=GOLD_KEYS,
+        resources=build_resources(later),
+        partition_key=to_key("2024-Q4"),
+    )
+    assert rebuilt.success
+    meta = materialisations(rebuilt, FEATURES_KEY)[to_key("2024-Q4")]
+    assert meta["lookback_quarters_read"] == ["2024-Q3"]
+    assert meta["lookback_quarters_before_first"] == ["2023-Q4", "2024-Q1", "2024-Q2"]
 
 
 def _naive(frame: pd.DataFrame) -> pd.DataFrame:
@@ -541,12 +594,14 @@ def test_gold_materialisations_report_customers_churn_and_split_sizes(gold_lake)
     assert list(data.columns) == TRAINING_COLUMNS
 
 
-def test_labels_refuse_a_quarter_whose_silver_partition_was_never_materialised(gold_lake):
-    result = materialize_gold(gold_lake["config"], "2024-Q2", raise_on_error=False)
+def test_labels_refuse_a_quarter_whose_silver_partition_was_never_materialised(gold_lake, tmp_path):
+    config = make_config(tmp_path)
+    shutil.copytree(gold_lake["config"].lake_root, config.lake_root)
+    result = materialize_gold(config, "2025-Q1", raise_on_error=False)
     assert not result.success
     failures = [e for e in result.get_step_failure_events()]
     assert [e.step_key for e in failures] == ["gold__churn_labels"]
-    assert "silver/operational_events: quarter(s) 2024-Q2 have never been materialised" in (
+    assert "silver/operational_events: quarter(s) 2025-Q1 have never been materialised" in (
         failures[0].step_failure_data.user_failure_data.description
     )
 

@@ -1,5 +1,4 @@
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -21,10 +20,14 @@ from batch_platform.tables import register as register_table
 from batch_platform_tests.conftest import TEST_SPARK
 from batch_platform_tests.lake_fixtures import (
     WIDGETS_KEY,
+    CommitHold,
+    Gate,
     Widgets,
     kill_when,
     lake_quarter,
+    parquet_whole,
     start_widgets_writer,
+    wait_for,
     widget_reader,
     widget_rows,
     widgets_asset,
@@ -348,13 +351,13 @@ def test_an_empty_quarter_is_a_materialised_partition(resources, platform_config
 
 def test_loading_a_range_and_missing_quarters(resources, platform_config):
     """A quarter never materialised fails the reader naming the table and the quarter — also when
-    the table does not exist yet — unless the input allows missing quarters (read as empty)."""
+    the table does not exist yet — and is never read as empty; a quarter materialised empty is."""
     all_resources = {**resources, "mem_io_manager": dg.InMemoryIOManager()}
     widgets = widgets_asset()
 
-    def read(allow_missing=False, **kwargs):
+    def read(**kwargs):
         return dg.materialize(
-            [widgets, widget_reader(allow_missing=allow_missing)],
+            [widgets, widget_reader()],
             selection=["test/reader"],
             resources=all_resources,
             partition_key=to_key("2024-Q4"),
@@ -363,21 +366,49 @@ def test_loading_a_range_and_missing_quarters(resources, platform_config):
 
     def failure(result) -> str:
         assert not result.success
-        return result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+        (event,) = result.get_step_failure_events()
+        assert event.step_key == "test__reader"
+        return event.step_failure_data.user_failure_data.description
 
     no_table = failure(read(raise_on_error=False))
     assert "test/widgets: quarter(s) 2024-Q2, 2024-Q3 have never been materialised" in no_table
-    assert str(_table(platform_config)) in no_table
+    assert str(_table(platform_config)) in no_table and "is not read as empty" in no_table
 
     assert _materialize([widgets_asset(rows_per_quarter=4)], resources, "2024-Q2").success
     assert "test/widgets: quarter(s) 2024-Q3 have never been materialised" in failure(read(raise_on_error=False))
-    assert read(allow_missing=True).output_for_node("test__reader") == {"2024-Q2": 4}
 
     assert _materialize([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
     assert read().output_for_node("test__reader") == {"2024-Q2": 4}
 
     assert _materialize([widgets_asset(rows_per_quarter=6)], resources, "2024-Q3").success
     assert read().output_for_node("test__reader") == {"2024-Q2": 4, "2024-Q3": 6}
+
+
+def test_quarters_before_the_first_partition_are_not_read_and_the_others_must_exist(resources, platform_config):
+    """The partitions start at 2024-Q1. A lookback reaching before it (the mapping allows upstream
+    partitions that do not exist, as gold's does) is handed only the quarters that are partitions:
+    the reader of 2024-Q1 reads nothing, without even a table; the reader of 2024-Q2 reads 2024-Q1
+    alone, which must have been materialised (2023-Q4 is not named: it is not a partition)."""
+    all_resources = {**resources, "mem_io_manager": dg.InMemoryIOManager()}
+
+    def read(quarter: str, **kwargs):
+        return dg.materialize(
+            [widgets_asset(), widget_reader(start_offset=-2)],
+            selection=["test/reader"],
+            resources=all_resources,
+            partition_key=to_key(quarter),
+            **kwargs,
+        )
+
+    assert read("2024-Q1").output_for_node("test__reader") == {}
+    assert not _table(platform_config).exists()
+    refused = read("2024-Q2", raise_on_error=False)
+    (failure,) = refused.get_step_failure_events()
+    message = failure.step_failure_data.user_failure_data.description
+    assert "test/widgets: quarter(s) 2024-Q1 have never been materialised" in message and "2023" not in message
+
+    assert _materialize([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1").success
+    assert read("2024-Q2").output_for_node("test__reader") == {"2024-Q1": 3}
 
 
 class WidgetsWithColour(Widgets):
@@ -471,43 +502,150 @@ def test_a_folder_of_plain_parquet_partitions_is_never_turned_into_a_mixed_table
     assert not (_table(platform_config) / "_delta_log").exists()
 
 
-@pytest.mark.parametrize("moment", ["writing its files", "just after its commit"])
+QUARTERS = ("2024-Q1", "2024-Q2")
+BEFORE_FILES = "before its first data file"
+SOME_FILES = "with one quarter's data file written and the other's not"
+ALL_FILES = "with every data file written, before its log entry"
+AFTER_COMMIT = "just after its log entry"
+
+
+def _new_files(table: Path, kept: set[Path]) -> dict[str, list[Path]]:
+    """Per quarter, the data files in its folder that were not there before the writer started."""
+    return {q: sorted(set((table / f"quarter={q}").glob("*.parquet")) - kept) for q in QUARTERS}
+
+
+def _seen(spark, table: Path) -> dict[str, dict[str, list]]:
+    """Per reader — delta-rs through `batch_platform.delta`, and Spark with Delta — and per quarter,
+    the (widget_id, value) pairs the table's latest version holds."""
+    by_spark = spark.read.format("delta").load(str(table)).select("quarter", "widget_id", "value").collect()
+    seen = {"delta-rs": {}, "spark": {}}
+    for quarter in QUARTERS:
+        frame = lake_quarter(table.parents[1], TABLE, quarter)
+        seen["delta-rs"][quarter] = sorted(zip(frame["widget_id"], frame["value"], strict=True))
+        seen["spark"][quarter] = sorted((r["widget_id"], r["value"]) for r in by_spark if r["quarter"] == quarter)
+    return seen
+
+
+def _whole(rows: int, version: float) -> dict[str, dict[str, list]]:
+    """What both readers see of a version whose run wrote `rows` widgets per quarter with `version`."""
+    quarter = {q: sorted((f"{q}-{i}", i * version) for i in range(rows)) for q in QUARTERS}
+    return {"delta-rs": quarter, "spark": quarter}
+
+
+@pytest.fixture(scope="module")
+def clean_runs(spark, tmp_path_factory) -> dict[bool, dict]:
+    """What the run after a killed writer must leave, as a clean run leaves it: per case (whether the
+    table had a version before), what the readers see, the quarters materialised, the version made."""
+    from batch_platform.resources import build_resources
+    from batch_platform_tests.conftest import make_config
+    from batch_platform_tests.lake_fixtures import register, unregister
+
+    register()
+    try:
+        found = {}
+        for existed in (True, False):
+            config = make_config(tmp_path_factory.mktemp("clean"))
+            resources = build_resources(config)
+            if existed:
+                assert _materialize([widgets_asset(rows_per_quarter=50)], resources, *QUARTERS).success
+            assert _materialize([widgets_asset(rows_per_quarter=8, version=2.0)], resources, *QUARTERS).success
+            table = _table(config)
+            opened = delta.open_table(str(table))
+            found[existed] = {
+                "seen": _seen(spark, table),
+                "materialised": delta.materialised_quarters(opened),
+                "files": {q: len(delta.quarter_files(opened, q)) for q in QUARTERS},
+            }
+        return found
+    finally:
+        unregister()
+
+
+@pytest.mark.parametrize(
+    ("existed", "step"),
+    [(True, BEFORE_FILES), (True, SOME_FILES), (True, ALL_FILES), (True, AFTER_COMMIT), (False, SOME_FILES)],
+    ids=["before-files", "some-files", "all-files-no-log-entry", "after-log-entry", "first-write-some-files"],
+)
 def test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next_run_succeeds(
-    resources, platform_config, moment
+    spark, resources, platform_config, tmp_path, clean_runs, existed, step
 ):
-    """SIGKILL a process materialising a quarter of 500,000 rows: while it writes its data files
-    (before its commit), the table stays at the previous version, whole — the files it left in the
-    quarter's folder belong to no version and are never read; just after its commit (the log entry
-    is there), the table is at the new version, whole. Either way the next run commits the version
-    after."""
-    assert _materialize([widgets_asset(rows_per_quarter=50)], resources, "2024-Q1").success
-    before = _read(platform_config, "2024-Q1")
-    folder = _table(platform_config) / "quarter=2024-Q1"
-    kept = set(os.listdir(folder))
-    commit = _table(platform_config) / "_delta_log" / f"{1:020d}.json"
-
-    def reached() -> bool:
-        return commit.exists() if moment == "just after its commit" else bool(set(os.listdir(folder)) - kept)
-
+    """SIGKILL a process replacing two quarters of a table in one commit, at each step of its write:
+    held inside its Spark write job before it opened a data file (`Gate`); once one quarter's data
+    file is whole and the other's is not; with every data file whole, held inside its commit before
+    its log entry `_delta_log/00000000000000000001.json` exists (`CommitHold`); just after that entry.
+    Before the entry, both readers — delta-rs and Spark — see the previous version, whole (the killed
+    writer's files lie in the folders, in no version); after it, the new version, whole. On a table's
+    first write killed with files written, there is still no table to read. Every time, the next run
+    succeeds and leaves the table as a clean run does: the same rows for both readers, the same
+    quarters materialised, its own file per quarter and none of the killed writer's."""
+    table = _table(platform_config)
+    if existed:
+        assert _materialize([widgets_asset(rows_per_quarter=50)], resources, *QUARTERS).success
+        assert _seen(spark, table) == _whole(50, 1.0)
+    kept = set(table.glob("quarter=*/*.parquet"))
+    entry = table / "_delta_log" / f"{1:020d}.json"
     raw = {"storage": {"lake_root": platform_config.lake_root}, "spark": TEST_SPARK}
-    kill_when(start_widgets_writer(raw, 500_000, "2024-Q1"), reached, moment)
+    gate = Gate(tmp_path / "gate") if step in (BEFORE_FILES, ALL_FILES) else None
+    rows = 200_000 if step == SOME_FILES else 1_000  # one write task: the quarters' files one after the other
+    writer = start_widgets_writer(raw, rows, *QUARTERS, gate=gate)
 
-    if moment == "writing its files":
-        assert _delta(platform_config).version() == 0
-        pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1"), before)
-        assert set(os.listdir(folder)) - kept, "the killed writer's files lie in the folder, in no version"
+    def one_quarter_written() -> bool:
+        first, second = _new_files(table, kept).values()
+        return any(map(parquet_whole, first)) and not any(map(parquet_whole, second))
+
+    if step == BEFORE_FILES:
+        kill_when(writer, gate.waiting.exists, step)
+    elif step == SOME_FILES:
+        kill_when(writer, one_quarter_written, step)
+    elif step == ALL_FILES:
+        wait_for(writer, gate.waiting.exists, "its Spark write job")
+        hold = CommitHold(table, 1)
+        try:
+            gate.release()
+            kill_when(writer, hold.holding, step)
+        finally:
+            hold.remove()
     else:
-        assert _delta(platform_config).version() == 1
-        assert len(_read(platform_config, "2024-Q1")) == 500_000
-        pd.testing.assert_frame_equal(_read(platform_config, "2024-Q1", version=0), before)
+        kill_when(writer, entry.exists, step)
 
-    result = _materialize([widgets_asset(rows_per_quarter=8)], resources, "2024-Q1")
+    # The kill came at the step claimed.
+    written = _new_files(table, kept)
+    assert entry.exists() == (step == AFTER_COMMIT)
+    if step == BEFORE_FILES:
+        assert written == {q: [] for q in QUARTERS}
+    elif step == SOME_FILES:
+        assert one_quarter_written()
+    elif step == ALL_FILES:
+        assert all(len(files) == 1 and parquet_whole(files[0]) for files in written.values()), written
+
+    if not existed:
+        from delta.tables import DeltaTable as SparkDeltaTable
+
+        with pytest.raises(delta.TableMissing):
+            delta.open_table(str(table))
+        assert not SparkDeltaTable.isDeltaTable(spark, str(table))
+    elif step == AFTER_COMMIT:
+        assert delta.open_table(str(table)).version == 1
+        assert _seen(spark, table) == _whole(rows, 7.0)
+        assert len(lake_quarter(platform_config.lake_root, TABLE, QUARTERS[0], version=0)) == 50  # time travel
+    else:
+        assert delta.open_table(str(table)).version == 0
+        assert _seen(spark, table) == _whole(50, 1.0)
+
+    result = _materialize([widgets_asset(rows_per_quarter=8, version=2.0)], resources, *QUARTERS)
     assert result.success
-    expected = 1 if moment == "writing its files" else 2
-    (event,) = result.get_asset_materialization_events()
-    assert event.materialization.metadata["delta_version"].value == expected
-    assert _delta(platform_config).version() == expected
-    assert len(_read(platform_config, "2024-Q1")) == 8
+    expected = (2 if step == AFTER_COMMIT else 1) if existed else 0
+    assert {e.materialization.metadata["delta_version"].value for e in result.get_asset_materialization_events()} == {
+        expected
+    }
+    opened = delta.open_table(str(table))
+    clean = clean_runs[existed]
+    assert opened.version == expected
+    assert _seen(spark, table) == clean["seen"]
+    assert delta.materialised_quarters(opened) == clean["materialised"]
+    assert {q: len(delta.quarter_files(opened, q)) for q in QUARTERS} == clean["files"]
+    in_version = {table / f.path for q in QUARTERS for f in delta.quarter_files(opened, q)}
+    assert not in_version & {path for files in written.values() for path in files}
 
 
 def test_counted_checks_agree_with_pandera_on_every_row(spark):

@@ -9,6 +9,7 @@ keeps the Spark work small: silver 2024-Q1 … 2025-Q1, one run for gold and ML 
 
 import math
 import random
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -90,7 +91,7 @@ def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list
     }
 
 
-def run_ml(config, first: str, last: str, selection=None, instance=None):
+def run_ml(config, first: str, last: str, selection=None, instance=None, **kwargs):
     from batch_platform_tests.platform import bronze_assets, silver_assets
 
     return dg.materialize(
@@ -98,6 +99,7 @@ def run_ml(config, first: str, last: str, selection=None, instance=None):
         selection=selection or [asset.key for asset in [*GOLD, *ML]],
         resources=build_resources(config),
         instance=instance,
+        **kwargs,
         tags={
             "dagster/asset_partition_range_start": to_key(first),
             "dagster/asset_partition_range_end": to_key(last),
@@ -323,10 +325,22 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
 
 
 def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_lake, tmp_path, spark):
+    """Also: the scores read silver Q-L+1 … Q, and a quarter of it never materialised is never read as
+    empty — the scores step fails naming the table and the quarters, and writes nothing."""
     root, _, _ = ml_lake
     quarter = "2024-Q4"
     training = spark.read.format("delta").load(str(root / "lake" / "gold" / "training_set"))
     commit_quarters(training.withColumn("label", F.lit(0)), tmp_path / "lake", "gold/training_set", [quarter])
+    without_silver = run_ml(
+        ml_config(tmp_path), quarter, quarter, selection=[MODEL_KEY, SCORES_KEY], raise_on_error=False
+    )
+    (failure,) = without_silver.get_step_failure_events()
+    assert failure.step_key == "ml__churn_scores"
+    message = failure.step_failure_data.user_failure_data.description
+    assert re.match(r"silver/\w+: quarter\(s\) 2024-Q3, 2024-Q4 have never been materialised", message), message
+    assert not (tmp_path / "lake" / "ml" / "churn_scores").exists()
+
+    shutil.copytree(root / "lake" / "silver", tmp_path / "lake" / "silver")
     result = run_ml(ml_config(tmp_path), quarter, quarter, selection=[MODEL_KEY, SCORES_KEY])
     assert result.success
     metadata = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]

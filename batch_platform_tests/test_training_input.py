@@ -56,13 +56,13 @@ def test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter
     first = model_rows(TRAINING, Q, customers(30), 1)
     with lake_io(config) as lake:
         commit_quarters(spark, config.lake_root, TRAINING, {Q: first}, "run-a")  # version 0
-        at_0 = lake.read_quarters(TRAINING_KEY, [Q], allow_missing=False)
+        at_0 = lake.read_quarters(TRAINING_KEY, [Q])
         other = {OTHER: model_rows(TRAINING, OTHER, customers(5), 1)}
         commit_quarters(spark, config.lake_root, TRAINING, other, "run-b")
-        at_1 = lake.read_quarters(TRAINING_KEY, [Q], allow_missing=False)  # version 1: Q untouched since 0
+        at_1 = lake.read_quarters(TRAINING_KEY, [Q])  # version 1: Q untouched since 0
         again = {Q: model_rows(TRAINING, Q, customers(32, 100), 2)}
         commit_quarters(spark, config.lake_root, TRAINING, again, "run-c")
-        now = lake.read_quarters(TRAINING_KEY, [Q], allow_missing=False)
+        now = lake.read_quarters(TRAINING_KEY, [Q])
 
     pinned_0, pinned_1 = training_input(at_0), training_input(at_1)
     assert (pinned_0.uri, pinned_0.version) == (uri, 1)  # read at 0, whose files of Q version 1 kept: same rows
@@ -94,7 +94,7 @@ def test_version_zero_is_written_into_the_source_and_a_run_without_input_is_name
     config = make_config(tmp_path)
     commit_quarters(spark, config.lake_root, TRAINING, {Q: model_rows(TRAINING, Q, customers(30), 1)}, "run-a")
     with lake_io(config) as lake:
-        frame = lake.read_quarters(TRAINING_KEY, [Q], allow_missing=False)
+        frame = lake.read_quarters(TRAINING_KEY, [Q])
     run_id = log_training_run(config, frame, Q)
     (entry,) = mlflow.MlflowClient().get_run(run_id).inputs.dataset_inputs
     # MLflow's own Delta source drops a version 0 from its JSON, which would read as "the latest".

@@ -3,8 +3,10 @@
 For gold partition Q the cutoff C is the start of Q (UTC).
 
 - `gold/customer_features` Q reads silver partitions Q-L … Q-1 only (L = `batch.lookback_quarters`);
-  partitions before the first quarter do not exist and are skipped, and a lookback quarter that
-  was never materialised reads as empty (the step logs it and reports it in its metadata).
+  partitions before the first quarter do not exist and are skipped (the mapping hands over only the
+  quarters that are partitions), a lookback quarter materialised empty reads as empty (the step logs
+  it and reports it in its metadata), and one that was never materialised fails the step before it
+  writes anything, naming the silver table and the quarter (`batch_platform.io_manager`).
 - `gold/churn_labels` Q reads `customer_features` Q and silver `operational_events` partition Q
   only: label = 1 when the customer has no event with event_time in [C, C + W).
 - `gold/training_set` Q = `customer_features` Q ⋈ `churn_labels` Q on customer_id, plus `split`.
@@ -46,7 +48,6 @@ from batch_platform.features import (
     lookback_pairs,
     lookback_quarters,
 )
-from batch_platform.io_manager import ALLOW_MISSING
 from batch_platform.jobs import lake_pool
 from batch_platform.metadata import feature_stats, features_metadata, label_counts, labels_metadata, training_metadata
 from batch_platform.partitions import to_key, to_label
@@ -209,7 +210,7 @@ def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
     )
 
     def lookback_in(key: dg.AssetKey) -> dg.AssetIn:
-        return dg.AssetIn(key=key, partition_mapping=history, metadata={ALLOW_MISSING: True})
+        return dg.AssetIn(key=key, partition_mapping=history)
 
     @dg.asset(
         key=FEATURES_KEY,
@@ -252,8 +253,8 @@ def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
             )
             if empty:
                 context.log.warning(
-                    f"customer_features {quarter}: silver operational_events {', '.join(empty)} is empty or was never "
-                    "materialised; the features of this quarter see no events from it"
+                    f"customer_features {quarter}: silver operational_events {', '.join(empty)} was materialised with no "
+                    "rows; the features of this quarter see no events from it"
                 )
             context.add_asset_metadata(metadata, partition_key=to_key(quarter))
         return frame

@@ -26,7 +26,6 @@ from pyspark.sql import functions as F
 from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
 from batch_platform.config import PlatformConfig
-from batch_platform.io_manager import ALLOW_MISSING, LakeIOManager
 from batch_platform.jobs import lake_pool
 from batch_platform.ml import (
     BASELINE,
@@ -89,7 +88,9 @@ def model_metadata(outcome: QuarterModel, store: MlflowStore) -> dict[str, dg.Me
 
 
 def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
-    """`ml/churn_model` and `ml/churn_scores`; the lookback L of the config: the scores read silver Q-L+1 … Q."""
+    """`ml/churn_model` and `ml/churn_scores`; the lookback L of the config: the scores read silver Q-L+1 … Q
+    (the quarters of it that are partitions: none before `batch.first_quarter`; each of those must
+    have been materialised, as the IO manager requires)."""
     lookback = config.batch.lookback_quarters
     recent = dg.TimeWindowPartitionMapping(
         start_offset=-(lookback - 1),
@@ -98,7 +99,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
     )
 
     def recent_in(key: dg.AssetKey) -> dg.AssetIn:
-        return dg.AssetIn(key=key, partition_mapping=recent, metadata={ALLOW_MISSING: True})
+        return dg.AssetIn(key=key, partition_mapping=recent)
 
     @dg.asset(
         key=MODEL_KEY,
@@ -190,17 +191,6 @@ def _empty(spark, model) -> DataFrame:
 
 
 # ---------------------------------------------------------------------------------------- check
-def read_quarters(lake: LakeIOManager, key: dg.AssetKey, quarters: list[str]) -> DataFrame:
-    """The partitions `quarters` of a lake table that were materialised (none: an empty frame of its
-    schema), through the IO manager's Delta read.
-
-    The check reads the quarter after its own: Dagster 1.13 applies no partition mapping to an asset
-    check's inputs (they map to the same quarter), so the check names its dependencies and reads
-    Q+1 itself, as the IO manager reads an input whose missing quarters are allowed.
-    """
-    return lake.read_quarters(key, quarters, allow_missing=True)
-
-
 def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
     """The out-of-time check of `ml/churn_scores`, on the platform's partitions.
 
@@ -230,12 +220,13 @@ def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
         quarters = _quarters(context)
         following = {shift(label, 1): label for _, label in quarters}
+        # Dagster 1.13 applies no partition mapping to an asset check's inputs (they map to the same
+        # quarter), so the check names its dependencies and reads Q+1 itself: the labels of Q+1 that
+        # are in the lake (the others are pending, not empty), and the features they were made from.
         lake = context.resources.io_manager
-        labels = read_quarters(lake, LABELS_KEY, list(following))
-        recency = read_quarters(lake, FEATURES_KEY, list(following)).select(
-            PARTITION_COLUMN, "customer_id", "recency_days"
-        )
-        labelled = {row[0] for row in labels.select(PARTITION_COLUMN).distinct().collect()}
+        labelled = [q for q in lake.materialised_quarters(LABELS_KEY) if q in following]
+        labels = lake.read_quarters(LABELS_KEY, labelled)
+        recency = lake.read_quarters(FEATURES_KEY, labelled).select(PARTITION_COLUMN, "customer_id", "recency_days")
         back = F.create_map(*[F.lit(value) for pair in following.items() for value in pair])
         truth = labels.join(recency, [PARTITION_COLUMN, "customer_id"]).withColumn(
             PARTITION_COLUMN, back[F.col(PARTITION_COLUMN)]
