@@ -9,14 +9,22 @@ by listing their folders. Switching storage is a change of root path in the conf
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import SparkSession
+
+
+PY4J_CHUNK = 4096
+"""The most bytes one read through py4j returns: a call returning 4 KiB took 1-2 ms, one returning
+8 KiB some 40 ms (measured on a local file)."""
 
 
 @dataclass(frozen=True)
@@ -87,16 +95,58 @@ class HadoopFS:
         finally:
             reader.close()
 
-    def first_line(self, path: str) -> str | None:
-        """The first line of a text file (its CSV header), or None for a zero-byte file."""
+    def open(self, path: str) -> io.BufferedReader:
+        """`path` as a seekable binary Python file, read through Hadoop: for a few small parts of a
+        file, such as a CSV header (`local_copy` is for reading a whole one)."""
         jpath, fs = self._resolve(path)
-        stream = fs.open(jpath)
-        try:
-            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
-            line = reader.readLine()
-        finally:
-            stream.close()
-        return None if line is None else str(line).lstrip("\ufeff")
+        return io.BufferedReader(_HadoopStream(fs.open(jpath)), PY4J_CHUNK)
+
+    @contextmanager
+    def local_copy(self, path: str) -> Iterator[str]:
+        """The local path of `path`'s bytes, for Python to read at disk speed: the file itself on a
+        local file system, else a temporary download, removed afterwards."""
+        jpath, fs = self._resolve(path)
+        if fs.getScheme() == "file":
+            yield str(fs.pathToFile(jpath).getPath())
+            return
+        with tempfile.TemporaryDirectory(prefix="batch_platform-") as folder:
+            local = os.path.join(folder, jpath.getName())
+            fs.copyToLocalFile(False, jpath, self._jvm.org.apache.hadoop.fs.Path(local), True)
+            yield local
+
+
+class _HadoopStream(io.RawIOBase):
+    """A Hadoop `FSDataInputStream` as a raw Python stream."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.readNBytes(min(len(buffer), PY4J_CHUNK))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def tell(self) -> int:
+        return int(self._stream.getPos())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self.tell()
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("seek from the end")
+        self._stream.seek(offset)
+        return offset
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+        super().close()
 
 
 def _parquet_type(field) -> str:

@@ -1,4 +1,7 @@
+import gzip
 import json
+import random
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -9,7 +12,7 @@ import pytest
 
 from batch_platform.partitions import quarter_range, to_key
 from batch_platform_tests.lake_fixtures import lake_quarter
-from batch_platform_tests.platform import bronze_assets, bronze_external, bronze_logs, bronze_operational
+from batch_platform_tests.platform import bronze_assets, bronze_external, bronze_logs, bronze_operational, quarterly
 
 OPERATIONAL = ["customer_id", "event_time", "amount", "currency", "channel"]
 
@@ -238,3 +241,170 @@ def test_bronze_matches_the_generated_landing_zone_exactly(resources, platform_c
     kinds = {f["format"] for f in files}
     assert {"csv", "json", "parquet"} <= kinds
     assert json.loads(json.dumps(manifest))  # manifest is plain JSON
+
+
+# ------------------------------------------------------------------------------- text input
+HEADER = "customer_id,event_time,amount,currency,channel\n"
+
+
+def _failure(result) -> str:
+    assert not result.success
+    return result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+
+
+def test_a_file_that_is_not_utf8_fails_naming_line_and_byte_and_publishes_nothing(landing, resources, platform_config):
+    """Latin-1 bytes would read as U+FFFD: CÉSAR-01 changed, JOSÉ-02 and JOSÈ-02 one customer."""
+    _write(landing, "operational", "2024-01-10", "good.csv", HEADER + "C1,2024-01-02,1,eur,web\n")
+    assert _run([bronze_operational], resources, "2024-Q1").success
+    before = _bronze(platform_config, "operational", "2024-Q1")
+
+    rows = "CÉSAR-01,2024-01-03,1,eur,web\nJOSÉ-02,2024-01-04,2,eur,web\nJOSÈ-02,2024-01-05,3,eur,web\n"
+    _write(landing, "operational", "2024-01-11", "latin1.csv", (HEADER + rows).encode("latin-1"))
+    message = _failure(_run([bronze_operational], resources, "2024-Q1", raise_on_error=False))
+
+    assert "/operational/2024-01-11/latin1.csv" in message
+    assert "not valid UTF-8" in message and "line 2, byte offset 48" in message and "\\xc9" in message
+    pd.testing.assert_frame_equal(_bronze(platform_config, "operational", "2024-Q1"), before)
+
+
+@pytest.mark.parametrize(
+    "name, content, where",
+    [
+        (
+            "lines.json",
+            b'{"customer_id": "C1"}\n' + '{"customer_id": "JOSÉ-02"}\n'.encode("latin-1"),
+            "line 2, byte offset 42",
+        ),
+        ("header.csv", "customer_id,région\nC1,x\n".encode("latin-1"), "line 1, byte offset 13"),
+        (
+            "late.csv",
+            (HEADER + "C1,2024-05-01,1,eur,web\n" * 3000).encode() + b"C2,2024-05-01,1,eur,w\xffb\n",
+            "line 3002, byte offset 72068",
+        ),
+    ],
+)
+def test_bad_bytes_anywhere_in_a_text_file_are_found(landing, resources, name, content, where):
+    _write(landing, "operational", "2024-05-05", name, content)
+    message = _failure(_run([bronze_operational], resources, "2024-Q2", raise_on_error=False))
+    assert f"/operational/2024-05-05/{name}" in message
+    assert "not valid UTF-8" in message and where in message
+
+
+def test_valid_rfc4180_csv_is_read_exactly(landing, resources, platform_config):
+    """Quoted delimiters, doubled quotes, line breaks inside quotes (also in a file's last field),
+    non-ASCII text and a literal U+FFFD all arrive in bronze as written."""
+    _write(
+        landing,
+        "operational",
+        "2024-01-10",
+        "quoted.csv",
+        HEADER
+        + '"C1","2024-01-02","1,5","eur","web\nshop"\n'
+        + 'C2,2024-01-03,2,"say ""hi""",app\n'
+        + "C\ufffd3,2024-01-04,3,eur,web\n"
+        + "CÉSAR-01,2024-01-05,4,eur,web\nJOSÉ-02,2024-01-06,5,eur,web\nJOSÈ-02,2024-01-07,6,eur,web\n"
+        + 'C7,2024-01-08,7,eur,"app"',
+    )
+    _write(landing, "operational", "2024-01-11", "last.csv", HEADER + 'C8,2024-01-09,8,eur,"two\nlines"')
+    assert _run([bronze_operational], resources, "2024-Q1").success
+    frame = _bronze(platform_config, "operational", "2024-Q1").set_index("customer_id")
+    assert sorted(frame.index) == sorted(["C1", "C2", "C\ufffd3", "CÉSAR-01", "JOSÉ-02", "JOSÈ-02", "C7", "C8"])
+    assert frame.loc["C1", "amount"] == "1,5" and frame.loc["C1", "channel"] == "web\nshop"
+    assert frame.loc["C2", "currency"] == 'say "hi"'
+    assert frame.loc["C7", "channel"] == "app" and frame.loc["C8", "channel"] == "two\nlines"
+
+
+@pytest.mark.parametrize(
+    "content, line",
+    [
+        (HEADER + 'C1,2024-01-02,1,eur,web\nC2,2024-01-03,2,eur,"web\nC3,2024-01-04,3,eur,web\n', 3),
+        (HEADER + 'C1,2024-01-02,1,eur,web\nC2,2024-01-03,2,eur,"web', 3),
+        (HEADER + 'C1,2024-01-02,1,eur,"web\n', 2),
+        (HEADER + '"C1\nfirst",2024-01-02,1,eur,web\nC2,"2024-01-03,2,eur,web\nC3,2024-01-04,3,eur,web\n', 4),
+    ],
+    ids=["last-field", "end-of-file", "end-of-file-newline", "after-a-quoted-line-break"],
+)
+def test_an_unterminated_quote_fails_naming_file_and_line(landing, resources, content, line):
+    _write(landing, "operational", "2024-01-10", "open.csv", content)
+    message = _failure(_run([bronze_operational], resources, "2024-Q1", raise_on_error=False))
+    assert "/operational/2024-01-10/open.csv" in message
+    assert f"line {line}" in message and "never closed" in message
+
+
+def test_files_missing_contract_columns_are_named_in_metadata_and_a_warning(landing, resources, platform_config):
+    _write(landing, "operational", "2024-01-10", "full.csv", HEADER + "C1,2024-01-02,1,eur,web\n")
+    _write(
+        landing, "operational", "2024-01-11", "no_id.csv", "event_time,amount,currency,channel\n2024-01-03,2,eur,web\n"
+    )
+    _write(
+        landing,
+        "operational",
+        "2024-02-01",
+        "lines.json",
+        '{"customer_id": "C3", "event_time": "2024-02-01", "amount": "3", "currency": "eur"}\n',
+    )
+    _parquet(landing, "2024-02-02", "few.parquet", {"customer_id": pa.array(["C4"]), "device": pa.array(["ios"])})
+    _write(landing, "operational", "2024-04-02", "full.csv", HEADER + "C5,2024-04-02,5,eur,web\n")
+    check_key = dg.AssetCheckKey(bronze_operational.key, "contract_columns")
+    with dg.instance_for_test() as instance:
+        result = _run([bronze_operational], resources, "2024-Q1", "2024-Q2", instance=instance)
+        status = instance.event_log_storage.get_asset_check_partition_info([check_key])
+    assert result.success
+
+    frame = _bronze(platform_config, "operational", "2024-Q1")
+    assert len(frame) == 4 and frame["customer_id"].isna().sum() == 1
+    assert frame.set_index("customer_id").loc["C4", "device"] == "ios"
+
+    metadata = {
+        e.materialization.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
+    missing = {
+        path.rsplit("/", 1)[-1]: columns for path, columns in metadata["2024-01-01"]["missing_columns"].value.items()
+    }
+    assert missing == {
+        "no_id.csv": ["customer_id"],
+        "lines.json": ["channel"],
+        "few.parquet": ["event_time", "amount", "currency", "channel"],
+    }
+    assert metadata["2024-01-01"]["files_missing_columns"].value == 3
+    assert metadata["2024-01-01"]["files_missing/customer_id"].value == 1
+    assert metadata["2024-01-01"]["files_missing/channel"].value == 2
+    assert metadata["2024-04-01"]["files_missing_columns"].value == 0
+    assert metadata["2024-04-01"]["missing_columns"].value == {}
+
+    assert check_key in bronze_operational.check_keys
+    (spec,) = [spec for spec in bronze_operational.check_specs if spec.key == check_key]
+    assert spec.partitions_def == quarterly
+    evaluations = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == "contract_columns"}
+    assert set(evaluations) == {"2024-01-01", "2024-04-01"}
+    warned, clean = evaluations["2024-01-01"], evaluations["2024-04-01"]
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert "no_id.csv" in warned.description and "customer_id" in warned.description
+    assert warned.metadata["files_missing_columns"].value == 3
+    assert clean.passed and clean.metadata["files_missing_columns"].value == 0
+    for key, evaluation in evaluations.items():
+        assert evaluation.target_materialization_data.run_id == result.run_id, key
+    # what the UI shows per quarter: each quarter's latest result, current for its latest materialisation
+    assert {info.partition_key: (info.latest_execution_status.value, info.is_current) for info in status} == {
+        "2024-01-01": ("FAILED", True),
+        "2024-04-01": ("SUCCEEDED", True),
+    }
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("random.csv", random.Random(23).randbytes(4096)),
+        ("archive.csv", gzip.compress((HEADER + "C1,2024-05-01,1,eur,web\n" * 500).encode())),
+        ("binary_rows.csv", HEADER.encode() + bytes(range(256)) * 8),
+        ("long_row.csv", (HEADER + "C1," + "x" * 2000 + "\n").encode()),
+    ],
+)
+def test_an_unreadable_file_is_quoted_in_a_short_escaped_excerpt(landing, resources, name, content):
+    _write(landing, "operational", "2024-05-05", name, content)
+    message = _failure(_run([bronze_operational], resources, "2024-Q2", raise_on_error=False))
+    path = f"/operational/2024-05-05/{name}"
+    assert path in message
+    assert message.isascii() and all(c.isprintable() for c in message.replace("\n", "")), message
+    assert len(re.sub(rf"\S*{re.escape(path)}", "", message)) < 400, message
+    assert "x" * 61 not in message

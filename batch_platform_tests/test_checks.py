@@ -21,6 +21,7 @@ import pytest
 from batch_platform.assets.silver import SILVER_TABLES
 from batch_platform.checks import CHECK_NAMES
 from batch_platform.resources import build_resources
+from batch_platform.schemas.bronze import BRONZE_TABLES
 from batch_platform_tests.conftest import make_config
 from batch_platform_tests.lake_fixtures import tamper_quarter
 from batch_platform_tests.platform import bronze_assets, quarterly, silver_assets, silver_checks
@@ -131,9 +132,14 @@ def test_every_check_passes_per_partition_on_a_clean_run(lake):
     _, _, result = lake
     evaluations = _evaluations(result)
     assert sorted(evaluations) == sorted(
-        (table, name)
-        for table in SILVER_TABLES
-        for name in ("reconciliation", "no_null_keys", "no_duplicate_keys", "quarantine_rate")
+        [
+            *(
+                (table, name)
+                for table in SILVER_TABLES
+                for name in ("reconciliation", "no_null_keys", "no_duplicate_keys", "quarantine_rate")
+            ),
+            *((source, "contract_columns") for source in BRONZE_TABLES),
+        ]
     )
     assert [key for key, e in evaluations.items() if not e.passed] == []
     assert {e.partition for e in evaluations.values()} == {KEY}

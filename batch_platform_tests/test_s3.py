@@ -9,7 +9,8 @@
 - in this process (local master, the S3A jars on the driver's class path): re-running a quarter
   commits a new version replacing exactly it, the previous one still readable; a writer killed
   mid-commit leaves the previous version whole, and a reader polling while a run commits only ever
-  sees one whole version of the table; wrong credentials fail bronze naming the bucket.
+  sees one whole version of the table; wrong credentials fail bronze naming the bucket; a landing
+  file that is not UTF-8, or never closes a quote, fails bronze naming its line.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from batch_platform.tables import TABLES
 from batch_platform_tests.cluster_fixtures import CLUSTER_LAKE
 from batch_platform_tests.s3_pipeline import (
     GOLD_TABLES,
+    KEY_ENV,
     LAKE_BUCKET,
     QUARTERS,
+    SECRET_ENV,
     materialize_all,
     read_table,
     s3_config,
@@ -175,6 +178,32 @@ def test_wrong_credentials_fail_bronze_naming_the_bucket(s3_server, s3_landing, 
     assert f"bucket '{bucket}'" in message and "credentials" in message, message
     assert "not-the-secret" not in message
     assert not _objects(s3_server, bucket, "lake/")
+
+
+def test_bad_text_in_landing_files_on_s3_fails_bronze_naming_file_and_line(s3_server, tmp_path, monkeypatch):
+    """The files the read marks are read whole from S3 (downloaded); the one that is sound passes."""
+    monkeypatch.setenv(KEY_ENV, s3_server.access_key_id)
+    monkeypatch.setenv(SECRET_ENV, s3_server.secret_access_key)
+    header = "customer_id,event_time,amount,currency,channel\n"
+    files = {
+        "latin1.csv": (header + "JOSÉ-02,2024-01-02,1,eur,web\n").encode("latin-1"),
+        "open.csv": (header + 'C1,2024-01-02,1,eur,web\nC2,2024-01-03,2,eur,"web').encode(),
+        "sound.csv": (header + 'C\ufffd3,2024-01-04,3,eur,"two\nlines"\n').encode(),
+    }
+    local = tmp_path / "landing"
+    for name, content in files.items():
+        path = local / "operational" / "2024-01-05" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    upload(s3_server, local, "landing-text", "landing")
+    config = s3_config(tmp_path, s3_server, "s3a://landing-text/landing", str(tmp_path / "lake"))
+    result = materialize_all(config, quarters=["2024-Q1"], selection="bronze/operational", raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "s3a://landing-text/landing/operational/2024-01-05/latin1.csv: not valid UTF-8 at line 2" in message
+    assert "s3a://landing-text/landing/operational/2024-01-05/open.csv: a quoted field opened at line 3" in message
+    assert "sound.csv" not in message
 
 
 def _versions(config) -> tuple[int, dict[str, tuple[int, set[float]]]]:

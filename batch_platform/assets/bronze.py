@@ -12,14 +12,15 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform.checks import contract_columns_evaluations, contract_columns_spec, missing_columns_metadata
 from batch_platform.config import PlatformConfig
 from batch_platform.jobs import lake_pool
-from batch_platform.landing import LandingZone, raise_for_corrupt_rows
-from batch_platform.partitions import label_of, to_key, to_label
+from batch_platform.landing import LandingBatch, LandingZone, verify_rows
+from batch_platform.partitions import label_of, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
 from batch_platform.schemas.bronze import BRONZE_TABLES, BronzeTable
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 def _quarter_label(day: F.Column) -> F.Column:
@@ -43,39 +44,57 @@ def build_bronze_asset(table: BronzeTable, partitions_def: dg.PartitionsDefiniti
             "_batch_id. SPEC.md, 'Bronze: what arrived, untouched'."
         ),
         metadata={**table.definition_metadata(), "source": source},
+        check_specs=[contract_columns_spec(table, partitions_def)],
     )
     def bronze_asset(
         context: dg.AssetExecutionContext, pyspark: PySparkResource, landing: LandingZone
-    ) -> Iterator[dg.Output]:
+    ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
         spark = pyspark.spark_session
         window = context.partition_time_window
         batch = landing.read(spark, source, columns, window.start.date(), window.end.date())
-        quarters = [to_label(key) for key in context.partition_keys]
-        for quarter in quarters:
-            files = [f.path for f in batch.files if label_of(f.arrival) == quarter]
-            context.add_asset_metadata(
-                {"files_read": dg.MetadataValue.int(len(files)), "landing_files": dg.MetadataValue.json(files)},
-                partition_key=to_key(quarter),
-            )
-        if batch.ignored:
-            context.log.warning(f"ignored landing entries (not .csv/.json/.parquet): {batch.ignored}")
-            context.add_output_metadata({"ignored_files": dg.MetadataValue.json(batch.ignored)})
-        if batch.frame is None:
-            yield dg.Output(spark.createDataFrame([], spark_schema(table.model)))
-            return
-        cached = with_ingest_columns(batch.frame, source)
+        cached = None if batch.frame is None else with_ingest_columns(batch.frame, source)
         try:
-            yield dg.Output(raise_for_corrupt_rows(cached, source))
+            if cached is None:
+                rows = spark.createDataFrame([], spark_schema(table.model))
+            else:
+                rows = verify_rows(cached, batch, source, columns)
+            missing = record_landing(context, batch, columns)
+            yield dg.Output(rows)
         finally:
-            cached.unpersist()
+            if cached is not None:
+                cached.unpersist()
+        yield from contract_columns_evaluations(context, table, missing)
 
     return bronze_asset
 
 
+def record_landing(
+    context: dg.AssetExecutionContext, batch: LandingBatch, columns: tuple[str, ...]
+) -> dict[str, dict[str, list[str]]]:
+    """Each quarter's landing files as its materialisation's metadata (`files_read`, `landing_files`,
+    the contract columns files lack) and the ignored entries; the files lacking columns per quarter."""
+    if batch.ignored:
+        context.log.warning(f"ignored landing entries (not .csv/.json/.parquet): {batch.ignored}")
+        context.add_asset_metadata({"ignored_files": dg.MetadataValue.json(batch.ignored)})
+    missing = {}
+    for key in context.partition_keys:
+        files = [item for item in batch.files if label_of(item.arrival) == to_label(key)]
+        missing[to_label(key)] = {item.path: item.missing(columns) for item in files if item.missing(columns)}
+        context.add_asset_metadata(
+            {
+                "files_read": dg.MetadataValue.int(len(files)),
+                "landing_files": dg.MetadataValue.json([item.path for item in files]),
+                **missing_columns_metadata(columns, missing[to_label(key)]),
+            },
+            partition_key=key,
+        )
+    return missing
+
+
 def with_ingest_columns(frame: DataFrame, source: str) -> DataFrame:
     """Landing rows plus `_ingest_date`, `_ingested_at`, `_batch_id` and the partition column,
-    cached: parsing the landing files happens once, for the corrupt-row check and the write.
-    The caller checks the rows with `raise_for_corrupt_rows` and unpersists when done."""
+    cached: parsing the landing files happens once, for the checks of the rows and the write.
+    The caller checks the rows with `verify_rows` and unpersists when done."""
     ingest_date = F.to_date(F.regexp_extract("_source_file", r"/(\d{4}-\d{2}-\d{2})/[^/]*$", 1))
     return (
         frame.withColumn("_ingest_date", ingest_date)
