@@ -44,6 +44,12 @@ from functools import partial, reduce
 from typing import Any
 
 import dagster as dg
+
+# The one name outside Dagster's public API the platform uses: the type of the public
+# `dg.AssetCheckEvaluation.target_materialization_data` field, which Dagster 1.13 documents but does
+# not export. A multi-quarter step can only report per-quarter results as `AssetCheckEvaluation`s
+# (`dg.AssetCheckResult` has no partition, and fills in its target only for a single-partition
+# step), and without a target each quarter's result is dropped from the UI (module docstring).
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )

@@ -22,6 +22,7 @@ from batch_platform.checks import build_silver_checks
 from batch_platform.config import PlatformConfig, load_config
 from batch_platform.jobs import build_jobs, build_vacuum_job, writer_pools
 from batch_platform.resources import build_resources
+from batch_platform.s3 import is_s3
 from batch_platform.sensors import build_landing_sensor
 
 
@@ -49,7 +50,7 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
         asset_checks=[*build_silver_checks(config), *build_ml_checks(config)],
         jobs=[*jobs, build_vacuum_job(config.storage.delta.retention_days, writer_pools(assets))],
         schedules=schedules,
-        sensors=[*sensors, build_landing_sensor(partitions)],
+        sensors=[*sensors, build_landing_sensor(partitions, on_s3=is_s3(config.landing_root))],
         resources=build_resources(config),
         executor=dg.in_process_executor,
     )

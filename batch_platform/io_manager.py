@@ -5,7 +5,7 @@ Layout (SPEC.md, "Lake"): every table is a Delta table at `<lake>/<layer>/<table
 DataFrame with a `quarter` column holding the label of each row's partition; one output may cover
 several quarters (a single-run backfill). Writing a run's quarters:
 
-1. persist the frame and validate it against the table's Pandera model: the structure first (no
+1. validate the frame against the table's Pandera model: the structure first (no
    Spark job), then ONE pass that computes the frame, counts its rows per quarter and counts every
    row check's failing rows per quarter, then the unique key; fail with every failed check and its
    failing-row counts, committing nothing. The columns are then held against the Delta table's
@@ -25,6 +25,15 @@ several quarters (a single-run backfill). Writing a run's quarters:
    `dagster.Failure` naming the table and the quarters, with nothing of that run committed — never
    with Spark's raw error. Every materialisation records the version committed (`delta_version`)
    and the table's path.
+
+The frame is read in several passes (the counting pass, the unique key, the write, the previews),
+and the IO manager caches nothing itself: an asset returns its output cached — persisted (silver,
+gold, the quarantine), checkpointed (`ml/churn_scores`), or columns of its own cache (bronze, whose
+cache holds the parser's marker column besides) — or cheap to compute again (local rows, an empty
+frame), so the rows validated are the rows written. A persisted output is released once written
+(`DataFrame.is_cached`). (Persisting every output here instead copies bronze's cache into a second
+one: measured at SIZE=M, several seconds of the bronze steps; Spark's public API reports a cache only
+for the plan that was persisted, so a projection of a cache cannot be told from any other frame.)
 
 Reading a range of quarters asks the log, in the driver (`deltalake`: no Spark job), which quarters
 hold rows and which were materialised. Every quarter an input is handed must have been materialised
@@ -145,7 +154,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         quarters = [to_label(key) for key in context.asset_partition_keys]
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
-        df = obj if _served_from_cache(obj) else obj.persist()
+        df = obj  # cached by the asset, or cheap to compute again (module docstring)
         timings: dict[str, float] = defaultdict(float)
         mark = time.perf_counter()
 
@@ -178,7 +187,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             self._record(context, df, quarters, rows, version)
             lap("metadata")
         finally:
-            if df.is_cached:  # persisted here or by the asset; a frame derived from a cache is the asset's
+            if df.is_cached:  # the asset's persisted output, written now
                 df.unpersist()
         context.add_output_metadata({f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()})
         context.log.info(
@@ -391,23 +400,6 @@ def _failure(table: str, violations: Sequence[Violation], total: int) -> dg.Fail
             )
         },
     )
-
-
-def _served_from_cache(df: DataFrame) -> bool:
-    """Whether `df` is cached data, or columns picked from it (as bronze returns: its cached frame
-    without the parser's marker column), or checkpointed rows (as `ml/churn_scores` returns).
-    Persisting such a frame again would copy the whole table into a second cache (measured: 10 s of
-    a SIZE=M backfill). A filter over a cache (silver's quarantine) is persisted: it is small, and
-    each pass would otherwise re-filter the cache. Anything else, or a session this cannot ask
-    (Spark Connect), gets persisted too."""
-    try:
-        node = df._jdf.queryExecution().withCachedData()
-        while node.getClass().getSimpleName() == "Project":
-            node = node.child()
-        kind = node.getClass().getSimpleName()
-        return kind == "InMemoryRelation" or (kind == "LogicalRDD" and bool(node.rdd().isCheckpointed()))
-    except Exception:  # noqa: BLE001 - no JVM plan to look at
-        return False
 
 
 def _is_strict(model) -> bool:

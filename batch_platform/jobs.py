@@ -111,13 +111,19 @@ SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
 ALL_ASSETS_JOB = "ALL_ASSETS_JOB"
 """The job of every asset, and the one the UI's "Materialize" on the asset graph launches.
 
-The UI launches a selection through the first job (by name) that holds every selected asset. With
-Dagster's implicit `__ASSET_JOB` first, "select all → Materialize → a range of quarters" makes an
-*asset* backfill, which targets the picked quarters of the roots and then every downstream quarter
-the partition mappings reach: `gold/customer_features` Q reads silver Q-L … Q-1, so silver Q
-reaches gold Q+1 … Q+L, quarters whose silver is not in the backfill (the run fails on them). A
-name that sorts before `__ASSET_JOB` makes the UI launch a *job* backfill of this job instead:
-exactly the picked quarters, in one run (single-run backfill policies)."""
+"Materialize" on a job's own page (Jobs → ALL_ASSETS_JOB) always launches that job: a range of
+quarters is a *job* backfill, exactly the picked quarters in one run (single-run backfill
+policies). On the global asset graph, which belongs to no job, the UI launches a selection through
+the first job (by name: the webserver lists an asset's jobs sorted) that holds every selected
+asset. With Dagster's implicit `__ASSET_JOB` first, "select all → Materialize → a range of
+quarters" makes an *asset* backfill, which targets the picked quarters of the roots and then every
+downstream quarter the partition mappings reach: `gold/customer_features` Q reads silver Q-L … Q-1,
+so silver Q reaches gold Q+1 … Q+L, quarters whose silver is not in the backfill (the run fails on
+them). Dagster 1.13 has no public setting for the job the graph launches, nor for narrowing an
+asset backfill's expansion, so the name is chosen to sort before `__ASSET_JOB` (an upper-case
+letter sorts before `_`), and the graph launches this job as its own page does. The name is plain
+public API; the order is the UI's, and `test_webserver.py` launches a backfill the way the graph
+does and fails if Dagster ever changes it."""
 
 
 def build_jobs(

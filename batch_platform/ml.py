@@ -52,15 +52,6 @@ from functools import reduce
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
-from pyspark.ml.feature import (
-    OneHotEncoder,
-    SQLTransformer,
-    StringIndexer,
-    VectorAssembler,
-)
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -71,6 +62,7 @@ from batch_platform.schemas.base import PARTITION_COLUMN
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
+    from pyspark.ml import Pipeline, PipelineModel
 
     from batch_platform.config import PlatformConfig
 
@@ -103,6 +95,8 @@ def champion_alias(quarter: str) -> str:
 
 # ----------------------------------------------------------------------------------- pipelines
 def candidates() -> dict[str, object]:
+    from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
+
     return {
         "logistic_regression": LogisticRegression(maxIter=100, regParam=0.01, elasticNetParam=0.0),
         "random_forest": RandomForestClassifier(numTrees=100, maxDepth=6, seed=SEED),
@@ -111,6 +105,9 @@ def candidates() -> dict[str, object]:
 
 def pipeline(classifier) -> Pipeline:
     """Null handling, segment encoding and feature vector, then `classifier` (module docstring)."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import OneHotEncoder, SQLTransformer, StringIndexer, VectorAssembler
+
     return Pipeline(
         stages=[
             SQLTransformer(statement=_PREPARE),
@@ -140,6 +137,8 @@ def recency_baseline(train_recency: np.ndarray, train_labels: np.ndarray, recenc
 
 def churn_probability(model: PipelineModel, frame: DataFrame) -> DataFrame:
     """`frame` with `churn_probability`: the fitted pipeline's probability of label 1."""
+    from pyspark.ml.functions import vector_to_array
+
     return model.transform(frame).withColumn("churn_probability", vector_to_array(F.col("probability"))[1])
 
 

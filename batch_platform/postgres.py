@@ -30,17 +30,18 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandera.pyspark as pa
-import pyarrow as pa_arrow
-import pyarrow.csv as pa_csv
 import pyspark.sql.types as T
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from batch_platform.config import ENV_REFERENCE
 from batch_platform.schemas.base import PARTITION_COLUMN, unique_key
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pyarrow as pa_arrow
+    from psycopg import sql
 
 BATCH_ROWS = 64_000
 _MARKER = re.compile(r"bpenvref(\d+)x")
@@ -74,6 +75,8 @@ def _parse_template(dsn: str) -> tuple[dict[str, str], list[str]]:
         names.append(match.group(1))
         return f"bpenvref{len(names) - 1}x"
 
+    from psycopg.conninfo import conninfo_to_dict
+
     marked = ENV_REFERENCE.sub(marker, dsn)
     try:
         return conninfo_to_dict(marked), names
@@ -93,6 +96,8 @@ def check_dsn_template(dsn: str) -> None:
 def connection_parameters(dsn: str) -> dict[str, str]:
     """The libpq parameters of the DSN template `dsn`, each `${NAME}` replaced by the value of the
     environment variable NAME (KeyError if unset) after the template is parsed."""
+    from psycopg.conninfo import conninfo_to_dict
+
     if whole := ENV_REFERENCE.fullmatch(dsn.strip()):
         return conninfo_to_dict(os.environ[whole.group(1)])
     parts, names = _parse_template(dsn)
@@ -133,6 +138,8 @@ def pg_columns(model: type[pa.DataFrameModel]) -> list[PgColumn]:
 
 
 def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> sql.Composed:
+    from psycopg import sql
+
     key = unique_key(model.to_schema())
     if not key:
         raise ValueError(f"{schema}.{table}: the Pandera model declares no unique key for a primary key")
@@ -153,6 +160,8 @@ def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) ->
 def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) -> None:
     """Create the schema and table when missing; fail, naming the columns, when an existing table
     differs from the model (the platform never alters a table people read)."""
+    from psycopg import sql
+
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         conn.execute(create_table_sql(schema, table, model))
@@ -179,6 +188,9 @@ class Replaced:
 def csv_chunk(batch: pa_arrow.RecordBatch, quarter: str) -> bytes:
     """One record batch as CSV lines, `quarter` prepended. Arrow quotes every string, so an empty
     string stays `""` and a NULL is an empty field, which COPY reads as NULL."""
+    import pyarrow as pa_arrow
+    import pyarrow.csv as pa_csv
+
     table = pa_arrow.Table.from_batches([batch])
     table = table.add_column(
         0,
@@ -195,6 +207,8 @@ def replace_quarter(
     batches: Iterable[pa_arrow.RecordBatch],
 ) -> Replaced:  # fmt: skip
     """Replace every row of `quarter` in `schema.table` by `batches`, in one transaction."""
+    from psycopg import sql
+
     started = time.perf_counter()
     columns = [c.name for c in pg_columns(model)]
     target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))

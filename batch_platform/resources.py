@@ -17,7 +17,7 @@ from batch_platform.io_manager import LakeIOManager
 from batch_platform.landing import LandingZone
 from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.postgres import PostgresTarget
-from batch_platform.s3 import hadoop_s3a_settings, s3_resource
+from batch_platform.s3 import hadoop_s3a_settings, is_s3, s3_resource
 
 
 class PlatformPySpark(PySparkResource):
@@ -104,16 +104,25 @@ class BatchSettings(dg.ConfigurableResource):
     quarantine_rate_fail: float
 
 
+def uses_s3(config: PlatformConfig) -> bool:
+    """Whether the platform talks to S3: `storage.s3` is set, or the landing or lake root is `s3a://`."""
+    return config.storage.s3 is not None or is_s3(config.landing_root) or is_s3(config.lake_root)
+
+
 def build_resources(config: PlatformConfig) -> dict[str, object]:
+    """Every resource of the config. `postgres` with `publish.postgres` only; `s3` (dagster-aws's
+    `S3Resource`, which the landing sensor lists an `s3a://` landing zone with) only when the
+    platform uses S3 (`uses_s3`): a local platform never imports dagster-aws."""
     pyspark = build_pyspark(config)
     publish = config.publish.postgres
     optional = {"postgres": PostgresTarget(dsn=publish.dsn, db_schema=publish.db_schema)} if publish else {}
+    if uses_s3(config):
+        optional["s3"] = s3_resource(config.storage.s3)
     return {
         **optional,
         "pyspark": pyspark,
         "io_manager": build_io_manager(config, pyspark),
         "landing": LandingZone(root=config.landing_root),
-        "s3": s3_resource(config.storage.s3),
         "mlflow_store": build_mlflow_store(config),
         "settings": BatchSettings(
             lookback_quarters=config.batch.lookback_quarters,

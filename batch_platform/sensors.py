@@ -1,8 +1,9 @@
 """`landing_sensor` (built by `build_landing_sensor`): new landing files start a run of `training_set_job` for their quarter.
 
 Off by default (turn it on in the UI, Automation, with the daemon running). Every evaluation
-lists the landing zone — a folder, or `s3a://` through dagster-aws's `S3Resource` (boto3, with
-`storage.s3`) — and compares it with the cursor, the set of files already seen. The new files are
+lists the landing zone — a folder, or `s3a://` through the `s3` resource (dagster-aws's
+`S3Resource`: boto3, with `storage.s3`), which the sensor requires only for an `s3a://` landing
+root — and compares it with the cursor, the set of files already seen. The new files are
 grouped by the quarter of their arrival folder (`<source>/<YYYY-MM-DD>/<file>`), and each quarter
 gets one run request (bronze → silver → gold of that quarter). A file enters the cursor when a run
 is requested for it, so the sensor never ingests a file twice.
@@ -21,10 +22,9 @@ from collections import defaultdict
 from datetime import date
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from batch_platform import storage
-from batch_platform.landing import _FOLDER_DATE, FORMATS, LandingZone
+from batch_platform.landing import _FOLDER_DATE, FORMATS
 from batch_platform.partitions import label_of, to_key
 from batch_platform.s3 import is_s3
 
@@ -32,9 +32,12 @@ SOURCES = ("operational", "logs", "external")
 TRAINING_SET_JOB = "training_set_job"
 
 
-def landing_files(root: str, s3: S3Resource) -> list[str]:
-    """Every file under `<root>/<source>/`, as `<source>/<YYYY-MM-DD>/<name>` paths."""
-    return storage.list_tree(root, SOURCES, s3.get_client() if is_s3(root) else None)
+def landing_files(root: str, s3_client=None) -> list[str]:
+    """Every file under `<root>/<source>/`, as `<source>/<YYYY-MM-DD>/<name>` paths. An `s3a://` root
+    is listed with `s3_client` (boto3's, as the `s3` resource gives it to a sensor); a folder needs none."""
+    if is_s3(root) and s3_client is None:
+        raise dg.Failure(f"the landing zone {root} is on S3 but the sensor was built without the s3 resource")
+    return storage.list_tree(root, SOURCES, s3_client if is_s3(root) else None)
 
 
 def arrival_quarter(path: str) -> str | None:
@@ -50,21 +53,24 @@ def arrival_quarter(path: str) -> str | None:
         return None
 
 
-def build_landing_sensor(partitions_def: dg.PartitionsDefinition) -> dg.SensorDefinition:
-    """The landing sensor on the platform's partitions (`config.partitions()`), targeting `training_set_job`."""
+def build_landing_sensor(partitions_def: dg.PartitionsDefinition, *, on_s3: bool = False) -> dg.SensorDefinition:
+    """The landing sensor on the platform's partitions (`config.partitions()`), targeting `training_set_job`.
+    It uses the `landing` resource, and the `s3` resource when `on_s3` (an `s3a://` landing root)."""
 
     @dg.sensor(
         job_name=TRAINING_SET_JOB,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
+        required_resource_keys={"landing", "s3"} if on_s3 else {"landing"},
         description="New files in the landing zone → training_set_job (bronze → gold) for their arrival quarter.",
     )
-    def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone, s3: S3Resource):
+    def landing_sensor(context: dg.SensorEvaluationContext):
+        root = context.resources.landing.root
         seen = set(json.loads(context.cursor)) if context.cursor else set()
         partitions = {key: None for key in partitions_def.get_partition_keys()}
         new: dict[str, list[str]] = defaultdict(list)
         waiting = 0
-        for path in landing_files(landing.root, s3):
+        for path in landing_files(root, context.resources.s3 if on_s3 else None):
             quarter = arrival_quarter(path)
             if path in seen or quarter is None:
                 continue

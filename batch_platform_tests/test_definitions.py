@@ -134,6 +134,25 @@ def test_importing_the_definitions_starts_no_spark():
     assert "no spark" in out.stdout
 
 
+def test_loading_the_definitions_imports_only_what_they_need():
+    """Importing the module and building a local platform's definitions imports no client a run
+    alone needs (dagster-aws and its SQL storage, psycopg, MLlib, MLflow): they load when used, which
+    keeps the code location's load (every run process repeats it) short."""
+    probe = textwrap.dedent(
+        """
+        import sys
+        from batch_platform.config import parse_config
+        from batch_platform.definitions import build_definitions
+        build_definitions(parse_config({}, "probe"))
+        heavy = ("dagster_aws", "boto3", "sqlalchemy", "psycopg", "pyspark.ml", "mlflow", "deltalake")
+        print("imported:", sorted(name for name in heavy if name in sys.modules))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "imported: []" in out.stdout, out.stdout
+
+
 def test_the_code_location_loads_cleanly_in_dagster(tmp_path):
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     out = subprocess.run(

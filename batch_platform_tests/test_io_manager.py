@@ -10,6 +10,7 @@ import pytest
 from dagster._serdes import serialize_value
 from dagster_pyspark import PySparkResource
 from deltalake import DeltaTable
+from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from batch_platform import delta
@@ -649,20 +650,27 @@ def test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next
 
 
 def test_counted_checks_agree_with_pandera_on_every_row(spark):
-    """The one-pass counting selects failing rows by Pandera's own expressions: on the same rows,
-    Pandera's validation passes exactly the rows the counting calls passing and fails each row it
+    """The one-pass counting selects failing rows by `BUILTIN_FAILING_ROWS`: on the same rows,
+    Pandera's own validation passes exactly the rows the counting calls passing and fails each row it
     counts as failing — `str_matches` anchored, bounds exclusive where declared, NULLs passing."""
     import pandera.pyspark as pa
     import pyspark.sql.types as T
     from pyspark.sql import functions as F
 
-    from batch_platform.schemas.base import row_checks
+    from batch_platform.schemas.base import BUILTIN_FAILING_ROWS, row_checks
 
     class Probe(pa.DataFrameModel):
-        code: T.StringType() = pa.Field(nullable=True, str_matches=r"\d{2}-[A-Z]", str_length={"max_value": 5})
+        code: T.StringType() = pa.Field(
+            nullable=True,
+            str_matches=r"\d{2}-[A-Z]",
+            str_length={"max_value": 5},
+            str_contains=r"-[A-Z]",
+            str_startswith="1",
+            str_endswith="A",
+        )
         size: T.DoubleType() = pa.Field(nullable=True, in_range={"min_value": 0, "max_value": 10, "include_min": False})
-        kind: T.StringType() = pa.Field(nullable=True, isin=["a", "b"], notin=["b"])
-        count: T.LongType() = pa.Field(nullable=True, ge=1, lt=100)
+        kind: T.StringType() = pa.Field(nullable=True, isin=["a", "b"], notin=["b"], eq="a", ne="c")
+        count: T.LongType() = pa.Field(nullable=True, ge=1, lt=100, gt=0, le=99)
 
     rows = [
         ("12-A", 5.0, "a", 1),
@@ -674,11 +682,12 @@ def test_counted_checks_agree_with_pandera_on_every_row(spark):
     ]
     frame = spark.createDataFrame(rows, "code string, size double, kind string, count long").cache()
     schema = Probe.to_schema()
-    checked = 0
+    checked = set()
     for check in row_checks(Probe):
         if check.check == "not_nullable":
             continue
         (column_check,) = [c for c in schema.columns[check.column].checks if (c.error or c.name) == check.check]
+        checked.add(column_check.name)
         alone = pa.DataFrameSchema(
             {check.column: pa.Column(schema.columns[check.column].dtype, checks=[column_check], nullable=True)}
         )
@@ -689,28 +698,34 @@ def test_counted_checks_agree_with_pandera_on_every_row(spark):
         for row in failing:
             single = spark.createDataFrame([row], frame.schema).select(check.column)
             assert alone.validate(single).pandera.errors, (check.check, row)
-        checked += 1
-    assert checked == 7
+    assert checked == set(BUILTIN_FAILING_ROWS)  # every built-in counted row by row, each held against Pandera
     assert frame.filter(F.col("code").rlike(r"\d{2}-[A-Z]") & ~F.col("code").rlike(r"^\d{2}-[A-Z]")).count() == 1
 
 
-def test_cached_and_checkpointed_frames_are_not_cached_again(spark):
-    """The IO manager persists an output for its passes unless it already is cached data, columns
-    of it, or checkpointed rows (`ml/churn_scores`); a filter over a cache is persisted (small)."""
-    from pyspark.sql import functions as F
+def test_the_io_manager_caches_nothing_and_releases_a_persisted_output(spark, resources, platform_config):
+    """The IO manager validates and writes the frame as the asset returns it, caching nothing itself
+    (a projection of the asset's cache is computed from that cache at every pass: `Gate` holds a
+    write that way), and releases an output the asset persisted once it is written."""
+    from batch_platform_tests.platform import quarterly
 
-    from batch_platform.io_manager import _served_from_cache
+    returned = {}
 
-    def frame(rows: int):
-        return spark.range(rows).withColumn("quarter", F.lit("2024-Q1"))
+    def widgets(persisted: bool) -> dg.AssetsDefinition:
+        @dg.asset(key=WIDGETS_KEY, partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
+        def asset(context: dg.AssetExecutionContext, pyspark: PySparkResource):
+            base = widget_rows(pyspark.spark_session, context.partition_keys[0], 4).persist()
+            returned.update(base=base, output=base if persisted else base.select(*base.columns[::-1]))
+            return returned["output"]
 
-    cached = frame(50).persist()
-    checkpointed = frame(40).localCheckpoint()
+        return asset
+
+    assert _materialize([widgets(persisted=True)], resources, "2024-Q1").success
+    assert not returned["output"].is_cached  # the asset's persisted output, released once written
+    assert _materialize([widgets(persisted=False)], resources, "2024-Q1").success
+    output, base = returned["output"], returned["base"]
     try:
-        assert _served_from_cache(cached) and _served_from_cache(cached.select("id"))
-        assert _served_from_cache(checkpointed) and _served_from_cache(checkpointed.drop("quarter"))
-        assert not _served_from_cache(frame(60))
-        assert not _served_from_cache(cached.filter(F.col("id") > 3))
-        assert not _served_from_cache(spark.createDataFrame(spark.sparkContext.parallelize([(1,)]), "id int"))
+        assert not output.is_cached and output.storageLevel == StorageLevel.NONE  # nothing cached on top
+        assert base.is_cached  # the asset's own cache is the asset's to release
     finally:
-        cached.unpersist()
+        base.unpersist()
+    assert len(_read(platform_config, "2024-Q1")) == 4

@@ -21,13 +21,15 @@ from batch_platform_tests.s3_pipeline import s3_section
 
 defs = build_definitions(DEFAULTS)
 landing_sensor = build_landing_sensor(quarterly)
+s3_landing_sensor = build_landing_sensor(quarterly, on_s3=True)
 OPEN_QUARTER = shift(label_of(date.fromisoformat(quarterly.get_last_partition_key())), 1)
 
 
 def evaluate(resources: dict, cursor: str | None):
+    sensor = s3_landing_sensor if "s3" in resources else landing_sensor
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
-        result = landing_sensor.evaluate_tick(context)
+        result = sensor.evaluate_tick(context)
     return result
 
 
@@ -62,6 +64,21 @@ def test_sensor_is_off_by_default_and_part_of_the_definitions():
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert sensor.job_name == "training_set_job"
+    # a local landing zone: no s3 resource, and dagster-aws is not needed to list it
+    assert sensor.required_resource_keys == {"landing"} and "s3" not in defs.resources
+    assert s3_landing_sensor.required_resource_keys == {"landing", "s3"}
+
+
+def test_the_s3_resource_is_built_only_for_a_platform_on_s3():
+    """dagster-aws's `S3Resource` (and its import) only when `storage.s3` is set or a root is `s3a://`."""
+    from dagster_aws.s3 import S3Resource
+
+    from batch_platform.config import parse_config
+    from batch_platform.resources import build_resources
+
+    on_s3 = parse_config({"storage": {"s3": {"endpoint_url": "http://127.0.0.1:9", "path_style_access": True}}})
+    assert isinstance(build_resources(on_s3)["s3"], S3Resource)
+    assert "s3" not in build_resources(DEFAULTS)
 
 
 def test_sensor_on_a_landing_folder(tmp_path: Path):
@@ -72,7 +89,7 @@ def test_sensor_on_a_landing_folder(tmp_path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("customer_id\n1\n")
 
-    _check_sensor({"landing": LandingZone(root=str(root)), "s3": s3_resource(None)}, put)
+    _check_sensor({"landing": LandingZone(root=str(root))}, put)
 
 
 @pytest.mark.s3

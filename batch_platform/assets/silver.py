@@ -198,7 +198,9 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
                 for key in (table.silver_key, table.quarantine_key):
                     context.add_asset_metadata(figures.metadata(), asset_key=key, partition_key=to_key(quarter))
             yield dg.Output(silver, output_name="silver")
-            yield dg.Output(quarantine_rows(flagged, table), output_name="quarantine")
+            # persisted: small, and every pass of the IO manager would otherwise filter the cache again
+            quarantine = quarantine_rows(flagged, table).persist()
+            yield dg.Output(quarantine, output_name="quarantine")
         finally:
             silver.unpersist()
             flagged.unpersist()

@@ -1,16 +1,18 @@
 """What every lake table's Pandera model shares, and how a failed validation becomes a message.
 
-Every check our models use has a Spark expression selecting its failing rows: for Pandera's
-built-in checks it is the one Pandera's own pyspark implementation filters by
-(`pandera_failing_rows`), and rules of our own are written with `row_rule`. `validate_frame`
-evaluates them all in one aggregation, with failing-row counts per quarter (see `count_and_check`
-for why not Pandera's own data validation). NULLs pass value checks, as in Pandera; nullability is
-its own check.
+Every check our models use has a Spark expression selecting its failing rows, declared with the
+model through Pandera's public API: a built-in check (`pa.Field(ge=0, isin=[...])`) by its name and
+arguments (`Check.name`, `Check.statistics`), which `BUILTIN_FAILING_ROWS` turns into the filter
+Pandera's pyspark backend applies for it; a rule of our own (`row_rule`) carries its predicate in its
+own Pandera check. `validate_frame` evaluates them all in one aggregation, with failing-row counts per
+quarter (see `count_and_check` for why not Pandera's own data validation). NULLs pass value checks, as
+in Pandera; nullability is its own check. A built-in with no expression here is left to Pandera's own
+validation (`check_table`), so nothing declared is skipped.
 """
 
 from __future__ import annotations
 
-import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,66 +27,85 @@ PARTITION_COLUMN = "quarter"
 QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
 
 
-class _FailingRowsRecorder:
-    """Stands in for the DataFrame a Pandera pyspark built-in check filters: it keeps the
-    expression the check filters its failing rows by, so that expression can be counted."""
-
-    def __init__(self) -> None:
-        self.failing: Column | None = None
-
-    def filter(self, condition: Column) -> _FailingRowsRecorder:
-        self.failing = condition
-        return self
-
-    def limit(self, _: int) -> _FailingRowsRecorder:
-        return self
-
-    def count(self) -> int:
-        return 0
+def _anchored(pattern: str | re.Pattern) -> str:
+    """`str_matches` matches at the start of the value, as Pandera anchors it."""
+    text = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+    return text if text.startswith("^") else f"^{text}"
 
 
-def pandera_failing_rows(check: pa.Check, column: str) -> Column | None:
-    """The expression Pandera's own pyspark implementation of the built-in `check` selects the
-    failing rows of `column` by (`df.filter(expr).limit(1).count() == 0` in
-    `pandera.backends.pyspark.builtin_checks`), or None for a check that is not row by row.
-
-    So the one-pass counting uses Pandera's rule itself — its anchoring of `str_matches`, its
-    bounds of `in_range` — rather than a copy of it. A NULL passes, as in Pandera's filter.
-    """
-    from pandera.api.pyspark.types import PysparkDataframeColumnObject
-    from pandera.backends.pyspark import builtin_checks
-
-    builtin = getattr(builtin_checks, check.name, None)
-    if builtin is None:
-        return None
-    recorder = _FailingRowsRecorder()
-    try:
-        inspect.unwrap(builtin)(PysparkDataframeColumnObject(recorder, column), **(check.statistics or {}))
-    except (AttributeError, TypeError):  # aggregates (unique_values_eq) need the real frame
-        return None
-    return recorder.failing
+def _in_range(c: Column, min_value, max_value, include_min: bool = True, include_max: bool = True) -> Column:
+    low = c >= min_value if include_min else c > min_value
+    high = c <= max_value if include_max else c < max_value
+    return ~(low & high)
 
 
-_ROW_RULES: dict[str, Callable[[], Column]] = {}
+def _str_length(c: Column, min_value=None, max_value=None, exact_value=None) -> Column:
+    length = F.length(c)
+    if exact_value is not None:
+        return length != exact_value
+    if min_value is None and max_value is None:
+        raise ValueError("str_length needs at least one of min_value and max_value")
+    low = F.lit(True) if min_value is None else length >= min_value
+    high = F.lit(True) if max_value is None else length <= max_value
+    return ~(low & high)
+
+
+BUILTIN_FAILING_ROWS: dict[str, Callable[..., Column]] = {
+    "equal_to": lambda c, value: ~(c == value),
+    "not_equal_to": lambda c, value: ~(c != value),
+    "greater_than": lambda c, min_value: ~(c > min_value),
+    "greater_than_or_equal_to": lambda c, min_value: ~(c >= min_value),
+    "less_than": lambda c, max_value: ~(c < max_value),
+    "less_than_or_equal_to": lambda c, max_value: ~(c <= max_value),
+    "in_range": _in_range,
+    "isin": lambda c, allowed_values: ~c.isin(list(allowed_values)),
+    "notin": lambda c, forbidden_values: c.isin(list(forbidden_values)),
+    "str_matches": lambda c, pattern: ~c.rlike(_anchored(pattern)),
+    "str_contains": lambda c, pattern: ~c.rlike(pattern),
+    "str_startswith": lambda c, string: ~c.startswith(string),
+    "str_endswith": lambda c, string: ~c.endswith(string),
+    "str_length": _str_length,
+}
+"""Pandera's row-by-row built-in checks (by `Check.name`, aliases resolved: `ge` is
+`greater_than_or_equal_to`) → the expression true on a failing row of column `c`, given the check's
+`Check.statistics` as keywords: the condition Pandera's pyspark backend filters the failing rows by
+(`str_matches` anchored at the start, bounds inclusive unless declared otherwise). A NULL gives NULL,
+which passes, as in Pandera. `batch_platform_tests/test_io_manager.py` holds each one used against
+Pandera's own verdict, row by row."""
+
+
+def builtin_failing_rows(check: pa.Check, column: str) -> Column | None:
+    """The expression selecting the failing rows of `column` for the built-in `check`, or None for a
+    check with none here (an aggregate such as `unique_values_eq`, or a custom check)."""
+    failing = BUILTIN_FAILING_ROWS.get(check.name)
+    return None if failing is None else failing(F.col(column), **(check.statistics or {}))
+
+
+_PREDICATE = "passes"
+"""The keyword a `row_rule`'s Pandera check carries its predicate under (its `Check.statistics`)."""
 
 
 def row_rule(name: str, passes: Callable[[], Column]):
     """A Pandera dataframe check that every row satisfies `passes()` (NULL counts as passing).
 
     Assign it in a model's body (`_my_rule = row_rule("my_rule", lambda: F.col("x") > 0)`). The
-    predicate may use any columns of the row, the partition column included. `name` is global:
-    the IO manager finds the predicate by it to count failing rows.
+    predicate may use any columns of the row, the partition column included. The check carries the
+    predicate itself (as its argument, `Check.statistics`), so the IO manager counts the failing rows
+    of exactly the rule Pandera would run; `name` is what failures and the UI call it.
     """
-    if name in _ROW_RULES and _ROW_RULES[name] is not passes:
-        raise ValueError(f"row rule {name!r} is already defined")
-    _ROW_RULES[name] = passes
 
-    def check(cls, df: DataFrame, rule: str) -> bool:
+    def check(cls, df: DataFrame, passes: Callable[[], Column]) -> bool:
         return df.filter(~F.coalesce(passes(), F.lit(True))).limit(1).count() == 0
 
     check.__name__ = name
-    # The `rule` keyword is what makes pandera.pyspark hand the check its arguments at all.
-    return pa.dataframe_check(name=name, rule=name)(check)
+    # A keyword argument is also what makes pandera.pyspark hand the check its arguments at all.
+    return pa.dataframe_check(name=name, **{_PREDICATE: passes})(check)
+
+
+def row_rule_predicate(check: pa.Check) -> Callable[[], Column] | None:
+    """The predicate of a dataframe check made by `row_rule`; None for any other check."""
+    predicate = (check.statistics or {}).get(_PREDICATE)
+    return predicate if callable(predicate) else None
 
 
 def quarter_start_date(quarter: Column | None = None) -> Column:
@@ -191,12 +212,12 @@ def row_checks(model: type[pa.DataFrameModel]) -> list[RowCheck]:
         if not column.nullable:
             checks.append(RowCheck(name, "not_nullable", F.col(name).isNull()))
         for check in column.checks:
-            failing = pandera_failing_rows(check, name)
+            failing = builtin_failing_rows(check, name)
             if failing is not None:
                 checks.append(RowCheck(name, check.error or check.name, F.coalesce(failing, F.lit(False))))
     for check in schema.checks:
-        if check.name in _ROW_RULES:
-            checks.append(RowCheck("", check.name, ~F.coalesce(_ROW_RULES[check.name](), F.lit(True))))
+        if (passes := row_rule_predicate(check)) is not None:
+            checks.append(RowCheck("", check.name, ~F.coalesce(passes(), F.lit(True))))
     return checks
 
 
@@ -244,11 +265,11 @@ def check_table(df: DataFrame, model: type[pa.DataFrameModel], rows: int | None 
         if dupes:
             violations.append(Violation("", f"unique ({', '.join(keys)})", dupes))
     leftover_columns = {
-        name: [check for check in column.checks if pandera_failing_rows(check, name) is None]
+        name: [check for check in column.checks if builtin_failing_rows(check, name) is None]
         for name, column in schema.columns.items()
     }
     leftover_columns = {name: checks for name, checks in leftover_columns.items() if checks}
-    leftover_frame = [check for check in schema.checks if check.name not in _ROW_RULES]
+    leftover_frame = [check for check in schema.checks if row_rule_predicate(check) is None]
     if leftover_columns or leftover_frame:
         rest = _structural(schema).update_columns(
             {name: {"checks": checks} for name, checks in leftover_columns.items()}
