@@ -117,6 +117,8 @@ def train_quarters(training_set: DataFrame, quarters: Sequence[str], store: Mlfl
     frame = training_set.persist()
     try:
         counts = split_counts(frame)
+        if any(untrainable_reason(counts.get(q, {})) is None for q in quarters):
+            store.activate()  # a new store's experiment created once: two threads looking it up would both create it
         with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
             outcomes = list(pool.map(lambda q: train_quarter(frame, q, counts.get(q, {}), store, pinned), quarters))
     finally:
