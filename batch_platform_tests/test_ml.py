@@ -29,11 +29,14 @@ from batch_platform.assets.ml import (
     SCORES_KEY,
     build_ml_assets,
     build_ml_checks,
-    out_of_time_result,
 )
 from batch_platform.config import parse_config
 from batch_platform.consume import load_scores
-from batch_platform.ml import METRICS, evaluate, scoring_features, untrainable_reason
+from batch_platform.ml.candidates import METRICS
+from batch_platform.ml.metrics import evaluate
+from batch_platform.ml.out_of_time import out_of_time_result
+from batch_platform.ml.scoring import scoring_features
+from batch_platform.ml.training import untrainable_reason
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
@@ -523,9 +526,9 @@ def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter
     still reads exactly the rows it was fit on (SPEC.md, "Lake" and "ML")."""
     import time
 
-    import batch_platform.assets.ml as ml_assets
+    import batch_platform.ml.training as ml_assets
     from batch_platform.consume import load_training_set
-    from batch_platform.ml import load_training_set_of_model
+    from batch_platform.ml.training_input import load_training_set_of_model
     from batch_platform_tests.test_gold import materialize_gold, write_silver
 
     shared, _, _ = ml_lake
