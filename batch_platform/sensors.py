@@ -24,12 +24,12 @@ from datetime import date
 import dagster as dg
 
 from batch_platform import storage
+from batch_platform.jobs import TRAINING_SET_JOB
 from batch_platform.landing import _FOLDER_DATE, FORMATS
+from batch_platform.layout import is_s3
 from batch_platform.partitions import label_of, to_key
-from batch_platform.s3 import is_s3
 
 SOURCES = ("operational", "logs", "external")
-TRAINING_SET_JOB = "training_set_job"
 
 
 def landing_files(root: str, s3_client=None) -> list[str]:
