@@ -142,7 +142,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     import dagster as dg  # start-up time: Dagster and the definitions load once the range is valid
 
-    from batch_platform.definitions import build_definitions
+    from batch_platform.definitions import build_definitions  # start-up time (module docstring)
     from batch_platform.jobs import ALL_ASSETS_JOB, SELECTION_JOB, release_abandoned_pools
 
     defs = build_definitions(config)
@@ -208,8 +208,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     quarters = _partition_range(args, config)
 
     from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
-    from batch_platform.schemas.gold import TRAINING_SET
-    from batch_platform.tables import TABLES
+    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
+    from batch_platform.tables import TABLES  # start-up time (module docstring)
 
     training_set = TRAINING_SET.name
     lake = Lake.from_config(config)
@@ -259,8 +259,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     """A lake table's commits, newest first: version, time (UTC), operation, run id, the quarters it
     replaced and its rows (SPEC.md, "Lake": time travel). Read from the Delta log with delta-rs."""
     from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
-    from batch_platform.schemas.gold import TRAINING_SET
-    from batch_platform.tables import TABLES
+    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
+    from batch_platform.tables import TABLES  # start-up time (module docstring)
 
     tables = [table.name for table in TABLES.values()]
     if args.table not in tables:
@@ -310,7 +310,7 @@ def _quarter_list(quarters: Sequence[str]) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from batch_platform.api import TOKEN_ENV, serve  # start-up time: FastAPI, Arrow, the table declarations
-    from batch_platform.lake_files import Lake
+    from batch_platform.lake_files import Lake  # start-up time (module docstring)
 
     if not os.environ.get(TOKEN_ENV):
         print(f"set {TOKEN_ENV} to the token clients must send (Authorization: Bearer <token>)", file=sys.stderr)
@@ -340,7 +340,7 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
     quarters = _partition_range(args, config)
 
     from batch_platform.assets.ml import out_of_time_result  # start-up time: Spark, Dagster and the ML code
-    from batch_platform.mlflow_store import build_mlflow_store
+    from batch_platform.mlflow_store import build_mlflow_store  # start-up time (module docstring)
 
     print(f"{'':<39}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")
     print(

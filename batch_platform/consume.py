@@ -155,15 +155,15 @@ def _load(table: Table, quarter: str, config, lake_root, version, as_of) -> pd.D
     layout = LakeLayout(config.lake_root if lake_root is None else os.fspath(lake_root))
     s3 = config.storage.s3 if config is not None else None
     retention = config.storage.delta.retention_days if config is not None else delta.DEFAULT_RETENTION_DAYS
+    uri = layout.table_uri(table.key)
     try:
         try:
-            opened = delta.open_table(
-                layout.table_uri(table.key), s3, version=version, as_of=as_of, retention_days=retention
-            )
-        except delta.TableMissing:
-            layout.require(table.key, [label], None)
+            opened = delta.open_table(uri, s3, version=version, as_of=as_of, retention_days=retention)
+        except delta.TableMissing as exc:
+            layout.require(table.key, [label], None, absent=str(exc))  # raises
+            raise
         rows = delta.read_quarter(opened, label)
-        if rows.num_rows == 0:
+        if rows.num_rows == 0:  # empty, or never materialised: the log says which
             version_read = None if opened.latest else opened.version
             layout.require(table.key, [label], delta.materialised_quarters(opened), version=version_read)
     except PartitionNotMaterialised as exc:

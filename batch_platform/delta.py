@@ -222,7 +222,7 @@ def open_table(
     oldest kept and `retention_days` (`storage.delta.retention_days`)."""
     if version is not None and as_of is not None:
         raise ValueError("give version= or as_of=, not both")
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
     from deltalake.exceptions import DeltaError, TableNotFoundError
 
     location, options = table_location(uri), storage_options(uri, s3)
@@ -277,7 +277,7 @@ def quarter_dataset(table: LakeTable, quarter: str) -> pads.Dataset:
     handler: that one goes through Python (three times slower on a folder), and a process that read
     through it aborts at exit now and then ("terminate called without an active exception", about
     one run in ten with deltalake 1.6.6 and pyarrow 25: its threads outlive Arrow's teardown)."""
-    from pyarrow import fs as pafs
+    from pyarrow import fs as pafs  # start-up time: the command line loads no Arrow
 
     filesystem = pafs.SubTreeFileSystem(*reversed(pyarrow_filesystem(table.uri, table.s3)))
     dataset = table.delta.to_pyarrow_dataset(
@@ -337,7 +337,7 @@ def materialised_quarters(table: LakeTable) -> list[str]:
 def file_schema(table: LakeTable) -> pa.Schema:
     """The columns of the table's data files: its schema without the partition column, which is the
     folder (`quarter=2025-Q1/`), not a column of the files."""
-    import pyarrow as pa
+    import pyarrow as pa  # start-up time: the command line loads no Arrow
 
     schema = pa.schema(table.delta.schema().to_arrow())
     partitions = set(table.delta.metadata().partition_columns)
@@ -358,7 +358,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _add_actions(table: LakeTable) -> list[dict[str, Any]]:
-    import pyarrow as pa
+    import pyarrow as pa  # start-up time: the command line loads no Arrow
 
     actions = pa.table(table.delta.get_add_actions(flatten=True))
     column = f"partition.{PARTITION_COLUMN}"
@@ -391,7 +391,7 @@ def _history(table: LakeTable, limit: int | None = None) -> list[dict[str, Any]]
     """The commit entries up to the table's version, newest first. delta-rs numbers the history of a
     table opened at an older version from that version (wrongly: it lists the later commits too), so
     the history is read from the latest version and cut at this one."""
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
 
     latest = table.delta if table.latest else DeltaTable(table.delta.table_uri, storage_options=table.options)
     if table.latest:
@@ -463,8 +463,8 @@ def _gone(table: LakeTable, what: str) -> str:
 def _oldest_version(table: LakeTable) -> int | None:
     """The oldest version that still opens: the oldest commit in the log after the last cleanup, or
     the first one after it that has a checkpoint (a few tries at most)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaError
+    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
+    from deltalake.exceptions import DeltaError  # start-up time: the definitions never import delta-rs
 
     try:
         latest = DeltaTable(table.delta.table_uri, storage_options=table.options)

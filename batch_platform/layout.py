@@ -99,10 +99,17 @@ class LakeLayout:
         return f"{prefix}/{key}" if prefix else key
 
     def require(
-        self, table, quarters: Sequence[str], materialised: Sequence[str] | None, *, version: int | None = None
+        self,
+        table,
+        quarters: Sequence[str],
+        materialised: Sequence[str] | None,
+        *,
+        version: int | None = None,
+        absent: str | None = None,
     ) -> None:
         """`PartitionNotMaterialised` naming `table` and each of `quarters` that `materialised` (the
-        quarters the table holds at the version read; None: there is no table) lacks."""
+        quarters the table holds at the version read; None: there is no table, `absent` saying why
+        when it is more than that) lacks."""
         missing = [q for q in quarters if materialised is None or q not in materialised]
         if not missing:
             return
@@ -110,7 +117,7 @@ class LakeLayout:
         partitions = ", ".join(missing)
         at = "" if version is None else f" at version {version}"
         if materialised is None:
-            where = f"there is no Delta table at {uri}"
+            where = absent or f"there is no Delta table at {uri}"
         else:
             where = f"the Delta table {uri} holds {', '.join(materialised) or 'no quarter'}"
         raise PartitionNotMaterialised(f"{name} has no partition {partitions}{at}: {where}", name, missing)

@@ -79,7 +79,7 @@ def pg_columns(model: type[pa.DataFrameModel]) -> list[PgColumn]:
 
 
 def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> sql.Composed:
-    from psycopg import sql
+    from psycopg import sql  # optional dependency: only with publish.postgres
 
     key = unique_key(model.to_schema())
     if not key:
@@ -101,7 +101,7 @@ def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) ->
 def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) -> None:
     """Create the schema and table when missing; fail, naming the columns, when an existing table
     differs from the model (the platform never alters a table people read)."""
-    from psycopg import sql
+    from psycopg import sql  # optional dependency: only with publish.postgres
 
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -129,7 +129,7 @@ class Replaced:
 def csv_chunk(batch: pa_arrow.RecordBatch, quarter: str) -> bytes:
     """One record batch as CSV lines, `quarter` prepended. Arrow quotes every string, so an empty
     string stays `""` and a NULL is an empty field, which COPY reads as NULL."""
-    import pyarrow as pa_arrow
+    import pyarrow as pa_arrow  # start-up time: the definitions load no Arrow CSV writer
     import pyarrow.csv as pa_csv
 
     table = pa_arrow.Table.from_batches([batch])
@@ -148,7 +148,7 @@ def replace_quarter(
     batches: Iterable[pa_arrow.RecordBatch],
 ) -> Replaced:  # fmt: skip
     """Replace every row of `quarter` in `schema.table` by `batches`, in one transaction."""
-    from psycopg import sql
+    from psycopg import sql  # optional dependency: only with publish.postgres
 
     started = time.perf_counter()
     columns = [c.name for c in pg_columns(model)]
@@ -197,7 +197,7 @@ class PostgresTarget(dg.ConfigurableResource):
 
     def connect(self):
         """A psycopg connection; a failure names the host and never shows the password."""
-        import psycopg
+        import psycopg  # optional dependency: only with publish.postgres
 
         try:
             parameters = connection_parameters(self.dsn)

@@ -114,7 +114,7 @@ def access_error(path: str, exc: BaseException) -> str:
 def boto3_client(s3: S3Config | None):
     """A boto3 S3 client configured from `storage.s3` (credentials read from the environment now)."""
     import boto3  # optional dependency (dagster-aws): only when the platform uses S3
-    from botocore.config import Config
+    from botocore.config import Config  # optional dependency (dagster-aws): only when the platform uses S3
 
     s3 = s3 or S3Config()
     return boto3.client(
