@@ -54,7 +54,7 @@ def arrival_quarter(path: str) -> str | None:
 
 
 def build_landing_sensor(partitions_def: dg.PartitionsDefinition, *, on_s3: bool = False) -> dg.SensorDefinition:
-    """The landing sensor on the platform's partitions (`config.partitions()`), targeting `training_set_job`.
+    """The landing sensor on the platform's partitions (built once by `build_definitions`), targeting `training_set_job`.
     It uses the `landing` resource, and the `s3` resource when `on_s3` (an `s3a://` landing root)."""
 
     @dg.sensor(
