@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from batch_platform import consume
+        from batch_platform import consume  # start-up time: `import batch_platform` stays light
 
         return getattr(consume, name)
     raise AttributeError(f"module 'batch_platform' has no attribute {name!r}")

@@ -56,6 +56,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from batch_platform.lake_files import Lake, LakeFile, LatestVersions, TableVersion
+from batch_platform.layout import FILE_KEY
 from batch_platform.partitions import QuarterError, to_key, to_label
 from batch_platform.s3 import boto3_client
 from batch_platform.tables import table_for
@@ -63,7 +64,6 @@ from batch_platform.tables import table_for
 TOKEN_ENV = "BATCH_PLATFORM_API_TOKEN"
 DEFAULT_URL_TTL = 900
 LATEST = "latest"
-_FILE_KEY = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)/quarter=(\d{4}-Q[1-4])/([A-Za-z0-9][A-Za-z0-9._=-]*\.parquet)$")
 MAX_HEAD_BYTES = 16 * 1024
 """The most a request line and its headers may hold together: a browser's or a client library's
 request is well under 4 KiB, a bearer token under 1 KiB."""
@@ -140,11 +140,9 @@ class Delivery:
 
     def url(self, file: LakeFile, expires: int) -> str:
         if self.lake.on_s3:
-            bucket, prefix = self.lake.bucket_and_prefix
-            key = f"{prefix}/{file.key}" if prefix else file.key
             return self.s3_client.generate_presigned_url(
                 "get_object",
-                Params={"Bucket": bucket, "Key": key},
+                Params={"Bucket": self.lake.bucket_and_prefix[0], "Key": self.lake.object_key(file.key)},
                 ExpiresIn=self.url_ttl,
             )
         signature = self.signer.signature(file.key, expires)
@@ -156,7 +154,7 @@ class Delivery:
 
     def check_key(self, key: str) -> None:
         """`key` must follow the lake layout exactly: a registered table, a quarter, a file name."""
-        match = _FILE_KEY.match(key)
+        match = FILE_KEY.match(key)
         if not match or f"{match.group(1)}/{match.group(2)}" not in self.lake.tables():
             raise HTTPException(
                 400,
@@ -166,7 +164,7 @@ class Delivery:
     def local_file(self, key: str) -> str:
         """The path of the lake file `key` (checked), which must lie inside the lake root."""
         root = os.path.realpath(self.lake.base)
-        path = os.path.realpath(self.lake.path(key))
+        path = os.path.realpath(self.lake.local_path(key))
         if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
             raise HTTPException(404, f"no file {key!r} in the lake")
         return path
@@ -328,7 +326,7 @@ def serve(lake: Lake, host: str, port: int, url_ttl: int = DEFAULT_URL_TTL, publ
     """Serve the API on `host:port`, its file urls starting with `public_url` (default
     `http://<host>:<port>`). h11 rather than httptools parses the requests: it bounds a request's
     head (`MAX_HEAD_BYTES`), which httptools does not."""
-    import uvicorn
+    import uvicorn  # start-up time: only `serve` runs a server
 
     shown_host = f"[{host}]" if ":" in host else host
     base = public_url or f"http://{shown_host}:{port}"

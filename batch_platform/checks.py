@@ -23,7 +23,7 @@ in one step (`silver__<table>_checks`), which reads each table it recounts once.
 - `no_duplicate_keys`: one row per dedup key.
 - `quarantine_rate`: quarantined / bronze rows of the quarter (recounted); above
   `checks.quarantine_rate_warn` it fails with WARN severity, above `checks.quarantine_rate_fail`
-  with ERROR (both from the config file, through the `settings` resource).
+  with ERROR (both from the config file's `checks` section, the `checks` resource).
 
 A run of several quarters (a single-run backfill) evaluates every check once per quarter in the
 same step: each evaluation carries its partition and that quarter's figures, so the UI shows each
@@ -56,9 +56,8 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.config import PlatformConfig
+from batch_platform.config import ChecksConfig
 from batch_platform.partitions import to_label
-from batch_platform.resources import BatchSettings
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.bronze import BronzeTable
 from batch_platform.schemas.silver import REJECT_REASON, SILVER_TABLES, SilverTable
@@ -75,13 +74,6 @@ def _counts(frame: DataFrame, *by: str) -> dict[Any, int]:
     group = [PARTITION_COLUMN, *by]
     rows = frame.groupBy(*group).count().collect()
     return {(row[0] if not by else tuple(row[g] for g in group)): int(row["count"]) for row in rows}
-
-
-def latest_materialization(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
-) -> dg.EventLogRecord | None:
-    """The record of the latest materialisation of one partition of an asset, if any."""
-    return latest_materializations(instance, asset_key, [partition_key]).get(partition_key)
 
 
 def latest_materializations(
@@ -236,7 +228,7 @@ def build_table_checks(table: SilverTable, partitions_def: dg.PartitionsDefiniti
     )
     def silver_table_checks(
         context: dg.AssetCheckExecutionContext,
-        settings: BatchSettings,
+        checks: dg.ResourceParam[ChecksConfig],
         silver: DataFrame,
         bronze: DataFrame,
         quarantine: DataFrame,
@@ -255,7 +247,7 @@ def build_table_checks(table: SilverTable, partitions_def: dg.PartitionsDefiniti
                     partition=key,
                     blocking=True,
                     target_materialization_data=target_materialization(record),
-                    **_evaluate(name, table, quarter, figures, record, settings),
+                    **_evaluate(name, table, quarter, figures, record, checks),
                 )
         yield from check_outputs(context)
 
@@ -289,7 +281,7 @@ def _figures(
 
 
 def _evaluate(
-    name: str, table: SilverTable, quarter: str, figures: Mapping[str, Mapping[str, Any]], record, settings
+    name: str, table: SilverTable, quarter: str, figures: Mapping[str, Mapping[str, Any]], record, checks
 ) -> Result:
     found = figures.get(quarter, {})
     bronze_n, silver_n = found.get("bronze", 0), found.get("rows", 0)
@@ -304,7 +296,7 @@ def _evaluate(
     if name == "no_duplicate_keys":
         what = f"row(s) repeat a ({', '.join(table.keys)}) key"
         return _key_result(quarter, found.get("duplicates", 0), "duplicate_rows", what)
-    return quarantine_rate(quarter, settings, bronze_n, sum(rejects.values()))
+    return quarantine_rate(quarter, checks, bronze_n, sum(rejects.values()))
 
 
 def reconciliation(
@@ -358,8 +350,8 @@ def _key_result(quarter: str, bad: int, name: str, what: str) -> Result:
     }
 
 
-def quarantine_rate(quarter: str, settings: BatchSettings, rows: int, quarantined: int) -> Result:
-    warn, fail = settings.quarantine_rate_warn, settings.quarantine_rate_fail
+def quarantine_rate(quarter: str, checks: ChecksConfig, rows: int, quarantined: int) -> Result:
+    warn, fail = checks.quarantine_rate_warn, checks.quarantine_rate_fail
     rate = quarantined / rows if rows else 0.0
     return {
         "passed": rate <= warn,
@@ -378,6 +370,6 @@ def quarantine_rate(quarter: str, settings: BatchSettings, rows: int, quarantine
     }
 
 
-def build_silver_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
+def build_silver_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     """One check step per silver table."""
-    return [build_table_checks(table, config.partitions()) for table in SILVER_TABLES.values()]
+    return [build_table_checks(table, partitions_def) for table in SILVER_TABLES.values()]

@@ -19,6 +19,10 @@ stderr naming the problem and what is valid, and exit code 2: a quarter outside 
 (`batch.first_quarter` to the last complete quarter), a range that runs backwards, a `--select`
 that matches no asset. `sample-data` writes arrival folders, not partitions: it takes any forward
 range that has ended, also before `batch.first_quarter`, never a quarter still to come.
+
+Start-up time: this module imports only the light modules (config, partitions, the Delta log
+readers); each command imports Dagster, Spark, the table declarations or the API it needs when it
+runs, so `batch-platform --help` and every refusal answer in well under a second.
 """
 
 from __future__ import annotations
@@ -31,7 +35,16 @@ from collections.abc import Sequence
 from functools import reduce
 from typing import TYPE_CHECKING
 
-from batch_platform.config import LOCAL_UI_PORT
+from batch_platform import delta
+from batch_platform.config import (
+    LOCAL_UI_PORT,
+    ConfigError,
+    PlatformConfig,
+    load_config,
+    public_base_url,
+    shown_uri,
+)
+from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
 from batch_platform.partitions import (
     NotAPartitionError,
     QuarterError,
@@ -39,6 +52,7 @@ from batch_platform.partitions import (
     last_complete_quarter,
     parse_quarter,
     quarter_range,
+    quarterly_partitions,
     shift,
     to_key,
     to_label,
@@ -46,8 +60,6 @@ from batch_platform.partitions import (
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import dagster as dg
-
-    from batch_platform.config import PlatformConfig
 
 
 class UsageError(Exception):
@@ -91,9 +103,7 @@ def _partition_range(args: argparse.Namespace, config: PlatformConfig) -> list[s
 
 
 def cmd_quarters(args: argparse.Namespace) -> int:
-    from batch_platform.config import load_config
-
-    for key in load_config().partitions().get_partition_keys():
+    for key in quarterly_partitions(load_config().batch.first_quarter).get_partition_keys():
         print(f"{to_label(key)}  {key}")
     return 0
 
@@ -108,8 +118,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{quarters[-1]} has not ended: sample data is dated by arrival, up to the last complete quarter, {ended}"
         )
-    from batch_platform.config import load_config
-    from batch_platform.sample_data import generate_landing
+    from batch_platform.sample_data import generate_landing  # start-up time
 
     landing = args.landing or load_config().landing_root
     manifest = generate_landing(
@@ -127,26 +136,22 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from batch_platform.config import load_config
-
     config = load_config()
     quarters = _partition_range(args, config)
     first, last = quarters[0], quarters[-1]
 
-    import dagster as dg
+    import dagster as dg  # start-up time: Dagster and the definitions load once the range is valid
 
-    from batch_platform.definitions import build_definitions
-    from batch_platform.jobs import ALL_ASSETS_JOB
+    from batch_platform.definitions import build_definitions  # start-up time (module docstring)
+    from batch_platform.jobs import ALL_ASSETS_JOB, SELECTION_JOB, release_abandoned_pools
 
     defs = build_definitions(config)
     if args.select:
-        job = dg.define_asset_job("cli_selection_job", selection=_selection(defs, args.select))
+        job = dg.define_asset_job(SELECTION_JOB, selection=_selection(defs, args.select))
         job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
     else:
         job_def = defs.resolve_job_def(ALL_ASSETS_JOB)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
-    from batch_platform.jobs import release_abandoned_pools
-
     for line in release_abandoned_pools(instance):
         print(f"released a dead run's pool slots: {line}", file=sys.stderr)
     tags = {
@@ -173,7 +178,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 def _selection(defs: dg.Definitions, texts: Sequence[str]) -> dg.AssetSelection:
     """The union of the `--select` expressions, each resolved first against the asset graph of `defs`:
     one that does not parse or matches no asset is refused, naming it and the valid groups."""
-    import dagster as dg
+    import dagster as dg  # start-up time (see the module docstring)
 
     graph = defs.resolve_asset_graph()
     group_of = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
@@ -199,15 +204,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rows per table per quarter, counted from each Delta table's log (the file statistics of its
     latest version: no data read); `-` for a quarter never materialised, 0 for one materialised
     empty. Then the training sets that exist and how to read one."""
-    from batch_platform.config import load_config
-
     config = load_config()
     quarters = _partition_range(args, config)
 
-    from batch_platform.consume import TRAINING_SET_TABLE
-    from batch_platform.lake_files import Lake
-    from batch_platform.tables import TABLES
+    from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
+    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
+    from batch_platform.tables import TABLES  # start-up time (module docstring)
 
+    training_set = TRAINING_SET.name
     lake = Lake.from_config(config)
     tables = [table.name for table in TABLES.values()]
     width = max([len(t) for t in tables] + [10])
@@ -220,27 +224,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         versions[table] = opened.version if opened is not None else None
         cells = "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts[table])
         print(f"{table:<{width}}  {cells}  {'-' if versions[table] is None else versions[table]:>7}")
-    built = [(q, n) for q, n in zip(quarters, counts[TRAINING_SET_TABLE], strict=True) if n is not None]
+    built = [(q, n) for q, n in zip(quarters, counts[training_set], strict=True) if n is not None]
     if not built:
         print(
             f"\nno training set of {quarters[0]}...{quarters[-1]} is in the lake: "
             f"batch-platform materialize --from {quarters[0]} --to {quarters[-1]}"
         )
         return 0
-    print(f"\ntraining sets (Delta table {lake.uri(TRAINING_SET_TABLE)}, version {versions[TRAINING_SET_TABLE]}):")
+    print(f"\ntraining sets (Delta table {lake.table_uri(training_set)}, version {versions[training_set]}):")
     for quarter, rows in built:
         print(f"  {quarter}  {rows:,} rows")
     example = f'import batch_platform; print(batch_platform.load_training_set("{built[-1][0]}"))'
     print(f"\nread one:  python -c '{example}'")
-    print(f"its commits:  batch-platform history {TRAINING_SET_TABLE}")
+    print(f"its commits:  batch-platform history {training_set}")
     return 0
 
 
 def _quarter_rows(opened, quarters: Sequence[str]) -> list[int | None]:
     """The rows of each of `quarters` in a Delta table (`delta.LakeTable`), None for a quarter never
     materialised; the table's history is read only when a quarter has no rows (empty or never)."""
-    from batch_platform import delta
-
     if opened is None:
         return [None] * len(quarters)
     rows = delta.rows_per_quarter(opened)
@@ -256,14 +258,13 @@ def _quarter_rows(opened, quarters: Sequence[str]) -> list[int | None]:
 def cmd_history(args: argparse.Namespace) -> int:
     """A lake table's commits, newest first: version, time (UTC), operation, run id, the quarters it
     replaced and its rows (SPEC.md, "Lake": time travel). Read from the Delta log with delta-rs."""
-    from batch_platform.tables import TABLES
+    from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
+    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
+    from batch_platform.tables import TABLES  # start-up time (module docstring)
 
     tables = [table.name for table in TABLES.values()]
     if args.table not in tables:
         raise UsageError(f"{args.table!r} is not a lake table; the tables are: {', '.join(tables)}")
-
-    from batch_platform.config import load_config
-    from batch_platform.lake_files import Lake
 
     config = load_config()
     lake = Lake.from_config(config)
@@ -271,16 +272,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     if opened is None:
         print(
             f"batch-platform history: {args.table} is not in the lake yet (no Delta table at "
-            f"{lake.uri(args.table)}): materialise it first, e.g. batch-platform materialize --from "
+            f"{lake.table_uri(args.table)}): materialise it first, e.g. batch-platform materialize --from "
             f"{config.batch.first_quarter}",
             file=sys.stderr,
         )
         return 1
-    from batch_platform import delta
-
     commits = delta.history(opened, args.limit)
     print(
-        f"{args.table}: Delta table {lake.uri(args.table)}, version {opened.version}; history kept "
+        f"{args.table}: Delta table {lake.table_uri(args.table)}, version {opened.version}; history kept "
         f"storage.delta.retention_days = {lake.retention_days} days"
     )
     print(
@@ -293,7 +292,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             f"{commit.run_id or '-':<36}  {_quarter_list(commit.quarters) or '-':<24}  {rows:>10}"
         )
     example = f'load_training_set("<quarter>", version={opened.version})'
-    if args.table == "gold/training_set":
+    if args.table == TRAINING_SET.name:
         print(f'\nread a version:  batch_platform.{example}, or as_of="<UTC time>"')
     return 0
 
@@ -310,15 +309,12 @@ def _quarter_list(quarters: Sequence[str]) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from batch_platform.api import TOKEN_ENV, serve
-    from batch_platform.config import load_config
-    from batch_platform.lake_files import Lake
+    from batch_platform.api import TOKEN_ENV, serve  # start-up time: FastAPI, Arrow, the table declarations
+    from batch_platform.lake_files import Lake  # start-up time (module docstring)
 
     if not os.environ.get(TOKEN_ENV):
         print(f"set {TOKEN_ENV} to the token clients must send (Authorization: Bearer <token>)", file=sys.stderr)
         return 2
-    from batch_platform.config import public_base_url
-
     config = load_config()
     try:
         public_url = public_base_url(args.public_url) if args.public_url else config.api.public_url
@@ -340,14 +336,11 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
     labels of the next quarter, computed from the lake by `out_of_time_result`, the function of the
     `out_of_time_performance` check, on the rows the check reads (`load_out_of_time_rows`): the same
     figures with or without a Dagster instance, and `pending` until those labels exist."""
-    from batch_platform.config import load_config
-
     config = load_config()
     quarters = _partition_range(args, config)
 
-    from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
-    from batch_platform.ml.out_of_time import out_of_time_result
-    from batch_platform.mlflow_store import build_mlflow_store
+    from batch_platform.ml.out_of_time import out_of_time_result  # start-up time: Spark and the ML code
+    from batch_platform.mlflow_store import build_mlflow_store  # start-up time (module docstring)
 
     print(f"{'':<39}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")
     print(
@@ -407,8 +400,6 @@ def _figure(value: float | None) -> str:
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     """The MLflow UI of the configured store, bound to 127.0.0.1 (a server store has its own UI)."""
-    from batch_platform.config import load_config, shown_uri
-
     uri = load_config().mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
         print(f"the MLflow store is a server: open {shown_uri(uri)}")
@@ -480,15 +471,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a refusal (`UsageError`) or a bad config file is reported on stderr with
     exit code 2, never as a traceback."""
     args = build_parser().parse_args(argv)
-    from batch_platform.config import ConfigError
-    from batch_platform.delta import DeltaReadError
-
     try:
         return args.func(args)
     except (UsageError, ConfigError) as exc:
         print(f"batch-platform {args.command}: {exc}", file=sys.stderr)
         return 2
-    except DeltaReadError as exc:  # a lake table that cannot be read: say which and why, no traceback
+    except delta.DeltaReadError as exc:  # a lake table that cannot be read: say which and why, no traceback
         print(f"batch-platform {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -21,27 +21,21 @@ file (`parse_config(raw, "test")`), resolves against the working directory at th
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from batch_platform.partitions import QuarterError, quarterly_partitions, to_label
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    import dagster as dg
+from batch_platform.env_refs import check_dsn_template, env_name, expand_env_refs, unset_names
+from batch_platform.partitions import QuarterError, to_label
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "config.yaml"
 CONFIG_ENV_VAR = "BATCH_PLATFORM_CONFIG"
 
 UTC_NAMES = ("UTC", "Etc/UTC", "Z", "+00:00")
-_JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-"""`${NAME}`: the value of environment variable NAME, wherever the config allows one."""
 _KEPT_AS_REFERENCE = {"storage.s3.access_key_id", "storage.s3.secret_access_key", "publish.postgres.dsn", "spark.conf"}
 """Keys kept as written (`${NAME}` references and all) and resolved only where a client or the Spark
 session is built, so the config, the Dagster UI (resource config) and run storage never hold the secret."""
@@ -64,7 +58,7 @@ class _Section(BaseModel):
 
 class S3Config(_Section):
     """`storage.s3` (SPEC.md, "Storage on S3"), applied to Spark's S3A and every other S3 client by
-    `batch_platform.s3`. The credentials stay written `${NAME}`: only the variable's name is kept,
+    `batch_platform.s3`. The credentials stay written `${NAME}` (`batch_platform.env_refs`): only the variable's name is kept,
     and its value is read from the environment where a client is built, so it never sits in the
     config, the Dagster UI or run storage. Without credentials the AWS default chain applies."""
 
@@ -79,11 +73,11 @@ class S3Config(_Section):
     def _env_reference(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        m = ENV_REFERENCE.fullmatch(value.strip())
-        if not m:
+        name = env_name(value)
+        if name is None:
             raise ValueError("write a credential as ${NAME} (an environment variable), never its value")
-        if m.group(1) not in os.environ:
-            raise ValueError(f"environment variable {m.group(1)} is not set")
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
         return value.strip()
 
     @model_validator(mode="after")
@@ -91,12 +85,6 @@ class S3Config(_Section):
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("give both access_key_id and secret_access_key, or neither (AWS default chain)")
         return self
-
-    @staticmethod
-    def env_name(reference: str | None) -> str | None:
-        """`NAME` of a `${NAME}` reference."""
-        m = ENV_REFERENCE.fullmatch(reference or "")
-        return m.group(1) if m else None
 
 
 DEFAULT_RETENTION_DAYS = 400
@@ -127,7 +115,7 @@ class StorageConfig(_Section):
 class PostgresPublishConfig(_Section):
     """`publish.postgres` (SPEC.md, "Delivery"). `dsn` is a libpq URL or key=value string whose
     password, if any, is written `${NAME}`: it is checked at load and read from the environment
-    only when a connection is made (`postgres.connection_parameters`)."""
+    only when a connection is made (`env_refs.connection_parameters`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -137,10 +125,8 @@ class PostgresPublishConfig(_Section):
     @field_validator("dsn")
     @classmethod
     def _password_from_environment(cls, dsn: str) -> str:
-        from batch_platform.postgres import check_dsn_template
-
         check_dsn_template(dsn)
-        missing = [name for name in ENV_REFERENCE.findall(dsn) if name not in os.environ]
+        missing = unset_names(dsn)
         if missing:
             raise ValueError(f"it refers to environment variable(s) {', '.join(missing)}, which are not set")
         return dsn
@@ -192,9 +178,8 @@ class SparkConfig(_Section):
     @classmethod
     def _references_set(cls, conf: dict[str, Any]) -> dict[str, Any]:
         for key, value in conf.items():
-            for name in ENV_REFERENCE.findall(str(value)):
-                if name not in os.environ:
-                    raise ValueError(f"{key} refers to environment variable {name}, which is not set")
+            for name in unset_names(str(value)):
+                raise ValueError(f"{key} refers to environment variable {name}, which is not set")
         return conf
 
     @field_validator("conf")
@@ -269,10 +254,6 @@ class PlatformConfig(_Section):
             return path
         return str((Path(self.base_dir or os.getcwd()) / path).resolve())
 
-    def partitions(self) -> dg.TimeWindowPartitionsDefinition:
-        """The quarterly partitions from `batch.first_quarter` on, shared by every asset, check and job."""
-        return quarterly_partitions(self.batch.first_quarter)
-
     @property
     def landing_root(self) -> str:
         return self.resolve_path(self.storage.landing_root)
@@ -304,47 +285,6 @@ class PlatformConfig(_Section):
             return None
         return str(Path(self.data_root) / "mlartifacts")
 
-    def spark_conf(self) -> dict[str, str]:
-        """Every Spark setting the platform runs with; the file's `spark.conf` wins over ours. The
-        session zone is always UTC; the JVMs run in UTC unless their options name a zone (results
-        do not depend on it: a test runs a Tokyo JVM). A `${NAME}` of `spark.conf` stays a reference
-        here: whoever builds a session resolves it with `expand_env_refs`."""
-        conf: dict[str, str] = {
-            "spark.master": self.spark.master,
-            "spark.app.name": self.spark.app_name,
-            "spark.sql.session.timeZone": "UTC",
-            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.sql.shuffle.partitions": str(self.spark.shuffle_partitions),
-            "spark.sql.adaptive.enabled": "true",
-            "spark.sql.adaptive.coalescePartitions.enabled": "true",
-            "spark.ui.enabled": str(self.spark.ui_enabled).lower(),
-            "spark.ui.showConsoleProgress": "false",
-            # Hive-style `quarter=2025-Q4` folders stay strings, never guessed types.
-            "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
-            # INT64 micros rather than Spark's legacy INT96, so pandas, pyarrow and DuckDB read it.
-            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-            "spark.sql.execution.arrow.pyspark.enabled": "true",
-            # Every cached frame (parsed landing files, silver's flagged rows, an output between its
-            # passes) is read a few times and dropped: compressing it cost more than it saved.
-            "spark.sql.inMemoryColumnarStorage.compressed": "false",
-            # A quarter's landing zone is ~90 daily folders; above this many paths Spark lists
-            # them in a Spark job of its own (one per read), slower than the driver doing it.
-            "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
-        }
-        from batch_platform.delta import SESSION_CONF, delta_jars, retention_defaults
-        from batch_platform.s3 import s3a_jars_needed
-
-        conf.update(SESSION_CONF)
-        conf.update(retention_defaults(self.storage.delta.retention_days))
-        conf.update(_class_path(self.spark.master, [*delta_jars(), *s3a_jars_needed(self)]))
-        for key, value in self.spark.conf.items():
-            if key in _JAVA_OPTIONS and "-Duser.timezone=" not in expand_env_refs(_to_str(value)):
-                conf[key] = f"{_to_str(value)} -Duser.timezone=UTC"
-            else:
-                conf[key] = _to_str(value)
-        return conf
-
     def redacted(self) -> dict[str, Any]:
         """The config as a dict, safe to print or log."""
         data = self.model_dump()
@@ -352,16 +292,6 @@ class PlatformConfig(_Section):
             key: ("***" if _looks_secret(key) else value) for key, value in self.spark.conf.items()
         }
         return data
-
-
-def _class_path(master: str, jars: list[Path]) -> dict[str, str]:
-    """The fetched jars (Delta, and S3A for an `s3a://` root) on the session's class path. With a
-    `local` master the executors live in the driver's JVM, so the driver's class path is enough (no
-    copy of the ~650 MB AWS SDK per session); on a cluster `spark.jars` also ships them to the
-    executors."""
-    if master.startswith("local"):
-        return {"spark.driver.extraClassPath": os.pathsep.join(str(jar) for jar in jars)}
-    return {"spark.jars": ",".join(str(jar) for jar in jars)}
 
 
 def shown_uri(uri: str) -> str:
@@ -387,17 +317,8 @@ def public_base_url(url: str) -> str:
     return urlunsplit(parts).rstrip("/")
 
 
-def _to_str(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _looks_secret(key: str) -> bool:
     return any(hint in key.lower() for hint in _SECRET_HINTS)
-
-
-def expand_env_refs(text: str) -> str:
-    """`text` with every `${NAME}` replaced by the environment variable NAME (KeyError if unset)."""
-    return ENV_REFERENCE.sub(lambda m: os.environ[m.group(1)], text)
 
 
 def _expand_env(node: Any, where: str) -> Any:
@@ -405,8 +326,7 @@ def _expand_env(node: Any, where: str) -> Any:
         return node
     if isinstance(node, dict):
         return {key: _expand_env(value, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
-    if isinstance(node, str) and (m := ENV_REFERENCE.fullmatch(node.strip())):
-        name = m.group(1)
+    if isinstance(node, str) and (name := env_name(node)):
         if name not in os.environ:
             raise ConfigError(f"config key '{where}' refers to environment variable {name}, which is not set")
         return os.environ[name]

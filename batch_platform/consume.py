@@ -7,7 +7,10 @@ Every lake table is a Delta table (SPEC.md, "Lake"), read here with the `deltala
 at `version=N`, or `as_of="2026-01-15T00:00:00Z"` (time travel: what the table held then, for as
 long as `storage.delta.retention_days` keeps it). `quarter` is the table's partition column. A
 quarter materialised with no rows reads as an empty frame with the table's columns; a quarter never
-materialised raises `PartitionNotMaterialised`.
+materialised raises `PartitionNotMaterialised` (`batch_platform.layout`).
+
+Start-up time: `import batch_platform` stays light (no Spark, Dagster or pandas), so the table
+declarations (`_declared`), pandas and the session are imported at the first read.
 """
 
 from __future__ import annotations
@@ -16,27 +19,33 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from batch_platform import delta
+from batch_platform.config import ConfigError, PlatformConfig, load_config
+from batch_platform.layout import PARTITION_COLUMN, LakeLayout, PartitionNotMaterialised
+from batch_platform.partitions import shift, to_key, to_label
+from batch_platform.session import build_session, spark_conf
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
 
-    from batch_platform.config import PlatformConfig
+    from batch_platform.schemas.base import Table
 
-TRAINING_SET_TABLE = "gold/training_set"
-SCORES_TABLE = "ml/churn_scores"
-MODEL_TABLE = "ml/churn_model"
-LABELS_TABLE = "gold/churn_labels"
-FEATURES_TABLE = "gold/customer_features"
-
-
-class PartitionNotMaterialised(FileNotFoundError):
-    """The quarter of a lake table was never materialised (at the version read): the table has no
-    file of it, and its latest platform commit does not list it as materialised empty."""
+__all__ = [
+    "PartitionNotMaterialised",
+    "load_model_card",
+    "load_out_of_time_rows",
+    "load_scores",
+    "load_training_set",
+    "spark_session",
+]
 
 
-def table_uri(table: str, *, config: PlatformConfig | None = None, lake_root: str | None = None) -> str:
-    """`<lake>/<layer>/<table>`: the Delta table of `table` (`gold/training_set`)."""
-    root = lake_root if lake_root is not None else _lake_root(config)
-    return f"{str(root).rstrip('/')}/{table}"
+def _declared():
+    """The declarations of the tables read here (`schemas.gold`, `schemas.ml`): imported at the first
+    read, as they load Spark's types, Pandera and Dagster."""
+    from batch_platform.schemas import gold, ml  # start-up time (module docstring)
+
+    return gold, ml
 
 
 def load_training_set(
@@ -63,7 +72,7 @@ def load_training_set(
     materialised empty is an empty frame with the table's columns. Timestamps come back as UTC-aware
     `datetime64[us, UTC]`; `quarter` is the last column.
     """
-    return _load(TRAINING_SET_TABLE, "training_set_job", quarter, config, lake_root, version, as_of)
+    return _load(_declared()[0].TRAINING_SET, quarter, config, lake_root, version, as_of)
 
 
 def load_scores(
@@ -80,7 +89,7 @@ def load_scores(
     Same arguments (time travel included), errors and types as `load_training_set`. An empty frame
     means the quarter had no champion (its `ml/churn_model` materialisation says why).
     """
-    return _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root, version, as_of)
+    return _load(_declared()[1].CHURN_SCORES, quarter, config, lake_root, version, as_of)
 
 
 def load_model_card(
@@ -95,7 +104,7 @@ def load_model_card(
     champion's row holds the registered model version (`models:/<registered_model_name>/<version>`).
     `model_version` is a nullable integer (pandas `Int64`): `<NA>` on every other row. Same
     arguments (time travel included) and errors as `load_training_set`."""
-    frame = _load(MODEL_TABLE, "quarterly_job", quarter, config, lake_root, version, as_of)
+    frame = _load(_declared()[1].CHURN_MODEL, quarter, config, lake_root, version, as_of)
     frame["model_version"] = frame["model_version"].astype("Int64")
     return frame
 
@@ -119,77 +128,70 @@ def load_out_of_time_rows(
     alone for time travel: each of the three tables has versions of its own, and `as_of` reads each
     as it was at that time.
     """
-    import pandas as pd
+    import pandas as pd  # start-up time (module docstring)
 
-    from batch_platform.partitions import shift
-
+    gold, ml = _declared()
     if config is None and lake_root is None:
         config = _config()
     following = shift(quarter, 1)
     try:
-        scores = _load(SCORES_TABLE, "quarterly_job", quarter, config, lake_root, None, as_of)
+        scores = _load(ml.CHURN_SCORES, quarter, config, lake_root, None, as_of)
         scores = scores[["customer_id", "churn_probability"]]
     except PartitionNotMaterialised:
         scores = pd.DataFrame({"customer_id": pd.Series(dtype=object), "churn_probability": pd.Series(dtype=float)})
     try:
-        labels = _load(LABELS_TABLE, "quarterly_job", following, config, lake_root, None, as_of)
-        recency = _load(FEATURES_TABLE, "quarterly_job", following, config, lake_root, None, as_of)
+        labels = _load(gold.CHURN_LABELS, following, config, lake_root, None, as_of)
+        recency = _load(gold.CUSTOMER_FEATURES, following, config, lake_root, None, as_of)
     except PartitionNotMaterialised:
         return scores.assign(label=pd.Series(dtype=float), recency_days=pd.Series(dtype=float)), False
     truth = labels[["customer_id", "label"]].merge(recency[["customer_id", "recency_days"]], on="customer_id")
     return scores.merge(truth, on="customer_id", how="outer"), not labels.empty
 
 
-def _load(table: str, job: str, quarter: str, config, lake_root, version, as_of) -> pd.DataFrame:
-    from batch_platform import delta
-    from batch_platform.partitions import to_key, to_label
-
+def _load(table: Table, quarter: str, config, lake_root, version, as_of) -> pd.DataFrame:
     label = to_label(quarter)
     if config is None and lake_root is None:
         config = _config()  # its lake root, its `storage.s3` and its retention
-    uri = table_uri(table, config=config, lake_root=None if lake_root is None else os.fspath(lake_root))
+    layout = LakeLayout(config.lake_root if lake_root is None else os.fspath(lake_root))
     s3 = config.storage.s3 if config is not None else None
     retention = config.storage.delta.retention_days if config is not None else delta.DEFAULT_RETENTION_DAYS
-    hint = (
-        f"Materialise it first, e.g. `dagster job execute -m batch_platform.definitions -j {job} "
-        f'--tags \'{{"dagster/partition": "{to_key(label)}"}}\'`'
-    )
+    uri = layout.table_uri(table.key)
     try:
-        opened = delta.open_table(uri, s3, version=version, as_of=as_of, retention_days=retention)
+        try:
+            opened = delta.open_table(uri, s3, version=version, as_of=as_of, retention_days=retention)
+        except delta.TableMissing as exc:
+            layout.require(table.key, [label], None, absent=str(exc))  # raises
+            raise
         rows = delta.read_quarter(opened, label)
-    except delta.TableMissing as exc:
-        raise PartitionNotMaterialised(f"{table} has no partition {label}: {exc}. {hint}") from None
-    if rows.num_rows == 0 and label not in (materialised := delta.materialised_quarters(opened)):
-        at = "" if opened.latest else f" at version {opened.version}"
-        raise PartitionNotMaterialised(
-            f"{table} has no partition {label}{at}: the Delta table {uri} holds "
-            f"{', '.join(materialised) or 'no quarter'}. {hint}"
-        )
+        if rows.num_rows == 0:  # empty, or never materialised: the log says which
+            version_read = None if opened.latest else opened.version
+            layout.require(table.key, [label], delta.materialised_quarters(opened), version=version_read)
+    except PartitionNotMaterialised as exc:
+        raise PartitionNotMaterialised(f"{exc}. {_hint(table, label)}", exc.table, exc.quarters) from None
     frame = rows.to_pandas()
-    return frame[[column for column in frame.columns if column != delta.PARTITION] + [delta.PARTITION]]
+    return frame[[column for column in frame.columns if column != PARTITION_COLUMN] + [PARTITION_COLUMN]]
+
+
+def _hint(table: Table, quarter: str) -> str:
+    """How to materialise `quarter` of `table`: its job (`training_set_job` for the training set,
+    `quarterly_job` for the tables it does not build)."""
+    from batch_platform import jobs  # start-up time: Dagster loads only to name the job in this message
+
+    job = jobs.TRAINING_SET_JOB if table.key == _declared()[0].TRAINING_SET.key else jobs.QUARTERLY_JOB
+    return (
+        f"Materialise it first, e.g. `dagster job execute -m batch_platform.definitions -j {job} "
+        f'--tags \'{{"dagster/partition": "{to_key(quarter)}"}}\'`'
+    )
 
 
 def spark_session(*, config: PlatformConfig | None = None):
-    """A SparkSession with the platform's own settings (`PlatformConfig.spark_conf`: Delta's jars
-    from `make setup` and its SQL extension, UTC, the S3A jars for an `s3a://` lake), for reading the
-    lake or a registered model from a notebook; the one already running in this process if any."""
-    from pyspark.sql import SparkSession
-
-    from batch_platform.config import expand_env_refs
-
-    builder = SparkSession.builder
-    for key, value in (config if config is not None else _config()).spark_conf().items():
-        builder = builder.config(key, expand_env_refs(value))
-    return builder.getOrCreate()
-
-
-def _lake_root(config: PlatformConfig | None) -> str:
-    return (config if config is not None else _config()).lake_root
+    """A SparkSession with the platform's own settings (`session.spark_conf`: Delta's jars from `make
+    setup` and its SQL extension, UTC, the S3A jars for an `s3a://` lake), for reading the lake or a
+    registered model from a notebook; the one already running in this process if any."""
+    return build_session(spark_conf(config if config is not None else _config()))
 
 
 def _config() -> PlatformConfig:
-    from batch_platform.config import ConfigError, load_config
-
     try:
         return load_config()
     except ConfigError as exc:

@@ -1,10 +1,32 @@
-"""The whole platform on one screen: assets, checks, jobs, schedules and resources.
+"""The whole platform on one screen: its asset groups, checks, jobs, schedule, sensors and resources.
 
 The config file is read here, once, when Dagster loads the code location (`defs` is a lazy
-`@dg.definitions` function, so importing this module reads no file and starts no Spark); every
-builder receives the `PlatformConfig`. `build_definitions(config)` is what tests and scripts call
-with a config of their own. Spark starts only when a run does: the `pyspark` resource creates the
-session, once per run (in-process executor).
+`@dg.definitions` function, so importing this module reads no file and starts no Spark); the
+quarterly partitions are built here, once, and every builder receives them with the config section
+it needs. `build_definitions(config)` is what tests and scripts call with a config of their own.
+Spark starts only when a run does: the `pyspark` resource creates the session, once per run
+(in-process executor).
+
+    group      tables                                                       built by
+    bronze     bronze/operational, logs, external                           build_bronze_assets
+    silver     silver/<table> and silver/<table>_quarantine per source      build_silver_assets
+    gold       gold/customer_features, churn_labels, training_set           build_gold_assets
+    ml         ml/churn_model, ml/churn_scores                              build_ml_assets
+    publish    publish/training_set, publish/churn_scores (publish.postgres) build_publish_assets
+
+    checks     contract_columns (bronze), reconciliation, no_null_keys, no_duplicate_keys,
+               quarantine_rate (silver), out_of_time_performance (ml/churn_scores)
+    jobs       ALL_ASSETS_JOB, training_set_job, gold_job, quarterly_job, ml_job, out_of_time_job,
+               lake_vacuum_job                                              batch_platform.jobs
+    schedule   quarterly_schedule (quarterly_job, 00:00 UTC on each quarter's first day)
+    sensors    out_of_time_sensor (quarterly_job succeeded → out_of_time_job for Q-1),
+               landing_sensor (new landing files → training_set_job)
+    resources  pyspark, io_manager, landing, mlflow_store, batch, checks; postgres with
+               publish.postgres; s3 when the platform uses S3               batch_platform.resources
+
+The import graph runs one way: config, partitions, layout and storage at the bottom; the table
+declarations (`schemas/`); bronze → silver → gold → ml → publish; then checks, jobs, sensors and
+resources; this module on top.
 """
 
 from __future__ import annotations
@@ -21,20 +43,10 @@ from batch_platform.assets.silver import build_silver_assets
 from batch_platform.checks import build_silver_checks
 from batch_platform.config import PlatformConfig, load_config
 from batch_platform.jobs import build_jobs, build_vacuum_job, writer_pools
+from batch_platform.layout import is_s3
+from batch_platform.partitions import quarterly_partitions
 from batch_platform.resources import build_resources
-from batch_platform.s3 import is_s3
 from batch_platform.sensors import build_landing_sensor
-
-
-def build_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
-    """Every lake table's asset, in layer order, then the publishing assets (with `publish.postgres` only)."""
-    return [
-        *build_bronze_assets(config),
-        *build_silver_assets(config),
-        *build_gold_assets(config),
-        *build_ml_assets(config),
-        *build_publish_assets(config),
-    ]
 
 
 def build_definitions(config: PlatformConfig) -> dg.Definitions:
@@ -42,15 +54,28 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
     # 1.13; the platform depends on both on purpose, so building it does not repeat the notice.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    partitions = config.partitions()
-    jobs, schedules, sensors = build_jobs(partitions)
-    assets = build_assets(config)
+    quarterly = quarterly_partitions(config.batch.first_quarter)
+
+    groups = {
+        "bronze": build_bronze_assets(quarterly),
+        "silver": build_silver_assets(quarterly),
+        "gold": build_gold_assets(quarterly, config.batch),
+        "ml": build_ml_assets(quarterly, config.batch),
+        "publish": build_publish_assets(quarterly, config),
+    }
+    assets = [asset for group in groups.values() for asset in group]
+    checks = [*build_silver_checks(quarterly), *build_ml_checks(quarterly)]
+
+    jobs, schedules, sensors = build_jobs(quarterly)
+    vacuum_job = build_vacuum_job(config.storage.delta.retention_days, writer_pools(assets))
+    landing_sensor = build_landing_sensor(quarterly, on_s3=is_s3(config.landing_root))
+
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*build_silver_checks(config), *build_ml_checks(config)],
-        jobs=[*jobs, build_vacuum_job(config.storage.delta.retention_days, writer_pools(assets))],
+        asset_checks=checks,
+        jobs=[*jobs, vacuum_job],
         schedules=schedules,
-        sensors=[*sensors, build_landing_sensor(partitions, on_s3=is_s3(config.landing_root))],
+        sensors=[*sensors, landing_sensor],
         resources=build_resources(config),
         executor=dg.in_process_executor,
     )

@@ -8,7 +8,7 @@ pins in `setup.py`. When a Delta release supports a newer Spark, change `DELTA_V
 the matching jars (docs/development.md, "Versions").
 
 The jars are fetched once by `make setup` (`scripts/fetch_jars.py`) into the git-ignored `.jars/`
-folder and put on the session's class path by `PlatformConfig.spark_conf`: no session downloads
+folder and put on the session's class path by `session.spark_conf`: no session downloads
 anything (`configure_spark_with_delta_pip` would, at every start).
 """
 
@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batch_platform.config import DEFAULT_RETENTION_DAYS, S3Config
+from batch_platform.env_refs import env_value
+from batch_platform.layout import PARTITION_COLUMN, is_s3
 from batch_platform.s3 import JARS_DIR, pyarrow_filesystem
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -118,11 +120,6 @@ def platform_metadata(commit: Mapping[str, Any]) -> dict[str, Any] | None:
 # holds files that are no longer part of the table (replaced, kept for time travel until VACUUM), so
 # what a quarter holds is what the table's log says at one version, never what a listing finds.
 # ======================================================================================================
-PARTITION = "quarter"
-"""The partition column of every lake table (`schemas.base.PARTITION_COLUMN`, not imported: this
-module stays free of Spark and Dagster)."""
-
-
 class DeltaReadError(Exception):
     """A lake table that cannot be read as asked; the message says why in a line or two."""
 
@@ -189,7 +186,7 @@ def storage_options(uri: str, s3: S3Config | None = None) -> dict[str, str]:
     region, path-style access, and the credentials read from the environment variables it names, now,
     as `batch_platform.s3` does for boto3). Without credentials, delta-rs's default chain applies
     (AWS_* variables, the instance's role). An `http://` endpoint needs `AWS_ALLOW_HTTP`."""
-    if not uri.startswith(("s3a://", "s3://", "s3n://")):
+    if not is_s3(uri):
         return {}
     s3 = s3 or S3Config()
     options = {"AWS_VIRTUAL_HOSTED_STYLE_REQUEST": str(not s3.path_style_access).lower()}
@@ -203,9 +200,8 @@ def storage_options(uri: str, s3: S3Config | None = None) -> dict[str, str]:
         if endpoint.scheme == "http":
             options["AWS_ALLOW_HTTP"] = "true"
     for reference, option in ((s3.access_key_id, "AWS_ACCESS_KEY_ID"), (s3.secret_access_key, "AWS_SECRET_ACCESS_KEY")):
-        name = S3Config.env_name(reference)
-        if name and os.environ.get(name):
-            options[option] = os.environ[name]
+        if value := env_value(reference):
+            options[option] = value
     return options
 
 
@@ -226,7 +222,7 @@ def open_table(
     oldest kept and `retention_days` (`storage.delta.retention_days`)."""
     if version is not None and as_of is not None:
         raise ValueError("give version= or as_of=, not both")
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
     from deltalake.exceptions import DeltaError, TableNotFoundError
 
     location, options = table_location(uri), storage_options(uri, s3)
@@ -281,10 +277,12 @@ def quarter_dataset(table: LakeTable, quarter: str) -> pads.Dataset:
     handler: that one goes through Python (three times slower on a folder), and a process that read
     through it aborts at exit now and then ("terminate called without an active exception", about
     one run in ten with deltalake 1.6.6 and pyarrow 25: its threads outlive Arrow's teardown)."""
-    from pyarrow import fs as pafs
+    from pyarrow import fs as pafs  # start-up time: the command line loads no Arrow
 
     filesystem = pafs.SubTreeFileSystem(*reversed(pyarrow_filesystem(table.uri, table.s3)))
-    dataset = table.delta.to_pyarrow_dataset(file_pruning_predicate=[(PARTITION, "=", quarter)], filesystem=filesystem)
+    dataset = table.delta.to_pyarrow_dataset(
+        file_pruning_predicate=[(PARTITION_COLUMN, "=", quarter)], filesystem=filesystem
+    )
     if dataset.files:
         missing = [info.path for info in filesystem.get_file_info(dataset.files) if info.type == pafs.FileType.NotFound]
         if missing:
@@ -339,7 +337,7 @@ def materialised_quarters(table: LakeTable) -> list[str]:
 def file_schema(table: LakeTable) -> pa.Schema:
     """The columns of the table's data files: its schema without the partition column, which is the
     folder (`quarter=2025-Q1/`), not a column of the files."""
-    import pyarrow as pa
+    import pyarrow as pa  # start-up time: the command line loads no Arrow
 
     schema = pa.schema(table.delta.schema().to_arrow())
     partitions = set(table.delta.metadata().partition_columns)
@@ -360,10 +358,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _add_actions(table: LakeTable) -> list[dict[str, Any]]:
-    import pyarrow as pa
+    import pyarrow as pa  # start-up time: the command line loads no Arrow
 
     actions = pa.table(table.delta.get_add_actions(flatten=True))
-    column = f"partition.{PARTITION}"
+    column = f"partition.{PARTITION_COLUMN}"
     if column not in actions.column_names:
         return []
     return [
@@ -393,7 +391,7 @@ def _history(table: LakeTable, limit: int | None = None) -> list[dict[str, Any]]
     """The commit entries up to the table's version, newest first. delta-rs numbers the history of a
     table opened at an older version from that version (wrongly: it lists the later commits too), so
     the history is read from the latest version and cut at this one."""
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
 
     latest = table.delta if table.latest else DeltaTable(table.delta.table_uri, storage_options=table.options)
     if table.latest:
@@ -465,8 +463,8 @@ def _gone(table: LakeTable, what: str) -> str:
 def _oldest_version(table: LakeTable) -> int | None:
     """The oldest version that still opens: the oldest commit in the log after the last cleanup, or
     the first one after it that has a checkpoint (a few tries at most)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaError
+    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
+    from deltalake.exceptions import DeltaError  # start-up time: the definitions never import delta-rs
 
     try:
         latest = DeltaTable(table.delta.table_uri, storage_options=table.options)

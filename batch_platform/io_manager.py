@@ -26,14 +26,20 @@ several quarters (a single-run backfill). Writing a run's quarters:
    with Spark's raw error. Every materialisation records the version committed (`delta_version`)
    and the table's path.
 
-The frame is read in several passes (the counting pass, the unique key, the write, the previews),
-and the IO manager caches nothing itself: an asset returns its output cached — persisted (silver,
-gold, the quarantine), checkpointed (`ml/churn_scores`), or columns of its own cache (bronze, whose
-cache holds the parser's marker column besides) — or cheap to compute again (local rows, an empty
-frame), so the rows validated are the rows written. A persisted output is released once written
-(`DataFrame.is_cached`). (Persisting every output here instead copies bronze's cache into a second
-one: measured at SIZE=M, several seconds of the bronze steps; Spark's public API reports a cache only
-for the plan that was persisted, so a projection of a cache cannot be told from any other frame.)
+The frame is read in several passes (the counting pass, the unique key, the write, the previews, the
+table's recorder), so the rows validated must be the rows written: the IO manager alone persists an
+output, before its first pass, when the table's declaration says so (`Table.cached`: silver, its
+quarantine, gold), and releases it once written, whatever happens. An asset never persists what it
+returns. An output not declared `cached` is cheap to compute again (local rows, an empty frame),
+checkpointed (`ml/churn_scores`) or columns of the asset's own cache (bronze, whose cache holds the
+parser's marker column besides: persisting it again here copies that cache into a second one,
+measured at SIZE=M as several seconds of the bronze steps).
+
+What a materialisation records: per quarter the table's path, the Delta version committed, the row
+count and a preview, plus what the table's declaration records (`Table.record`, computed by
+`batch_platform.metadata` from the rows written, their counts and the rows per quarter of every
+input this IO manager handed the step; a multi-asset's later output also sees what its earlier ones
+recorded).
 
 Reading a range of quarters asks the log, in the driver (`deltalake`: no Spark job), which quarters
 hold rows and which were materialised. Every quarter an input is handed must have been materialised
@@ -65,21 +71,25 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 import pyspark.sql.types as T
 from dagster_pyspark import PySparkResource
+from pydantic import PrivateAttr
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform import delta
 from batch_platform.config import S3Config
+from batch_platform.layout import LakeLayout, PartitionNotMaterialised, table_name
 from batch_platform.metadata import lineage_table, previews
 from batch_platform.partitions import to_key, to_label
-from batch_platform.s3 import is_s3
 from batch_platform.schemas.base import (
     PARTITION_COLUMN,
+    Table,
     Violation,
+    Written,
     check_structure,
     check_table,
     count_and_check,
@@ -98,10 +108,6 @@ _CONFLICT = re.compile(
 """Delta's conflict errors: another commit since this transaction read the table."""
 
 
-def table_name(asset_key: dg.AssetKey) -> str:
-    return "/".join(asset_key.path)
-
-
 class LakeIOManager(dg.ConfigurableIOManager):
     """Reads and writes quarterly partitions of lake tables as Delta tables, validated by Pandera.
 
@@ -117,12 +123,20 @@ class LakeIOManager(dg.ConfigurableIOManager):
     s3_path_style_access: bool = False
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    _read: dict[tuple[str, str], dict[str, dict[str, int]]] = PrivateAttr(default_factory=dict)
+    """Per (run, step): the rows per quarter this IO manager handed each input of the step."""
+    _recorded: dict[tuple[str, str], dict[dg.AssetKey, dict[str, dict[str, Any]]]] = PrivateAttr(default_factory=dict)
+    """Per (run, step): what each output written so far recorded, per quarter."""
+
+    @property
+    def layout(self) -> LakeLayout:
+        return LakeLayout(self.lake_root)
 
     def table_path(self, asset_key: dg.AssetKey) -> str:
-        return f"{self.lake_root.rstrip('/')}/{table_name(asset_key)}"
+        return self.layout.table_uri(asset_key)
 
     def _s3(self) -> S3Config | None:
-        if not is_s3(self.lake_root):
+        if not self.layout.on_s3:
             return None
         return S3Config(
             endpoint_url=self.s3_endpoint_url,
@@ -150,11 +164,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         table = table_name(context.asset_key)
-        model = table_for(context.asset_key).model
+        declared = table_for(context.asset_key)
+        model = declared.model
         quarters = [to_label(key) for key in context.asset_partition_keys]
         if PARTITION_COLUMN not in obj.columns:
             raise dg.Failure(f"{table}: the asset returned no '{PARTITION_COLUMN}' column to partition by")
-        df = obj  # cached by the asset, or cheap to compute again (module docstring)
+        df = obj.persist() if declared.cached else obj  # module docstring
         timings: dict[str, float] = defaultdict(float)
         mark = time.perf_counter()
 
@@ -184,10 +199,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
             lap("validate")
             version = self._commit(context, df, quarters, rows, total)
             lap("write")
-            self._record(context, df, quarters, rows, version)
+            self._record(context, declared, df, quarters, rows, version)
             lap("metadata")
         finally:
-            if df.is_cached:  # the asset's persisted output, written now
+            if declared.cached:
                 df.unpersist()
         context.add_output_metadata({f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()})
         context.log.info(
@@ -237,12 +252,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
             ) from None
         return delta.committed_version(path, metadata, self._s3())
 
-    def _record(self, context: dg.OutputContext, df: DataFrame, quarters, rows, version: int) -> None:
+    def _record(self, context: dg.OutputContext, declared: Table, df: DataFrame, quarters, rows, version: int) -> None:
         """The table's declared schema and lineage (as its asset definition shows them, and the
         lineage again as a readable table, `column_lineage`, since the UI hides Dagster's own
-        entry), and per quarter the table's path, the Delta version committed, the row count and a
-        preview."""
-        declared = table_for(context.asset_key)
+        entry), and per quarter the table's path, the Delta version committed, the row count, a
+        preview and what the table's declaration records (`Table.record`)."""
         lineage = declared.column_lineage()
         context.add_output_metadata(
             {
@@ -254,8 +268,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         )
         step = context.step_context
         shown = previews(df, rows)
+        recorded = self._recorded.setdefault(_step(context), {})
+        own = declared.record(self._written(context, df, quarters, rows, recorded)) if declared.record else {}
+        recorded[context.asset_key] = {quarter: dict(own.get(quarter, {})) for quarter in quarters}
         for quarter in quarters:
             metadata = {
+                **recorded[context.asset_key][quarter],
                 "path": dg.MetadataValue.path(self.table_path(context.asset_key)),
                 "delta_version": dg.MetadataValue.int(version),
                 "dagster/row_count": dg.MetadataValue.int(int(rows.get(quarter, 0))),
@@ -267,15 +285,33 @@ class LakeIOManager(dg.ConfigurableIOManager):
             else:
                 step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=to_key(quarter))
 
+    def _written(self, context: dg.OutputContext, df: DataFrame, quarters, rows, recorded) -> Written:
+        return Written(
+            key=context.asset_key,
+            frame=df,
+            quarters=quarters,
+            rows=rows,
+            read=self._read.get(_step(context), {}),
+            recorded=recorded,
+            definition_metadata=context.definition_metadata or {},
+            log=context.log,
+        )
+
     # ------------------------------------------------------------------------------------ read
     def load_input(self, context: dg.InputContext) -> DataFrame:
         """The input's quarters as Dagster mapped them: only partitions (a mapping that reaches before
         the first quarter, `allow_nonexistent_upstream_partitions`, hands over the ones that exist),
-        each of which must have been materialised."""
+        each of which must have been materialised. The rows per quarter handed over are kept for the
+        step's recorders (`Written.read`)."""
         quarters = [to_label(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
-        return self.read_quarters(context.asset_key, quarters)
+        handed: dict[str, int] = {}
+        frame = self.read_quarters(context.asset_key, quarters, handed)
+        self._read.setdefault(_step(context), {})[context.name] = handed
+        return frame
 
-    def read_quarters(self, asset_key: dg.AssetKey, quarters: Sequence[str]) -> DataFrame:
+    def read_quarters(
+        self, asset_key: dg.AssetKey, quarters: Sequence[str], handed: dict[str, int] | None = None
+    ) -> DataFrame:
         """The quarters `quarters` of a lake table as one frame, at the table's latest version.
 
         A quarter materialised empty reads as no rows; one never materialised (or a table that does
@@ -288,16 +324,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
         spark = self.pyspark.spark_session
         path = self.table_path(asset_key)
         existing = self.open_table(asset_key)
-        materialised = set(delta.materialised_quarters(existing)) if existing else set()
-        missing = [q for q in quarters if q not in materialised]
-        if missing:
+        try:
+            self.layout.require(asset_key, quarters, delta.materialised_quarters(existing) if existing else None)
+        except PartitionNotMaterialised as exc:
             hint = _plain_parquet_hint(spark, path) if existing is None else ""
             raise dg.Failure(
-                f"{table}: quarter(s) {', '.join(missing)} have never been materialised at {path}, and a quarter "
-                f"that was never materialised is not read as empty: nothing was computed or written from it. "
+                f"{table}: quarter(s) {', '.join(exc.quarters)} have never been materialised at {path}, and a quarter "
+                f"that was never materialised is not read as empty: nothing was computed or written from it ({exc}). "
                 f"Materialise it first{hint}"
-            )
+            ) from None
         with_rows = delta.rows_per_quarter(existing) if existing else {}
+        if handed is not None:
+            handed.update({q: int(with_rows.get(q, 0)) for q in quarters})
         present = [q for q in quarters if with_rows.get(q)]
         # A strict table reads as declared; any other as the table's columns (bronze keeps the extra
         # columns that arrived). Either way the partition column comes last, as a Parquet read of
@@ -313,6 +351,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
             .where(F.col(PARTITION_COLUMN).isin(present))
         )
         return _with_columns(frame, schema)
+
+
+def _step(context: dg.InputContext | dg.OutputContext) -> tuple[str, str]:
+    step = context.step_context
+    return step.run_id, step.step.key
 
 
 def _schema_of(table: delta.LakeTable) -> T.StructType:
@@ -364,7 +407,7 @@ def _plain_parquet_hint(spark, path: str) -> str:
     """A note for a folder that holds `quarter=` folders but no Delta log: a lake written before the
     lake became Delta (its quarters are not part of any Delta table)."""
     names = [info.name for info in HadoopFS(spark).list_dir(path)]
-    if any(name.startswith(f"{PARTITION_COLUMN}=") for name in names) and "_delta_log" not in names:
+    if any(LakeLayout.is_partition_folder(name) for name in names) and "_delta_log" not in names:
         return (
             f" ({path} holds Parquet partition folders but no Delta table: a lake written before the lake became "
             "Delta; rebuild it by materialising its quarters into an empty lake root)"

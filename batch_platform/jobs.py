@@ -39,21 +39,41 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from batch_platform.delta import retention_defaults
 from batch_platform.partitions import shift, to_key
+from batch_platform.schemas.gold import TRAINING_KEY
+from batch_platform.schemas.ml import SCORES_KEY
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import SparkSession
 
+# Every job, schedule and sensor name of the platform: the one place each is spelled.
+ALL_ASSETS_JOB = "ALL_ASSETS_JOB"
+"""The job of every asset, and the one the UI's "Materialize" on the asset graph launches.
 
-def lake_pool(key: dg.AssetKey) -> str:
-    """The Dagster concurrency pool of the step that writes the lake table `key`: the table's name,
-    `gold/training_set`. `config/dagster.yaml` (copied to `$DAGSTER_HOME` by the Makefile) gives every
-    pool one slot, so two runs that write the same table — a schedule tick and a manual backfill — take
-    turns: the second run's step waits, logging that it is blocked by the pool, until the first one's
-    step ends; steps writing other tables go on. A step claims its slot before it reads its inputs and
-    frees it once its outputs are committed. The silver multi-asset writes a table and its quarantine
-    and holds the silver table's pool: no other step writes that quarantine."""
-    return "/".join(key.path)
+"Materialize" on a job's own page (Jobs → ALL_ASSETS_JOB) always launches that job: a range of
+quarters is a *job* backfill, exactly the picked quarters in one run (single-run backfill
+policies). On the global asset graph, which belongs to no job, the UI launches a selection through
+the first job (by name: the webserver lists an asset's jobs sorted) that holds every selected
+asset. With Dagster's implicit `__ASSET_JOB` first, "select all → Materialize → a range of
+quarters" makes an *asset* backfill, which targets the picked quarters of the roots and then every
+downstream quarter the partition mappings reach: `gold/customer_features` Q reads silver Q-L … Q-1,
+so silver Q reaches gold Q+1 … Q+L, quarters whose silver is not in the backfill (the run fails on
+them). Dagster 1.13 has no public setting for the job the graph launches, nor for narrowing an
+asset backfill's expansion, so the name is chosen to sort before `__ASSET_JOB` (an upper-case
+letter sorts before `_`), and the graph launches this job as its own page does. The name is plain
+public API; the order is the UI's, and `test_webserver.py` launches a backfill the way the graph
+does and fails if Dagster ever changes it."""
+TRAINING_SET_JOB = "training_set_job"
+GOLD_JOB = "gold_job"
+QUARTERLY_JOB = "quarterly_job"
+ML_JOB = "ml_job"
+OUT_OF_TIME_JOB = "out_of_time_job"
+VACUUM_JOB = "lake_vacuum_job"
+QUARTERLY_SCHEDULE = "quarterly_schedule"
+OUT_OF_TIME_SENSOR = "out_of_time_sensor"
+SELECTION_JOB = "cli_selection_job"
+"""The job `batch-platform materialize --select` runs: the selected assets, made at the command."""
 
 
 def release_abandoned_pools(instance: dg.DagsterInstance) -> list[str]:
@@ -106,26 +126,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
-SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
-ALL_ASSETS_JOB = "ALL_ASSETS_JOB"
-"""The job of every asset, and the one the UI's "Materialize" on the asset graph launches.
-
-"Materialize" on a job's own page (Jobs → ALL_ASSETS_JOB) always launches that job: a range of
-quarters is a *job* backfill, exactly the picked quarters in one run (single-run backfill
-policies). On the global asset graph, which belongs to no job, the UI launches a selection through
-the first job (by name: the webserver lists an asset's jobs sorted) that holds every selected
-asset. With Dagster's implicit `__ASSET_JOB` first, "select all → Materialize → a range of
-quarters" makes an *asset* backfill, which targets the picked quarters of the roots and then every
-downstream quarter the partition mappings reach: `gold/customer_features` Q reads silver Q-L … Q-1,
-so silver Q reaches gold Q+1 … Q+L, quarters whose silver is not in the backfill (the run fails on
-them). Dagster 1.13 has no public setting for the job the graph launches, nor for narrowing an
-asset backfill's expansion, so the name is chosen to sort before `__ASSET_JOB` (an upper-case
-letter sorts before `_`), and the graph launches this job as its own page does. The name is plain
-public API; the order is the UI's, and `test_webserver.py` launches a backfill the way the graph
-does and fails if Dagster ever changes it."""
-
-
 def build_jobs(
     partitions_def: dg.PartitionsDefinition,
 ) -> tuple[list, list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
@@ -137,10 +137,10 @@ def build_jobs(
         description="Every bronze, silver, gold and ml table for the selected quarter(s).",
     )
     training_set_job = dg.define_asset_job(
-        name="training_set_job",
+        name=TRAINING_SET_JOB,
         selection=(
-            dg.AssetSelection.assets(TRAINING_SET_KEY).upstream().required_multi_asset_neighbors()
-            | (dg.AssetSelection.assets(TRAINING_SET_KEY).downstream(depth=1) & dg.AssetSelection.groups("publish"))
+            dg.AssetSelection.assets(TRAINING_KEY).upstream().required_multi_asset_neighbors()
+            | (dg.AssetSelection.assets(TRAINING_KEY).downstream(depth=1) & dg.AssetSelection.groups("publish"))
         ),
         partitions_def=partitions_def,
         description=(
@@ -152,7 +152,7 @@ def build_jobs(
         ),
     )
     gold_job = dg.define_asset_job(
-        name="gold_job",
+        name=GOLD_JOB,
         selection=dg.AssetSelection.groups("gold"),
         partitions_def=partitions_def,
         description="Only the gold tables of the quarter(s), from silver partitions already in the lake.",
@@ -163,7 +163,7 @@ def build_jobs(
 
 def _ml_jobs(partitions_def: dg.PartitionsDefinition):
     quarterly_job = dg.define_asset_job(
-        name="quarterly_job",
+        name=QUARTERLY_JOB,
         selection=(
             dg.AssetSelection.assets(SCORES_KEY).upstream().required_multi_asset_neighbors()
             | dg.AssetSelection.groups("publish")
@@ -176,7 +176,7 @@ def _ml_jobs(partitions_def: dg.PartitionsDefinition):
         ),
     )
     ml_job = dg.define_asset_job(
-        name="ml_job",
+        name=ML_JOB,
         selection=dg.AssetSelection.groups("ml"),
         partitions_def=partitions_def,
         description=(
@@ -186,15 +186,15 @@ def _ml_jobs(partitions_def: dg.PartitionsDefinition):
     )
     quarterly_schedule = dg.build_schedule_from_partitioned_job(
         quarterly_job,
-        name="quarterly_schedule",
+        name=QUARTERLY_SCHEDULE,
         description=(
             "At 00:00 UTC on the first day of each quarter, builds, trains and scores the quarter that just ended "
             "(tick 2026-01-01 → partition 2025-10-01, i.e. 2025-Q4) with quarterly_job."
         ),
     )
     out_of_time_job = dg.define_asset_job(
-        name="out_of_time_job",
-        selection=dg.AssetSelection.checks(dg.AssetCheckKey(SCORES_KEY, "out_of_time_performance")),
+        name=OUT_OF_TIME_JOB,
+        selection=dg.AssetSelection.checks_for_assets(SCORES_KEY),  # its one check: out_of_time_performance
         partitions_def=partitions_def,
         description="The out-of-time check of ml/churn_scores Q alone: its scores against gold/churn_labels Q+1.",
     )
@@ -206,7 +206,7 @@ def build_out_of_time_sensor(partitions_def: dg.PartitionsDefinition, quarterly_
     """When quarterly_job succeeds for Q (its labels are in the lake), evaluate the scores of Q-1."""
 
     @dg.run_status_sensor(
-        name="out_of_time_sensor",
+        name=OUT_OF_TIME_SENSOR,
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[quarterly_job],
         request_job=out_of_time_job,
@@ -224,7 +224,6 @@ def build_out_of_time_sensor(partitions_def: dg.PartitionsDefinition, quarterly_
 
 
 # ------------------------------------------------------------------------------------ lake history
-VACUUM_JOB = "lake_vacuum_job"
 _SESSION_DEFAULTS = "spark.databricks.delta.properties.defaults."
 _LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
@@ -236,8 +235,6 @@ def retention_properties(days: int) -> dict[str, str]:
     that the version can still be read), both `interval <days> days`. The same values the session gives
     every table the IO manager creates (`delta.retention_defaults`): a version stays readable for
     `days` after it was superseded, by its log and by its files alike."""
-    from batch_platform.delta import retention_defaults
-
     return {f"delta.{key.removeprefix(_SESSION_DEFAULTS)}": value for key, value in retention_defaults(days).items()}
 
 
@@ -266,7 +263,7 @@ def vacuum_table(
     retention of the VACUUM alone, for tests; Delta refuses one shorter than the table's
     `delta.deletedFileRetentionDuration` unless `spark.databricks.delta.retentionDurationCheck.enabled`
     is false."""
-    from delta.tables import DeltaTable
+    from delta.tables import DeltaTable  # start-up time: delta-spark loads pyspark's SQL; only a vacuum run needs it
 
     if not DeltaTable.isDeltaTable(spark, path):
         return None

@@ -2,8 +2,8 @@
 materialised quarters and, per quarter, the Parquet files of the table's current version, read
 through Delta (`batch_platform.delta`, delta-rs).
 
-Layout (SPEC.md, "Lake"): `<lake>/<layer>/<table>/` is a Delta table partitioned by `quarter`; its
-`quarter=<YYYY-QN>/` folders may hold files that are no longer part of the table (replaced by a
+Layout (SPEC.md, "Lake"; `batch_platform.layout`): `<lake>/<layer>/<table>/` is a Delta table
+partitioned by `quarter`; its `quarter=<YYYY-QN>/` folders may hold files that are no longer part of the table (replaced by a
 later commit, kept for time travel until VACUUM), so a quarter's files are those the table's log
 lists at one version, never what a listing of the folder finds. A lake root is a local folder or
 `s3a://bucket/prefix`; S3 is reached with `storage.s3` (delta-rs's storage options here, boto3 for
@@ -12,7 +12,6 @@ the presigned urls in `batch_platform.api`).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,13 +21,9 @@ import pyarrow as pa
 
 from batch_platform import delta
 from batch_platform.config import DEFAULT_RETENTION_DAYS, PlatformConfig, S3Config
+from batch_platform.layout import LakeLayout
 from batch_platform.partitions import to_label
-from batch_platform.s3 import is_s3
 from batch_platform.tables import TABLES
-
-
-class PartitionMissing(LookupError):
-    """The quarter of a table was never materialised."""
 
 
 @dataclass(frozen=True)
@@ -71,36 +66,15 @@ class QuarterSnapshot:
 
 
 @dataclass(frozen=True)
-class Lake:
-    root: str
+class Lake(LakeLayout):
+    """The lake at `root` (its paths: `LakeLayout`), read with delta-rs and `storage.s3`."""
+
     s3: S3Config | None = None
     retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_config(cls, config: PlatformConfig) -> Lake:
         return cls(config.lake_root, config.storage.s3, config.storage.delta.retention_days)
-
-    @property
-    def on_s3(self) -> bool:
-        return is_s3(self.root)
-
-    @property
-    def bucket_and_prefix(self) -> tuple[str, str]:
-        """`s3a://bucket/some/prefix` -> ("bucket", "some/prefix")."""
-        bucket, _, prefix = self.root.split("://", 1)[1].partition("/")
-        return bucket, prefix.strip("/")
-
-    @property
-    def base(self) -> str:
-        """The absolute folder of a folder lake."""
-        return os.path.abspath(self.root)
-
-    def path(self, key: str) -> str:
-        """`key` (relative to the root) as a local path of a folder lake."""
-        return f"{self.base.rstrip('/')}/{key}"
-
-    def uri(self, key: str) -> str:
-        return f"{self.root.rstrip('/')}/{key}"
 
     # --------------------------------------------------------------------------- listing
     @staticmethod
@@ -111,7 +85,7 @@ class Lake:
     def open(self, table: str) -> delta.LakeTable | None:
         """The Delta table of `table` at its latest version; None when it is not in the lake yet."""
         try:
-            return delta.open_table(self.uri(table), self.s3, retention_days=self.retention_days)
+            return delta.open_table(self.table_uri(table), self.s3, retention_days=self.retention_days)
         except delta.TableMissing:
             return None
 
@@ -121,8 +95,8 @@ class Lake:
         return delta.materialised_quarters(opened) if opened is not None else []
 
     def quarter(self, table: str, quarter: str, opened: delta.LakeTable | None = None) -> QuarterSnapshot:
-        """One quarter of `table` at `opened`'s version (else the latest); `PartitionMissing` when it
-        was never materialised. A quarter materialised empty has no file."""
+        """One quarter of `table` at `opened`'s version (else the latest); `PartitionNotMaterialised`
+        when it was never materialised. A quarter materialised empty has no file."""
         label = to_label(quarter)
         opened = opened or self.open(table)
         files = (
@@ -130,8 +104,8 @@ class Lake:
             if opened
             else []
         )
-        if not files and label not in self.quarters(table, opened):
-            raise PartitionMissing(f"{table} has no materialised quarter {label} in the lake {self.root}")
+        if not files:
+            self.require(table, [label], self.quarters(table, opened) if opened else None)
         return QuarterSnapshot(table, label, opened.version, files, delta.file_schema(opened), opened)
 
 

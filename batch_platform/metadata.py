@@ -1,13 +1,21 @@
-"""How a materialisation tells its story: the per-quarter metadata the assets and the IO manager
-record (numbers as numeric metadata), built here so asset functions hold the transformation only.
+"""How a materialisation tells its story: the per-quarter metadata the IO manager records (numbers
+as numeric metadata, which the UI plots across quarters), so asset functions hold the transformation
+only.
+
+Every materialisation gets the IO manager's own entries (path, Delta version, row count, preview);
+beyond them, a table declares in its declaration (`schemas/`, `Table.record`) which recorder below
+computes its quarters' figures from what was written (`schemas.base.Written`): the frame (persisted
+by the IO manager for a `cached` table), its rows per quarter, and the rows per quarter of every
+input the step read (from the Delta log, no data read).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyspark.sql.types as T
@@ -15,7 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.partitions import quarter_start, to_key
-from batch_platform.schemas.base import PARTITION_COLUMN
+from batch_platform.schemas.base import PARTITION_COLUMN, Record, Written
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from batch_platform.postgres import Replaced
@@ -182,27 +190,27 @@ def _share(part: int, whole: int) -> dg.MetadataValue:
     return dg.MetadataValue.float(round(part / whole, 6))
 
 
-def labels_metadata(count: Mapping[str, int], window_days: int) -> dict[str, dg.MetadataValue]:
-    """One quarter of `gold/churn_labels` from its `label_counts`."""
+def labels_metadata(count: Mapping[str, int]) -> dict[str, dg.MetadataValue]:
+    """One quarter of `gold/churn_labels` from its `label_counts` (the prediction window in force is
+    the asset's own entry: it is the run's config, not a figure of the rows)."""
     rows, churned = int(count.get("rows") or 0), int(count.get("churned") or 0)
     metadata = {
         "customers": dg.MetadataValue.int(rows),
         "churned": dg.MetadataValue.int(churned),
-        "prediction_window_days": dg.MetadataValue.int(window_days),
     }
     if rows:
         metadata["churn_rate"] = _share(churned, rows)
     return metadata
 
 
-def training_metadata(count: Mapping[str, int], eval_fraction: float) -> dict[str, dg.MetadataValue]:
-    """One quarter of `gold/training_set` from its `label_counts(by_split=True)`."""
+def training_metadata(count: Mapping[str, int]) -> dict[str, dg.MetadataValue]:
+    """One quarter of `gold/training_set` from its `label_counts(by_split=True)` (the eval share in
+    force is the asset's own entry, `eval_fraction_configured`: the run's config)."""
     rows = int(count.get("rows") or 0)
     metadata = {
         "customers": dg.MetadataValue.int(rows),
         "train_rows": dg.MetadataValue.int(int(count.get("train_rows") or 0)),
         "eval_rows": dg.MetadataValue.int(int(count.get("eval_rows") or 0)),
-        "eval_fraction_configured": dg.MetadataValue.float(eval_fraction),
     }
     if rows:
         metadata["churn_rate"] = _share(int(count["churned"]), rows)
@@ -211,6 +219,137 @@ def training_metadata(count: Mapping[str, int], eval_fraction: float) -> dict[st
         if count.get(f"{side}_rows"):
             metadata[f"{side}_churn_rate"] = _share(int(count[f"{side}_churned"]), int(count[f"{side}_rows"]))
     return metadata
+
+
+def _definition_value(written: Written, name: str) -> Any:
+    value = written.definition_metadata[name]
+    return getattr(value, "value", value)
+
+
+def input_partitions(written: Written, *names: str) -> dg.MetadataValue:
+    """The quarters each named input of the step was handed, as Dagster mapped them."""
+    return dg.MetadataValue.json({name: list(written.read.get(name, {})) for name in names})
+
+
+def record_features(numeric: Sequence[str], lookback_of: Callable[[str, int], Sequence[str]]) -> Record:
+    """`gold/customer_features`: per quarter, its customers, cutoff, the statistics of the `numeric`
+    features and what it read of its lookback (`lookback_of(quarter, L)`, L the asset's
+    `lookback_quarters`) of silver operational_events; a warning for a lookback quarter materialised
+    with no rows."""
+
+    def record(written: Written) -> dict[str, dict[str, dg.MetadataValue]]:
+        lookback = int(_definition_value(written, "lookback_quarters"))
+        events = written.read.get("operational_events", {})
+        stats = feature_stats(written.frame, numeric)
+        inputs = input_partitions(written, "operational_events", "interaction_logs", "partner_scores")
+        recorded = {}
+        for quarter in written.quarters:
+            metadata, empty = features_metadata(quarter, lookback_of(quarter, lookback), set(events), events, stats)
+            if empty:
+                written.log.warning(
+                    f"customer_features {quarter}: silver operational_events {', '.join(empty)} was materialised "
+                    "with no rows; the features of this quarter see no events from it"
+                )
+            recorded[quarter] = {"input_partitions": inputs, **metadata}
+        return recorded
+
+    return record
+
+
+def record_labels(written: Written) -> dict[str, dict[str, dg.MetadataValue]]:
+    """`gold/churn_labels`: per quarter, customers, churned and the churn rate."""
+    counts = label_counts(written.frame)
+    inputs = input_partitions(written, "operational_events")
+    return {q: {"input_partitions": inputs, **labels_metadata(counts.get(q, {}))} for q in written.quarters}
+
+
+def record_training(written: Written) -> dict[str, dict[str, dg.MetadataValue]]:
+    """`gold/training_set`: per quarter, customers, rows and churn rate per split, the eval share."""
+    counts = label_counts(written.frame, by_split=True)
+    return {quarter: training_metadata(counts.get(quarter, {})) for quarter in written.quarters}
+
+
+# ---------------------------------------------------------------------------------------- silver
+@dataclass(frozen=True)
+class Reconciliation:
+    """SPEC.md's promise for one partition: bronze = silver + quarantined + duplicates removed."""
+
+    bronze_rows: int
+    silver_rows: int
+    quarantined_rows: int
+    duplicates_removed: int
+    rejects: dict[str, int]
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantined_rows / self.bronze_rows if self.bronze_rows else 0.0
+
+    def metadata(self) -> dict[str, dg.MetadataValue]:
+        return {
+            "bronze_rows": dg.MetadataValue.int(self.bronze_rows),
+            "silver_rows": dg.MetadataValue.int(self.silver_rows),
+            "quarantined_rows": dg.MetadataValue.int(self.quarantined_rows),
+            "duplicates_removed": dg.MetadataValue.int(self.duplicates_removed),
+            "quarantine_rate": dg.MetadataValue.float(self.quarantine_rate),
+            **{f"rejects/{reason}": dg.MetadataValue.int(count) for reason, count in self.rejects.items()},
+        }
+
+
+def _quarantined(bronze: int, rejects: Mapping[str, int]) -> dict[str, dg.MetadataValue]:
+    quarantined = sum(rejects.values())
+    return {
+        "bronze_rows": dg.MetadataValue.int(bronze),
+        "quarantined_rows": dg.MetadataValue.int(quarantined),
+        "quarantine_rate": dg.MetadataValue.float(quarantined / bronze if bronze else 0.0),
+        **{f"rejects/{reason}": dg.MetadataValue.int(count) for reason, count in rejects.items()},
+    }
+
+
+def record_quarantine(reasons: Sequence[str], reason_column: str) -> Record:
+    """A silver quarantine, written before its silver table: per quarter, the bronze rows its step
+    read, the rows quarantined and the count of every reject reason (zeros included)."""
+
+    def record(written: Written) -> dict[str, dict[str, dg.MetadataValue]]:
+        bronze = written.read.get("bronze", {})
+        found = written.frame.groupBy(PARTITION_COLUMN, reason_column).count().collect()
+        counts = {(row[PARTITION_COLUMN], row[reason_column]): int(row["count"]) for row in found}
+        return {
+            q: _quarantined(int(bronze.get(q, 0)), {r: counts.get((q, r), 0) for r in reasons})
+            for q in written.quarters
+        }
+
+    return record
+
+
+def record_silver(reasons: Sequence[str], quarantine_key: dg.AssetKey) -> Record:
+    """A silver table, written after its quarantine in the same step: per quarter the four figures
+    of SPEC.md (bronze read, silver written, quarantined, duplicates removed = the rest) and the
+    rejects per reason, from the bronze rows the step read, the rows written and the quarantine's
+    record. The `reconciliation` check recounts them in the lake."""
+
+    def record(written: Written) -> dict[str, dict[str, dg.MetadataValue]]:
+        bronze = written.read.get("bronze", {})
+        quarantine = written.recorded.get(quarantine_key, {})
+        recorded = {}
+        for quarter in written.quarters:
+            kept = quarantine.get(quarter, {})
+            rejects = {reason: int(_value(kept.get(f"rejects/{reason}", 0))) for reason in reasons}
+            figures = reconciliation_of(int(bronze.get(quarter, 0)), int(written.rows.get(quarter, 0)), rejects)
+            recorded[quarter] = figures.metadata()
+        return recorded
+
+    return record
+
+
+def reconciliation_of(bronze: int, silver: int, rejects: Mapping[str, int]) -> Reconciliation:
+    """The figures of one quarter: duplicates removed are the valid rows (bronze - quarantined) that
+    did not reach silver."""
+    quarantined = sum(rejects.values())
+    return Reconciliation(bronze, silver, quarantined, bronze - quarantined - silver, dict(rejects))
+
+
+def _value(entry: Any) -> Any:
+    return getattr(entry, "value", entry)
 
 
 def publish_metadata(

@@ -26,7 +26,7 @@ class MlflowStore(dg.ConfigurableResource):
 
     def activate(self) -> str:
         """Point this process's MLflow client at the store; the experiment's id (created if new)."""
-        import mlflow
+        import mlflow  # start-up time: MLflow loads only when a run logs to it
 
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,7 @@ def quarterly_partitions(first_quarter: str) -> dg.TimeWindowPartitionsDefinitio
     """Calendar quarters in UTC from `first_quarter` to the last complete quarter: the platform's one
     partitions definition. `build_definitions` builds it from `batch.first_quarter` and hands it to
     every asset, check and job builder (equal definitions compare equal)."""
-    import dagster as dg
+    import dagster as dg  # start-up time: the command line checks quarters without Dagster (module docstring)
 
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule=QUARTER_CRON,

@@ -15,18 +15,13 @@ by Arrow's C++ writer and written to `COPY … FROM STDIN (FORMAT csv)`: no Pyth
 memory bounded by one batch.
 
 The DSN is kept as written in the config (`${NAME}` for the password) and resolved only when a
-connection is made (`connection_parameters`): the template is parsed first, and each variable's
-value is put into the parameter it stands for, passed to libpq as a parameter of its own, never
-pasted back into a URL. A password with `@ / : # % ?` is the password, and nothing of it can become
-a host name; the variable holds the password itself, not URL-encoded. Every message that could
-carry it goes through `redact`.
+connection is made (`batch_platform.env_refs.connection_parameters`, which says how); the variable
+holds the password itself, not URL-encoded. Every message that could carry it goes through `redact`.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,7 +31,7 @@ import dagster as dg
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 
-from batch_platform.config import ENV_REFERENCE
+from batch_platform.env_refs import connection_parameters, redact
 from batch_platform.schemas.base import PARTITION_COLUMN, unique_key
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -44,9 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from psycopg import sql
 
 BATCH_ROWS = 64_000
-_MARKER = re.compile(r"bpenvref(\d+)x")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 PG_TYPES: dict[type, str] = {
     T.StringType: "text",
@@ -60,57 +52,6 @@ PG_TYPES: dict[type, str] = {
     T.TimestampType: "timestamp with time zone",
     T.TimestampNTZType: "timestamp without time zone",
 }
-
-
-class DsnError(ValueError):
-    """A DSN that writes a password into the config file instead of `${NAME}`."""
-
-
-def _parse_template(dsn: str) -> tuple[dict[str, str], list[str]]:
-    """The parameters of a DSN template, each `${NAME}` standing as a marker `bpenvref<i>x` (letters
-    and digits, which URL and key=value parsing leave as they are), and the NAME of each marker."""
-    names: list[str] = []
-
-    def marker(match: re.Match) -> str:
-        names.append(match.group(1))
-        return f"bpenvref{len(names) - 1}x"
-
-    from psycopg.conninfo import conninfo_to_dict
-
-    marked = ENV_REFERENCE.sub(marker, dsn)
-    try:
-        return conninfo_to_dict(marked), names
-    except Exception as exc:  # noqa: BLE001 - psycopg raises ProgrammingError; the message may echo the DSN
-        raise DsnError(f"it is not a libpq connection string or URL ({redact(str(exc))})") from None
-
-
-def check_dsn_template(dsn: str) -> None:
-    """Refuse a DSN whose password is written in the file rather than read from the environment."""
-    if ENV_REFERENCE.fullmatch(dsn.strip()):
-        return  # the whole DSN comes from one environment variable
-    password = _parse_template(dsn)[0].get("password")
-    if password and _MARKER.sub("", password):
-        raise DsnError("its password is written in the file: write it as ${NAME}, read from the environment")
-
-
-def connection_parameters(dsn: str) -> dict[str, str]:
-    """The libpq parameters of the DSN template `dsn`, each `${NAME}` replaced by the value of the
-    environment variable NAME (KeyError if unset) after the template is parsed."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    if whole := ENV_REFERENCE.fullmatch(dsn.strip()):
-        return conninfo_to_dict(os.environ[whole.group(1)])
-    parts, names = _parse_template(dsn)
-    return {key: _MARKER.sub(lambda m: os.environ[names[int(m.group(1))]], value) for key, value in parts.items()}
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """`text` with URL and keyword passwords, and each of `secrets`, replaced by `***`."""
-    text = _KEYWORD_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def pg_type(spark_type: T.DataType) -> str:
@@ -138,7 +79,7 @@ def pg_columns(model: type[pa.DataFrameModel]) -> list[PgColumn]:
 
 
 def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> sql.Composed:
-    from psycopg import sql
+    from psycopg import sql  # optional dependency: only with publish.postgres
 
     key = unique_key(model.to_schema())
     if not key:
@@ -160,7 +101,7 @@ def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) ->
 def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) -> None:
     """Create the schema and table when missing; fail, naming the columns, when an existing table
     differs from the model (the platform never alters a table people read)."""
-    from psycopg import sql
+    from psycopg import sql  # optional dependency: only with publish.postgres
 
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -188,7 +129,7 @@ class Replaced:
 def csv_chunk(batch: pa_arrow.RecordBatch, quarter: str) -> bytes:
     """One record batch as CSV lines, `quarter` prepended. Arrow quotes every string, so an empty
     string stays `""` and a NULL is an empty field, which COPY reads as NULL."""
-    import pyarrow as pa_arrow
+    import pyarrow as pa_arrow  # start-up time: the definitions load no Arrow CSV writer
     import pyarrow.csv as pa_csv
 
     table = pa_arrow.Table.from_batches([batch])
@@ -207,7 +148,7 @@ def replace_quarter(
     batches: Iterable[pa_arrow.RecordBatch],
 ) -> Replaced:  # fmt: skip
     """Replace every row of `quarter` in `schema.table` by `batches`, in one transaction."""
-    from psycopg import sql
+    from psycopg import sql  # optional dependency: only with publish.postgres
 
     started = time.perf_counter()
     columns = [c.name for c in pg_columns(model)]
@@ -256,7 +197,7 @@ class PostgresTarget(dg.ConfigurableResource):
 
     def connect(self):
         """A psycopg connection; a failure names the host and never shows the password."""
-        import psycopg
+        import psycopg  # optional dependency: only with publish.postgres
 
         try:
             parameters = connection_parameters(self.dsn)

@@ -1,8 +1,9 @@
 """The resources every asset runs with, built in one place from the config.
 
 Local (`local[*]`, folders) and cluster (`spark://…`, `s3a://…`) differ only in the config file's
-values: the asset code and these builders are the same. A new optional config section that assets
-need at run time becomes a resource (or a field of `settings`) here.
+values: the asset code and these builders are the same. A config section that assets read at run
+time is a resource as it is (`batch`, `checks`: the `BatchConfig` and `ChecksConfig` of the file,
+which the assets and checks declare as `dg.ResourceParam[...]`), never a copy of it.
 """
 
 from typing import Any
@@ -10,14 +11,16 @@ from typing import Any
 import dagster as dg
 from dagster_pyspark import PySparkResource
 from pydantic import PrivateAttr
-from pyspark.sql import SparkSession
 
-from batch_platform.config import PlatformConfig, S3Config, expand_env_refs
+from batch_platform.config import PlatformConfig, S3Config
+from batch_platform.env_refs import env_name
 from batch_platform.io_manager import LakeIOManager
 from batch_platform.landing import LandingZone
+from batch_platform.layout import is_s3
 from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.postgres import PostgresTarget
-from batch_platform.s3 import hadoop_s3a_settings, is_s3, s3_resource
+from batch_platform.s3 import hadoop_s3a_settings, s3_resource
+from batch_platform.session import build_session, spark_conf
 
 
 class PlatformPySpark(PySparkResource):
@@ -44,13 +47,10 @@ class PlatformPySpark(PySparkResource):
         return self._session
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        builder = SparkSession.builder
         try:
-            for key, value in self.spark_config.items():
-                builder = builder.config(key, expand_env_refs(str(value)))
+            self._session = build_session(self.spark_config)
         except KeyError as exc:
             raise dg.Failure(f"spark.conf refers to environment variable {exc.args[0]}, which is not set") from None
-        self._session = builder.getOrCreate()
         jsc = getattr(self._session.sparkContext, "_jsc", None)  # none under Spark Connect
         if jsc is None:
             return
@@ -68,9 +68,9 @@ class PlatformPySpark(PySparkResource):
 
 def build_pyspark(config: PlatformConfig) -> PlatformPySpark:
     s3 = config.storage.s3 or S3Config()
-    key, secret = S3Config.env_name(s3.access_key_id), S3Config.env_name(s3.secret_access_key)
+    key, secret = env_name(s3.access_key_id), env_name(s3.secret_access_key)
     return PlatformPySpark(
-        spark_config=config.spark_conf(),
+        spark_config=spark_conf(config),
         s3_endpoint_url=s3.endpoint_url,
         s3_region=s3.region,
         s3_path_style_access=s3.path_style_access,
@@ -94,16 +94,6 @@ def build_io_manager(config: PlatformConfig, pyspark: PySparkResource) -> LakeIO
     )
 
 
-class BatchSettings(dg.ConfigurableResource):
-    """The batch rules of SPEC.md that assets read at run time (shown in the UI's resources tab)."""
-
-    lookback_quarters: int
-    prediction_window_days: int
-    eval_fraction: float
-    quarantine_rate_warn: float
-    quarantine_rate_fail: float
-
-
 def uses_s3(config: PlatformConfig) -> bool:
     """Whether the platform talks to S3: `storage.s3` is set, or the landing or lake root is `s3a://`."""
     return config.storage.s3 is not None or is_s3(config.landing_root) or is_s3(config.lake_root)
@@ -124,11 +114,6 @@ def build_resources(config: PlatformConfig) -> dict[str, object]:
         "io_manager": build_io_manager(config, pyspark),
         "landing": LandingZone(root=config.landing_root),
         "mlflow_store": build_mlflow_store(config),
-        "settings": BatchSettings(
-            lookback_quarters=config.batch.lookback_quarters,
-            prediction_window_days=config.batch.prediction_window_days,
-            eval_fraction=config.batch.eval_fraction,
-            quarantine_rate_warn=config.checks.quarantine_rate_warn,
-            quarantine_rate_fail=config.checks.quarantine_rate_fail,
-        ),
+        "batch": config.batch,
+        "checks": config.checks,
     }

@@ -5,7 +5,7 @@ path-style access, credentials written `${NAME}`) applies to Spark and to every 
 
 - Spark: `s3a_jars_needed` names the fetched S3A jars (local paths: no run downloads anything) a
   session whose landing or lake root is `s3a://` puts on its class path
-  (`PlatformConfig.spark_conf`); `hadoop_s3a_settings` is what the `pyspark` resource sets on the
+  (`session.spark_conf`); `hadoop_s3a_settings` is what the `pyspark` resource sets on the
   session's Hadoop configuration when a run starts (credentials included, read from the
   environment then, so they never enter Dagster's resource config or run storage);
 - boto3 (the sensor, dagster-aws's `S3Resource`): `s3_resource`, `boto3_client`;
@@ -18,30 +18,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from batch_platform.config import PROJECT_ROOT, S3Config
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from batch_platform.config import PlatformConfig
+from batch_platform.config import PROJECT_ROOT, PlatformConfig, S3Config
+from batch_platform.env_refs import env_name, env_value
+from batch_platform.layout import bucket_of, is_s3
 
 JARS_DIR = PROJECT_ROOT / ".jars"
-S3_SCHEMES = ("s3a://", "s3://", "s3n://")
 _HADOOP_JAR = re.compile(r"^hadoop-client-api-(\d+\.\d+\.\d+)\.jar$")
-
-
-def is_s3(path: str) -> bool:
-    return str(path).startswith(S3_SCHEMES)
-
-
-def bucket_of(path: str) -> str:
-    return urlparse(str(path)).netloc
 
 
 def hadoop_version() -> str:
     """The Hadoop version bundled with the installed pyspark (its hadoop-client-api jar)."""
-    import pyspark
+    import pyspark  # start-up time: only to locate its jars
 
     jars = Path(pyspark.__file__).parent / "jars"
     for jar in jars.glob("hadoop-client-api-*.jar"):
@@ -72,11 +61,6 @@ def s3a_jars_needed(config: PlatformConfig) -> list[Path]:
             f"{JARS_DIR}: run `make setup` (or `python scripts/fetch_jars.py`) once"
         )
     return jars
-
-
-def _env(reference: str | None) -> str | None:
-    name = S3Config.env_name(reference)
-    return os.environ.get(name) if name else None
 
 
 def hadoop_s3a_settings(
@@ -129,16 +113,16 @@ def access_error(path: str, exc: BaseException) -> str:
 
 def boto3_client(s3: S3Config | None):
     """A boto3 S3 client configured from `storage.s3` (credentials read from the environment now)."""
-    import boto3
-    from botocore.config import Config
+    import boto3  # optional dependency (dagster-aws): only when the platform uses S3
+    from botocore.config import Config  # optional dependency (dagster-aws): only when the platform uses S3
 
     s3 = s3 or S3Config()
     return boto3.client(
         "s3",
         endpoint_url=s3.endpoint_url,
         region_name=s3.region,
-        aws_access_key_id=_env(s3.access_key_id),
-        aws_secret_access_key=_env(s3.secret_access_key),
+        aws_access_key_id=env_value(s3.access_key_id),
+        aws_secret_access_key=env_value(s3.secret_access_key),
         # SigV4 for presigned urls: boto3 may otherwise presign with SigV2, which S3 servers refuse.
         config=Config(
             signature_version="s3v4",
@@ -151,14 +135,11 @@ def s3_resource(s3: S3Config | None):
     """dagster-aws's `S3Resource` for `storage.s3`. The credentials are `dg.EnvVar`s: the UI and the
     run storage show the variables' names, never their values. (With a custom endpoint boto3
     addresses buckets by path, as `path_style_access` asks.)"""
-    import dagster as dg
-    from dagster_aws.s3 import S3Resource
+    import dagster as dg  # start-up time: the command line imports this module without Dagster
+    from dagster_aws.s3 import S3Resource  # optional dependency: its import alone takes over a second
 
     s3 = s3 or S3Config()
-    key, secret = (
-        S3Config.env_name(s3.access_key_id),
-        S3Config.env_name(s3.secret_access_key),
-    )
+    key, secret = env_name(s3.access_key_id), env_name(s3.secret_access_key)
     return S3Resource(
         endpoint_url=s3.endpoint_url,
         region_name=s3.region,
@@ -172,7 +153,7 @@ def pyarrow_filesystem(uri: str, s3: S3Config | None):
     file system for a folder; for `s3a://`, pyarrow's S3 client configured from `storage.s3` (the
     credentials read from the variables it names, now). Delta data files are never rewritten, so
     pyarrow's ranged reads of one object cannot mix two writes."""
-    from pyarrow import fs
+    from pyarrow import fs  # start-up time: the definitions need no Arrow
 
     if "://" not in uri:
         return fs.LocalFileSystem(), os.path.abspath(uri)
@@ -186,6 +167,6 @@ def pyarrow_filesystem(uri: str, s3: S3Config | None):
         parsed = urlparse(s3.endpoint_url)
         options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https")
     if s3.access_key_id:
-        options.update(access_key=_env(s3.access_key_id), secret_key=_env(s3.secret_access_key))
+        options.update(access_key=env_value(s3.access_key_id), secret_key=env_value(s3.secret_access_key))
     parsed = urlparse(uri)
     return fs.S3FileSystem(**options), f"{parsed.netloc}{parsed.path}".rstrip("/")

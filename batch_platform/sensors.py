@@ -27,12 +27,11 @@ from datetime import date
 import dagster as dg
 
 from batch_platform import storage
+from batch_platform.jobs import TRAINING_SET_JOB
 from batch_platform.landing import _FOLDER_DATE, FORMATS
+from batch_platform.layout import is_s3
 from batch_platform.partitions import label_of, to_key
-from batch_platform.s3 import is_s3
 from batch_platform.schemas.bronze import BRONZE_TABLES, BronzeTable
-
-TRAINING_SET_JOB = "training_set_job"
 
 
 def watched_sources() -> dict[str, BronzeTable]:
@@ -65,7 +64,7 @@ def arrival_quarter(path: str) -> str | None:
 
 
 def build_landing_sensor(partitions_def: dg.PartitionsDefinition, *, on_s3: bool = False) -> dg.SensorDefinition:
-    """The landing sensor on the platform's partitions (`config.partitions()`), targeting `training_set_job`.
+    """The landing sensor on the platform's partitions (built once by `build_definitions`), targeting `training_set_job`.
     It uses the `landing` resource, and the `s3` resource when `on_s3` (an `s3a://` landing root)."""
 
     @dg.sensor(

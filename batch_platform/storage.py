@@ -16,7 +16,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urlparse, urlsplit
+
+from batch_platform.layout import is_s3
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import SparkSession
@@ -162,10 +164,6 @@ def list_tree(root: str, folders: Iterable[str], s3_client=None) -> list[str]:
     """Every file under `<root>/<folder>/` for each folder, as sorted paths relative to `root`. For an
     `s3a://` root, the boto3 `s3_client` lists the objects (the landing sensor passes its dagster-aws
     `S3Resource`'s client, configured from `storage.s3`); a local root is walked."""
-    from urllib.parse import urlparse
-
-    from batch_platform.s3 import is_s3
-
     found: list[str] = []
     if not is_s3(root):
         for name in folders:

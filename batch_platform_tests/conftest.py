@@ -112,7 +112,9 @@ def spark():
     # The S3A jars (when fetched) are on the shared session's class path, beside Delta's, so the S3
     # tests run in it: its conf is that of a lake on S3.
     storage = {"lake_root": "s3a://lake/lake"} if s3a_jars() else {}
-    conf = make_config(Path("/nonexistent"), storage=storage).spark_conf()
+    from batch_platform.session import spark_conf
+
+    conf = spark_conf(make_config(Path("/nonexistent"), storage=storage))
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -8,13 +8,14 @@ from batch_platform.assets.ml import build_ml_assets, build_ml_checks
 from batch_platform.assets.silver import build_silver_assets
 from batch_platform.checks import build_silver_checks
 from batch_platform.config import parse_config
+from batch_platform.partitions import quarterly_partitions
 
 DEFAULTS = parse_config({}, "test defaults")
-quarterly = DEFAULTS.partitions()
-bronze_assets = build_bronze_assets(DEFAULTS)
+quarterly = quarterly_partitions(DEFAULTS.batch.first_quarter)
+bronze_assets = build_bronze_assets(quarterly)
 bronze_operational, bronze_logs, bronze_external = bronze_assets
-silver_assets = build_silver_assets(DEFAULTS)
-gold_assets = build_gold_assets(DEFAULTS)
-silver_checks = build_silver_checks(DEFAULTS)
-ml_assets = build_ml_assets(DEFAULTS)
-ml_checks = build_ml_checks(DEFAULTS)
+silver_assets = build_silver_assets(quarterly)
+gold_assets = build_gold_assets(quarterly, DEFAULTS.batch)
+silver_checks = build_silver_checks(quarterly)
+ml_assets = build_ml_assets(quarterly, DEFAULTS.batch)
+ml_checks = build_ml_checks(quarterly)

@@ -60,10 +60,10 @@ def upload(s3_server, local: Path, bucket: str, prefix: str) -> int:
 
 def materialize_all(config: PlatformConfig, quarters=QUARTERS, selection=None, **kwargs):
     """Every asset (or `selection`) for `quarters`, in one in-process run (a single-run backfill)."""
-    from batch_platform.definitions import build_assets
+    from batch_platform.definitions import build_definitions
     from batch_platform.resources import build_resources
 
-    assets = build_assets(config)
+    assets = list(build_definitions(config).assets)
     tags = {
         "dagster/asset_partition_range_start": to_key(quarters[0]),
         "dagster/asset_partition_range_end": to_key(quarters[-1]),

@@ -7,6 +7,7 @@ from dagster_pyspark import PySparkResource
 
 from batch_platform.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
 from batch_platform.resources import build_pyspark
+from batch_platform.session import spark_conf
 from batch_platform_tests.conftest import make_config
 from batch_platform_tests.delta_fixtures import write_quarters
 
@@ -70,7 +71,7 @@ SPARK_SECRET_KEY = "spark.hadoop.fs.azure.account.key.example.dfs.core.windows.n
 def test_a_spark_conf_secret_reaches_the_session_but_not_the_resource_config_dagster_stores(monkeypatch, tmp_path):
     monkeypatch.setenv("LAKE_SECRET", "s3cr3t-value")
     config = make_config(tmp_path, spark={"conf": {SPARK_SECRET_KEY: "${LAKE_SECRET}"}})
-    assert config.spark_conf()[SPARK_SECRET_KEY] == "${LAKE_SECRET}"
+    assert spark_conf(config)[SPARK_SECRET_KEY] == "${LAKE_SECRET}"
     assert "s3cr3t-value" not in repr(config.redacted()) + repr(config)
     seen = []
 
@@ -89,20 +90,22 @@ def test_a_spark_conf_secret_reaches_the_session_but_not_the_resource_config_dag
 
 
 def test_spark_settings_pin_utc_and_readable_parquet():
-    conf = parse_config(
-        {
-            "spark": {
-                "master": "spark://host:7077",
-                "shuffle_partitions": 16,
-                "conf": {"spark.executor.memory": "4g", "spark.driver.extraJavaOptions": "-Xss4m"},
+    conf = spark_conf(
+        parse_config(
+            {
+                "spark": {
+                    "master": "spark://host:7077",
+                    "shuffle_partitions": 16,
+                    "conf": {"spark.executor.memory": "4g", "spark.driver.extraJavaOptions": "-Xss4m"},
+                }
             }
-        }
-    ).spark_conf()
+        )
+    )
     assert conf["spark.driver.extraJavaOptions"] == "-Xss4m -Duser.timezone=UTC"
     assert conf["spark.executor.extraJavaOptions"] == "-Duser.timezone=UTC"
-    tokyo = parse_config(
-        {"spark": {"conf": {"spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Tokyo"}}}
-    ).spark_conf()
+    tokyo = spark_conf(
+        parse_config({"spark": {"conf": {"spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Tokyo"}}})
+    )
     assert tokyo["spark.driver.extraJavaOptions"] == "-Duser.timezone=Asia/Tokyo"
     assert conf["spark.master"] == "spark://host:7077"
     assert conf["spark.sql.session.timeZone"] == "UTC"

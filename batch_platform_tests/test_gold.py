@@ -22,7 +22,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform import delta
-from batch_platform.assets.bronze import build_bronze_assets
 from batch_platform.assets.gold import (
     FEATURE_COLUMNS,
     TRAINING_COLUMNS,
@@ -36,8 +35,8 @@ from batch_platform.assets.gold import (
     split_of,
     unmatched_customers,
 )
-from batch_platform.assets.silver import build_silver_assets
 from batch_platform.config import parse_config
+from batch_platform.definitions import build_definitions
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
 from batch_platform.schemas.base import failure_report, validate_frame
 from batch_platform.schemas.gold import FEATURES_KEY, ChurnLabels, CustomerFeatures, TrainingSet
@@ -439,7 +438,8 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         assert spec.group_name == "gold" and spec.code_version
         assert "SPEC.md" in spec.description
         assert spec.metadata["dagster/column_schema"].columns
-    short = build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}}))[0].get_partition_mapping(silver[0])
+    short = build_gold_assets(quarterly, parse_config({"batch": {"lookback_quarters": 2}}).batch)[0]
+    short = short.get_partition_mapping(silver[0])
     assert (short.start_offset, short.end_offset) == (-2, -1)
 
 
@@ -545,7 +545,7 @@ def test_a_lookback_quarter_never_materialised_fails_the_gold_run_before_it_writ
 
     later = make_config(tmp_path, batch={"first_quarter": "2024-Q3"})
     rebuilt = dg.materialize(
-        [*build_bronze_assets(later), *build_silver_assets(later), *build_gold_assets(later)],
+        list(build_definitions(later).assets),
         selection=GOLD_KEYS,
         resources=build_resources(later),
         partition_key=to_key("2024-Q4"),
@@ -649,7 +649,7 @@ def test_a_graph_built_for_another_lookback_refuses_to_run(gold_lake):
     result = materialize_gold(
         gold_lake["config"],
         "2024-Q4",
-        assets=build_gold_assets(parse_config({"batch": {"lookback_quarters": 2}})),
+        assets=build_gold_assets(quarterly, parse_config({"batch": {"lookback_quarters": 2}}).batch),
         raise_on_error=False,
     )
     assert not result.success

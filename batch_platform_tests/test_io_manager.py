@@ -702,30 +702,41 @@ def test_counted_checks_agree_with_pandera_on_every_row(spark):
     assert frame.filter(F.col("code").rlike(r"\d{2}-[A-Z]") & ~F.col("code").rlike(r"^\d{2}-[A-Z]")).count() == 1
 
 
-def test_the_io_manager_caches_nothing_and_releases_a_persisted_output(spark, resources, platform_config):
-    """The IO manager validates and writes the frame as the asset returns it, caching nothing itself
-    (a projection of the asset's cache is computed from that cache at every pass: `Gate` holds a
-    write that way), and releases an output the asset persisted once it is written."""
+def test_the_io_manager_alone_caches_what_it_writes(spark, resources, platform_config):
+    """The IO manager validates and writes the frame as the asset returns it, caching nothing on top
+    of it unless the table is declared `cached` (a projection of the asset's cache is computed from
+    that cache at every pass: `Gate` holds a write that way); a declared `cached` output is persisted
+    for the passes (its `record` sees it cached) and released once written; the asset's own cache
+    is the asset's to release."""
     from batch_platform_tests.platform import quarterly
 
     returned = {}
 
-    def widgets(persisted: bool) -> dg.AssetsDefinition:
+    def widgets() -> dg.AssetsDefinition:
         @dg.asset(key=WIDGETS_KEY, partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
         def asset(context: dg.AssetExecutionContext, pyspark: PySparkResource):
             base = widget_rows(pyspark.spark_session, context.partition_keys[0], 4).persist()
-            returned.update(base=base, output=base if persisted else base.select(*base.columns[::-1]))
+            returned.update(base=base, output=base.select(*base.columns[::-1]))
             return returned["output"]
 
         return asset
 
-    assert _materialize([widgets(persisted=True)], resources, "2024-Q1").success
-    assert not returned["output"].is_cached  # the asset's persisted output, released once written
-    assert _materialize([widgets(persisted=False)], resources, "2024-Q1").success
+    assert _materialize([widgets()], resources, "2024-Q1").success
     output, base = returned["output"], returned["base"]
     try:
         assert not output.is_cached and output.storageLevel == StorageLevel.NONE  # nothing cached on top
         assert base.is_cached  # the asset's own cache is the asset's to release
     finally:
         base.unpersist()
+
+    def seen_cached(written):
+        return {quarter: {"cached_while_recorded": written.frame.is_cached} for quarter in written.quarters}
+
+    register_table(Table(WIDGETS_KEY, Widgets, cached=True, record=seen_cached))  # unregistered by `widgets_table`
+    result = _materialize([widgets()], resources, "2024-Q1")
+    assert result.success
+    returned["base"].unpersist()
+    (materialised,) = result.get_asset_materialization_events()
+    assert materialised.materialization.metadata["cached_while_recorded"].value is True
+    assert not returned["output"].is_cached  # released once written
     assert len(_read(platform_config, "2024-Q1")) == 4

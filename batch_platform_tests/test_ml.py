@@ -37,7 +37,7 @@ from batch_platform.ml.metrics import evaluate
 from batch_platform.ml.out_of_time import out_of_time_result
 from batch_platform.ml.scoring import scoring_features
 from batch_platform.ml.training import untrainable_reason
-from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_key
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, quarterly_partitions, to_key
 from batch_platform.resources import build_resources
 from batch_platform_tests.conftest import make_config
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
@@ -48,9 +48,10 @@ RUN = quarter_range("2024-Q3", "2025-Q1")
 CUSTOMERS = 1500
 MODEL_NAME = "batch_platform_churn"  # the default: the recipes of the README and docs/ name it (test_readme)
 GRAPH_CONFIG = parse_config({"batch": {"lookback_quarters": L}}, "test_ml graph")
-GOLD = build_gold_assets(GRAPH_CONFIG)
-ML = build_ml_assets(GRAPH_CONFIG)
-ML_CHECKS = build_ml_checks(GRAPH_CONFIG)
+GRAPH_QUARTERS = quarterly_partitions(GRAPH_CONFIG.batch.first_quarter)
+GOLD = build_gold_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
+ML = build_ml_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
+ML_CHECKS = build_ml_checks(GRAPH_QUARTERS)
 
 
 def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list[tuple]]:
@@ -316,7 +317,7 @@ def test_rerunning_a_quarter_registers_a_new_version_and_replaces_only_its_score
 
     from batch_platform.jobs import build_jobs
 
-    (out_of_time_sensor,) = build_jobs(GRAPH_CONFIG.partitions())[2]
+    (out_of_time_sensor,) = build_jobs(GRAPH_QUARTERS)[2]
     context = dg.build_run_status_sensor_context(
         sensor_name=out_of_time_sensor.name,
         dagster_event=result.get_run_success_event(),

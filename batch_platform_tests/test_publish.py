@@ -62,7 +62,7 @@ def run_publish(config, first, last=None, instance=None, raise_on_error=True):
         "dagster/asset_partition_range_start": to_key(first),
         "dagster/asset_partition_range_end": to_key(last or first),
     }
-    return dg.materialize(build_publish_assets(config), resources=build_resources(config), tags=tags,
+    return dg.materialize(build_publish_assets(quarterly, config), resources=build_resources(config), tags=tags,
                           instance=instance, raise_on_error=raise_on_error)  # fmt: skip
 
 
@@ -175,7 +175,7 @@ def test_redact_hides_url_and_keyword_passwords():
 def test_without_publish_postgres_there_are_no_publishing_assets(tmp_path):
     from batch_platform.definitions import build_definitions
 
-    assert build_publish_assets(make_config(tmp_path)) == []
+    assert build_publish_assets(quarterly, make_config(tmp_path)) == []
     assert "postgres" not in build_resources(make_config(tmp_path))
     defs = build_definitions(make_config(tmp_path))
     assert not [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] == "publish"]
@@ -184,7 +184,7 @@ def test_without_publish_postgres_there_are_no_publishing_assets(tmp_path):
 def test_publishing_assets_follow_the_published_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("PG_SECRET_X", "pw")
     config = make_config(tmp_path, publish={"postgres": {"dsn": "postgresql://a:${PG_SECRET_X}@h/d"}})
-    assets = build_publish_assets(config)
+    assets = build_publish_assets(quarterly, config)
     assert PUBLISHED_TABLES[0] == TRAINING_KEY
     assert [a.key for a in assets] == [dg.AssetKey(["publish", k.path[-1]]) for k in PUBLISHED_TABLES]
     graph = dg.Definitions(assets=assets, resources=build_resources(config)).resolve_asset_graph()

@@ -11,6 +11,7 @@ from batch_platform import delta
 from batch_platform.config import PROJECT_ROOT, ConfigError, load_config, parse_config
 from batch_platform.delta import delta_jars
 from batch_platform.s3 import hadoop_s3a_settings, hadoop_version, s3a_jars
+from batch_platform.session import spark_conf
 
 S3 = {
     "endpoint_url": "http://127.0.0.1:9",
@@ -86,25 +87,25 @@ def test_every_session_gets_the_delta_jars_and_an_s3a_root_the_s3a_ones_too(monk
         "io.delta_delta-storage-4.3.1.jar",
     ]
     local = parse_config({"storage": {"lake_root": "/tmp/lake"}, "spark": {"master": "local[2]"}})
-    conf = local.spark_conf()
+    conf = spark_conf(local)
     assert conf["spark.driver.extraClassPath"].split(":") == delta and "spark.jars" not in conf
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     on_s3 = parse_config({"storage": {"lake_root": "s3a://lake/lake"}, "spark": {"master": "local[2]"}})
-    assert on_s3.spark_conf()["spark.driver.extraClassPath"].split(":") == delta + [str(jar) for jar in jars]
+    assert spark_conf(on_s3)["spark.driver.extraClassPath"].split(":") == delta + [str(jar) for jar in jars]
     cluster = parse_config(
         {
             "storage": {"landing_root": "s3a://l/l"},
             "spark": {"master": "spark://127.0.0.1:7077"},
         }
     )
-    assert cluster.spark_conf()["spark.jars"].split(",") == delta + [str(jar) for jar in jars]
+    assert spark_conf(cluster)["spark.jars"].split(",") == delta + [str(jar) for jar in jars]
     monkeypatch.setattr("batch_platform.s3.JARS_DIR", PROJECT_ROOT / "no-such-folder")
     with pytest.raises(RuntimeError, match="run `make setup`"):
-        on_s3.spark_conf()
+        spark_conf(on_s3)
     monkeypatch.setattr("batch_platform.delta.DELTA_JARS_DIR", PROJECT_ROOT / "no-such-folder")
     with pytest.raises(RuntimeError, match="Delta Lake jars .* run `make setup`"):
-        local.spark_conf()
+        spark_conf(local)
 
 
 def test_the_shared_session_writes_delta_and_reads_every_version_back(spark, tmp_path):

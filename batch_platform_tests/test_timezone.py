@@ -83,11 +83,13 @@ from batch_platform.assets.bronze import build_bronze_assets
 from batch_platform.assets.gold import build_gold_assets
 from batch_platform.assets.silver import build_silver_assets
 from batch_platform.config import load_config
+from batch_platform.partitions import quarterly_partitions
 from batch_platform.resources import build_resources
 
 config = load_config()
+quarterly = quarterly_partitions(config.batch.first_quarter)
 result = dg.materialize(
-    [*build_bronze_assets(config), *build_silver_assets(config), *build_gold_assets(config)],
+    [*build_bronze_assets(quarterly), *build_silver_assets(quarterly), *build_gold_assets(quarterly, config.batch)],
     resources=build_resources(config),
     tags={"dagster/asset_partition_range_start": sys.argv[1], "dagster/asset_partition_range_end": sys.argv[2]},
 )

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from batch_platform.assets.publish import build_publish_assets
 from batch_platform.config import parse_config
-from batch_platform.partitions import quarter_start, to_key
+from batch_platform.partitions import quarter_start, quarterly_partitions, to_key
 from batch_platform.resources import build_resources
 
 QUARTER = "2025-Q4"
@@ -86,7 +86,7 @@ def write_lake(lake: Path, rows: int) -> None:
 def publish_once(config) -> tuple[float, dict]:
     started = time.perf_counter()
     result = dg.materialize(
-        build_publish_assets(config),
+        build_publish_assets(quarterly_partitions(config.batch.first_quarter), config),
         resources={"postgres": build_resources(config)["postgres"]},
         partition_key=to_key(QUARTER),
     )

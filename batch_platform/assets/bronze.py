@@ -13,8 +13,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.checks import contract_columns_evaluations, contract_columns_spec, missing_columns_metadata
-from batch_platform.config import PlatformConfig
-from batch_platform.jobs import lake_pool
 from batch_platform.landing import LandingBatch, LandingZone, verify_rows
 from batch_platform.partitions import label_of, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
@@ -32,7 +30,7 @@ def build_bronze_asset(table: BronzeTable, partitions_def: dg.PartitionsDefiniti
 
     @dg.asset(
         key=table.key,
-        pool=lake_pool(table.key),
+        pool=table.pool,
         group_name="bronze",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -105,6 +103,6 @@ def with_ingest_columns(frame: DataFrame, source: str) -> DataFrame:
     )
 
 
-def build_bronze_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+def build_bronze_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """One asset per landing source."""
-    return [build_bronze_asset(table, config.partitions()) for table in BRONZE_TABLES.values()]
+    return [build_bronze_asset(table, partitions_def) for table in BRONZE_TABLES.values()]

@@ -40,7 +40,7 @@ import dagster as dg
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.config import PlatformConfig
+from batch_platform.config import BatchConfig
 from batch_platform.features import (
     FEATURE_COLUMNS,
     NUMERIC_FEATURES,
@@ -48,17 +48,13 @@ from batch_platform.features import (
     lookback_pairs,
     lookback_quarters,
 )
-from batch_platform.jobs import lake_pool
-from batch_platform.metadata import feature_stats, features_metadata, label_counts, labels_metadata, training_metadata
-from batch_platform.partitions import to_key, to_label
-from batch_platform.resources import BatchSettings
+from batch_platform.partitions import to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col
-from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, ChurnLabels, TrainingSet
+from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, TrainingSet
 from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
 __all__ = [  # the features' declaration and computation live in batch_platform.features
     "FEATURE_COLUMNS",
-    "LABEL_COLUMNS",
     "NUMERIC_FEATURES",
     "TRAINING_COLUMNS",
     "build_gold_assets",
@@ -84,7 +80,6 @@ SILVER_SCORES = PARTNER_SCORES.silver_key
 FEATURES_KEY, LABELS_KEY, TRAINING_KEY = CUSTOMER_FEATURES.key, CHURN_LABELS.key, TRAINING_SET.key
 
 
-LABEL_COLUMNS = [name for name in ChurnLabels.to_schema().columns if name != PARTITION_COLUMN]
 TRAINING_COLUMNS = [name for name in TrainingSet.to_schema().columns if name != PARTITION_COLUMN]
 
 
@@ -171,40 +166,33 @@ def unmatched_customers(features: DataFrame, labels: DataFrame) -> dict[str, dic
 
 
 # -------------------------------------------------------------------------------------- assets
-def _check_lookback(settings: BatchSettings, lookback: int) -> None:
-    if settings.lookback_quarters != lookback:
+def _check_lookback(batch: BatchConfig, lookback: int) -> None:
+    if batch.lookback_quarters != lookback:
         raise dg.Failure(
-            f"batch.lookback_quarters is {settings.lookback_quarters} in the config but the asset graph was built "
+            f"batch.lookback_quarters is {batch.lookback_quarters} in the config but the asset graph was built "
             f"with L = {lookback}: load the definitions with the same config the run uses"
         )
 
 
-def _input_partitions(context: dg.AssetExecutionContext, *inputs: str) -> dict[str, list[str]]:
-    """The silver quarters each input step loaded, as Dagster resolved them from the mapping."""
-    return {name: [to_label(key) for key in context.asset_partition_keys_for_input(name)] for name in inputs}
-
-
-def _labels(context: dg.AssetExecutionContext) -> list[str]:
-    return [to_label(key) for key in context.partition_keys]
-
-
-def _common(config: PlatformConfig) -> dict:
+def _common(partitions_def: dg.PartitionsDefinition) -> dict:
     return dict(
         group_name="gold",
-        partitions_def=config.partitions(),
+        partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"spark", "parquet", "pandera"},
         code_version=CODE_VERSION,
     )
 
 
-def build_gold_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
-    """The three gold assets; the lookback L of the config shapes the features' partition mapping."""
-    return [_features_asset(config), _labels_asset(config), _training_asset(config)]
+def build_gold_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig) -> list[dg.AssetsDefinition]:
+    """The three gold assets; the lookback L of `batch` shapes the features' partition mapping. What
+    each materialisation records is declared with its table (`batch_platform.schemas.gold`) and
+    recorded by the IO manager."""
+    lookback = batch.lookback_quarters
+    return [_features_asset(partitions_def, lookback), _labels_asset(partitions_def), _training_asset(partitions_def)]
 
 
-def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
-    lookback = config.batch.lookback_quarters
+def _features_asset(partitions_def: dg.PartitionsDefinition, lookback: int) -> dg.AssetsDefinition:
     history = dg.TimeWindowPartitionMapping(
         start_offset=-lookback, end_offset=-1, allow_nonexistent_upstream_partitions=True
     )
@@ -214,7 +202,7 @@ def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=FEATURES_KEY,
-        pool=lake_pool(FEATURES_KEY),
+        pool=CUSTOMER_FEATURES.pool,
         ins={
             "operational_events": lookback_in(SILVER_EVENTS),
             "interaction_logs": lookback_in(SILVER_LOGS),
@@ -227,45 +215,26 @@ def _features_asset(config: PlatformConfig) -> dg.AssetsDefinition:
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
         metadata={**CUSTOMER_FEATURES.definition_metadata(), "lookback_quarters": lookback},
-        **_common(config),
+        **_common(partitions_def),
     )
     def customer_features(
         context: dg.AssetExecutionContext,
-        settings: BatchSettings,
+        batch: dg.ResourceParam[BatchConfig],
         operational_events: DataFrame,
         interaction_logs: DataFrame,
         partner_scores: DataFrame,
     ) -> DataFrame:
-        _check_lookback(settings, lookback)
-        loaded = _input_partitions(context, "operational_events", "interaction_logs", "partner_scores")
-        context.add_output_metadata({"input_partitions": dg.MetadataValue.json(loaded)})
-        frame = compute_customer_features(
-            operational_events, interaction_logs, partner_scores, _labels(context), lookback
-        ).persist()
-        source_rows = {
-            row[PARTITION_COLUMN]: row["count"]
-            for row in operational_events.groupBy(PARTITION_COLUMN).count().collect()
-        }
-        stats = feature_stats(frame, NUMERIC_FEATURES)
-        for quarter in _labels(context):
-            metadata, empty = features_metadata(
-                quarter, lookback_quarters(quarter, lookback), set(loaded["operational_events"]), source_rows, stats
-            )
-            if empty:
-                context.log.warning(
-                    f"customer_features {quarter}: silver operational_events {', '.join(empty)} was materialised with no "
-                    "rows; the features of this quarter see no events from it"
-                )
-            context.add_asset_metadata(metadata, partition_key=to_key(quarter))
-        return frame
+        _check_lookback(batch, lookback)
+        quarters = [to_label(key) for key in context.partition_keys]
+        return compute_customer_features(operational_events, interaction_logs, partner_scores, quarters, lookback)
 
     return customer_features
 
 
-def _labels_asset(config: PlatformConfig) -> dg.AssetsDefinition:
+def _labels_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=LABELS_KEY,
-        pool=lake_pool(LABELS_KEY),
+        pool=CHURN_LABELS.pool,
         ins={
             "customer_features": dg.AssetIn(key=FEATURES_KEY),
             "operational_events": dg.AssetIn(key=SILVER_EVENTS),
@@ -276,31 +245,25 @@ def _labels_asset(config: PlatformConfig) -> dg.AssetsDefinition:
             "The only gold figure that uses events at or after C. SPEC.md, 'Gold: point-in-time ML tables'."
         ),
         metadata=CHURN_LABELS.definition_metadata(),
-        **_common(config),
+        **_common(partitions_def),
     )
     def churn_labels(
         context: dg.AssetExecutionContext,
-        settings: BatchSettings,
+        batch: dg.ResourceParam[BatchConfig],
         customer_features: DataFrame,
         operational_events: DataFrame,
     ) -> DataFrame:
-        window = settings.prediction_window_days
-        context.add_output_metadata(
-            {"input_partitions": dg.MetadataValue.json(_input_partitions(context, "operational_events"))}
-        )
-        frame = compute_churn_labels(customer_features, operational_events, window).persist()
-        counts = label_counts(frame)
-        for quarter in _labels(context):
-            context.add_asset_metadata(labels_metadata(counts.get(quarter, {}), window), partition_key=to_key(quarter))
-        return frame
+        window = batch.prediction_window_days
+        context.add_output_metadata({"prediction_window_days": dg.MetadataValue.int(window)})  # the run's W
+        return compute_churn_labels(customer_features, operational_events, window)
 
     return churn_labels
 
 
-def _training_asset(config: PlatformConfig) -> dg.AssetsDefinition:
+def _training_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=TRAINING_KEY,
-        pool=lake_pool(TRAINING_KEY),
+        pool=TRAINING_SET.pool,
         ins={"customer_features": dg.AssetIn(key=FEATURES_KEY), "churn_labels": dg.AssetIn(key=LABELS_KEY)},
         description=(
             "customer_features ⋈ churn_labels on customer_id for quarter Q, plus split ∈ {train, eval}: a "
@@ -308,11 +271,11 @@ def _training_asset(config: PlatformConfig) -> dg.AssetsDefinition:
             "SPEC.md, 'Gold: point-in-time ML tables'."
         ),
         metadata=TRAINING_SET.definition_metadata(),
-        **_common(config),
+        **_common(partitions_def),
     )
     def training_set(
         context: dg.AssetExecutionContext,
-        settings: BatchSettings,
+        batch: dg.ResourceParam[BatchConfig],
         customer_features: DataFrame,
         churn_labels: DataFrame,
     ) -> DataFrame:
@@ -322,11 +285,7 @@ def _training_asset(config: PlatformConfig) -> dg.AssetsDefinition:
                 f"customer_features and churn_labels disagree on their customers ({unmatched}): one of them is "
                 "stale; materialise both for these quarters"
             )
-        frame = compute_training_set(customer_features, churn_labels, settings.eval_fraction).persist()
-        counts = label_counts(frame, by_split=True)
-        for quarter in _labels(context):
-            metadata = training_metadata(counts.get(quarter, {}), settings.eval_fraction)
-            context.add_asset_metadata(metadata, partition_key=to_key(quarter))
-        return frame
+        context.add_output_metadata({"eval_fraction_configured": dg.MetadataValue.float(batch.eval_fraction)})
+        return compute_training_set(customer_features, churn_labels, batch.eval_fraction)
 
     return training_set

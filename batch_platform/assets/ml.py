@@ -24,14 +24,12 @@ from pyspark.sql import DataFrame
 
 from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
-from batch_platform.config import PlatformConfig
-from batch_platform.jobs import lake_pool
+from batch_platform.config import BatchConfig
 from batch_platform.metadata import record_quarters
 from batch_platform.ml.candidates import CANDIDATES
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.partitions import shift, to_label
-from batch_platform.resources import BatchSettings
-from batch_platform.schemas.base import PARTITION_COLUMN
+from batch_platform.schemas.base import PARTITION_COLUMN, lake_pool
 from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY, TRAINING_KEY
 from batch_platform.schemas.ml import (
     CHURN_MODEL,
@@ -47,10 +45,10 @@ OUT_OF_TIME = "out_of_time_performance"
 _CANDIDATE_NAMES = " and ".join(candidate.name.replace("_", " ") for candidate in CANDIDATES)
 
 
-def _common(config: PlatformConfig) -> dict:
+def _common(partitions_def: dg.PartitionsDefinition) -> dict:
     return dict(
         group_name="ml",
-        partitions_def=config.partitions(),
+        partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"spark", "mlflow", "parquet", "pandera"},
         code_version=CODE_VERSION,
@@ -62,11 +60,11 @@ def _quarters(context) -> list[str]:
     return [to_label(key) for key in context.partition_keys]
 
 
-def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig) -> list[dg.AssetsDefinition]:
     """`ml/churn_model` and `ml/churn_scores`; the lookback L of the config: the scores read silver Q-L+1 … Q
     (the quarters of it that are partitions: none before `batch.first_quarter`; each of those must
     have been materialised, as the IO manager requires)."""
-    lookback = config.batch.lookback_quarters
+    lookback = batch.lookback_quarters
     recent = dg.TimeWindowPartitionMapping(
         start_offset=-(lookback - 1),
         end_offset=0,
@@ -87,7 +85,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             "one row per candidate. SPEC.md, 'ML'."
         ),
         metadata=CHURN_MODEL.definition_metadata(),
-        **_common(config),
+        **_common(partitions_def),
     )
     def churn_model(
         context: dg.AssetExecutionContext,
@@ -117,20 +115,20 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
             "SPEC.md, 'ML'."
         ),
         metadata={**CHURN_SCORES.definition_metadata(), "lookback_quarters": lookback},
-        **_common(config),
+        **_common(partitions_def),
     )
     def churn_scores(
         context: dg.AssetExecutionContext,
-        settings: BatchSettings,
+        batch: dg.ResourceParam[BatchConfig],
         mlflow_store: MlflowStore,
         churn_model: DataFrame,
         operational_events: DataFrame,
         interaction_logs: DataFrame,
         partner_scores: DataFrame,
     ) -> DataFrame:
-        if settings.lookback_quarters != lookback:
+        if batch.lookback_quarters != lookback:
             raise dg.Failure(
-                f"batch.lookback_quarters is {settings.lookback_quarters}, the graph was built with {lookback}"
+                f"batch.lookback_quarters is {batch.lookback_quarters}, the graph was built with {lookback}"
             )
         # MLlib and MLflow take seconds to import: a run pays for them, loading the definitions not
         from batch_platform.ml import scoring
@@ -145,7 +143,7 @@ def build_ml_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
 
 
 # ---------------------------------------------------------------------------------------- check
-def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
+def build_ml_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     """The out-of-time check of `ml/churn_scores`, on the platform's partitions.
 
     Each quarter's evaluation targets that quarter's latest materialisation of the scores, so the
@@ -154,7 +152,6 @@ def build_ml_checks(config: PlatformConfig) -> list[dg.AssetChecksDefinition]:
     calls a partitioned check's failed quarters WARN or ERROR by the severity of its latest
     evaluation, whichever quarter that is.
     """
-    partitions_def = config.partitions()
 
     @dg.asset_check(
         asset=SCORES_KEY,

@@ -15,7 +15,8 @@ and the rest as they were.
 import dagster as dg
 
 from batch_platform.config import PlatformConfig
-from batch_platform.lake_files import Lake, PartitionMissing
+from batch_platform.lake_files import Lake
+from batch_platform.layout import PartitionNotMaterialised
 from batch_platform.metadata import publish_metadata
 from batch_platform.partitions import to_label
 from batch_platform.postgres import (
@@ -35,12 +36,11 @@ PUBLISHED_TABLES = [TRAINING_KEY, SCORES_KEY]
 CODE_VERSION = "1"
 
 
-def build_publish_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+def build_publish_assets(partitions_def: dg.PartitionsDefinition, config: PlatformConfig) -> list[dg.AssetsDefinition]:
     """One publishing asset per published table; none without `publish.postgres`."""
     if config.publish.postgres is None:
         return []
     lake = Lake.from_config(config)
-    partitions_def = config.partitions()
     return [_publish_asset(source, lake, partitions_def) for source in PUBLISHED_TABLES]
 
 
@@ -72,7 +72,7 @@ def _publish_asset(source: dg.AssetKey, lake: Lake, partitions_def: dg.Partition
                 quarter = to_label(key)
                 try:
                     snapshot = lake.quarter(table, quarter)
-                except PartitionMissing as exc:
+                except PartitionNotMaterialised as exc:
                     raise dg.Failure(f"{exc}; materialise it before publishing it") from None
                 batches = snapshot.batches(columns, BATCH_ROWS)
                 done = replace_quarter(conn, postgres.db_schema, name, model, quarter, batches)

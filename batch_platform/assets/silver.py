@@ -8,22 +8,23 @@ well as through Dagster.
 The rules themselves — parsing, reject reasons in checking order, dedup keys and preferences —
 are declared once per table in `batch_platform.schemas.silver`.
 
-Materialisation metadata, per partition, on both outputs: `bronze_rows`, `silver_rows`,
-`quarantined_rows`, `duplicates_removed` (bronze = silver + quarantined + duplicates),
-`rejects/<reason>` for every reason of the table (zeros included) and `quarantine_rate`.
+Materialisation metadata, per partition, recorded by the IO manager as the table declarations say
+(`batch_platform.metadata.record_silver`, `record_quarantine`): on the silver table `bronze_rows`,
+`silver_rows`, `quarantined_rows`, `duplicates_removed` (bronze = silver + quarantined + duplicates),
+`rejects/<reason>` for every reason of the table (zeros included) and `quarantine_rate`; on the
+quarantine, written first, `bronze_rows`, `quarantined_rows`, the `rejects/<reason>` and
+`quarantine_rate`.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 
 import dagster as dg
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from batch_platform.config import PlatformConfig
-from batch_platform.jobs import lake_pool
-from batch_platform.partitions import to_key, to_label
+from batch_platform.metadata import Reconciliation
+from batch_platform.partitions import to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.bronze import METADATA_COLUMNS
 from batch_platform.schemas.silver import (
@@ -43,6 +44,7 @@ __all__ = [  # the declarations live in schemas.silver; tests and benchmarks rea
     "PARTNER_SCORES",
     "REJECT_REASON",
     "SILVER_TABLES",
+    "Reconciliation",
     "SilverTable",
     "build_silver_assets",
     "flag",
@@ -86,41 +88,15 @@ def quarantine_rows(flagged: DataFrame, table: SilverTable) -> DataFrame:
     )
 
 
-@dataclass(frozen=True)
-class Reconciliation:
-    """SPEC.md's promise for one partition: bronze = silver + quarantined + duplicates removed."""
-
-    bronze_rows: int
-    silver_rows: int
-    quarantined_rows: int
-    duplicates_removed: int
-    rejects: dict[str, int]
-
-    @property
-    def quarantine_rate(self) -> float:
-        return self.quarantined_rows / self.bronze_rows if self.bronze_rows else 0.0
-
-    def metadata(self) -> dict[str, dg.MetadataValue]:
-        return {
-            "bronze_rows": dg.MetadataValue.int(self.bronze_rows),
-            "silver_rows": dg.MetadataValue.int(self.silver_rows),
-            "quarantined_rows": dg.MetadataValue.int(self.quarantined_rows),
-            "duplicates_removed": dg.MetadataValue.int(self.duplicates_removed),
-            "quarantine_rate": dg.MetadataValue.float(self.quarantine_rate),
-            **{f"rejects/{reason}": dg.MetadataValue.int(count) for reason, count in self.rejects.items()},
-        }
-
-
 def reconcile(
     flagged: DataFrame, silver: DataFrame, table: SilverTable, quarters: Sequence[str]
 ) -> dict[str, Reconciliation]:
-    """The four figures and the count per reject reason of every quarter.
+    """The four figures and the count per reject reason of every quarter, from a flagged frame and
+    its silver rows: what the IO manager records from the bronze rows it read and the two outputs
+    it wrote (`metadata.record_silver`), on a handful of rows for the tests.
 
-    Bronze, valid and rejected rows come from one aggregation over the flagged frame, silver rows
-    from the silver frame about to be written; duplicates removed = valid - silver. (Counting the
-    distinct keys of the valid rows instead would repeat the dedup's shuffle: measured 9 s of a
-    45 s step at SIZE=M.) The lake is recounted against these figures by the `reconciliation`
-    check, and that no key repeats by the silver model's unique key and `no_duplicate_keys`.
+    Duplicates removed = valid - silver. (Counting the distinct keys of the valid rows instead would
+    repeat the dedup's shuffle: measured 9 s of a 45 s step at SIZE=M.)
     """
     reason = F.col(REJECT_REASON)
     figures = (
@@ -161,7 +137,7 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
 
     @dg.multi_asset(
         name=f"silver_{table.name}",
-        pool=lake_pool(table.silver_key),  # its quarantine too: no other step writes it
+        pool=silver.pool,  # its quarantine too: no other step writes it
         group_name="silver",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -190,24 +166,15 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
             ),
         },
     )
-    def silver_asset(context: dg.AssetExecutionContext, bronze: DataFrame) -> Iterator[dg.Output]:
-        flagged = flag(bronze, table).persist()
-        silver = silver_rows(flagged, table).persist()
-        try:
-            for quarter, figures in reconcile(flagged, silver, table, context.partition_keys).items():
-                for key in (table.silver_key, table.quarantine_key):
-                    context.add_asset_metadata(figures.metadata(), asset_key=key, partition_key=to_key(quarter))
-            yield dg.Output(silver, output_name="silver")
-            # persisted: small, and every pass of the IO manager would otherwise filter the cache again
-            quarantine = quarantine_rows(flagged, table).persist()
-            yield dg.Output(quarantine, output_name="quarantine")
-        finally:
-            silver.unpersist()
-            flagged.unpersist()
+    def silver_asset(bronze: DataFrame) -> Iterator[dg.Output]:
+        # The quarantine first: the silver table's figures include its rejects (module docstring).
+        flagged = flag(bronze, table)
+        yield dg.Output(quarantine_rows(flagged, table), output_name="quarantine")
+        yield dg.Output(silver_rows(flagged, table), output_name="silver")
 
     return silver_asset
 
 
-def build_silver_assets(config: PlatformConfig) -> list[dg.AssetsDefinition]:
+def build_silver_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """One multi-asset (table + quarantine) per silver table."""
-    return [build_silver_asset(table, config.partitions()) for table in SILVER_TABLES.values()]
+    return [build_silver_asset(table, partitions_def) for table in SILVER_TABLES.values()]

@@ -23,7 +23,8 @@ import pyspark.sql.types as T
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-PARTITION_COLUMN = "quarter"
+from batch_platform.layout import PARTITION_COLUMN, table_name
+
 QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
 
 
@@ -355,22 +356,74 @@ def column_lineage(deps: Lineage) -> dg.TableColumnLineage:
 
 
 @dataclass(frozen=True)
+class Written:
+    """What the IO manager hands a table's `record` once the table's quarters are committed."""
+
+    key: dg.AssetKey
+    frame: DataFrame
+    """The rows written (persisted by the IO manager when the table is declared `cached`)."""
+    quarters: Sequence[str]
+    """The run's quarters (labels), every one of which gets its own metadata."""
+    rows: Mapping[str, int]
+    """Rows written per quarter (the IO manager's counting pass)."""
+    read: Mapping[str, Mapping[str, int]]
+    """Per input of the step (by input name): the rows per quarter of each quarter the IO manager
+    handed it (from the Delta log: no data read), quarters materialised empty included as 0."""
+    recorded: Mapping[dg.AssetKey, Mapping[str, Mapping[str, Any]]]
+    """What was recorded per quarter for the step's earlier outputs (a multi-asset's), by asset key."""
+    definition_metadata: Mapping[str, Any]
+    log: Any
+    """The step's logger, for a warning worth a line of the run's log."""
+
+
+Record = Callable[[Written], Mapping[str, Mapping[str, Any]]]
+"""What a materialisation records beyond the IO manager's own entries, per quarter label."""
+
+
+def lake_pool(key: dg.AssetKey) -> str:
+    """The Dagster concurrency pool of the step that writes the lake table `key`: the table's name,
+    `gold/training_set`. `config/dagster.yaml` (copied to `$DAGSTER_HOME` by the Makefile) gives every
+    pool one slot, so two runs that write the same table — a schedule tick and a manual backfill — take
+    turns: the second run's step waits, logging that it is blocked by the pool, until the first one's
+    step ends; steps writing other tables go on. A step claims its slot before it reads its inputs and
+    frees it once its outputs are committed. The silver multi-asset writes a table and its quarantine
+    and holds the silver table's pool: no other step writes that quarantine."""
+    return table_name(key)
+
+
+@dataclass(frozen=True)
 class Table:
-    """One lake table, declared once: its asset key, its Pandera model and its column lineage.
+    """One lake table, declared once: its asset key, its Pandera model, its column lineage, and what
+    its materialisations record.
 
     The asset builders, the IO manager, the checks, the CLI and the tests all find a table's facts
     here, by asset key (`batch_platform.tables.table_for`). Bronze has no lineage: its upstream is
     the landing zone, named row by row in `_source_file`.
+
+    `cached`: the IO manager persists the output before its passes over it (counting and checking,
+    the unique key, the write, the previews and `record`) and releases it once written — for an
+    output that is costly to compute (silver, gold). Off for one that is cheap to compute again or
+    already a projection of the asset's own cache (bronze: copying that cache into a second one
+    cost seconds per step, measured at SIZE=M), or materialised otherwise (a checkpoint).
+    `record`: the metadata of each quarter beyond the IO manager's own entries (path, Delta version,
+    row count, preview), computed from what was written (`Written`), once the commit is made.
     """
 
     key: dg.AssetKey
     model: type[pa.DataFrameModel]
     lineage: Lineage | None = None
+    cached: bool = False
+    record: Record | None = None
 
     @property
     def name(self) -> str:
         """`<layer>/<table>`, as in the lake's folders."""
-        return "/".join(self.key.path)
+        return table_name(self.key)
+
+    @property
+    def pool(self) -> str:
+        """The concurrency pool of the step that writes the table (`lake_pool`)."""
+        return lake_pool(self.key)
 
     def column_schema(self) -> dg.TableSchema:
         return table_schema(self.model)

@@ -15,7 +15,8 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.features import EVENTS, FEATURES_LINEAGE, FeatureColumns
+from batch_platform.features import EVENTS, FEATURES_LINEAGE, NUMERIC_FEATURES, FeatureColumns, lookback_quarters
+from batch_platform.metadata import record_features, record_labels, record_training
 from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Lineage, Table, quarter_start_col, row_rule
 
 UNIQUE_KEY = ["quarter", "customer_id"]
@@ -115,7 +116,12 @@ def _training_lineage() -> Lineage:
     return {**from_features, **from_labels, "split": [(FEATURES_KEY, "customer_id")]}
 
 
-CUSTOMER_FEATURES = Table(FEATURES_KEY, CustomerFeatures, FEATURES_LINEAGE)
-CHURN_LABELS = Table(LABELS_KEY, ChurnLabels, LABELS_LINEAGE)
-TRAINING_SET = Table(TRAINING_KEY, TrainingSet, _training_lineage())
+# Each gold table is computed from several joins and aggregations: the IO manager persists it for its
+# passes (`cached`), and records per quarter what its recorder computes from the rows written.
+CUSTOMER_FEATURES = Table(
+    FEATURES_KEY, CustomerFeatures, FEATURES_LINEAGE, cached=True,
+    record=record_features(NUMERIC_FEATURES, lookback_quarters),
+)  # fmt: skip
+CHURN_LABELS = Table(LABELS_KEY, ChurnLabels, LABELS_LINEAGE, cached=True, record=record_labels)
+TRAINING_SET = Table(TRAINING_KEY, TrainingSet, _training_lineage(), cached=True, record=record_training)
 GOLD_TABLES = (CUSTOMER_FEATURES, CHURN_LABELS, TRAINING_SET)

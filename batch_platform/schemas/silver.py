@@ -61,6 +61,7 @@ import pyspark.sql.types as T
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from batch_platform.metadata import record_quarantine, record_silver
 from batch_platform.schemas.base import (
     LakeTable,
     Lineage,
@@ -374,10 +375,20 @@ class SilverTable:
         return {**kept, REJECT_REASON: [(self.bronze_key, name) for name in self.bronze.columns]}
 
     def tables(self) -> tuple[Table, Table]:
+        """The silver table and its quarantine, as the IO manager writes them: each persisted for its
+        passes (`cached`: the parse and the dedup run once per output), the quarantine first, with
+        the rows per reject reason, then the silver table, with the four figures of SPEC.md
+        (`batch_platform.metadata.record_silver`)."""
         return (
-            Table(self.silver_key, self.model, self.silver_lineage()),
-            Table(self.quarantine_key, self.quarantine_model, self.quarantine_lineage()),
-        )
+            Table(
+                self.silver_key, self.model, self.silver_lineage(), cached=True,
+                record=record_silver(self.reasons, self.quarantine_key),
+            ),
+            Table(
+                self.quarantine_key, self.quarantine_model, self.quarantine_lineage(), cached=True,
+                record=record_quarantine(self.reasons, REJECT_REASON),
+            ),
+        )  # fmt: skip
 
 
 OPERATIONAL_EVENTS = SilverTable(
