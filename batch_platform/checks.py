@@ -77,13 +77,6 @@ def _counts(frame: DataFrame, *by: str) -> dict[Any, int]:
     return {(row[0] if not by else tuple(row[g] for g in group)): int(row["count"]) for row in rows}
 
 
-def latest_materialization(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
-) -> dg.EventLogRecord | None:
-    """The record of the latest materialisation of one partition of an asset, if any."""
-    return latest_materializations(instance, asset_key, [partition_key]).get(partition_key)
-
-
 def latest_materializations(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: Sequence[str], page: int = 1000
 ) -> dict[str, dg.EventLogRecord]:

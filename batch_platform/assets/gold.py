@@ -53,12 +53,11 @@ from batch_platform.metadata import feature_stats, features_metadata, label_coun
 from batch_platform.partitions import to_key, to_label
 from batch_platform.resources import BatchSettings
 from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col
-from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, ChurnLabels, TrainingSet
+from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, TrainingSet
 from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
 __all__ = [  # the features' declaration and computation live in batch_platform.features
     "FEATURE_COLUMNS",
-    "LABEL_COLUMNS",
     "NUMERIC_FEATURES",
     "TRAINING_COLUMNS",
     "build_gold_assets",
@@ -84,7 +83,6 @@ SILVER_SCORES = PARTNER_SCORES.silver_key
 FEATURES_KEY, LABELS_KEY, TRAINING_KEY = CUSTOMER_FEATURES.key, CHURN_LABELS.key, TRAINING_SET.key
 
 
-LABEL_COLUMNS = [name for name in ChurnLabels.to_schema().columns if name != PARTITION_COLUMN]
 TRAINING_COLUMNS = [name for name in TrainingSet.to_schema().columns if name != PARTITION_COLUMN]
 
 
