@@ -345,8 +345,8 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
     config = load_config()
     quarters = _partition_range(args, config)
 
-    from batch_platform.assets.ml import out_of_time_result
     from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
+    from batch_platform.ml.out_of_time import out_of_time_result
     from batch_platform.mlflow_store import build_mlflow_store
 
     print(f"{'':<39}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")

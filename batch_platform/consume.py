@@ -109,7 +109,7 @@ def load_out_of_time_rows(
 ) -> tuple[pd.DataFrame, bool]:
     """What the out-of-time check of `ml/churn_scores` `quarter` (Q) evaluates, read with pandas, and
     whether `gold/churn_labels` Q+1 exists: `out_of_time_result(quarter, rows, labels_exist)`
-    (`batch_platform.assets.ml`) then gives the check's figures without a Spark session.
+    (`batch_platform.ml.out_of_time`) then gives the check's figures without a Spark session.
 
     The rows are the full outer join on customer_id of the scores of Q (`churn_probability`) with
     the labels of Q+1 (`label`) and the `recency_days` of `gold/customer_features` Q+1 (the

@@ -14,7 +14,7 @@ import pyspark.sql.types as T
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.partitions import quarter_start
+from batch_platform.partitions import quarter_start, to_key
 from batch_platform.schemas.base import PARTITION_COLUMN
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -76,6 +76,13 @@ def _cell(value):
         return value.isoformat()
     text = str(value)
     return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
+
+
+def record_quarters(context: dg.AssetExecutionContext, metadata: Mapping[str, Mapping[str, dg.MetadataValue]]) -> None:
+    """Record `metadata[quarter]` on the materialisation of each quarter of a (multi-quarter) run: what
+    only the transformation knows (the ML tables' MLflow runs, say), built by the table's own functions."""
+    for quarter, entries in metadata.items():
+        context.add_asset_metadata(dict(entries), partition_key=to_key(quarter))
 
 
 # --------------------------------------------------------------------------------- column lineage

@@ -4,7 +4,7 @@ Off by default (turn it on in the UI, Automation, with the daemon running). Ever
 lists the landing zone — a folder, or `s3a://` through the `s3` resource (dagster-aws's
 `S3Resource`: boto3, with `storage.s3`), which the sensor requires only for an `s3a://` landing
 root — and compares it with the cursor, the set of files already seen. The new files are
-grouped by the quarter of their arrival folder (`<source>/<YYYY-MM-DD>/<file>`), and each quarter
+grouped by the quarter of their arrival folder (`<folder>/<YYYY-MM-DD>/<file>`), and each quarter
 gets one run request (bronze → silver → gold of that quarter). A file enters the cursor when a run
 is requested for it, so the sensor never ingests a file twice.
 
@@ -12,6 +12,9 @@ A quarter that is not a partition yet (the current, unfinished one) has no run: 
 out of the cursor and trigger one run as soon as the quarter is complete (the quarterly schedule
 builds the same quarter at that moment: turn on one of the two). Files of quarters before
 `batch.first_quarter`, hidden files (`_`, `.`) and unknown extensions are never ingested.
+
+The sources watched, their folders and file formats are the bronze declarations'
+(`schemas.bronze.BRONZE_TABLES`): a source declared there is watched, with no change here.
 """
 
 from __future__ import annotations
@@ -27,25 +30,33 @@ from batch_platform import storage
 from batch_platform.landing import _FOLDER_DATE, FORMATS
 from batch_platform.partitions import label_of, to_key
 from batch_platform.s3 import is_s3
+from batch_platform.schemas.bronze import BRONZE_TABLES, BronzeTable
 
-SOURCES = ("operational", "logs", "external")
 TRAINING_SET_JOB = "training_set_job"
 
 
+def watched_sources() -> dict[str, BronzeTable]:
+    """The declared bronze sources by landing folder: what the sensor watches (read at every call)."""
+    return {table.folder: table for table in BRONZE_TABLES.values()}
+
+
 def landing_files(root: str, s3_client=None) -> list[str]:
-    """Every file under `<root>/<source>/`, as `<source>/<YYYY-MM-DD>/<name>` paths. An `s3a://` root
-    is listed with `s3_client` (boto3's, as the `s3` resource gives it to a sensor); a folder needs none."""
+    """Every file under `<root>/<folder>/` of each declared source, as `<folder>/<YYYY-MM-DD>/<name>`
+    paths. An `s3a://` root is listed with `s3_client` (boto3's, as the `s3` resource gives it to a
+    sensor); a folder needs none."""
     if is_s3(root) and s3_client is None:
         raise dg.Failure(f"the landing zone {root} is on S3 but the sensor was built without the s3 resource")
-    return storage.list_tree(root, SOURCES, s3_client if is_s3(root) else None)
+    return storage.list_tree(root, list(watched_sources()), s3_client if is_s3(root) else None)
 
 
 def arrival_quarter(path: str) -> str | None:
-    """The quarter of a landing file's arrival folder; None for a file the bronze step never reads."""
+    """The quarter of a landing file's arrival folder; None for a file the bronze step never reads:
+    outside a declared source's folder, hidden, or not in one of the source's declared formats."""
     parts = path.split("/")
-    if len(parts) != 3 or not _FOLDER_DATE.match(parts[1]) or parts[2].startswith(("_", ".")):
+    table = watched_sources().get(parts[0])
+    if table is None or len(parts) != 3 or not _FOLDER_DATE.match(parts[1]) or parts[2].startswith(("_", ".")):
         return None
-    if "." + parts[2].rsplit(".", 1)[-1].lower() not in FORMATS:
+    if FORMATS.get("." + parts[2].rsplit(".", 1)[-1].lower()) not in table.formats:
         return None
     try:
         return label_of(date.fromisoformat(parts[1]))

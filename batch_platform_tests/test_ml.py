@@ -24,11 +24,14 @@ from batch_platform.assets.ml import (
     MODEL_KEY,
     OUT_OF_TIME,
     SCORES_KEY,
-    out_of_time_result,
 )
 from batch_platform.config import parse_config
 from batch_platform.consume import load_scores
-from batch_platform.ml import METRICS, evaluate, scoring_features, untrainable_reason
+from batch_platform.ml.candidates import METRICS
+from batch_platform.ml.metrics import evaluate
+from batch_platform.ml.out_of_time import out_of_time_result
+from batch_platform.ml.scoring import scoring_features
+from batch_platform.ml.training import untrainable_reason
 from batch_platform.partitions import quarter_end, to_key
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 from batch_platform_tests.ml_fixtures import GOLD, GRAPH_CONFIG, MODEL_NAME, RUN, L, ml_config, planted_silver, run_ml
@@ -434,9 +437,9 @@ def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter
     still reads exactly the rows it was fit on (SPEC.md, "Lake" and "ML")."""
     import time
 
-    import batch_platform.assets.ml as ml_assets
+    import batch_platform.ml.training as ml_assets
     from batch_platform.consume import load_training_set
-    from batch_platform.ml import load_training_set_of_model
+    from batch_platform.ml.training_input import load_training_set_of_model
     from batch_platform_tests.gold_fixtures import materialize_gold, write_silver
 
     shared, _, _ = ml_lake

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from batch_platform import sample_data as sd
+from batch_platform.cli import main
 from batch_platform.partitions import QuarterError, label_of, quarter_end, quarter_range, quarter_start
+from batch_platform.sample_data.external import PARTNER_SEGMENTS
+from batch_platform.sample_data.logs import LOG_EVENT_TYPES
+from batch_platform.sample_data.operational import CHANNELS
+from batch_platform.sample_data.population import CURRENCIES
+from batch_platform.schemas.bronze import BRONZE_TABLES
 
 FIRST, LAST = "2024-Q1", "2024-Q4"
 QUARTERS = quarter_range(FIRST, LAST)
 CUSTOMERS = 300
 SEED = 11
+SOURCES = tuple(BRONZE_TABLES)
+"""The sources are the bronze declarations', each written to its declared folder."""
+FOLDER = {source: table.folder for source, table in BRONZE_TABLES.items()}
+EXTRA_COLUMNS = {s: g.extra_column for s, g in sd.GENERATORS.items() if g.extra_column is not None}
 
 ISO = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?)?$"
 NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
@@ -54,9 +66,9 @@ def rows(landing):
     root, manifest = landing
     kinds = {f["path"]: f["kind"] for f in manifest["files"]}
     out = {}
-    for source in sd.SOURCES:
+    for source in SOURCES:
         frames = []
-        for path in sorted((root / source).rglob("*")):
+        for path in sorted((root / FOLDER[source]).rglob("*")):
             if path.is_file():
                 frame = _read(path)
                 rel = path.relative_to(root).as_posix()
@@ -191,18 +203,43 @@ def test_operational_rows_sets_the_volume(tmp_path):
     assert 1.3 <= manifest["rows_by_source"]["logs"] / manifest["rows_by_source"]["operational"] <= 1.7
 
 
-def test_cli_prints_a_summary_and_writes_the_landing(tmp_path, capsys):
-    assert (
-        sd.main(
-            ["--landing", str(tmp_path), "--from", "2024-10-01", "--to", "2025-Q1", "--customers", "30", "--seed", "4"]
-        )
-        == 0
-    )
+def test_the_cli_command_writes_the_landing_and_prints_a_summary(tmp_path, capsys):
+    """`batch-platform sample-data` is the generator's one command line."""
+    args = ["--landing", str(tmp_path), "--from", "2024-10-01", "--to", "2025-Q1", "--customers", "30", "--seed", "4"]
+    assert main(["sample-data", *args]) == 0
     out = capsys.readouterr().out
     manifest = json.loads((tmp_path / sd.MANIFEST_NAME).read_text())
     assert manifest["quarters"] == ["2024-Q4", "2025-Q1"] and manifest["seed"] == 4
-    for source in sd.SOURCES:
-        assert re.search(rf"{source}\s+\d+ files\s+{manifest['rows_by_source'][source]:,} rows", out)
+    for source in SOURCES:
+        assert re.search(rf"{source}\s+{manifest['rows_by_source'][source]:,} rows in 2 quarters", out)
+
+
+def test_every_declared_source_has_a_generator_that_fits_its_declaration():
+    assert list(sd.generators_for(BRONZE_TABLES.values())) == list(BRONZE_TABLES)
+
+
+def test_a_declared_source_without_a_generator_fails_naming_it_before_writing(tmp_path, monkeypatch):
+    """A new landing source declared in bronze is never silently left out of the sample data."""
+    logs = BRONZE_TABLES["logs"]
+    customers = replace(logs, key=dg.AssetKey(["bronze", "customers"]), source="customers")
+    monkeypatch.setitem(BRONZE_TABLES, "customers", customers)
+    with pytest.raises(ValueError, match="bronze source 'customers' is declared .* has none for it"):
+        sd.generate_landing(tmp_path, first_quarter="2024-Q1", last_quarter="2024-Q1", customers=5)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(columns=("customer_id", "log_timestamp")), "'logs': its sample-data generator writes the columns"),
+        (dict(formats=("csv",)), "'logs': the sample-data generator writes csv, json, parquet files"),
+    ],
+)
+def test_a_declaration_its_generator_does_not_fit_fails_naming_the_source(tmp_path, monkeypatch, change, message):
+    monkeypatch.setitem(BRONZE_TABLES, "logs", replace(BRONZE_TABLES["logs"], **change))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sd.generate_landing(tmp_path, first_quarter="2024-Q1", last_quarter="2024-Q1", customers=5)
+    assert not list(tmp_path.iterdir())
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +249,7 @@ def test_cli_prints_a_summary_and_writes_the_landing(tmp_path, capsys):
 def test_manifest_is_written_at_the_root_and_lists_every_file(landing):
     root, manifest = landing
     assert json.loads((root / sd.MANIFEST_NAME).read_text()) == manifest
-    assert sorted(p.name for p in root.iterdir()) == sorted([sd.MANIFEST_NAME, *sd.SOURCES])
+    assert sorted(p.name for p in root.iterdir()) == sorted([sd.MANIFEST_NAME, *FOLDER.values()])
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert on_disk - {sd.MANIFEST_NAME} == {f["path"] for f in manifest["files"]}
     assert {"seed", "first_quarter", "last_quarter", "customers", "files", "rows_by_source_quarter", "dirt"} <= set(
@@ -222,13 +259,13 @@ def test_manifest_is_written_at_the_root_and_lists_every_file(landing):
 
 def test_manifest_row_counts_match_the_files(landing):
     root, manifest = landing
-    per_partition = {s: {q: 0 for q in QUARTERS} for s in sd.SOURCES}
+    per_partition = {s: {q: 0 for q in QUARTERS} for s in SOURCES}
     for f in manifest["files"]:
         frame = _read(root / f["path"])
         assert len(frame) == f["rows"], f["path"]
         assert list(frame.columns) == f["columns"], f["path"]
         folder = Path(f["path"]).parent.name
-        assert f["path"].startswith(f"{f['source']}/") and folder == f["arrival_date"]
+        assert f["path"].startswith(f"{FOLDER[f['source']]}/") and folder == f["arrival_date"]
         per_partition[f["source"]][label_of(pd.Timestamp(folder))] += len(frame)
     assert manifest["rows_by_source_quarter"] == per_partition
     assert all(n > 0 for counts in per_partition.values() for n in counts.values())
@@ -236,7 +273,7 @@ def test_manifest_row_counts_match_the_files(landing):
 
 def test_expected_silver_figures_follow_the_silver_rules(landing, rows):
     _, manifest = landing
-    for source in sd.SOURCES:
+    for source in SOURCES:
         for q in QUARTERS:
             expected = manifest["expected_silver"][source][q]
             assert _reference_silver(_in(rows[source], q), source, q) == expected, (source, q)
@@ -245,8 +282,8 @@ def test_expected_silver_figures_follow_the_silver_rules(landing, rows):
 
 def test_arrival_folders_are_several_per_quarter_and_inside_it(landing):
     root, manifest = landing
-    for source in sd.SOURCES:
-        folders = sorted(p.name for p in (root / source).iterdir())
+    for source in SOURCES:
+        folders = sorted(p.name for p in (root / FOLDER[source]).iterdir())
         assert folders == sorted(d for q in QUARTERS for d in manifest["arrival_dates"][source][q])
         for q in QUARTERS:
             days = manifest["arrival_dates"][source][q]
@@ -275,8 +312,8 @@ def test_every_value_is_text(landing, rows):
 
 def test_each_source_and_quarter_has_json_parquet_and_shuffled_csv(landing):
     root, manifest = landing
-    for source in sd.SOURCES:
-        canonical = list(sd.COLUMNS[source])
+    for source in SOURCES:
+        canonical = list(BRONZE_TABLES[source].columns)
         for q in QUARTERS:
             files = [f for f in manifest["files"] if f["source"] == source and f["quarter"] == q]
             assert any(f["path"].endswith(".json") and f["rows"] > 0 for f in files)
@@ -301,7 +338,7 @@ def test_empty_files_are_zero_byte_or_header_only(landing):
                 assert f["rows"] == 0 and f["path"].endswith(".csv")
         assert all(t == "" for t in sizes["zero_byte"])
         assert all(len(t.splitlines()) == 1 and t.startswith("customer_id") for t in sizes["header_only"])
-    for source in sd.SOURCES:
+    for source in SOURCES:
         kinds = {f["kind"] for f in manifest["files"] if f["source"] == source}
         assert {"zero_byte", "header_only", "data"} <= kinds
 
@@ -309,7 +346,7 @@ def test_empty_files_are_zero_byte_or_header_only(landing):
 def test_extra_column_appears_from_the_middle_of_the_history(landing):
     root, manifest = landing
     middle = QUARTERS[len(QUARTERS) // 2]
-    for source, column in sd.EXTRA_COLUMNS.items():
+    for source, column in EXTRA_COLUMNS.items():
         assert manifest["extra_columns"][source] == {"column": column, "from_quarter": middle}
         for f in manifest["files"]:
             if f["source"] != source or f["kind"] != "data":
@@ -411,7 +448,7 @@ def test_old_rows_are_redelivered_verbatim_one_or_two_quarters_later(rows, landi
     _, manifest = landing
     for source in TS_COLUMN:
         frame = rows[source]
-        columns = list(sd.COLUMNS[source])
+        columns = list(BRONZE_TABLES[source].columns)
         for i, q in enumerate(QUARTERS[1:], start=1):
             again = frame[(frame["_quarter"] == q) & (frame["_kind"] == "redelivery")]
             assert len(again) == manifest["dirt_by_quarter"][source]["redelivered_row"][q] > 0
@@ -453,10 +490,10 @@ def test_category_variants_in_every_quarter(rows, landing):
     _, manifest = landing
     categories = {"operational": ["currency", "channel"], "logs": ["log_event_type"], "external": ["partner_segment"]}
     allowed = {
-        "currency": sd.CURRENCIES,
-        "channel": sd.CHANNELS,
-        "log_event_type": sd.LOG_EVENT_TYPES,
-        "partner_segment": sd.PARTNER_SEGMENTS,
+        "currency": CURRENCIES,
+        "channel": CHANNELS,
+        "log_event_type": LOG_EVENT_TYPES,
+        "partner_segment": PARTNER_SEGMENTS,
     }
     for source, columns in categories.items():
         counts = manifest["dirt_by_quarter"][source]
@@ -510,4 +547,4 @@ def test_partner_rows_are_one_or_two_per_customer_and_quarter(rows):
     per = frame[ids != ""].assign(id=ids).groupby(["_quarter", "id"])["_date"].nunique()
     assert set(per.unique()) <= {1, 2} and (per == 1).any() and (per == 2).any()
     segments = frame["partner_segment"].str.strip().str.lower()
-    assert set(segments) == set(sd.PARTNER_SEGMENTS)
+    assert set(segments) == set(PARTNER_SEGMENTS)

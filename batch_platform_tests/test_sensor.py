@@ -5,6 +5,7 @@ folder and on the S3 test server (dagster-aws's `S3Resource` with `storage.s3`).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import dagster as dg
 import pytest
 
 from batch_platform.definitions import build_definitions
-from batch_platform.landing import LandingZone
+from batch_platform.landing import FORMATS, LandingZone
 from batch_platform.partitions import label_of, shift, to_key
 from batch_platform.s3 import s3_resource
+from batch_platform.schemas.bronze import BRONZE_TABLES
 from batch_platform.sensors import build_landing_sensor
 from batch_platform_tests.platform import DEFAULTS, quarterly
 from batch_platform_tests.s3_pipeline import s3_section
@@ -81,15 +83,52 @@ def test_the_s3_resource_is_built_only_for_a_platform_on_s3():
     assert "s3" not in build_resources(DEFAULTS)
 
 
-def test_sensor_on_a_landing_folder(tmp_path: Path):
-    root = tmp_path / "landing"
-
+def _local_put(root: Path):
     def put(relative: str) -> None:
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("customer_id\n1\n")
 
-    _check_sensor({"landing": LandingZone(root=str(root))}, put)
+    return put
+
+
+def _declared_files() -> list[str]:
+    """One file per declared bronze source and file extension it may arrive in, read from the declarations."""
+    return [
+        f"{table.folder}/2024-02-10/{n}{extension}"
+        for table in BRONZE_TABLES.values()
+        for n, extension in enumerate(ext for ext, fmt in FORMATS.items() if fmt in table.formats)
+    ]
+
+
+def test_sensor_watches_every_declared_bronze_source_and_nothing_else(tmp_path: Path):
+    put = _local_put(tmp_path)
+    expected = _declared_files()
+    assert {path.split("/")[0] for path in expected} == {t.folder for t in BRONZE_TABLES.values()}
+    for path in [*expected, "not_a_source/2024-02-10/a.csv", "2024-02-10/a.csv"]:
+        put(path)
+    result = evaluate({"landing": LandingZone(root=str(tmp_path))}, None)
+    assert requested(result) == {"2024-01-01": len(expected)}
+    assert json.loads(result.cursor) == sorted(expected)
+
+
+def test_a_source_declared_in_bronze_is_watched_in_its_declared_formats_only(tmp_path: Path, monkeypatch):
+    """A new landing source needs its bronze declaration only, and the sensor follows its formats."""
+    customers = replace(
+        BRONZE_TABLES["logs"], key=dg.AssetKey(["bronze", "customers"]), source="customers", formats=("csv",)
+    )
+    monkeypatch.setitem(BRONZE_TABLES, "customers", customers)
+    put = _local_put(tmp_path)
+    for path in ("customers/2024-02-10/a.csv", "customers/2024-02-10/b.json", "customers/2024-02-10/c.parquet"):
+        put(path)
+    result = evaluate({"landing": LandingZone(root=str(tmp_path))}, None)
+    assert requested(result) == {"2024-01-01": 1}
+    assert json.loads(result.cursor) == ["customers/2024-02-10/a.csv"]
+
+
+def test_sensor_on_a_landing_folder(tmp_path: Path):
+    root = tmp_path / "landing"
+    _check_sensor({"landing": LandingZone(root=str(root))}, _local_put(root))
 
 
 @pytest.mark.s3

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from batch_platform.consume import load_training_set
-from batch_platform.ml import load_training_set_of_model, training_dataset, training_input
+from batch_platform.ml.training_input import load_training_set_of_model, training_dataset, training_input
 from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.resources import build_resources
 from batch_platform.schemas.gold import TRAINING_KEY
@@ -35,7 +35,7 @@ def lake_io(config):
 
 def log_training_run(config, frame, quarter: str) -> str:
     """An MLflow run that logs `frame`'s quarter as its training input, as a churn-model run does."""
-    from batch_platform.ml import _log_training_input
+    from batch_platform.ml.training_input import log_training_input as _log_training_input
 
     pinned = training_input(frame)
     rows = frame.filter(frame.quarter == quarter)

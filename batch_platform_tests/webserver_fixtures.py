@@ -18,7 +18,7 @@ screenshots look at the resulting instance.
 
 The landing zone is small yet shows each kind of out-of-time result: 2024-Q1 has no history,
 so no model and no scores; 2024-Q2 trains (200 customers give it 22 eval rows, just over
-`batch_platform.ml.MIN_EVAL_ROWS`) and, with seed 5, its scores rank below the recency baseline
+`batch_platform.ml.training.MIN_EVAL_ROWS`) and, with seed 5, its scores rank below the recency baseline
 against the labels of 2024-Q3 (AUC-PR about 0.64 against 0.76): a WARN; 2024-Q3 trains too and is
 pending (no 2024-Q4 labels).
 

@@ -78,12 +78,30 @@ class BronzeExternal(_BronzeMetadata):
     partner_segment: T.StringType() = _text("Partner's segment.")
 
 
+LANDING_FORMATS = ("csv", "json", "parquet")
+"""The file formats a landing source arrives in (SPEC.md, "Landing zone"): CSV, JSON lines, Parquet."""
+
+
 @dataclass(frozen=True)
 class BronzeTable(Table):
-    """A bronze table: one landing source (`<landing>/<source>/…`) and its contract columns."""
+    """A bronze table: one landing source, the one home of what the platform knows about it:
+    `source` (its name, `bronze/<source>`), `folder` (where its files land,
+    `<landing>/<folder>/<YYYY-MM-DD>/<file>`), `formats` (the file formats it arrives in) and
+    `columns` (its contract columns).
+
+    The bronze asset is built for every declaration, the landing sensor watches every declared
+    folder for files in the declared formats, and the sample-data generator writes every declared
+    source (and refuses to run, naming the source, while one has no generator).
+    """
 
     source: str = ""
     columns: tuple[str, ...] = ()
+    formats: tuple[str, ...] = LANDING_FORMATS
+
+    @property
+    def folder(self) -> str:
+        """The source's folder under the landing root: its name (SPEC.md: `<landing>/<source>/`)."""
+        return self.source
 
 
 def _bronze(source: str, model: type[LakeTable]) -> BronzeTable:

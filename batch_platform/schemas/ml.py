@@ -7,9 +7,15 @@ be trained has no rows (its materialisation says why).
 
 `ml/churn_scores` Q holds the predictions made at the end of Q for Q+1: `score_cutoff` is the
 start of Q+1 (C'), a row rule, so a score computed at another cutoff cannot be published.
+
+What a materialisation of either records beyond the IO manager's counts and previews is the
+training's or the scoring's story (`model_metadata`, `scores_metadata`), built here beside them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandera.pyspark as pa
@@ -17,12 +23,17 @@ import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
 from batch_platform.features import EVENTS, FEATURES_LINEAGE
+from batch_platform.ml.candidates import BASELINE, CANDIDATES, CARD_ROWS, METRICS
+from batch_platform.mlflow_store import MlflowStore
+from batch_platform.partitions import quarter_end
 from batch_platform.schemas.base import LakeTable, Lineage, Table, quarter_end_col, row_rule
 from batch_platform.schemas.gold import TRAINING_KEY
 
+if TYPE_CHECKING:  # pragma: no cover - typing only: the training imports MLlib and MLflow
+    from batch_platform.ml.training import QuarterModel
+
 MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
 SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
-CANDIDATES = ("logistic_regression", "random_forest", "recency_baseline")
 
 
 def _score_cutoff_is_next_quarter_start():
@@ -42,8 +53,8 @@ class ChurnModel(LakeTable):
 
     candidate: T.StringType() = pa.Field(
         nullable=False,
-        isin=list(CANDIDATES),
-        description="logistic_regression and random_forest (Spark MLlib), or recency_baseline: a logistic "
+        isin=list(CARD_ROWS),
+        description=f"{' and '.join(c.name for c in CANDIDATES)} (Spark MLlib), or {BASELINE}: a logistic "
         "regression on recency_days alone, the bar the candidates must clear.",
     )
     champion: T.BooleanType() = pa.Field(
@@ -113,7 +124,7 @@ _EVAL = [(TRAINING_KEY, "label"), (TRAINING_KEY, "split")]
 MODEL_LINEAGE: Lineage = {
     "candidate": [],
     "champion": _EVAL,
-    **{column: _EVAL for column in ("auc_pr", "auc_roc", "log_loss", "brier", "lift_top_decile", "churn_rate")},
+    **{column: _EVAL for column in METRICS},
     "train_rows": [(TRAINING_KEY, "split")],
     "eval_rows": [(TRAINING_KEY, "split")],
     "mlflow_run_id": [],
@@ -134,3 +145,48 @@ SCORES_LINEAGE: Lineage = {
 CHURN_MODEL = Table(MODEL_KEY, ChurnModel, MODEL_LINEAGE)
 CHURN_SCORES = Table(SCORES_KEY, ChurnScores, SCORES_LINEAGE)
 ML_TABLES = (CHURN_MODEL, CHURN_SCORES)
+
+
+# -------------------------------------------------------------------------------------- metadata
+def model_metadata(outcomes: Sequence[QuarterModel], store: MlflowStore) -> dict[str, dict[str, dg.MetadataValue]]:
+    """Per quarter of `ml/churn_model`, the story of its training: numbers as numbers, so the UI plots
+    them across quarters; `mlflow_run` links the champion's run (its plots and model),
+    `mlflow_quarter_run` the quarter's."""
+    return {outcome.quarter: _model_metadata(outcome, store) for outcome in outcomes}
+
+
+def _model_metadata(outcome: QuarterModel, store: MlflowStore) -> dict[str, dg.MetadataValue]:
+    metadata = {
+        "trained": dg.MetadataValue.bool(outcome.trained),
+        "train_rows": dg.MetadataValue.int(outcome.train_rows),
+        "eval_rows": dg.MetadataValue.int(outcome.eval_rows),
+    }
+    if not outcome.trained:
+        return {
+            **metadata,
+            "reason": dg.MetadataValue.text(f"not trained, nothing registered: {outcome.reason}"),
+        }
+    metadata |= {
+        "champion": dg.MetadataValue.text(outcome.champion),
+        "model_version": dg.MetadataValue.int(outcome.model_version),
+        "mlflow_run": dg.MetadataValue.url(outcome.run_url),
+        "mlflow_quarter_run": dg.MetadataValue.url(outcome.quarter_run_url),
+        "mlflow_ui": dg.MetadataValue.text(store.ui_hint()),
+    }
+    for prefix, candidate in (("eval", outcome.champion), ("baseline", BASELINE)):
+        metrics = outcome.metrics(candidate)
+        metadata |= {f"{prefix}/{name}": dg.MetadataValue.float(round(metrics[name], 6)) for name in METRICS}
+    return metadata
+
+
+def scores_metadata(quarters: Sequence[str], champions: Mapping[str, int]) -> dict[str, dict[str, dg.MetadataValue]]:
+    """Per quarter of `ml/churn_scores`: its cutoff, and the champion version that scored it or why none did."""
+    metadata = {}
+    for quarter in quarters:
+        entries = {"score_cutoff": dg.MetadataValue.text(quarter_end(quarter).isoformat())}
+        if quarter in champions:
+            entries["model_version"] = dg.MetadataValue.int(champions[quarter])
+        else:
+            entries["reason"] = dg.MetadataValue.text(f"no scores: ml/churn_model {quarter} has no champion")
+        metadata[quarter] = entries
+    return metadata

@@ -1,0 +1,284 @@
+"""Training a quarter's churn model: the candidates fit and measured on its splits, logged to MLflow,
+the champion registered (SPEC.md, "ML"). `train_quarters` is what `ml/churn_model` runs.
+
+- **Cost.** A quarter's split is small next to the lake (a fifth of one quarter's customers for
+  eval), and MLlib runs a Spark job per optimizer iteration or tree level, so each split is cached
+  in as few partitions as its size needs (`ROWS_PER_PARTITION`), hash-partitioned by customer and
+  sorted within each partition, which also makes the fits reproducible; the candidates are fit and
+  evaluated concurrently, each from its own thread, and `QUARTERS_AT_ONCE` quarters train side by
+  side (Spark runs their jobs together, filling the cores that one job's few tasks leave idle).
+  The champions are registered afterwards, in quarter order, so versions ascend with the quarter.
+- **Untrainable.** Fewer than `MIN_TRAIN_ROWS` train or `MIN_EVAL_ROWS` eval rows, or fewer than
+  `MIN_CLASS_ROWS` of either class in train, or one class only in eval: nothing is logged or
+  registered, the materialisation says which, and the quarter's scores are empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import dagster as dg
+import mlflow
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from batch_platform.ml.candidates import BASELINE, CANDIDATES, METRICS, Candidate
+from batch_platform.ml.metrics import evaluate, recency_baseline
+from batch_platform.ml.pipelines import MODEL_INPUTS, churn_probability, classifier_params, estimator, pipeline
+from batch_platform.ml.plots import plots
+from batch_platform.ml.registry import QUARTERS_AT_ONCE, drop_alias, log_model, register
+from batch_platform.ml.training_input import TrainingInput, log_training_input, training_dataset, training_input
+from batch_platform.mlflow_store import MlflowStore
+from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
+from batch_platform.schemas.ml import ChurnModel
+
+ROWS_PER_PARTITION = 250_000
+MIN_TRAIN_ROWS = 50
+MIN_EVAL_ROWS = 20
+MIN_CLASS_ROWS = 5
+
+
+@dataclass
+class QuarterModel:
+    """What training one quarter produced: the model card rows, or why there are none."""
+
+    quarter: str
+    train_rows: int
+    eval_rows: int
+    reason: str | None = None
+    rows: list[dict] = field(default_factory=list)
+    champion: str | None = None
+    model_version: int | None = None
+    run_id: str | None = None
+    run_url: str | None = None
+    """The champion's MLflow run: its metrics, plots and fitted model (the quarter's run has no plots, no model)."""
+    quarter_run_url: str | None = None
+    """The quarter's MLflow run: every candidate as a child run, the baseline's metrics."""
+    champion_uri: str | None = None
+    training_input: TrainingInput | None = None
+    """The Delta table and version the quarter's rows were read from (None: not read from a Delta table)."""
+
+    @property
+    def trained(self) -> bool:
+        return self.reason is None
+
+    def metrics(self, candidate: str) -> dict[str, float]:
+        return next({m: row[m] for m in METRICS} for row in self.rows if row["candidate"] == candidate)
+
+
+def untrainable_reason(counts: dict[str, int]) -> str | None:
+    """Why a quarter with these train/eval row and churner counts cannot be trained, or None."""
+    train, eval_ = counts.get("train_rows", 0), counts.get("eval_rows", 0)
+    train_churned, eval_churned = (
+        counts.get("train_churned", 0),
+        counts.get("eval_churned", 0),
+    )
+    if train < MIN_TRAIN_ROWS:
+        return f"{train} train rows, fewer than the {MIN_TRAIN_ROWS} needed"
+    if eval_ < MIN_EVAL_ROWS:
+        return f"{eval_} eval rows, fewer than the {MIN_EVAL_ROWS} needed"
+    smaller = min(train_churned, train - train_churned)
+    if smaller < MIN_CLASS_ROWS:
+        return (
+            f"the train split has {train_churned} churned and {train - train_churned} retained customers: "
+            f"a class with fewer than {MIN_CLASS_ROWS} rows (one class only if 0)"
+        )
+    if eval_churned in (0, eval_):
+        return f"the eval split has one class only ({eval_churned} churned of {eval_})"
+    return None
+
+
+def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
+    """Per quarter: train and eval rows and churned customers, in one aggregation."""
+    aggs = []
+    for side in ("train", "eval"):
+        on_side = F.col("split") == side
+        aggs += [
+            F.sum(on_side.cast("long")).alias(f"{side}_rows"),
+            F.sum(F.when(on_side, F.col("label")).otherwise(0)).cast("long").alias(f"{side}_churned"),
+        ]
+    found = training_set.groupBy(PARTITION_COLUMN).agg(*aggs).collect()
+    return {
+        row[PARTITION_COLUMN]: {k: int(v or 0) for k, v in row.asDict().items() if k != PARTITION_COLUMN}
+        for row in found
+    }
+
+
+def train_quarters(training_set: DataFrame, quarters: Sequence[str], store: MlflowStore) -> list[QuarterModel]:
+    """Train, evaluate and log the churn model of each of `quarters`, then register each champion
+    (an untrainable quarter loses its champion alias, and is logged as a warning); in the order of
+    `quarters`. Each quarter's runs log the Delta version of `gold/training_set` the frame was read
+    at (`training_input`)."""
+    pinned = training_input(training_set)
+    frame = training_set.persist()
+    try:
+        counts = split_counts(frame)
+        if any(untrainable_reason(counts.get(q, {})) is None for q in quarters):
+            store.activate()  # a new store's experiment created once: two threads looking it up would both create it
+        with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
+            outcomes = list(pool.map(lambda q: train_quarter(frame, q, counts.get(q, {}), store, pinned), quarters))
+    finally:
+        frame.unpersist()
+    for outcome in outcomes:
+        if outcome.trained:
+            register(store, outcome)
+        else:
+            dg.get_dagster_logger().warning(
+                f"ml/churn_model {outcome.quarter}: not trained, nothing registered: {outcome.reason}"
+            )
+            drop_alias(store, outcome.quarter)
+    return outcomes
+
+
+def model_card(outcomes: Sequence[QuarterModel], spark: SparkSession) -> DataFrame:
+    """The `ml/churn_model` rows of the quarters trained: every candidate's and the baseline's."""
+    return spark.createDataFrame([row for outcome in outcomes for row in outcome.rows], spark_schema(ChurnModel))
+
+
+def train_quarter(
+    training_set: DataFrame,
+    quarter: str,
+    counts: dict[str, int],
+    store: MlflowStore,
+    pinned: TrainingInput | None = None,
+) -> QuarterModel:
+    """Train, evaluate and log the candidates of one quarter and pick the champion (module docstring);
+    `pinned`: the Delta version `training_set` was read at, logged as every run's input."""
+    result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0), training_input=pinned)
+    result.reason = untrainable_reason(counts)
+    if not result.trained:
+        return result
+    rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
+    dataset = training_dataset(rows, pinned, quarter, counts) if pinned else None
+    train, eval_ = _split(rows, "train", result.train_rows), _split(rows, "eval", result.eval_rows)
+    try:
+        _train(train, eval_, result, store, dataset)
+    finally:
+        train.unpersist()
+        eval_.unpersist()
+    return result
+
+
+def _split(rows: DataFrame, side: str, count: int) -> DataFrame:
+    """One quarter's `side` rows, cached in as few partitions as their count needs (module docstring),
+    laid out by the rows alone: hash-partitioned by `customer_id` and sorted by it within each partition.
+
+    MLlib's random forest draws each tree's bootstrap sample partition by partition, row by row, from
+    seeds derived from its seed and the partition's index (and, beyond 10,000 rows, samples its split
+    candidates the same way), and the optimizer's sums follow the row order too; so the seed gives
+    the same model only for the same rows in the same partitions in the same order. Read back from
+    Parquet, that order is the files' (their number, sizes and splits), which a rewrite of the same
+    rows changes.
+    """
+    partitions = max(1, math.ceil(count / ROWS_PER_PARTITION))
+    side_rows = rows.filter(F.col("split") == side)
+    return side_rows.repartition(partitions, "customer_id").sortWithinPartitions("customer_id").persist()
+
+
+@dataclass
+class _Eval:
+    """What every candidate of a quarter is measured against: the eval labels, in customer order, and
+    the baseline's probabilities and metrics on them."""
+
+    quarter: str
+    experiment_id: str
+    parent_run_id: str
+    labels: np.ndarray
+    baseline: np.ndarray
+    baseline_metrics: dict[str, float]
+    dataset: object | None = None
+    """The quarter's training set as an MLflow dataset (`training_dataset`), logged by every run."""
+    pinned: TrainingInput | None = None
+
+    def log_input(self) -> None:
+        if self.dataset is not None and self.pinned is not None:
+            log_training_input(self.dataset, self.quarter, self.pinned)
+
+
+def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: MlflowStore, dataset=None) -> None:
+    truth = eval_.select("customer_id", "label", "recency_days").toPandas().sort_values("customer_id", kind="stable")
+    history = train.select("recency_days", "label").toPandas()
+    baseline = recency_baseline(history["recency_days"], history["label"], truth["recency_days"])
+    labels = truth["label"].to_numpy()
+    quarter = result.quarter
+    experiment_id = store.activate()
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"churn {quarter}", tags={"quarter": quarter}
+    ) as parent:
+        against = _Eval(
+            quarter,
+            experiment_id,
+            parent.info.run_id,
+            labels,
+            baseline,
+            evaluate(labels, baseline),
+            dataset,
+            result.training_input,
+        )
+        against.log_input()
+        mlflow.log_metrics({f"baseline_{name}": value for name, value in against.baseline_metrics.items()})
+        result.rows.append(_card_row(BASELINE, against.baseline_metrics, result, parent.info.run_id))
+        with ThreadPoolExecutor(len(CANDIDATES)) as pool:
+            futures = [pool.submit(_candidate, candidate, train, eval_, against, result) for candidate in CANDIDATES]
+            done = [future.result() for future in futures]  # in candidate order
+        result.rows += [row for row, _ in done]
+        logged = {row["candidate"]: model_uri for row, model_uri in done}
+        champion = max(
+            (row for row in result.rows if row["candidate"] != BASELINE),
+            key=lambda row: row["auc_pr"],
+        )
+        mlflow.set_tag("champion", champion["candidate"])
+        result.champion, result.champion_uri = champion["candidate"], logged[champion["candidate"]]
+        result.run_id = parent.info.run_id
+        result.run_url = store.run_url(experiment_id, champion["mlflow_run_id"])
+        result.quarter_run_url = store.run_url(experiment_id, parent.info.run_id)
+
+
+def _candidate(
+    candidate: Candidate, train: DataFrame, eval_: DataFrame, against: _Eval, result: QuarterModel
+) -> tuple[dict, str]:
+    """Fit, measure and log one candidate as a child run of the quarter's run; (model card row, model URI).
+
+    Runs in a thread of its own: MLflow's active run is per thread, hence the explicit parent.
+    """
+    name, classifier = candidate.name, estimator(candidate)
+    model = pipeline(classifier).fit(train)
+    probabilities = _probabilities(model, eval_)
+    metrics = evaluate(against.labels, probabilities)
+    with mlflow.start_run(
+        experiment_id=against.experiment_id,
+        run_name=f"{name} {against.quarter}",
+        parent_run_id=against.parent_run_id,
+        tags={"quarter": against.quarter},
+    ) as run:
+        against.log_input()
+        mlflow.log_params({**classifier_params(classifier), "features": ",".join(MODEL_INPUTS)})
+        mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
+        mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in against.baseline_metrics.items()}})
+        for path, figure in plots(against.labels, probabilities, against.baseline, f"{name} {against.quarter}").items():
+            mlflow.log_figure(figure, path)
+        return _card_row(name, metrics, result, run.info.run_id), log_model(model)
+
+
+def _probabilities(model, frame: DataFrame) -> np.ndarray:
+    """The fitted pipeline's churn probabilities of `frame`'s rows, in customer order."""
+    rows = churn_probability(model, frame).select("customer_id", "churn_probability").toPandas()
+    return rows.sort_values("customer_id", kind="stable")["churn_probability"].to_numpy()
+
+
+def _card_row(candidate: str, metrics: dict[str, float], result: QuarterModel, run_id: str) -> dict:
+    return {
+        PARTITION_COLUMN: result.quarter,
+        "candidate": candidate,
+        "champion": False,
+        **metrics,
+        "train_rows": result.train_rows,
+        "eval_rows": result.eval_rows,
+        "mlflow_run_id": run_id,
+        "registered_model_name": None,
+        "model_version": None,
+    }
