@@ -10,7 +10,7 @@ QUARTERS_LAST ?= 2025-Q4
 CUSTOMERS ?= 2000
 SIZE ?= S
 
-.PHONY: setup demo test ui mlflow-ui bench serve clean
+.PHONY: setup demo test test-fast ui mlflow-ui bench serve clean
 
 JARS_STAMP := .jars/.fetched
 
@@ -42,6 +42,15 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# Everything but the tests that start a server (markers set in batch_platform_tests/conftest.py):
+# no S3 server, Spark cluster, Dagster webserver/daemon, Chromium or PostgreSQL (docs/development.md)
+FAST_MARKERS := not cluster and not s3 and not webserver and not browser and not postgres
+
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "$(FAST_MARKERS)"
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

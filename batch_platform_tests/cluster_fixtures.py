@@ -28,9 +28,8 @@ import pyspark
 import pytest
 
 from batch_platform.partitions import to_key
-from batch_platform.procs import stop_process_groups
-from batch_platform_tests.conftest import TEST_JVM, dagster_env
-from batch_platform_tests.s3_fixtures import free_port
+from batch_platform_tests.platform import TEST_JVM, dagster_env
+from batch_platform_tests.procs import free_port, stop_process_groups
 from batch_platform_tests.s3_pipeline import LAKE_BUCKET, QUARTERS, s3_config, s3_section
 
 CLUSTER_LAKE = "cluster-lake"

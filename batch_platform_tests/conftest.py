@@ -21,42 +21,8 @@ import pytest
 
 os.environ.setdefault("TZ", "UTC")
 
-from batch_platform.config import PlatformConfig, parse_config  # noqa: E402
-
-TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
-"""The suite's JVMs compile with C1 only and collect with the serial GC: runs on a few hundred rows
-spend less on the JIT (test_gold + test_checks took 75-76 s against 82-87 s); results depend on
-neither. C1 alone shrinks the code cache to 48 MB, which a run of every asset, MLlib included,
-fills ("Out of space in CodeCache"): it gets the size tiered compilation would have."""
-TEST_SPARK = {
-    "master": "local[2]",
-    "shuffle_partitions": 2,
-    "ui_enabled": False,
-    "conf": {"spark.driver.extraJavaOptions": TEST_JVM, "spark.executor.extraJavaOptions": TEST_JVM},
-}
-
-
-def make_config(tmp_path: Path, **sections) -> PlatformConfig:
-    raw = {
-        "storage": {"landing_root": str(tmp_path / "landing"), "lake_root": str(tmp_path / "lake")},
-        "spark": dict(TEST_SPARK),
-    }
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
-    return parse_config(raw, "test")
-
-
-def dagster_env(root: Path, config: dict) -> dict[str, str]:
-    """The environment of a `dagster` child process: `config` as its config file and a Dagster home
-    (telemetry off) of its own, both under `root`."""
-    import yaml
-
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    home = root / "dagster_home"
-    home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return {**os.environ, "BATCH_PLATFORM_CONFIG": str(root / "config.yaml"), "DAGSTER_HOME": str(home)}
-
+from batch_platform.config import PlatformConfig  # noqa: E402
+from batch_platform_tests.platform import make_config  # noqa: E402
 
 SHARED = {
     "test_webserver": "dagster_ui",
@@ -77,6 +43,16 @@ HEAVIEST_FIRST = [
     "test_timezone",
     "delivery_lake",
 ]
+SERVER_MARKS = {
+    "s3_server": "s3",
+    "cluster_launch": "cluster",
+    "ui_launches": "webserver",
+    "postgres_server": "postgres",
+}
+"""The fixtures that start a server, and the marker every test using one (directly or through
+another fixture) gets here, whatever its module declares: `make test-fast` deselects these markers
+(`-m "not cluster and not s3 and not webserver and not browser and not postgres"`), so it starts
+none of them."""
 BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}
 """Groups whose costly fixture starts with the session in a thread of its own, and which run last
 (in this order) so that it has run meanwhile: the Spark cluster and the one run on S3, on it
@@ -97,6 +73,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     for item in items:
         item.add_marker(pytest.mark.xdist_group(group(item)))
+        for fixture, marker in SERVER_MARKS.items():
+            if fixture in item.fixturenames and not item.get_closest_marker(marker):
+                item.add_marker(getattr(pytest.mark, marker))
     items.sort(key=rank)  # stable: the shuffled order within each rank stays
 
 

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from batch_platform_tests.conftest import make_config
+from batch_platform_tests.platform import make_config
 from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS
 
 DELIVERY_QUARTERS = tuple(REFERENCE_QUARTERS)

@@ -28,6 +28,7 @@ import pytest
 from batch_platform import delta
 from batch_platform.partitions import quarter_start
 from batch_platform.tables import table_for
+from batch_platform_tests.lake_fixtures import commit_quarters
 
 TRAINING = "gold/training_set"
 SCORES = "ml/churn_scores"
@@ -78,32 +79,17 @@ def model_rows(table: str, quarter: str, ids: list[str], seed: int) -> list[dict
     return rows
 
 
-def commit_quarters(spark, lake_root: str, table: str, rows_by_quarter: dict[str, list[dict]], run_id: str) -> int:
-    """One IO-manager-like commit: the quarters of `rows_by_quarter` (an empty list: materialised
-    empty) replaced in `<lake>/<table>` with the platform's `userMetadata`; the new version."""
+def commit_rows(spark, lake_root: str, table: str, rows_by_quarter: dict[str, list[dict]], run_id: str) -> int:
+    """The rows of `rows_by_quarter` (an empty list: the quarter materialised empty) in the declared
+    schema of `table`, committed to `<lake>/<table>` as the IO manager commits (`commit_quarters`);
+    the new version."""
     from pyspark.sql import Row
 
-    uri = f"{lake_root}/{table}"
     schema = table_for(dg.AssetKey(table.split("/"))).model.to_structtype()
-    try:
-        before = set(delta.materialised_quarters(delta.open_table(uri)))
-    except delta.TableMissing:
-        before = set()
     quarters = sorted(rows_by_quarter)
     rows = [Row(**row) for quarter in quarters for row in rows_by_quarter[quarter]]
     frame = spark.createDataFrame(rows, schema) if rows else spark.createDataFrame([], schema)
-    metadata = delta.commit_metadata(
-        run_id, quarters, {q: len(r) for q, r in rows_by_quarter.items()}, before | set(quarters)
-    )
-    (
-        frame.write.format("delta")
-        .mode("overwrite")
-        .partitionBy("quarter")
-        .option("replaceWhere", "quarter IN ({})".format(", ".join(f"'{q}'" for q in quarters)))
-        .option("userMetadata", metadata)
-        .save(uri)
-    )
-    return delta.open_table(uri).version
+    return commit_quarters(frame, lake_root, table, quarters, run_id, one_file=False)
 
 
 def write_quarters(lake_root: str | Path, table: str, frame: pd.DataFrame, run_id: str = "test-run") -> int:
@@ -132,6 +118,11 @@ def frame_of(rows: list[dict], quarter: str) -> pd.DataFrame:
     """`rows` as `load_training_set` returns them, sorted by customer: `quarter` last."""
     frame = pd.DataFrame(rows).drop(columns="quarter")
     frame["quarter"] = quarter
+    return by_customer(frame)
+
+
+def by_customer(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` in customer order, as the readers' tests compare what they read."""
     return frame.sort_values("customer_id", ignore_index=True)
 
 
@@ -151,11 +142,11 @@ def build_delta_lake(spark, root: Path) -> DeltaLake:
     lake = DeltaLake(str(root))
     q1, q2, q3 = QUARTERS
     first = {q1: [], q2: model_rows(TRAINING, q2, customers(30), 1), q3: model_rows(TRAINING, q3, customers(35, 5), 1)}
-    assert commit_quarters(spark, lake.root, TRAINING, first, "run-a") == 0
+    assert commit_rows(spark, lake.root, TRAINING, first, "run-a") == 0
     again = {q2: model_rows(TRAINING, q2, customers(32, 100), 2)}
-    assert commit_quarters(spark, lake.root, TRAINING, again, "run-b") == 1
+    assert commit_rows(spark, lake.root, TRAINING, again, "run-b") == 1
     scores = {q: model_rows(SCORES, q, customers(20 + i), 3) for i, q in enumerate((q2, q3))}
-    assert commit_quarters(spark, lake.root, SCORES, scores, "run-a") == 0
+    assert commit_rows(spark, lake.root, SCORES, scores, "run-a") == 0
     for quarter, rows in first.items():
         lake.rows[(TRAINING, quarter, 0)] = rows
         lake.rows[(TRAINING, quarter, 1)] = again.get(quarter, rows)

@@ -1,6 +1,7 @@
 """A small test table, `test/widgets`, written through the real IO manager; `lake_quarter`, how the
 tests read a quarter of any lake table; `commit_quarters`, how they put rows in one as the platform
-does, and `tamper_quarter`, how they change one behind the platform's back; a writer of `test/widgets`
+does, `failed_checks`, what the IO manager's validation finds in rows before it writes them, and
+`tamper_quarter`, how they change a table behind the platform's back; a writer of `test/widgets`
 in a process of its own, to kill mid-commit (`start_widgets_writer`, `wait_for`, `kill_when`), and two
 ways to stop a writer at a given step of its write: inside its Spark write job, before its first data
 file (`Gate`), and inside its commit, every data file written and its log entry not (`CommitHold`).
@@ -34,8 +35,15 @@ from pyspark.sql.readwriter import DataFrameWriter
 
 from batch_platform import delta
 from batch_platform.config import S3Config
-from batch_platform.partitions import quarter_start, to_key, to_label
-from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Table, quarter_end_col, row_rule
+from batch_platform.partitions import quarter_start, to_label
+from batch_platform.schemas.base import (
+    PARTITION_COLUMN,
+    LakeTable,
+    Table,
+    quarter_end_col,
+    row_rule,
+    validate_frame,
+)
 from batch_platform.tables import TABLES
 from batch_platform.tables import register as register_table
 from batch_platform_tests.platform import quarterly
@@ -181,6 +189,18 @@ def commit_quarters(
     return delta.committed_version(uri, metadata)
 
 
+def failed_checks(model: type[pa.DataFrameModel], frame: DataFrame) -> dict[tuple[str, str], int | None]:
+    """What the IO manager's validation (`validate_frame`, run before anything is written) finds
+    in `frame`: each check of `model` it breaks, as (column, check; column "" for a check on the
+    table), with its failing rows (None: not countable)."""
+    frame = frame.persist()
+    try:
+        violations, _ = validate_frame(frame, model)
+    finally:
+        frame.unpersist()
+    return {(violation.column, violation.check): violation.failing_rows for violation in violations}
+
+
 def tamper_quarter(
     lake_root: str | os.PathLike, table: str, quarter: str, change: Callable[[pyarrow.Table], pyarrow.Table]
 ) -> int:
@@ -293,23 +313,22 @@ WIDGETS_WRITER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    import dagster as dg
     from pyspark.sql.readwriter import DataFrameWriter
     from batch_platform.config import parse_config
     from batch_platform.resources import build_resources
     from batch_platform_tests.lake_fixtures import Gate, register, widgets_asset
+    from batch_platform_tests.platform import materialize_range
 
     register()
     raw, rows, first, last, gate = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
     config = parse_config(raw)
-    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     if gate:
         gate = Gate(Path(gate))
         DataFrameWriter.save = gate.arming_save(f"{config.lake_root}/test/widgets")
         asset = gate.widgets(rows_per_quarter=rows, version=7.0)
     else:
         asset = widgets_asset(rows_per_quarter=rows, version=7.0)
-    result = dg.materialize([asset], resources=build_resources(config), tags=tags, raise_on_error=False)
+    result = materialize_range([asset], build_resources(config), first, last, raise_on_error=False)
     failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
     print(json.dumps({"success": result.success, "failures": failures}))
     """
@@ -330,8 +349,8 @@ def start_widgets_writer(
     with open(output or os.devnull, "w") as out:
         return subprocess.Popen(
             [
-                sys.executable, "-c", WIDGETS_WRITER, json.dumps(raw_config), str(rows), to_key(first),
-                to_key(last or first), str(gate.folder) if gate else "",
+                sys.executable, "-c", WIDGETS_WRITER, json.dumps(raw_config), str(rows), first, last or first,
+                str(gate.folder) if gate else "",
             ],
             cwd=Path(__file__).resolve().parents[1],
             stdout=out,

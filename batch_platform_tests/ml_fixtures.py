@@ -1,29 +1,116 @@
 """The ML tests' lake, once per session (`ml_lake`), and a project folder laid out as `make demo`
 leaves it around the same lake, for the recipes of the README and docs/ (`demo_project`).
 
-`ml_lake`: planted silver 2024-Q1 … 2025-Q1 (`test_ml.planted_silver`), then gold and ML of
-2024-Q3 … 2025-Q1 in one run, with lookback L = 2, the default registered model name and a local
-MLflow store under its root. What it leaves is read-only: a test that writes copies it first.
+`ml_lake`: planted silver 2024-Q1 … 2025-Q1 (`planted_silver`), then gold and ML of
+2024-Q3 … 2025-Q1 in one run (`run_ml`), with lookback L = 2, the default registered model name and
+a local MLflow store under its root (`ml_config`). What it leaves is read-only: a test that writes
+copies it first.
+
+The lake is silver written straight into a temporary folder (as the silver assets would), with a
+planted churn signal: each customer has an engagement e in (0, 1) that sets how often it buys, its
+partner score, and how likely it is to stop for good at the start of each quarter. Lookback L = 2
+keeps the Spark work small.
 """
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from batch_platform_tests.conftest import TEST_SPARK
+from batch_platform.assets.gold import build_gold_assets
+from batch_platform.assets.ml import build_ml_assets, build_ml_checks
+from batch_platform.config import parse_config
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, quarterly_partitions
+from batch_platform_tests.gold_fixtures import write_silver
+from batch_platform_tests.platform import TEST_SPARK, bronze_assets, make_config, materialize_range, silver_assets
 
 ROOT = Path(__file__).resolve().parents[1]
+
+L = 2
+SILVER_QUARTERS = quarter_range("2024-Q1", "2025-Q1")
+RUN = quarter_range("2024-Q3", "2025-Q1")
+CUSTOMERS = 1500
+MODEL_NAME = "batch_platform_churn"  # the default: the recipes of the README and docs/ name it (test_readme)
+GRAPH_CONFIG = parse_config({"batch": {"lookback_quarters": L}}, "test_ml graph")
+GRAPH_QUARTERS = quarterly_partitions(GRAPH_CONFIG.batch.first_quarter)
+GOLD = build_gold_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
+ML = build_ml_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
+ML_CHECKS = build_ml_checks(GRAPH_QUARTERS)
+
+
+def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list[tuple]]:
+    """Silver rows whose churn is driven by engagement e: Poisson(1 + 9e) events a quarter while
+    active, a partner score of about 1000e, and a chance 0.45(1-e)^2 of leaving for good at the
+    start of each quarter (after the first)."""
+    rng = random.Random(seed)
+    np_rng = np.random.default_rng(seed)
+    events, logs, scores = [], [], []
+    for c in range(customers):
+        cid, e = f"K{c:05d}", rng.random()
+        segment = "gold" if e > 0.66 else "silver" if e > 0.33 else "bronze"
+        for i, q in enumerate(SILVER_QUARTERS):
+            if i and rng.random() < 0.45 * (1 - e) ** 2:
+                break
+            start, span = (
+                quarter_start(q),
+                int((quarter_end(q) - quarter_start(q)).total_seconds()),
+            )
+            for _ in range(int(np_rng.poisson(1 + 9 * e))):
+                moment = start + timedelta(seconds=rng.randrange(span))
+                events.append(
+                    (
+                        cid,
+                        moment,
+                        round(rng.uniform(5, 50 + 100 * e), 2),
+                        "eur",
+                        rng.choice(["web", "app"]),
+                        q,
+                    )
+                )
+                if rng.random() < 0.3:
+                    logs.append((cid, "login", moment, q))
+            if rng.random() < 0.7:
+                score = min(1000.0, max(0.0, round(1000 * e + rng.gauss(0, 120), 1)))
+                scores.append((cid, score, segment, (start + timedelta(days=5)).date(), q))
+    return {
+        "operational_events": events,
+        "interaction_logs": logs,
+        "partner_scores": scores,
+    }
+
+
+def run_ml(config, first: str, last: str, selection=None, instance=None, **kwargs):
+    """Gold and ML (or `selection` of them) of `first` … `last` in one run over the silver in the
+    lake, the ML checks with them."""
+    from batch_platform.resources import build_resources
+
+    return materialize_range(
+        [*bronze_assets, *silver_assets, *GOLD, *ML, *ML_CHECKS],
+        build_resources(config),
+        first,
+        last,
+        selection=selection or [asset.key for asset in [*GOLD, *ML]],
+        instance=instance,
+        **kwargs,
+    )
+
+
+def ml_config(root: Path):
+    return make_config(
+        root,
+        batch={"lookback_quarters": L},
+        mlflow={"registered_model_name": MODEL_NAME},
+    )
 
 
 @pytest.fixture(scope="session")
 def ml_lake(spark, tmp_path_factory):
     import dagster as dg
-
-    from batch_platform_tests.test_gold import write_silver
-    from batch_platform_tests.test_ml import RUN, SILVER_QUARTERS, ml_config, planted_silver, run_ml
 
     root = tmp_path_factory.mktemp("ml")
     write_silver(spark, str(root / "lake"), planted_silver(), SILVER_QUARTERS)
@@ -48,8 +135,6 @@ def write_project_config(project: Path, lookback: int) -> Path:
 def demo_project(ml_lake, tmp_path_factory) -> Path:
     """`config/config.yaml` as shipped beside `data/`, a link to the ML lake's root (its `lake/`,
     `mlflow.db` and `mlartifacts/` are where the shipped config puts the demo's)."""
-    from batch_platform_tests.test_ml import L
-
     root, _, _ = ml_lake
     project = tmp_path_factory.mktemp("demo-project")
     write_project_config(project, L)

@@ -15,7 +15,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,14 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from batch_platform_tests.procs import free_port
+
 STARTUP_SECONDS = 60
 SERVICE_USER = "postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pg_bin(name: str) -> str:

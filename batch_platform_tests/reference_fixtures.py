@@ -28,7 +28,7 @@ import dagster as dg
 import pytest
 
 from batch_platform.partitions import quarter_range, to_key
-from batch_platform_tests.conftest import TEST_SPARK, dagster_env, make_config
+from batch_platform_tests.platform import TEST_SPARK, dagster_env, make_config
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 REFERENCE_QUARTERS = quarter_range("2024-Q1", "2024-Q3")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from batch_platform.procs import stop_process_group
+from batch_platform_tests.procs import free_port, stop_process_group
 
 STARTUP_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def weed_binary() -> str:

@@ -8,13 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 import pytest
 
 from batch_platform.config import PlatformConfig
-from batch_platform.partitions import to_key
-from batch_platform_tests.conftest import TEST_SPARK, make_config
+from batch_platform_tests.platform import TEST_SPARK, make_config, materialize_range
 from batch_platform_tests.reference_fixtures import GOLD_TABLES
 from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS as QUARTERS
 
@@ -63,16 +61,12 @@ def materialize_all(config: PlatformConfig, quarters=QUARTERS, selection=None, *
     from batch_platform.definitions import build_definitions
     from batch_platform.resources import build_resources
 
-    assets = list(build_definitions(config).assets)
-    tags = {
-        "dagster/asset_partition_range_start": to_key(quarters[0]),
-        "dagster/asset_partition_range_end": to_key(quarters[-1]),
-    }
-    return dg.materialize(
-        assets,
+    return materialize_range(
+        list(build_definitions(config).assets),
+        build_resources(config),
+        quarters[0],
+        quarters[-1],
         selection=selection,
-        resources=build_resources(config),
-        tags=tags,
         **kwargs,
     )
 

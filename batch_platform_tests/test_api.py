@@ -32,10 +32,9 @@ from deltalake import DeltaTable
 from batch_platform import delta
 from batch_platform.api import TOKEN_ENV, UrlSigner
 from batch_platform.partitions import to_key
-from batch_platform.procs import stop_process_group
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
-from batch_platform_tests.delta_fixtures import commit_quarters, copy_lake, customers, model_rows
-from batch_platform_tests.pg_fixtures import free_port
+from batch_platform_tests.delta_fixtures import commit_rows, copy_lake, customers, model_rows
+from batch_platform_tests.procs import free_port, stop_process_group
 
 CLI = str(Path(sys.executable).parent / "batch-platform")
 STARTUP_SECONDS = 120
@@ -528,7 +527,7 @@ def test_a_quarters_files_are_those_of_the_tables_current_version_never_the_repl
     assert downloaded_rows(before["files"]) == rows_of(lake, "2024-Q2", 1)
 
     new_rows = model_rows(TRAINING, "2024-Q2", customers(25, 500), 4)
-    assert commit_quarters(spark, lake.root, TRAINING, {"2024-Q2": new_rows}, "run-c") == 2
+    assert commit_rows(spark, lake.root, TRAINING, {"2024-Q2": new_rows}, "run-c") == 2
     after = api.get(f"/datasets/{TRAINING}/2024-Q2").json()
     assert after["version"] == 2 and after["row_count"] == 25
     keys = {urlsplit(f["url"]).path for f in after["files"]}

@@ -10,9 +10,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch_platform.partitions import quarter_range, to_key
+from batch_platform.partitions import quarter_range
 from batch_platform_tests.lake_fixtures import lake_quarter
-from batch_platform_tests.platform import bronze_assets, bronze_external, bronze_logs, bronze_operational, quarterly
+from batch_platform_tests.platform import (
+    bronze_assets,
+    bronze_external,
+    bronze_logs,
+    bronze_operational,
+    materialize_range,
+    quarterly,
+)
 
 OPERATIONAL = ["customer_id", "event_time", "amount", "currency", "channel"]
 
@@ -26,14 +33,6 @@ def _write(landing: Path, source: str, day: str, name: str, text: str | bytes) -
 
 def _bronze(config, source: str, quarter: str) -> pd.DataFrame:
     return lake_quarter(config.lake_root, f"bronze/{source}", quarter)
-
-
-def _run(assets, resources, first, last=None, **kwargs):
-    tags = {
-        "dagster/asset_partition_range_start": to_key(first),
-        "dagster/asset_partition_range_end": to_key(last or first),
-    }
-    return dg.materialize(assets, resources=resources, tags=tags, **kwargs)
 
 
 @pytest.fixture
@@ -93,7 +92,7 @@ def test_every_file_case_of_the_landing_zone(landing, resources, platform_config
         "customer_id,event_time,amount,currency,channel\nC0,2023-12-31,1,eur,web\n",
     )
 
-    result = _run([bronze_operational], resources, "2024-Q1")
+    result = materialize_range([bronze_operational], resources, "2024-Q1")
     assert result.success
 
     frame = _bronze(platform_config, "operational", "2024-Q1").sort_values(["customer_id"], na_position="first")
@@ -124,7 +123,7 @@ def test_every_file_case_of_the_landing_zone(landing, resources, platform_config
 
 
 def test_a_source_without_files_gives_empty_partitions(resources, platform_config):
-    result = _run([bronze_logs, bronze_external], resources, "2024-Q2", "2024-Q3")
+    result = materialize_range([bronze_logs, bronze_external], resources, "2024-Q2", "2024-Q3")
     assert result.success
     for source in ("logs", "external"):
         for quarter in ("2024-Q2", "2024-Q3"):
@@ -136,11 +135,11 @@ def test_a_source_without_files_gives_empty_partitions(resources, platform_confi
 def test_an_unreadable_file_fails_naming_it_and_publishes_nothing(landing, resources, platform_config):
     good = "customer_id,event_time,amount,currency,channel\nC1,2024-01-02,1,eur,web\n"
     _write(landing, "operational", "2024-01-10", "good.csv", good)
-    assert _run([bronze_operational], resources, "2024-Q1").success
+    assert materialize_range([bronze_operational], resources, "2024-Q1").success
     before = _bronze(platform_config, "operational", "2024-Q1")
 
     _write(landing, "operational", "2024-01-11", "broken.csv", good + "C2,2024-01-03,1,eur,web,surplus,fields\n")
-    result = _run([bronze_operational], resources, "2024-Q1", raise_on_error=False)
+    result = materialize_range([bronze_operational], resources, "2024-Q1", raise_on_error=False)
 
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
@@ -159,7 +158,7 @@ def test_an_unreadable_file_fails_naming_it_and_publishes_nothing(landing, resou
 )
 def test_unreadable_formats_are_named(landing, resources, name, content, expected):
     _write(landing, "operational", "2024-05-05", name, content)
-    result = _run([bronze_operational], resources, "2024-Q2", raise_on_error=False)
+    result = materialize_range([bronze_operational], resources, "2024-Q2", raise_on_error=False)
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert expected in message and f"/operational/2024-05-05/{name}" in message
@@ -186,7 +185,7 @@ def test_a_quarters_parquet_files_keep_their_own_values_and_spellings(
         {"customer_id": pa.array(["P2"]), "amount": pa.array([2.5 if second == pa.float64() else 2], second)},
     )
     _parquet(landing, "2024-04-04", "c.parquet", {" CHANNEL ": pa.array(["web"]), "customer_id": pa.array(["P3"])})
-    result = _run([bronze_operational], resources, "2024-Q2")
+    result = materialize_range([bronze_operational], resources, "2024-Q2")
     assert result.success
     frame = _bronze(platform_config, "operational", "2024-Q2").set_index("customer_id")
     expected = "2.5" if second == pa.float64() else "2"
@@ -208,7 +207,7 @@ def test_a_bad_parquet_file_among_others_is_named(landing, resources, bad, conte
         _parquet(landing, "2024-05-05", bad, {"foo": pa.array(["x"])})
     else:
         _write(landing, "operational", "2024-05-05", bad, content)
-    result = _run([bronze_operational], resources, "2024-Q2", raise_on_error=False)
+    result = materialize_range([bronze_operational], resources, "2024-Q2", raise_on_error=False)
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert expected in message and f"/operational/2024-05-05/{bad}" in message
@@ -221,7 +220,7 @@ def test_bronze_matches_the_generated_landing_zone_exactly(resources, platform_c
     manifest = generate_landing(
         platform_config.landing_root, first_quarter=quarters[0], last_quarter=quarters[-1], customers=120, seed=11
     )
-    result = _run(bronze_assets, resources, quarters[0], quarters[-1])
+    result = materialize_range(bronze_assets, resources, quarters[0], quarters[-1])
     assert result.success
 
     for source, counts in manifest["rows_by_source_quarter"].items():
@@ -255,12 +254,12 @@ def _failure(result) -> str:
 def test_a_file_that_is_not_utf8_fails_naming_line_and_byte_and_publishes_nothing(landing, resources, platform_config):
     """Latin-1 bytes would read as U+FFFD: CÉSAR-01 changed, JOSÉ-02 and JOSÈ-02 one customer."""
     _write(landing, "operational", "2024-01-10", "good.csv", HEADER + "C1,2024-01-02,1,eur,web\n")
-    assert _run([bronze_operational], resources, "2024-Q1").success
+    assert materialize_range([bronze_operational], resources, "2024-Q1").success
     before = _bronze(platform_config, "operational", "2024-Q1")
 
     rows = "CÉSAR-01,2024-01-03,1,eur,web\nJOSÉ-02,2024-01-04,2,eur,web\nJOSÈ-02,2024-01-05,3,eur,web\n"
     _write(landing, "operational", "2024-01-11", "latin1.csv", (HEADER + rows).encode("latin-1"))
-    message = _failure(_run([bronze_operational], resources, "2024-Q1", raise_on_error=False))
+    message = _failure(materialize_range([bronze_operational], resources, "2024-Q1", raise_on_error=False))
 
     assert "/operational/2024-01-11/latin1.csv" in message
     assert "not valid UTF-8" in message and "line 2, byte offset 48" in message and "\\xc9" in message
@@ -285,7 +284,7 @@ def test_a_file_that_is_not_utf8_fails_naming_line_and_byte_and_publishes_nothin
 )
 def test_bad_bytes_anywhere_in_a_text_file_are_found(landing, resources, name, content, where):
     _write(landing, "operational", "2024-05-05", name, content)
-    message = _failure(_run([bronze_operational], resources, "2024-Q2", raise_on_error=False))
+    message = _failure(materialize_range([bronze_operational], resources, "2024-Q2", raise_on_error=False))
     assert f"/operational/2024-05-05/{name}" in message
     assert "not valid UTF-8" in message and where in message
 
@@ -306,7 +305,7 @@ def test_valid_rfc4180_csv_is_read_exactly(landing, resources, platform_config):
         + 'C7,2024-01-08,7,eur,"app"',
     )
     _write(landing, "operational", "2024-01-11", "last.csv", HEADER + 'C8,2024-01-09,8,eur,"two\nlines"')
-    assert _run([bronze_operational], resources, "2024-Q1").success
+    assert materialize_range([bronze_operational], resources, "2024-Q1").success
     frame = _bronze(platform_config, "operational", "2024-Q1").set_index("customer_id")
     assert sorted(frame.index) == sorted(["C1", "C2", "C\ufffd3", "CÉSAR-01", "JOSÉ-02", "JOSÈ-02", "C7", "C8"])
     assert frame.loc["C1", "amount"] == "1,5" and frame.loc["C1", "channel"] == "web\nshop"
@@ -326,7 +325,7 @@ def test_valid_rfc4180_csv_is_read_exactly(landing, resources, platform_config):
 )
 def test_an_unterminated_quote_fails_naming_file_and_line(landing, resources, content, line):
     _write(landing, "operational", "2024-01-10", "open.csv", content)
-    message = _failure(_run([bronze_operational], resources, "2024-Q1", raise_on_error=False))
+    message = _failure(materialize_range([bronze_operational], resources, "2024-Q1", raise_on_error=False))
     assert "/operational/2024-01-10/open.csv" in message
     assert f"line {line}" in message and "never closed" in message
 
@@ -347,7 +346,7 @@ def test_files_missing_contract_columns_are_named_in_metadata_and_a_warning(land
     _write(landing, "operational", "2024-04-02", "full.csv", HEADER + "C5,2024-04-02,5,eur,web\n")
     check_key = dg.AssetCheckKey(bronze_operational.key, "contract_columns")
     with dg.instance_for_test() as instance:
-        result = _run([bronze_operational], resources, "2024-Q1", "2024-Q2", instance=instance)
+        result = materialize_range([bronze_operational], resources, "2024-Q1", "2024-Q2", instance=instance)
         status = instance.event_log_storage.get_asset_check_partition_info([check_key])
     assert result.success
 
@@ -402,7 +401,7 @@ def test_files_missing_contract_columns_are_named_in_metadata_and_a_warning(land
 )
 def test_an_unreadable_file_is_quoted_in_a_short_escaped_excerpt(landing, resources, name, content):
     _write(landing, "operational", "2024-05-05", name, content)
-    message = _failure(_run([bronze_operational], resources, "2024-Q2", raise_on_error=False))
+    message = _failure(materialize_range([bronze_operational], resources, "2024-Q2", raise_on_error=False))
     path = f"/operational/2024-05-05/{name}"
     assert path in message
     assert message.isascii() and all(c.isprintable() for c in message.replace("\n", "")), message

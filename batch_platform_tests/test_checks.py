@@ -22,9 +22,8 @@ from batch_platform.assets.silver import SILVER_TABLES
 from batch_platform.checks import CHECK_NAMES
 from batch_platform.resources import build_resources
 from batch_platform.schemas.bronze import BRONZE_TABLES
-from batch_platform_tests.conftest import make_config
 from batch_platform_tests.lake_fixtures import tamper_quarter
-from batch_platform_tests.platform import bronze_assets, quarterly, silver_assets, silver_checks
+from batch_platform_tests.platform import bronze_assets, make_config, quarterly, silver_assets, silver_checks
 
 QUARTER, KEY = "2024-Q1", "2024-01-01"
 PASSING = {"quarantine_rate_warn": 0.3, "quarantine_rate_fail": 0.6}

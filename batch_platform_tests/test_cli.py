@@ -10,9 +10,9 @@ from batch_platform import delta
 from batch_platform.cli import main
 from batch_platform.partitions import label_of, last_complete_quarter, parse_quarter, quarter_range, shift, to_key
 from batch_platform.sample_data import generate_landing
-from batch_platform_tests.conftest import TEST_SPARK, dagster_env
 from batch_platform_tests.delta_fixtures import write_quarters
 from batch_platform_tests.lake_fixtures import lake_quarter
+from batch_platform_tests.platform import TEST_SPARK, dagster_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

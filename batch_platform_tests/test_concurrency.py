@@ -28,7 +28,6 @@ from batch_platform.cli import main
 from batch_platform.jobs import release_abandoned_pools
 from batch_platform.partitions import to_key
 from batch_platform.sample_data import generate_landing
-from batch_platform_tests.conftest import TEST_SPARK
 from batch_platform_tests.lake_fixtures import (
     CommitHold,
     Gate,
@@ -41,6 +40,7 @@ from batch_platform_tests.lake_fixtures import (
     widgets_asset,
     writer_report,
 )
+from batch_platform_tests.platform import TEST_SPARK
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = "2024-Q2"

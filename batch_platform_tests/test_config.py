@@ -8,8 +8,8 @@ from dagster_pyspark import PySparkResource
 from batch_platform.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
 from batch_platform.resources import build_pyspark
 from batch_platform.session import spark_conf
-from batch_platform_tests.conftest import make_config
 from batch_platform_tests.delta_fixtures import write_quarters
+from batch_platform_tests.platform import make_config
 
 
 def test_the_shipped_config_loads_with_the_spec_defaults():

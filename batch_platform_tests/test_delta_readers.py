@@ -27,15 +27,12 @@ from batch_platform.schemas.gold import TrainingSet
 from batch_platform_tests.delta_fixtures import (
     SCORES,
     TRAINING,
+    by_customer,
     copy_lake,
     frame_of,
     utc,
 )
 from batch_platform_tests.s3_fixtures import S3Server
-
-
-def sort(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("customer_id", ignore_index=True)
 
 
 def config_file(tmp_path: Path, lake_root: str, **storage) -> Path:
@@ -83,19 +80,19 @@ def test_a_quarter_reads_at_the_latest_version_at_a_version_or_as_of_a_time(delt
         batch_platform.load_training_set("2024-04-01", lake_root=Path(root)),
         load_training_set("2024-Q2", lake_root=root, version=1),
     ):
-        pd.testing.assert_frame_equal(sort(frame), latest, check_dtype=False)
+        pd.testing.assert_frame_equal(by_customer(frame), latest, check_dtype=False)
     between = times[(TRAINING, 0)] + (times[(TRAINING, 1)] - times[(TRAINING, 0)]) / 2
     for frame in (
         load_training_set("2024-Q2", lake_root=root, version=0),
         load_training_set("2024-Q2", lake_root=root, as_of=utc(between)),
         load_training_set("2024-Q2", lake_root=root, as_of=times[(TRAINING, 0)]),
     ):
-        pd.testing.assert_frame_equal(sort(frame), first, check_dtype=False)
+        pd.testing.assert_frame_equal(by_customer(frame), first, check_dtype=False)
     later = load_training_set("2024-Q2", lake_root=root, as_of=times[(TRAINING, 1)] + timedelta(days=365))
-    pd.testing.assert_frame_equal(sort(later), latest, check_dtype=False)
+    pd.testing.assert_frame_equal(by_customer(later), latest, check_dtype=False)
     assert len(first) == 30 and len(latest) == 32 and set(first.customer_id).isdisjoint(latest.customer_id)
     # 2024-Q3 was not replaced: every version holds the same rows.
-    q3 = [sort(load_training_set("2024-Q3", lake_root=root, version=v)) for v in (0, 1)]
+    q3 = [by_customer(load_training_set("2024-Q3", lake_root=root, version=v)) for v in (0, 1)]
     pd.testing.assert_frame_equal(q3[0], q3[1])
 
     frame = load_training_set("2024-Q2", lake_root=root)
@@ -104,7 +101,7 @@ def test_a_quarter_reads_at_the_latest_version_at_a_version_or_as_of_a_time(delt
     assert str(frame["txn_count"].dtype) == "int64" and str(frame["recency_days"].dtype) == "int32"
     scores = load_scores("2024-Q3", lake_root=root, version=0)
     pd.testing.assert_frame_equal(
-        sort(scores), frame_of(delta_lake.rows[(SCORES, "2024-Q3", 0)], "2024-Q3"), check_dtype=False
+        by_customer(scores), frame_of(delta_lake.rows[(SCORES, "2024-Q3", 0)], "2024-Q3"), check_dtype=False
     )
 
 
@@ -320,7 +317,7 @@ def test_an_s3_lake_reads_through_delta_with_storage_s3_also_at_an_older_version
     for version in (None, 0):
         frame = load_training_set("2024-Q2", config=config, version=version)
         expected = frame_of(delta_lake.rows[(TRAINING, "2024-Q2", 1 if version is None else 0)], "2024-Q2")
-        pd.testing.assert_frame_equal(sort(frame), expected, check_dtype=False)
+        pd.testing.assert_frame_equal(by_customer(frame), expected, check_dtype=False)
     assert load_training_set("2024-Q1", config=config).empty
     with pytest.raises(PartitionNotMaterialised):
         load_training_set("2024-Q4", config=config)

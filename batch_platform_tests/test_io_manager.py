@@ -18,7 +18,6 @@ from batch_platform.metadata import PREVIEW_CELL_CHARS
 from batch_platform.partitions import to_key
 from batch_platform.schemas.base import LakeTable, Table
 from batch_platform.tables import register as register_table
-from batch_platform_tests.conftest import TEST_SPARK
 from batch_platform_tests.lake_fixtures import (
     WIDGETS_KEY,
     CommitHold,
@@ -33,19 +32,12 @@ from batch_platform_tests.lake_fixtures import (
     widget_rows,
     widgets_asset,
 )
+from batch_platform_tests.platform import TEST_SPARK, make_config, materialize_range, quarterly
 
 TABLE = Path("test") / "widgets"
 
 
 pytestmark = pytest.mark.usefixtures("widgets_table")
-
-
-def _materialize(assets, resources, first, last=None, **kwargs):
-    tags = {
-        "dagster/asset_partition_range_start": to_key(first),
-        "dagster/asset_partition_range_end": to_key(last or first),
-    }
-    return dg.materialize(assets, resources=resources, tags=tags, **kwargs)
 
 
 def _table(config) -> Path:
@@ -71,7 +63,7 @@ def test_round_trip_writes_one_delta_commit_partitioned_by_quarter(resources, pl
     """`<lake>/test/widgets/` is a Delta table partitioned by `quarter`: `_delta_log/` beside the
     `quarter=` folders, one file per quarter, and ONE commit for the run's two quarters, whose
     `userMetadata` names the run, its quarters and rows, and every quarter materialised."""
-    result = _materialize([widgets_asset(rows_per_quarter=7)], resources, "2024-Q1", "2024-Q2")
+    result = materialize_range([widgets_asset(rows_per_quarter=7)], resources, "2024-Q1", "2024-Q2")
     assert result.success
     for quarter in ("2024-Q1", "2024-Q2"):
         frame = _read(platform_config, quarter)
@@ -101,7 +93,7 @@ def test_round_trip_writes_one_delta_commit_partitioned_by_quarter(resources, pl
 
 
 def test_materialisation_metadata_per_partition(resources, platform_config):
-    result = _materialize([widgets_asset(rows_per_quarter=12)], resources, "2024-Q1", "2024-Q3")
+    result = materialize_range([widgets_asset(rows_per_quarter=12)], resources, "2024-Q1", "2024-Q3")
     events = {
         e.materialization.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
     }
@@ -123,8 +115,6 @@ def test_materialisation_metadata_per_partition(resources, platform_config):
 def test_a_megabyte_cell_reaches_the_event_log_cut_to_the_preview_limit(resources, platform_config):
     """The preview of a quarter is stored in the event log with its materialisation: a cell shows at
     most `PREVIEW_CELL_CHARS` characters, the last an ellipsis; the lake keeps the whole value."""
-    from batch_platform_tests.platform import quarterly
-
     long_id = "2024-Q1-" + "x" * 1_000_000
 
     @dg.asset(key=["test", "widgets"], partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
@@ -135,7 +125,7 @@ def test_a_megabyte_cell_reaches_the_event_log_cut_to_the_preview_limit(resource
         )
 
     with dg.instance_for_test() as instance:
-        result = _materialize([widgets], resources, "2024-Q1", instance=instance)
+        result = materialize_range([widgets], resources, "2024-Q1", instance=instance)
         stored = [serialize_value(event) for event in instance.all_logs(result.run_id)]
     assert result.success
     (materialization,) = result.get_asset_materialization_events()
@@ -156,7 +146,7 @@ def test_every_materialisation_records_the_column_lineage_and_a_readable_table_o
         lineage={"widget_id": [(upstream, "id")], "value": [(upstream, "amount"), (upstream, "rate")], "seen_at": []},
     )
     register_table(table)  # `widgets_table` unregisters it after the test
-    result = _materialize([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1", "2024-Q2")
+    result = materialize_range([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1", "2024-Q2")
     events = [e.materialization for e in result.get_asset_materialization_events()]
     assert sorted(m.partition for m in events) == ["2024-01-01", "2024-04-01"]
     for materialization in events:
@@ -171,10 +161,10 @@ def test_every_materialisation_records_the_column_lineage_and_a_readable_table_o
 
 
 def test_validation_failure_names_every_check_with_row_counts_and_writes_nothing(resources, platform_config):
-    assert _materialize([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1").success
+    assert materialize_range([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1").success
     before = _read(platform_config, "2024-Q1")
 
-    result = _materialize(
+    result = materialize_range(
         [widgets_asset(rows_per_quarter=6, version=2.0, bad_values=3)], resources, "2024-Q1", raise_on_error=False
     )
 
@@ -194,9 +184,8 @@ def test_a_check_failing_in_one_quarter_publishes_no_quarter_of_the_range(resour
     from dagster_pyspark import PySparkResource
 
     from batch_platform_tests.lake_fixtures import widget_rows
-    from batch_platform_tests.platform import quarterly
 
-    assert _materialize([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1", "2024-Q2").success
+    assert materialize_range([widgets_asset(rows_per_quarter=4, version=1.0)], resources, "2024-Q1", "2024-Q2").success
     before = {q: _read(platform_config, q) for q in ("2024-Q1", "2024-Q2")}
 
     @dg.asset(key=["test", "widgets"], partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
@@ -206,7 +195,7 @@ def test_a_check_failing_in_one_quarter_publishes_no_quarter_of_the_range(resour
         q2 = widget_rows(spark, "2024-Q2", 6)
         return q1.unionByName(q2).unionByName(q2.limit(1))
 
-    result = _materialize([widgets], resources, "2024-Q1", "2024-Q2", raise_on_error=False)
+    result = materialize_range([widgets], resources, "2024-Q1", "2024-Q2", raise_on_error=False)
 
     assert not result.success
     description = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
@@ -292,12 +281,14 @@ def test_rerun_replaces_exactly_that_quarter_in_one_commit_and_keeps_the_old_ver
     """Each run is one commit (versions go up by one); it replaces exactly its quarter (the other
     quarter's files are the same files), readers of the new version see the new rows only, and the
     previous version still returns the old rows (time travel), though its files lie in the folder."""
-    first = _materialize([widgets_asset(rows_per_quarter=5, version=1.0)], resources, "2024-Q1", "2024-Q2")
+    first = materialize_range([widgets_asset(rows_per_quarter=5, version=1.0)], resources, "2024-Q1", "2024-Q2")
     q2_files = _files(platform_config, "2024-Q2")
     q1_before = _read(platform_config, "2024-Q1")
     q2_before = _read(platform_config, "2024-Q2")
 
-    runs = [_materialize([widgets_asset(rows_per_quarter=3, version=10.0)], resources, "2024-Q1") for _ in range(2)]
+    runs = [
+        materialize_range([widgets_asset(rows_per_quarter=3, version=10.0)], resources, "2024-Q1") for _ in range(2)
+    ]
 
     committed = [
         e.materialization.metadata["delta_version"].value
@@ -327,7 +318,7 @@ def test_an_empty_quarter_is_a_materialised_partition(resources, platform_config
     lists it, so a strict reader reads it as empty, and so do the readers outside Spark. Emptying a
     quarter that had rows removes its files in one commit."""
     all_resources = {**resources, "mem_io_manager": dg.InMemoryIOManager()}
-    assert _materialize([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
+    assert materialize_range([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
     table = delta.open_table(str(_table(platform_config)))
     assert table.version == 0 and _files(platform_config, "2024-Q3") == []
     assert delta.materialised_quarters(table) == ["2024-Q3"]
@@ -342,9 +333,9 @@ def test_an_empty_quarter_is_a_materialised_partition(resources, platform_config
     )
     assert reader.output_for_node("test__reader") == {}
 
-    assert _materialize([widgets_asset(rows_per_quarter=4)], resources, "2024-Q3").success
+    assert materialize_range([widgets_asset(rows_per_quarter=4)], resources, "2024-Q3").success
     assert len(_read(platform_config, "2024-Q3")) == 4
-    assert _materialize([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
+    assert materialize_range([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
     table = delta.open_table(str(_table(platform_config)))
     assert table.version == 2 and _files(platform_config, "2024-Q3") == []
     assert _read(platform_config, "2024-Q3").empty and delta.materialised_quarters(table) == ["2024-Q3"]
@@ -375,13 +366,13 @@ def test_loading_a_range_and_missing_quarters(resources, platform_config):
     assert "test/widgets: quarter(s) 2024-Q2, 2024-Q3 have never been materialised" in no_table
     assert str(_table(platform_config)) in no_table and "is not read as empty" in no_table
 
-    assert _materialize([widgets_asset(rows_per_quarter=4)], resources, "2024-Q2").success
+    assert materialize_range([widgets_asset(rows_per_quarter=4)], resources, "2024-Q2").success
     assert "test/widgets: quarter(s) 2024-Q3 have never been materialised" in failure(read(raise_on_error=False))
 
-    assert _materialize([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
+    assert materialize_range([widgets_asset(rows_per_quarter=0)], resources, "2024-Q3").success
     assert read().output_for_node("test__reader") == {"2024-Q2": 4}
 
-    assert _materialize([widgets_asset(rows_per_quarter=6)], resources, "2024-Q3").success
+    assert materialize_range([widgets_asset(rows_per_quarter=6)], resources, "2024-Q3").success
     assert read().output_for_node("test__reader") == {"2024-Q2": 4, "2024-Q3": 6}
 
 
@@ -408,7 +399,7 @@ def test_quarters_before_the_first_partition_are_not_read_and_the_others_must_ex
     message = failure.step_failure_data.user_failure_data.description
     assert "test/widgets: quarter(s) 2024-Q1 have never been materialised" in message and "2023" not in message
 
-    assert _materialize([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1").success
+    assert materialize_range([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1").success
     assert read("2024-Q2").output_for_node("test__reader") == {"2024-Q1": 3}
 
 
@@ -432,9 +423,7 @@ def test_a_declared_new_column_evolves_the_schema_and_a_missing_or_retyped_one_f
     """Adding a column to a declaration is schema evolution: the next write adds it to the Delta
     table (`mergeSchema`), and the quarters written before read null for it. A write lacking a column
     the table has, or giving one another type, fails naming the column, with nothing committed."""
-    from batch_platform_tests.platform import quarterly
-
-    assert _materialize([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1").success
+    assert materialize_range([widgets_asset(rows_per_quarter=3)], resources, "2024-Q1").success
 
     register_table(Table(WIDGETS_KEY, WidgetsWithColour))  # `widgets_table` unregisters it after the test
 
@@ -452,7 +441,7 @@ def test_a_declared_new_column_evolves_the_schema_and_a_missing_or_retyped_one_f
     def reader(widgets):
         return widgets.toPandas().sort_values("widget_id", ignore_index=True)
 
-    assert _materialize([coloured], resources, "2024-Q2").success
+    assert materialize_range([coloured], resources, "2024-Q2").success
     assert _delta(platform_config).version() == 1
     read = dg.materialize(
         [coloured, reader],
@@ -464,7 +453,7 @@ def test_a_declared_new_column_evolves_the_schema_and_a_missing_or_retyped_one_f
     assert read["colour"].tolist() == [None, None, None, "red", "red"]
 
     register_table(Table(WIDGETS_KEY, Widgets))
-    dropped = _materialize([widgets_asset(rows_per_quarter=2)], resources, "2024-Q3", raise_on_error=False)
+    dropped = materialize_range([widgets_asset(rows_per_quarter=2)], resources, "2024-Q3", raise_on_error=False)
     message = dropped.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert "test/widgets: the columns written differ from the Delta table's" in message
     assert "the table has column(s) colour, which the declaration of test/widgets lacks" in message
@@ -477,7 +466,7 @@ def test_a_declared_new_column_evolves_the_schema_and_a_missing_or_retyped_one_f
         rows = widget_rows(pyspark.spark_session, context.partition_key, 2)
         return rows.withColumn("value", F.col("value").cast("string")).withColumn("colour", F.lit("blue"))
 
-    changed = _materialize([retyped], resources, "2024-Q3", raise_on_error=False)
+    changed = materialize_range([retyped], resources, "2024-Q3", raise_on_error=False)
     message = changed.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert "column(s) changed type: value (double in the table, string written)" in message
     assert _delta(platform_config).version() == 1
@@ -496,7 +485,7 @@ def test_a_folder_of_plain_parquet_partitions_is_never_turned_into_a_mixed_table
     old = _table(platform_config) / "quarter=2024-Q1"
     widget_rows(spark, "2024-Q1", 3).drop("quarter").write.parquet(str(old))
 
-    result = _materialize([widgets_asset(rows_per_quarter=2)], resources, "2024-Q2", raise_on_error=False)
+    result = materialize_range([widgets_asset(rows_per_quarter=2)], resources, "2024-Q2", raise_on_error=False)
     message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert "test/widgets: nothing was written" in message
     assert "holds Parquet partition folders but no Delta table" in message
@@ -538,7 +527,6 @@ def clean_runs(spark, tmp_path_factory) -> dict[bool, dict]:
     """What the run after a killed writer must leave, as a clean run leaves it: per case (whether the
     table had a version before), what the readers see, the quarters materialised, the version made."""
     from batch_platform.resources import build_resources
-    from batch_platform_tests.conftest import make_config
     from batch_platform_tests.lake_fixtures import register, unregister
 
     register()
@@ -548,8 +536,8 @@ def clean_runs(spark, tmp_path_factory) -> dict[bool, dict]:
             config = make_config(tmp_path_factory.mktemp("clean"))
             resources = build_resources(config)
             if existed:
-                assert _materialize([widgets_asset(rows_per_quarter=50)], resources, *QUARTERS).success
-            assert _materialize([widgets_asset(rows_per_quarter=8, version=2.0)], resources, *QUARTERS).success
+                assert materialize_range([widgets_asset(rows_per_quarter=50)], resources, *QUARTERS).success
+            assert materialize_range([widgets_asset(rows_per_quarter=8, version=2.0)], resources, *QUARTERS).success
             table = _table(config)
             opened = delta.open_table(str(table))
             found[existed] = {
@@ -581,7 +569,7 @@ def test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next
     quarters materialised, its own file per quarter and none of the killed writer's."""
     table = _table(platform_config)
     if existed:
-        assert _materialize([widgets_asset(rows_per_quarter=50)], resources, *QUARTERS).success
+        assert materialize_range([widgets_asset(rows_per_quarter=50)], resources, *QUARTERS).success
         assert _seen(spark, table) == _whole(50, 1.0)
     kept = set(table.glob("quarter=*/*.parquet"))
     entry = table / "_delta_log" / f"{1:020d}.json"
@@ -633,7 +621,7 @@ def test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next
         assert delta.open_table(str(table)).version == 0
         assert _seen(spark, table) == _whole(50, 1.0)
 
-    result = _materialize([widgets_asset(rows_per_quarter=8, version=2.0)], resources, *QUARTERS)
+    result = materialize_range([widgets_asset(rows_per_quarter=8, version=2.0)], resources, *QUARTERS)
     assert result.success
     expected = (2 if step == AFTER_COMMIT else 1) if existed else 0
     assert {e.materialization.metadata["delta_version"].value for e in result.get_asset_materialization_events()} == {
@@ -708,8 +696,6 @@ def test_the_io_manager_alone_caches_what_it_writes(spark, resources, platform_c
     that cache at every pass: `Gate` holds a write that way); a declared `cached` output is persisted
     for the passes (its `record` sees it cached) and released once written; the asset's own cache
     is the asset's to release."""
-    from batch_platform_tests.platform import quarterly
-
     returned = {}
 
     def widgets() -> dg.AssetsDefinition:
@@ -721,7 +707,7 @@ def test_the_io_manager_alone_caches_what_it_writes(spark, resources, platform_c
 
         return asset
 
-    assert _materialize([widgets()], resources, "2024-Q1").success
+    assert materialize_range([widgets()], resources, "2024-Q1").success
     output, base = returned["output"], returned["base"]
     try:
         assert not output.is_cached and output.storageLevel == StorageLevel.NONE  # nothing cached on top
@@ -733,7 +719,7 @@ def test_the_io_manager_alone_caches_what_it_writes(spark, resources, platform_c
         return {quarter: {"cached_while_recorded": written.frame.is_cached} for quarter in written.quarters}
 
     register_table(Table(WIDGETS_KEY, Widgets, cached=True, record=seen_cached))  # unregistered by `widgets_table`
-    result = _materialize([widgets()], resources, "2024-Q1")
+    result = materialize_range([widgets()], resources, "2024-Q1")
     assert result.success
     returned["base"].unpersist()
     (materialised,) = result.get_asset_materialization_events()

@@ -24,11 +24,11 @@ from pyspark.sql import functions as F
 
 from batch_platform import delta
 from batch_platform.partitions import to_key
-from batch_platform_tests.conftest import make_config
+from batch_platform_tests.gold_fixtures import lake_table, materialize_gold, naive
 from batch_platform_tests.lake_fixtures import lake_arrow
+from batch_platform_tests.platform import make_config
 from batch_platform_tests.reference_fixtures import CI_QUARTER, GOLD_TABLES, copy_reference, run_cli
 from batch_platform_tests.reference_fixtures import REFERENCE_QUARTERS as BACKFILL
-from batch_platform_tests.test_gold import _naive, lake_table, materialize_gold
 
 UTC = UTC
 SILVER_TABLES = ("operational_events", "interaction_logs", "partner_scores")
@@ -169,8 +169,8 @@ def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, ba
         return spark.read.format("delta").load(f"{lake}/silver/{table}").where(F.col("quarter").isin(BACKFILL))
 
     expected = compute_customer_features(*(silver(t) for t in SILVER_TABLES), [CI_QUARTER], 4).toPandas()
-    expected = _naive(expected.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True))
-    pd.testing.assert_frame_equal(_naive(lake_table(lake, "gold/customer_features", CI_QUARTER)), expected)
+    expected = naive(expected.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(naive(lake_table(lake, "gold/customer_features", CI_QUARTER)), expected)
 
 
 # ------------------------------------------------------------------------------ the lake it wrote

@@ -8,10 +8,8 @@ keeps the Spark work small: silver 2024-Q1 … 2025-Q1, one run for gold and ML 
 """
 
 import math
-import random
 import re
 import shutil
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -22,13 +20,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from batch_platform import delta
-from batch_platform.assets.gold import build_gold_assets
 from batch_platform.assets.ml import (
     MODEL_KEY,
     OUT_OF_TIME,
     SCORES_KEY,
-    build_ml_assets,
-    build_ml_checks,
 )
 from batch_platform.config import parse_config
 from batch_platform.consume import load_scores
@@ -37,95 +32,10 @@ from batch_platform.ml.metrics import evaluate
 from batch_platform.ml.out_of_time import out_of_time_result
 from batch_platform.ml.scoring import scoring_features
 from batch_platform.ml.training import untrainable_reason
-from batch_platform.partitions import quarter_end, quarter_range, quarter_start, quarterly_partitions, to_key
-from batch_platform.resources import build_resources
-from batch_platform_tests.conftest import make_config
+from batch_platform.partitions import quarter_end, to_key
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
-
-L = 2
-SILVER_QUARTERS = quarter_range("2024-Q1", "2025-Q1")
-RUN = quarter_range("2024-Q3", "2025-Q1")
-CUSTOMERS = 1500
-MODEL_NAME = "batch_platform_churn"  # the default: the recipes of the README and docs/ name it (test_readme)
-GRAPH_CONFIG = parse_config({"batch": {"lookback_quarters": L}}, "test_ml graph")
-GRAPH_QUARTERS = quarterly_partitions(GRAPH_CONFIG.batch.first_quarter)
-GOLD = build_gold_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
-ML = build_ml_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
-ML_CHECKS = build_ml_checks(GRAPH_QUARTERS)
-
-
-def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list[tuple]]:
-    """Silver rows whose churn is driven by engagement e: Poisson(1 + 9e) events a quarter while
-    active, a partner score of about 1000e, and a chance 0.45(1-e)^2 of leaving for good at the
-    start of each quarter (after the first)."""
-    rng = random.Random(seed)
-    np_rng = np.random.default_rng(seed)
-    events, logs, scores = [], [], []
-    for c in range(customers):
-        cid, e = f"K{c:05d}", rng.random()
-        segment = "gold" if e > 0.66 else "silver" if e > 0.33 else "bronze"
-        for i, q in enumerate(SILVER_QUARTERS):
-            if i and rng.random() < 0.45 * (1 - e) ** 2:
-                break
-            start, span = (
-                quarter_start(q),
-                int((quarter_end(q) - quarter_start(q)).total_seconds()),
-            )
-            for _ in range(int(np_rng.poisson(1 + 9 * e))):
-                moment = start + timedelta(seconds=rng.randrange(span))
-                events.append(
-                    (
-                        cid,
-                        moment,
-                        round(rng.uniform(5, 50 + 100 * e), 2),
-                        "eur",
-                        rng.choice(["web", "app"]),
-                        q,
-                    )
-                )
-                if rng.random() < 0.3:
-                    logs.append((cid, "login", moment, q))
-            if rng.random() < 0.7:
-                score = min(1000.0, max(0.0, round(1000 * e + rng.gauss(0, 120), 1)))
-                scores.append((cid, score, segment, (start + timedelta(days=5)).date(), q))
-    return {
-        "operational_events": events,
-        "interaction_logs": logs,
-        "partner_scores": scores,
-    }
-
-
-def run_ml(config, first: str, last: str, selection=None, instance=None, **kwargs):
-    from batch_platform_tests.platform import bronze_assets, silver_assets
-
-    return dg.materialize(
-        [*bronze_assets, *silver_assets, *GOLD, *ML, *ML_CHECKS],
-        selection=selection or [asset.key for asset in [*GOLD, *ML]],
-        resources=build_resources(config),
-        instance=instance,
-        **kwargs,
-        tags={
-            "dagster/asset_partition_range_start": to_key(first),
-            "dagster/asset_partition_range_end": to_key(last),
-        },
-    )
-
-
-def ml_config(root: Path):
-    return make_config(
-        root,
-        batch={"lookback_quarters": L},
-        mlflow={"registered_model_name": MODEL_NAME},
-    )
-
-
-def metadata_by_partition(result, key: dg.AssetKey) -> dict[str, dict]:
-    found = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        if mat.asset_key == key:
-            found.setdefault(mat.partition, {}).update({k: v.value for k, v in mat.metadata.items()})
-    return found
+from batch_platform_tests.ml_fixtures import GOLD, GRAPH_QUARTERS, MODEL_NAME, RUN, L, ml_config, planted_silver, run_ml
+from batch_platform_tests.platform import make_config, materialisations
 
 
 def store_client(root: Path) -> mlflow.MlflowClient:
@@ -148,7 +58,7 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
     ml_lake,
 ):
     root, _, result = ml_lake
-    metadata = metadata_by_partition(result, MODEL_KEY)
+    metadata = materialisations(result, MODEL_KEY)
     assert sorted(metadata) == [to_key(q) for q in RUN]
     # The module's store is shared: a rerun test may already have added versions after the range run's.
     versions = registry_versions(root)[: len(RUN)]
@@ -347,12 +257,12 @@ def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_
     shutil.copytree(root / "lake" / "silver", tmp_path / "lake" / "silver")
     result = run_ml(ml_config(tmp_path), quarter, quarter, selection=[MODEL_KEY, SCORES_KEY])
     assert result.success
-    metadata = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]
+    metadata = materialisations(result, MODEL_KEY)[to_key(quarter)]
     assert metadata["trained"] is False
     assert "0 churned" in metadata["reason"] and "nothing registered" in metadata["reason"]
     assert metadata["dagster/row_count"] == 0
     assert registry_versions(tmp_path) == []
-    scores = metadata_by_partition(result, SCORES_KEY)[to_key(quarter)]
+    scores = materialisations(result, SCORES_KEY)[to_key(quarter)]
     assert scores["dagster/row_count"] == 0 and "no champion" in scores["reason"]
     assert load_scores(quarter, lake_root=tmp_path / "lake").empty
 
@@ -387,7 +297,7 @@ def relaid_rerun(ml_lake, spark, tmp_path_factory):
 def test_every_trained_quarter_of_a_range_has_its_alias_and_a_rerun_moves_only_its_own(relaid_rerun):
     root, (first, second), (aliases, rerun_aliases), _ = relaid_rerun
     assert first.success and second.success
-    assert metadata_by_partition(first, MODEL_KEY)[to_key("2024-Q2")]["reason"].startswith(
+    assert materialisations(first, MODEL_KEY)[to_key("2024-Q2")]["reason"].startswith(
         "not trained, nothing registered: 0 train rows"
     )
     assert aliases == {"champion-2024-Q3": 1, "champion-2024-Q4": 2}
@@ -440,7 +350,7 @@ def test_metrics_by_hand():
 
 
 def test_the_mlflow_store_defaults_to_a_local_store_beside_the_lake_and_the_config_can_point_at_a_server(tmp_path):
-    from batch_platform.config import ConfigError, parse_config
+    from batch_platform.config import ConfigError
 
     local = ml_config(tmp_path)
     assert local.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
@@ -530,7 +440,7 @@ def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter
     import batch_platform.ml.training as ml_assets
     from batch_platform.consume import load_training_set
     from batch_platform.ml.training_input import load_training_set_of_model
-    from batch_platform_tests.test_gold import materialize_gold, write_silver
+    from batch_platform_tests.gold_fixtures import materialize_gold, write_silver
 
     shared, _, _ = ml_lake
     root = Path(shutil.copytree(shared, tmp_path / "ml"))
@@ -547,7 +457,7 @@ def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter
     started = time.time() * 1000
     result = run_ml(config, quarter, quarter, selection=[MODEL_KEY])
     assert result.success
-    version = metadata_by_partition(result, MODEL_KEY)[to_key(quarter)]["model_version"]
+    version = materialisations(result, MODEL_KEY)[to_key(quarter)]["model_version"]
     training = delta.open_table(str(root / "lake" / "gold" / "training_set"))
     registered = store_client(root).get_model_version(MODEL_NAME, str(version))
     assert registered.tags["training_set_version"] == str(training.version)

@@ -16,18 +16,24 @@ import pytest
 
 from batch_platform.assets.gold import compute_churn_labels, compute_customer_features
 from batch_platform.partitions import quarter_range, quarter_start, shift, to_key
-from batch_platform_tests.conftest import make_config
-from batch_platform_tests.lake_fixtures import lake_quarter
-from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
-from batch_platform_tests.test_gold import (
+from batch_platform_tests.gold_fixtures import (
     SILVER_TABLES,
-    _naive,
+    as_pandas,
     lake_table,
-    materialisations,
     materialize_gold,
+    naive,
     random_silver,
     silver_frames,
     write_silver,
+)
+from batch_platform_tests.lake_fixtures import lake_quarter
+from batch_platform_tests.platform import (
+    bronze_assets,
+    gold_assets,
+    make_config,
+    materialisations,
+    materialize_range,
+    silver_assets,
 )
 
 time.tzset()
@@ -38,10 +44,6 @@ LABELS = dg.AssetKey(["gold", "churn_labels"])
 Q = "2025-Q1"
 C = quarter_start(Q)  # 2025-01-01T00:00Z
 HISTORY = quarter_range("2024-Q1", Q)
-
-
-def _sorted(frame) -> pd.DataFrame:
-    return frame.toPandas().sort_values(["quarter", "customer_id"]).reset_index(drop=True)
 
 
 def _poison(rows: dict[str, list[tuple]], customers: list[str]) -> dict[str, list[tuple]]:
@@ -70,8 +72,8 @@ def _frames(spark, rows):
 def test_events_at_or_after_the_cutoff_never_change_a_feature(spark):
     rows = random_silver(HISTORY, customers=40, seed=21)
     customers = sorted({r[0] for r in rows["operational_events"]})
-    before = _sorted(compute_customer_features(*_frames(spark, rows), [shift(Q, -1), Q], 4))
-    after = _sorted(compute_customer_features(*_frames(spark, _poison(rows, customers)), [shift(Q, -1), Q], 4))
+    before = as_pandas(compute_customer_features(*_frames(spark, rows), [shift(Q, -1), Q], 4))
+    after = as_pandas(compute_customer_features(*_frames(spark, _poison(rows, customers)), [shift(Q, -1), Q], 4))
     assert len(before[before["quarter"] == Q]) > 20
     pd.testing.assert_frame_equal(before, after)
     assert "NEWCOMER" not in set(after["customer_id"])
@@ -101,7 +103,7 @@ def test_the_label_moves_only_with_events_inside_its_window(spark):
 
     assert after == {c: (0 if c in flipped else label) for c, label in base.items()}
     # The same additions leave every feature as it was.
-    pd.testing.assert_frame_equal(_sorted(features), _sorted(compute_customer_features(more, logs, scores, [Q], 4)))
+    pd.testing.assert_frame_equal(as_pandas(features), as_pandas(compute_customer_features(more, logs, scores, [Q], 4)))
 
 
 # ------------------------------------------------------------------------------ Dagster runs
@@ -136,14 +138,14 @@ def test_features_step_loads_only_silver_q_minus_l_to_q_minus_1(spark, silver_la
     # must not have used it: they equal the features computed from silver 2024-Q1..Q3 alone.
     lake = silver_lake["config"].lake_root
     earlier = {t: [r for r in rows if r[-1] < "2024-Q4"] for t, rows in silver_lake["rows"].items()}
-    expected = _naive(
+    expected = naive(
         compute_customer_features(*_frames(spark, earlier), ["2024-Q4"], 4)
         .toPandas()
         .drop(columns="quarter")
         .sort_values("customer_id")
         .reset_index(drop=True)
     )
-    pd.testing.assert_frame_equal(_naive(lake_table(lake, "gold/customer_features", "2024-Q4")), expected)
+    pd.testing.assert_frame_equal(naive(lake_table(lake, "gold/customer_features", "2024-Q4")), expected)
 
 
 def test_a_poisoned_silver_partition_q_changes_labels_but_no_feature(spark, silver_lake):
@@ -180,11 +182,7 @@ def test_late_landing_files_change_labels_in_the_window_only_end_to_end(tmp_path
     landing = Path(config.landing_root)
     generate_landing(landing, first_quarter="2024-Q1", last_quarter="2024-Q2", customers=80, seed=17)
     assets = [*bronze_assets, *silver_assets, *gold_assets]
-    tags = {
-        "dagster/asset_partition_range_start": to_key("2024-Q1"),
-        "dagster/asset_partition_range_end": to_key("2024-Q2"),
-    }
-    assert dg.materialize(assets, resources=build_resources(config), tags=tags).success
+    assert materialize_range(assets, build_resources(config), "2024-Q1", "2024-Q2").success
     lake = config.lake_root
     features_before = lake_table(lake, "gold/customer_features", "2024-Q2")
     labels_before = lake_table(lake, "gold/churn_labels", "2024-Q2").set_index("customer_id")["label"]
@@ -230,7 +228,7 @@ def test_late_landing_files_change_labels_in_the_window_only_end_to_end(tmp_path
         [f"{c},2024-04-01T00:00:00Z,1000,EUR,store" for c in everyone],
     )
 
-    assert dg.materialize(assets, resources=build_resources(config), tags=tags).success
+    assert materialize_range(assets, build_resources(config), "2024-Q1", "2024-Q2").success
     pd.testing.assert_frame_equal(lake_table(lake, "gold/customer_features", "2024-Q2"), features_before)
     labels_after = lake_table(lake, "gold/churn_labels", "2024-Q2").set_index("customer_id")["label"]
     expected = labels_before.copy()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from batch_platform.procs import stop_process_group, stop_process_groups
+from batch_platform_tests.procs import stop_process_group, stop_process_groups
 
 STUBBORN_TREE = (
     "import subprocess, sys, time\n"

@@ -31,11 +31,10 @@ from batch_platform.partitions import to_key
 from batch_platform.postgres import connection_parameters, ensure_table, pg_columns, redact, replace_quarter
 from batch_platform.resources import build_resources
 from batch_platform.schemas.gold import TRAINING_KEY, TrainingSet
-from batch_platform_tests.conftest import TEST_SPARK, dagster_env, make_config
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
-from batch_platform_tests.delta_fixtures import commit_quarters, copy_lake, customers, model_rows
-from batch_platform_tests.pg_fixtures import free_port
-from batch_platform_tests.platform import quarterly
+from batch_platform_tests.delta_fixtures import commit_rows, copy_lake, customers, model_rows
+from batch_platform_tests.platform import TEST_SPARK, dagster_env, make_config, materialize_range, quarterly
+from batch_platform_tests.procs import free_port
 from batch_platform_tests.readme import doc_blocks
 from batch_platform_tests.secret_scan import places_holding
 
@@ -58,15 +57,11 @@ def publish_config(lake_config, dsn: str, tmp_path):
 
 
 def run_publish(config, first, last=None, instance=None, raise_on_error=True):
-    tags = {
-        "dagster/asset_partition_range_start": to_key(first),
-        "dagster/asset_partition_range_end": to_key(last or first),
-    }
-    return dg.materialize(build_publish_assets(quarterly, config), resources=build_resources(config), tags=tags,
-                          instance=instance, raise_on_error=raise_on_error)  # fmt: skip
+    return materialize_range(build_publish_assets(quarterly, config), build_resources(config), first, last,
+                             instance=instance, raise_on_error=raise_on_error)  # fmt: skip
 
 
-def lake_quarter(config, quarter: str) -> pd.DataFrame:
+def training_quarter(config, quarter: str) -> pd.DataFrame:
     """A quarter of `gold/training_set` as the latest Delta version holds it, `quarter` first."""
     table = DeltaTable(f"{config.lake_root}/gold/training_set")
     frame = table.to_pandas(filters=[("quarter", "=", quarter)]).drop(columns="quarter")
@@ -216,7 +211,7 @@ def test_every_quarter_in_postgres_equals_the_lake(published, postgres_server):
     config = published["config"]
     with postgres_server.connect() as conn:
         for quarter in DELIVERY_QUARTERS:
-            lake = lake_quarter(config, quarter)
+            lake = training_quarter(config, quarter)
             pd.testing.assert_frame_equal(pg_quarter(conn, quarter), lake, check_dtype=False)
         assert figures(conn, "2024-Q3")[0] == len(lake) > 20
         assert figures(conn, "2024-Q1")[0] == 0  # the first quarter has no lookback: empty
@@ -244,7 +239,7 @@ def test_each_quarter_reports_its_figures(published):
         metadata = result.asset_materializations_for_node("publish__training_set")
         by_key = {m.partition: m.metadata for m in metadata}
         entry = by_key[to_key(quarter)]
-        assert entry["dagster/row_count"].value == len(lake_quarter(published["config"], quarter))
+        assert entry["dagster/row_count"].value == len(training_quarter(published["config"], quarter))
         assert entry["rows_replaced"].value == 0
         assert entry["table"].value == f"{SCHEMA}.training_set"
         assert entry["database"].value.startswith("platform@127.0.0.1:")
@@ -356,7 +351,7 @@ def test_republishing_a_quarter_replaces_it_and_touches_no_other(published, post
         assert not set(after["2024-Q2"].values()) & set(before["2024-Q2"].values())
         pd.testing.assert_frame_equal(
             pg_quarter(conn, "2024-Q2"),
-            lake_quarter(config, "2024-Q2"),
+            training_quarter(config, "2024-Q2"),
             check_dtype=False,
         )
 
@@ -446,7 +441,7 @@ def test_a_quarter_is_published_from_one_delta_version_while_a_run_replaces_it(
         for i, batch in enumerate(snapshot.batches(columns, 8)):
             if i == 1:  # a concurrent run replaces the quarter
                 rows = model_rows("gold/training_set", "2024-Q2", customers(25, 500), 4)
-                replaced.append(commit_quarters(spark, copy.root, "gold/training_set", {"2024-Q2": rows}, "run-c"))
+                replaced.append(commit_rows(spark, copy.root, "gold/training_set", {"2024-Q2": rows}, "run-c"))
             yield batch
 
     with postgres_server.connect(autocommit=True) as conn:

@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 
 from batch_platform import delta
-from batch_platform.partitions import to_key
 from batch_platform.tables import TABLES
 from batch_platform_tests.cluster_fixtures import CLUSTER_LAKE
 from batch_platform_tests.s3_pipeline import (
@@ -229,21 +228,15 @@ def test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole(
 
     from batch_platform.resources import build_resources
     from batch_platform_tests.lake_fixtures import kill_when, start_widgets_writer, widgets_asset
+    from batch_platform_tests.platform import materialize_range
 
     raw = s3_raw_config(s3_server, s3_landing["root"], f"s3a://{LAKE_BUCKET}/crash-lake")
     config = s3_config(tmp_path, s3_server, raw["storage"]["landing_root"], raw["storage"]["lake_root"])
     quarters = ["2024-Q1", "2024-Q2"]
-    tags = {
-        "dagster/asset_partition_range_start": to_key(quarters[0]),
-        "dagster/asset_partition_range_end": to_key(quarters[1]),
-    }
 
     def run(version: float, **kwargs):
-        return dg.materialize(
-            [widgets_asset(rows_per_quarter=40, version=version)],
-            resources=build_resources(config),
-            tags=tags,
-            **kwargs,
+        return materialize_range(
+            [widgets_asset(rows_per_quarter=40, version=version)], build_resources(config), *quarters, **kwargs
         )
 
     assert run(1.0).success

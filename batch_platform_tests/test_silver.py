@@ -36,9 +36,15 @@ from batch_platform.schemas.silver import (
     SilverOperationalEvents,
     SilverPartnerScores,
 )
-from batch_platform_tests.conftest import make_config
-from batch_platform_tests.lake_fixtures import lake_arrow, tamper_quarter
-from batch_platform_tests.platform import bronze_assets, quarterly, silver_assets, silver_checks
+from batch_platform_tests.lake_fixtures import failed_checks, lake_arrow, tamper_quarter
+from batch_platform_tests.platform import (
+    bronze_assets,
+    make_config,
+    quarterly,
+    range_tags,
+    silver_assets,
+    silver_checks,
+)
 
 Q1 = "2024-Q1"
 INGEST = date(2024, 2, 1)
@@ -550,14 +556,10 @@ def test_quarantine_holds_the_whole_original_row(spark):
 
 
 # ------------------------------------------------------------------------------ Pandera models
-def _failed_checks(model, rows: list[tuple], schema: str, spark) -> set[str]:
-    """The checks the IO manager's validation (`validate_frame`) finds failing."""
-    frame = spark.createDataFrame(rows, schema).persist()
-    try:
-        violations, _ = validate_frame(frame, model)
-    finally:
-        frame.unpersist()
-    return {violation.check.split("(")[0].strip() for violation in violations}
+def _failing(model, rows: list[tuple], schema: str, spark) -> set[str]:
+    """The names (without their arguments) of the checks of `model` that `rows` break."""
+    failed = failed_checks(model, spark.createDataFrame(rows, schema))
+    return {check.split("(")[0].strip() for _, check in failed}
 
 
 def test_silver_operational_model_enforces_the_contract(spark):
@@ -569,7 +571,7 @@ def test_silver_operational_model_enforces_the_contract(spark):
         ("C1", datetime(2023, 6, 1), 1.0, None, None, Q1),  # a late arrival is valid
         ("C1", t, 1.0, "eur", "web", "2024-Q2"),  # the same key in another partition
     ]
-    assert _failed_checks(SilverOperationalEvents, valid, schema, spark) == set()
+    assert _failing(SilverOperationalEvents, valid, schema, spark) == set()
     broken = [
         ("C1", t, 1.0, "eur", "web", Q1),
         ("C1", t, 1.0, "eur", "app", Q1),
@@ -580,7 +582,7 @@ def test_silver_operational_model_enforces_the_contract(spark):
         ("C6", t, float("inf"), "eur", "web", Q1),
         ("C7", datetime(2024, 4, 1), 1.0, "eur", "web", Q1),
     ]
-    assert _failed_checks(SilverOperationalEvents, broken, schema, spark) == {
+    assert _failing(SilverOperationalEvents, broken, schema, spark) == {
         "unique",
         "silver_currency_lower_case",
         "silver_channel_lower_case",
@@ -599,7 +601,7 @@ def test_silver_logs_scores_and_quarantine_models_enforce_the_contract(spark):
         ("C3", "login", None, Q1),
     ]
     schema = "customer_id string, log_event_type string, log_timestamp timestamp, quarter string"
-    assert _failed_checks(SilverInteractionLogs, logs, schema, spark) == {
+    assert _failing(SilverInteractionLogs, logs, schema, spark) == {
         "unique",
         "silver_log_event_type_lower_case",
         "silver_log_timestamp_before_quarter_end",
@@ -611,7 +613,7 @@ def test_silver_logs_scores_and_quarantine_models_enforce_the_contract(spark):
         ("C3", -1.0, None, date(2023, 12, 31), Q1),
     ]
     schema = "customer_id string, partner_score double, partner_segment string, as_of_date date, quarter string"
-    assert _failed_checks(SilverPartnerScores, scores, schema, spark) == {"in_range", "silver_as_of_date_in_quarter"}
+    assert _failing(SilverPartnerScores, scores, schema, spark) == {"in_range", "silver_as_of_date_in_quarter"}
     quarantine = [
         ("C1", "x", "y", "file:/a.csv", date(2024, 2, 1), datetime(2024, 2, 1), Q1, "not_a_reason", Q1),
         ("C1", "x", "y", "file:/a.csv", date(2024, 2, 1), datetime(2024, 2, 1), Q1, None, Q1),
@@ -620,7 +622,7 @@ def test_silver_logs_scores_and_quarantine_models_enforce_the_contract(spark):
         "customer_id string, partner_score string, partner_segment string, _source_file string, _ingest_date date, "
         "_ingested_at timestamp, _batch_id string, _reject_reason string, quarter string"
     )
-    assert _failed_checks(PartnerScoresQuarantine, quarantine, schema, spark) == {"isin", "not_nullable"}
+    assert _failing(PartnerScoresQuarantine, quarantine, schema, spark) == {"isin", "not_nullable"}
 
 
 # ------------------------------------------------------------------------ through Dagster
@@ -628,10 +630,7 @@ QUARTERS = ("2024-Q1", "2024-Q2", "2024-Q3")
 SOURCE_OF = {"operational_events": "operational", "interaction_logs": "logs", "partner_scores": "external"}
 
 
-RANGE_TAGS = {
-    "dagster/asset_partition_range_start": to_key(QUARTERS[0]),
-    "dagster/asset_partition_range_end": to_key(QUARTERS[-1]),
-}
+RANGE_TAGS = range_tags(QUARTERS[0], QUARTERS[-1])
 
 
 @pytest.fixture(scope="module")

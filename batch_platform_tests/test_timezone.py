@@ -19,17 +19,22 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
 from batch_platform.config import PROJECT_ROOT
-from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
-from batch_platform_tests.conftest import TEST_JVM, TEST_SPARK, make_config
 from batch_platform_tests.lake_fixtures import lake_arrow
-from batch_platform_tests.platform import bronze_assets, gold_assets, silver_assets
+from batch_platform_tests.platform import (
+    TEST_JVM,
+    TEST_SPARK,
+    bronze_assets,
+    gold_assets,
+    make_config,
+    materialize_range,
+    silver_assets,
+)
 
 KEY, QUARTER = "2024-01-01", "2024-Q1"
 QUARTERS = ("2024-Q1", "2024-Q2")
@@ -77,7 +82,6 @@ LANDING = {
 
 CHILD = """
 import json, sys, time
-import dagster as dg
 from pyspark.sql import SparkSession
 from batch_platform.assets.bronze import build_bronze_assets
 from batch_platform.assets.gold import build_gold_assets
@@ -85,13 +89,15 @@ from batch_platform.assets.silver import build_silver_assets
 from batch_platform.config import load_config
 from batch_platform.partitions import quarterly_partitions
 from batch_platform.resources import build_resources
+from batch_platform_tests.platform import materialize_range
 
 config = load_config()
 quarterly = quarterly_partitions(config.batch.first_quarter)
-result = dg.materialize(
+result = materialize_range(
     [*build_bronze_assets(quarterly), *build_silver_assets(quarterly), *build_gold_assets(quarterly, config.batch)],
-    resources=build_resources(config),
-    tags={"dagster/asset_partition_range_start": sys.argv[1], "dagster/asset_partition_range_end": sys.argv[2]},
+    build_resources(config),
+    sys.argv[1],
+    sys.argv[2],
 )
 spark = SparkSession.builder.getOrCreate()
 print(json.dumps({
@@ -139,10 +145,6 @@ def _gold(lake: Path, table: str, quarter: str) -> pa.Table:
     return data.sort_by([(name, "ascending") for name in data.column_names])
 
 
-def _range_tags(first: str, last: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": to_key(first), "dagster/asset_partition_range_end": to_key(last)}
-
-
 def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(spark, tmp_path):
     landing = tmp_path / "landing"
     _write_landing(landing)
@@ -168,7 +170,7 @@ def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(s
     }
     child_started = datetime.now(UTC)
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, *(to_key(q) for q in QUARTERS)],
+        [sys.executable, "-c", CHILD, *QUARTERS],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -177,10 +179,8 @@ def test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones(s
     )
     try:  # the UTC run here while the child runs (two lakes, one landing zone read by both)
         utc_config = make_config(tmp_path, storage={"lake_root": str(tmp_path / "lake_utc")})
-        assert dg.materialize(
-            [*bronze_assets, *silver_assets, *gold_assets],
-            resources=build_resources(utc_config),
-            tags=_range_tags(*QUARTERS),
+        assert materialize_range(
+            [*bronze_assets, *silver_assets, *gold_assets], build_resources(utc_config), *QUARTERS
         ).success
         stdout, stderr = child.communicate(timeout=900)
     finally:

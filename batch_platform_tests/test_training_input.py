@@ -19,8 +19,8 @@ from batch_platform.ml.training_input import load_training_set_of_model, trainin
 from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.resources import build_resources
 from batch_platform.schemas.gold import TRAINING_KEY
-from batch_platform_tests.conftest import make_config
-from batch_platform_tests.delta_fixtures import TRAINING, commit_quarters, customers, model_rows
+from batch_platform_tests.delta_fixtures import TRAINING, by_customer, commit_rows, customers, model_rows
+from batch_platform_tests.platform import make_config
 
 Q, OTHER = "2024-Q2", "2024-Q3"
 
@@ -31,10 +31,6 @@ def lake_io(config):
     resources = build_resources(config)
     with dg.build_resources({"pyspark": resources["pyspark"], "io_manager": resources["io_manager"]}) as built:
         yield built.io_manager
-
-
-def as_read(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("customer_id", ignore_index=True)
 
 
 def log_training_run(config, frame, quarter: str) -> str:
@@ -55,20 +51,20 @@ def test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter
     uri = f"{config.lake_root}/{TRAINING}"
     first = model_rows(TRAINING, Q, customers(30), 1)
     with lake_io(config) as lake:
-        commit_quarters(spark, config.lake_root, TRAINING, {Q: first}, "run-a")  # version 0
+        commit_rows(spark, config.lake_root, TRAINING, {Q: first}, "run-a")  # version 0
         at_0 = lake.read_quarters(TRAINING_KEY, [Q])
         other = {OTHER: model_rows(TRAINING, OTHER, customers(5), 1)}
-        commit_quarters(spark, config.lake_root, TRAINING, other, "run-b")
+        commit_rows(spark, config.lake_root, TRAINING, other, "run-b")
         at_1 = lake.read_quarters(TRAINING_KEY, [Q])  # version 1: Q untouched since 0
         again = {Q: model_rows(TRAINING, Q, customers(32, 100), 2)}
-        commit_quarters(spark, config.lake_root, TRAINING, again, "run-c")
+        commit_rows(spark, config.lake_root, TRAINING, again, "run-c")
         now = lake.read_quarters(TRAINING_KEY, [Q])
 
     pinned_0, pinned_1 = training_input(at_0), training_input(at_1)
     assert (pinned_0.uri, pinned_0.version) == (uri, 1)  # read at 0, whose files of Q version 1 kept: same rows
     assert (pinned_1.uri, pinned_1.version) == (uri, 1)  # Q replaced by version 2: not that one
     assert training_input(now).version == 2
-    assert training_input(spark.createDataFrame(as_read(pd.DataFrame(first)))) is None  # not read from a table
+    assert training_input(spark.createDataFrame(by_customer(pd.DataFrame(first)))) is None  # not read from a table
 
     run_id = log_training_run(config, at_1, Q)
     inputs = mlflow.MlflowClient().get_run(run_id).inputs.dataset_inputs
@@ -83,7 +79,7 @@ def test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter
     assert '"name": "label"' in dataset.schema and dataset.digest == pinned_1.digest(Q)
 
     trained = load_training_set_of_model(f"runs:/{run_id}/model", split=None, config=config)
-    pd.testing.assert_frame_equal(as_read(trained), as_read(load_training_set(Q, version=1, config=config)))
+    pd.testing.assert_frame_equal(by_customer(trained), by_customer(load_training_set(Q, version=1, config=config)))
     assert sorted(trained["customer_id"]) == sorted(row["customer_id"] for row in first)
     assert sorted(load_training_set(Q, config=config)["customer_id"]) == customers(32, 100)  # the quarter moved on
     train = load_training_set_of_model(f"runs:/{run_id}/model", config=config)
@@ -92,7 +88,7 @@ def test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter
 
 def test_version_zero_is_written_into_the_source_and_a_run_without_input_is_named(spark, tmp_path):
     config = make_config(tmp_path)
-    commit_quarters(spark, config.lake_root, TRAINING, {Q: model_rows(TRAINING, Q, customers(30), 1)}, "run-a")
+    commit_rows(spark, config.lake_root, TRAINING, {Q: model_rows(TRAINING, Q, customers(30), 1)}, "run-a")
     with lake_io(config) as lake:
         frame = lake.read_quarters(TRAINING_KEY, [Q])
     run_id = log_training_run(config, frame, Q)

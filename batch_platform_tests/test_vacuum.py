@@ -13,8 +13,8 @@ from batch_platform import delta
 from batch_platform.consume import load_training_set
 from batch_platform.definitions import build_definitions
 from batch_platform.jobs import VACUUM_JOB, retention_properties, vacuum_table
-from batch_platform_tests.conftest import make_config
-from batch_platform_tests.delta_fixtures import SCORES, TRAINING, commit_quarters, customers, frame_of, model_rows
+from batch_platform_tests.delta_fixtures import SCORES, TRAINING, commit_rows, customers, frame_of, model_rows
+from batch_platform_tests.platform import make_config
 
 Q = "2024-Q2"
 
@@ -34,9 +34,9 @@ def two_versions(spark, tmp_path):
     config = make_config(tmp_path, storage={"delta": {"retention_days": 30}})
     lake = config.lake_root
     old = model_rows(TRAINING, Q, customers(30), 1)
-    commit_quarters(spark, lake, TRAINING, {Q: old}, "run-a")
-    commit_quarters(spark, lake, TRAINING, {Q: model_rows(TRAINING, Q, customers(32, 100), 2)}, "run-b")
-    commit_quarters(spark, lake, SCORES, {Q: model_rows(SCORES, Q, customers(20), 3)}, "run-a")
+    commit_rows(spark, lake, TRAINING, {Q: old}, "run-a")
+    commit_rows(spark, lake, TRAINING, {Q: model_rows(TRAINING, Q, customers(32, 100), 2)}, "run-b")
+    commit_rows(spark, lake, SCORES, {Q: model_rows(SCORES, Q, customers(20), 3)}, "run-a")
     return config, old
 
 

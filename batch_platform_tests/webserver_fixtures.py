@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -44,9 +43,9 @@ import pytest
 import requests
 
 from batch_platform.partitions import to_key
-from batch_platform.procs import stop_process_groups
 from batch_platform.sample_data import generate_landing
-from batch_platform_tests.conftest import TEST_SPARK, dagster_env
+from batch_platform_tests.platform import TEST_SPARK, dagster_env
+from batch_platform_tests.procs import free_port, stop_process_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -244,12 +243,6 @@ def metadata_values(materialization: dict) -> dict[str, object]:
         else:
             values[entry["label"]] = kind
     return values
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -552,7 +545,7 @@ def prepare_ui(tmp: Path) -> DagsterUI:
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.get_runs(limit=1)  # run storage, schedule storage, and (below) the event log index
         instance.fetch_materializations(dg.AssetKey(["bronze", "operational"]), limit=1)
-    return DagsterUI(url=f"http://127.0.0.1:{free_loopback_port()}", tmp=tmp, env=env, manifest=manifest)
+    return DagsterUI(url=f"http://127.0.0.1:{free_port()}", tmp=tmp, env=env, manifest=manifest)
 
 
 @dataclass

@@ -1,19 +1,28 @@
-"""Stopping a child process and everything it started, by its process group.
+"""The child processes the tests and the benchmark runner start: a free loopback port for a server
+to listen on, and stopping a child and everything it started, by its process group.
 
 A child started with `start_new_session=True` leads a process group of its own (group id = its
 PID); what it launches (a JVM, code servers, run workers) stays in that group. Signalling the group
-stops exactly those processes and nothing else. Used by the tests' fixtures and by the benchmark
-runner.
+stops exactly those processes and nothing else. The product never starts such children: this lives
+with the tests, and the benchmark runner (`benchmarks/procs.py`) imports it from here.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for a server the tests start."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def stop_process_group(process: subprocess.Popen, term_grace: float = 30, kill_grace: float = 10) -> None:
