@@ -249,22 +249,25 @@ def _text_problem(fs: HadoopFS, path: str, quoted: bool) -> str | None:
     """Where the file stops being UTF-8 or (`quoted`: CSV) opens a quote it never closes; None if nowhere.
 
     Read from a local copy (a memory map): the regular expressions and the decoder run at C speed."""
-    with fs.local_copy(path) as local, open(local, "rb") as handle:
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            start = 0
-            while start < len(data):
-                end = data.find(b"\n", start + SCAN_CHUNK) + 1 or len(data)
-                try:
-                    codecs.utf_8_decode(data[start:end], "strict", True)
-                except UnicodeDecodeError as exc:
-                    return _not_utf8(data, start + exc.start)
-                start = end
-            stop = _SOUND_CSV.match(data).end() if quoted else len(data)
-            if stop < len(data):
-                return (
-                    f"a quoted field opened at line {_line(data, stop)} is never closed "
-                    f"({excerpt(data[stop : stop + EXCERPT])})"
-                )
+    with (
+        fs.local_copy(path) as local,
+        open(local, "rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+    ):
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start + SCAN_CHUNK) + 1 or len(data)
+            try:
+                codecs.utf_8_decode(data[start:end], "strict", True)
+            except UnicodeDecodeError as exc:
+                return _not_utf8(data, start + exc.start)
+            start = end
+        stop = _SOUND_CSV.match(data).end() if quoted else len(data)
+        if stop < len(data):
+            return (
+                f"a quoted field opened at line {_line(data, stop)} is never closed "
+                f"({excerpt(data[stop : stop + EXCERPT])})"
+            )
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import sqlite3
 import zlib
@@ -40,10 +41,8 @@ def readings(value: object) -> Iterator[bytes]:
     except (binascii.Error, ValueError):
         pass
     for candidate in candidates:
-        try:
+        with contextlib.suppress(zlib.error):
             yield zlib.decompress(candidate)
-        except zlib.error:
-            pass
 
 
 def _database_values(path: Path) -> Iterator[tuple[str, object]]:

@@ -173,9 +173,10 @@ def spark_jobs(eventlog_dir: str | Path) -> list[dict]:
 def _innermost(intervals: list[dict], moment: float) -> dict | None:
     best = None
     for item in intervals:
-        if item["start"] <= moment <= item["end"]:
-            if best is None or (item["end"] - item["start"]) < (best["end"] - best["start"]):
-                best = item
+        if item["start"] <= moment <= item["end"] and (
+            best is None or (item["end"] - item["start"]) < (best["end"] - best["start"])
+        ):
+            best = item
     return best
 
 

@@ -41,12 +41,16 @@ def imports(tree: ast.AST, modules: set[str], current: str) -> set[str]:
             for alias in node.names:
                 if alias.name.split(".")[0] == PACKAGE and (target := resolve(alias.name)):
                     found.add(target)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.split(".")[0] == PACKAGE:
-                for alias in node.names:
-                    target = resolve(f"{node.module}.{alias.name}") or resolve(node.module)
-                    if target:
-                        found.add(target)
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == PACKAGE
+        ):
+            for alias in node.names:
+                target = resolve(f"{node.module}.{alias.name}") or resolve(node.module)
+                if target:
+                    found.add(target)
         for child in ast.iter_child_nodes(node):
             visit(child)
 

@@ -8,6 +8,7 @@ untrainable re-run of a quarter removes it (its scores are empty).
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -64,10 +65,8 @@ def drop_alias(store: MlflowStore, quarter: str) -> None:
     if store.is_empty_local_store():
         return
     store.activate()
-    try:
+    with contextlib.suppress(MlflowException):  # no registered model, or no alias for that quarter
         mlflow.MlflowClient().delete_registered_model_alias(store.registered_model_name, champion_alias(quarter))
-    except MlflowException:
-        pass  # no registered model, or no alias for that quarter: nothing to drop
 
 
 def load_champions(store: MlflowStore, versions: dict[str, int]) -> dict[str, PipelineModel]:

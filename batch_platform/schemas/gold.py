@@ -40,20 +40,31 @@ class CustomerFeatures(FeatureColumns):
         unique = UNIQUE_KEY
 
 
-class ChurnLabels(LakeTable):
-    """`gold/churn_labels`: one row per customer of `customer_features` Q."""
-
-    customer_id: T.StringType() = pa.Field(nullable=False, description="Customer identifier.")
-    label: T.IntegerType() = pa.Field(
+def _label_field() -> pa.Field:
+    """`label`, the same column in `gold/churn_labels` and `gold/training_set` (a field per model)."""
+    return pa.Field(
         nullable=False,
         isin=list(LABELS),
         description="1 when the customer has no operational event in silver partition Q with event_time in "
         "[C, C + W), else 0.",
     )
-    label_window_start: T.TimestampType() = pa.Field(nullable=False, description="C: the start of the quarter (UTC).")
-    label_window_end: T.TimestampType() = pa.Field(
-        nullable=False, description="C + W days (W = prediction window, default 90), exclusive."
-    )
+
+
+def _window_field(end: str) -> pa.Field:
+    descriptions = {
+        "start": "C: the start of the quarter (UTC).",
+        "end": "C + W days (W = prediction window, default 90), exclusive.",
+    }
+    return pa.Field(nullable=False, description=descriptions[end])
+
+
+class ChurnLabels(LakeTable):
+    """`gold/churn_labels`: one row per customer of `customer_features` Q."""
+
+    customer_id: T.StringType() = pa.Field(nullable=False, description="Customer identifier.")
+    label: T.IntegerType() = _label_field()
+    label_window_start: T.TimestampType() = _window_field("start")
+    label_window_end: T.TimestampType() = _window_field("end")
 
     _window_start = row_rule("gold_label_window_start_is_quarter_start", _label_window_starts_at_cutoff)
     _window_order = row_rule("gold_label_window_not_empty", _label_window_not_empty)
@@ -66,16 +77,9 @@ class ChurnLabels(LakeTable):
 class TrainingSet(FeatureColumns):
     """`gold/training_set`: customer_features ⋈ churn_labels on customer_id (and quarter), plus split."""
 
-    label: T.IntegerType() = pa.Field(
-        nullable=False,
-        isin=list(LABELS),
-        description="1 when the customer has no operational event in silver partition Q with event_time in "
-        "[C, C + W), else 0.",
-    )
-    label_window_start: T.TimestampType() = pa.Field(nullable=False, description="C: the start of the quarter (UTC).")
-    label_window_end: T.TimestampType() = pa.Field(
-        nullable=False, description="C + W days (W = prediction window, default 90), exclusive."
-    )
+    label: T.IntegerType() = _label_field()
+    label_window_start: T.TimestampType() = _window_field("start")
+    label_window_end: T.TimestampType() = _window_field("end")
     split: T.StringType() = pa.Field(
         nullable=False,
         isin=list(SPLITS),
