@@ -167,10 +167,15 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
         },
     )
     def silver_asset(bronze: DataFrame) -> Iterator[dg.Output]:
-        # The quarantine first: the silver table's figures include its rejects (module docstring).
-        flagged = flag(bronze, table)
-        yield dg.Output(quarantine_rows(flagged, table), output_name="quarantine")
-        yield dg.Output(silver_rows(flagged, table), output_name="silver")
+        # Both outputs filter one parse of bronze, cached by the step until both are written (an
+        # intermediate of the transformation; the IO manager caches the outputs). The quarantine
+        # first: the silver table's figures include its rejects (module docstring).
+        flagged = flag(bronze, table).persist()
+        try:
+            yield dg.Output(quarantine_rows(flagged, table), output_name="quarantine")
+            yield dg.Output(silver_rows(flagged, table), output_name="silver")
+        finally:
+            flagged.unpersist()
 
     return silver_asset
 
