@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from functools import reduce
 from typing import TYPE_CHECKING
 
-from batch_platform import delta
+from batch_platform import delta, delta_log
 from batch_platform.config import (
     LOCAL_UI_PORT,
     ConfigError,
@@ -277,7 +277,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    commits = delta.history(opened, args.limit)
+    commits = delta_log.history(opened, args.limit)
     print(
         f"{args.table}: Delta table {lake.table_uri(args.table)}, version {opened.version}; history kept "
         f"storage.delta.retention_days = {lake.retention_days} days"

@@ -18,7 +18,7 @@ several quarters (a single-run backfill). Writing a run's quarters:
    (one log entry) makes them the table's; a reader sees the version before the commit or the one
    after, never a mix, and a writer killed before its commit leaves files no version refers to
    (VACUUM deletes them). Replaced files stay for time travel. A quarter with no rows has no file
-   in the table: the commit's `userMetadata` (`batch_platform.delta.commit_metadata`) lists every
+   in the table: the commit's `userMetadata` (`batch_platform.delta_log.commit_metadata`) lists every
    quarter ever materialised, which is how an empty quarter is told from one never materialised —
    by this IO manager, and by the readers outside Spark. Two runs committing the same quarter at
    once: Delta fails the later commit (its conflict detection), and the step fails with a
@@ -80,7 +80,7 @@ from pydantic import PrivateAttr
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform import delta
+from batch_platform import delta, delta_log, delta_spark
 from batch_platform.config import S3Config
 from batch_platform.layout import LakeLayout, PartitionNotMaterialised, table_name
 from batch_platform.metadata import lineage_table, previews
@@ -219,7 +219,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             _refuse_plain_parquet(self.pyspark.spark_session, table, path)
         strict = _is_strict(table_for(context.asset_key).model)
         evolves = existing is not None and _schema_evolves(table, df.schema, _schema_of(existing), strict)
-        metadata = delta.commit_metadata(
+        metadata = delta_log.commit_metadata(
             context.run_id, quarters, rows, delta.materialised_quarters(existing) if existing else []
         )
         # A persisted frame spreads every quarter over all its partitions, and each write task leaves
@@ -250,7 +250,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 "nothing of it was committed and the table holds the other run's version. Materialise the "
                 "quarter(s) again once the other run is done."
             ) from None
-        return delta.committed_version(path, metadata, self._s3())
+        return delta_spark.committed_version(path, metadata, self._s3())
 
     def _record(self, context: dg.OutputContext, declared: Table, df: DataFrame, quarters, rows, version: int) -> None:
         """The table's declared schema and lineage (as its asset definition shows them, and the
