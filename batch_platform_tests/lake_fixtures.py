@@ -36,14 +36,8 @@ from pyspark.sql.readwriter import DataFrameWriter
 from batch_platform import delta, delta_log, delta_spark
 from batch_platform.config import S3Config
 from batch_platform.partitions import quarter_start, to_label
-from batch_platform.schemas.base import (
-    PARTITION_COLUMN,
-    LakeTable,
-    Table,
-    quarter_end_col,
-    row_rule,
-    validate_frame,
-)
+from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Table, quarter_end_col, row_rule
+from batch_platform.schemas.validation import validate_frame
 from batch_platform.tables import TABLES
 from batch_platform.tables import register as register_table
 from batch_platform_tests.platform import quarterly
