@@ -23,8 +23,8 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 # Delta Lake's jars (every session), and hadoop-aws matching pyspark's Hadoop with its AWS SDK for s3a:// roots;
-# fetched again when the pinned versions change (batch_platform/delta.py, setup.py)
-$(JARS_STAMP): $(STAMP) scripts/fetch_jars.py batch_platform/delta.py
+# fetched again when the pinned versions change (batch_platform/delta_spark.py, setup.py)
+$(JARS_STAMP): $(STAMP) scripts/fetch_jars.py batch_platform/delta_spark.py
 	$(BIN)/python scripts/fetch_jars.py
 	touch $(JARS_STAMP)
 

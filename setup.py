@@ -12,7 +12,7 @@ setup(
         "dagster-pyspark==0.29.*",
         "dagster-aws==0.29.*",
         # Delta 4.3.1 is the newest Delta for a Spark we can run: its wheel requires pyspark<=4.1.1
-        # and its jar is built for Spark 4.1 (batch_platform/delta.py says what to change together).
+        # and its jar is built for Spark 4.1 (batch_platform/delta_spark.py says what to change together).
         "pyspark==4.1.1",
         "delta-spark==4.3.1",
         # Reading the lake's Delta tables without Spark (pandas, pyarrow, DuckDB; SPEC.md, "Lake").

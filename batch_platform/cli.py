@@ -23,6 +23,10 @@ range that has ended, also before `batch.first_quarter`, never a quarter still t
 Start-up time: this module imports only the light modules (config, partitions, the Delta log
 readers); each command imports Dagster, Spark, the table declarations or the API it needs when it
 runs, so `batch-platform --help` and every refusal answer in well under a second.
+
+The commands that read the lake and report (`report`, `history`, `ml-report`) are in
+`batch_platform.cli_reports`; the arguments every command shares and `UsageError`, in
+`batch_platform.cli_args`.
 """
 
 from __future__ import annotations
@@ -36,70 +40,13 @@ from functools import reduce
 from typing import TYPE_CHECKING
 
 from batch_platform import delta
-from batch_platform.config import (
-    LOCAL_UI_PORT,
-    ConfigError,
-    PlatformConfig,
-    load_config,
-    public_base_url,
-    shown_uri,
-)
-from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
-from batch_platform.partitions import (
-    NotAPartitionError,
-    QuarterError,
-    check_partition,
-    last_complete_quarter,
-    parse_quarter,
-    quarter_range,
-    quarterly_partitions,
-    shift,
-    to_key,
-    to_label,
-)
+from batch_platform.cli_args import UsageError, forward_range, partition_range, positive_arg, range_args
+from batch_platform.cli_reports import cmd_history, cmd_ml_report, cmd_report
+from batch_platform.config import LOCAL_UI_PORT, ConfigError, load_config, public_base_url, shown_uri
+from batch_platform.partitions import last_complete_quarter, parse_quarter, quarterly_partitions, to_key, to_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import dagster as dg
-
-
-class UsageError(Exception):
-    """A request the command cannot carry out, refused before any work: one line on stderr, exit 2."""
-
-
-def _quarter(text: str) -> str:
-    try:
-        return to_label(text)
-    except QuarterError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-def _range_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--from", dest="first", type=_quarter, required=required, help="first quarter, e.g. 2024-Q1")
-    parser.add_argument("--to", dest="last", type=_quarter, help="last quarter (default: --from)")
-
-
-def _forward_range(args: argparse.Namespace) -> list[str]:
-    first, last = args.first, args.last or args.first
-    if parse_quarter(last) < parse_quarter(first):
-        raise UsageError(f"--to {last} comes before --from {first}: a range runs forwards, --from {last} --to {first}")
-    return quarter_range(first, last)
-
-
-def _partition_range(args: argparse.Namespace, config: PlatformConfig) -> list[str]:
-    """The quarters of `--from`/`--to`, every one a partition of `config`, else `UsageError`."""
-    quarters = _forward_range(args)
-    try:
-        for quarter in (quarters[0], quarters[-1]):
-            check_partition(quarter, config.batch.first_quarter)
-    except NotAPartitionError as exc:
-        raise UsageError(str(exc)) from None
-    return quarters
 
 
 def cmd_quarters(args: argparse.Namespace) -> int:
@@ -112,7 +59,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     """The landing zone is a record of arrivals, dated by folder: any range that has ended is fine,
     also quarters before `batch.first_quarter` (bronze reads only the partitions), but not a quarter
     still in progress or to come, whose folders would be dated after today."""
-    quarters = _forward_range(args)
+    quarters = forward_range(args)
     ended = last_complete_quarter()
     if parse_quarter(quarters[-1]) > parse_quarter(ended):
         raise UsageError(
@@ -137,7 +84,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     config = load_config()
-    quarters = _partition_range(args, config)
+    quarters = partition_range(args, config)
     first, last = quarters[0], quarters[-1]
 
     import dagster as dg  # start-up time: Dagster and the definitions load once the range is valid
@@ -200,114 +147,6 @@ def _selection(defs: dg.Definitions, texts: Sequence[str]) -> dg.AssetSelection:
     return reduce(operator.or_, selected)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Rows per table per quarter, counted from each Delta table's log (the file statistics of its
-    latest version: no data read); `-` for a quarter never materialised, 0 for one materialised
-    empty. Then the training sets that exist and how to read one."""
-    config = load_config()
-    quarters = _partition_range(args, config)
-
-    from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
-    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
-    from batch_platform.tables import TABLES  # start-up time (module docstring)
-
-    training_set = TRAINING_SET.name
-    lake = Lake.from_config(config)
-    tables = [table.name for table in TABLES.values()]
-    width = max([len(t) for t in tables] + [10])
-    print(f"lake: {lake.root.rstrip('/')}")
-    print(f"{'table':<{width}}  " + "  ".join(f"{q:>8}" for q in quarters) + "  version")
-    counts, versions = {}, {}
-    for table in tables:
-        opened = lake.open(table)
-        counts[table] = _quarter_rows(opened, quarters)
-        versions[table] = opened.version if opened is not None else None
-        cells = "  ".join(f"{'-' if n is None else f'{n:,}':>8}" for n in counts[table])
-        print(f"{table:<{width}}  {cells}  {'-' if versions[table] is None else versions[table]:>7}")
-    built = [(q, n) for q, n in zip(quarters, counts[training_set], strict=True) if n is not None]
-    if not built:
-        print(
-            f"\nno training set of {quarters[0]}...{quarters[-1]} is in the lake: "
-            f"batch-platform materialize --from {quarters[0]} --to {quarters[-1]}"
-        )
-        return 0
-    print(f"\ntraining sets (Delta table {lake.table_uri(training_set)}, version {versions[training_set]}):")
-    for quarter, rows in built:
-        print(f"  {quarter}  {rows:,} rows")
-    example = f'import batch_platform; print(batch_platform.load_training_set("{built[-1][0]}"))'
-    print(f"\nread one:  python -c '{example}'")
-    print(f"its commits:  batch-platform history {training_set}")
-    return 0
-
-
-def _quarter_rows(opened, quarters: Sequence[str]) -> list[int | None]:
-    """The rows of each of `quarters` in a Delta table (`delta.LakeTable`), None for a quarter never
-    materialised; the table's history is read only when a quarter has no rows (empty or never)."""
-    if opened is None:
-        return [None] * len(quarters)
-    rows = delta.rows_per_quarter(opened)
-    materialised = None
-    counts: list[int | None] = []
-    for quarter in quarters:
-        if quarter not in rows and materialised is None:
-            materialised = set(delta.materialised_quarters(opened))
-        counts.append(rows.get(quarter, 0 if materialised and quarter in materialised else None))
-    return counts
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    """A lake table's commits, newest first: version, time (UTC), operation, run id, the quarters it
-    replaced and its rows (SPEC.md, "Lake": time travel). Read from the Delta log with delta-rs."""
-    from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
-    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
-    from batch_platform.tables import TABLES  # start-up time (module docstring)
-
-    tables = [table.name for table in TABLES.values()]
-    if args.table not in tables:
-        raise UsageError(f"{args.table!r} is not a lake table; the tables are: {', '.join(tables)}")
-
-    config = load_config()
-    lake = Lake.from_config(config)
-    opened = lake.open(args.table)
-    if opened is None:
-        print(
-            f"batch-platform history: {args.table} is not in the lake yet (no Delta table at "
-            f"{lake.table_uri(args.table)}): materialise it first, e.g. batch-platform materialize --from "
-            f"{config.batch.first_quarter}",
-            file=sys.stderr,
-        )
-        return 1
-    commits = delta.history(opened, args.limit)
-    print(
-        f"{args.table}: Delta table {lake.table_uri(args.table)}, version {opened.version}; history kept "
-        f"storage.delta.retention_days = {lake.retention_days} days"
-    )
-    print(
-        f"{'version':>7}  {'time (UTC)':<19}  {'operation':<12}  {'run id':<36}  {'quarters replaced':<24}  {'rows':>10}"
-    )
-    for commit in commits:
-        rows = "-" if commit.rows is None else f"{commit.rows:,}"
-        print(
-            f"{commit.version:>7}  {commit.time.strftime('%Y-%m-%d %H:%M:%S')}  {commit.operation:<12}  "
-            f"{commit.run_id or '-':<36}  {_quarter_list(commit.quarters) or '-':<24}  {rows:>10}"
-        )
-    example = f'load_training_set("<quarter>", version={opened.version})'
-    if args.table == TRAINING_SET.name:
-        print(f'\nread a version:  batch_platform.{example}, or as_of="<UTC time>"')
-    return 0
-
-
-def _quarter_list(quarters: Sequence[str]) -> str:
-    """`2024-Q1…2024-Q4, 2025-Q2`: runs of three or more consecutive quarters shortened."""
-    runs: list[list[str]] = []
-    for quarter in sorted(set(quarters), key=parse_quarter):
-        if runs and shift(runs[-1][-1], 1) == quarter:
-            runs[-1].append(quarter)
-        else:
-            runs.append([quarter])
-    return ", ".join(f"{run[0]}…{run[-1]}" if len(run) > 2 else ", ".join(run) for run in runs)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from batch_platform.api import TOKEN_ENV, serve  # start-up time: FastAPI, Arrow, the table declarations
     from batch_platform.lake_files import Lake  # start-up time (module docstring)
@@ -328,74 +167,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     serve(Lake.from_config(config), args.host, args.port, args.url_ttl, public_url)
     return 0
-
-
-def cmd_ml_report(args: argparse.Namespace) -> int:
-    """Per quarter: the champion, its version, its eval AUC-PR and the baseline's (`ml/churn_model` in
-    the lake), then the out-of-time AUC-PR of the scores and of the recency baseline against the
-    labels of the next quarter, computed from the lake by `out_of_time_result`, the function of the
-    `out_of_time_performance` check, on the rows the check reads (`load_out_of_time_rows`): the same
-    figures with or without a Dagster instance, and `pending` until those labels exist."""
-    config = load_config()
-    quarters = _partition_range(args, config)
-
-    from batch_platform.ml.out_of_time import out_of_time_result  # start-up time: Spark and the ML code
-    from batch_platform.mlflow_store import build_mlflow_store  # start-up time (module docstring)
-
-    print(f"{'':<39}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")
-    print(
-        f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'model':>8}  {'baseline':>8}  {'model':>8}  "
-        f"{'baseline':>8}  status"
-    )
-    warnings = []
-    for quarter in quarters:
-        try:
-            card = load_model_card(quarter, config=config)
-        except PartitionNotMaterialised:
-            card = None
-        rows, labels_exist = load_out_of_time_rows(quarter, config=config)
-        result = out_of_time_result(quarter, rows, labels_exist)
-        status = _out_of_time_status(result, labels_exist)
-        if status == "WARN":
-            warnings.append(f"  {quarter}: {result['description']}")
-        metadata = result["metadata"]
-        realised = f"{_figure(metadata.get('out_of_time/auc_pr')):>8}  {_figure(metadata.get('baseline/auc_pr')):>8}"
-        if card is None:
-            print(f"{quarter:<8}  {'(not materialised)':<20}  {'-':>7}  {'-':>8}  {'-':>8}  {realised}  {status}")
-            continue
-        baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"]
-        eval_baseline = _figure(baseline.iloc[0] if len(baseline) else None)
-        champion = card[card["champion"]]
-        if champion.empty:
-            print(f"{quarter:<8}  {'(not trained)':<20}  {'-':>7}  {'-':>8}  {eval_baseline:>8}  {realised}  {status}")
-            continue
-        row = champion.iloc[0]
-        print(
-            f"{quarter:<8}  {row['candidate']:<20}  {row['model_version']:>7}  {_figure(row['auc_pr']):>8}  "
-            f"{eval_baseline:>8}  {realised}  {status}"
-        )
-    print("\nout of time: the scores of Q against gold/churn_labels Q+1, pending until those labels are in the lake;")
-    print("WARN: the model's AUC-PR is below the recency baseline's, or the scored and labelled customers differ")
-    for line in warnings:
-        print(line)
-    store = build_mlflow_store(config)
-    print(f"\nregistered model '{store.registered_model_name}'; {store.ui_hint()}")
-    return 0
-
-
-def _out_of_time_status(result: dict, labels_exist: bool) -> str:
-    metadata = result["metadata"]
-    if not labels_exist:
-        return "pending"
-    if not metadata.get("evaluated"):
-        return "no scores"
-    if not result["passed"]:
-        return "WARN"
-    return "ok" if "out_of_time/auc_pr" in metadata else "one class"
-
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
@@ -422,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sample = commands.add_parser("sample-data", help="generate a sample landing zone")
-    _range_args(sample)
+    range_args(sample)
     sample.add_argument("--customers", type=int, default=2000)
     sample.add_argument("--operational-rows", type=int, default=None)
     sample.add_argument("--seed", type=int, default=7)
@@ -430,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=cmd_sample_data)
 
     run = commands.add_parser("materialize", help="materialise quarters in one Dagster run")
-    _range_args(run)
+    range_args(run)
     run.add_argument(
         "--select", action="append", help="asset selection, e.g. 'group:silver' or 'key:\"silver/*\"' (repeatable)"
     )
@@ -438,12 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_materialize)
 
     report = commands.add_parser("report", help="rows per table per quarter in the lake")
-    _range_args(report)
+    range_args(report)
     report.set_defaults(func=cmd_report)
 
     history = commands.add_parser("history", help="a lake table's commits: version, time, run id, quarters, rows")
     history.add_argument("table", help="<layer>/<table>, e.g. gold/training_set")
-    history.add_argument("--limit", type=_positive, default=None, help="the newest N commits only")
+    history.add_argument("--limit", type=positive_arg, default=None, help="the newest N commits only")
     history.set_defaults(func=cmd_history)
 
     api = commands.add_parser("serve", help="serve the lake's datasets over HTTP (SPEC.md, 'Delivery')")
@@ -458,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_serve)
 
     ml_report = commands.add_parser("ml-report", help="champion, eval and out-of-time AUC-PR per quarter")
-    _range_args(ml_report)
+    range_args(ml_report)
     ml_report.set_defaults(func=cmd_ml_report)
 
     ui = commands.add_parser("mlflow-ui", help="the MLflow UI of the configured store, on 127.0.0.1")

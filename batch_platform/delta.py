@@ -1,125 +1,34 @@
-"""Delta Lake, the lake's table format (SPEC.md, "Lake"): the versions that work together, the jars
-Spark needs and the session settings that enable it.
+"""Reading a lake table without Spark (SPEC.md, "Lake": readers go through Delta, never by listing
+Parquet files): `load_training_set` and the other `consume` readers, `batch-platform report`, the
+datasets API and the PostgreSQL publisher, with the `deltalake` package (delta-rs). A Delta folder
+holds files that are no longer part of the table (replaced, kept for time travel until VACUUM), so
+what a quarter holds is what the table's log says at one version, never what a listing finds.
 
-Delta 4.3.1 is the newest Delta for a Spark the platform can run: its `delta-spark` wheel requires
-`pyspark>=4.0.1,<=4.1.1` and its jar is built for Spark 4.1 (`delta-spark_4.1_2.13`), hence the
-pins in `setup.py`. When a Delta release supports a newer Spark, change `DELTA_VERSION` and
-`DELTA_SPARK_BUILD` here and the `pyspark`/`delta-spark` pins together; `make setup` then fetches
-the matching jars (docs/development.md, "Versions").
-
-The jars are fetched once by `make setup` (`scripts/fetch_jars.py`) into the git-ignored `.jars/`
-folder and put on the session's class path by `session.spark_conf`: no session downloads
-anything (`configure_spark_with_delta_pip` would, at every start).
+The Delta versions, jars and session settings Spark needs are in `batch_platform.delta_spark`; what
+a commit records and the table's history, in `batch_platform.delta_log`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batch_platform.config import DEFAULT_RETENTION_DAYS, S3Config
+from batch_platform.delta_log import latest_platform_metadata
 from batch_platform.env_refs import env_value
 from batch_platform.layout import PARTITION_COLUMN, is_s3
-from batch_platform.s3 import JARS_DIR, pyarrow_filesystem
+from batch_platform.s3 import pyarrow_filesystem
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pyarrow as pa
     import pyarrow.dataset as pads
     from deltalake import DeltaTable
 
-DELTA_VERSION = "4.3.1"
-DELTA_SPARK_BUILD = "4.1_2.13"
-"""The Spark line and Scala version the `delta-spark` jar is built for."""
-DELTA_PACKAGES = (
-    f"io.delta:delta-spark_{DELTA_SPARK_BUILD}:{DELTA_VERSION}",
-    f"io.delta:delta-storage:{DELTA_VERSION}",
-)
-DELTA_JARS_DIR = JARS_DIR / "delta"
-SESSION_CONF = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-    # A run whose quarters have no rows adds no file and may remove none: its commit is still made, as
-    # its `userMetadata` is the record that those quarters were materialised (`commit_metadata`).
-    "spark.databricks.delta.skipRecordingEmptyCommits": "false",
-    # Every commit and first read of a version rebuilds the table's state from its log in a Spark job
-    # of 50 tasks by default, sized for tables of millions of files. A lake table holds one file per
-    # quarter per half-million rows (a few hundred at most): one task does it, 4 s down to 1 s per
-    # commit of a small table on 2 cores (measured, `io_seconds/write`).
-    "spark.databricks.delta.snapshotPartitions": "1",
-}
 
-
-def jar_name(package: str) -> str:
-    """The file name Ivy gives a package's jar: `io.delta_delta-storage-4.3.1.jar`."""
-    group, artifact, version = package.split(":")
-    return f"{group}_{artifact}-{version}.jar"
-
-
-def delta_jars() -> list[Path]:
-    """The fetched Delta jars, or a clear error saying how to fetch them (every session needs them)."""
-    jars = [DELTA_JARS_DIR / jar_name(package) for package in DELTA_PACKAGES]
-    missing = [jar.name for jar in jars if not jar.exists()]
-    if missing:
-        raise RuntimeError(
-            f"the Delta Lake jars {', '.join(missing)} are not in {DELTA_JARS_DIR}: run `make setup` "
-            "(or `python scripts/fetch_jars.py`) once"
-        )
-    return jars
-
-
-# ======================================================================================================
-# Commit metadata: what every IO-manager commit says about itself in Delta's `userMetadata`; the
-# readers below rely on it for the quarters materialised empty.
-# ======================================================================================================
-PLATFORM_METADATA = "batch_platform"
-"""The key (and format version) that marks a commit's `userMetadata` as the platform's."""
-
-
-def commit_metadata(run_id: str, quarters: Iterable[str], rows: Mapping[str, int], materialised: Iterable[str]) -> str:
-    """The `userMetadata` JSON of one IO-manager commit: the run, the quarters it replaced, the rows of
-    each, and `materialised`, every quarter ever materialised in the table (the previous platform
-    commit's list plus these quarters), empty ones included. A quarter with no rows has no file in the
-    table: this list is the one record that it was materialised (empty) rather than never."""
-    replaced = sorted(set(quarters))
-    return json.dumps(
-        {
-            PLATFORM_METADATA: 1,
-            "run_id": run_id,
-            "quarters": replaced,
-            "rows": {quarter: int(rows.get(quarter, 0)) for quarter in replaced},
-            "materialised": sorted(set(materialised) | set(replaced)),
-        },
-        separators=(",", ":"),
-    )
-
-
-def platform_metadata(commit: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The platform's metadata of a commit (an entry of `DeltaTable.history()`), or None for any other
-    commit: VACUUM, OPTIMIZE, a write by hand."""
-    text = commit.get("userMetadata")
-    if not text:
-        return None
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) and found.get(PLATFORM_METADATA) == 1 else None
-
-
-# ======================================================================================================
-# Reading without Spark (SPEC.md, "Lake": readers go through Delta, never by listing Parquet files):
-# `load_training_set` and the other `consume` readers, `batch-platform report` and `history`, the
-# datasets API and the PostgreSQL publisher, with the `deltalake` package (delta-rs). A Delta folder
-# holds files that are no longer part of the table (replaced, kept for time travel until VACUUM), so
-# what a quarter holds is what the table's log says at one version, never what a listing finds.
-# ======================================================================================================
 class DeltaReadError(Exception):
     """A lake table that cannot be read as asked; the message says why in a line or two."""
 
@@ -158,19 +67,6 @@ class DeltaFile:
     size: int
     rows: int | None
     """From the file's statistics in the log (None when the writer kept none)."""
-
-
-@dataclass(frozen=True)
-class Commit:
-    version: int
-    time: datetime
-    operation: str
-    run_id: str | None
-    quarters: list[str]
-    """The quarters the commit replaced (the platform's metadata, else the quarters its predicate names)."""
-    rows: int | None
-    """The rows it wrote (the platform's metadata, else Delta's `numOutputRows`)."""
-    rows_per_quarter: dict[str, int]
 
 
 def table_location(uri: str) -> str:
@@ -328,7 +224,7 @@ def materialised_quarters(table: LakeTable) -> list[str]:
     """The quarters materialised at the table's version, oldest first: those with files, and those the
     latest platform commit lists as materialised (the ones materialised with no rows)."""
     quarters = {file["quarter"] for file in _add_actions(table)}
-    metadata = _latest_platform_metadata(table)
+    metadata = latest_platform_metadata(table)
     if metadata:
         quarters |= set(metadata.get("materialised", []))
     return sorted(quarters)
@@ -344,16 +240,7 @@ def file_schema(table: LakeTable) -> pa.Schema:
     return pa.schema([field for field in schema if field.name not in partitions])
 
 
-def history(table: LakeTable, limit: int | None = None) -> list[Commit]:
-    """The table's commits up to its version, newest first (at most `limit`): version, time (UTC),
-    operation, run id, quarters replaced and rows, from the platform's `userMetadata` or, for other
-    commits, Delta's `operationParameters`/`operationMetrics`. Only the commits the log still keeps
-    (`storage.delta.retention_days`)."""
-    return [_commit(entry) for entry in _history(table, limit)]
-
-
 # ------------------------------------------------------------------------------------------- helpers
-_QUARTER = re.compile(r"\d{4}-Q[1-4]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -385,53 +272,6 @@ def _relative(table: LakeTable, path: str) -> str:
         return path
     root = table.delta.table_uri.rstrip("/") + "/"
     return path[len(root) :] if path.startswith(root) else path
-
-
-def _history(table: LakeTable, limit: int | None = None) -> list[dict[str, Any]]:
-    """The commit entries up to the table's version, newest first. delta-rs numbers the history of a
-    table opened at an older version from that version (wrongly: it lists the later commits too), so
-    the history is read from the latest version and cut at this one."""
-    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
-
-    latest = table.delta if table.latest else DeltaTable(table.delta.table_uri, storage_options=table.options)
-    if table.latest:
-        return latest.history(limit)
-    skip = latest.version() - table.version
-    entries = [e for e in latest.history(None if limit is None else limit + skip) if e["version"] <= table.version]
-    return entries[:limit] if limit is not None else entries
-
-
-def _latest_platform_metadata(table: LakeTable) -> dict[str, Any] | None:
-    """The metadata of the platform's latest commit at the table's version (a VACUUM or OPTIMIZE may
-    have committed after it): the last commit first (each commit read is a file read, a GET on S3),
-    then the last 8, 64, …, the whole history only if need be."""
-    limit = 1
-    while True:
-        entries = _history(table, limit)
-        for entry in entries:
-            if (metadata := platform_metadata(entry)) is not None:
-                return metadata
-        if len(entries) < limit:
-            return None
-        limit *= 8
-
-
-def _commit(entry: Mapping[str, Any]) -> Commit:
-    metadata = platform_metadata(entry)
-    time = datetime.fromtimestamp(int(entry.get("timestamp", 0)) / 1000, UTC)
-    operation = str(entry.get("operation", ""))
-    if metadata is not None:
-        per_quarter = {str(q): int(n) for q, n in (metadata.get("rows") or {}).items()}
-        return Commit(
-            int(entry["version"]), time, operation, metadata.get("run_id"), sorted(metadata.get("quarters") or []),
-            sum(per_quarter.values()), per_quarter,
-        )  # fmt: skip
-    predicate = str((entry.get("operationParameters") or {}).get("predicate", ""))
-    written = (entry.get("operationMetrics") or {}).get("numOutputRows")
-    return Commit(
-        int(entry["version"]), time, operation, None, sorted(set(_QUARTER.findall(predicate))),
-        None if written is None else int(written), {},
-    )  # fmt: skip
 
 
 def _version_at(table: LakeTable, moment: datetime) -> int:
@@ -486,35 +326,3 @@ def _utc_text(moment: datetime) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-
-
-# ======================================================================================================
-# Writing with Spark: the IO manager (`batch_platform.io_manager`) commits a run's quarters with Spark
-# and Delta, then reads from the log, in the driver, the version its commit made.
-# ======================================================================================================
-def retention_defaults(days: int) -> dict[str, str]:
-    """Session settings giving every table the IO manager creates `storage.delta.retention_days` of
-    history: its log (Delta's default keeps 30 days of it, so older versions could no longer be
-    opened) and the files its commits replaced (VACUUM's default: 7 days). A table keeps what it was
-    created with; changing the setting later changes new tables only."""
-    interval = f"interval {days} days"
-    return {
-        "spark.databricks.delta.properties.defaults.logRetentionDuration": interval,
-        "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": interval,
-    }
-
-
-def committed_version(uri: str, metadata: str, s3: S3Config | None = None) -> int:
-    """The version of the newest commit of the table at `uri` whose `userMetadata` is `metadata`: the
-    IO manager's commit just made (not simply the latest version: another writer may have committed
-    since). The last few commits first, the whole history only if need be."""
-    table = open_table(uri, s3)
-    limit = 8
-    while True:
-        entries = table.delta.history(limit)
-        for entry in entries:
-            if entry.get("userMetadata") == metadata:
-                return int(entry["version"])
-        if len(entries) < limit:
-            raise LookupError(f"no commit of the Delta table {uri} carries the userMetadata {metadata}")
-        limit *= 8

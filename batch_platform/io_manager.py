@@ -9,7 +9,7 @@ several quarters (a single-run backfill). Writing a run's quarters:
    Spark job), then ONE pass that computes the frame, counts its rows per quarter and counts every
    row check's failing rows per quarter, then the unique key; fail with every failed check and its
    failing-row counts, committing nothing. The columns are then held against the Delta table's
-   (schema enforcement, before anything is written): a column the table has and a strict
+   (schema enforcement, before anything is written: `batch_platform.io_checks`): a column the table has and a strict
    declaration lacks, or a column whose type changed, fails naming it; a column the declaration
    added is Delta's schema evolution (`mergeSchema`): the quarters written before read null for it;
 2. ONE Delta commit for the whole run: a partition overwrite (`replaceWhere quarter IN (<the run's
@@ -18,7 +18,7 @@ several quarters (a single-run backfill). Writing a run's quarters:
    (one log entry) makes them the table's; a reader sees the version before the commit or the one
    after, never a mix, and a writer killed before its commit leaves files no version refers to
    (VACUUM deletes them). Replaced files stay for time travel. A quarter with no rows has no file
-   in the table: the commit's `userMetadata` (`batch_platform.delta.commit_metadata`) lists every
+   in the table: the commit's `userMetadata` (`batch_platform.delta_log.commit_metadata`) lists every
    quarter ever materialised, which is how an empty quarter is told from one never materialised —
    by this IO manager, and by the readers outside Spark. Two runs committing the same quarter at
    once: Delta fails the later commit (its conflict detection), and the step fails with a
@@ -65,7 +65,6 @@ is measured by `benchmarks/`, which runs the same backfill without them), `write
 reading the version it made from the log), `metadata`.
 """
 
-import json
 import math
 import re
 import time
@@ -74,29 +73,28 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
-import pyspark.sql.types as T
 from dagster_pyspark import PySparkResource
 from pydantic import PrivateAttr
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform import delta
+from batch_platform import delta, delta_log, delta_spark
 from batch_platform.config import S3Config
+from batch_platform.io_checks import (
+    delta_schema,
+    is_strict,
+    partition_last,
+    plain_parquet_hint,
+    refuse_plain_parquet,
+    schema_evolves,
+    validation_failure,
+    with_columns,
+)
 from batch_platform.layout import LakeLayout, PartitionNotMaterialised, table_name
 from batch_platform.metadata import lineage_table, previews
 from batch_platform.partitions import to_key, to_label
-from batch_platform.schemas.base import (
-    PARTITION_COLUMN,
-    Table,
-    Violation,
-    Written,
-    check_structure,
-    check_table,
-    count_and_check,
-    failure_report,
-    spark_schema,
-)
-from batch_platform.storage import HadoopFS
+from batch_platform.schemas.base import PARTITION_COLUMN, Table, Written, spark_schema
+from batch_platform.schemas.validation import check_structure, check_table, count_and_check
 from batch_platform.tables import table_for
 
 ROWS_PER_WRITE_TASK = 500_000
@@ -182,7 +180,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         try:
             structure = check_structure(df, model)
             if structure:
-                raise _failure(table, structure, df.count())
+                raise validation_failure(table, structure, df.count())
             lap("validate")
             rows, violations = count_and_check(df, model)
             lap("count_and_check")
@@ -195,7 +193,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             total = sum(rows.values())
             violations += check_table(df, model, total)
             if violations:
-                raise _failure(table, violations, total)
+                raise validation_failure(table, violations, total)
             lap("validate")
             version = self._commit(context, df, quarters, rows, total)
             lap("write")
@@ -216,10 +214,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         path = self.table_path(context.asset_key)
         existing = self.open_table(context.asset_key)
         if existing is None:
-            _refuse_plain_parquet(self.pyspark.spark_session, table, path)
-        strict = _is_strict(table_for(context.asset_key).model)
-        evolves = existing is not None and _schema_evolves(table, df.schema, _schema_of(existing), strict)
-        metadata = delta.commit_metadata(
+            refuse_plain_parquet(self.pyspark.spark_session, table, path)
+        strict = is_strict(table_for(context.asset_key).model)
+        evolves = existing is not None and schema_evolves(table, df.schema, delta_schema(existing), strict)
+        metadata = delta_log.commit_metadata(
             context.run_id, quarters, rows, delta.materialised_quarters(existing) if existing else []
         )
         # A persisted frame spreads every quarter over all its partitions, and each write task leaves
@@ -250,7 +248,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 "nothing of it was committed and the table holds the other run's version. Materialise the "
                 "quarter(s) again once the other run is done."
             ) from None
-        return delta.committed_version(path, metadata, self._s3())
+        return delta_spark.committed_version(path, metadata, self._s3())
 
     def _record(self, context: dg.OutputContext, declared: Table, df: DataFrame, quarters, rows, version: int) -> None:
         """The table's declared schema and lineage (as its asset definition shows them, and the
@@ -327,7 +325,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         try:
             self.layout.require(asset_key, quarters, delta.materialised_quarters(existing) if existing else None)
         except PartitionNotMaterialised as exc:
-            hint = _plain_parquet_hint(spark, path) if existing is None else ""
+            hint = plain_parquet_hint(spark, path) if existing is None else ""
             raise dg.Failure(
                 f"{table}: quarter(s) {', '.join(exc.quarters)} have never been materialised at {path}, and a quarter "
                 f"that was never materialised is not read as empty: nothing was computed or written from it ({exc}). "
@@ -340,8 +338,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
         # A strict table reads as declared; any other as the table's columns (bronze keeps the extra
         # columns that arrived). Either way the partition column comes last, as a Parquet read of
         # partition folders put it before the lake became Delta.
-        declared = _is_strict(model) or existing is None
-        schema = _partition_last(spark_schema(model) if declared else _schema_of(existing))
+        declared = is_strict(model) or existing is None
+        schema = partition_last(spark_schema(model) if declared else delta_schema(existing))
         if not present:
             return spark.createDataFrame([], schema)
         frame = (
@@ -350,100 +348,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             .load(path)
             .where(F.col(PARTITION_COLUMN).isin(present))
         )
-        return _with_columns(frame, schema)
+        return with_columns(frame, schema)
 
 
 def _step(context: dg.InputContext | dg.OutputContext) -> tuple[str, str]:
     step = context.step_context
     return step.run_id, step.step.key
-
-
-def _schema_of(table: delta.LakeTable) -> T.StructType:
-    """The Delta table's schema as Spark's (Delta stores it in Spark's own JSON form), from the log."""
-    return T.StructType.fromJson(json.loads(table.delta.schema().to_json()))
-
-
-def _schema_evolves(table: str, written: T.StructType, current: T.StructType, strict: bool) -> bool:
-    """Whether the write adds columns to the table (schema evolution); a failure before anything is
-    committed when a strict table has columns the write lacks, or a column changed type."""
-    types = {f.name: f.dataType.simpleString() for f in current.fields}
-    dropped = [name for name in types if strict and name not in written.fieldNames()]
-    retyped = [
-        f"{f.name} ({types[f.name]} in the table, {f.dataType.simpleString()} written)"
-        for f in written.fields
-        if f.name in types and types[f.name] != f.dataType.simpleString()
-    ]
-    problems = []
-    if dropped:
-        problems.append(f"the table has column(s) {', '.join(dropped)}, which the declaration of {table} lacks")
-    if retyped:
-        problems.append(f"column(s) changed type: {', '.join(retyped)}")
-    if problems:
-        raise dg.Failure(
-            f"{table}: the columns written differ from the Delta table's: {'; '.join(problems)}. Nothing was "
-            "committed: a column is never dropped or retyped silently (declare it again, or rebuild the table)"
-        )
-    return any(name not in types for name in written.fieldNames())
-
-
-def _partition_last(schema: T.StructType) -> T.StructType:
-    return T.StructType(
-        [f for f in schema.fields if f.name != PARTITION_COLUMN]
-        + [f for f in schema.fields if f.name == PARTITION_COLUMN]
-    )
-
-
-def _with_columns(frame: DataFrame, schema: T.StructType) -> DataFrame:
-    """`frame` with the columns of `schema`, in its order; a declared column the table does not have
-    yet (declared, never written since) reads as null, as the quarters written before a schema
-    evolution do."""
-    have = set(frame.columns)
-    return frame.select(
-        *[F.col(f.name) if f.name in have else F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields]
-    )
-
-
-def _plain_parquet_hint(spark, path: str) -> str:
-    """A note for a folder that holds `quarter=` folders but no Delta log: a lake written before the
-    lake became Delta (its quarters are not part of any Delta table)."""
-    names = [info.name for info in HadoopFS(spark).list_dir(path)]
-    if any(LakeLayout.is_partition_folder(name) for name in names) and "_delta_log" not in names:
-        return (
-            f" ({path} holds Parquet partition folders but no Delta table: a lake written before the lake became "
-            "Delta; rebuild it by materialising its quarters into an empty lake root)"
-        )
-    return ""
-
-
-def _refuse_plain_parquet(spark, table: str, path: str) -> None:
-    """Never start a Delta table inside a pre-Delta Parquet table: its quarters would lie beside the
-    new table, part of none of its versions. (Delta creates `_delta_log/` before a new table's first
-    data file, so the files of a first write killed before its commit, or of another writer creating
-    the table right now, never look like one.)"""
-    hint = _plain_parquet_hint(spark, path)
-    if hint:
-        raise dg.Failure(f"{table}: nothing was written{hint}")
-
-
-def _failure(table: str, violations: Sequence[Violation], total: int) -> dg.Failure:
-    return dg.Failure(
-        description=failure_report(table, violations, total),
-        metadata={
-            "failed_checks": dg.MetadataValue.json(
-                [
-                    {
-                        "column": v.column,
-                        "check": v.check,
-                        "failing_rows": v.failing_rows,
-                        "detail": v.detail,
-                        "by_quarter": dict(v.by_quarter),
-                    }
-                    for v in violations
-                ]
-            )
-        },
-    )
-
-
-def _is_strict(model) -> bool:
-    return model.to_schema().strict is True

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from batch_platform.delta import retention_defaults
+from batch_platform.delta_spark import retention_defaults
 from batch_platform.partitions import shift, to_key
 from batch_platform.schemas.gold import TRAINING_KEY
 from batch_platform.schemas.ml import SCORES_KEY
@@ -233,7 +233,7 @@ def retention_properties(days: int) -> dict[str, str]:
     (how long its log keeps a commit, so that the version can still be opened) and
     `delta.deletedFileRetentionDuration` (how long VACUUM keeps a file after a commit replaced it, so
     that the version can still be read), both `interval <days> days`. The same values the session gives
-    every table the IO manager creates (`delta.retention_defaults`): a version stays readable for
+    every table the IO manager creates (`delta_spark.retention_defaults`): a version stays readable for
     `days` after it was superseded, by its log and by its files alike."""
     return {f"delta.{key.removeprefix(_SESSION_DEFAULTS)}": value for key, value in retention_defaults(days).items()}
 

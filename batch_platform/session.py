@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_platform.config import PlatformConfig
-from batch_platform.delta import SESSION_CONF, delta_jars, retention_defaults
+from batch_platform.delta_spark import SESSION_CONF, delta_jars, retention_defaults
 from batch_platform.env_refs import expand_env_refs
 from batch_platform.s3 import s3a_jars_needed
 

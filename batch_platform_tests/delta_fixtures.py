@@ -1,7 +1,7 @@
 """Small real Delta lakes for the readers' tests (`batch_platform.delta`, `consume`, the CLI's `report`
 and `history`, the datasets API, the PostgreSQL publisher), written by Spark with Delta exactly as
 the IO manager commits: a partition overwrite (`replaceWhere quarter IN (...)`) per table per run,
-with the platform's `userMetadata` (`delta.commit_metadata`).
+with the platform's `userMetadata` (`delta_log.commit_metadata`).
 
 `delta_lake` (session): `gold/training_set` and `ml/churn_scores` of 2024-Q1…2024-Q3, in a few
 commits whose versions and times the tests time-travel to:
@@ -25,7 +25,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from batch_platform import delta
+from batch_platform import delta, delta_log
 from batch_platform.partitions import quarter_start
 from batch_platform.tables import table_for
 from batch_platform_tests.lake_fixtures import commit_quarters
@@ -105,7 +105,7 @@ def write_quarters(lake_root: str | Path, table: str, frame: pd.DataFrame, run_i
     except delta.TableMissing:
         before = set()
     rows = frame.groupby("quarter").size().to_dict()
-    metadata = delta.commit_metadata(run_id, quarters, rows, before | set(quarters))
+    metadata = delta_log.commit_metadata(run_id, quarters, rows, before | set(quarters))
     write_deltalake(
         uri, frame, mode="overwrite", partition_by=["quarter"],
         predicate="quarter IN ({})".format(", ".join(f"'{q}'" for q in quarters)),
@@ -153,7 +153,7 @@ def build_delta_lake(spark, root: Path) -> DeltaLake:
     for quarter, rows in scores.items():
         lake.rows[(SCORES, quarter, 0)] = rows
     for table in (TRAINING, SCORES):
-        for commit in delta.history(delta.open_table(lake.uri(table))):
+        for commit in delta_log.history(delta.open_table(lake.uri(table))):
             lake.times[(table, commit.version)] = commit.time
     return lake
 

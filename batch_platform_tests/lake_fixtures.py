@@ -33,17 +33,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.readwriter import DataFrameWriter
 
-from batch_platform import delta
+from batch_platform import delta, delta_log, delta_spark
 from batch_platform.config import S3Config
 from batch_platform.partitions import quarter_start, to_label
-from batch_platform.schemas.base import (
-    PARTITION_COLUMN,
-    LakeTable,
-    Table,
-    quarter_end_col,
-    row_rule,
-    validate_frame,
-)
+from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Table, quarter_end_col, row_rule
+from batch_platform.schemas.validation import validate_frame
 from batch_platform.tables import TABLES
 from batch_platform.tables import register as register_table
 from batch_platform_tests.platform import quarterly
@@ -176,7 +170,7 @@ def commit_quarters(
         before = []
     rows = frame.filter(F.col(PARTITION_COLUMN).isin(list(quarters)))
     counts = {row[PARTITION_COLUMN]: row["count"] for row in rows.groupBy(PARTITION_COLUMN).count().collect()}
-    metadata = delta.commit_metadata(run_id, quarters, counts, before)
+    metadata = delta_log.commit_metadata(run_id, quarters, counts, before)
     (
         (rows.coalesce(1) if one_file else rows)
         .write.format("delta")
@@ -186,7 +180,7 @@ def commit_quarters(
         .option("userMetadata", metadata)
         .save(uri)
     )
-    return delta.committed_version(uri, metadata)
+    return delta_spark.committed_version(uri, metadata)
 
 
 def failed_checks(model: type[pa.DataFrameModel], frame: DataFrame) -> dict[tuple[str, str], int | None]:

@@ -23,7 +23,7 @@ import dagster as dg
 import pandas as pd
 from pyspark.sql.readwriter import DataFrameWriter
 
-from batch_platform import delta
+from batch_platform import delta, delta_log
 from batch_platform.cli import main
 from batch_platform.jobs import release_abandoned_pools
 from batch_platform.partitions import to_key
@@ -142,7 +142,7 @@ def test_two_cli_runs_of_the_same_quarter_take_turns_by_pool_and_leave_the_lake_
     # Each table: one commit per run, the quarter replaced twice with the same rows, nothing appended.
     lake = shared / "lake"
     for table in TABLES:
-        commits = delta.history(delta.open_table(str(lake / table)))
+        commits = delta_log.history(delta.open_table(str(lake / table)))
         assert [(c.version, c.quarters) for c in commits] == [(1, [Q]), (0, [Q])], table
         assert {c.run_id for c in commits} == set(run_ids)
         pd.testing.assert_frame_equal(comparable(lake, table, version=0), comparable(lake, table))
@@ -191,7 +191,7 @@ def test_a_run_killed_holding_a_pool_is_released_so_the_next_run_does_not_wait_f
         assert not storage.get_concurrency_run_ids() and release_abandoned_pools(instance) == []
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert [c.quarters for c in delta.history(delta.open_table(str(shared / "lake" / "bronze" / "operational")))][
+    assert [c.quarters for c in delta_log.history(delta.open_table(str(shared / "lake" / "bronze" / "operational")))][
         0
     ] == [Q]
 
@@ -249,7 +249,7 @@ def test_two_cli_runs_of_the_same_quarter_without_pools_end_with_whole_tables_an
     for table in TABLES:
         opened = delta.open_table(str(lake / table))
         assert delta.materialised_quarters(opened) == [Q], table
-        assert all(commit.quarters == [Q] for commit in delta.history(opened)), table
+        assert all(commit.quarters == [Q] for commit in delta_log.history(opened)), table
         pd.testing.assert_frame_equal(comparable(lake, table), comparable(clean / "lake", table))
     print(f"two CLI runs without pools, {elapsed:.0f} s: {outcomes}")
 
@@ -277,7 +277,7 @@ def test_a_second_writer_that_commits_mid_write_makes_delta_refuse_the_first_nam
             other.write.format("delta")
             .mode("overwrite")
             .option("replaceWhere", f"quarter = '{Q}'")
-            .option("userMetadata", delta.commit_metadata("other-run", [Q], {Q: 7}, [Q]))
+            .option("userMetadata", delta_log.commit_metadata("other-run", [Q], {Q: 7}, [Q]))
             .save(uri)
         )
         gate.release()
@@ -297,7 +297,7 @@ def test_a_second_writer_that_commits_mid_write_makes_delta_refuse_the_first_nam
     # The table holds the other writer's version, whole; the refused run left no commit.
     table = delta.open_table(uri)
     assert table.version == 1
-    assert [c.run_id for c in delta.history(table)] == ["other-run", first.run_id]
+    assert [c.run_id for c in delta_log.history(table)] == ["other-run", first.run_id]
     assert sorted(lake_quarter(platform_config.lake_root, "test/widgets", Q)["value"]) == [i * 3.0 for i in range(7)]
 
     # Nothing is stuck: the next run commits (version 2).
@@ -336,7 +336,7 @@ def test_a_writer_held_after_its_data_files_inside_its_commit_is_refused_when_an
             other.write.format("delta")
             .mode("overwrite")
             .option("replaceWhere", f"quarter = '{Q}'")
-            .option("userMetadata", delta.commit_metadata("other-run", [Q], {Q: 7}, [Q]))
+            .option("userMetadata", delta_log.commit_metadata("other-run", [Q], {Q: 7}, [Q]))
             .save(str(table))
         )
         hold.release((table / "_delta_log" / f"{1:020d}.json").read_bytes())
@@ -353,7 +353,7 @@ def test_a_writer_held_after_its_data_files_inside_its_commit_is_refused_when_an
     assert f"quarter(s) {Q}" in message and "nothing of it was committed" in message
     assert "Py4JJavaError" not in message and "org.apache.spark" not in message
     opened = delta.open_table(str(table))
-    assert opened.version == 1 and delta.history(opened)[0].run_id == "other-run"
+    assert opened.version == 1 and delta_log.history(opened)[0].run_id == "other-run"
     assert sorted(lake_quarter(platform_config.lake_root, "test/widgets", Q)["value"]) == [i * 3.0 for i in range(7)]
     assert held_files[0].exists() and held_files[0] not in {table / f.path for f in delta.quarter_files(opened, Q)}
 

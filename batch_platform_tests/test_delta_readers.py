@@ -19,7 +19,7 @@ import yaml
 from deltalake import DeltaTable
 
 import batch_platform
-from batch_platform import delta
+from batch_platform import delta, delta_log
 from batch_platform.cli import main
 from batch_platform.config import S3Config, parse_config
 from batch_platform.consume import PartitionNotMaterialised, load_out_of_time_rows, load_scores, load_training_set
@@ -143,7 +143,7 @@ def test_the_folder_keeps_replaced_files_that_no_reader_sees(delta_lake):
 
 
 def test_history_lists_each_commit_with_its_run_quarters_and_rows(delta_lake):
-    commits = delta.history(delta.open_table(delta_lake.uri(TRAINING)))
+    commits = delta_log.history(delta.open_table(delta_lake.uri(TRAINING)))
     assert [(c.version, c.run_id, c.quarters, c.rows) for c in commits] == [
         (1, "run-b", ["2024-Q2"], 32),
         (0, "run-a", ["2024-Q1", "2024-Q2", "2024-Q3"], 65),
@@ -151,7 +151,7 @@ def test_history_lists_each_commit_with_its_run_quarters_and_rows(delta_lake):
     assert commits[1].rows_per_quarter == {"2024-Q1": 0, "2024-Q2": 30, "2024-Q3": 35}
     assert commits[0].time > commits[1].time and commits[0].time.tzinfo is not None
     assert {c.operation for c in commits} == {"WRITE"}
-    at_first = delta.history(delta.open_table(delta_lake.uri(TRAINING), version=0))
+    at_first = delta_log.history(delta.open_table(delta_lake.uri(TRAINING), version=0))
     assert [(c.version, c.run_id) for c in at_first] == [(0, "run-a")]
 
 

@@ -209,7 +209,7 @@ def test_a_check_failing_in_one_quarter_publishes_no_quarter_of_the_range(resour
 def test_row_rules_nulls_and_uniqueness_are_counted_with_their_failing_rows(spark):
     from pyspark.sql import functions as F
 
-    from batch_platform.schemas.base import failure_report, validate_frame
+    from batch_platform.schemas.validation import failure_report, validate_frame
     from batch_platform_tests.lake_fixtures import Widgets, widget_rows
 
     frame = widget_rows(spark, "2024-Q1", 5)
@@ -240,7 +240,8 @@ def test_row_rules_nulls_and_uniqueness_are_counted_with_their_failing_rows(spar
 def test_row_checks_are_counted_per_quarter_in_the_pass_that_counts_the_rows(spark):
     from pyspark.sql import functions as F
 
-    from batch_platform.schemas.base import QUARTER_PATTERN, count_and_check, failure_report
+    from batch_platform.schemas.base import QUARTER_PATTERN
+    from batch_platform.schemas.validation import count_and_check, failure_report
     from batch_platform_tests.lake_fixtures import Widgets, widget_rows
 
     q1 = widget_rows(spark, "2024-Q1", 4, bad_values=1)
@@ -266,7 +267,7 @@ def test_row_checks_are_counted_per_quarter_in_the_pass_that_counts_the_rows(spa
 def test_structural_errors_are_reported_by_pandera(spark):
     from pyspark.sql import functions as F
 
-    from batch_platform.schemas.base import validate_frame
+    from batch_platform.schemas.validation import validate_frame
     from batch_platform_tests.lake_fixtures import Widgets, widget_rows
 
     frame = widget_rows(spark, "2024-Q1", 3).withColumn("value", F.col("value").cast("int"))
@@ -645,7 +646,7 @@ def test_counted_checks_agree_with_pandera_on_every_row(spark):
     import pyspark.sql.types as T
     from pyspark.sql import functions as F
 
-    from batch_platform.schemas.base import BUILTIN_FAILING_ROWS, row_checks
+    from batch_platform.schemas.validation import BUILTIN_FAILING_ROWS, row_checks
 
     class Probe(pa.DataFrameModel):
         code: T.StringType() = pa.Field(

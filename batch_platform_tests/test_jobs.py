@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from batch_platform import delta
+from batch_platform import delta, delta_log
 from batch_platform.partitions import to_key
 from batch_platform_tests.gold_fixtures import lake_table, materialize_gold, naive
 from batch_platform_tests.lake_fixtures import lake_arrow
@@ -159,7 +159,7 @@ def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, ba
 
     assert _files_of(lake, BACKFILL) == history  # no earlier quarter was touched
     for table, version in versions.items():  # one commit per gold table, replacing the quarter alone
-        (commit,) = [c for c in delta.history(delta.open_table(f"{lake}/gold/{table}")) if c.version > version]
+        (commit,) = [c for c in delta_log.history(delta.open_table(f"{lake}/gold/{table}")) if c.version > version]
         assert commit.quarters == [CI_QUARTER] and commit.version == version + 1, table
     training = load_training_set(CI_QUARTER, lake_root=lake)
     assert len(training) > 0 and set(training["split"]) <= {"train", "eval"}

@@ -21,7 +21,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from batch_platform import delta
+from batch_platform import delta, delta_log
 from batch_platform.tables import TABLES
 from batch_platform_tests.cluster_fixtures import CLUSTER_LAKE
 from batch_platform_tests.s3_pipeline import (
@@ -82,7 +82,7 @@ def test_the_lake_on_s3_is_delta_tables_committed_once_by_the_run_and_reads_back
     assert len(tables) == 14
     for table in tables:
         opened = delta.open_table(f"{config.lake_root}/{table}", config.storage.s3)
-        first = delta.history(opened)[-1]
+        first = delta_log.history(opened)[-1]
         assert (first.version, first.run_id, first.quarters) == (0, run.run_id, list(QUARTERS)), table
         assert f"{CLUSTER_LAKE}/{table}/_delta_log/{0:020d}.json" in lake, table
         assert delta.materialised_quarters(opened) == list(QUARTERS), table
@@ -141,7 +141,9 @@ def test_rerunning_a_quarter_on_s3_commits_a_version_replacing_exactly_it(s3_run
             assert (version, files) == (old_version, old_files), table
             continue
         assert version == old_version + 1, table
-        (commit,) = [c for c in delta.history(delta.open_table(f"{config.lake_root}/{table}", config.storage.s3), 1)]
+        (commit,) = [
+            c for c in delta_log.history(delta.open_table(f"{config.lake_root}/{table}", config.storage.s3), 1)
+        ]
         assert commit.quarters == ["2024-Q2"], table
         assert {q: files[q] for q in ("2024-Q1", "2024-Q3")} == {q: old_files[q] for q in ("2024-Q1", "2024-Q3")}
         assert set(files["2024-Q2"]).isdisjoint(old_files["2024-Q2"]), table

@@ -9,7 +9,7 @@ import pytest
 
 from batch_platform import delta
 from batch_platform.config import PROJECT_ROOT, ConfigError, load_config, parse_config
-from batch_platform.delta import delta_jars
+from batch_platform.delta_spark import delta_jars
 from batch_platform.s3 import hadoop_s3a_settings, hadoop_version, s3a_jars
 from batch_platform.session import spark_conf
 
@@ -103,7 +103,7 @@ def test_every_session_gets_the_delta_jars_and_an_s3a_root_the_s3a_ones_too(monk
     monkeypatch.setattr("batch_platform.s3.JARS_DIR", PROJECT_ROOT / "no-such-folder")
     with pytest.raises(RuntimeError, match="run `make setup`"):
         spark_conf(on_s3)
-    monkeypatch.setattr("batch_platform.delta.DELTA_JARS_DIR", PROJECT_ROOT / "no-such-folder")
+    monkeypatch.setattr("batch_platform.delta_spark.DELTA_JARS_DIR", PROJECT_ROOT / "no-such-folder")
     with pytest.raises(RuntimeError, match="Delta Lake jars .* run `make setup`"):
         spark_conf(local)
 

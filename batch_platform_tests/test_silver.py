@@ -27,7 +27,6 @@ from batch_platform.assets.silver import (
 from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
 from batch_platform.sample_data import generate_landing
-from batch_platform.schemas.base import validate_frame
 from batch_platform.schemas.bronze import METADATA_COLUMNS, SOURCE_COLUMNS
 from batch_platform.schemas.silver import (
     OperationalEventsQuarantine,
@@ -36,6 +35,7 @@ from batch_platform.schemas.silver import (
     SilverOperationalEvents,
     SilverPartnerScores,
 )
+from batch_platform.schemas.validation import validate_frame
 from batch_platform_tests.lake_fixtures import failed_checks, lake_arrow, tamper_quarter
 from batch_platform_tests.platform import (
     bronze_assets,

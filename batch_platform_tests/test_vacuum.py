@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from batch_platform import delta
+from batch_platform import delta, delta_log
 from batch_platform.consume import load_training_set
 from batch_platform.definitions import build_definitions
 from batch_platform.jobs import VACUUM_JOB, retention_properties, vacuum_table
@@ -86,7 +86,7 @@ def test_the_vacuum_job_gives_every_table_the_retention_and_keeps_every_version_
     # A second run changes no property (no metadata commit a concurrent writer could trip on).
     versions = delta.open_table(training).version
     assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
-    operations = [c.operation for c in delta.history(delta.open_table(training))]
+    operations = [c.operation for c in delta_log.history(delta.open_table(training))]
     assert delta.open_table(training).version == versions + 2 and operations[:2] == ["VACUUM END", "VACUUM START"]
 
 

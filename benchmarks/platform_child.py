@@ -32,7 +32,7 @@ quarter, and logs the phases itself as `io_seconds/*` metadata, which the harnes
 run's event log.) Set `BENCH_NO_FORCE=1` to turn forcing off.
 
 **Ablation.** `BENCH_ABLATE=checks,record` makes the IO manager's validation find nothing to check
-(`check_structure` and `check_table` return no violations, `schemas.base.row_checks` no checks, so
+(`check_structure` and `check_table` return no violations, `schemas.validation.row_checks` no checks, so
 the counting pass only counts) and `_record` a no-op, in this process only, so the harness can time
 the same backfill without Pandera and without the IO manager's metadata (`--with-ablation`): what the
 row checks add to the counting pass is the difference of `io_seconds/count_and_check` between the
@@ -115,7 +115,7 @@ def _output_label(self, context, *args, **kwargs) -> dict:
     return {"asset": context.asset_key.to_user_string(), "step": context.step_key}
 
 
-def _ablate(io_manager, base) -> None:
+def _ablate(io_manager, validation) -> None:
     """`BENCH_ABLATE=checks,record`: validation finds nothing to check, `_record` does nothing
     (measurement only)."""
     wanted = {name.strip() for name in os.environ.get("BENCH_ABLATE", "").split(",") if name.strip()}
@@ -123,7 +123,7 @@ def _ablate(io_manager, base) -> None:
         "checks": [
             (io_manager, "check_structure", lambda *a, **k: []),
             (io_manager, "check_table", lambda *a, **k: []),
-            (base, "row_checks", lambda *a, **k: []),
+            (validation, "row_checks", lambda *a, **k: []),
         ],
         "record": [(io_manager.LakeIOManager, "_record", lambda self, *a, **k: None)],
     }
@@ -143,10 +143,10 @@ def install() -> None:
     """Wrap the platform's phases with timers (import order: before the definitions load)."""
     from batch_platform import io_manager
     from batch_platform.assets import gold, silver
-    from batch_platform.schemas import base
+    from batch_platform.schemas import validation
 
     manager = io_manager.LakeIOManager
-    _ablate(io_manager, base)
+    _ablate(io_manager, validation)
     _patch(manager, "handle_output", "io.handle_output", describe=_output_label)
     _patch(manager, "load_input", "io.load_input", describe=_output_label)
     # No forcing for the IO manager's phases: handle_output computes the frame first itself (the

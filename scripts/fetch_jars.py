@@ -1,7 +1,7 @@
 """Fetch, once, the jars the platform's Spark sessions put on their class path, into the project's
 git-ignored `.jars/` folder (`make setup` runs this):
 
-- Delta Lake (`batch_platform.delta.DELTA_PACKAGES`: `delta-spark` and `delta-storage`), which every
+- Delta Lake (`batch_platform.delta_spark.DELTA_PACKAGES`: `delta-spark` and `delta-storage`), which every
   session needs (the lake is Delta; SPEC.md, "Lake"). Spark itself provides everything else those
   jars depend on, so only these two are kept.
 - The S3A connector (`hadoop-aws`) matching the Hadoop inside the installed pyspark, with the AWS
@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from batch_platform.delta import DELTA_JARS_DIR, DELTA_PACKAGES, jar_name
+from batch_platform.delta_spark import DELTA_JARS_DIR, DELTA_PACKAGES, jar_name
 from batch_platform.s3 import JARS_DIR, hadoop_version, s3a_jars
 
 

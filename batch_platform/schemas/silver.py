@@ -19,24 +19,12 @@ four `_` lineage columns, exactly as bronze holds them — plus `_reject_reason`
 arrived beyond the contract are not carried over (SPEC.md ignores them after bronze; the row's
 `_source_file` leads back to them), so the quarantine schema is the same in every quarter.
 
-Parsing (after trimming white space at both ends: any Unicode white space, so tabs, line breaks
-and no-break spaces too):
-- customer_id: empty → invalid.
-- timestamps: exactly `YYYY-MM-DD`, or `YYYY-MM-DD` + (` ` or `T`) + `HH:MM:SS`, optionally
-  followed by a fraction of 1 to 9 digits, then optionally `Z` or `±HH:MM`. A bare date is
-  midnight UTC; no offset means UTC. The shape is checked by a regular expression first (Spark's
-  own parser accepts more than the contract), then the text is rewritten to one canonical form
-  with an explicit offset and parsed strictly, so impossible dates and times (`2024-13-45`,
-  `2024-02-30`, `25:00:00`, `+19:00`) are invalid and the result never depends on the session's,
-  the JVM's or the machine's time zone. Fractions beyond microseconds are truncated (Spark keeps
-  microseconds). Lower-case `t`/`z` and a zone on a bare date are not in the contract: invalid.
-- amount, partner_score: `[+-]digits[.digits]` or `[+-].digits`, optionally `e±N`; cast to double.
-  `12,50`, `NaN`, `Infinity` and values that overflow a double (`1e999`) are invalid.
-- currency, channel, log_event_type, partner_segment: trimmed, lower case; blank → NULL.
+Parsing: `batch_platform.schemas.silver_parsing`, one column function per kind of value (an
+ISO-8601 time, a decimal number, a category); each table below names the parser of each column.
 
 `_reject_reason` is the first rule a row breaks, in the order of the table's `*_RULES` below.
 
-`*_missing`: NULL or blank after trimming; `*_unparseable`: text the parsing above rejects;
+`*_missing`: NULL or blank after trimming; `*_unparseable`: text its parser rejects;
 `*_after_quarter`: at or after the end of the row's quarter (the first instant of the next);
 `partner_score_out_of_range`: outside [0, 1000]. An event before the start of its quarter is a
 late arrival and valid: SPEC.md bounds it above only.
@@ -81,57 +69,18 @@ from batch_platform.schemas.bronze import (
     BronzeOperational,
     BronzeTable,
 )
-
-WHITESPACE_EDGES = r"(?U)^\s+|\s+$"
-"""White space at either end of a value: any Unicode white space (tabs, line breaks, no-break
-spaces), which is what silver trims."""
+from batch_platform.schemas.silver_parsing import (
+    as_is,
+    clean_category,
+    clean_text,
+    parse_number,
+    parse_timestamp,
+    trimmed,
+)
 
 PARSED = "_parsed"
 REJECT_REASON = "_reject_reason"
-TIMESTAMP_SHAPE = r"^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?)?$"
-CANONICAL_TIMESTAMP = "yyyy-MM-dd HH:mm:ss.SSSSSSXXX"
-NUMBER_SHAPE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 SCORE_RANGE = (0.0, 1000.0)
-
-
-# ------------------------------------------------------------------------------------ parsing
-def trimmed(value: Column) -> Column:
-    return F.regexp_replace(value, WHITESPACE_EDGES, "")
-
-
-def clean_text(value: Column) -> Column:
-    """Trimmed; NULL when nothing is left."""
-    return F.nullif(trimmed(value), F.lit(""))
-
-
-def clean_category(value: Column) -> Column:
-    return F.lower(clean_text(value))
-
-
-def parse_timestamp(value: Column) -> Column:
-    """The UTC instant an ISO-8601 text of the contract names; NULL for anything else."""
-    text = trimmed(value)
-    day, time, fraction, zone = (F.regexp_extract(text, TIMESTAMP_SHAPE, group) for group in (1, 2, 3, 4))
-    canonical = F.concat(
-        day,
-        F.lit(" "),
-        F.when(time == "", F.lit("00:00:00")).otherwise(time),
-        F.lit("."),
-        F.rpad(fraction, 6, "0"),
-        F.when(zone.isin("", "Z"), F.lit("+00:00")).otherwise(zone),
-    )
-    return F.when(text.rlike(TIMESTAMP_SHAPE), F.try_to_timestamp(canonical, F.lit(CANONICAL_TIMESTAMP)))
-
-
-def parse_number(value: Column) -> Column:
-    """A finite double from decimal text (`12.5`, `-3.20`, `1e3`); NULL for anything else."""
-    text = trimmed(value)
-    number = F.when(text.rlike(NUMBER_SHAPE), text.try_cast("double"))
-    return F.when(~F.isnan(number) & (F.abs(number) < float("inf")), number)
-
-
-def as_is(value: Column) -> Column:
-    return value
 
 
 def _parsed(name: str) -> Column:
