@@ -280,18 +280,15 @@ class Reconciliation:
     duplicates_removed: int
     rejects: dict[str, int]
 
-    @property
-    def quarantine_rate(self) -> float:
-        return self.quarantined_rows / self.bronze_rows if self.bronze_rows else 0.0
-
     def metadata(self) -> dict[str, dg.MetadataValue]:
+        """The quarantine's figures (`_quarantined`) with the silver table's two beside them."""
+        quarantined = _quarantined(self.bronze_rows, self.rejects)
         return {
-            "bronze_rows": dg.MetadataValue.int(self.bronze_rows),
+            "bronze_rows": quarantined["bronze_rows"],
             "silver_rows": dg.MetadataValue.int(self.silver_rows),
-            "quarantined_rows": dg.MetadataValue.int(self.quarantined_rows),
+            "quarantined_rows": quarantined["quarantined_rows"],
             "duplicates_removed": dg.MetadataValue.int(self.duplicates_removed),
-            "quarantine_rate": dg.MetadataValue.float(self.quarantine_rate),
-            **{f"rejects/{reason}": dg.MetadataValue.int(count) for reason, count in self.rejects.items()},
+            **quarantined,
         }
 
 

@@ -23,7 +23,7 @@ import dagster as dg
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from batch_platform.metadata import Reconciliation
+from batch_platform.metadata import Reconciliation, reconciliation_of
 from batch_platform.partitions import to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.bronze import METADATA_COLUMNS
@@ -103,7 +103,6 @@ def reconcile(
         flagged.groupBy(PARTITION_COLUMN)
         .agg(
             F.count(F.lit(1)).alias("bronze"),
-            F.count_if(reason.isNull()).alias("valid"),
             *[F.count_if(reason == name).alias(f"reject_{i}") for i, name in enumerate(table.reasons)],
         )
         .collect()
@@ -112,16 +111,9 @@ def reconcile(
     kept = {row[PARTITION_COLUMN]: int(row["count"]) for row in silver.groupBy(PARTITION_COLUMN).count().collect()}
     result = {}
     for quarter in (to_label(q) for q in quarters):
-        row = by_quarter.get(quarter)
-        get = partial(_figure, row)
-        silver_n = kept.get(quarter, 0)
-        result[quarter] = Reconciliation(
-            bronze_rows=get("bronze"),
-            silver_rows=silver_n,
-            quarantined_rows=get("bronze") - get("valid"),
-            duplicates_removed=get("valid") - silver_n,
-            rejects={name: get(f"reject_{i}") for i, name in enumerate(table.reasons)},
-        )
+        get = partial(_figure, by_quarter.get(quarter))
+        rejects = {name: get(f"reject_{i}") for i, name in enumerate(table.reasons)}
+        result[quarter] = reconciliation_of(get("bronze"), kept.get(quarter, 0), rejects)
     return result
 
 
