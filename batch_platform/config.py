@@ -167,6 +167,12 @@ class ChecksConfig(_Section):
         return self
 
 
+class MonitoringConfig(_Section):
+    """The drift checks' threshold (SPEC.md, "Monitoring"; why 0.2: `batch_platform.monitoring`)."""
+
+    psi_warn: float = Field(0.2, gt=0.0)
+
+
 class SparkConfig(_Section):
     master: str = "local[*]"
     app_name: str = "batch_platform"
@@ -237,6 +243,7 @@ class PlatformConfig(_Section):
     storage: StorageConfig = StorageConfig()
     batch: BatchConfig = BatchConfig()
     checks: ChecksConfig = ChecksConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     spark: SparkConfig = SparkConfig()
     publish: PublishConfig = PublishConfig()
     mlflow: MlflowConfig = MlflowConfig()

@@ -15,13 +15,15 @@ Spark starts only when a run does: the `pyspark` resource creates the session, o
     publish    publish/training_set, publish/churn_scores (publish.postgres) build_publish_assets
 
     checks     contract_columns (bronze), reconciliation, no_null_keys, no_duplicate_keys,
-               quarantine_rate (silver), out_of_time_performance (ml/churn_scores)
+               quarantine_rate (silver), out_of_time_performance (ml/churn_scores),
+               feature_drift (gold/customer_features), score_drift (ml/churn_scores)
+                                                                batch_platform.checks, .monitoring
     jobs       ALL_ASSETS_JOB, training_set_job, gold_job, quarterly_job, ml_job, out_of_time_job,
                lake_vacuum_job                                              batch_platform.jobs
     schedule   quarterly_schedule (quarterly_job, 00:00 UTC on each quarter's first day)
     sensors    out_of_time_sensor (quarterly_job succeeded → out_of_time_job for Q-1),
                landing_sensor (new landing files → training_set_job)
-    resources  pyspark, io_manager, landing, mlflow_store, batch, checks; postgres with
+    resources  pyspark, io_manager, landing, mlflow_store, batch, checks, monitoring; postgres with
                publish.postgres; s3 when the platform uses S3               batch_platform.resources
 
 The import graph runs one way: config, partitions, layout and storage at the bottom; the table
@@ -44,6 +46,7 @@ from batch_platform.checks import build_silver_checks
 from batch_platform.config import PlatformConfig, load_config
 from batch_platform.jobs import build_jobs, build_vacuum_job, writer_pools
 from batch_platform.layout import is_s3
+from batch_platform.monitoring import build_monitoring_checks
 from batch_platform.partitions import quarterly_partitions
 from batch_platform.resources import build_resources
 from batch_platform.sensors import build_landing_sensor
@@ -64,7 +67,7 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
         "publish": build_publish_assets(quarterly, config),
     }
     assets = [asset for group in groups.values() for asset in group]
-    checks = [*build_silver_checks(quarterly), *build_ml_checks(quarterly)]
+    checks = [*build_silver_checks(quarterly), *build_ml_checks(quarterly), *build_monitoring_checks(quarterly)]
 
     jobs, schedules, sensors = build_jobs(quarterly)
     vacuum_job = build_vacuum_job(config.storage.delta.retention_days, writer_pools(assets))

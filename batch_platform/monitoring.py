@@ -1,0 +1,264 @@
+"""Drift monitoring of gold and ml (SPEC.md, "Monitoring"), as partitioned asset checks.
+
+- `feature_drift` on `gold/customer_features`: per quarter Q, every model feature's null rate, and
+  its PSI (and KS for a numeric one) against two references: Q-1, and the quarter the champion in
+  use when Q's features were computed was trained on — the champion of Q-1 (`champion-<Q-1>`),
+  whose scores of Q-1 are made from exactly these features. Read per quarter, not from the
+  latest `champion` alias, so re-checking an old quarter gives the same answer.
+- `score_drift` on `ml/churn_scores`: per quarter Q, the mean, quartiles and share above 0.5 of
+  churn_probability, its PSI against Q-1's scores, and, once `gold/churn_labels` Q+1 is in the
+  lake, the realised churn rate beside the predicted mean.
+
+Both WARN, naming what drifted, when a PSI reaches `monitoring.psi_warn` (0.2 by default: the
+usual reading of PSI is < 0.1 stable, 0.1–0.25 worth a look, > 0.25 a shift; 0.2 warns before
+the shift is large without warning on sampling noise of a few hundred rows). A quarter without
+a reference says so and passes. They never block: drift is for a person to judge. Every figure
+is numeric metadata of the quarter's evaluation (a missing statistic is a null, never 0), so the
+UI plots each across quarters. The statistics are `batch_platform.drift`'s, computed by Spark.
+"""
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+import pyspark.sql.types as T
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch_platform.checks import check_outputs, latest_materializations, target_materialization
+from batch_platform.config import MonitoringConfig
+from batch_platform.drift import Drift, drift, null_rates
+from batch_platform.features import NUMERIC_FEATURES, FeatureColumns
+from batch_platform.layout import PARTITION_COLUMN
+from batch_platform.partitions import shift, to_label
+from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY
+from batch_platform.schemas.ml import SCORES_KEY
+
+FEATURE_DRIFT = "feature_drift"
+SCORE_DRIFT = "score_drift"
+QUARTILES = [0.25, 0.5, 0.75]
+CATEGORICAL_FEATURES = [
+    name
+    for name, column in FeatureColumns.to_schema().columns.items()
+    if isinstance(getattr(column.dtype, "type", None), T.StringType) and name not in ("customer_id", PARTITION_COLUMN)
+]
+"""The text features (categories), compared bin per category."""
+MONITORED = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+
+
+def _quarter_rows(frame: DataFrame, quarter: str) -> DataFrame:
+    return frame.where(F.col(PARTITION_COLUMN) == quarter)
+
+
+def _value(number: float | None) -> dg.MetadataValue:
+    return dg.MetadataValue.null() if number is None else dg.MetadataValue.float(float(number))
+
+
+def _available(lake, key: dg.AssetKey, quarters: list[str]) -> dict[str, DataFrame]:
+    """The frames of those `quarters` of a lake table that are materialised (empty ones included)."""
+    present = set(lake.materialised_quarters(key))
+    found = [q for q in dict.fromkeys(quarters) if q in present]
+    frame = lake.read_quarters(key, found)
+    return {q: _quarter_rows(frame, q) for q in found}
+
+
+def champion_quarters(store, quarters: list[str]) -> dict[str, str]:
+    """Per quarter Q, the quarter the champion of Q-1 was trained on (its version's `quarter` tag);
+    quarters whose previous quarter has no champion are left out."""
+    if store.is_empty_local_store():
+        return {}
+    import mlflow  # start-up time: MLflow loads only when a drift check runs
+    from mlflow.exceptions import MlflowException
+
+    from batch_platform.ml.registry import champion_alias
+
+    store.activate()
+    client, found = mlflow.MlflowClient(), {}
+    for quarter in quarters:
+        try:
+            version = client.get_model_version_by_alias(store.registered_model_name, champion_alias(shift(quarter, -1)))
+        except MlflowException:
+            continue
+        if version.tags.get("quarter"):
+            found[quarter] = to_label(version.tags["quarter"])
+    return found
+
+
+def _drift_metadata(prefix: str, reference: str | None, found: Mapping[str, Drift] | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {f"reference/{prefix}": reference or "none"}
+    for name in MONITORED:
+        result = (found or {}).get(name, Drift(None))
+        metadata[f"psi/{prefix}/{name}"] = _value(result.psi)
+        if name in NUMERIC_FEATURES:
+            metadata[f"ks/{prefix}/{name}"] = _value(result.ks)
+    return metadata
+
+
+def feature_drift_result(
+    quarter: str,
+    rates: Mapping[str, float | None],
+    references: Mapping[str, str | None],
+    found: Mapping[str, Mapping[str, Drift] | None],
+    psi_warn: float,
+) -> dict[str, Any]:
+    """One quarter's evaluation: `references` per kind (previous, champion) the reference quarter
+    (None: there is none), `found` per kind its drift per feature."""
+    metadata: dict[str, Any] = {"quarter": quarter, "psi_warn": psi_warn}
+    metadata |= {f"null_rate/{name}": _value(rates.get(name)) for name in MONITORED}
+    drifted = []
+    for kind, reference in references.items():
+        metadata |= _drift_metadata(kind, reference, found.get(kind))
+        for name, result in (found.get(kind) or {}).items():
+            if result.psi is not None and result.psi >= psi_warn:
+                drifted.append(f"{name} {result.psi:.3f} against {reference} ({kind})")
+    psis = [r.psi for f in found.values() for r in (f or {}).values() if r.psi is not None]
+    metadata |= {"max_psi": _value(max(psis) if psis else None), "features_drifted": len(drifted)}
+    if not any(references.values()):
+        description = f"{quarter}: no reference quarter to compare with yet"
+    elif drifted:
+        description = f"{quarter}: PSI ≥ {psi_warn}: " + "; ".join(drifted)
+    else:
+        description = f"{quarter}: every PSI below {psi_warn}"
+    return {"passed": not drifted, "description": description, "metadata": metadata}
+
+
+def score_drift_result(
+    quarter: str,
+    stats: Mapping[str, float | None],
+    previous: str | None,
+    found: Drift | None,
+    realised: float | None,
+    psi_warn: float,
+) -> dict[str, Any]:
+    """One quarter's evaluation of the scores: their distribution, PSI against `previous`, and the
+    realised churn rate of Q+1 (None while its labels are not in the lake)."""
+    score_psi = None if found is None else found.psi
+    metadata = {
+        "quarter": quarter,
+        "psi_warn": psi_warn,
+        **{name: _value(value) for name, value in stats.items()},
+        "reference/previous": previous or "none",
+        "psi/previous": _value(score_psi),
+        "realised_churn_rate": _value(realised),
+        "calibration_gap": _value(None if realised is None or stats.get("mean") is None else stats["mean"] - realised),
+    }
+    drifted = score_psi is not None and score_psi >= psi_warn
+    if previous is None:
+        description = f"{quarter}: no scores of the previous quarter to compare with"
+    elif score_psi is None:
+        description = f"{quarter}: no scores in {quarter} or {previous}: no PSI"
+    else:
+        description = f"{quarter}: PSI of churn_probability against {previous} {score_psi:.3f} (warn at {psi_warn})"
+    return {"passed": not drifted, "description": description, "metadata": metadata}
+
+
+def score_stats(scores: DataFrame) -> dict[str, float | None]:
+    """Mean, quartiles and share above 0.5 of churn_probability (None without rows)."""
+    p = F.col("churn_probability")
+    row = scores.agg(
+        F.count(p).alias("n"),
+        F.avg(p).alias("mean"),
+        F.percentile_approx(p, QUARTILES, 10_000).alias("q"),
+        F.avg((p > 0.5).cast("double")).alias("share_above_0_5"),
+    ).first()
+    quartiles = row["q"] or [None] * len(QUARTILES)
+    return {
+        "scores": row["n"],
+        "mean": row["mean"],
+        "q25": quartiles[0],
+        "median": quartiles[1],
+        "q75": quartiles[2],
+        "share_above_0_5": row["share_above_0_5"],
+    }
+
+
+def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """`feature_drift` and `score_drift`, WARN only, one evaluation per quarter of the step."""
+
+    @dg.asset_check(
+        asset=FEATURES_KEY,
+        name=FEATURE_DRIFT,
+        partitions_def=partitions_def,
+        required_resource_keys={"io_manager", "mlflow_store", "monitoring"},
+        description=(
+            "Feature drift (SPEC.md, 'Monitoring'): each feature's null rate, PSI and KS against Q-1 and against "
+            "the quarter the champion of Q-1 was trained on. WARN naming every feature whose PSI reaches "
+            "monitoring.psi_warn."
+        ),
+    )
+    def feature_drift(
+        context: dg.AssetCheckExecutionContext, customer_features: DataFrame
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        quarters = [to_label(key) for key in context.partition_keys]
+        monitoring: MonitoringConfig = context.resources.monitoring
+        champions = champion_quarters(context.resources.mlflow_store, quarters)
+        previous = {q: shift(q, -1) for q in quarters}
+        wanted = [q for q in [*previous.values(), *champions.values()] if q not in quarters]
+        lake = context.resources.io_manager
+        frames = {q: _quarter_rows(customer_features, q) for q in quarters} | _available(lake, FEATURES_KEY, wanted)
+        records = latest_materializations(context.instance, FEATURES_KEY, context.partition_keys)
+        for key, quarter in zip(context.partition_keys, quarters, strict=True):
+            current = frames[quarter]
+            references = {"previous": previous[quarter], "champion": champions.get(quarter)}
+            references = {kind: q if q in frames else None for kind, q in references.items()}
+            found = {
+                kind: drift(frames[q], current, NUMERIC_FEATURES, CATEGORICAL_FEATURES) if q else None
+                for kind, q in references.items()
+            }
+            result = feature_drift_result(
+                quarter, null_rates(current, MONITORED), references, found, monitoring.psi_warn
+            )
+            yield dg.AssetCheckEvaluation(
+                asset_key=FEATURES_KEY,
+                check_name=FEATURE_DRIFT,
+                partition=key,
+                blocking=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                target_materialization_data=target_materialization(records.get(key)),
+                **result,
+            )
+        yield from check_outputs(context)
+
+    @dg.asset_check(
+        asset=SCORES_KEY,
+        name=SCORE_DRIFT,
+        partitions_def=partitions_def,
+        additional_deps=[LABELS_KEY],
+        required_resource_keys={"io_manager", "monitoring"},
+        description=(
+            "Score drift (SPEC.md, 'Monitoring'): mean, quartiles and share above 0.5 of churn_probability, its PSI "
+            "against Q-1's scores, and the realised churn rate of Q+1 beside the mean once its labels exist. WARN "
+            "when the PSI reaches monitoring.psi_warn."
+        ),
+    )
+    def score_drift(
+        context: dg.AssetCheckExecutionContext, churn_scores: DataFrame
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        quarters = [to_label(key) for key in context.partition_keys]
+        monitoring: MonitoringConfig = context.resources.monitoring
+        lake = context.resources.io_manager
+        scores = {q: _quarter_rows(churn_scores, q) for q in quarters}
+        scores |= _available(lake, SCORES_KEY, [shift(q, -1) for q in quarters if shift(q, -1) not in quarters])
+        labels = _available(lake, LABELS_KEY, [shift(q, 1) for q in quarters])
+        records = latest_materializations(context.instance, SCORES_KEY, context.partition_keys)
+        for key, quarter in zip(context.partition_keys, quarters, strict=True):
+            previous = shift(quarter, -1) if shift(quarter, -1) in scores else None
+            probability = ["churn_probability"]
+            found = drift(scores[previous], scores[quarter], probability)["churn_probability"] if previous else None
+            following = labels.get(shift(quarter, 1))
+            realised = None if following is None else following.agg(F.avg("label")).first()[0]
+            result = score_drift_result(
+                quarter, score_stats(scores[quarter]), previous, found, realised, monitoring.psi_warn
+            )
+            yield dg.AssetCheckEvaluation(
+                asset_key=SCORES_KEY,
+                check_name=SCORE_DRIFT,
+                partition=key,
+                blocking=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                target_materialization_data=target_materialization(records.get(key)),
+                **result,
+            )
+        yield from check_outputs(context)
+
+    return [feature_drift, score_drift]

@@ -1,0 +1,98 @@
+"""Feature drift checked per quarter on real gold runs (SPEC.md, "Monitoring")."""
+
+import pytest
+
+from batch_platform.assets.gold import build_gold_assets
+from batch_platform.monitoring import FEATURE_DRIFT, MONITORED, build_monitoring_checks
+from batch_platform.partitions import quarter_range, shift
+from batch_platform.resources import build_resources
+from batch_platform_tests.gold_fixtures import random_silver, write_silver
+from batch_platform_tests.platform import (
+    bronze_assets,
+    make_config,
+    materialize_range,
+    quarterly,
+    silver_assets,
+)
+
+QUARTERS = quarter_range("2024-Q1", "2025-Q1")
+PLANTED = "2024-Q3"
+AMOUNT_FEATURES = {"total_amount", "avg_amount", "amount_90d"}
+
+
+@pytest.fixture(scope="module")
+def drift_run(spark, tmp_path_factory):
+    """Stationary silver over five quarters, amounts tripled in silver 2024-Q3 only, and gold with a
+    one-quarter lookback (features of Q read silver Q-1 alone) materialised with its drift check."""
+    config = make_config(tmp_path_factory.mktemp("drift"), batch={"lookback_quarters": 1})
+    # generated from the quarter before the first, so that silver 2024-Q1 holds redeliveries and late
+    # arrivals like every later quarter: without them its features would differ from the others'
+    generated = random_silver([shift(QUARTERS[0], -1), *QUARTERS], customers=300, seed=11)
+    rows = {table: [row for row in found if row[-1] in QUARTERS] for table, found in generated.items()}
+    rows["operational_events"] = [
+        (*row[:2], row[2] * 3, *row[3:]) if row[-1] == PLANTED else row for row in rows["operational_events"]
+    ]
+    write_silver(spark, config.lake_root, rows, QUARTERS)
+    gold = build_gold_assets(quarterly, config.batch)
+    result = materialize_range(
+        [*bronze_assets, *silver_assets, *gold, *build_monitoring_checks(quarterly)],
+        build_resources(config),
+        QUARTERS[0],
+        QUARTERS[-1],
+        selection=[gold[0].key],
+    )
+    evaluations = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == FEATURE_DRIFT}
+    return config, evaluations
+
+
+def _warned(evaluation, psi_warn=0.2) -> set[str]:
+    return {
+        name
+        for name in MONITORED
+        if (value := evaluation.metadata[f"psi/previous/{name}"].value) is not None and value >= psi_warn
+    }
+
+
+def test_exactly_the_planted_features_warn_in_the_quarters_whose_features_or_reference_hold_the_drift(drift_run):
+    _, evaluations = drift_run
+    by_quarter = {e.metadata["quarter"].value: e for e in evaluations.values()}
+
+    assert set(by_quarter) == set(QUARTERS)
+    # features of 2024-Q4 read silver 2024-Q3 (drifted); those of 2025-Q1 are compared with them
+    assert {q for q, e in by_quarter.items() if not e.passed} == {"2024-Q4", "2025-Q1"}
+    for quarter in ("2024-Q4", "2025-Q1"):
+        assert _warned(by_quarter[quarter]) == AMOUNT_FEATURES
+        description = by_quarter[quarter].description
+        assert all(name in description for name in AMOUNT_FEATURES), description
+        assert by_quarter[quarter].metadata["features_drifted"].value == len(AMOUNT_FEATURES)
+    for quarter in ("2024-Q3",):
+        assert _warned(by_quarter[quarter]) == set()
+        assert by_quarter[quarter].metadata["max_psi"].value < 0.2
+
+
+def test_a_quarter_without_a_reference_passes_and_says_so_with_nulls_not_zeros(drift_run):
+    _, evaluations = drift_run
+    first = next(e for e in evaluations.values() if e.metadata["quarter"].value == "2024-Q1")
+
+    assert first.passed
+    assert "no reference quarter" in first.description
+    assert first.metadata["reference/previous"].value == "none"
+    assert first.metadata["psi/previous/total_amount"].value is None
+    assert first.metadata["ks/previous/total_amount"].value is None
+    # gold 2024-Q1 has no lookback before the first quarter: no rows, so no null rate either
+    assert first.metadata["null_rate/partner_score"].value is None
+
+
+def test_every_monitored_feature_has_its_null_rate_psi_and_ks_as_numbers(drift_run):
+    _, evaluations = drift_run
+    q3 = next(e for e in evaluations.values() if e.metadata["quarter"].value == "2024-Q3")
+
+    assert q3.metadata["reference/previous"].value == "2024-Q2"
+    assert q3.metadata["reference/champion"].value == "none"
+    for name in MONITORED:
+        assert isinstance(q3.metadata[f"psi/previous/{name}"].value, float), name
+        assert 0.0 <= q3.metadata[f"null_rate/{name}"].value <= 1.0
+    assert 0.0 < q3.metadata["null_rate/partner_score"].value < 1.0
+    assert 0.0 <= q3.metadata["ks/previous/recency_days"].value <= 1.0
+    assert "ks/previous/partner_segment" not in q3.metadata
+
