@@ -95,4 +95,3 @@ def test_every_monitored_feature_has_its_null_rate_psi_and_ks_as_numbers(drift_r
     assert 0.0 < q3.metadata["null_rate/partner_score"].value < 1.0
     assert 0.0 <= q3.metadata["ks/previous/recency_days"].value <= 1.0
     assert "ks/previous/partner_segment" not in q3.metadata
-
