@@ -1,9 +1,7 @@
-"""Asset checks of the bronze and silver tables, one quarter per evaluation.
-
-Bronze: `contract_columns` (SPEC.md, "Monitoring", arrival and schema), declared on each bronze
-table and evaluated by its own step, which alone knows the landing files it read: WARN when a file
-of the quarter lacks a contract column, naming each file and the columns it lacks. It never
-blocks: the missing columns are null in bronze, and silver quarantines what it cannot use.
+"""Asset checks of the silver tables, one quarter per evaluation, and what every partitioned check
+of the platform shares (`latest_materializations`, `target_materialization`, `check_outputs`).
+Bronze's `arrival_and_schema` is in `batch_platform.arrival`, the drift checks of gold and ml in
+`batch_platform.monitoring`.
 
 Silver (SPEC.md, "Silver"):
 
@@ -59,10 +57,8 @@ from pyspark.sql import functions as F
 from batch_platform.config import ChecksConfig
 from batch_platform.partitions import to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
-from batch_platform.schemas.bronze import BronzeTable
 from batch_platform.schemas.silver import REJECT_REASON, SILVER_TABLES, SilverTable
 
-CONTRACT_COLUMNS = "contract_columns"
 RECONCILED_FIGURES = ("bronze_rows", "silver_rows", "quarantined_rows")
 CHECK_NAMES = ("reconciliation", "no_null_keys", "no_duplicate_keys", "quarantine_rate")
 Result = dict[str, Any]
@@ -115,56 +111,6 @@ def check_outputs(context: dg.AssetCheckExecutionContext | dg.AssetExecutionCont
     assets = context.op_execution_context.job_def.asset_layer
     for key in context.selected_asset_check_keys:
         yield dg.Output(None, output_name=assets.get_op_output_name(key))
-
-
-def contract_columns_spec(table: BronzeTable, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        CONTRACT_COLUMNS,
-        asset=table.key,
-        partitions_def=partitions_def,
-        description=(
-            f"Every landing file of the quarter holds the contract columns ({', '.join(table.columns)}; SPEC.md, "
-            "'Landing zone'): WARN naming each file that lacks some, and which."
-        ),
-    )
-
-
-def contract_columns_evaluations(
-    context: dg.AssetExecutionContext, table: BronzeTable, missing: Mapping[str, Mapping[str, list[str]]]
-) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    """One evaluation per quarter of the step (`missing`: per quarter label, the columns each file lacks),
-    each against that quarter's materialisation, once the bronze output is written."""
-    key = dg.AssetCheckKey(table.key, CONTRACT_COLUMNS)
-    if key not in context.selected_asset_check_keys:
-        return
-    records = latest_materializations(context.instance, table.key, context.partition_keys)
-    for partition in context.partition_keys:
-        quarter = to_label(partition)
-        lacking = missing.get(quarter, {})
-        listed = "; ".join(f"{path} lacks {', '.join(names)}" for path, names in sorted(lacking.items())[:10])
-        if len(lacking) > 10:
-            listed += f"; {len(lacking) - 10} more in missing_columns"
-        yield dg.AssetCheckEvaluation(
-            asset_key=table.key,
-            check_name=CONTRACT_COLUMNS,
-            partition=partition,
-            passed=not lacking,
-            severity=dg.AssetCheckSeverity.WARN,
-            blocking=False,
-            target_materialization_data=target_materialization(records.get(partition)),
-            description=f"{quarter}: {len(lacking)} file(s) lack contract columns: {listed}" if lacking else None,
-            metadata={"quarter": quarter, **missing_columns_metadata(table.columns, lacking)},
-        )
-    yield from check_outputs(context)
-
-
-def missing_columns_metadata(contract: Sequence[str], lacking: Mapping[str, list[str]]) -> dict[str, Any]:
-    """The files of a quarter that lack contract columns, and how many lack each, as metadata."""
-    return {
-        "files_missing_columns": len(lacking),
-        **{f"files_missing/{name}": sum(name in names for names in lacking.values()) for name in contract},
-        "missing_columns": dg.MetadataValue.json(dict(lacking)),
-    }
 
 
 def _reported(metadata: Mapping[str, dg.MetadataValue], name: str) -> int | None:

@@ -14,7 +14,7 @@ Spark starts only when a run does: the `pyspark` resource creates the session, o
     ml         ml/churn_model, ml/churn_scores                              build_ml_assets
     publish    publish/training_set, publish/churn_scores (publish.postgres) build_publish_assets
 
-    checks     contract_columns (bronze), reconciliation, no_null_keys, no_duplicate_keys,
+    checks     arrival_and_schema (bronze), reconciliation, no_null_keys, no_duplicate_keys,
                quarantine_rate (silver), out_of_time_performance (ml/churn_scores),
                feature_drift (gold/customer_features), score_drift (ml/churn_scores)
                                                                 batch_platform.checks, .monitoring

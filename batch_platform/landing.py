@@ -178,12 +178,13 @@ def verify_rows(frame: DataFrame, batch: LandingBatch, source: str, columns: tup
     columns of the JSON files.
 
     One aggregation per file, the scan that also fills the cache of a cached `frame`: its rows that
-    could not be parsed, whether a value holds U+FFFD or a line break, and (for JSON) which contract
-    columns have a value. The files so marked, and the CSV files whose last line may open a quote, are
-    then read whole by the driver (`_text_problem`); a file that is not valid UTF-8 or never closes a
-    quote fails, named, before any row that could not be parsed is reported.
+    could not be parsed, whether a value holds U+FFFD or a line break, and (for JSON) which columns,
+    extras too, have a value. The files so marked, and the CSV files whose last line may open a
+    quote, are then read whole by the driver (`_text_problem`); a file that is not valid UTF-8 or
+    never closes a quote fails, named, before any row that could not be parsed is reported.
     """
     text = [name for name in batch.frame.columns if name != "_source_file"]
+    named = [name for name in text if name != CORRUPT]
     odd = reduce(operator.or_, [_odd(F.col(f"`{name}`")) for name in text])
     corrupt = F.lit(0)
     if CORRUPT in text:  # a JSON line Jackson could not decode is kept as its raw bytes
@@ -193,7 +194,7 @@ def verify_rows(frame: DataFrame, batch: LandingBatch, source: str, columns: tup
         .agg(
             corrupt.alias(CORRUPT),
             F.bool_or(odd).alias("_odd"),
-            *[F.bool_or(F.col(name).isNotNull()).alias(name) for name in columns],
+            *[F.bool_or(F.col(f"`{name}`").isNotNull()).alias(name) for name in named],
         )
         .collect()
     )
@@ -204,7 +205,7 @@ def verify_rows(frame: DataFrame, batch: LandingBatch, source: str, columns: tup
         if row["_odd"]:
             suspects.add(path)
         if path in files and files[path].format == "json":
-            files[path].columns = frozenset(name for name in columns if row[name])
+            files[path].columns = frozenset(name for name in named if row[name])
     fs = HadoopFS(frame.sparkSession)
     problems = [
         f"  - {path}: {problem}"

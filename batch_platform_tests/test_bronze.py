@@ -2,6 +2,7 @@ import gzip
 import json
 import random
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -344,7 +345,7 @@ def test_files_missing_contract_columns_are_named_in_metadata_and_a_warning(land
     )
     _parquet(landing, "2024-02-02", "few.parquet", {"customer_id": pa.array(["C4"]), "device": pa.array(["ios"])})
     _write(landing, "operational", "2024-04-02", "full.csv", HEADER + "C5,2024-04-02,5,eur,web\n")
-    check_key = dg.AssetCheckKey(bronze_operational.key, "contract_columns")
+    check_key = dg.AssetCheckKey(bronze_operational.key, "arrival_and_schema")
     with dg.instance_for_test() as instance:
         result = materialize_range([bronze_operational], resources, "2024-Q1", "2024-Q2", instance=instance)
         status = instance.event_log_storage.get_asset_check_partition_info([check_key])
@@ -374,20 +375,69 @@ def test_files_missing_contract_columns_are_named_in_metadata_and_a_warning(land
     assert check_key in bronze_operational.check_keys
     (spec,) = [spec for spec in bronze_operational.check_specs if spec.key == check_key]
     assert spec.partitions_def == quarterly
-    evaluations = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == "contract_columns"}
+    evaluations = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == "arrival_and_schema"}
     assert set(evaluations) == {"2024-01-01", "2024-04-01"}
     warned, clean = evaluations["2024-01-01"], evaluations["2024-04-01"]
     assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
     assert "no_id.csv" in warned.description and "customer_id" in warned.description
     assert warned.metadata["files_missing_columns"].value == 3
-    assert clean.passed and clean.metadata["files_missing_columns"].value == 0
+    # 2024-Q2 lacks no contract column, but the Parquet file's extra column of 2024-Q1 is gone
+    assert clean.metadata["files_missing_columns"].value == 0
+    assert not clean.passed and clean.metadata["columns_disappeared"].value == ["device"]
+    assert clean.description == "2024-Q2: column(s) device disappeared since 2024-Q1"
     for key, evaluation in evaluations.items():
         assert evaluation.target_materialization_data.run_id == result.run_id, key
     # what the UI shows per quarter: each quarter's latest result, current for its latest materialisation
     assert {info.partition_key: (info.latest_execution_status.value, info.is_current) for info in status} == {
         "2024-01-01": ("FAILED", True),
-        "2024-04-01": ("SUCCEEDED", True),
+        "2024-04-01": ("FAILED", True),
     }
+
+
+def test_arrival_records_each_quarter_and_warns_when_a_source_stops_or_its_columns_change(landing, resources):
+    for day in ("2024-01-10", "2024-01-10", "2024-02-20"):
+        _write(landing, "operational", day, f"{day}-{random.random()}.csv", HEADER + "C1,2024-01-02,1,eur,web\n")
+    _write(
+        landing, "operational", "2024-04-02", "extra.csv", HEADER.strip() + ",loyalty\nC2,2024-04-02,2,eur,web,gold\n"
+    )
+    _write(
+        landing,
+        "operational",
+        "2024-05-03",
+        "extra.json",
+        '{"customer_id": "C3", "event_time": "2024-05-03", "amount": "3", "currency": "eur", "channel": "app", '
+        '"promo": "x"}\n',
+    )
+    _write(landing, "operational", "2024-12-30", "late.csv", HEADER + "C4,2024-12-30,4,eur,web\n")
+    with dg.instance_for_test() as instance:
+        first = materialize_range([bronze_operational], resources, "2024-Q1", "2024-Q3", instance=instance)
+        # a later run of one quarter compares it with what the instance recorded of the quarters before it
+        second = materialize_range([bronze_operational], resources, "2024-Q4", instance=instance)
+
+    metadata = {
+        e.materialization.partition: e.materialization.metadata for e in first.get_asset_materialization_events()
+    }
+    q1 = metadata["2024-01-01"]
+    assert (q1["files_read"].value, q1["days_with_files"].value) == (3, 2)
+    assert q1["first_arrival"].value == datetime(2024, 1, 10, tzinfo=UTC).timestamp()
+    assert q1["last_arrival"].value == datetime(2024, 2, 20, tzinfo=UTC).timestamp()
+    assert metadata["2024-04-01"]["columns_seen"].value == sorted([*OPERATIONAL, "loyalty", "promo"])
+    assert metadata["2024-07-01"]["files_read"].value == 0 and metadata["2024-07-01"]["first_arrival"].value is None
+
+    found = {
+        e.metadata["quarter"].value: e
+        for result in (first, second)
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "arrival_and_schema"
+    }
+    assert found["2024-Q1"].passed and found["2024-Q1"].metadata["columns_compared_with"].value == "none"
+    assert not found["2024-Q2"].passed
+    assert found["2024-Q2"].description == "2024-Q2: column(s) loyalty, promo appeared since 2024-Q1"
+    assert not found["2024-Q3"].passed
+    assert found["2024-Q3"].description == "2024-Q3: no file arrived, though 2024-Q2 had 2"
+    assert not found["2024-Q4"].passed
+    assert found["2024-Q4"].description == "2024-Q4: column(s) loyalty, promo disappeared since 2024-Q2"
+    assert found["2024-Q4"].metadata["earlier_quarters_with_files"].value == 2
 
 
 @pytest.mark.parametrize(

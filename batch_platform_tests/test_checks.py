@@ -137,7 +137,7 @@ def test_every_check_passes_per_partition_on_a_clean_run(lake):
                 for table in SILVER_TABLES
                 for name in ("reconciliation", "no_null_keys", "no_duplicate_keys", "quarantine_rate")
             ),
-            *((source, "contract_columns") for source in BRONZE_TABLES),
+            *((source, "arrival_and_schema") for source in BRONZE_TABLES),
         ]
     )
     assert [key for key, e in evaluations.items() if not e.passed] == []

@@ -759,7 +759,7 @@ def test_silver_tables_have_exactly_the_contract_columns(generated_run):
 def test_checks_pass_in_a_multi_quarter_run(generated_run):
     _, _, result = generated_run
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == (12 + 3) * len(QUARTERS)  # per quarter: silver's 12 checks, bronze's contract_columns
+    assert len(evaluations) == (12 + 3) * len(QUARTERS)  # per quarter: silver's 12 checks, bronze's arrival_and_schema
     assert [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed] == []
 
 

@@ -12,7 +12,7 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.checks import contract_columns_evaluations, contract_columns_spec, missing_columns_metadata
+from batch_platform.arrival import Arrival, arrival_evaluations, arrival_spec, arrivals, landing_metadata
 from batch_platform.landing import LandingBatch, LandingZone, verify_rows
 from batch_platform.partitions import label_of, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
@@ -42,7 +42,7 @@ def build_bronze_asset(table: BronzeTable, partitions_def: dg.PartitionsDefiniti
             "_batch_id. SPEC.md, 'Bronze: what arrived, untouched'."
         ),
         metadata={**table.definition_metadata(), "source": source},
-        check_specs=[contract_columns_spec(table, partitions_def)],
+        check_specs=[arrival_spec(table, partitions_def)],
     )
     def bronze_asset(
         context: dg.AssetExecutionContext, pyspark: PySparkResource, landing: LandingZone
@@ -56,37 +56,29 @@ def build_bronze_asset(table: BronzeTable, partitions_def: dg.PartitionsDefiniti
                 rows = spark.createDataFrame([], spark_schema(table.model))
             else:
                 rows = verify_rows(cached, batch, source, columns)
-            missing = record_landing(context, batch, columns)
+            found = record_landing(context, batch, columns)
             yield dg.Output(rows)
         finally:
             if cached is not None:
                 cached.unpersist()
-        yield from contract_columns_evaluations(context, table, missing)
+        yield from arrival_evaluations(context, table, found)
 
     return bronze_asset
 
 
 def record_landing(
     context: dg.AssetExecutionContext, batch: LandingBatch, columns: tuple[str, ...]
-) -> dict[str, dict[str, list[str]]]:
-    """Each quarter's landing files as its materialisation's metadata (`files_read`, `landing_files`,
-    the contract columns files lack) and the ignored entries; the files lacking columns per quarter."""
+) -> dict[str, Arrival]:
+    """Each quarter's landing files as its materialisation's metadata (`batch_platform.arrival`) and
+    the ignored entries; what arrived per quarter, for the arrival check."""
     if batch.ignored:
         context.log.warning(f"ignored landing entries (not .csv/.json/.parquet): {batch.ignored}")
         context.add_asset_metadata({"ignored_files": dg.MetadataValue.json(batch.ignored)})
-    missing = {}
+    found = arrivals(batch.files, columns, [to_label(key) for key in context.partition_keys])
     for key in context.partition_keys:
         files = [item for item in batch.files if label_of(item.arrival) == to_label(key)]
-        missing[to_label(key)] = {item.path: item.missing(columns) for item in files if item.missing(columns)}
-        context.add_asset_metadata(
-            {
-                "files_read": dg.MetadataValue.int(len(files)),
-                "landing_files": dg.MetadataValue.json([item.path for item in files]),
-                **missing_columns_metadata(columns, missing[to_label(key)]),
-            },
-            partition_key=key,
-        )
-    return missing
+        context.add_asset_metadata(landing_metadata(files, found[to_label(key)], columns), partition_key=key)
+    return found
 
 
 def with_ingest_columns(frame: DataFrame, source: str) -> DataFrame:
