@@ -31,10 +31,22 @@ SHARE_FLOOR = 0.0001
 
 @dataclass(frozen=True)
 class Drift:
-    """One column's drift of S against R: `psi` and `ks` are None when either side has no value."""
+    """One column's drift of S against R: `psi` and `ks` are None when either side has no value;
+    `bins` and the counts of R and S in each are what the PSI was computed from (for a picture)."""
 
     psi: float | None
     ks: float | None = None
+    bins: tuple[str, ...] = ()
+    reference_counts: tuple[int, ...] = ()
+    current_counts: tuple[int, ...] = ()
+
+
+def bin_labels(edges: Sequence[float]) -> tuple[str, ...]:
+    """`≤ e1`, `(e1, e2]`, …, `> ek`: the bins of `edges`, for a reader."""
+    if not edges:
+        return ("all",)
+    cuts = [f"{e:.4g}" for e in edges]
+    return (f"≤ {cuts[0]}", *(f"({a}, {b}]" for a, b in zip(cuts, cuts[1:], strict=False)), f"> {cuts[-1]}")
 
 
 def psi(reference: Sequence[int], current: Sequence[int]) -> float | None:
@@ -136,12 +148,21 @@ def drift(
     r_bins, s_bins = _bin_counts(reference, edges), _bin_counts(current, edges)
     ks = ks_statistics(reference, current, numeric)
     result = {
-        c: Drift(psi=psi(r_bins[c], s_bins[c]) if edges[c] else None, ks=ks[c] if edges[c] else None) for c in numeric
+        c: Drift(
+            psi=psi(r_bins[c], s_bins[c]) if edges[c] else None,
+            ks=ks[c] if edges[c] else None,
+            bins=bin_labels(edges[c]),
+            reference_counts=tuple(r_bins[c]),
+            current_counts=tuple(s_bins[c]),
+        )
+        for c in numeric
     }
     r_cats, s_cats = _category_counts(reference, categorical), _category_counts(current, categorical)
     for c in categorical:
-        categories = sorted(set(r_cats[c]) | set(s_cats[c]))
-        result[c] = Drift(psi=psi([r_cats[c].get(k, 0) for k in categories], [s_cats[c].get(k, 0) for k in categories]))
+        categories = tuple(sorted(set(r_cats[c]) | set(s_cats[c])))
+        r_counts = tuple(r_cats[c].get(k, 0) for k in categories)
+        s_counts = tuple(s_cats[c].get(k, 0) for k in categories)
+        result[c] = Drift(psi(r_counts, s_counts), None, categories, r_counts, s_counts)
     return result
 
 

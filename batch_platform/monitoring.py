@@ -33,10 +33,13 @@ from batch_platform.layout import PARTITION_COLUMN
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY
 from batch_platform.schemas.ml import SCORES_KEY
+from batch_platform.storage import HadoopFS
 
 FEATURE_DRIFT = "feature_drift"
 SCORE_DRIFT = "score_drift"
 QUARTILES = [0.25, 0.5, 0.75]
+REPORT_FOLDER = "reports/monitoring"
+"""`<lake>/reports/monitoring/<YYYY-QN>/<check>.html`: beside the tables, outside every table."""
 CATEGORICAL_FEATURES = [
     name
     for name, column in FeatureColumns.to_schema().columns.items()
@@ -44,6 +47,35 @@ CATEGORICAL_FEATURES = [
 ]
 """The text features (categories), compared bin per category."""
 MONITORED = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+
+
+def _publish_report(lake, quarter: str, check: str, page: str) -> dict[str, dg.MetadataValue]:
+    """Write a quarter's report page to the lake's report folder; its link, as metadata."""
+    uri = lake.layout.uri(f"{REPORT_FOLDER}/{quarter}/{check}.html")
+    HadoopFS(lake.pyspark.spark_session).write_bytes(uri, page.encode())
+    return {"report": dg.MetadataValue.path(uri)}
+
+
+def score_histogram(scores: DataFrame) -> list[int]:
+    """Counts of churn_probability in the tenths of [0, 1] (1.0 in the last)."""
+    tenth = F.least(F.floor(F.col("churn_probability") * 10), F.lit(9))
+    row = scores.agg(*[F.count(F.when(tenth == i, 1)).alias(str(i)) for i in range(10)]).first()
+    return [row[str(i)] for i in range(10)]
+
+
+def calibration(scores: DataFrame, labels: DataFrame) -> list[tuple[float, float, int]]:
+    """Per tenth of churn_probability with customers: mean predicted, realised churn rate, customers."""
+    tenth = F.least(F.floor(F.col("churn_probability") * 10), F.lit(9))
+    joined = scores.select("customer_id", "churn_probability").join(
+        labels.select("customer_id", "label"), "customer_id"
+    )
+    rows = (
+        joined.groupBy(tenth.alias("bin"))
+        .agg(F.avg("churn_probability").alias("p"), F.avg("label").alias("y"), F.count(F.lit(1)).alias("n"))
+        .orderBy("bin")
+        .collect()
+    )
+    return [(row["p"], row["y"], row["n"]) for row in rows]
 
 
 def _quarter_rows(frame: DataFrame, quarter: str) -> DataFrame:
@@ -189,6 +221,9 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
     def feature_drift(
         context: dg.AssetCheckExecutionContext, customer_features: DataFrame
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        # start-up time: matplotlib loads when a check runs, not with the definitions
+        from batch_platform.monitoring_report import feature_report
+
         quarters = [to_label(key) for key in context.partition_keys]
         monitoring: MonitoringConfig = context.resources.monitoring
         champions = champion_quarters(context.resources.mlflow_store, quarters)
@@ -205,9 +240,10 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
                 kind: drift(frames[q], current, NUMERIC_FEATURES, CATEGORICAL_FEATURES) if q else None
                 for kind, q in references.items()
             }
-            result = feature_drift_result(
-                quarter, null_rates(current, MONITORED), references, found, monitoring.psi_warn
-            )
+            rates = null_rates(current, MONITORED)
+            result = feature_drift_result(quarter, rates, references, found, monitoring.psi_warn)
+            page = feature_report(quarter, references, found, rates, monitoring.psi_warn)
+            result["metadata"] |= _publish_report(lake, quarter, FEATURE_DRIFT, page)
             yield dg.AssetCheckEvaluation(
                 asset_key=FEATURES_KEY,
                 check_name=FEATURE_DRIFT,
@@ -234,6 +270,8 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
     def score_drift(
         context: dg.AssetCheckExecutionContext, churn_scores: DataFrame
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        from batch_platform.monitoring_report import score_report  # start-up time, as feature_drift's
+
         quarters = [to_label(key) for key in context.partition_keys]
         monitoring: MonitoringConfig = context.resources.monitoring
         lake = context.resources.io_manager
@@ -247,9 +285,12 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
             found = drift(scores[previous], scores[quarter], probability)["churn_probability"] if previous else None
             following = labels.get(shift(quarter, 1))
             realised = None if following is None else following.agg(F.avg("label")).first()[0]
-            result = score_drift_result(
-                quarter, score_stats(scores[quarter]), previous, found, realised, monitoring.psi_warn
-            )
+            stats = score_stats(scores[quarter])
+            result = score_drift_result(quarter, stats, previous, found, realised, monitoring.psi_warn)
+            histograms = {q: score_histogram(scores[q]) for q in (previous, quarter) if q}
+            calibrated = calibration(scores[quarter], following) if following is not None else []
+            page = score_report(quarter, stats, histograms, calibrated)
+            result["metadata"] |= _publish_report(lake, quarter, SCORE_DRIFT, page)
             yield dg.AssetCheckEvaluation(
                 asset_key=SCORES_KEY,
                 check_name=SCORE_DRIFT,

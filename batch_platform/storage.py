@@ -103,6 +103,16 @@ class HadoopFS:
         jpath, fs = self._resolve(path)
         return io.BufferedReader(_HadoopStream(fs.open(jpath)), PY4J_CHUNK)
 
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Put `data` at `path`, replacing it: uploaded whole from a local temporary file (one PUT on
+        S3, so a reader sees the old object or the new one)."""
+        jpath, fs = self._resolve(path)
+        with tempfile.TemporaryDirectory(prefix="batch_platform-") as folder:
+            local = os.path.join(folder, jpath.getName())
+            with open(local, "wb") as out:
+                out.write(data)
+            fs.copyFromLocalFile(True, True, self._jvm.org.apache.hadoop.fs.Path(local), jpath)
+
     @contextmanager
     def local_copy(self, path: str) -> Iterator[str]:
         """The local path of `path`'s bytes, for Python to read at disk speed: the file itself on a

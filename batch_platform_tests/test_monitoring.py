@@ -1,5 +1,7 @@
 """Feature drift checked per quarter on real gold runs (SPEC.md, "Monitoring")."""
 
+from pathlib import Path
+
 import pytest
 
 from batch_platform.assets.gold import build_gold_assets
@@ -95,3 +97,16 @@ def test_every_monitored_feature_has_its_null_rate_psi_and_ks_as_numbers(drift_r
     assert 0.0 < q3.metadata["null_rate/partner_score"].value < 1.0
     assert 0.0 <= q3.metadata["ks/previous/recency_days"].value <= 1.0
     assert "ks/previous/partner_segment" not in q3.metadata
+
+
+def test_each_quarter_links_a_report_page_with_its_charts(drift_run):
+    config, evaluations = drift_run
+    q4 = next(e for e in evaluations.values() if e.metadata["quarter"].value == "2024-Q4")
+
+    report = Path(q4.metadata["report"].value)
+    assert report == Path(config.lake_root) / "reports" / "monitoring" / "2024-Q4" / "feature_drift.html"
+    page = report.read_text()
+    assert "gold/customer_features 2024-Q4" in page and "previous = 2024-Q3" in page
+    # the PSI chart and one distribution chart per monitored feature, inline
+    assert page.count("data:image/png;base64,") == 1 + len(MONITORED)
+    assert all(f"<td>{name}</td>" in page for name in MONITORED)

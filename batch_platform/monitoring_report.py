@@ -1,0 +1,168 @@
+"""A quarter's monitoring pictures: one small HTML page per drift check, its charts inline.
+
+`feature_report` draws, for `gold/customer_features` Q, the PSI of every feature against each
+reference beside the warning threshold, and each feature's distribution in Q over its references
+(the shares per bin the PSI was computed from); `score_report` draws the histogram of
+churn_probability in Q and Q-1 and, once the labels of Q+1 exist, the calibration (mean predicted
+probability against the realised churn rate per score bin). The checks write the pages to the
+lake's report folder (`batch_platform.monitoring.REPORT_FOLDER`) and link them from their evaluations' metadata.
+"""
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+
+from matplotlib.figure import Figure
+
+from batch_platform.drift import Drift
+
+COLOURS = {"previous": "#8c8c8c", "champion": "#d9a441", "current": "#2f6db5"}
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _page(title: str, parts: Sequence[str]) -> str:
+    body = "\n".join(parts)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
+        "th:first-child,td:first-child{text-align:left}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _shares(counts: Sequence[int]) -> list[float]:
+    total = sum(counts)
+    return [c / total if total else 0.0 for c in counts]
+
+
+def feature_report(
+    quarter: str,
+    references: Mapping[str, str | None],
+    found: Mapping[str, Mapping[str, Drift] | None],
+    rates: Mapping[str, float | None],
+    psi_warn: float,
+) -> str:
+    """The feature-drift page of `quarter` (arguments as `monitoring.feature_drift_result`'s)."""
+    features = list(rates)
+    kinds = [kind for kind, reference in references.items() if reference and found.get(kind)]
+    parts = [
+        "<p>References: "
+        + ", ".join(f"{kind} = {html.escape(references[kind] or 'none')}" for kind in references)
+        + f". Warning threshold: PSI ≥ {psi_warn}.</p>"
+    ]
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{_number(rates[name])}</td>"
+        + "".join(f"<td>{_number(found[k][name].psi)}</td><td>{_number(found[k][name].ks)}</td>" for k in kinds)
+        + "</tr>"
+        for name in features
+    )
+    header = "".join(f"<th>PSI {k}</th><th>KS {k}</th>" for k in kinds)
+    parts.append(f"<table><tr><th>feature</th><th>null rate</th>{header}</tr>{rows}</table>")
+    if not kinds:
+        parts.append("<p>No reference quarter to compare with.</p>")
+        return _page(f"Feature drift, gold/customer_features {quarter}", parts)
+    psi_chart = Figure(figsize=(7, 0.3 * len(features) + 1.2))
+    ax = psi_chart.subplots()
+    height = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        values = [found[kind][name].psi or 0.0 for name in features]
+        ax.barh(
+            [j + i * height for j in range(len(features))],
+            values,
+            height,
+            label=f"vs {references[kind]} ({kind})",
+            color=COLOURS[kind],
+        )
+    ax.axvline(psi_warn, color="#c0392b", linestyle="--", label=f"warn at {psi_warn}")
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(features))], features)
+    ax.invert_yaxis()
+    ax.set(xlabel="PSI", title=f"PSI per feature, {quarter}")
+    ax.legend(fontsize="small")
+    parts.append(_png(psi_chart))
+    for name in features:
+        drawn = [(kind, found[kind][name]) for kind in kinds if found[kind][name].bins]
+        if not drawn:
+            continue
+        figure = Figure(figsize=(4.2 * len(drawn), 2.6))
+        for ax, (kind, result) in zip(figure.subplots(1, len(drawn), squeeze=False)[0], drawn, strict=True):
+            positions = range(len(result.bins))
+            ax.bar(
+                [p - 0.2 for p in positions],
+                _shares(result.reference_counts),
+                0.4,
+                color=COLOURS[kind],
+                label=references[kind],
+            )
+            ax.bar(
+                [p + 0.2 for p in positions],
+                _shares(result.current_counts),
+                0.4,
+                color=COLOURS["current"],
+                label=quarter,
+            )
+            ax.set_xticks(list(positions), result.bins, rotation=60, fontsize="x-small", ha="right")
+            ax.set(ylabel="share", title=f"{name} — PSI {_number(result.psi)} ({kind})")
+            ax.legend(fontsize="x-small")
+        parts.append(_png(figure))
+    return _page(f"Feature drift, gold/customer_features {quarter}", parts)
+
+
+def score_report(
+    quarter: str,
+    stats: Mapping[str, float | None],
+    histograms: Mapping[str, Sequence[int]],
+    calibration: Sequence[tuple[float, float, int]],
+) -> str:
+    """The score-drift page of `quarter`: `histograms` per quarter label (counts in tenths of
+    [0, 1]), `calibration` as (mean predicted, realised rate, customers) per score bin."""
+    parts = [
+        "<table>"
+        + "".join(f"<tr><td>{html.escape(k)}</td><td>{_number(v)}</td></tr>" for k, v in stats.items())
+        + "</table>"
+    ]
+    figure = Figure(figsize=(5, 3))
+    ax = figure.subplots()
+    for i, (label, counts) in enumerate(histograms.items()):
+        colour = COLOURS["current"] if label == quarter else COLOURS["previous"]
+        ax.bar(
+            [b / 10 + 0.025 + i * 0.05 for b in range(10)],
+            _shares(counts),
+            0.05,
+            color=colour,
+            label=label,
+            align="edge",
+        )
+    ax.set(xlabel="churn_probability", ylabel="share of customers", title=f"Scores of {quarter}", xlim=(0, 1))
+    ax.legend(fontsize="small")
+    parts.append(_png(figure))
+    if calibration:
+        figure = Figure(figsize=(4, 4))
+        ax = figure.subplots()
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect")
+        ax.plot(
+            [c[0] for c in calibration],
+            [c[1] for c in calibration],
+            marker="o",
+            color=COLOURS["current"],
+            label="scores",
+        )
+        ax.set(
+            xlabel="mean predicted churn probability",
+            ylabel="realised churn rate (labels of Q+1)",
+            title=f"Calibration in time, {quarter}",
+        )
+        ax.legend(fontsize="small")
+        parts.append(_png(figure))
+    else:
+        parts.append("<p>Calibration: the labels of the next quarter are not in the lake yet.</p>")
+    return _page(f"Score drift, ml/churn_scores {quarter}", parts)
