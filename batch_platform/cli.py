@@ -7,6 +7,7 @@
     batch-platform history gold/training_set         a table's commits: version, time, run id, quarters, rows
     batch-platform serve [--host 127.0.0.1 --port 8000 --public-url URL]   the datasets API (BATCH_PLATFORM_API_TOKEN)
     batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
+    batch-platform monitor --from 2024-Q1 --to 2025-Q4     the monitoring checks' warnings per quarter
     batch-platform mlflow-ui [--port 5000]           the MLflow UI of the configured store, on 127.0.0.1
 
 Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
@@ -24,7 +25,7 @@ Start-up time: this module imports only the light modules (config, partitions, t
 readers); each command imports Dagster, Spark, the table declarations or the API it needs when it
 runs, so `batch-platform --help` and every refusal answer in well under a second.
 
-The commands that read the lake and report (`report`, `history`, `ml-report`) are in
+The commands that read the lake and report (`report`, `history`, `ml-report`, `monitor`) are in
 `batch_platform.cli_reports`; the arguments every command shares and `UsageError`, in
 `batch_platform.cli_args`.
 """
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from batch_platform import delta
 from batch_platform.cli_args import UsageError, forward_range, partition_range, positive_arg, range_args
-from batch_platform.cli_reports import cmd_history, cmd_ml_report, cmd_report
+from batch_platform.cli_reports import cmd_history, cmd_ml_report, cmd_monitor, cmd_report
 from batch_platform.config import LOCAL_UI_PORT, ConfigError, load_config, public_base_url, shown_uri
 from batch_platform.partitions import last_complete_quarter, parse_quarter, quarterly_partitions, to_key, to_label
 
@@ -231,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     ml_report = commands.add_parser("ml-report", help="champion, eval and out-of-time AUC-PR per quarter")
     range_args(ml_report)
     ml_report.set_defaults(func=cmd_ml_report)
+
+    monitor = commands.add_parser("monitor", help="the monitoring checks' latest results per quarter (warnings named)")
+    range_args(monitor)
+    monitor.set_defaults(func=cmd_monitor)
 
     ui = commands.add_parser("mlflow-ui", help="the MLflow UI of the configured store, on 127.0.0.1")
     ui.add_argument("--port", type=int, default=LOCAL_UI_PORT)

@@ -1,5 +1,5 @@
 """The `batch-platform` commands that read the lake and report on it — `report`, `history`,
-`ml-report` — apart from those that run, generate or serve (`batch_platform.cli`). Each reads the
+`ml-report`, and `monitor` (the monitoring checks' latest results, from the Dagster instance) — apart from those that run, generate or serve (`batch_platform.cli`). Each reads the
 config file once and imports the table declarations, Arrow or the ML code only when it runs, for the
 command line's start-up time (`batch_platform.cli`).
 """
@@ -14,7 +14,7 @@ from batch_platform import delta, delta_log
 from batch_platform.cli_args import UsageError, partition_range
 from batch_platform.config import load_config
 from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
-from batch_platform.partitions import parse_quarter, shift
+from batch_platform.partitions import parse_quarter, shift, to_key
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -191,3 +191,35 @@ def _out_of_time_status(result: dict, labels_exist: bool) -> str:
 
 def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Per quarter, the latest result of every monitoring check (SPEC.md, "Monitoring"): bronze
+    `arrival_and_schema` of each source, `feature_drift`, `score_drift` — as the Dagster instance
+    of `$DAGSTER_HOME` recorded them, the UI's figures; `-` for a quarter never checked. Exit code 0
+    either way: a WARN is for a person to read, not a failure."""
+    config = load_config()
+    quarters = partition_range(args, config)
+
+    import dagster as dg  # start-up time (module docstring)
+
+    from batch_platform.monitoring import MONITORING_CHECKS  # start-up time: Spark and the declarations
+
+    latest = {}
+    with dg.DagsterInstance.get() as instance:
+        for key in MONITORING_CHECKS:
+            for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100_000):
+                evaluation = record.event.asset_check_evaluation if record.event else None
+                if evaluation is not None and (key, record.partition) not in latest:
+                    latest[(key, record.partition)] = evaluation
+    print(f"{'quarter':<8}  {'table':<24}  {'check':<18}  {'result':<6}  detail")
+    warned = 0
+    for quarter in quarters:
+        for key in MONITORING_CHECKS:
+            found = latest.get((key, to_key(quarter)))
+            result = "-" if found is None else "ok" if found.passed else "WARN"
+            warned += result == "WARN"
+            detail = "" if found is None or found.passed else (found.description or "").removeprefix(f"{quarter}: ")
+            print(f"{quarter:<8}  {key.asset_key.to_user_string():<24}  {key.name:<18}  {result:<6}  {detail}")
+    print(f"\n{warned} warning(s); each check's reports and figures: the asset's Checks tab in the UI (make ui)")
+    return 0

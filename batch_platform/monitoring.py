@@ -25,12 +25,14 @@ import pyspark.sql.types as T
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform.arrival import ARRIVAL_AND_SCHEMA
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
 from batch_platform.config import MonitoringConfig
 from batch_platform.drift import Drift, drift, null_rates
 from batch_platform.features import NUMERIC_FEATURES, FeatureColumns
 from batch_platform.layout import PARTITION_COLUMN
 from batch_platform.partitions import shift, to_label
+from batch_platform.schemas.bronze import BRONZE_TABLES
 from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY
 from batch_platform.schemas.ml import SCORES_KEY
 from batch_platform.storage import HadoopFS
@@ -47,6 +49,12 @@ CATEGORICAL_FEATURES = [
 ]
 """The text features (categories), compared bin per category."""
 MONITORED = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+MONITORING_CHECKS = [
+    *(dg.AssetCheckKey(table.key, ARRIVAL_AND_SCHEMA) for table in BRONZE_TABLES.values()),
+    dg.AssetCheckKey(FEATURES_KEY, FEATURE_DRIFT),
+    dg.AssetCheckKey(SCORES_KEY, SCORE_DRIFT),
+]
+"""Every monitoring check of the platform, layer by layer (`batch-platform monitor` reports them)."""
 
 
 def _publish_report(lake, quarter: str, check: str, page: str) -> dict[str, dg.MetadataValue]:

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import yaml
 
 from batch_platform.assets.gold import build_gold_assets
+from batch_platform.cli import main
 from batch_platform.monitoring import FEATURE_DRIFT, MONITORED, build_monitoring_checks
 from batch_platform.partitions import quarter_range, shift
 from batch_platform.resources import build_resources
@@ -26,7 +29,8 @@ AMOUNT_FEATURES = {"total_amount", "avg_amount", "amount_90d"}
 def drift_run(spark, tmp_path_factory):
     """Stationary silver over five quarters, amounts tripled in silver 2024-Q3 only, and gold with a
     one-quarter lookback (features of Q read silver Q-1 alone) materialised with its drift check."""
-    config = make_config(tmp_path_factory.mktemp("drift"), batch={"lookback_quarters": 1})
+    root = tmp_path_factory.mktemp("drift")
+    config = make_config(root, batch={"lookback_quarters": 1})
     # generated from the quarter before the first, so that silver 2024-Q1 holds redeliveries and late
     # arrivals like every later quarter: without them its features would differ from the others'
     generated = random_silver([shift(QUARTERS[0], -1), *QUARTERS], customers=300, seed=11)
@@ -36,15 +40,18 @@ def drift_run(spark, tmp_path_factory):
     ]
     write_silver(spark, config.lake_root, rows, QUARTERS)
     gold = build_gold_assets(quarterly, config.batch)
-    result = materialize_range(
-        [*bronze_assets, *silver_assets, *gold, *build_monitoring_checks(quarterly)],
-        build_resources(config),
-        QUARTERS[0],
-        QUARTERS[-1],
-        selection=[gold[0].key],
-    )
+    (root / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+        result = materialize_range(
+            [*bronze_assets, *silver_assets, *gold, *build_monitoring_checks(quarterly)],
+            build_resources(config),
+            QUARTERS[0],
+            QUARTERS[-1],
+            selection=[gold[0].key],
+            instance=instance,
+        )
     evaluations = {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == FEATURE_DRIFT}
-    return config, evaluations
+    return root, config, evaluations
 
 
 def _warned(evaluation, psi_warn=0.2) -> set[str]:
@@ -56,7 +63,7 @@ def _warned(evaluation, psi_warn=0.2) -> set[str]:
 
 
 def test_exactly_the_planted_features_warn_in_the_quarters_whose_features_or_reference_hold_the_drift(drift_run):
-    _, evaluations = drift_run
+    _, _, evaluations = drift_run
     by_quarter = {e.metadata["quarter"].value: e for e in evaluations.values()}
 
     assert set(by_quarter) == set(QUARTERS)
@@ -73,7 +80,7 @@ def test_exactly_the_planted_features_warn_in_the_quarters_whose_features_or_ref
 
 
 def test_a_quarter_without_a_reference_passes_and_says_so_with_nulls_not_zeros(drift_run):
-    _, evaluations = drift_run
+    _, _, evaluations = drift_run
     first = next(e for e in evaluations.values() if e.metadata["quarter"].value == "2024-Q1")
 
     assert first.passed
@@ -86,7 +93,7 @@ def test_a_quarter_without_a_reference_passes_and_says_so_with_nulls_not_zeros(d
 
 
 def test_every_monitored_feature_has_its_null_rate_psi_and_ks_as_numbers(drift_run):
-    _, evaluations = drift_run
+    _, _, evaluations = drift_run
     q3 = next(e for e in evaluations.values() if e.metadata["quarter"].value == "2024-Q3")
 
     assert q3.metadata["reference/previous"].value == "2024-Q2"
@@ -100,7 +107,7 @@ def test_every_monitored_feature_has_its_null_rate_psi_and_ks_as_numbers(drift_r
 
 
 def test_each_quarter_links_a_report_page_with_its_charts(drift_run):
-    config, evaluations = drift_run
+    _, config, evaluations = drift_run
     q4 = next(e for e in evaluations.values() if e.metadata["quarter"].value == "2024-Q4")
 
     report = Path(q4.metadata["report"].value)
@@ -110,3 +117,26 @@ def test_each_quarter_links_a_report_page_with_its_charts(drift_run):
     # the PSI chart and one distribution chart per monitored feature, inline
     assert page.count("data:image/png;base64,") == 1 + len(MONITORED)
     assert all(f"<td>{name}</td>" in page for name in MONITORED)
+
+
+def test_monitor_prints_each_quarters_latest_result_of_every_monitoring_check(drift_run, monkeypatch, capsys):
+    root, config, _ = drift_run
+    config_file = root / "config.yaml"
+    config_file.write_text(
+        yaml.safe_dump({"storage": config.storage.model_dump(include={"landing_root", "lake_root"})})
+    )
+    monkeypatch.setenv("BATCH_PLATFORM_CONFIG", str(config_file))
+    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+
+    assert main(["monitor", "--from", "2024-Q3", "--to", "2025-Q1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {(line.split()[0], line.split()[2]): line.split(maxsplit=4) for line in lines if line[:4].isdigit()}
+
+    assert {quarter for quarter, _ in rows} == {"2024-Q3", "2024-Q4", "2025-Q1"}
+    assert {check for _, check in rows} == {"arrival_and_schema", "feature_drift", "score_drift"}
+    for quarter, result in (("2024-Q3", "ok"), ("2024-Q4", "WARN"), ("2025-Q1", "WARN")):
+        assert rows[(quarter, "feature_drift")][3] == result
+    assert rows[("2024-Q4", "feature_drift")][4].startswith("PSI ≥ 0.2: total_amount")
+    # silver was written straight into the lake: bronze and the scores were never checked
+    assert rows[("2024-Q4", "score_drift")][3] == "-"
+    assert lines[-1].startswith("2 warning(s)")
