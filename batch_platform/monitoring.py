@@ -34,7 +34,7 @@ from batch_platform.layout import PARTITION_COLUMN
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.bronze import BRONZE_TABLES
 from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY
-from batch_platform.schemas.ml import SCORES_KEY
+from batch_platform.schemas.ml import MODEL_KEY, SCORES_KEY
 from batch_platform.storage import HadoopFS
 
 FEATURE_DRIFT = "feature_drift"
@@ -219,6 +219,7 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
         asset=FEATURES_KEY,
         name=FEATURE_DRIFT,
         partitions_def=partitions_def,
+        additional_deps=[MODEL_KEY],
         required_resource_keys={"io_manager", "mlflow_store", "monitoring"},
         description=(
             "Feature drift (SPEC.md, 'Monitoring'): each feature's null rate, PSI and KS against Q-1 and against "

@@ -33,6 +33,7 @@ SHARED = {
     "test_sensor": "s3_server",
     "test_ml": "ml_lake",
     "test_readme": "ml_lake",
+    "test_monitoring": "ml_lake",
     "test_api": "delivery_lake",
     "test_publish": "delivery_lake",
 }

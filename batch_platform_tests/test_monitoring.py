@@ -8,10 +8,11 @@ import yaml
 
 from batch_platform.assets.gold import build_gold_assets
 from batch_platform.cli import main
-from batch_platform.monitoring import FEATURE_DRIFT, MONITORED, build_monitoring_checks
+from batch_platform.monitoring import FEATURE_DRIFT, MONITORED, MONITORING_CHECKS, SCORE_DRIFT, build_monitoring_checks
 from batch_platform.partitions import quarter_range, shift
 from batch_platform.resources import build_resources
 from batch_platform_tests.gold_fixtures import random_silver, write_silver
+from batch_platform_tests.ml_fixtures import GOLD, GRAPH_QUARTERS, ML, RUN, ml_config
 from batch_platform_tests.platform import (
     bronze_assets,
     make_config,
@@ -140,3 +141,59 @@ def test_monitor_prints_each_quarters_latest_result_of_every_monitoring_check(dr
     # silver was written straight into the lake: bronze and the scores were never checked
     assert rows[("2024-Q4", "score_drift")][3] == "-"
     assert lines[-1].startswith("2 warning(s)")
+
+
+@pytest.fixture(scope="module")
+def checked_ml(ml_lake):
+    """The drift checks alone, over the ML lake's quarters as its run left them (models registered)."""
+    root, instance, _ = ml_lake
+    result = materialize_range(
+        [*bronze_assets, *silver_assets, *GOLD, *ML, *build_monitoring_checks(GRAPH_QUARTERS)],
+        build_resources(ml_config(root)),
+        RUN[0],
+        RUN[-1],
+        selection=dg.AssetSelection.checks(*MONITORING_CHECKS[-2:]),
+        instance=instance,
+    )
+    return root, {(e.check_name, e.metadata["quarter"].value): e for e in result.get_asset_check_evaluations()}
+
+
+def test_scores_drift_is_measured_against_the_previous_quarter_and_calibrated_once_labels_exist(checked_ml, spark):
+    root, found = checked_ml
+    first, second, last = (found[(SCORE_DRIFT, q)] for q in RUN)
+
+    assert first.passed and first.metadata["reference/previous"].value == "none"
+    assert first.metadata["psi/previous"].value is None
+    assert second.metadata["reference/previous"].value == RUN[0]
+    assert isinstance(second.metadata["psi/previous"].value, float)
+    assert second.passed == (second.metadata["psi/previous"].value < 0.2)
+
+    scores = spark.read.format("delta").load(str(root / "lake" / "ml" / "churn_scores"))
+    labels = spark.read.format("delta").load(str(root / "lake" / "gold" / "churn_labels"))
+    for evaluation, quarter in ((first, RUN[0]), (last, RUN[-1])):
+        mine = scores.where(f"quarter = '{quarter}'")
+        assert evaluation.metadata["scores"].value == mine.count()
+        assert evaluation.metadata["mean"].value == pytest.approx(mine.agg({"churn_probability": "avg"}).first()[0])
+        q25, median, q75 = (evaluation.metadata[k].value for k in ("q25", "median", "q75"))
+        assert 0 <= q25 <= median <= q75 <= 1
+        above = mine.where("churn_probability > 0.5").count() / mine.count()
+        assert evaluation.metadata["share_above_0_5"].value == pytest.approx(above)
+    # the labels of Q+1 exist for all but the last quarter of the run
+    realised = labels.where(f"quarter = '{RUN[1]}'").agg({"label": "avg"}).first()[0]
+    assert first.metadata["realised_churn_rate"].value == pytest.approx(realised)
+    assert first.metadata["calibration_gap"].value == pytest.approx(first.metadata["mean"].value - realised)
+    assert last.metadata["realised_churn_rate"].value is None
+    page = Path(first.metadata["report"].value).read_text()
+    assert page.count("data:image/png;base64,") == 2 and "Calibration" not in page.split("<img")[0]
+    assert "the labels of the next quarter are not in the lake yet" in Path(last.metadata["report"].value).read_text()
+
+
+def test_features_are_compared_with_the_quarter_the_champion_of_the_previous_quarter_learned_from(checked_ml):
+    _, found = checked_ml
+
+    assert found[(FEATURE_DRIFT, RUN[0])].metadata["reference/champion"].value == "none"
+    for quarter in RUN[1:]:
+        metadata = found[(FEATURE_DRIFT, quarter)].metadata
+        champion = metadata["reference/champion"].value
+        assert champion in RUN[: RUN.index(quarter)]
+        assert isinstance(metadata["psi/champion/recency_days"].value, float)
