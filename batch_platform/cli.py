@@ -107,13 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--landing", help="landing root (default: the config's storage.landing_root)")
     sample.set_defaults(run="batch_platform.cli_run:cmd_sample_data", check=ended_quarters)
 
-    run = commands.add_parser("materialize", help="materialise quarters in one Dagster run")
-    range_args(run)
-    run.add_argument(
+    materialize = commands.add_parser("materialize", help="materialise quarters in one Dagster run")
+    range_args(materialize)
+    materialize.add_argument(
         "--select", action="append", help="asset selection, e.g. 'group:silver' or 'key:\"silver/*\"' (repeatable)"
     )
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    run.set_defaults(run="batch_platform.cli_run:cmd_materialize", check=partitions_of)
+    materialize.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    materialize.set_defaults(run="batch_platform.cli_run:cmd_materialize", check=partitions_of)
 
     report = commands.add_parser("report", help="rows per table per quarter in the lake")
     range_args(report)

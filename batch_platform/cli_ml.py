@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
+from batch_platform.consume import load_model_card, load_out_of_time_rows
+from batch_platform.layout import PartitionNotMaterialised
 from batch_platform.ml.out_of_time import out_of_time_result
 from batch_platform.mlflow_store import build_mlflow_store
 
