@@ -138,8 +138,8 @@ def s3_resource(s3: S3Config | None):
     """dagster-aws's `S3Resource` for `storage.s3`. The credentials are `dg.EnvVar`s: the UI and the
     run storage show the variables' names, never their values. (With a custom endpoint boto3
     addresses buckets by path, as `path_style_access` asks.)"""
-    # Start-up time: dagster-aws (over a second) loads only for a platform on S3, and Dagster with it:
-    # the readers without Spark and the command line import this module.
+    # Start-up time: dagster-aws (over a second) loads only for a platform on S3, and Dagster with it
+    # (`batch_platform.delta`, the reader without Spark, imports this module and loads no Dagster).
     import dagster as dg
     from dagster_aws.s3 import S3Resource
 
