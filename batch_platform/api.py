@@ -51,6 +51,7 @@ from typing import Annotated
 from urllib.parse import quote, unquote_plus
 
 import dagster as dg
+import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -326,8 +327,6 @@ def serve(lake: Lake, host: str, port: int, url_ttl: int = DEFAULT_URL_TTL, publ
     """Serve the API on `host:port`, its file urls starting with `public_url` (default
     `http://<host>:<port>`). h11 rather than httptools parses the requests: it bounds a request's
     head (`MAX_HEAD_BYTES`), which httptools does not."""
-    import uvicorn  # start-up time: only `serve` runs a server
-
     shown_host = f"[{host}]" if ":" in host else host
     base = public_url or f"http://{shown_host}:{port}"
     app = create_app(Delivery(lake, os.environ.get(TOKEN_ENV, ""), base, url_ttl))

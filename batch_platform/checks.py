@@ -43,11 +43,7 @@ from typing import Any
 
 import dagster as dg
 
-# The one name outside Dagster's public API the platform uses: the type of the public
-# `dg.AssetCheckEvaluation.target_materialization_data` field, which Dagster 1.13 documents but does
-# not export. A multi-quarter step can only report per-quarter results as `AssetCheckEvaluation`s
-# (`dg.AssetCheckResult` has no partition, and fills in its target only for a single-partition
-# step), and without a target each quarter's result is dropped from the UI (module docstring).
+# The one name outside Dagster's public API the platform uses (`target_materialization` says why).
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
@@ -96,7 +92,15 @@ def latest_materializations(
 def target_materialization(record: dg.EventLogRecord | None) -> AssetCheckEvaluationTargetMaterializationData | None:
     """The materialisation an evaluation judged, from its record (`latest_materializations`), as
     `AssetCheckEvaluation.target_materialization_data`: what ties a partition's check status to
-    that partition's latest materialisation (module docstring)."""
+    that partition's latest materialisation (module docstring).
+
+    The one place the platform uses a name outside Dagster's public API: the type of that public
+    field, which Dagster 1.13 documents but does not export (`dagster._core...asset_check_evaluation`).
+    A step of several quarters can report a result per quarter only as `dg.AssetCheckEvaluation`s:
+    `dg.AssetCheckResult` has no partition, and Dagster fills in its target itself only in a step of
+    one partition. Without a target, Dagster drops each quarter's result from the check's status.
+    Either public API would replace this function: `AssetCheckEvaluationTargetMaterializationData`
+    exported by `dagster`, or a `partition` on `dg.AssetCheckResult` (Dagster then finds the target)."""
     if record is None:
         return None
     return AssetCheckEvaluationTargetMaterializationData(
@@ -107,10 +111,12 @@ def target_materialization(record: dg.EventLogRecord | None) -> AssetCheckEvalua
 def check_outputs(context: dg.AssetCheckExecutionContext | dg.AssetExecutionContext) -> Iterator[dg.Output]:
     """The output of each selected check, as Dagster yields it after an `AssetCheckResult`, for a
     step that yields `AssetCheckEvaluation`s (one per quarter) instead: without it Dagster warns
-    that a blocking check "emitted no result" (the gating itself is the step's failure)."""
-    assets = context.op_execution_context.job_def.asset_layer
-    for key in context.selected_asset_check_keys:
-        yield dg.Output(None, output_name=assets.get_op_output_name(key))
+    that a blocking check "emitted no result" (the gating itself is the step's failure). The check
+    outputs are the step's selected outputs that are not an asset's."""
+    step = context.op_execution_context
+    assets = {step.output_for_asset_key(key) for key in step.selected_asset_keys}
+    for name in sorted(step.selected_output_names - assets):
+        yield dg.Output(None, output_name=name)
 
 
 def _reported(metadata: Mapping[str, dg.MetadataValue], name: str) -> int | None:

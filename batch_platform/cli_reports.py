@@ -1,7 +1,7 @@
-"""The `batch-platform` commands that read the lake and report on it — `report`, `history`,
-`ml-report`, and `monitor` (the monitoring checks' latest results, from the Dagster instance) — apart from those that run, generate or serve (`batch_platform.cli`). Each reads the
-config file once and imports the table declarations, Arrow or the ML code only when it runs, for the
-command line's start-up time (`batch_platform.cli`).
+"""The `batch-platform` commands that read the lake's Delta logs and report on it — `report`,
+`history` — apart from those that write or run (`batch_platform.cli_run`) and the ML report
+(`batch_platform.cli_ml`). `batch_platform.cli` checks their arguments and imports this module only
+to run one of them.
 """
 
 from __future__ import annotations
@@ -11,23 +11,19 @@ import sys
 from collections.abc import Sequence
 
 from batch_platform import delta, delta_log
-from batch_platform.cli_args import UsageError, partition_range
+from batch_platform.cli_args import UsageError
 from batch_platform.config import load_config
-from batch_platform.consume import PartitionNotMaterialised, load_model_card, load_out_of_time_rows
-from batch_platform.partitions import parse_quarter, shift, to_key
+from batch_platform.lake_files import Lake
+from batch_platform.partitions import parse_quarter, shift
+from batch_platform.schemas.gold import TRAINING_SET
+from batch_platform.tables import TABLES
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rows per table per quarter, counted from each Delta table's log (the file statistics of its
     latest version: no data read); `-` for a quarter never materialised, 0 for one materialised
     empty. Then the training sets that exist and how to read one."""
-    config = load_config()
-    quarters = partition_range(args, config)
-
-    from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
-    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
-    from batch_platform.tables import TABLES  # start-up time (module docstring)
-
+    config, quarters = args.config, args.quarters
     training_set = TRAINING_SET.name
     lake = Lake.from_config(config)
     tables = [table.name for table in TABLES.values()]
@@ -75,10 +71,6 @@ def _quarter_rows(opened, quarters: Sequence[str]) -> list[int | None]:
 def cmd_history(args: argparse.Namespace) -> int:
     """A lake table's commits, newest first: version, time (UTC), operation, run id, the quarters it
     replaced and its rows (SPEC.md, "Lake": time travel). Read from the Delta log with delta-rs."""
-    from batch_platform.lake_files import Lake  # start-up time: Arrow and the table declarations
-    from batch_platform.schemas.gold import TRAINING_SET  # start-up time (module docstring)
-    from batch_platform.tables import TABLES  # start-up time (module docstring)
-
     tables = [table.name for table in TABLES.values()]
     if args.table not in tables:
         raise UsageError(f"{args.table!r} is not a lake table; the tables are: {', '.join(tables)}")
@@ -123,103 +115,3 @@ def _quarter_list(quarters: Sequence[str]) -> str:
         else:
             runs.append([quarter])
     return ", ".join(f"{run[0]}…{run[-1]}" if len(run) > 2 else ", ".join(run) for run in runs)
-
-
-def cmd_ml_report(args: argparse.Namespace) -> int:
-    """Per quarter: the champion, its version, its eval AUC-PR and the baseline's (`ml/churn_model` in
-    the lake), then the out-of-time AUC-PR of the scores and of the recency baseline against the
-    labels of the next quarter, computed from the lake by `out_of_time_result`, the function of the
-    `out_of_time_performance` check, on the rows the check reads (`load_out_of_time_rows`): the same
-    figures with or without a Dagster instance, and `pending` until those labels exist."""
-    config = load_config()
-    quarters = partition_range(args, config)
-
-    from batch_platform.ml.out_of_time import out_of_time_result  # start-up time: Spark and the ML code
-    from batch_platform.mlflow_store import build_mlflow_store  # start-up time (module docstring)
-
-    print(f"{'':<39}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")
-    print(
-        f"{'quarter':<8}  {'champion':<20}  {'version':>7}  {'model':>8}  {'baseline':>8}  {'model':>8}  "
-        f"{'baseline':>8}  status"
-    )
-    warnings = []
-    for quarter in quarters:
-        try:
-            card = load_model_card(quarter, config=config)
-        except PartitionNotMaterialised:
-            card = None
-        rows, labels_exist = load_out_of_time_rows(quarter, config=config)
-        result = out_of_time_result(quarter, rows, labels_exist)
-        status = _out_of_time_status(result, labels_exist)
-        if status == "WARN":
-            warnings.append(f"  {quarter}: {result['description']}")
-        metadata = result["metadata"]
-        realised = f"{_figure(metadata.get('out_of_time/auc_pr')):>8}  {_figure(metadata.get('baseline/auc_pr')):>8}"
-        if card is None:
-            print(f"{quarter:<8}  {'(not materialised)':<20}  {'-':>7}  {'-':>8}  {'-':>8}  {realised}  {status}")
-            continue
-        baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"]
-        eval_baseline = _figure(baseline.iloc[0] if len(baseline) else None)
-        champion = card[card["champion"]]
-        if champion.empty:
-            print(f"{quarter:<8}  {'(not trained)':<20}  {'-':>7}  {'-':>8}  {eval_baseline:>8}  {realised}  {status}")
-            continue
-        row = champion.iloc[0]
-        print(
-            f"{quarter:<8}  {row['candidate']:<20}  {row['model_version']:>7}  {_figure(row['auc_pr']):>8}  "
-            f"{eval_baseline:>8}  {realised}  {status}"
-        )
-    print("\nout of time: the scores of Q against gold/churn_labels Q+1, pending until those labels are in the lake;")
-    print("WARN: the model's AUC-PR is below the recency baseline's, or the scored and labelled customers differ")
-    for line in warnings:
-        print(line)
-    store = build_mlflow_store(config)
-    print(f"\nregistered model '{store.registered_model_name}'; {store.ui_hint()}")
-    return 0
-
-
-def _out_of_time_status(result: dict, labels_exist: bool) -> str:
-    metadata = result["metadata"]
-    if not labels_exist:
-        return "pending"
-    if not metadata.get("evaluated"):
-        return "no scores"
-    if not result["passed"]:
-        return "WARN"
-    return "ok" if "out_of_time/auc_pr" in metadata else "one class"
-
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def cmd_monitor(args: argparse.Namespace) -> int:
-    """Per quarter, the latest result of every monitoring check (SPEC.md, "Monitoring"): bronze
-    `arrival_and_schema` of each source, `feature_drift`, `score_drift` — as the Dagster instance
-    of `$DAGSTER_HOME` recorded them, the UI's figures; `-` for a quarter never checked. Exit code 0
-    either way: a WARN is for a person to read, not a failure."""
-    config = load_config()
-    quarters = partition_range(args, config)
-
-    import dagster as dg  # start-up time (module docstring)
-
-    from batch_platform.monitoring import MONITORING_CHECKS  # start-up time: Spark and the declarations
-
-    latest = {}
-    with dg.DagsterInstance.get() as instance:
-        for key in MONITORING_CHECKS:
-            for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100_000):
-                evaluation = record.event.asset_check_evaluation if record.event else None
-                if evaluation is not None and (key, record.partition) not in latest:
-                    latest[(key, record.partition)] = evaluation
-    print(f"{'quarter':<8}  {'table':<24}  {'check':<18}  {'result':<6}  detail")
-    warned = 0
-    for quarter in quarters:
-        for key in MONITORING_CHECKS:
-            found = latest.get((key, to_key(quarter)))
-            result = "-" if found is None else "ok" if found.passed else "WARN"
-            warned += result == "WARN"
-            detail = "" if found is None or found.passed else (found.description or "").removeprefix(f"{quarter}: ")
-            print(f"{quarter:<8}  {key.asset_key.to_user_string():<24}  {key.name:<18}  {result:<6}  {detail}")
-    print(f"\n{warned} warning(s); each check's reports and figures: the asset's Checks tab in the UI (make ui)")
-    return 0

@@ -9,26 +9,24 @@ long as `storage.delta.retention_days` keeps it). `quarter` is the table's parti
 quarter materialised with no rows reads as an empty frame with the table's columns; a quarter never
 materialised raises `PartitionNotMaterialised` (`batch_platform.layout`).
 
-Start-up time: `import batch_platform` stays light (no Spark, Dagster or pandas), so the table
-declarations (`_declared`), pandas and the session are imported at the first read.
+`import batch_platform` stays light (no Spark, Dagster or pandas): it imports this module, and with
+it pandas and the table declarations, when one of these helpers is first used (`batch_platform.__init__`).
 """
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from batch_platform import delta
+import pandas as pd
+
+from batch_platform import delta, jobs
 from batch_platform.config import ConfigError, PlatformConfig, load_config
 from batch_platform.layout import PARTITION_COLUMN, LakeLayout, PartitionNotMaterialised
 from batch_platform.partitions import shift, to_key, to_label
+from batch_platform.schemas import gold, ml
+from batch_platform.schemas.base import Table
 from batch_platform.session import build_session, spark_conf
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pandas as pd
-
-    from batch_platform.schemas.base import Table
 
 __all__ = [
     "PartitionNotMaterialised",
@@ -38,14 +36,6 @@ __all__ = [
     "load_training_set",
     "spark_session",
 ]
-
-
-def _declared():
-    """The declarations of the tables read here (`schemas.gold`, `schemas.ml`): imported at the first
-    read, as they load Spark's types, Pandera and Dagster."""
-    from batch_platform.schemas import gold, ml  # start-up time (module docstring)
-
-    return gold, ml
 
 
 def load_training_set(
@@ -72,7 +62,7 @@ def load_training_set(
     materialised empty is an empty frame with the table's columns. Timestamps come back as UTC-aware
     `datetime64[us, UTC]`; `quarter` is the last column.
     """
-    return _load(_declared()[0].TRAINING_SET, quarter, config, lake_root, version, as_of)
+    return _load(gold.TRAINING_SET, quarter, config, lake_root, version, as_of)
 
 
 def load_scores(
@@ -89,7 +79,7 @@ def load_scores(
     Same arguments (time travel included), errors and types as `load_training_set`. An empty frame
     means the quarter had no champion (its `ml/churn_model` materialisation says why).
     """
-    return _load(_declared()[1].CHURN_SCORES, quarter, config, lake_root, version, as_of)
+    return _load(ml.CHURN_SCORES, quarter, config, lake_root, version, as_of)
 
 
 def load_model_card(
@@ -104,7 +94,7 @@ def load_model_card(
     champion's row holds the registered model version (`models:/<registered_model_name>/<version>`).
     `model_version` is a nullable integer (pandas `Int64`): `<NA>` on every other row. Same
     arguments (time travel included) and errors as `load_training_set`."""
-    frame = _load(_declared()[1].CHURN_MODEL, quarter, config, lake_root, version, as_of)
+    frame = _load(ml.CHURN_MODEL, quarter, config, lake_root, version, as_of)
     frame["model_version"] = frame["model_version"].astype("Int64")
     return frame
 
@@ -128,9 +118,6 @@ def load_out_of_time_rows(
     alone for time travel: each of the three tables has versions of its own, and `as_of` reads each
     as it was at that time.
     """
-    import pandas as pd  # start-up time (module docstring)
-
-    gold, ml = _declared()
     if config is None and lake_root is None:
         config = _config()
     following = shift(quarter, 1)
@@ -175,9 +162,7 @@ def _load(table: Table, quarter: str, config, lake_root, version, as_of) -> pd.D
 def _hint(table: Table, quarter: str) -> str:
     """How to materialise `quarter` of `table`: its job (`training_set_job` for the training set,
     `quarterly_job` for the tables it does not build)."""
-    from batch_platform import jobs  # start-up time: Dagster loads only to name the job in this message
-
-    job = jobs.TRAINING_SET_JOB if table.key == _declared()[0].TRAINING_SET.key else jobs.QUARTERLY_JOB
+    job = jobs.TRAINING_SET_JOB if table.key == gold.TRAINING_SET.key else jobs.QUARTERLY_JOB
     return (
         f"Materialise it first, e.g. `dagster job execute -m batch_platform.definitions -j {job} "
         f'--tags \'{{"dagster/partition": "{to_key(quarter)}"}}\'`'

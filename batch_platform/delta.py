@@ -3,6 +3,8 @@ Parquet files): `load_training_set` and the other `consume` readers, `batch-plat
 datasets API and the PostgreSQL publisher, with the `deltalake` package (delta-rs). A Delta folder
 holds files that are no longer part of the table (replaced, kept for time travel until VACUUM), so
 what a quarter holds is what the table's log says at one version, never what a listing finds.
+Its errors (`DeltaReadError`, `TableMissing`, `VersionNotAvailable`) are declared in the light
+`batch_platform.layout`, which the command line reports them with.
 
 The Delta versions, jars and session settings Spark needs are in `batch_platform.delta_spark`; what
 a commit records and the table's history, in `batch_platform.delta_log`.
@@ -17,29 +19,18 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import pyarrow as pa
+from pyarrow import fs as pafs
+
 from batch_platform.config import DEFAULT_RETENTION_DAYS, S3Config
 from batch_platform.delta_log import latest_platform_metadata
 from batch_platform.env_refs import env_value
-from batch_platform.layout import PARTITION_COLUMN, is_s3
+from batch_platform.layout import PARTITION_COLUMN, DeltaReadError, TableMissing, VersionNotAvailable, is_s3
 from batch_platform.s3 import pyarrow_filesystem
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pyarrow as pa
     import pyarrow.dataset as pads
     from deltalake import DeltaTable
-
-
-class DeltaReadError(Exception):
-    """A lake table that cannot be read as asked; the message says why in a line or two."""
-
-
-class TableMissing(DeltaReadError, FileNotFoundError):
-    """No Delta table at the path (never materialised), or none yet at the time asked for."""
-
-
-class VersionNotAvailable(DeltaReadError, LookupError):
-    """A version or time the table does not have: after its latest version, or older than the history
-    it keeps (`storage.delta.retention_days`: log cleaned up, files vacuumed)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +49,10 @@ class LakeTable:
     @property
     def version(self) -> int:
         return self.delta.version()
+
+    def latest_delta(self) -> DeltaTable:
+        """delta-rs's table at its latest version (this one when opened at its latest)."""
+        return self.delta if self.latest else _delta_table(self.uri, self.delta.table_uri, self.options)
 
 
 @dataclass(frozen=True)
@@ -118,16 +113,8 @@ def open_table(
     oldest kept and `retention_days` (`storage.delta.retention_days`)."""
     if version is not None and as_of is not None:
         raise ValueError("give version= or as_of=, not both")
-    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
-    from deltalake.exceptions import DeltaError, TableNotFoundError
-
     location, options = table_location(uri), storage_options(uri, s3)
-    try:
-        latest = DeltaTable(location, storage_options=options)
-    except TableNotFoundError:
-        raise TableMissing(f"there is no Delta table at {uri}") from None
-    except (DeltaError, OSError) as exc:
-        raise DeltaReadError(f"cannot read the Delta table {uri}: {_first_line(exc)}") from None
+    latest = _delta_table(uri, location, options)
     newest = LakeTable(uri, latest, options, retention_days, latest=True, s3=s3)
     if as_of is not None:
         version = _version_at(newest, parse_time(as_of))
@@ -136,8 +123,8 @@ def open_table(
     if not 0 <= version <= latest.version():
         raise VersionNotAvailable(f"{uri} has no version {version}: its latest version is {latest.version()}")
     try:
-        table = DeltaTable(location, version=version, storage_options=options)
-    except (DeltaError, OSError):
+        table = _delta_table(uri, location, options, version=version)
+    except DeltaReadError:
         raise VersionNotAvailable(_gone(newest, f"version {version}")) from None
     return LakeTable(uri, table, options, retention_days, latest=False, s3=s3)
 
@@ -173,8 +160,6 @@ def quarter_dataset(table: LakeTable, quarter: str) -> pads.Dataset:
     handler: that one goes through Python (three times slower on a folder), and a process that read
     through it aborts at exit now and then ("terminate called without an active exception", about
     one run in ten with deltalake 1.6.6 and pyarrow 25: its threads outlive Arrow's teardown)."""
-    from pyarrow import fs as pafs  # start-up time: the command line loads no Arrow
-
     filesystem = pafs.SubTreeFileSystem(*reversed(pyarrow_filesystem(table.uri, table.s3)))
     dataset = table.delta.to_pyarrow_dataset(
         file_pruning_predicate=[(PARTITION_COLUMN, "=", quarter)], filesystem=filesystem
@@ -233,8 +218,6 @@ def materialised_quarters(table: LakeTable) -> list[str]:
 def file_schema(table: LakeTable) -> pa.Schema:
     """The columns of the table's data files: its schema without the partition column, which is the
     folder (`quarter=2025-Q1/`), not a column of the files."""
-    import pyarrow as pa  # start-up time: the command line loads no Arrow
-
     schema = pa.schema(table.delta.schema().to_arrow())
     partitions = set(table.delta.metadata().partition_columns)
     return pa.schema([field for field in schema if field.name not in partitions])
@@ -244,9 +227,22 @@ def file_schema(table: LakeTable) -> pa.Schema:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _add_actions(table: LakeTable) -> list[dict[str, Any]]:
-    import pyarrow as pa  # start-up time: the command line loads no Arrow
+def _delta_table(uri: str, location: str, options: dict[str, str], **kwargs: Any) -> DeltaTable:
+    """delta-rs's table at `location` (`uri` as configured, for messages); `TableMissing` when there is
+    none, `DeltaReadError` when it cannot be read. The one place delta-rs is imported, when a table
+    is first opened (start-up time: importing the definitions loads no delta-rs)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError, TableNotFoundError
 
+    try:
+        return DeltaTable(location, storage_options=options, **kwargs)
+    except TableNotFoundError:
+        raise TableMissing(f"there is no Delta table at {uri}") from None
+    except (DeltaError, OSError) as exc:
+        raise DeltaReadError(f"cannot read the Delta table {uri}: {_first_line(exc)}") from None
+
+
+def _add_actions(table: LakeTable) -> list[dict[str, Any]]:
     actions = pa.table(table.delta.get_add_actions(flatten=True))
     column = f"partition.{PARTITION_COLUMN}"
     if column not in actions.column_names:
@@ -303,18 +299,15 @@ def _gone(table: LakeTable, what: str) -> str:
 def _oldest_version(table: LakeTable) -> int | None:
     """The oldest version that still opens: the oldest commit in the log after the last cleanup, or
     the first one after it that has a checkpoint (a few tries at most)."""
-    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
-    from deltalake.exceptions import DeltaError  # start-up time: the definitions never import delta-rs
-
+    location = table.delta.table_uri
     try:
-        latest = DeltaTable(table.delta.table_uri, storage_options=table.options)
-        versions = sorted(entry["version"] for entry in latest.history())
-    except (DeltaError, OSError):
+        versions = sorted(entry["version"] for entry in table.latest_delta().history())
+    except Exception:  # noqa: BLE001 - a log that cannot be read: the message names no oldest version
         return None
     for version in versions[:20]:
         try:
-            DeltaTable(table.delta.table_uri, version=version, storage_options=table.options, without_files=True)
-        except (DeltaError, OSError):
+            _delta_table(table.uri, location, table.options, version=version, without_files=True)
+        except DeltaReadError:
             continue
         return version
     return versions[-1] if versions else None

@@ -78,9 +78,7 @@ def _history(table: LakeTable, limit: int | None = None) -> list[dict[str, Any]]
     """The commit entries up to the table's version, newest first. delta-rs numbers the history of a
     table opened at an older version from that version (wrongly: it lists the later commits too), so
     the history is read from the latest version and cut at this one."""
-    from deltalake import DeltaTable  # start-up time: the definitions never import delta-rs
-
-    latest = table.delta if table.latest else DeltaTable(table.delta.table_uri, storage_options=table.options)
+    latest = table.latest_delta()
     if table.latest:
         return latest.history(limit)
     skip = latest.version() - table.version

@@ -66,8 +66,6 @@ def expand_env_refs(text: str) -> str:
 def _parse_template(dsn: str) -> tuple[dict[str, str], list[str]]:
     """The parameters of a DSN template, each `${NAME}` standing as a marker `bpenvref<i>x` (letters
     and digits, which URL and key=value parsing leave as they are), and the NAME of each marker."""
-    from psycopg.conninfo import conninfo_to_dict  # optional dependency: only with publish.postgres
-
     names: list[str] = []
 
     def marker(name: str) -> str:
@@ -76,7 +74,7 @@ def _parse_template(dsn: str) -> tuple[dict[str, str], list[str]]:
 
     marked = substitute(dsn, marker)
     try:
-        return conninfo_to_dict(marked), names
+        return _conninfo(marked), names
     except Exception as exc:  # noqa: BLE001 - psycopg raises ProgrammingError; the message may echo the DSN
         raise DsnError(f"it is not a libpq connection string or URL ({redact(str(exc))})") from None
 
@@ -93,12 +91,18 @@ def check_dsn_template(dsn: str) -> None:
 def connection_parameters(dsn: str) -> dict[str, str]:
     """The libpq parameters of the DSN template `dsn`, each `${NAME}` replaced by the value of the
     environment variable NAME (KeyError if unset) after the template is parsed."""
-    from psycopg.conninfo import conninfo_to_dict  # optional dependency: only with publish.postgres
-
     if whole := env_name(dsn):
-        return conninfo_to_dict(os.environ[whole])
+        return _conninfo(os.environ[whole])
     parts, names = _parse_template(dsn)
     return {key: _MARKER.sub(lambda m: os.environ[names[int(m.group(1))]], value) for key, value in parts.items()}
+
+
+def _conninfo(dsn: str) -> dict[str, str]:
+    """libpq's parameters of a DSN (a connection string or URL), parsed by psycopg: imported here, for
+    a config with `publish.postgres` only (start-up time: psycopg takes a few tenths of a second)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    return conninfo_to_dict(dsn)
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from delta.tables import DeltaTable
 
 from batch_platform.delta_spark import retention_defaults
 from batch_platform.partitions import shift, to_key
@@ -263,8 +264,6 @@ def vacuum_table(
     retention of the VACUUM alone, for tests; Delta refuses one shorter than the table's
     `delta.deletedFileRetentionDuration` unless `spark.databricks.delta.retentionDurationCheck.enabled`
     is false."""
-    from delta.tables import DeltaTable  # start-up time: delta-spark loads pyspark's SQL; only a vacuum run needs it
-
     if not DeltaTable.isDeltaTable(spark, path):
         return None
     table = DeltaTable.forPath(spark, path)

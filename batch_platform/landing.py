@@ -143,9 +143,7 @@ class LandingZone(dg.ConfigurableResource):
         by_header: dict[tuple[str, ...], list[str]] = {}
         json_files: list[str] = []
         parquet_files: list[LandingFile] = []
-        for item in files:
-            if item.size == 0:
-                continue
+        for item in (item for item in files if item.size):  # a zero-byte file holds no row
             if item.format == "csv":
                 header = _csv_header(fs, item, columns)
                 if header:
@@ -162,9 +160,7 @@ class LandingZone(dg.ConfigurableResource):
             frames.append(_read_json(spark, json_files))
         if not frames:
             return LandingBatch(None, files, ignored)
-        frame = frames[0]
-        for other in frames[1:]:
-            frame = frame.unionByName(other, allowMissingColumns=True)
+        frame = reduce(lambda left, right: left.unionByName(right, allowMissingColumns=True), frames)
         for name in columns:
             if name not in frame.columns:
                 frame = frame.withColumn(name, F.lit(None).cast("string"))
@@ -355,13 +351,12 @@ def _read_csv(spark: SparkSession, header: tuple[str, ...], paths: list[str]) ->
 
 
 def _read_json(spark: SparkSession, paths: list[str]) -> DataFrame:
-    frame = (
+    return _as_text(
         spark.read.option("primitivesAsString", True)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT)
         .json(paths)
     )
-    return _as_text(frame)
 
 
 def _read_parquet_files(spark: SparkSession, files: list[LandingFile], columns: tuple[str, ...]) -> list[DataFrame]:

@@ -1,5 +1,5 @@
-"""The lake's layout (SPEC.md, "Lake"): the one place a lake path is built, and the one error for a
-quarter that was never materialised.
+"""The lake's layout (SPEC.md, "Lake"): the one place a lake path is built, the one error for a
+quarter that was never materialised, and the errors of reading a lake table (`DeltaReadError`).
 
     <lake>/<layer>/<table>/                      a Delta table (`table_uri`)
     <lake>/<layer>/<table>/quarter=<YYYY-QN>/    one partition's data folder (`partition_folder`)
@@ -8,7 +8,8 @@ A lake root is a local folder or `s3a://bucket/prefix`. Nothing here reads the l
 (Spark), the readers without Spark (`batch_platform.delta`, `consume`, `lake_files`), the publisher and
 the datasets API all build their paths with `LakeLayout` and say "never materialised" with
 `PartitionNotMaterialised`. Light on purpose (no Spark, Dagster or Arrow): `import batch_platform`
-and the command line use it before anything heavy loads.
+and the command line use it before anything heavy loads (the command line reports a
+`DeltaReadError` of any command in one line).
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ class PartitionNotMaterialised(LookupError, FileNotFoundError):
     def __init__(self, message: str, table: str, quarters: Sequence[str]):
         super().__init__(message)
         self.table, self.quarters = table, list(quarters)
+
+
+class DeltaReadError(Exception):
+    """A lake table that cannot be read as asked (`batch_platform.delta`); the message says why in a
+    line or two."""
+
+
+class TableMissing(DeltaReadError, FileNotFoundError):
+    """No Delta table at the path (never materialised), or none yet at the time asked for."""
+
+
+class VersionNotAvailable(DeltaReadError, LookupError):
+    """A version or time the table does not have: after its latest version, or older than the history
+    it keeps (`storage.delta.retention_days`: log cleaned up, files vacuumed)."""
 
 
 @dataclass(frozen=True)

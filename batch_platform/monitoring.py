@@ -102,28 +102,6 @@ def _available(lake, key: dg.AssetKey, quarters: list[str]) -> dict[str, DataFra
     return {q: _quarter_rows(frame, q) for q in found}
 
 
-def champion_quarters(store, quarters: list[str]) -> dict[str, str]:
-    """Per quarter Q, the quarter the champion of Q-1 was trained on (its version's `quarter` tag);
-    quarters whose previous quarter has no champion are left out."""
-    if store.is_empty_local_store():
-        return {}
-    import mlflow  # start-up time: MLflow loads only when a drift check runs
-    from mlflow.exceptions import MlflowException
-
-    from batch_platform.ml.registry import champion_alias
-
-    store.activate()
-    client, found = mlflow.MlflowClient(), {}
-    for quarter in quarters:
-        try:
-            version = client.get_model_version_by_alias(store.registered_model_name, champion_alias(shift(quarter, -1)))
-        except MlflowException:
-            continue
-        if version.tags.get("quarter"):
-            found[quarter] = to_label(version.tags["quarter"])
-    return found
-
-
 def _drift_metadata(prefix: str, reference: str | None, found: Mapping[str, Drift] | None) -> dict[str, Any]:
     metadata: dict[str, Any] = {f"reference/{prefix}": reference or "none"}
     for name in MONITORED:
@@ -230,7 +208,8 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
     def feature_drift(
         context: dg.AssetCheckExecutionContext, customer_features: DataFrame
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-        # start-up time: matplotlib loads when a check runs, not with the definitions
+        # start-up time: MLflow and matplotlib load when a check runs, not with the definitions
+        from batch_platform.ml.registry import champion_quarters
         from batch_platform.monitoring_report import feature_report
 
         quarters = [to_label(key) for key in context.partition_keys]

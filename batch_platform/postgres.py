@@ -25,17 +25,18 @@ import io
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import dagster as dg
 import pandera.pyspark as pa
+import pyarrow as pa_arrow
+import pyarrow.csv as pa_csv
 import pyspark.sql.types as T
 
 from batch_platform.env_refs import connection_parameters, redact
 from batch_platform.schemas.base import PARTITION_COLUMN, unique_key
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pyarrow as pa_arrow
     from psycopg import sql
 
 BATCH_ROWS = 64_000
@@ -78,34 +79,56 @@ def pg_columns(model: type[pa.DataFrameModel]) -> list[PgColumn]:
     return [PgColumn(n, pg_type(fields[n].dataType), bool(columns[n].nullable)) for n in names]
 
 
-def create_table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> sql.Composed:
-    from psycopg import sql  # optional dependency: only with publish.postgres
+class TableSql(NamedTuple):
+    """The statements that publish to one table (`table_sql`)."""
+
+    create_schema: sql.Composed
+    create_table: sql.Composed
+    delete_quarter: sql.Composed
+    """`DELETE` of one quarter's rows, the quarter its one parameter."""
+    copy: sql.Composed
+    """`COPY … FROM STDIN (FORMAT csv)` of every column, `quarter` first."""
+
+
+def table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> TableSql:
+    """The statements that publish to `schema.table`, its columns and primary key from the Pandera
+    model, identifiers quoted by psycopg's `sql`. The one place that module is imported, when a run
+    publishes (start-up time: psycopg takes a few tenths of a second, and importing the definitions
+    never needs it)."""
+    from psycopg import sql
 
     key = unique_key(model.to_schema())
     if not key:
         raise ValueError(f"{schema}.{table}: the Pandera model declares no unique key for a primary key")
-    columns = [
+    columns = pg_columns(model)
+    target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    declared = [
         sql.SQL("{} {}{}").format(
             sql.Identifier(c.name),
             sql.SQL(c.type),
             sql.SQL("" if c.nullable else " NOT NULL"),
         )
-        for c in pg_columns(model)
+        for c in columns
     ]
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {}.{} ({}, PRIMARY KEY ({}))").format(
-        sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(columns),
-        sql.SQL(", ").join(map(sql.Identifier, key)),
-    )  # fmt: skip
+    return TableSql(
+        create_schema=sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
+        create_table=sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+            target, sql.SQL(", ").join(declared), sql.SQL(", ").join(map(sql.Identifier, key))
+        ),
+        delete_quarter=sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, sql.Identifier(PARTITION_COLUMN)),
+        copy=sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        ),
+    )
 
 
 def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) -> None:
     """Create the schema and table when missing; fail, naming the columns, when an existing table
     differs from the model (the platform never alters a table people read)."""
-    from psycopg import sql  # optional dependency: only with publish.postgres
-
+    statements = table_sql(schema, table, model)
     with conn.transaction():
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        conn.execute(create_table_sql(schema, table, model))
+        conn.execute(statements.create_schema)
+        conn.execute(statements.create_table)
         found = conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = format('%%I.%%I', %s::text, %s::text)::regclass AND attnum > 0 AND NOT attisdropped",
@@ -129,9 +152,6 @@ class Replaced:
 def csv_chunk(batch: pa_arrow.RecordBatch, quarter: str) -> bytes:
     """One record batch as CSV lines, `quarter` prepended. Arrow quotes every string, so an empty
     string stays `""` and a NULL is an empty field, which COPY reads as NULL."""
-    import pyarrow as pa_arrow  # start-up time: the definitions load no Arrow CSV writer
-    import pyarrow.csv as pa_csv
-
     table = pa_arrow.Table.from_batches([batch])
     table = table.add_column(
         0,
@@ -148,26 +168,17 @@ def replace_quarter(
     batches: Iterable[pa_arrow.RecordBatch],
 ) -> Replaced:  # fmt: skip
     """Replace every row of `quarter` in `schema.table` by `batches`, in one transaction."""
-    from psycopg import sql  # optional dependency: only with publish.postgres
-
     started = time.perf_counter()
-    columns = [c.name for c in pg_columns(model)]
-    target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-    copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        target, sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
+    statements = table_sql(schema, table, model)
     loaded = 0
     with conn.transaction(), conn.cursor() as cursor:
         cursor.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             [f"{schema}.{table}/{quarter}"],
         )
-        cursor.execute(
-            sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, sql.Identifier(PARTITION_COLUMN)),
-            [quarter],
-        )
+        cursor.execute(statements.delete_quarter, [quarter])
         deleted = cursor.rowcount
-        with cursor.copy(copy) as stream:
+        with cursor.copy(statements.copy) as stream:
             for batch in batches:
                 if batch.num_rows:
                     stream.write(csv_chunk(batch, quarter))
@@ -197,7 +208,7 @@ class PostgresTarget(dg.ConfigurableResource):
 
     def connect(self):
         """A psycopg connection; a failure names the host and never shows the password."""
-        import psycopg  # optional dependency: only with publish.postgres
+        import psycopg  # start-up time, as `table_sql`: psycopg loads only when a run publishes
 
         try:
             parameters = connection_parameters(self.dsn)

@@ -39,6 +39,8 @@ class PlatformPySpark(PySparkResource):
     s3_secret_access_key: str | None = None
     _session: Any = PrivateAttr(default=None)
 
+    # Dagster's private hook, inherited True from dagster-pyspark: its one effect is that Dagster's
+    # telemetry (when enabled) counts this class as the user's own and does not send its name.
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
         return False

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import os
 import re
+from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlparse
+
+from pyarrow import fs
 
 from batch_platform.config import PROJECT_ROOT, PlatformConfig, S3Config
 from batch_platform.env_refs import env_name, env_value
@@ -29,10 +32,9 @@ _HADOOP_JAR = re.compile(r"^hadoop-client-api-(\d+\.\d+\.\d+)\.jar$")
 
 
 def hadoop_version() -> str:
-    """The Hadoop version bundled with the installed pyspark (its hadoop-client-api jar)."""
-    import pyspark  # start-up time: only to locate its jars
-
-    jars = Path(pyspark.__file__).parent / "jars"
+    """The Hadoop version bundled with the installed pyspark (its hadoop-client-api jar), found
+    without importing pyspark."""
+    jars = Path(find_spec("pyspark").origin).parent / "jars"
     for jar in jars.glob("hadoop-client-api-*.jar"):
         if m := _HADOOP_JAR.match(jar.name):
             return m.group(1)
@@ -113,8 +115,9 @@ def access_error(path: str, exc: BaseException) -> str:
 
 def boto3_client(s3: S3Config | None):
     """A boto3 S3 client configured from `storage.s3` (credentials read from the environment now)."""
-    import boto3  # optional dependency (dagster-aws): only when the platform uses S3
-    from botocore.config import Config  # optional dependency (dagster-aws): only when the platform uses S3
+    # Start-up time: boto3 loads only for the datasets API of a lake on S3 (importing the definitions never does).
+    import boto3
+    from botocore.config import Config
 
     s3 = s3 or S3Config()
     return boto3.client(
@@ -135,8 +138,10 @@ def s3_resource(s3: S3Config | None):
     """dagster-aws's `S3Resource` for `storage.s3`. The credentials are `dg.EnvVar`s: the UI and the
     run storage show the variables' names, never their values. (With a custom endpoint boto3
     addresses buckets by path, as `path_style_access` asks.)"""
-    import dagster as dg  # start-up time: the command line imports this module without Dagster
-    from dagster_aws.s3 import S3Resource  # optional dependency: its import alone takes over a second
+    # Start-up time: dagster-aws (over a second) loads only for a platform on S3, and Dagster with it
+    # (`batch_platform.delta`, the reader without Spark, imports this module and loads no Dagster).
+    import dagster as dg
+    from dagster_aws.s3 import S3Resource
 
     s3 = s3 or S3Config()
     key, secret = env_name(s3.access_key_id), env_name(s3.secret_access_key)
@@ -153,8 +158,6 @@ def pyarrow_filesystem(uri: str, s3: S3Config | None):
     file system for a folder; for `s3a://`, pyarrow's S3 client configured from `storage.s3` (the
     credentials read from the variables it names, now). Delta data files are never rewritten, so
     pyarrow's ranged reads of one object cannot mix two writes."""
-    from pyarrow import fs  # start-up time: the definitions need no Arrow
-
     if "://" not in uri:
         return fs.LocalFileSystem(), os.path.abspath(uri)
     if not is_s3(uri):

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pyspark.sql import SparkSession
+
 from batch_platform.config import PlatformConfig
 from batch_platform.delta_spark import SESSION_CONF, delta_jars, retention_defaults
 from batch_platform.env_refs import expand_env_refs
@@ -64,8 +66,6 @@ def spark_conf(config: PlatformConfig) -> dict[str, str]:
 def build_session(conf: dict[str, Any]):
     """The SparkSession of `conf` (`spark_conf`'s settings, `${NAME}`s resolved now; KeyError naming
     an unset variable); the one already running in this process if any."""
-    from pyspark.sql import SparkSession  # start-up time: the command line and the definitions need no Spark
-
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, expand_env_refs(str(value)))

@@ -5,6 +5,10 @@ Inside a run, `HadoopFS` goes through the Spark session's Hadoop configuration, 
 system is one code path. Outside a run, the landing sensor lists arrivals with `list_tree` (dagster-aws's
 S3 resource on S3); the lake's tables are Delta tables, read by `batch_platform.delta` (delta-rs), never
 by listing their folders. Switching storage is a change of root path in the config file, never of code.
+
+PySpark has no public API for Hadoop's `FileSystem`: `HadoopFS` reaches it through the session's py4j
+gateway (`sparkContext._jvm`, `_jsc`), as the `pyspark` resource does for the Hadoop settings of
+`storage.s3` (`resources.PlatformPySpark`); nowhere else does the platform touch Spark's internals.
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ def test_a_selection_that_matches_no_asset_is_refused_before_any_run(selection, 
 def test_selections_are_resolved_against_the_definitions_and_unioned():
     import dagster as dg
 
-    from batch_platform.cli import _selection
+    from batch_platform.cli_run import _selection
     from batch_platform.definitions import build_definitions
     from batch_platform_tests.platform import DEFAULTS
 

@@ -1,13 +1,17 @@
 """`python scripts/import_cycles.py [project root]`: the import graph of batch_platform (module level and function level, TYPE_CHECKING blocks left
-out), and every cycle in it (strongly connected components of more than one module, or a module
-importing itself)."""
+out, and the modules the command line imports by name, `"batch_platform.cli_run:cmd_serve"`), every
+cycle in it (strongly connected components of more than one module, or a module importing itself),
+and every function-level import of the package, with its line (each says why it is not at the top)."""
 
 import ast
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
 PACKAGE = "batch_platform"
+BY_NAME = re.compile(rf"^({PACKAGE}(?:\.\w+)*):\w+$")
+"""A function named by its module, `module:function`, which the command line imports when it runs."""
 
 
 def module_name(path: Path) -> str:
@@ -41,6 +45,9 @@ def imports(tree: ast.AST, modules: set[str], current: str) -> set[str]:
             for alias in node.names:
                 if alias.name.split(".")[0] == PACKAGE and (target := resolve(alias.name)):
                     found.add(target)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (named := BY_NAME.match(node.value)):
+            if target := resolve(named.group(1)):
+                found.add(target)
         elif (
             isinstance(node, ast.ImportFrom)
             and node.module
@@ -59,10 +66,33 @@ def imports(tree: ast.AST, modules: set[str], current: str) -> set[str]:
     return found
 
 
+def function_level(tree: ast.AST) -> list[int]:
+    """The lines of the import statements inside a function (TYPE_CHECKING blocks left out)."""
+    lines: list[int] = []
+
+    def visit(node: ast.AST, inside: bool) -> None:
+        if isinstance(node, ast.If) and is_type_checking(node):
+            return
+        if inside and isinstance(node, (ast.Import, ast.ImportFrom)):
+            lines.append(node.lineno)
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return lines
+
+
 def main() -> int:
     files = {module_name(p): p for p in (ROOT / PACKAGE).rglob("*.py")}
     modules = set(files)
-    graph = {name: imports(ast.parse(path.read_text()), modules, name) for name, path in files.items()}
+    trees = {name: ast.parse(path.read_text()) for name, path in files.items()}
+    graph = {name: imports(tree, modules, name) for name, tree in trees.items()}
+    local = {name: function_level(tree) for name, tree in sorted(trees.items())}
+    print(f"{sum(map(len, local.values()))} function-level imports:")
+    for name, lines in local.items():
+        text = files[name].read_text().splitlines()
+        for line in lines:
+            print(f"  {files[name].relative_to(ROOT)}:{line}  {text[line - 1].strip()}")
     index, low, stack, on_stack, sccs, counter = {}, {}, [], set(), [], [0]
 
     def strong(v: str) -> None:

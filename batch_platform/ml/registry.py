@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from pyspark.ml import PipelineModel
 
 from batch_platform.mlflow_store import MlflowStore
-from batch_platform.partitions import to_label
+from batch_platform.partitions import shift, to_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only: training imports this module
     from batch_platform.ml.training import QuarterModel
@@ -77,3 +77,21 @@ def load_champions(store: MlflowStore, versions: dict[str, int]) -> dict[str, Pi
     uris = {quarter: f"models:/{store.registered_model_name}/{version}" for quarter, version in versions.items()}
     with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
         return dict(zip(uris, pool.map(mlflow.spark.load_model, uris.values()), strict=True))
+
+
+def champion_quarters(store: MlflowStore, quarters: list[str]) -> dict[str, str]:
+    """Per quarter Q, the quarter the champion of Q-1 was trained on (the `quarter` tag of the version
+    `champion-<Q-1>` names): the feature-drift check's second reference. Quarters whose previous
+    quarter has no champion are left out."""
+    if store.is_empty_local_store():
+        return {}
+    store.activate()
+    client, found = mlflow.MlflowClient(), {}
+    for quarter in quarters:
+        try:
+            version = client.get_model_version_by_alias(store.registered_model_name, champion_alias(shift(quarter, -1)))
+        except MlflowException:
+            continue
+        if version.tags.get("quarter"):
+            found[quarter] = to_label(version.tags["quarter"])
+    return found
