@@ -22,13 +22,13 @@ from typing import Any
 
 import dagster as dg
 import pyspark.sql.types as T
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.arrival import ARRIVAL_AND_SCHEMA
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
 from batch_platform.config import MonitoringConfig
-from batch_platform.drift import Drift, drift, null_rates
+from batch_platform.drift import Drift, drift_pairs, null_rates
 from batch_platform.features import NUMERIC_FEATURES, FeatureColumns
 from batch_platform.layout import PARTITION_COLUMN
 from batch_platform.partitions import shift, to_label
@@ -64,42 +64,68 @@ def _publish_report(lake, quarter: str, check: str, page: str) -> dict[str, dg.M
     return {"report": dg.MetadataValue.path(uri)}
 
 
-def score_histogram(scores: DataFrame) -> list[int]:
-    """Counts of churn_probability in the tenths of [0, 1] (1.0 in the last)."""
-    tenth = F.least(F.floor(F.col("churn_probability") * 10), F.lit(9))
-    row = scores.agg(*[F.count(F.when(tenth == i, 1)).alias(str(i)) for i in range(10)]).first()
-    return [row[str(i)] for i in range(10)]
+def _tenth() -> Column:
+    return F.least(F.floor(F.col("churn_probability") * 10), F.lit(9)).cast("int")
 
 
-def calibration(scores: DataFrame, labels: DataFrame) -> list[tuple[float, float, int]]:
-    """Per tenth of churn_probability with customers: mean predicted, realised churn rate, customers."""
-    tenth = F.least(F.floor(F.col("churn_probability") * 10), F.lit(9))
-    joined = scores.select("customer_id", "churn_probability").join(
-        labels.select("customer_id", "label"), "customer_id"
-    )
+def score_figures(scores: DataFrame) -> tuple[dict[str, dict[str, float | None]], dict[str, list[int]]]:
+    """Per quarter of `scores`: mean, quartiles and share above 0.5 of churn_probability, and its
+    counts in the tenths of [0, 1] (1.0 in the last), in one aggregation."""
+    p = F.col("churn_probability")
     rows = (
-        joined.groupBy(tenth.alias("bin"))
-        .agg(F.avg("churn_probability").alias("p"), F.avg("label").alias("y"), F.count(F.lit(1)).alias("n"))
-        .orderBy("bin")
+        scores.groupBy(PARTITION_COLUMN)
+        .agg(
+            F.count(p).alias("n"),
+            F.avg(p).alias("mean"),
+            F.percentile_approx(p, QUARTILES, 10_000).alias("q"),
+            F.avg((p > 0.5).cast("double")).alias("share_above_0_5"),
+            *[F.count(F.when(_tenth() == i, 1)).alias(f"t{i}") for i in range(10)],
+        )
         .collect()
     )
-    return [(row["p"], row["y"], row["n"]) for row in rows]
+    stats = {
+        row[PARTITION_COLUMN]: {
+            "scores": row["n"],
+            "mean": row["mean"],
+            **dict(zip(("q25", "median", "q75"), row["q"] or [None] * 3, strict=True)),
+            "share_above_0_5": row["share_above_0_5"],
+        }
+        for row in rows
+    }
+    return stats, {row[PARTITION_COLUMN]: [row[f"t{i}"] for i in range(10)] for row in rows}
 
 
-def _quarter_rows(frame: DataFrame, quarter: str) -> DataFrame:
-    return frame.where(F.col(PARTITION_COLUMN) == quarter)
+def realised(scores: DataFrame, labels: DataFrame, following: Mapping[str, str]) -> tuple[dict, dict]:
+    """Per scored quarter Q whose labels are in `labels` (quarter Q+1 = `following[Q]`): the realised
+    churn rate of Q+1, and per tenth of churn_probability (mean predicted, realised rate, customers)."""
+    back = F.create_map(*[F.lit(x) for pair in following.items() for x in reversed(pair)])
+    joined = scores.select(PARTITION_COLUMN, "customer_id", "churn_probability").join(
+        labels.select(back[F.col(PARTITION_COLUMN)].alias(PARTITION_COLUMN), "customer_id", "label"),
+        [PARTITION_COLUMN, "customer_id"],
+    )
+    rows = (
+        joined.groupBy(PARTITION_COLUMN, _tenth().alias("bin"))
+        .agg(F.avg("churn_probability").alias("p"), F.sum("label").alias("y"), F.count(F.lit(1)).alias("n"))
+        .orderBy(PARTITION_COLUMN, "bin")
+        .collect()
+    )
+    bins: dict[str, list[tuple[float, float, int]]] = {}
+    for row in rows:
+        bins.setdefault(row[PARTITION_COLUMN], []).append((row["p"], row["y"] / row["n"], row["n"]))
+    rates = {q: sum(b[1] * b[2] for b in found) / sum(b[2] for b in found) for q, found in bins.items()}
+    return rates, bins
 
 
 def _value(number: float | None) -> dg.MetadataValue:
     return dg.MetadataValue.null() if number is None else dg.MetadataValue.float(float(number))
 
 
-def _available(lake, key: dg.AssetKey, quarters: list[str]) -> dict[str, DataFrame]:
-    """The frames of those `quarters` of a lake table that are materialised (empty ones included)."""
+def _with_references(lake, key: dg.AssetKey, frame: DataFrame, quarters: list[str]) -> tuple[DataFrame, set]:
+    """`frame` (the run's quarters of a lake table) with those of `quarters` that are materialised
+    (empty ones included) read from the lake; the quarters the result holds."""
     present = set(lake.materialised_quarters(key))
-    found = [q for q in dict.fromkeys(quarters) if q in present]
-    frame = lake.read_quarters(key, found)
-    return {q: _quarter_rows(frame, q) for q in found}
+    extra = [q for q in dict.fromkeys(quarters) if q in present]
+    return frame.unionByName(lake.read_quarters(key, extra)), present | set(extra)
 
 
 def _drift_metadata(prefix: str, reference: str | None, found: Mapping[str, Drift] | None) -> dict[str, Any]:
@@ -170,26 +196,6 @@ def score_drift_result(
     return {"passed": not drifted, "description": description, "metadata": metadata}
 
 
-def score_stats(scores: DataFrame) -> dict[str, float | None]:
-    """Mean, quartiles and share above 0.5 of churn_probability (None without rows)."""
-    p = F.col("churn_probability")
-    row = scores.agg(
-        F.count(p).alias("n"),
-        F.avg(p).alias("mean"),
-        F.percentile_approx(p, QUARTILES, 10_000).alias("q"),
-        F.avg((p > 0.5).cast("double")).alias("share_above_0_5"),
-    ).first()
-    quartiles = row["q"] or [None] * len(QUARTILES)
-    return {
-        "scores": row["n"],
-        "mean": row["mean"],
-        "q25": quartiles[0],
-        "median": quartiles[1],
-        "q75": quartiles[2],
-        "share_above_0_5": row["share_above_0_5"],
-    }
-
-
 def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     """`feature_drift` and `score_drift`, WARN only, one evaluation per quarter of the step."""
 
@@ -215,22 +221,26 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
         quarters = [to_label(key) for key in context.partition_keys]
         monitoring: MonitoringConfig = context.resources.monitoring
         champions = champion_quarters(context.resources.mlflow_store, quarters)
-        previous = {q: shift(q, -1) for q in quarters}
-        wanted = [q for q in [*previous.values(), *champions.values()] if q not in quarters]
         lake = context.resources.io_manager
-        frames = {q: _quarter_rows(customer_features, q) for q in quarters} | _available(lake, FEATURES_KEY, wanted)
+        wanted = [q for q in [*(shift(q, -1) for q in quarters), *champions.values()] if q not in quarters]
+        frame, held = _with_references(lake, FEATURES_KEY, customer_features, wanted)
+        held |= set(quarters)
+        references = {
+            q: {
+                kind: r if r in held else None
+                for kind, r in (("previous", shift(q, -1)), ("champion", champions.get(q)))
+            }
+            for q in quarters
+        }
+        pairs = [(r, q) for q in quarters for r in references[q].values() if r]
+        found = drift_pairs(frame, PARTITION_COLUMN, pairs, NUMERIC_FEATURES, CATEGORICAL_FEATURES)
+        rates = null_rates(frame, PARTITION_COLUMN, MONITORED)
         records = latest_materializations(context.instance, FEATURES_KEY, context.partition_keys)
         for key, quarter in zip(context.partition_keys, quarters, strict=True):
-            current = frames[quarter]
-            references = {"previous": previous[quarter], "champion": champions.get(quarter)}
-            references = {kind: q if q in frames else None for kind, q in references.items()}
-            found = {
-                kind: drift(frames[q], current, NUMERIC_FEATURES, CATEGORICAL_FEATURES) if q else None
-                for kind, q in references.items()
-            }
-            rates = null_rates(current, MONITORED)
-            result = feature_drift_result(quarter, rates, references, found, monitoring.psi_warn)
-            page = feature_report(quarter, references, found, rates, monitoring.psi_warn)
+            mine = {kind: found[(r, quarter)] if r else None for kind, r in references[quarter].items()}
+            quarter_rates = rates.get(quarter, {})
+            result = feature_drift_result(quarter, quarter_rates, references[quarter], mine, monitoring.psi_warn)
+            page = feature_report(quarter, references[quarter], mine, quarter_rates, monitoring.psi_warn)
             result["metadata"] |= _publish_report(lake, quarter, FEATURE_DRIFT, page)
             yield dg.AssetCheckEvaluation(
                 asset_key=FEATURES_KEY,
@@ -263,21 +273,24 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
         quarters = [to_label(key) for key in context.partition_keys]
         monitoring: MonitoringConfig = context.resources.monitoring
         lake = context.resources.io_manager
-        scores = {q: _quarter_rows(churn_scores, q) for q in quarters}
-        scores |= _available(lake, SCORES_KEY, [shift(q, -1) for q in quarters if shift(q, -1) not in quarters])
-        labels = _available(lake, LABELS_KEY, [shift(q, 1) for q in quarters])
+        before = [shift(q, -1) for q in quarters if shift(q, -1) not in quarters]
+        scores, held = _with_references(lake, SCORES_KEY, churn_scores, before)
+        held |= set(quarters)
+        following = {q: shift(q, 1) for q in quarters}
+        labelled = [q for q in lake.materialised_quarters(LABELS_KEY) if q in following.values()]
+        pairs = [(shift(q, -1), q) for q in quarters if shift(q, -1) in held]
+        found = drift_pairs(scores, PARTITION_COLUMN, pairs, ["churn_probability"])
+        stats, histograms = score_figures(scores)
+        rates, bins = realised(scores, lake.read_quarters(LABELS_KEY, labelled), following)
         records = latest_materializations(context.instance, SCORES_KEY, context.partition_keys)
         for key, quarter in zip(context.partition_keys, quarters, strict=True):
-            previous = shift(quarter, -1) if shift(quarter, -1) in scores else None
-            probability = ["churn_probability"]
-            found = drift(scores[previous], scores[quarter], probability)["churn_probability"] if previous else None
-            following = labels.get(shift(quarter, 1))
-            realised = None if following is None else following.agg(F.avg("label")).first()[0]
-            stats = score_stats(scores[quarter])
-            result = score_drift_result(quarter, stats, previous, found, realised, monitoring.psi_warn)
-            histograms = {q: score_histogram(scores[q]) for q in (previous, quarter) if q}
-            calibrated = calibration(scores[quarter], following) if following is not None else []
-            page = score_report(quarter, stats, histograms, calibrated)
+            previous = shift(quarter, -1) if (shift(quarter, -1), quarter) in found else None
+            drifted = found[(previous, quarter)]["churn_probability"] if previous else None
+            figures = stats.get(quarter, dict.fromkeys(("scores", "mean", "q25", "median", "q75", "share_above_0_5")))
+            realised_rate = rates.get(quarter) if following[quarter] in labelled else None
+            result = score_drift_result(quarter, figures, previous, drifted, realised_rate, monitoring.psi_warn)
+            shown = {q: histograms.get(q, [0] * 10) for q in (previous, quarter) if q}
+            page = score_report(quarter, figures, shown, bins.get(quarter, []))
             result["metadata"] |= _publish_report(lake, quarter, SCORE_DRIFT, page)
             yield dg.AssetCheckEvaluation(
                 asset_key=SCORES_KEY,

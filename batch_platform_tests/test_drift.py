@@ -3,8 +3,9 @@
 import math
 
 import pytest
+from pyspark.sql import functions as F
 
-from batch_platform.drift import decile_edges, drift, ks_statistics, null_rates, psi
+from batch_platform.drift import decile_edges, drift, drift_pairs, ks_statistics, null_rates, psi
 
 
 def _frame(spark, rows, schema="x double, c string"):
@@ -26,7 +27,8 @@ def test_numeric_psi_bins_on_the_reference_deciles_with_empty_bins_floored(spark
     reference = _frame(spark, [(float(v), None) for v in range(1, 11)])
     current = _frame(spark, [(1.0, None)] * 5 + [(10.0, None)] * 5)
 
-    assert decile_edges(reference, ["x"]) == {"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]}
+    edges = decile_edges(reference.withColumn("q", F.lit("R")), "q", ["R"], ["x"])
+    assert edges == {"R": {"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]}}
     expected = 2 * _term(0.1, 0.5) + 8 * _term(0.1, 0.0001)
     assert drift(reference, current, ["x"])["x"].psi == pytest.approx(expected)
     assert drift(reference, reference, ["x"])["x"].psi == 0.0
@@ -62,16 +64,35 @@ def test_categorical_psi_counts_a_category_seen_in_one_quarter_only(spark):
 
 
 def test_ks_is_the_largest_gap_of_the_distribution_functions_with_ties_across_quarters(spark):
-    reference = _frame(spark, [(1.0, None), (2.0, None), (3.0, None)])
-    current = _frame(spark, [(2.0, None), (3.0, None), (4.0, None)])
-    far = _frame(spark, [(10.0, None), (11.0, None)])
+    frame = _frame(
+        spark,
+        [(v, q) for q, values in (("a", [1.0, 2.0, 3.0]), ("b", [2.0, 3.0, 4.0]), ("c", [10.0, 11.0])) for v in values],
+        "x double, q string",
+    )
 
-    assert ks_statistics(reference, current, ["x"]) == {"x": pytest.approx(1 / 3)}
-    assert ks_statistics(reference, far, ["x"]) == {"x": pytest.approx(1.0)}
-    assert ks_statistics(reference, reference, ["x"]) == {"x": 0.0}
+    found = ks_statistics(frame, "q", [("a", "b"), ("a", "c"), ("a", "a"), ("a", "d")], ["x"])
+    assert found[("a", "b")] == {"x": pytest.approx(1 / 3)}
+    assert found[("a", "c")] == {"x": pytest.approx(1.0)}
+    assert found[("a", "a")] == {"x": 0.0}
+    assert found[("a", "d")] == {"x": None}
 
 
-def test_null_rates_are_shares_of_rows_and_none_without_rows(spark):
-    frame = _frame(spark, [(1.0, None), (None, None), (3.0, "a"), (None, "b")])
-    assert null_rates(frame, ["x", "c"]) == {"x": 0.5, "c": 0.5}
-    assert null_rates(frame.limit(0), ["x"]) == {"x": None}
+def test_every_pair_of_a_run_in_one_frame_equals_each_pair_on_its_own(spark):
+    rows = [(float((i * 7 + n) % 13), "abc"[i % 3], f"Q{n}") for n in range(1, 4) for i in range(40 * n)]
+    frame = _frame(spark, rows, "x double, c string, q string")
+    pairs = [("Q1", "Q2"), ("Q2", "Q3"), ("Q1", "Q3")]
+
+    together = drift_pairs(frame, "q", pairs, ["x"], ["c"])
+    for r, s in pairs:
+        alone = drift(frame.where(F.col("q") == r), frame.where(F.col("q") == s), ["x"], ["c"])
+        assert together[(r, s)] == alone
+
+
+def test_null_rates_are_shares_of_rows_per_quarter(spark):
+    frame = _frame(
+        spark,
+        [(1.0, None, "a"), (None, None, "a"), (3.0, "a", "a"), (None, "b", "a"), (1.0, "c", "b")],
+        "x double, c string, q string",
+    )
+    assert null_rates(frame, "q", ["x", "c"]) == {"a": {"x": 0.5, "c": 0.5}, "b": {"x": 0.0, "c": 0.0}}
+    assert null_rates(frame.limit(0), "q", ["x"]) == {}
