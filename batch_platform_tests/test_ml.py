@@ -423,6 +423,10 @@ def test_every_registered_version_carries_a_model_card_naming_its_data_window(re
     assert (root / "card" / "model_card.md").read_text() == card
     assert "2024-Q4: not promoted: version 1 stays the champion" in lost.description
     assert "| previous_champion (v1) | " in lost.description and "| 1 | 2024-Q3 | " in lost.description
+    # Version 1, re-scored as the previous champion of 2024-Q4 and 2025-Q1: its out-of-time figures.
+    rescored = float(first.tags["rescored_auc_pr_2024-Q4"])
+    assert set(first.tags) >= {"rescored_auc_pr_2024-Q4", "rescored_auc_pr_2025-Q1"}
+    assert f"2024-Q4: {rescored:.4f} |" in lost.description
     assert "Features at cutoff C = 2024-10-01: events of silver 2024-Q2 … 2024-Q3" in lost.description
 
 

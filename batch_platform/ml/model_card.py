@@ -5,7 +5,9 @@ version as its description (the MLflow UI shows it on the version's page) and as
 Built once the quarter's gate has decided, from what training measured: the data window and
 cutoffs, rows and churn rate of train and eval, the features, every model's eval metrics with their
 95 % intervals beside the baseline's, the calibration plot (an artifact of the same run), the gate's
-verdict, what the registry knows of the versions before it, and the known limitations.
+verdict, the versions before it with their out-of-time figures (their AUC-PR re-scored on the
+eval rows of each later quarter they were the previous champion of, tagged on them by the gate),
+and the known limitations.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from batch_platform.ml.candidates import BASELINE, CANDIDATES, PREVIOUS
 from batch_platform.ml.pipelines import MODEL_INPUTS
+from batch_platform.ml.registry import RESCORED
 from batch_platform.partitions import quarter_start, shift
 
 if TYPE_CHECKING:  # pragma: no cover - typing only: training imports this module's caller
@@ -96,15 +99,22 @@ def model_card(outcome: QuarterModel, lookback: int, earlier: Sequence[Mapping[s
     ]
     if earlier:
         lines += [
-            "| version | quarter | candidate | eval AUC-PR | baseline AUC-PR | out-of-time AUC-PR |",
+            "| version | quarter | candidate | eval AUC-PR | baseline AUC-PR | AUC-PR on later quarters' eval rows |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for tags in earlier:
+            later = sorted(
+                (name.removeprefix(RESCORED), value) for name, value in tags.items() if name.startswith(RESCORED)
+            )
             lines.append(
                 f"| {tags['version']} | {tags.get('quarter', '-')} | {tags.get('candidate', '-')} | "
                 f"{tags.get('eval_auc_pr', '-')} | {tags.get('baseline_auc_pr', '-')} | "
-                f"{tags.get('out_of_time_auc_pr', 'see `batch-platform ml-report`')} |"
+                f"{', '.join(f'{q}: {float(v):.4f}' for q, v in later) or '-'} |"
             )
+        lines.append(
+            "\nOut of time: a version's AUC-PR re-scored on the eval rows of the later quarters it was the "
+            "previous champion of; its scores against the labels of the next quarter: `batch-platform ml-report`."
+        )
     else:
         lines.append("None: the first version of this registered model.")
     lines += ["", "## Known limitations", *(f"- {text}" for text in LIMITATIONS)]

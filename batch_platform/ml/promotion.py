@@ -3,8 +3,9 @@ is `batch_platform.ml.gate`).
 
 For each quarter Q of the run, oldest first: the best candidate of a trained Q is registered; the
 champion of Q-1 (decided earlier in this run, else the one the registry's `champion-<Q-1>` alias
-names) is re-scored on Q's eval rows, measured with the same metrics and bootstrap resamples, and
-added to Q's model card as `previous_champion`; the gate decides; `champion-<Q>` is pointed at the
+names) is re-scored on Q's eval rows, measured with the same metrics and bootstrap resamples,
+added to Q's model card as `previous_champion` and tagged on its version (`rescored_auc_pr_<Q>`:
+an out-of-time figure of it, which later model cards list); the gate decides; `champion-<Q>` is pointed at the
 champion of Q (the best candidate, or the champion of Q-1, or removed when there is none). An
 untrainable Q keeps the champion of Q-1. Last, `champion` is pointed at the champion of the latest
 quarter that has one, so re-running an older quarter never moves it.
@@ -87,6 +88,7 @@ def _gate(
         }
         outcome.rows.append(rows[PREVIOUS])
         previous_auc_pr = metrics["auc_pr"]
+        registry.tag_rescored(store, previous.version, outcome.quarter, previous_auc_pr)
     outcome.gate = Gate(
         outcome.quarter,
         rows[outcome.best]["auc_pr"],

@@ -102,6 +102,16 @@ def earlier_versions(store: MlflowStore, version: int) -> list[dict[str, str]]:
     ]
 
 
+RESCORED = "rescored_auc_pr_"
+
+
+def tag_rescored(store: MlflowStore, version: int, quarter: str, auc_pr: float) -> None:
+    """Tag a version with its AUC-PR re-scored on a later quarter's eval rows (`rescored_auc_pr_<quarter>`)."""
+    mlflow.MlflowClient().set_model_version_tag(
+        store.registered_model_name, str(version), f"{RESCORED}{to_label(quarter)}", f"{auc_pr:.6f}"
+    )
+
+
 def publish_card(store: MlflowStore, version: int, run_id: str, card: str) -> None:
     """The version's model card (Markdown) as its description, which the MLflow UI shows on the
     version's page, and as the artifact `model_card.md` of the run that logged the model."""

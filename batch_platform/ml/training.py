@@ -160,8 +160,8 @@ def train_quarters(
     """Train, evaluate and log the churn model of each of `quarters`, then, in quarter order, register
     each best candidate with its model card (`lookback`: L, the card's data window) and decide each
     champion by the promotion gate with `tolerance` (`decide_champions`; an untrainable quarter is
-    logged as a warning and keeps the champion of Q-1); in the order of `quarters`. Each quarter's runs log the Delta version of
-    `gold/training_set` the frame was read at (`training_input`)."""
+    logged as a warning and keeps the champion of Q-1); in the order of `quarters`. Each quarter's
+    runs log the Delta version of `gold/training_set` the frame was read at (`training_input`)."""
     pinned = training_input(training_set)
     frame = training_set.persist()
     outcomes: list[QuarterModel] = []
@@ -199,7 +199,7 @@ def train_quarter(
     store: MlflowStore,
     pinned: TrainingInput | None = None,
 ) -> QuarterModel:
-    """Train, evaluate and log the candidates of one quarter and pick the champion (module docstring);
+    """Train, evaluate and log the candidates of one quarter and pick the best (module docstring);
     `pinned`: the Delta version `training_set` was read at, logged as every run's input."""
     result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0), training_input=pinned)
     result.reason = untrainable_reason(counts)
