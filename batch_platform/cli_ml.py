@@ -15,7 +15,8 @@ from batch_platform.mlflow_store import build_mlflow_store
 
 
 def cmd_ml_report(args: argparse.Namespace) -> int:
-    """Per quarter: the champion, its version, its eval AUC-PR and the baseline's (`ml/churn_model` in
+    """Per quarter: the champion (`previous_champion` when the best candidate of the quarter was not
+    promoted), its version, its eval AUC-PR and the baseline's (`ml/churn_model` in
     the lake), then the out-of-time AUC-PR of the scores and of the recency baseline against the
     labels of the next quarter, computed from the lake by `out_of_time_result`, the function of the
     `out_of_time_performance` check, on the rows the check reads (`load_out_of_time_rows`): the same
@@ -46,7 +47,8 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
         eval_baseline = _figure(baseline.iloc[0] if len(baseline) else None)
         champion = card[card["champion"]]
         if champion.empty:
-            print(f"{quarter:<8}  {'(not trained)':<20}  {'-':>7}  {'-':>8}  {eval_baseline:>8}  {realised}  {status}")
+            why = "(not trained)" if card.empty else "(no champion)"
+            print(f"{quarter:<8}  {why:<20}  {'-':>7}  {'-':>8}  {eval_baseline:>8}  {realised}  {status}")
             continue
         row = champion.iloc[0]
         print(

@@ -224,6 +224,17 @@ class MlflowConfig(_Section):
         return uri
 
 
+class MlConfig(_Section):
+    """`ml` (SPEC.md, "ML"): the promotion gate's tolerance, and how many quarters' train rows a model
+    learns from. `promotion_tolerance`: the best candidate of Q becomes the champion of Q when its eval
+    AUC-PR is at least the baseline's and at least the champion of Q-1's (re-scored on Q's eval
+    rows) minus this; a fresh model within it of the old one replaces it (docs/ml.md, "The promotion gate")."""
+
+    promotion_tolerance: float = Field(0.01, ge=0.0, le=1.0)
+    train_quarters: int = Field(1, ge=1, le=1)
+    """k > 1 (train on the pooled train rows of Q-k+1 … Q) is not built yet: only 1 is accepted."""
+
+
 class ApiConfig(_Section):
     """`api`: the datasets API of `batch-platform serve` (SPEC.md, "Delivery"). `public_url` is what
     its file urls start with, the address clients reach it at (`https://data.example.com`, with the
@@ -247,6 +258,7 @@ class PlatformConfig(_Section):
     spark: SparkConfig = SparkConfig()
     publish: PublishConfig = PublishConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    ml: MlConfig = MlConfig()
     api: ApiConfig = ApiConfig()
     source_path: str | None = None
     base_dir: str | None = None

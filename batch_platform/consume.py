@@ -90,9 +90,11 @@ def load_model_card(
     config: PlatformConfig | None = None,
     lake_root: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """The `ml/churn_model` partition of `quarter`: one row per candidate with its eval metrics; the
-    champion's row holds the registered model version (`models:/<registered_model_name>/<version>`).
-    `model_version` is a nullable integer (pandas `Int64`): `<NA>` on every other row. Same
+    """The `ml/churn_model` partition of `quarter`: one row per candidate, the baseline and (when Q-1
+    has a champion) `previous_champion`, with eval metrics and 95 % intervals; the best candidate's
+    row and the previous champion's hold their registered version
+    (`models:/<registered_model_name>/<version>`), the champion of the quarter is marked `champion`.
+    `model_version` is a nullable integer (pandas `Int64`): `<NA>` on the other rows. Same
     arguments (time travel included) and errors as `load_training_set`."""
     frame = _load(ml.CHURN_MODEL, quarter, config, lake_root, version, as_of)
     frame["model_version"] = frame["model_version"].astype("Int64")

@@ -15,15 +15,15 @@ Spark starts only when a run does: the `pyspark` resource creates the session, o
     publish    publish/training_set, publish/churn_scores (publish.postgres) build_publish_assets
 
     checks     arrival_and_schema (bronze), reconciliation, no_null_keys, no_duplicate_keys,
-               quarantine_rate (silver), out_of_time_performance (ml/churn_scores),
-               feature_drift (gold/customer_features), score_drift (ml/churn_scores)
-                                                                batch_platform.checks, .monitoring
+               quarantine_rate (silver), promotion_gate (ml/churn_model),
+               out_of_time_performance (ml/churn_scores), feature_drift (gold/customer_features),
+               score_drift (ml/churn_scores)                    batch_platform.checks, .monitoring
     jobs       ALL_ASSETS_JOB, training_set_job, gold_job, quarterly_job, ml_job, out_of_time_job,
                lake_vacuum_job                                              batch_platform.jobs
     schedule   quarterly_schedule (quarterly_job, 00:00 UTC on each quarter's first day)
     sensors    out_of_time_sensor (quarterly_job succeeded → out_of_time_job for Q-1),
                landing_sensor (new landing files → training_set_job)
-    resources  pyspark, io_manager, landing, mlflow_store, batch, checks, monitoring; postgres with
+    resources  pyspark, io_manager, landing, mlflow_store, batch, checks, ml, monitoring; postgres with
                publish.postgres; s3 when the platform uses S3               batch_platform.resources
 
 The import graph runs one way: config, partitions, layout and storage at the bottom; the table

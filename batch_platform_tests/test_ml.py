@@ -23,11 +23,12 @@ from batch_platform import delta
 from batch_platform.assets.ml import (
     MODEL_KEY,
     OUT_OF_TIME,
+    PROMOTION_GATE,
     SCORES_KEY,
 )
 from batch_platform.config import parse_config
 from batch_platform.consume import load_scores
-from batch_platform.ml.candidates import METRICS
+from batch_platform.ml.candidates import INTERVALS, METRICS
 from batch_platform.ml.metrics import evaluate
 from batch_platform.ml.out_of_time import out_of_time_result
 from batch_platform.ml.scoring import scoring_features
@@ -61,6 +62,7 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
     metadata = materialisations(result, MODEL_KEY)
     assert sorted(metadata) == [to_key(q) for q in RUN]
     # The module's store is shared: a rerun test may already have added versions after the range run's.
+    # Every quarter's best candidate is registered, whatever the promotion gate decided.
     versions = registry_versions(root)[: len(RUN)]
     assert [v.tags["quarter"] for v in versions] == RUN
     client = store_client(root)
@@ -69,58 +71,81 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
         assert found["trained"] is True
         assert found["eval/auc_roc"] > 0.8, (quarter, found)
         assert 0 < found["eval/auc_pr"] <= 1 and found["baseline/auc_pr"] > 0
-        assert found["champion"] in ("logistic_regression", "random_forest")
+        for prefix in ("eval", "baseline"):
+            for name in ("auc_pr", "auc_roc"):
+                low, high = found[f"{prefix}/{name}_ci_low"], found[f"{prefix}/{name}_ci_high"]
+                assert low < found[f"{prefix}/{name}"] < high, (quarter, prefix, name)
+        assert found["best_candidate"] in ("logistic_regression", "random_forest")
+        assert found["best_model_version"] == int(version.version)
+        assert found["promoted"] == found["gate/promoted"] and found["gate/tolerance"] == 0.01
         card = lake_quarter(root / "lake", "ml/churn_model", quarter)
-        assert sorted(card["candidate"]) == [
-            "logistic_regression",
-            "random_forest",
-            "recency_baseline",
-        ]
+        expected = ["logistic_regression", "random_forest", "recency_baseline"]
+        assert sorted(set(card["candidate"]) - {"previous_champion"}) == expected
+        # The first quarter of a new store has no champion before it: the gate compares with the baseline only.
+        assert ("previous_champion" in set(card["candidate"])) == ("gate/previous_champion_auc_pr" in found)
+        assert (quarter == RUN[0]) == ("gate/previous_champion_auc_pr" not in found)
+        best = card[card["candidate"] == found["best_candidate"]]
+        assert best["auc_pr"].iloc[0] == card[card["candidate"].isin(expected[:2])]["auc_pr"].max()
+        assert best["model_version"].iloc[0] == int(version.version)
         champion = card[card["champion"]]
-        assert len(champion) == 1 and champion["model_version"].iloc[0] == found["model_version"]
-        assert champion["auc_pr"].iloc[0] == card[card["candidate"] != "recency_baseline"]["auc_pr"].max()
-        # The link opens the champion's run, which holds its plots and the registered model; the
+        assert len(champion) == (1 if "model_version" in found else 0)
+        if len(champion):
+            assert champion["model_version"].iloc[0] == found["model_version"]
+            assert (champion["candidate"].iloc[0] == found["best_candidate"]) == found["promoted"]
+        # The link opens the best candidate's run, which holds its plots and the registered model; the
         # quarter's run (every candidate as a child) has a link of its own. No server runs for a local
         # store: the metadata says how to start its UI, where the links point.
         experiment = client.get_experiment_by_name(ml_config(root).mlflow.experiment_name).experiment_id
-        champion_run = champion["mlflow_run_id"].iloc[0]
-        assert found["mlflow_run"] == f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{champion_run}"
-        assert version.run_id == champion_run
-        plots = {a.path for a in client.list_artifacts(champion_run, "plots")}
+        best_run = best["mlflow_run_id"].iloc[0]
+        assert found["mlflow_run"] == f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{best_run}"
+        assert version.run_id == best_run
+        plots = {a.path for a in client.list_artifacts(best_run, "plots")}
         assert plots == {"plots/pr_curve.png", "plots/calibration.png"}
         quarter_run = client.get_run(found["mlflow_quarter_run"].rsplit("/runs/", 1)[1])
-        assert quarter_run.data.tags["quarter"] == quarter and quarter_run.data.tags["champion"] == found["champion"]
+        assert quarter_run.data.tags["quarter"] == quarter
+        assert quarter_run.data.tags["best_candidate"] == found["best_candidate"]
+        assert quarter_run.data.tags["gate"] == found["gate"]
+        assert quarter_run.data.metrics["gate_promoted"] == float(found["promoted"])
         assert "`batch-platform mlflow-ui`" in found["mlflow_ui"] and "http://127.0.0.1:5000" in found["mlflow_ui"]
     version = versions[-1]
     run = client.get_run(version.run_id)
     assert {
         "auc_pr",
+        "auc_pr_ci_low",
+        "auc_pr_ci_high",
         "auc_roc",
+        "auc_roc_ci_low",
+        "auc_roc_ci_high",
         "log_loss",
         "brier",
         "lift_top_decile",
         "churn_rate",
         "baseline_auc_pr",
+        "baseline_auc_pr_ci_low",
     } <= set(run.data.metrics)
+    assert run.data.params["bootstrap_resamples"] == "1000" and run.data.params["bootstrap_seed"] == "42"
     assert run.data.params["seed"] == "42" or run.data.params.get("regParam") == "0.01"
-    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2025-Q1").version) == int(version.version)
+    last = metadata[to_key(RUN[-1])]
+    if "model_version" in last:
+        assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2025-Q1").version) == last["model_version"]
     assert (root / "mlartifacts").is_dir()
 
 
 def test_scores_are_the_champions_predictions_at_the_start_of_the_next_quarter(ml_lake, spark):
     root, _, _ = ml_lake
-    card_versions = {
-        q: int(
-            lake_quarter(root / "lake", "ml/churn_model", q).dropna(subset=["model_version"])["model_version"].iloc[0]
-        )
-        for q in RUN
-    }
+    cards = {q: lake_quarter(root / "lake", "ml/churn_model", q) for q in RUN}
+    champions = {q: card[card["champion"]].iloc[0] for q, card in cards.items() if card["champion"].any()}
+    card_versions = {q: int(row["model_version"]) for q, row in champions.items()}
     for quarter in RUN:
         scores = load_scores(quarter, lake_root=root / "lake")
+        if quarter not in champions:
+            assert scores.empty
+            continue
         assert len(scores) and scores["customer_id"].is_unique
         assert scores["churn_probability"].between(0, 1).all()
         assert (scores["score_cutoff"] == pd.Timestamp(quarter_end(quarter))).all()
         assert set(scores["model_version"]) == {card_versions[quarter]}
+        assert set(scores["promoted"]) == {champions[quarter]["candidate"] != "previous_champion"}
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     mlflow.set_registry_uri(f"sqlite:///{root}/mlflow.db")
     model = mlflow.spark.load_model(f"models:/{MODEL_NAME}/{card_versions['2024-Q4']}")
@@ -267,54 +292,151 @@ def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_
     assert load_scores(quarter, lake_root=tmp_path / "lake").empty
 
 
+def craft_training_set(training, quarters: dict[str, str]):
+    """The training set's rows of each quarter of `quarters` with labels the promotion gate decides
+    for certain: `win`, churn = avg_amount below the quarter's median, which the candidates see and
+    the recency baseline does not; `lose`, the same in train, while in eval churn is recency (the
+    baseline ranks it perfectly: AUC-PR 1) and churners have a high avg_amount (the candidates, who
+    learned "low avg_amount", rank them lower). recency_days carries the label in both splits of
+    `lose` (60-89 days churned, 0-29 retained), so the baseline learns the right direction."""
+    frame = training.filter(F.col("quarter").isin(list(quarters))).toPandas()
+    parts = []
+    for quarter, kind in quarters.items():
+        rows = frame[frame["quarter"] == quarter].copy()
+        low = (rows["avg_amount"] < rows["avg_amount"].median()).astype(int)
+        rows["label"] = low
+        if kind == "lose":
+            is_eval = rows["split"] == "eval"
+            rows.loc[is_eval, "label"] = 1 - low[is_eval]
+            rows["recency_days"] = (rows["label"] * 60 + rows["recency_days"] % 30).astype("int32")
+        parts.append(rows)
+    return training.sparkSession.createDataFrame(pd.concat(parts), schema=training.schema)
+
+
 @pytest.fixture(scope="module")
 def relaid_rerun(ml_lake, spark, tmp_path_factory):
-    """`ml/churn_model` alone, on a fresh MLflow store: over 2024-Q2 … 2024-Q4 in one run, 2024-Q2
-    untrainable as the demo's first quarter is (no rows: no history before it), then 2024-Q3 again
-    from the same rows written as other files (three, in another order). The aliases and 2024-Q3's
-    model card after each run."""
+    """A fresh MLflow store and a training set whose quarters pass or fail the promotion gate for
+    certain (`craft_training_set`): 2024-Q3 wins, 2024-Q4 loses to the baseline, 2025-Q1 wins.
+    Three runs: `ml/churn_model` and `ml/churn_scores` over 2024-Q2 … 2024-Q4 in one run, 2024-Q2
+    untrainable as the demo's first quarter is (no rows: no history before it); then
+    `ml/churn_model` of 2024-Q3 again from the same rows written as other files (three, in another
+    order); then `ml/churn_model` of 2025-Q1. The aliases after each run and 2024-Q3's model cards."""
     shared, _, _ = ml_lake
     root = tmp_path_factory.mktemp("relaid")
+    shutil.copytree(shared / "lake" / "silver", root / "lake" / "silver")
     training = spark.read.format("delta").load(str(shared / "lake" / "gold" / "training_set"))
-    copied = training.filter(F.col("quarter").isin("2024-Q3", "2024-Q4"))
-    commit_quarters(copied, root / "lake", "gold/training_set", ["2024-Q2", "2024-Q3", "2024-Q4"])
-    rows = training.filter(F.col("quarter") == "2024-Q3")
+    crafted = craft_training_set(training, {"2024-Q3": "win", "2024-Q4": "lose", "2025-Q1": "win"}).persist()
+    commit_quarters(crafted, root / "lake", "gold/training_set", ["2024-Q2", "2024-Q3", "2024-Q4", "2025-Q1"])
+    rows = crafted.filter(F.col("quarter") == "2024-Q3")
     runs, aliases, cards = [], [], []
-    for first, last in (("2024-Q2", "2024-Q4"), ("2024-Q3", "2024-Q3")):
-        if runs:
+    for first, last in (("2024-Q2", "2024-Q4"), ("2024-Q3", "2024-Q3"), ("2025-Q1", "2025-Q1")):
+        if len(runs) == 1:
             relaid = rows.orderBy(F.rand(5)).repartition(3)
             commit_quarters(relaid, root / "lake", "gold/training_set", ["2024-Q3"], one_file=False)
             files = delta.quarter_files(delta.open_table(str(root / "lake" / "gold" / "training_set")), "2024-Q3")
             assert len(files) == 3
-        runs.append(run_ml(ml_config(root), first, last, selection=[MODEL_KEY]))
+        selection = [MODEL_KEY, SCORES_KEY] if not runs else [MODEL_KEY]
+        runs.append(run_ml(ml_config(root), first, last, selection=selection))
         aliases.append(store_client(root).get_registered_model(MODEL_NAME).aliases)
         cards.append(
             lake_quarter(root / "lake", "ml/churn_model", "2024-Q3").sort_values("candidate", ignore_index=True)
         )
+    crafted.unpersist()
     return root, runs, aliases, cards
 
 
-def test_every_trained_quarter_of_a_range_has_its_alias_and_a_rerun_moves_only_its_own(relaid_rerun):
-    root, (first, second), (aliases, rerun_aliases), _ = relaid_rerun
-    assert first.success and second.success
+def test_the_gate_keeps_the_champion_when_the_best_loses_and_moves_it_when_it_wins(relaid_rerun):
+    """2024-Q3's best is promoted (the first trained quarter: the baseline rule only); 2024-Q4's best is
+    registered (version 2) but loses to the baseline, so version 1 stays the champion of 2024-Q4, and
+    scores it; 2025-Q1's wins and moves `champion`. Re-running 2024-Q3 (version 3) moves its own alias
+    only: never `champion`, nor the quarters decided after it."""
+    root, (first, rerun, later), (aliases, rerun_aliases, later_aliases), _ = relaid_rerun
+    assert first.success and rerun.success and later.success
     assert materialisations(first, MODEL_KEY)[to_key("2024-Q2")]["reason"].startswith(
-        "not trained, nothing registered: 0 train rows"
+        "not trained, nothing registered (no champion): 0 train rows"
     )
-    assert aliases == {"champion-2024-Q3": 1, "champion-2024-Q4": 2}
-    assert rerun_aliases == {"champion-2024-Q3": 3, "champion-2024-Q4": 2}
+    assert aliases == {"champion-2024-Q3": 1, "champion-2024-Q4": 1, "champion": 1}
+    assert rerun_aliases == {"champion-2024-Q3": 3, "champion-2024-Q4": 1, "champion": 1}
+    assert later_aliases == {"champion-2024-Q3": 3, "champion-2024-Q4": 1, "champion-2025-Q1": 4, "champion": 4}
+    assert [v.tags["quarter"] for v in registry_versions(root)] == ["2024-Q3", "2024-Q4", "2024-Q3", "2025-Q1"]
+
+    model = materialisations(first, MODEL_KEY)
+    won, lost = model[to_key("2024-Q3")], model[to_key("2024-Q4")]
+    assert won["promoted"] and won["model_version"] == won["best_model_version"] == 1
+    assert "gate/previous_champion_auc_pr" not in won and "no champion before it" in won["gate"]
+    assert not lost["promoted"] and lost["best_model_version"] == 2 and lost["model_version"] == 1
+    assert lost["gate/baseline_auc_pr"] == 1.0 and lost["gate/best_auc_pr"] < 1.0
+    assert lost["gate/beats_baseline"] is False and lost["gate/previous_champion_version"] == 1
+    assert "not promoted: version 1 stays the champion" in lost["gate"]
+    assert f"AUC-PR {lost['gate/best_auc_pr']:.4f} < baseline 1.0000" in lost["gate"]
+    card = lake_quarter(root / "lake", "ml/churn_model", "2024-Q4").set_index("candidate")
+    assert card.loc["previous_champion", "champion"] and card["champion"].sum() == 1
+    assert card.loc["previous_champion", "model_version"] == 1 and card["model_version"].max() == 2
+    assert card.loc["previous_champion", "auc_pr"] == pytest.approx(lost["gate/previous_champion_auc_pr"], abs=1e-6)
+    assert lost["champion_minus_baseline/auc_pr"] == pytest.approx(
+        card.loc["previous_champion", "auc_pr"] - card.loc["recency_baseline", "auc_pr"], abs=1e-6
+    )
+
+    scores = materialisations(first, SCORES_KEY)
+    assert scores[to_key("2024-Q3")] | {"model_version": 1, "promoted": True} == scores[to_key("2024-Q3")]
+    assert scores[to_key("2024-Q4")] | {"model_version": 1, "promoted": False} == scores[to_key("2024-Q4")]
+    assert "no champion" in scores[to_key("2024-Q2")]["reason"]
+    for quarter, promoted in (("2024-Q3", True), ("2024-Q4", False)):
+        found = load_scores(quarter, lake_root=root / "lake")
+        assert len(found) > 500 and set(found["model_version"]) == {1} and set(found["promoted"]) == {promoted}
+    assert load_scores("2024-Q2", lake_root=root / "lake").empty
+
+    gained = materialisations(later, MODEL_KEY)[to_key("2025-Q1")]
+    assert gained["promoted"] and gained["model_version"] == 4 and gained["gate/previous_champion_version"] == 1
+
+
+def test_the_gate_check_records_each_quarters_verdict_against_its_partition(relaid_rerun):
+    _, (first, _, later), _, _ = relaid_rerun
+    found = {e.partition: e for e in first.get_asset_check_evaluations() if e.check_name == PROMOTION_GATE}
+    assert sorted(found) == [to_key(q) for q in ("2024-Q2", "2024-Q3", "2024-Q4")]
+    assert all(e.severity == dg.AssetCheckSeverity.WARN and e.target_materialization_data for e in found.values())
+    untrained, won, lost = (found[to_key(q)] for q in ("2024-Q2", "2024-Q3", "2024-Q4"))
+    assert untrained.passed and "not trained" in untrained.description
+    assert won.passed and won.metadata["gate/promoted"].value is True
+    assert not lost.passed and lost.description.startswith("2024-Q4: not promoted: version 1 stays")
+    metadata = {k: v.value for k, v in lost.metadata.items()}
+    assert metadata["gate/beats_baseline"] is False and metadata["gate/baseline_auc_pr"] == 1.0
+    assert metadata["gate/best_auc_pr"] < 1.0 and metadata["gate/previous_champion_threshold"] > 0
+    (gained,) = [e for e in later.get_asset_check_evaluations() if e.check_name == PROMOTION_GATE]
+    assert gained.partition == to_key("2025-Q1") and gained.passed
+
+
+def test_every_registered_version_carries_a_model_card_naming_its_data_window(relaid_rerun):
+    """The card is the version's description (the MLflow UI shows it on the version's page) and the
+    artifact `model_card.md` of the run that logged the model. L = 2, W = 90 days."""
+    root, _, _, _ = relaid_rerun
     client = store_client(root)
-    for quarter, version in (("2024-Q3", 3), ("2024-Q4", 2)):
-        found = client.get_model_version_by_alias(MODEL_NAME, f"champion-{quarter}")  # models:/…@champion-…
-        assert int(found.version) == version and found.tags["quarter"] == quarter
+    first, lost = (client.get_model_version(MODEL_NAME, v) for v in ("1", "2"))
+    card = first.description
+    assert card.startswith("# Churn model, version 1: ") and "trained for 2024-Q3" in card.splitlines()[0]
+    assert "Features at cutoff C = 2024-07-01: events of silver 2024-Q1 … 2024-Q2 ([2024-01-01, 2024-07-01))" in card
+    assert "no operational event in [2024-07-01, 2024-09-29)" in card
+    assert "gold/training_set 2024-Q3 (Delta table" in card and "2024-Q3: promoted;" in card
+    assert "| recency_baseline | " in card and "None: the first version" in card
+    (root / "card").mkdir()
+    assert client.download_artifacts(first.run_id, "model_card.md", str(root / "card")).endswith("model_card.md")
+    assert (root / "card" / "model_card.md").read_text() == card
+    assert "2024-Q4: not promoted: version 1 stays the champion" in lost.description
+    assert "| previous_champion (v1) | " in lost.description and "| 1 | 2024-Q3 | " in lost.description
+    # Version 1, re-scored as the previous champion of 2024-Q4 and 2025-Q1: its out-of-time figures.
+    rescored = float(first.tags["rescored_auc_pr_2024-Q4"])
+    assert set(first.tags) >= {"rescored_auc_pr_2024-Q4", "rescored_auc_pr_2025-Q1"}
+    assert f"2024-Q4: {rescored:.4f} |" in lost.description
+    assert "Features at cutoff C = 2024-10-01: events of silver 2024-Q2 … 2024-Q3" in lost.description
 
 
 def test_the_same_training_rows_in_other_files_give_every_candidate_the_same_metrics(relaid_rerun):
     """MLlib's random forest (seed 42) and the optimizers follow the order and partitioning of their
     input: read from other files, the same rows must still give the same models."""
-    _, _, _, (card, rerun_card) = relaid_rerun
+    _, _, _, (card, rerun_card, _) = relaid_rerun
     assert list(card["candidate"]) == ["logistic_regression", "random_forest", "recency_baseline"]
     assert set(card["mlflow_run_id"]).isdisjoint(rerun_card["mlflow_run_id"])
-    columns = ["candidate", "champion", *METRICS, "train_rows", "eval_rows"]
+    columns = ["candidate", "champion", *METRICS, *INTERVALS, "train_rows", "eval_rows"]
     pd.testing.assert_frame_equal(card[columns], rerun_card[columns], check_exact=True)
 
 
@@ -407,7 +529,8 @@ def test_ml_report_shows_model_and_baseline_out_of_time_from_the_lake_as_the_che
     for quarter in RUN[:2]:
         recorded = {k: v.value for k, v in checked[to_key(quarter)].metadata.items()}
         card = load_model_card(quarter, lake_root=root / "lake")
-        assert str(card["model_version"].dtype) == "Int64" and card["model_version"].isna().sum() == len(card) - 1
+        assert str(card["model_version"].dtype) == "Int64"
+        assert card.loc[card["candidate"] == "recency_baseline", "model_version"].isna().all()
         champion = card[card["champion"]].iloc[0]
         baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"].iloc[0]
         assert rows[quarter] == [
@@ -448,16 +571,16 @@ def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter
     seen = {}
     train_quarters = ml_assets.train_quarters
 
-    def spy(training_set, quarters, store):
+    def spy(training_set, quarters, *args):
         rows = training_set.filter(F.col("quarter") == quarter)
         seen["rows"] = rows.toArrow().to_pandas()
-        return train_quarters(training_set, quarters, store)
+        return train_quarters(training_set, quarters, *args)
 
     monkeypatch.setattr(ml_assets, "train_quarters", spy)
     started = time.time() * 1000
     result = run_ml(config, quarter, quarter, selection=[MODEL_KEY])
     assert result.success
-    version = materialisations(result, MODEL_KEY)[to_key(quarter)]["model_version"]
+    version = materialisations(result, MODEL_KEY)[to_key(quarter)]["best_model_version"]
     training = delta.open_table(str(root / "lake" / "gold" / "training_set"))
     registered = store_client(root).get_model_version(MODEL_NAME, str(version))
     assert registered.tags["training_set_version"] == str(training.version)

@@ -1,10 +1,14 @@
 """ML: the quarterly churn model and its scores (SPEC.md, "ML: the quarterly churn model and its scores").
 
 - `ml/churn_model` Q trains on the train split of `gold/training_set` Q, evaluates on its eval
-  split, logs every candidate to MLflow and registers the champion (`batch_platform.ml.training`). The lake
-  table is the quarter's model card: one row per candidate and the baseline, the champion carrying
-  its registered model version; an untrainable quarter has no rows and says why in its metadata.
-- `ml/churn_scores` Q scores, with the champion of Q (the version `ml/churn_model` Q recorded), the
+  split, logs every candidate to MLflow, registers the best and decides the champion of Q by the
+  promotion gate (`batch_platform.ml.training`, `batch_platform.ml.gate`). The lake table is the
+  quarter's model card: one row per candidate, the baseline and the champion of Q-1 re-scored, the
+  champion marked; an untrainable quarter has no rows and says why in its metadata.
+- The check `promotion_gate` on `ml/churn_model` Q reports the gate's verdict recorded by that
+  quarter's materialisation: WARN when the best candidate was not promoted, naming the rule that
+  failed and both figures.
+- `ml/churn_scores` Q scores, with the champion of Q (the registry's `champion-<Q>`), the
   customers with an event in silver Q-L+1 … Q, at cutoff C' = start of Q+1: the predictions made at
   the end of Q for Q+1. Its features come from `compute_customer_features` for target quarter Q+1,
   the function behind `gold/customer_features` (no train/serve skew).
@@ -24,9 +28,10 @@ from pyspark.sql import DataFrame
 
 from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
-from batch_platform.config import BatchConfig
+from batch_platform.config import BatchConfig, MlConfig
 from batch_platform.metadata import record_quarters
 from batch_platform.ml.candidates import CANDIDATES
+from batch_platform.ml.gate import gate_result
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, lake_pool
@@ -42,6 +47,7 @@ from batch_platform.schemas.ml import (
 
 CODE_VERSION = "1"
 OUT_OF_TIME = "out_of_time_performance"
+PROMOTION_GATE = "promotion_gate"
 _CANDIDATE_NAMES = " and ".join(candidate.name.replace("_", " ") for candidate in CANDIDATES)
 
 
@@ -80,30 +86,35 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
         ins={"training_set": dg.AssetIn(key=TRAINING_KEY)},
         description=(
             f"The churn model of Q: {_CANDIDATE_NAMES} (Spark MLlib) fit on the train split of "
-            "gold/training_set Q, measured on its eval split beside a recency-only baseline, logged to MLflow; the "
-            "champion (higher AUC-PR) registered as a new model version tagged with Q. The table is the model card: "
-            "one row per candidate. SPEC.md, 'ML'."
+            "gold/training_set Q, measured on its eval split (95 % bootstrap intervals) beside a recency-only "
+            "baseline, logged to MLflow; the best (higher AUC-PR) registered as a new model version tagged with Q, "
+            "and the champion of Q if it passes the promotion gate (at least the baseline's AUC-PR, and at least "
+            "the champion of Q-1's re-scored minus ml.promotion_tolerance), else the champion of Q-1 stays. The "
+            "table is the model card: one row per candidate, the baseline and the previous champion. SPEC.md, 'ML'."
         ),
         metadata=CHURN_MODEL.definition_metadata(),
         **_common(partitions_def),
     )
     def churn_model(
         context: dg.AssetExecutionContext,
+        ml: dg.ResourceParam[MlConfig],
         mlflow_store: MlflowStore,
         training_set: DataFrame,
     ) -> DataFrame:
         # MLlib, MLflow and scikit-learn take seconds to import: a run pays for them, loading the definitions not
         from batch_platform.ml import training
 
-        outcomes = training.train_quarters(training_set, _quarters(context), mlflow_store)
+        outcomes = training.train_quarters(
+            training_set, _quarters(context), mlflow_store, ml.promotion_tolerance, lookback
+        )
         record_quarters(context, model_metadata(outcomes, mlflow_store))
         return training.model_card(outcomes, training_set.sparkSession)
 
     @dg.asset(
         key=SCORES_KEY,
         pool=lake_pool(SCORES_KEY),
+        deps=[MODEL_KEY],  # the champion of Q is read from the registry, which ml/churn_model Q decided
         ins={
-            "churn_model": dg.AssetIn(key=MODEL_KEY),
             "operational_events": recent_in(SILVER_EVENTS),
             "interaction_logs": recent_in(SILVER_LOGS),
             "partner_scores": recent_in(SILVER_SCORES),
@@ -111,7 +122,8 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
         description=(
             f"Churn probability of every customer with an operational event in silver Q-{lookback - 1} … Q, made at "
             "the end of Q for the quarter after it (cutoff C' = start of Q+1) by the champion of Q. Features from the "
-            "function behind gold/customer_features, for target quarter Q+1. Empty when Q has no champion. "
+            "function behind gold/customer_features, for target quarter Q+1; the version and whether it was "
+            "promoted in Q on every row. Empty when Q has no champion. "
             "SPEC.md, 'ML'."
         ),
         metadata={**CHURN_SCORES.definition_metadata(), "lookback_quarters": lookback},
@@ -121,7 +133,6 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
         context: dg.AssetExecutionContext,
         batch: dg.ResourceParam[BatchConfig],
         mlflow_store: MlflowStore,
-        churn_model: DataFrame,
         operational_events: DataFrame,
         interaction_logs: DataFrame,
         partner_scores: DataFrame,
@@ -131,10 +142,10 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
                 f"batch.lookback_quarters is {batch.lookback_quarters}, the graph was built with {lookback}"
             )
         # MLlib and MLflow take seconds to import: a run pays for them, loading the definitions not
-        from batch_platform.ml import scoring
+        from batch_platform.ml import registry, scoring
 
         quarters = _quarters(context)
-        champions = scoring.champion_versions(churn_model)
+        champions = registry.quarter_champions(mlflow_store, quarters)
         features = scoring.scoring_features(operational_events, interaction_logs, partner_scores, quarters, lookback)
         record_quarters(context, scores_metadata(quarters, champions))
         return scoring.score_quarters(features, mlflow_store, champions)
@@ -144,7 +155,8 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
 
 # ---------------------------------------------------------------------------------------- check
 def build_ml_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    """The out-of-time check of `ml/churn_scores`, on the platform's partitions.
+    """The out-of-time check of `ml/churn_scores` and the promotion gate's of `ml/churn_model`, on the
+    platform's partitions.
 
     Each quarter's evaluation targets that quarter's latest materialisation of the scores, so the
     UI keeps its result per partition (`batch_platform.checks.target_materialization`). Every
@@ -196,4 +208,29 @@ def build_ml_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChe
             )
         yield from check_outputs(context)
 
-    return [out_of_time_performance]
+    @dg.asset_check(
+        asset=MODEL_KEY,
+        name=PROMOTION_GATE,
+        partitions_def=partitions_def,
+        description=(
+            "The promotion gate (SPEC.md, 'ML') of Q, as ml/churn_model Q decided it: WARN when the best candidate "
+            "was not promoted (its eval AUC-PR below the recency baseline's, or below the champion of Q-1's "
+            "re-scored on Q's eval rows minus ml.promotion_tolerance), naming the rule and both figures."
+        ),
+    )
+    def promotion_gate(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        records = latest_materializations(context.instance, MODEL_KEY, context.partition_keys)
+        for key, quarter in zip(context.partition_keys, _quarters(context), strict=True):
+            record = records.get(key)
+            found = None if record is None else {k: v.value for k, v in record.asset_materialization.metadata.items()}
+            yield dg.AssetCheckEvaluation(
+                asset_key=MODEL_KEY,
+                check_name=PROMOTION_GATE,
+                partition=key,
+                blocking=False,
+                target_materialization_data=target_materialization(record),
+                **{"severity": dg.AssetCheckSeverity.WARN, **gate_result(quarter, found)},
+            )
+        yield from check_outputs(context)
+
+    return [out_of_time_performance, promotion_gate]

@@ -9,7 +9,10 @@ One module per concern, each saying why it does what it does:
 - `plots`: the PR curve and calibration plot logged with each candidate;
 - `training_input`: a model pinned to the Delta version of `gold/training_set` it learned from,
   and `load_training_set_of_model`, which reads those rows back;
-- `registry`: the champion registered in MLflow, its alias, champions read back;
+- `bootstrap`: the 95 % bootstrap intervals of the eval AUCs, and of a paired difference;
+- `registry`: the best candidate registered in MLflow, the champions' aliases, read back;
+- `gate`: the promotion gate's rule (light, like `candidates`); `promotion`: the champions decided
+  in quarter order; `model_card`: the Markdown card of each registered version;
 - `training`: `train_quarters`, what `ml/churn_model` runs;
 - `scoring`: `scoring_features` and `score_quarters`, what `ml/churn_scores` runs;
 - `out_of_time`: the out-of-time check's evaluation.

@@ -14,6 +14,8 @@ Light on purpose (no MLlib, no MLflow): the table declarations import it when th
 - **Baseline.** `BASELINE`, the recency-only model: a logistic regression on `recency_days` alone,
   fit on the same train split (`batch_platform.ml.metrics.recency_baseline`). It is a bar to clear,
   not a candidate: never logged as a model, never the champion.
+- **Previous champion.** `PREVIOUS`, the champion of Q-1 re-scored on Q's eval rows: what the best
+  candidate of Q must come close to (`batch_platform.ml.gate`); it stays the champion of Q otherwise.
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ CANDIDATES = (
 """In the order the model card lists them (and a tie for champion is broken)."""
 
 BASELINE = "recency_baseline"
-CARD_ROWS = (*(candidate.name for candidate in CANDIDATES), BASELINE)
-"""The values of the model card's `candidate` column: every candidate, then the baseline."""
+PREVIOUS = "previous_champion"
+CARD_ROWS = (*(candidate.name for candidate in CANDIDATES), BASELINE, PREVIOUS)
+"""The values of the model card's `candidate` column: every candidate, the baseline, and the champion
+of Q-1 re-scored on Q's eval rows (when Q-1 has one)."""
 
 METRICS = ("auc_pr", "auc_roc", "log_loss", "brier", "lift_top_decile", "churn_rate")
 """What every candidate and the baseline are measured by on eval: the model card's metric columns."""
+
+INTERVAL_METRICS = ("auc_pr", "auc_roc")
+"""The metrics with a 95 % bootstrap interval (`batch_platform.ml.bootstrap`)."""
+INTERVALS = tuple(f"{name}_ci_{end}" for name in INTERVAL_METRICS for end in ("low", "high"))
+"""Their bounds: the model card's interval columns, the MLflow metrics and the metadata entries."""

@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from batch_platform.ml import bootstrap
+
 
 def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """AUC-PR, AUC-ROC, log loss, Brier, top-decile lift and churn rate of probabilities vs 0/1 labels
@@ -32,6 +34,12 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
         "lift_top_decile": float(y[top].mean() / rate) if rate else 0.0,
         "churn_rate": rate,
     }
+
+
+def measure(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """`evaluate`, with the 95 % bootstrap intervals of the AUCs (`batch_platform.ml.bootstrap`): a
+    model card row's figures."""
+    return evaluate(labels, probabilities) | bootstrap.intervals(labels, probabilities)
 
 
 def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:

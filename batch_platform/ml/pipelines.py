@@ -11,6 +11,7 @@ indicator's weight; `partner_segment` null → `none`), `StringIndexer(handleInv
 
 from __future__ import annotations
 
+import numpy as np
 import pyspark.ml.classification
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import OneHotEncoder, SQLTransformer, StringIndexer, VectorAssembler
@@ -67,3 +68,10 @@ def classifier_params(classifier) -> dict[str, object]:
 def churn_probability(model: PipelineModel, frame: DataFrame) -> DataFrame:
     """`frame` with `churn_probability`: the fitted pipeline's probability of label 1."""
     return model.transform(frame).withColumn("churn_probability", vector_to_array(F.col("probability"))[1])
+
+
+def probabilities_by_customer(model: PipelineModel, frame: DataFrame) -> np.ndarray:
+    """The fitted pipeline's churn probabilities of `frame`'s rows, in customer order (as the eval
+    labels are collected): how a candidate, and the champion of Q-1 re-scored, are measured."""
+    rows = churn_probability(model, frame).select("customer_id", "churn_probability").toPandas()
+    return rows.sort_values("customer_id", kind="stable")["churn_probability"].to_numpy()

@@ -1,7 +1,10 @@
 """Scoring: the churn probability of every customer at the end of a quarter, by that quarter's champion.
 
 `scoring_features` computes the features at C' = start of Q+1 with the function behind
-`gold/customer_features` (no train/serve skew); `score_quarters` is what `ml/churn_scores` runs.
+`gold/customer_features` (no train/serve skew); `score_quarters` is what `ml/churn_scores` runs,
+with the champion of each quarter the registry's `champion-<quarter>` alias names
+(`batch_platform.ml.registry.quarter_champions`): the best candidate of Q when it was promoted, else
+the champion of Q-1, also for a quarter that could not be trained.
 """
 
 from __future__ import annotations
@@ -39,16 +42,10 @@ def scoring_features(
     return features.withColumn(PARTITION_COLUMN, relabel[F.col(PARTITION_COLUMN)])
 
 
-def champion_versions(model_card: DataFrame) -> dict[str, int]:
-    """Quarter → the registered version of its champion, from `ml/churn_model` rows (quarters without
-    a champion are absent)."""
-    rows = model_card.filter(F.col("champion")).select(PARTITION_COLUMN, "model_version").collect()
-    return {row[PARTITION_COLUMN]: int(row["model_version"]) for row in rows}
-
-
-def score_quarters(features: DataFrame, store: MlflowStore, versions: dict[str, int]) -> DataFrame:
-    """`ml/churn_scores` rows of each quarter of `versions` (quarter → its champion's version),
-    from that quarter's scoring features; no rows when no quarter has a champion.
+def score_quarters(features: DataFrame, store: MlflowStore, champions: dict[str, tuple[int, bool]]) -> DataFrame:
+    """`ml/churn_scores` rows of each quarter of `champions` (quarter → its champion's version, and
+    whether it was promoted in that quarter), from that quarter's scoring features; no rows when no
+    quarter has a champion.
 
     The features are computed while the champions load from MLflow (mostly small Spark jobs and
     file copies that leave the cores idle). The scores come back checkpointed: the plan of the
@@ -61,10 +58,10 @@ def score_quarters(features: DataFrame, store: MlflowStore, versions: dict[str, 
     try:
         with ThreadPoolExecutor(1) as pool:
             computed = pool.submit(features.count)
-            models = load_champions(store, versions)
+            models = load_champions(store, {quarter: version for quarter, (version, _) in champions.items()})
             computed.result()
         scored = [
-            score(features.filter(F.col(PARTITION_COLUMN) == quarter), model, versions[quarter])
+            score(features.filter(F.col(PARTITION_COLUMN) == quarter), model, *champions[quarter])
             for quarter, model in models.items()
         ]
         if not scored:
@@ -74,7 +71,7 @@ def score_quarters(features: DataFrame, store: MlflowStore, versions: dict[str, 
         features.unpersist()
 
 
-def score(features: DataFrame, model: PipelineModel, version: int) -> DataFrame:
+def score(features: DataFrame, model: PipelineModel, version: int, promoted: bool) -> DataFrame:
     """`ml/churn_scores` rows for the customers of `features` (one quarter's scoring features)."""
     return churn_probability(model, features).select(
         PARTITION_COLUMN,
@@ -82,4 +79,5 @@ def score(features: DataFrame, model: PipelineModel, version: int) -> DataFrame:
         F.col("feature_cutoff").alias("score_cutoff"),
         "churn_probability",
         F.lit(version).cast("int").alias("model_version"),
+        F.lit(promoted).alias("promoted"),
     )

@@ -1,5 +1,6 @@
 """Training a quarter's churn model: the candidates fit and measured on its splits, logged to MLflow,
-the champion registered (SPEC.md, "ML"). `train_quarters` is what `ml/churn_model` runs.
+the best registered, the champion decided by the promotion gate (SPEC.md, "ML"). `train_quarters` is
+what `ml/churn_model` runs.
 
 - **Cost.** A quarter's split is small next to the lake (a fifth of one quarter's customers for
   eval), and MLlib runs a Spark job per optimizer iteration or tree level, so each split is cached
@@ -7,10 +8,15 @@ the champion registered (SPEC.md, "ML"). `train_quarters` is what `ml/churn_mode
   sorted within each partition, which also makes the fits reproducible; the candidates are fit and
   evaluated concurrently, each from its own thread, and `QUARTERS_AT_ONCE` quarters train side by
   side (Spark runs their jobs together, filling the cores that one job's few tasks leave idle).
-  The champions are registered afterwards, in quarter order, so versions ascend with the quarter.
+  The best candidates are registered afterwards, in quarter order, so versions ascend with the
+  quarter, and each quarter's champion is decided then (`batch_platform.ml.promotion`): the eval
+  splits stay cached until the champion of Q-1 has been re-scored on them.
+- **Uncertainty.** Every candidate's and the baseline's eval AUC-PR and AUC-ROC carry a 95 %
+  bootstrap interval (`batch_platform.ml.bootstrap`), on the model card, in MLflow and in the metadata.
 - **Untrainable.** Fewer than `MIN_TRAIN_ROWS` train or `MIN_EVAL_ROWS` eval rows, or fewer than
   `MIN_CLASS_ROWS` of either class in train, or one class only in eval: nothing is logged or
-  registered, the materialisation says which, and the quarter's scores are empty.
+  registered, the materialisation says which, and the champion of Q-1 stays (scores are empty
+  when there is none).
 """
 
 from __future__ import annotations
@@ -19,18 +25,23 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import dagster as dg
 import mlflow
 import numpy as np
+from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch_platform.ml.candidates import BASELINE, CANDIDATES, METRICS, Candidate
-from batch_platform.ml.metrics import evaluate, recency_baseline
-from batch_platform.ml.pipelines import MODEL_INPUTS, churn_probability, classifier_params, estimator, pipeline
+from batch_platform.ml import bootstrap
+from batch_platform.ml.candidates import BASELINE, CANDIDATES, INTERVALS, METRICS, Candidate
+from batch_platform.ml.gate import Gate
+from batch_platform.ml.metrics import measure, recency_baseline
+from batch_platform.ml.pipelines import MODEL_INPUTS, classifier_params, estimator, pipeline, probabilities_by_customer
 from batch_platform.ml.plots import plots
-from batch_platform.ml.registry import QUARTERS_AT_ONCE, drop_alias, log_model, register
+from batch_platform.ml.promotion import decide_champions
+from batch_platform.ml.registry import QUARTERS_AT_ONCE, Champion, log_model
 from batch_platform.ml.training_input import TrainingInput, log_training_input, training_dataset, training_input
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
@@ -51,23 +62,50 @@ class QuarterModel:
     eval_rows: int
     reason: str | None = None
     rows: list[dict] = field(default_factory=list)
-    champion: str | None = None
-    model_version: int | None = None
+    best: str | None = None
+    """The candidate with the higher eval AUC-PR: registered as a version, the champion if it passes the gate."""
+    best_uri: str | None = None
+    best_model: PipelineModel | None = None
+    best_version: int | None = None
     run_id: str | None = None
+    """The quarter's MLflow run."""
     run_url: str | None = None
-    """The champion's MLflow run: its metrics, plots and fitted model (the quarter's run has no plots, no model)."""
+    """The best candidate's MLflow run: its metrics, plots and fitted model (the quarter's run has no plots, no model)."""
     quarter_run_url: str | None = None
-    """The quarter's MLflow run: every candidate as a child run, the baseline's metrics."""
-    champion_uri: str | None = None
+    """The quarter's MLflow run: every candidate as a child run, the baseline's metrics, the gate's verdict."""
     training_input: TrainingInput | None = None
     """The Delta table and version the quarter's rows were read from (None: not read from a Delta table)."""
+    train_churned: int = 0
+    label_window: tuple[datetime | None, datetime | None] = (None, None)
+    """[start, end) of the label window of the quarter's rows (the model card's data window)."""
+    labels: np.ndarray | None = None
+    """The eval labels, in customer order."""
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    """Every candidate's and the baseline's eval probabilities, in customer order."""
+    eval_frame: DataFrame | None = None
+    """The cached eval split, until the champion of Q-1 has been re-scored on it."""
+    gate: Gate | None = None
+    champion: Champion | None = None
+    """The champion of Q once decided: the best candidate if promoted, else the champion of Q-1 (or none)."""
+    difference: dict[str, float] = field(default_factory=dict)
+    """The champion's eval AUC-PR and AUC-ROC minus the baseline's, with paired 95 % intervals."""
 
     @property
     def trained(self) -> bool:
         return self.reason is None
 
+    @property
+    def promoted(self) -> bool:
+        return self.gate is not None and self.gate.promoted
+
+    @property
+    def model_version(self) -> int | None:
+        """The version of the champion of Q (what `ml/churn_scores` Q scores with)."""
+        return None if self.champion is None else self.champion.version
+
     def metrics(self, candidate: str) -> dict[str, float]:
-        return next({m: row[m] for m in METRICS} for row in self.rows if row["candidate"] == candidate)
+        """The eval metrics and interval bounds of a model card row."""
+        return next({m: row[m] for m in (*METRICS, *INTERVALS)} for row in self.rows if row["candidate"] == candidate)
 
 
 def untrainable_reason(counts: dict[str, int]) -> str | None:
@@ -93,8 +131,12 @@ def untrainable_reason(counts: dict[str, int]) -> str | None:
 
 
 def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
-    """Per quarter: train and eval rows and churned customers, in one aggregation."""
-    aggs = []
+    """Per quarter: train and eval rows and churned customers, and the label window (`label_window_start`,
+    `label_window_end`: the model card's), in one aggregation."""
+    aggs = [
+        F.min("label_window_start").alias("label_window_start"),
+        F.max("label_window_end").alias("label_window_end"),
+    ]
     for side in ("train", "eval"):
         on_side = F.col("split") == side
         aggs += [
@@ -103,34 +145,45 @@ def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
         ]
     found = training_set.groupBy(PARTITION_COLUMN).agg(*aggs).collect()
     return {
-        row[PARTITION_COLUMN]: {k: int(v or 0) for k, v in row.asDict().items() if k != PARTITION_COLUMN}
+        row[PARTITION_COLUMN]: {
+            k: v if k.startswith("label_window") else int(v or 0)
+            for k, v in row.asDict().items()
+            if k != PARTITION_COLUMN
+        }
         for row in found
     }
 
 
-def train_quarters(training_set: DataFrame, quarters: Sequence[str], store: MlflowStore) -> list[QuarterModel]:
-    """Train, evaluate and log the churn model of each of `quarters`, then register each champion
-    (an untrainable quarter loses its champion alias, and is logged as a warning); in the order of
-    `quarters`. Each quarter's runs log the Delta version of `gold/training_set` the frame was read
-    at (`training_input`)."""
+def train_quarters(
+    training_set: DataFrame, quarters: Sequence[str], store: MlflowStore, tolerance: float, lookback: int
+) -> list[QuarterModel]:
+    """Train, evaluate and log the churn model of each of `quarters`, then, in quarter order, register
+    each best candidate with its model card (`lookback`: L, the card's data window) and decide each
+    champion by the promotion gate with `tolerance` (`decide_champions`; an untrainable quarter is
+    logged as a warning and keeps the champion of Q-1); in the order of `quarters`. Each quarter's
+    runs log the Delta version of `gold/training_set` the frame was read at (`training_input`)."""
     pinned = training_input(training_set)
     frame = training_set.persist()
+    outcomes: list[QuarterModel] = []
     try:
         counts = split_counts(frame)
         if any(untrainable_reason(counts.get(q, {})) is None for q in quarters):
             store.activate()  # a new store's experiment created once: two threads looking it up would both create it
         with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
             outcomes = list(pool.map(lambda q: train_quarter(frame, q, counts.get(q, {}), store, pinned), quarters))
+        frame.unpersist()
+        for outcome in outcomes:
+            if not outcome.trained:
+                dg.get_dagster_logger().warning(
+                    f"ml/churn_model {outcome.quarter}: not trained, nothing registered: {outcome.reason}"
+                )
+        decide_champions(outcomes, store, tolerance, lookback)
     finally:
         frame.unpersist()
-    for outcome in outcomes:
-        if outcome.trained:
-            register(store, outcome)
-        else:
-            dg.get_dagster_logger().warning(
-                f"ml/churn_model {outcome.quarter}: not trained, nothing registered: {outcome.reason}"
-            )
-            drop_alias(store, outcome.quarter)
+        for outcome in outcomes:
+            if outcome.eval_frame is not None:
+                outcome.eval_frame.unpersist()
+                outcome.eval_frame = None
     return outcomes
 
 
@@ -146,10 +199,12 @@ def train_quarter(
     store: MlflowStore,
     pinned: TrainingInput | None = None,
 ) -> QuarterModel:
-    """Train, evaluate and log the candidates of one quarter and pick the champion (module docstring);
+    """Train, evaluate and log the candidates of one quarter and pick the best (module docstring);
     `pinned`: the Delta version `training_set` was read at, logged as every run's input."""
     result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0), training_input=pinned)
     result.reason = untrainable_reason(counts)
+    result.train_churned = counts.get("train_churned", 0)
+    result.label_window = (counts.get("label_window_start"), counts.get("label_window_end"))
     if not result.trained:
         return result
     rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
@@ -157,9 +212,12 @@ def train_quarter(
     train, eval_ = _split(rows, "train", result.train_rows), _split(rows, "eval", result.eval_rows)
     try:
         _train(train, eval_, result, store, dataset)
+        result.eval_frame = eval_  # released once the champion of Q-1 has been re-scored on it
+    except BaseException:
+        eval_.unpersist()
+        raise
     finally:
         train.unpersist()
-        eval_.unpersist()
     return result
 
 
@@ -215,40 +273,46 @@ def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: Mlfl
             parent.info.run_id,
             labels,
             baseline,
-            evaluate(labels, baseline),
+            measure(labels, baseline),
             dataset,
             result.training_input,
         )
         against.log_input()
         mlflow.log_metrics({f"baseline_{name}": value for name, value in against.baseline_metrics.items()})
-        result.rows.append(_card_row(BASELINE, against.baseline_metrics, result, parent.info.run_id))
+        result.rows.append(card_row(BASELINE, against.baseline_metrics, result, parent.info.run_id))
         with ThreadPoolExecutor(len(CANDIDATES)) as pool:
             futures = [pool.submit(_candidate, candidate, train, eval_, against, result) for candidate in CANDIDATES]
             done = [future.result() for future in futures]  # in candidate order
-        result.rows += [row for row, _ in done]
-        logged = {row["candidate"]: model_uri for row, model_uri in done}
-        champion = max(
-            (row for row in result.rows if row["candidate"] != BASELINE),
-            key=lambda row: row["auc_pr"],
-        )
-        mlflow.set_tag("champion", champion["candidate"])
-        result.champion, result.champion_uri = champion["candidate"], logged[champion["candidate"]]
+        result.rows += [fit.row for fit in done]
+        best = max(done, key=lambda fit: fit.row["auc_pr"])  # a tie goes to the candidate listed first
+        mlflow.set_tag("best_candidate", best.row["candidate"])
+        result.best, result.best_uri, result.best_model = best.row["candidate"], best.model_uri, best.model
+        result.labels = labels
+        result.probabilities = {BASELINE: baseline} | {fit.row["candidate"]: fit.probabilities for fit in done}
         result.run_id = parent.info.run_id
-        result.run_url = store.run_url(experiment_id, champion["mlflow_run_id"])
+        result.run_url = store.run_url(experiment_id, best.row["mlflow_run_id"])
         result.quarter_run_url = store.run_url(experiment_id, parent.info.run_id)
 
 
-def _candidate(
-    candidate: Candidate, train: DataFrame, eval_: DataFrame, against: _Eval, result: QuarterModel
-) -> tuple[dict, str]:
-    """Fit, measure and log one candidate as a child run of the quarter's run; (model card row, model URI).
+@dataclass
+class _Fit:
+    """One candidate fit and measured: its model card row, logged model and eval probabilities."""
+
+    row: dict
+    model_uri: str
+    model: PipelineModel
+    probabilities: np.ndarray
+
+
+def _candidate(candidate: Candidate, train: DataFrame, eval_: DataFrame, against: _Eval, result: QuarterModel) -> _Fit:
+    """Fit, measure and log one candidate as a child run of the quarter's run.
 
     Runs in a thread of its own: MLflow's active run is per thread, hence the explicit parent.
     """
     name, classifier = candidate.name, estimator(candidate)
     model = pipeline(classifier).fit(train)
-    probabilities = _probabilities(model, eval_)
-    metrics = evaluate(against.labels, probabilities)
+    probabilities = probabilities_by_customer(model, eval_)
+    metrics = measure(against.labels, probabilities)
     with mlflow.start_run(
         experiment_id=against.experiment_id,
         run_name=f"{name} {against.quarter}",
@@ -258,19 +322,15 @@ def _candidate(
         against.log_input()
         mlflow.log_params({**classifier_params(classifier), "features": ",".join(MODEL_INPUTS)})
         mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
+        mlflow.log_params({"bootstrap_resamples": bootstrap.RESAMPLES, "bootstrap_seed": bootstrap.SEED})
         mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in against.baseline_metrics.items()}})
         for path, figure in plots(against.labels, probabilities, against.baseline, f"{name} {against.quarter}").items():
             mlflow.log_figure(figure, path)
-        return _card_row(name, metrics, result, run.info.run_id), log_model(model)
+        return _Fit(card_row(name, metrics, result, run.info.run_id), log_model(model), model, probabilities)
 
 
-def _probabilities(model, frame: DataFrame) -> np.ndarray:
-    """The fitted pipeline's churn probabilities of `frame`'s rows, in customer order."""
-    rows = churn_probability(model, frame).select("customer_id", "churn_probability").toPandas()
-    return rows.sort_values("customer_id", kind="stable")["churn_probability"].to_numpy()
-
-
-def _card_row(candidate: str, metrics: dict[str, float], result: QuarterModel, run_id: str) -> dict:
+def card_row(candidate: str, metrics: dict[str, float], result: QuarterModel, run_id: str) -> dict:
+    """A model card row: not the champion, no version (`batch_platform.ml.promotion` sets both)."""
     return {
         PARTITION_COLUMN: result.quarter,
         "candidate": candidate,

@@ -1,12 +1,15 @@
 """Pandera models of the ML tables (SPEC.md, "ML: the quarterly churn model and its scores").
 
-`ml/churn_model` Q is the model card of the quarter: one row per candidate evaluated on the eval
-split of `gold/training_set` Q (the two classifiers and the recency-only baseline), the champion
-marked and carrying the registered model version `ml/churn_scores` loads. A quarter that could not
-be trained has no rows (its materialisation says why).
+`ml/churn_model` Q is the model card of the quarter: one row per model evaluated on the eval
+split of `gold/training_set` Q (the classifiers, the recency-only baseline, and the champion of Q-1
+re-scored on those rows when there is one), with 95 % bootstrap intervals of the AUCs; the best
+classifier carries the version it was registered as, and the champion of Q (the best classifier if
+it passed the promotion gate, else the champion of Q-1) is marked. A quarter that could not be
+trained has no rows (its materialisation says why).
 
-`ml/churn_scores` Q holds the predictions made at the end of Q for Q+1: `score_cutoff` is the
-start of Q+1 (C'), a row rule, so a score computed at another cutoff cannot be published.
+`ml/churn_scores` Q holds the predictions made at the end of Q for Q+1 by the champion of Q:
+`score_cutoff` is the start of Q+1 (C'), a row rule, so a score computed at another cutoff cannot
+be published; `model_version` and `promoted` say which version scored and whether it was promoted in Q.
 
 What a materialisation of either records beyond the IO manager's counts and previews is the
 training's or the scoring's story (`model_metadata`, `scores_metadata`), built here beside them.
@@ -23,7 +26,7 @@ import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
 from batch_platform.features import EVENTS, FEATURES_LINEAGE
-from batch_platform.ml.candidates import BASELINE, CANDIDATES, CARD_ROWS, METRICS
+from batch_platform.ml.candidates import BASELINE, CANDIDATES, CARD_ROWS, INTERVALS, METRICS, PREVIOUS
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.partitions import quarter_end
 from batch_platform.schemas.base import LakeTable, Lineage, Table, quarter_end_col, row_rule
@@ -40,8 +43,12 @@ def _score_cutoff_is_next_quarter_start():
     return F.col("score_cutoff") == quarter_end_col()
 
 
-def _version_only_for_champion():
-    return F.col("champion") | F.col("model_version").isNull()
+def _champion_has_a_version():
+    return ~F.col("champion") | F.col("model_version").isNotNull()
+
+
+def _baseline_has_no_version():
+    return (F.col("candidate") != BASELINE) | (F.col("model_version").isNull() & ~F.col("champion"))
 
 
 def _unit(description: str) -> pa.Field:
@@ -49,20 +56,27 @@ def _unit(description: str) -> pa.Field:
 
 
 class ChurnModel(LakeTable):
-    """`ml/churn_model`: per quarter, every candidate's eval metrics; the champion's registered version."""
+    """`ml/churn_model`: per quarter, every model's eval metrics; the registered versions; the champion."""
 
     candidate: T.StringType() = pa.Field(
         nullable=False,
         isin=list(CARD_ROWS),
-        description=f"{' and '.join(c.name for c in CANDIDATES)} (Spark MLlib), or {BASELINE}: a logistic "
-        "regression on recency_days alone, the bar the candidates must clear.",
+        description=f"{' and '.join(c.name for c in CANDIDATES)} (Spark MLlib); {BASELINE}: a logistic "
+        f"regression on recency_days alone, the bar the candidates must clear; {PREVIOUS}: the champion of "
+        "Q-1 re-scored on Q's eval rows (promotion gate, SPEC.md 'ML').",
     )
     champion: T.BooleanType() = pa.Field(
         nullable=False,
-        description="The classifier with the higher AUC-PR on eval; never the baseline.",
+        description=f"The champion of Q: the classifier with the higher AUC-PR on eval when it passed the "
+        f"promotion gate, else {PREVIOUS}; never the baseline. No row is marked when there is no champion "
+        "(the best classifier lost to the baseline and Q-1 has no champion).",
     )
     auc_pr: T.DoubleType() = _unit("Area under the precision-recall curve on eval (average precision).")
+    auc_pr_ci_low: T.DoubleType() = _unit("Lower bound of the 95 % bootstrap interval of auc_pr.")
+    auc_pr_ci_high: T.DoubleType() = _unit("Upper bound of the 95 % bootstrap interval of auc_pr.")
     auc_roc: T.DoubleType() = _unit("Area under the ROC curve on eval.")
+    auc_roc_ci_low: T.DoubleType() = _unit("Lower bound of the 95 % bootstrap interval of auc_roc.")
+    auc_roc_ci_high: T.DoubleType() = _unit("Upper bound of the 95 % bootstrap interval of auc_roc.")
     log_loss: T.DoubleType() = pa.Field(nullable=False, ge=0.0, description="Mean log loss on eval.")
     brier: T.DoubleType() = _unit("Brier score on eval: mean squared error of the churn probability.")
     lift_top_decile: T.DoubleType() = pa.Field(
@@ -80,15 +94,17 @@ class ChurnModel(LakeTable):
     )
     registered_model_name: T.StringType() = pa.Field(
         nullable=True,
-        description="The registered model the champion was added to; null for the others.",
+        description="The registered model the version is in; null where model_version is.",
     )
     model_version: T.IntegerType() = pa.Field(
         nullable=True,
         ge=1,
-        description="The champion's version in that registered model; null for the others.",
+        description=f"The registered version: of the best classifier (registered in Q whatever the gate says) and "
+        f"of {PREVIOUS}; null for the other classifier and the baseline.",
     )
 
-    _version = row_rule("ml_model_version_only_for_champion", _version_only_for_champion)
+    _champion_version = row_rule("ml_champion_has_a_version", _champion_has_a_version)
+    _baseline = row_rule("ml_baseline_is_never_registered", _baseline_has_no_version)
 
     class Config:
         strict = True
@@ -112,6 +128,11 @@ class ChurnScores(LakeTable):
         ge=1,
         description="Version of the registered churn model (the champion of Q) that scored it.",
     )
+    promoted: T.BooleanType() = pa.Field(
+        nullable=False,
+        description="Whether that version was promoted in Q (registered in Q and passed the gate); false when the "
+        "champion of an earlier quarter stayed.",
+    )
 
     _cutoff = row_rule("ml_score_cutoff_is_next_quarter_start", _score_cutoff_is_next_quarter_start)
 
@@ -124,7 +145,7 @@ _EVAL = [(TRAINING_KEY, "label"), (TRAINING_KEY, "split")]
 MODEL_LINEAGE: Lineage = {
     "candidate": [],
     "champion": _EVAL,
-    **{column: _EVAL for column in METRICS},
+    **{column: _EVAL for column in (*METRICS, *INTERVALS)},
     "train_rows": [(TRAINING_KEY, "split")],
     "eval_rows": [(TRAINING_KEY, "split")],
     "mlflow_run_id": [],
@@ -139,6 +160,7 @@ SCORES_LINEAGE: Lineage = {
     "churn_probability": sorted({dep for deps in FEATURES_LINEAGE.values() for dep in deps}, key=str)
     + [(MODEL_KEY, "model_version")],
     "model_version": [(MODEL_KEY, "model_version")],
+    "promoted": [(MODEL_KEY, "champion")],
 }
 """The probability is the champion applied to the scoring features (the silver columns the features read)."""
 
@@ -150,9 +172,14 @@ ML_TABLES = (CHURN_MODEL, CHURN_SCORES)
 # -------------------------------------------------------------------------------------- metadata
 def model_metadata(outcomes: Sequence[QuarterModel], store: MlflowStore) -> dict[str, dict[str, dg.MetadataValue]]:
     """Per quarter of `ml/churn_model`, the story of its training: numbers as numbers, so the UI plots
-    them across quarters; `mlflow_run` links the champion's run (its plots and model),
-    `mlflow_quarter_run` the quarter's."""
+    them across quarters; `mlflow_run` links the best candidate's run (its plots and model),
+    `mlflow_quarter_run` the quarter's (the gate's verdict); `gate/…` the promotion gate's figures,
+    which the `promotion_gate` check reports."""
     return {outcome.quarter: _model_metadata(outcome, store) for outcome in outcomes}
+
+
+def _float(value: float) -> dg.MetadataValue:
+    return dg.MetadataValue.float(round(float(value), 6))
 
 
 def _model_metadata(outcome: QuarterModel, store: MlflowStore) -> dict[str, dg.MetadataValue]:
@@ -161,32 +188,53 @@ def _model_metadata(outcome: QuarterModel, store: MlflowStore) -> dict[str, dg.M
         "train_rows": dg.MetadataValue.int(outcome.train_rows),
         "eval_rows": dg.MetadataValue.int(outcome.eval_rows),
     }
+    if outcome.champion is not None:
+        metadata |= {
+            "model_version": dg.MetadataValue.int(outcome.champion.version),
+            "champion_registered_in": dg.MetadataValue.text(outcome.champion.quarter),
+        }
+    metadata["promoted"] = dg.MetadataValue.bool(outcome.promoted)
     if not outcome.trained:
+        kept = f"version {outcome.model_version} stays the champion" if outcome.champion else "no champion"
         return {
             **metadata,
-            "reason": dg.MetadataValue.text(f"not trained, nothing registered: {outcome.reason}"),
+            "reason": dg.MetadataValue.text(f"not trained, nothing registered ({kept}): {outcome.reason}"),
         }
     metadata |= {
-        "champion": dg.MetadataValue.text(outcome.champion),
-        "model_version": dg.MetadataValue.int(outcome.model_version),
+        "best_candidate": dg.MetadataValue.text(outcome.best),
+        "best_model_version": dg.MetadataValue.int(outcome.best_version),
+        "gate": dg.MetadataValue.text(outcome.gate.describe()),
+        **{
+            f"gate/{name}": dg.MetadataValue.bool(value) if isinstance(value, bool) else _float(value)
+            for name, value in outcome.gate.figures().items()
+        },
         "mlflow_run": dg.MetadataValue.url(outcome.run_url),
         "mlflow_quarter_run": dg.MetadataValue.url(outcome.quarter_run_url),
         "mlflow_ui": dg.MetadataValue.text(store.ui_hint()),
     }
-    for prefix, candidate in (("eval", outcome.champion), ("baseline", BASELINE)):
+    shown = [("eval", outcome.best), ("baseline", BASELINE)]
+    if outcome.gate.previous_version is not None:
+        shown.append((PREVIOUS, PREVIOUS))
+    for prefix, candidate in shown:
         metrics = outcome.metrics(candidate)
-        metadata |= {f"{prefix}/{name}": dg.MetadataValue.float(round(metrics[name], 6)) for name in METRICS}
+        metadata |= {f"{prefix}/{name}": _float(value) for name, value in metrics.items()}
+    metadata |= {f"champion_minus_baseline/{name}": _float(value) for name, value in outcome.difference.items()}
     return metadata
 
 
-def scores_metadata(quarters: Sequence[str], champions: Mapping[str, int]) -> dict[str, dict[str, dg.MetadataValue]]:
-    """Per quarter of `ml/churn_scores`: its cutoff, and the champion version that scored it or why none did."""
+def scores_metadata(
+    quarters: Sequence[str], champions: Mapping[str, tuple[int, bool]]
+) -> dict[str, dict[str, dg.MetadataValue]]:
+    """Per quarter of `ml/churn_scores`: its cutoff, and the champion version that scored it and whether
+    it was promoted in that quarter, or why none did."""
     metadata = {}
     for quarter in quarters:
         entries = {"score_cutoff": dg.MetadataValue.text(quarter_end(quarter).isoformat())}
         if quarter in champions:
-            entries["model_version"] = dg.MetadataValue.int(champions[quarter])
+            version, promoted = champions[quarter]
+            entries["model_version"] = dg.MetadataValue.int(version)
+            entries["promoted"] = dg.MetadataValue.bool(promoted)
         else:
-            entries["reason"] = dg.MetadataValue.text(f"no scores: ml/churn_model {quarter} has no champion")
+            entries["reason"] = dg.MetadataValue.text(f"no scores: {quarter} has no champion")
         metadata[quarter] = entries
     return metadata

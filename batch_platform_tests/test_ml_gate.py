@@ -1,0 +1,87 @@
+"""The promotion gate's rule and the bootstrap intervals, on a handful of numbers (no Spark, no MLflow:
+the runs that decide real quarters are in test_ml.py)."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from batch_platform.config import ConfigError, parse_config
+from batch_platform.ml import bootstrap
+from batch_platform.ml.gate import Gate, gate_result
+
+
+def _eval_rows(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.3).astype(int)
+    return labels, np.round(rng.random(n) * 0.6 + labels * 0.3, 2)  # rounded: ties, as a forest gives
+
+
+def test_the_bootstrap_interval_is_reproducible_for_a_seed_and_holds_the_point_estimate():
+    labels, scores = _eval_rows()
+    found = bootstrap.intervals(labels, scores)
+    assert found == bootstrap.intervals(labels, scores, seed=bootstrap.SEED)
+    assert found != bootstrap.intervals(labels, scores, seed=7)
+    assert bootstrap.RESAMPLES == 1000 and bootstrap.SEED == 42
+    point = {"auc_pr": average_precision_score(labels, scores), "auc_roc": roc_auc_score(labels, scores)}
+    for name, value in point.items():
+        assert found[f"{name}_ci_low"] < value < found[f"{name}_ci_high"]
+        assert found[f"{name}_ci_high"] - found[f"{name}_ci_low"] < 0.2  # a few hundred rows: a few points wide
+    assert bootstrap.point(labels, scores) == pytest.approx(point, abs=1e-12)
+
+
+def test_each_resample_is_scikit_learns_figure_with_its_counts_as_weights_and_keeps_the_churn_rate():
+    labels, scores = _eval_rows(n=120, seed=3)
+    (counts,) = bootstrap.resample_counts(labels, resamples=5, seed=1)
+    replicated = bootstrap.replicates(labels, scores, resamples=5, seed=1)
+    for i, weights in enumerate(counts):
+        assert weights[labels == 1].sum() == labels.sum() and weights.sum() == len(labels)  # stratified
+        assert replicated["auc_pr"][i] == pytest.approx(average_precision_score(labels, scores, sample_weight=weights))
+        assert replicated["auc_roc"][i] == pytest.approx(roc_auc_score(labels, scores, sample_weight=weights))
+
+
+def test_the_difference_interval_is_paired():
+    labels, scores = _eval_rows()
+    same = bootstrap.difference(labels, scores, scores)
+    assert set(same.values()) == {0.0}  # the same resamples for both: a model minus itself is exactly 0
+    better = bootstrap.difference(labels, scores, np.where(labels == 1, scores - 0.2, scores))
+    assert 0 < better["auc_pr_ci_low"] < better["auc_pr"] < better["auc_pr_ci_high"]
+
+
+def test_the_gate_needs_the_baseline_and_the_previous_champion_minus_the_tolerance():
+    first = Gate("2024-Q3", 0.80, 0.78, 0.01)
+    assert first.promoted and "no champion before it" in first.describe()
+    assert not Gate("2024-Q3", 0.77, 0.78, 0.01).promoted  # the baseline has no tolerance
+    assert "no champion" in Gate("2024-Q3", 0.77, 0.78, 0.01).describe()
+    within = Gate("2024-Q4", 0.80, 0.78, 0.01, previous_auc_pr=0.805, previous_version=3, previous_quarter="2024-Q2")
+    assert within.promoted and within.previous_threshold == pytest.approx(0.795)
+    worse = Gate("2024-Q4", 0.80, 0.78, 0.01, previous_auc_pr=0.82, previous_version=3, previous_quarter="2024-Q2")
+    assert worse.beats_baseline and not worse.beats_previous and not worse.promoted
+    assert worse.describe() == (
+        "2024-Q4: not promoted: version 3 stays the champion; AUC-PR 0.8000 ≥ baseline 0.7800; "
+        "AUC-PR 0.8000 < version 3 (registered in 2024-Q2) re-scored 0.8200 − tolerance 0.01 = 0.8100"
+    )
+    assert worse.figures() == {
+        "promoted": False,
+        "beats_baseline": True,
+        "best_auc_pr": 0.80,
+        "baseline_auc_pr": 0.78,
+        "tolerance": 0.01,
+        "beats_previous_champion": False,
+        "previous_champion_auc_pr": 0.82,
+        "previous_champion_threshold": pytest.approx(0.81),
+        "previous_champion_version": 3,
+    }
+    recorded = {"trained": True, "gate": worse.describe(), **{f"gate/{k}": v for k, v in worse.figures().items()}}
+    result = gate_result("2024-Q4", recorded)
+    assert not result["passed"] and result["description"] == worse.describe()
+    assert gate_result("2024-Q1", {"trained": False, "reason": "not trained: 0 train rows"})["passed"]
+
+
+def test_the_ml_section_defaults_and_refuses_what_is_not_built():
+    config = parse_config({}, "test")
+    assert config.ml.promotion_tolerance == 0.01 and config.ml.train_quarters == 1
+    assert parse_config({"ml": {"promotion_tolerance": 0.0}}, "test").ml.promotion_tolerance == 0.0
+    with pytest.raises(ConfigError, match="promotion_tolerance"):
+        parse_config({"ml": {"promotion_tolerance": -0.1}}, "test")
+    with pytest.raises(ConfigError, match="train_quarters"):
+        parse_config({"ml": {"train_quarters": 2}}, "test")
