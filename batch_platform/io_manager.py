@@ -62,7 +62,8 @@ The seconds of each phase are recorded as `io_seconds/*` metadata, so the cost o
 metadata next to the work is visible: `validate` (structure, unique key), `count_and_check` (the
 one pass: computing the frame, its rows per quarter and the row checks — what the checks add to it
 is measured by `benchmarks/`, which runs the same backfill without them), `write` (the commit, and
-reading the version it made from the log), `metadata`.
+reading the version it made from the log), `metadata`; and `rows_per_second`, the rows written over
+the seconds of computing and writing them (for `ml/churn_scores`, the scoring throughput).
 """
 
 import math
@@ -202,7 +203,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
         finally:
             if declared.cached:
                 df.unpersist()
-        context.add_output_metadata({f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()})
+        computed = timings["count_and_check"] + timings["write"]
+        context.add_output_metadata(
+            {
+                **{f"io_seconds/{phase}": round(value, 3) for phase, value in timings.items()},
+                "rows_per_second": round(total / computed, 1) if computed else 0.0,
+            }
+        )
         context.log.info(
             f"{table}: {total} rows in {len(quarters)} quarter(s), Delta version {version}; "
             + ", ".join(f"{phase} {value:.2f}s" for phase, value in timings.items())

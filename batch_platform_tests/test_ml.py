@@ -77,6 +77,12 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
                 assert low < found[f"{prefix}/{name}"] < high, (quarter, prefix, name)
         assert found["best_candidate"] in ("logistic_regression", "random_forest")
         assert found["best_model_version"] == int(version.version)
+        # each candidate's training time, plotted across quarters in the UI and logged with its run
+        assert {k for k in found if k.startswith("fit_seconds/")} == {
+            "fit_seconds/logistic_regression",
+            "fit_seconds/random_forest",
+        }
+        assert all(found[f"fit_seconds/{c}"] > 0 for c in ("logistic_regression", "random_forest"))
         assert found["promoted"] == found["gate/promoted"] and found["gate/tolerance"] == 0.01
         card = lake_quarter(root / "lake", "ml/churn_model", quarter)
         expected = ["logistic_regression", "random_forest", "recency_baseline"]
@@ -132,7 +138,16 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
 
 
 def test_scores_are_the_champions_predictions_at_the_start_of_the_next_quarter(ml_lake, spark):
-    root, _, _ = ml_lake
+    root, _, result = ml_lake
+    recorded = materialisations(result, SCORES_KEY)
+    for quarter in RUN:  # the scoring throughput of the step, plotted across quarters
+        found = recorded[to_key(quarter)]
+        assert found["rows_per_second"] > 0
+        assert found["rows_per_second"] == pytest.approx(
+            sum(recorded[to_key(q)]["dagster/row_count"] for q in RUN)
+            / (found["io_seconds/count_and_check"] + found["io_seconds/write"]),
+            rel=0.01,
+        )
     cards = {q: lake_quarter(root / "lake", "ml/churn_model", q) for q in RUN}
     champions = {q: card[card["champion"]].iloc[0] for q, card in cards.items() if card["champion"].any()}
     card_versions = {q: int(row["model_version"]) for q, row in champions.items()}

@@ -22,6 +22,7 @@ what `ml/churn_model` runs.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class QuarterModel:
     """The champion of Q once decided: the best candidate if promoted, else the champion of Q-1 (or none)."""
     difference: dict[str, float] = field(default_factory=dict)
     """The champion's eval AUC-PR and AUC-ROC minus the baseline's, with paired 95 % intervals."""
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    """Each candidate's training time (fitting its pipeline, wall clock; candidates fit side by side)."""
 
     @property
     def trained(self) -> bool:
@@ -310,7 +313,9 @@ def _candidate(candidate: Candidate, train: DataFrame, eval_: DataFrame, against
     Runs in a thread of its own: MLflow's active run is per thread, hence the explicit parent.
     """
     name, classifier = candidate.name, estimator(candidate)
+    began = time.perf_counter()
     model = pipeline(classifier).fit(train)
+    result.fit_seconds[name] = time.perf_counter() - began
     probabilities = probabilities_by_customer(model, eval_)
     metrics = measure(against.labels, probabilities)
     with mlflow.start_run(
@@ -324,6 +329,7 @@ def _candidate(candidate: Candidate, train: DataFrame, eval_: DataFrame, against
         mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
         mlflow.log_params({"bootstrap_resamples": bootstrap.RESAMPLES, "bootstrap_seed": bootstrap.SEED})
         mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in against.baseline_metrics.items()}})
+        mlflow.log_metric("fit_seconds", result.fit_seconds[name])
         for path, figure in plots(against.labels, probabilities, against.baseline, f"{name} {against.quarter}").items():
             mlflow.log_figure(figure, path)
         return _Fit(card_row(name, metrics, result, run.info.run_id), log_model(model), model, probabilities)

@@ -219,6 +219,7 @@ def _model_metadata(outcome: QuarterModel, store: MlflowStore) -> dict[str, dg.M
         metrics = outcome.metrics(candidate)
         metadata |= {f"{prefix}/{name}": _float(value) for name, value in metrics.items()}
     metadata |= {f"champion_minus_baseline/{name}": _float(value) for name, value in outcome.difference.items()}
+    metadata |= {f"fit_seconds/{name}": _float(seconds) for name, seconds in outcome.fit_seconds.items()}
     return metadata
 
 
