@@ -125,7 +125,7 @@ def _with_references(lake, key: dg.AssetKey, frame: DataFrame, quarters: list[st
     (empty ones included) read from the lake; the quarters the result holds."""
     present = set(lake.materialised_quarters(key))
     extra = [q for q in dict.fromkeys(quarters) if q in present]
-    return frame.unionByName(lake.read_quarters(key, extra)), present | set(extra)
+    return frame.unionByName(lake.read_quarters(key, extra)), set(extra)
 
 
 def _drift_metadata(prefix: str, reference: str | None, found: Mapping[str, Drift] | None) -> dict[str, Any]:
@@ -161,6 +161,9 @@ def feature_drift_result(
         description = f"{quarter}: no reference quarter to compare with yet"
     elif drifted:
         description = f"{quarter}: PSI ≥ {psi_warn}: " + "; ".join(drifted)
+    elif not psis:
+        shown = ", ".join(r for r in references.values() if r)
+        description = f"{quarter}: no PSI: {quarter} or its reference ({shown}) has no values"
     else:
         description = f"{quarter}: every PSI below {psi_warn}"
     return {"passed": not drifted, "description": description, "metadata": metadata}
