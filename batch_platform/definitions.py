@@ -8,7 +8,7 @@ Spark starts only when a run does: the `pyspark` resource creates the session, o
 (in-process executor).
 
     group      tables                                                       built by
-    bronze     bronze/operational, logs, external                           build_bronze_assets
+    bronze     bronze/operational, logs, external, customers                build_bronze_assets
     silver     silver/<table> and silver/<table>_quarantine per source      build_silver_assets
     gold       gold/customer_features, churn_labels, training_set           build_gold_assets
     ml         ml/churn_model, ml/churn_scores                              build_ml_assets
