@@ -2,8 +2,9 @@
 
 Local (`local[*]`, folders) and cluster (`spark://…`, `s3a://…`) differ only in the config file's
 values: the asset code and these builders are the same. A config section that assets read at run
-time is a resource as it is (`batch`, `checks`: the `BatchConfig` and `ChecksConfig` of the file,
-which the assets and checks declare as `dg.ResourceParam[...]`), never a copy of it.
+time is a resource as it is (`batch`, `checks`, `customers`: the `BatchConfig`, `ChecksConfig` and
+`CustomersConfig` of the file, which the assets and checks declare as `dg.ResourceParam[...]`),
+never a copy of it.
 """
 
 from typing import Any
@@ -116,4 +117,5 @@ def build_resources(config: PlatformConfig) -> dict[str, object]:
         "mlflow_store": build_mlflow_store(config),
         "batch": config.batch,
         "checks": config.checks,
+        "customers": config.customers,
     }

@@ -10,14 +10,26 @@ from datetime import timedelta
 import pandas as pd
 from pyspark.sql import DataFrame
 
-from batch_platform.partitions import quarter_end, quarter_start
+from batch_platform import delta
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, shift, to_label
+from batch_platform.schemas.base import spark_schema
+from batch_platform.schemas.customer_history import CustomerHistory
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 from batch_platform_tests.platform import bronze_assets, gold_assets, materialize_range, silver_assets
 
 EVENTS_DDL = "customer_id string, event_time timestamp, amount double, currency string, channel string, quarter string"
 LOGS_DDL = "customer_id string, log_event_type string, log_timestamp timestamp, quarter string"
 SCORES_DDL = "customer_id string, partner_score double, partner_segment string, as_of_date date, quarter string"
-SILVER_TABLES = {"operational_events": EVENTS_DDL, "interaction_logs": LOGS_DDL, "partner_scores": SCORES_DDL}
+PROFILES_DDL = (
+    "customer_id string, source_system string, updated_at timestamp, email string, country string, signup_date date, "
+    "contract string, payment_method string, monthly_charges double, quarter string"
+)
+SILVER_TABLES = {
+    "operational_events": EVENTS_DDL,
+    "interaction_logs": LOGS_DDL,
+    "partner_scores": SCORES_DDL,
+    "customer_profiles": PROFILES_DDL,
+}
 
 
 def silver_frames(spark, events=(), logs=(), scores=()) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -68,9 +80,36 @@ def random_silver(quarters: list[str], customers: int = 60, seed: int = 5) -> di
 
 def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: list[str]) -> None:
     """Commit silver partitions `quarters` of `rows` to the lake as the silver assets would: one
-    commit per table, the quarters materialised."""
+    commit per table, the quarters materialised (a table without rows in `rows`: empty)."""
     for table, ddl in SILVER_TABLES.items():
-        commit_quarters(spark.createDataFrame(rows[table], ddl), lake_root, f"silver/{table}", quarters)
+        commit_quarters(spark.createDataFrame(rows.get(table, []), ddl), lake_root, f"silver/{table}", quarters)
+
+
+def fill_customer_history(config, first: str, last: str | None = None) -> None:
+    """Make a gold run of `first` … `last` possible over silver written for a few quarters only:
+    the silver customer profiles of every quarter from the first quarter to `last`, and
+    `gold/customer_history` of every quarter before `first`, committed empty where never
+    materialised (the features of `first` read the history of the quarter before)."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    start, first = config.batch.first_quarter, to_label(first)
+
+    def up_to(quarter: str) -> list[str]:
+        return quarter_range(start, quarter) if to_label(quarter) >= start else []
+
+    wanted = {
+        "silver/customer_profiles": (PROFILES_DDL, up_to(last or first)),
+        "gold/customer_history": (spark_schema(CustomerHistory), up_to(shift(first, -1))),
+    }
+    for table, (schema, quarters) in wanted.items():
+        try:
+            present = set(delta.materialised_quarters(delta.open_table(f"{config.lake_root}/{table}")))
+        except delta.TableMissing:
+            present = set()
+        missing = [q for q in quarters if q not in present]
+        if missing:
+            commit_quarters(spark.createDataFrame([], schema), config.lake_root, table, missing)
 
 
 def materialize_gold(config, first: str, last: str | None = None, assets=None, selection=None, **kwargs):
@@ -79,6 +118,7 @@ def materialize_gold(config, first: str, last: str | None = None, assets=None, s
     from batch_platform.resources import build_resources
 
     gold = assets or gold_assets
+    fill_customer_history(config, first, last)
     return materialize_range(
         [*bronze_assets, *silver_assets, *gold],
         build_resources(config),

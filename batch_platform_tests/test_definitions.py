@@ -29,7 +29,7 @@ EXPECTED = {
         "silver/customer_profiles",
         "silver/customer_profiles_quarantine",
     },
-    "gold": {"gold/customer_features", "gold/churn_labels", "gold/training_set"},
+    "gold": {"gold/customer_history", "gold/customer_features", "gold/churn_labels", "gold/training_set"},
     "ml": {"ml/churn_model", "ml/churn_scores"},
 }
 UPSTREAM = {
@@ -37,7 +37,13 @@ UPSTREAM = {
     "silver/interaction_logs": {"bronze/logs"},
     "silver/partner_scores": {"bronze/external"},
     "silver/customer_profiles": {"bronze/customers"},
-    "gold/customer_features": {"silver/operational_events", "silver/interaction_logs", "silver/partner_scores"},
+    "gold/customer_history": {"silver/customer_profiles"},
+    "gold/customer_features": {
+        "silver/operational_events",
+        "silver/interaction_logs",
+        "silver/partner_scores",
+        "gold/customer_history",
+    },
     "gold/churn_labels": {"silver/operational_events", "gold/customer_features"},
     "gold/training_set": {"gold/customer_features", "gold/churn_labels"},
     "ml/churn_model": {"gold/training_set"},
@@ -46,6 +52,7 @@ UPSTREAM = {
         "silver/operational_events",
         "silver/interaction_logs",
         "silver/partner_scores",
+        "gold/customer_history",
     },
 }
 

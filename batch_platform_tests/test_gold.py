@@ -312,7 +312,7 @@ def test_gold_schemas_describe_every_column_and_rule():
 
 # --------------------------------------------------------------------------- asset graph
 def test_gold_assets_declare_their_point_in_time_dependencies():
-    features, labels, training = gold_assets
+    features, labels, training, _history = gold_assets
     silver = [dg.AssetKey(["silver", t]) for t in SILVER_TABLES]
     assert set(features.dependency_keys) == set(silver)
     for key in silver:

@@ -30,6 +30,7 @@ from batch_platform.ml.candidates import CANDIDATES
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, lake_pool
+from batch_platform.schemas.customer_history import HISTORY_KEY
 from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY, TRAINING_KEY
 from batch_platform.schemas.ml import (
     CHURN_MODEL,
@@ -107,6 +108,7 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
             "operational_events": recent_in(SILVER_EVENTS),
             "interaction_logs": recent_in(SILVER_LOGS),
             "partner_scores": recent_in(SILVER_SCORES),
+            "customer_history": dg.AssetIn(key=HISTORY_KEY),
         },
         description=(
             f"Churn probability of every customer with an operational event in silver Q-{lookback - 1} … Q, made at "
@@ -125,6 +127,7 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
         operational_events: DataFrame,
         interaction_logs: DataFrame,
         partner_scores: DataFrame,
+        customer_history: DataFrame,
     ) -> DataFrame:
         if batch.lookback_quarters != lookback:
             raise dg.Failure(
@@ -135,7 +138,9 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
 
         quarters = _quarters(context)
         champions = scoring.champion_versions(churn_model)
-        features = scoring.scoring_features(operational_events, interaction_logs, partner_scores, quarters, lookback)
+        features = scoring.scoring_features(
+            operational_events, interaction_logs, partner_scores, quarters, lookback, history=customer_history
+        )
         record_quarters(context, scores_metadata(quarters, champions))
         return scoring.score_quarters(features, mlflow_store, champions)
 
