@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame
 from batch_platform import delta
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, shift, to_label
 from batch_platform.schemas.base import spark_schema
-from batch_platform.schemas.customer_history import CustomerHistory
+from batch_platform.schemas.customer_history import HISTORY_KEY, CustomerHistory
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 from batch_platform_tests.platform import bronze_assets, gold_assets, materialize_range, silver_assets
 
@@ -24,12 +24,8 @@ PROFILES_DDL = (
     "customer_id string, source_system string, updated_at timestamp, email string, country string, signup_date date, "
     "contract string, payment_method string, monthly_charges double, quarter string"
 )
-SILVER_TABLES = {
-    "operational_events": EVENTS_DDL,
-    "interaction_logs": LOGS_DDL,
-    "partner_scores": SCORES_DDL,
-    "customer_profiles": PROFILES_DDL,
-}
+SILVER_TABLES = {"operational_events": EVENTS_DDL, "interaction_logs": LOGS_DDL, "partner_scores": SCORES_DDL}
+"""The silver tables the features read over their lookback."""
 
 
 def silver_frames(spark, events=(), logs=(), scores=()) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -80,19 +76,21 @@ def random_silver(quarters: list[str], customers: int = 60, seed: int = 5) -> di
 
 def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: list[str]) -> None:
     """Commit silver partitions `quarters` of `rows` to the lake as the silver assets would: one
-    commit per table, the quarters materialised (a table without rows in `rows`: empty)."""
-    for table, ddl in SILVER_TABLES.items():
+    commit per table, the quarters materialised; the customer profiles too (empty without
+    `rows["customer_profiles"]`)."""
+    for table, ddl in {**SILVER_TABLES, "customer_profiles": PROFILES_DDL}.items():
         commit_quarters(spark.createDataFrame(rows.get(table, []), ddl), lake_root, f"silver/{table}", quarters)
 
 
 def fill_customer_history(config, first: str, last: str | None = None) -> None:
     """Make a gold run of `first` … `last` possible over silver written for a few quarters only:
     the silver customer profiles of every quarter from the first quarter to `last`, and
-    `gold/customer_history` of every quarter before `first`, committed empty where never
-    materialised (the features of `first` read the history of the quarter before)."""
+    `gold/customer_history` of every quarter before `last`, committed empty where never
+    materialised (the features of Q read the history of Q-1; a run that builds the history
+    replaces those of its quarters)."""
     from pyspark.sql import SparkSession
 
-    spark = SparkSession.getActiveSession()
+    spark = SparkSession.builder.getOrCreate()  # the suite's one session (conftest.py)
     start, first = config.batch.first_quarter, to_label(first)
 
     def up_to(quarter: str) -> list[str]:
@@ -100,7 +98,7 @@ def fill_customer_history(config, first: str, last: str | None = None) -> None:
 
     wanted = {
         "silver/customer_profiles": (PROFILES_DDL, up_to(last or first)),
-        "gold/customer_history": (spark_schema(CustomerHistory), up_to(shift(first, -1))),
+        "gold/customer_history": (spark_schema(CustomerHistory), up_to(shift(last or first, -1))),
     }
     for table, (schema, quarters) in wanted.items():
         try:
@@ -114,7 +112,9 @@ def fill_customer_history(config, first: str, last: str | None = None) -> None:
 
 def materialize_gold(config, first: str, last: str | None = None, assets=None, selection=None, **kwargs):
     """Gold (`assets`, the default gold assets without) of `first` … `last` in one run, over the
-    silver already in the lake (`write_silver`), or `selection` of them."""
+    silver already in the lake (`write_silver`), or `selection` of them. By default all but
+    `gold/customer_history` (its tests are `test_customer_history.py`), whose quarters the features
+    read are there, empty, unless a run made them (`fill_customer_history`)."""
     from batch_platform.resources import build_resources
 
     gold = assets or gold_assets
@@ -124,7 +124,7 @@ def materialize_gold(config, first: str, last: str | None = None, assets=None, s
         build_resources(config),
         first,
         last,
-        selection=selection or [a.key for a in gold],
+        selection=selection or [a.key for a in gold if a.key != HISTORY_KEY],
         **kwargs,
     )
 

@@ -208,3 +208,97 @@ def test_the_graph_expresses_history_up_to_q_and_features_from_history_q_minus_1
     assert _upstream(graph, ("gold", "customer_features"), history, "2024-07-01") == ["2024-04-01"]
     assert _upstream(graph, ("gold", "customer_features"), history, "2024-01-01") == []
     assert _upstream(graph, ("ml", "churn_scores"), history, "2024-07-01") == ["2024-07-01"]
+
+
+# ------------------------------------------------------------------------------ end to end
+RUN = (Q1, Q3)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A generated landing zone through bronze, silver and gold (2024-Q1…Q3, one run), and the same
+    landing zone without its `customers` folder through the same assets into another lake."""
+    import shutil
+
+    from batch_platform.resources import build_resources
+    from batch_platform.sample_data import generate_landing
+    from batch_platform_tests.platform import bronze_assets, gold_assets, make_config, materialize_range, silver_assets
+
+    lakes = {}
+    for name in ("with", "without"):
+        root = tmp_path_factory.mktemp(f"customers-{name}")
+        config = make_config(root, checks={"quarantine_rate_warn": 0.5, "quarantine_rate_fail": 0.9})
+        generate_landing(config.landing_root, first_quarter=Q1, last_quarter=Q3, customers=60, seed=3)
+        if name == "without":
+            shutil.rmtree(f"{config.landing_root}/customers")
+        result = materialize_range([*bronze_assets, *silver_assets, *gold_assets], build_resources(config), *RUN)
+        lakes[name] = (config, result)
+    return lakes
+
+
+def _lake(config, table: str, quarter: str) -> pd.DataFrame:
+    from batch_platform_tests.gold_fixtures import lake_table, naive
+
+    return naive(lake_table(config.lake_root, table, quarter))
+
+
+def test_a_run_builds_the_history_and_joins_it_into_the_features(spark, runs):
+    from batch_platform_tests.platform import materialisations
+
+    config, result = runs["with"]
+    recorded = materialisations(result, dg.AssetKey(["gold", "customer_history"]))
+    assert sorted(recorded) == ["2024-01-01", "2024-04-01", "2024-07-01"]
+    assert all(recorded[key]["customers"] > 0 for key in recorded)
+    assert recorded["2024-07-01"]["customers_with_changes"] > 0
+    history = _lake(config, "gold/customer_history", Q2)
+    features = _lake(config, "gold/customer_features", Q3).set_index("customer_id")
+    current = history[history["is_current"]].set_index("customer_id")  # history Q2 knows nothing at or after C
+    known = features.index.intersection(current.index)
+    assert len(known) > 0.5 * len(features)
+    for name in ("contract", "payment_method", "monthly_charges", "country"):
+        pd.testing.assert_series_equal(features.loc[known, name], current.loc[known, name], check_names=False)
+    assert features.loc[features.index.difference(current.index), list(PROFILE_FEATURES)].isna().all().all()
+    assert _lake(config, "gold/training_set", Q3)["contract"].notna().any()
+
+
+def test_a_landing_zone_without_customers_gives_null_profiles_and_the_same_everything_else(runs):
+    with_customers, without = runs["with"][0], runs["without"][0]
+    for quarter in (Q1, Q2, Q3):
+        assert _lake(without, "gold/customer_history", quarter).empty
+        assert _lake(without, "silver/customer_profiles", quarter).empty
+        plain, profiled = (
+            _lake(without, "gold/training_set", quarter),
+            _lake(with_customers, "gold/training_set", quarter),
+        )
+        assert plain[list(PROFILE_FEATURES)].isna().all().all()
+        others = [c for c in plain.columns if c not in PROFILE_FEATURES]
+        pd.testing.assert_frame_equal(plain[others], profiled[others])
+
+
+def test_poisoned_profiles_at_and_after_the_cutoff_move_no_feature_of_q(spark, runs):
+    """Every silver profile of partition Q replaced by poison (updated_at ≥ C, the only rows silver Q
+    may add to what history Q-1 knew), history and features of Q rebuilt through the graph: history Q
+    changes, no feature of Q moves."""
+    from batch_platform.resources import build_resources
+    from batch_platform_tests.lake_fixtures import commit_quarters
+    from batch_platform_tests.platform import bronze_assets, gold_assets, materialize_range, silver_assets
+
+    config, _ = runs["with"]
+    before_features = _lake(config, "gold/customer_features", Q3)
+    before_history = _lake(config, "gold/customer_history", Q3)
+    ids = sorted(set(before_features["customer_id"]))
+    poison = [
+        profile(cid, system, at, Q3, "bad@x.com", "ZZ", date(1999, 1, 1), "two-year", "poison", 999.0)
+        for cid in ids
+        for system in ("online", "store")
+        for at in (datetime(2024, 7, 1), datetime(2024, 9, 1))
+    ]
+    commit_quarters(spark.createDataFrame(poison, PROFILES_DDL), config.lake_root, "silver/customer_profiles", [Q3])
+    keys = [dg.AssetKey(["gold", "customer_history"]), dg.AssetKey(["gold", "customer_features"])]
+    everything = [*bronze_assets, *silver_assets, *gold_assets]
+    assert materialize_range(everything, build_resources(config), Q3, selection=keys).success
+    after_history = _lake(config, "gold/customer_history", Q3)
+    poisoned = after_history[after_history["is_current"] & after_history["customer_id"].isin(ids)]
+    assert set(poisoned["payment_method"]) == {"poison"} and len(poisoned) == len(ids)
+    assert not after_history.equals(before_history)
+    pd.testing.assert_frame_equal(_lake(config, "gold/customer_features", Q3), before_features)

@@ -113,7 +113,8 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
         description=(
             f"Churn probability of every customer with an operational event in silver Q-{lookback - 1} … Q, made at "
             "the end of Q for the quarter after it (cutoff C' = start of Q+1) by the champion of Q. Features from the "
-            "function behind gold/customer_features, for target quarter Q+1. Empty when Q has no champion. "
+            "function behind gold/customer_features, for target quarter Q+1 (profile features from "
+            "gold/customer_history Q). Empty when Q has no champion. "
             "SPEC.md, 'ML'."
         ),
         metadata={**CHURN_SCORES.definition_metadata(), "lookback_quarters": lookback},

@@ -85,9 +85,9 @@ class Customers(SourceGenerator):
         online = rng.random(n) < 0.85
         store = rng.random(n) < 0.55
         store |= ~online
-        contract = rng.choice(3, size=n, p=[0.45, 0.3, 0.25])
+        contract = np.where(short, rng.choice(3, size=n, p=[0.7, 0.2, 0.1]), rng.choice(3, size=n, p=[0.3, 0.35, 0.35]))
         payment = np.where(
-            rng.random(n) < np.where(short, 0.6, 0.2), 0, rng.choice([1, 2, 3], size=n, p=[0.45, 0.35, 0.2])
+            rng.random(n) < np.where(short, 0.65, 0.15), 0, rng.choice([1, 2, 3], size=n, p=[0.45, 0.35, 0.2])
         )
         charges = np.array(_BASE_CHARGES)[contract] + rng.integers(-1500, 2500, n)
         country = rng.choice(len(COUNTRIES), size=n, p=[0.35, 0.2, 0.2, 0.15, 0.1])
@@ -121,8 +121,9 @@ class Customers(SourceGenerator):
             state = (int(contract[i]), int(payment[i]), int(charges[i]), 0)
             begin = max(int(start_s[i]), first_s)
             changes: list[tuple[int, tuple[int, int, int, int]]] = []
-            if stops[i] and coin[i, 0] < 0.6 and state[0] != 0:  # moves to month-to-month before it stops
-                changes.append((int(end_s[i]) - int(days[i, 0]) - 20 * DAY_S, (0, state[1], state[2] + 1000, 0)))
+            if stops[i] and coin[i, 0] < 0.8 and state[0] != 0:  # moves to month-to-month before it stops
+                lead = 20 * DAY_S + int(days[i, 0]) * 2
+                changes.append((int(end_s[i]) - lead, (0, state[1], state[2] + 1000, 0)))
             if coin[i, 1] < 0.25:  # a contract or payment change at any time
                 t = begin + int(coin[i, 2] * max(int(end_s[i]) - begin, DAY_S))
                 new = (min(state[0] + 1, 2), state[1], state[2] - 500, 0) if coin[i, 3] < 0.6 else None
