@@ -165,3 +165,21 @@ def test_duplicates_keep_the_latest_delivery_then_the_greatest_file_then_the_gre
 def test_the_pipeline_page_lists_the_reject_reasons_in_checking_order():
     page = (Path(__file__).resolve().parents[1] / "docs" / "pipeline.md").read_text()
     assert f"| {CUSTOMER_PROFILES.name} | {', '.join(CUSTOMER_PROFILES.reasons)} |" in page
+
+
+def test_the_system_priority_is_configured_once_with_store_first_by_default():
+    from batch_platform.config import ConfigError, parse_config
+    from batch_platform.resources import build_resources
+
+    config = parse_config({}, "test")
+    assert config.customers.system_priority == ("store", "online")
+    assert build_resources(config)["customers"] is config.customers
+    assert parse_config({"customers": {"system_priority": [" Online", "store"]}}).customers.system_priority == (
+        "online",
+        "store",
+    )
+    for bad in (["store", "store"], [], [""]):
+        with pytest.raises(ConfigError, match="customers.system_priority"):
+            parse_config({"customers": {"system_priority": bad}})
+    with pytest.raises(ConfigError, match="unknown key 'customers.priority'"):
+        parse_config({"customers": {"priority": ["store"]}})
