@@ -74,7 +74,7 @@ def test_jobs_select_what_they_document_and_every_asset_backfills_in_one_run(def
         "gold/training_set",
     } <= keys
     assert {key.to_user_string() for key in gold.asset_layer.executable_asset_keys} == {
-        f"gold/{t}" for t in GOLD_TABLES
+        f"gold/{t}" for t in (*GOLD_TABLES, "customer_history")
     }
     assert training.executor_def.name == "in_process"
     assert training.partitions_def is not None and training.partitions_def.get_first_partition_key() == "2024-01-01"
