@@ -173,6 +173,22 @@ class MonitoringConfig(_Section):
     psi_warn: float = Field(0.2, gt=0.0)
 
 
+class CustomersConfig(_Section):
+    """`customers` (SPEC.md, "Gold"): which system's profile row wins when two carry the same
+    `updated_at` in `gold/customer_history` — the first of `system_priority` (default store, then
+    online); a system not named ranks after those named."""
+
+    system_priority: tuple[str, ...] = Field(("store", "online"), min_length=1)
+
+    @field_validator("system_priority")
+    @classmethod
+    def _distinct(cls, systems: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(str(system).strip().lower() for system in systems)
+        if any(not name for name in names) or len(set(names)) != len(names):
+            raise ValueError("name each source system once, e.g. [store, online]")
+        return names
+
+
 class SparkConfig(_Section):
     master: str = "local[*]"
     app_name: str = "batch_platform"
@@ -260,6 +276,7 @@ class PlatformConfig(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     ml: MlConfig = MlConfig()
     api: ApiConfig = ApiConfig()
+    customers: CustomersConfig = CustomersConfig()
     source_path: str | None = None
     base_dir: str | None = None
     """The folder relative paths resolve against: the config file's, or the working directory at

@@ -8,9 +8,10 @@ Spark starts only when a run does: the `pyspark` resource creates the session, o
 (in-process executor).
 
     group      tables                                                       built by
-    bronze     bronze/operational, logs, external                           build_bronze_assets
+    bronze     bronze/operational, logs, external, customers                build_bronze_assets
     silver     silver/<table> and silver/<table>_quarantine per source      build_silver_assets
-    gold       gold/customer_features, churn_labels, training_set           build_gold_assets
+    gold       gold/customer_history, customer_features, churn_labels,      build_gold_assets
+               training_set
     ml         ml/churn_model, ml/churn_scores                              build_ml_assets
     publish    publish/training_set, publish/churn_scores (publish.postgres) build_publish_assets
 
@@ -23,8 +24,8 @@ Spark starts only when a run does: the `pyspark` resource creates the session, o
     schedule   quarterly_schedule (quarterly_job, 00:00 UTC on each quarter's first day)
     sensors    out_of_time_sensor (quarterly_job succeeded → out_of_time_job for Q-1),
                landing_sensor (new landing files → training_set_job)
-    resources  pyspark, io_manager, landing, mlflow_store, batch, checks, ml, monitoring; postgres with
-               publish.postgres; s3 when the platform uses S3               batch_platform.resources
+    resources  pyspark, io_manager, landing, mlflow_store, batch, checks, ml, monitoring, customers;
+               postgres with publish.postgres; s3 when the platform uses S3 batch_platform.resources
 
 The import graph runs one way: config, partitions, layout and storage at the bottom; the table
 declarations (`schemas/`); bronze → silver → gold → ml → publish; then checks, jobs, sensors and

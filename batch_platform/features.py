@@ -26,6 +26,7 @@ from batch_platform.schemas.base import (
     quarter_start_date,
     row_rule,
 )
+from batch_platform.schemas.customer_history import HISTORY_KEY
 from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
 WINDOW_90D = 90
@@ -57,6 +58,15 @@ def _window_counts_within_total():
 
 def _active_days_within_count():
     return F.col("active_days") <= F.col("txn_count")
+
+
+def _as_of(description: str):
+    return pa.Field(
+        nullable=True,
+        description=f"{description} of the customer's golden record as of C: the version of gold/customer_history "
+        "Q-1 with valid_from <= C and valid_to null or > C; null when there is none (or Q-1 is before the first "
+        "quarter).",
+    )
 
 
 class FeatureColumns(LakeTable):
@@ -114,6 +124,15 @@ class FeatureColumns(LakeTable):
     partner_segment: T.StringType() = pa.Field(
         nullable=True, description="Segment of that same partner_scores row; null if none."
     )
+    contract: T.StringType() = _as_of("Contract (month-to-month, one-year, two-year)")
+    payment_method: T.StringType() = _as_of("Payment method")
+    monthly_charges: T.DoubleType() = _as_of("Monthly charges")
+    country: T.StringType() = _as_of("Country code")
+    tenure_months: T.IntegerType() = pa.Field(
+        nullable=True,
+        description="Whole calendar months from that version's signup_date to the date of C (truncated towards "
+        "zero); null when either is null.",
+    )
 
     _cutoff = row_rule("gold_feature_cutoff_is_quarter_start", _cutoff_is_quarter_start)
     _before_cutoff = row_rule("gold_last_activity_before_cutoff", _last_activity_before_cutoff)
@@ -140,17 +159,34 @@ FEATURES_LINEAGE: Lineage = {
     "log_event_count": [(LOGS, "customer_id"), (LOGS, "log_event_type"), (LOGS, "log_timestamp")],
     "partner_score": [(SCORES, "partner_score"), (SCORES, "as_of_date")],
     "partner_segment": [(SCORES, "partner_segment"), (SCORES, "as_of_date")],
+    **{
+        name: [(HISTORY_KEY, source), (HISTORY_KEY, "valid_from"), (HISTORY_KEY, "valid_to")]
+        for name, source in {
+            "contract": "contract",
+            "payment_method": "payment_method",
+            "monthly_charges": "monthly_charges",
+            "country": "country",
+            "tenure_months": "signup_date",
+        }.items()
+    },
 }
 """Which silver columns each feature is made of (`feature_cutoff` comes from the partition alone)."""
 
 
 FEATURE_COLUMNS = [name for name in FeatureColumns.to_schema().columns if name != PARTITION_COLUMN]
-NUMERIC_FEATURES = [
+PROFILE_FEATURES = ("contract", "payment_method", "monthly_charges", "country", "tenure_months")
+"""The as-of attributes of the golden customer record (`gold/customer_history` Q-1 at C)."""
+_NUMERIC = [
     name
     for name, column in FeatureColumns.to_schema().columns.items()
     if isinstance(getattr(column.dtype, "type", None), (T.IntegerType, T.LongType, T.DoubleType))
 ]
-"""The features a model trains on: every numeric column of `gold/customer_features`."""
+NUMERIC_FEATURES = [name for name in _NUMERIC if name not in PROFILE_FEATURES]
+"""The features a model trains on: every numeric column of `gold/customer_features` but the profile
+features, which may be null and which the ML candidates do not encode yet (`ml/pipelines.py` fails
+on a null in its feature vector)."""
+STATISTICS_FEATURES = _NUMERIC
+"""The numeric features whose statistics each materialisation records: all of them."""
 
 
 # ------------------------------------------------------------------------------ the computation
@@ -185,21 +221,33 @@ def compute_customer_features(
     scores: DataFrame,
     quarters: Sequence[str],
     lookback: int,
+    history: DataFrame | None = None,
 ) -> DataFrame:
     """`gold/customer_features` for every quarter in `quarters`, from silver rows of any quarters.
 
     Each silver frame carries its partition in `quarter`; target quarter Q sees only rows of
-    partitions Q-L … Q-1 with a timestamp before C. The result has `quarter` = the target quarter.
+    partitions Q-L … Q-1 with a timestamp before C. `history` holds `gold/customer_history` rows
+    (their partition in `quarter`), of which target quarter Q sees partition Q-1 only; without it
+    (no customer profiles at all) the profile features are null. The result has `quarter` = the
+    target quarter.
     """
-    pairs = lookback_pairs(events.sparkSession, quarters, lookback)
+    spark = events.sparkSession
+    pairs = lookback_pairs(spark, quarters, lookback)
     keys = [PARTITION_COLUMN, "customer_id"]
-    return (
+    features = (
         _event_features(events, pairs)
         .join(_log_counts(logs, pairs), keys, "left")
         .join(_latest_partner_score(scores, pairs), keys, "left")
         .withColumn("log_event_count", F.coalesce(F.col("log_event_count"), F.lit(0).cast("long")))
-        .select(*FEATURE_COLUMNS, PARTITION_COLUMN)
     )
+    if history is not None:
+        features = features.join(_profile_as_of_cutoff(history, lookback_pairs(spark, quarters, 1)), keys, "left")
+    else:
+        schema = FeatureColumns.to_structtype()
+        features = features.select(
+            "*", *[F.lit(None).cast(schema[name].dataType).alias(name) for name in PROFILE_FEATURES]
+        )
+    return features.select(*FEATURE_COLUMNS, PARTITION_COLUMN)
 
 
 def _event_features(events: DataFrame, pairs: DataFrame) -> DataFrame:
@@ -267,4 +315,27 @@ def _latest_partner_score(scores: DataFrame, pairs: DataFrame) -> DataFrame:
         .withColumn("_rank", F.row_number().over(latest))
         .filter(F.col("_rank") == 1)
         .select(PARTITION_COLUMN, "customer_id", "partner_score", "partner_segment")
+    )
+
+
+def _profile_as_of_cutoff(history: DataFrame, previous: DataFrame) -> DataFrame:
+    """The golden record's version valid at C, from `gold/customer_history` Q-1 (`previous`: each
+    target quarter and its previous quarter): valid_from <= C and valid_to null or > C. Versions
+    of one customer do not overlap, so at most one is valid at C."""
+    cutoff = quarter_start_col()
+    valid = (F.col("valid_from") <= cutoff) & (F.col("valid_to").isNull() | (F.col("valid_to") > cutoff))
+    months = F.months_between(cutoff.cast("date"), F.col("signup_date"), roundOff=False)
+    columns = ["customer_id", "valid_from", "valid_to", "contract", "payment_method", "monthly_charges", "country"]
+    return (
+        _for_targets(history, previous, [*columns, "signup_date"])
+        .filter(valid)
+        .select(
+            PARTITION_COLUMN,
+            "customer_id",
+            "contract",
+            "payment_method",
+            "monthly_charges",
+            "country",
+            months.cast("int").alias("tenure_months"),
+        )
     )

@@ -241,7 +241,9 @@ def record_features(numeric: Sequence[str], lookback_of: Callable[[str, int], Se
         lookback = int(_definition_value(written, "lookback_quarters"))
         events = written.read.get("operational_events", {})
         stats = feature_stats(written.frame, numeric)
-        inputs = input_partitions(written, "operational_events", "interaction_logs", "partner_scores")
+        inputs = input_partitions(
+            written, "operational_events", "interaction_logs", "partner_scores", "customer_history"
+        )
         recorded = {}
         for quarter in written.quarters:
             metadata, empty = features_metadata(quarter, lookback_of(quarter, lookback), set(events), events, stats)
@@ -267,6 +269,31 @@ def record_training(written: Written) -> dict[str, dict[str, dg.MetadataValue]]:
     """`gold/training_set`: per quarter, customers, rows and churn rate per split, the eval share."""
     counts = label_counts(written.frame, by_split=True)
     return {quarter: training_metadata(counts.get(quarter, {})) for quarter in written.quarters}
+
+
+def record_history(written: Written) -> dict[str, dict[str, dg.MetadataValue]]:
+    """`gold/customer_history`: per quarter, its customers, versions and customers with more than one
+    version, and the silver profile quarters it was built from."""
+    rows = (
+        written.frame.groupBy(PARTITION_COLUMN)
+        .agg(
+            F.count_distinct("customer_id").alias("customers"),
+            F.count(F.lit(1)).alias("versions"),
+            F.count_distinct(F.when(F.col("version") > 1, F.col("customer_id"))).alias("changed"),
+        )
+        .collect()
+    )
+    found = {row[PARTITION_COLUMN]: row for row in rows}
+    inputs = input_partitions(written, "customer_profiles")
+    return {
+        q: {
+            "customers": dg.MetadataValue.int(int(found[q]["customers"]) if q in found else 0),
+            "versions": dg.MetadataValue.int(int(found[q]["versions"]) if q in found else 0),
+            "customers_with_changes": dg.MetadataValue.int(int(found[q]["changed"]) if q in found else 0),
+            "input_partitions": inputs,
+        }
+        for q in written.quarters
+    }
 
 
 # ---------------------------------------------------------------------------------------- silver

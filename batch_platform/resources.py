@@ -2,9 +2,9 @@
 
 Local (`local[*]`, folders) and cluster (`spark://…`, `s3a://…`) differ only in the config file's
 values: the asset code and these builders are the same. A config section that assets read at run
-time is a resource as it is (`batch`, `checks`, `ml`, `monitoring`: the `BatchConfig`,
-`ChecksConfig`, `MlConfig` and `MonitoringConfig` of the file, which the assets and checks declare
-as `dg.ResourceParam[...]`), never a copy of it.
+time is a resource as it is (`batch`, `checks`, `ml`, `monitoring`, `customers`: the `BatchConfig`,
+`ChecksConfig`, `MlConfig`, `MonitoringConfig` and `CustomersConfig` of the file, which the assets
+and checks declare as `dg.ResourceParam[...]`), never a copy of it.
 """
 
 from typing import Any
@@ -121,4 +121,5 @@ def build_resources(config: PlatformConfig) -> dict[str, object]:
         "checks": config.checks,
         "ml": config.ml,
         "monitoring": config.monitoring,
+        "customers": config.customers,
     }

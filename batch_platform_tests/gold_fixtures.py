@@ -10,14 +10,22 @@ from datetime import timedelta
 import pandas as pd
 from pyspark.sql import DataFrame
 
-from batch_platform.partitions import quarter_end, quarter_start
+from batch_platform import delta
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, shift, to_label
+from batch_platform.schemas.base import spark_schema
+from batch_platform.schemas.customer_history import HISTORY_KEY, CustomerHistory
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 from batch_platform_tests.platform import bronze_assets, gold_assets, materialize_range, silver_assets
 
 EVENTS_DDL = "customer_id string, event_time timestamp, amount double, currency string, channel string, quarter string"
 LOGS_DDL = "customer_id string, log_event_type string, log_timestamp timestamp, quarter string"
 SCORES_DDL = "customer_id string, partner_score double, partner_segment string, as_of_date date, quarter string"
+PROFILES_DDL = (
+    "customer_id string, source_system string, updated_at timestamp, email string, country string, signup_date date, "
+    "contract string, payment_method string, monthly_charges double, quarter string"
+)
 SILVER_TABLES = {"operational_events": EVENTS_DDL, "interaction_logs": LOGS_DDL, "partner_scores": SCORES_DDL}
+"""The silver tables the features read over their lookback."""
 
 
 def silver_frames(spark, events=(), logs=(), scores=()) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -68,23 +76,55 @@ def random_silver(quarters: list[str], customers: int = 60, seed: int = 5) -> di
 
 def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: list[str]) -> None:
     """Commit silver partitions `quarters` of `rows` to the lake as the silver assets would: one
-    commit per table, the quarters materialised."""
-    for table, ddl in SILVER_TABLES.items():
-        commit_quarters(spark.createDataFrame(rows[table], ddl), lake_root, f"silver/{table}", quarters)
+    commit per table, the quarters materialised; the customer profiles too (empty without
+    `rows["customer_profiles"]`)."""
+    for table, ddl in {**SILVER_TABLES, "customer_profiles": PROFILES_DDL}.items():
+        commit_quarters(spark.createDataFrame(rows.get(table, []), ddl), lake_root, f"silver/{table}", quarters)
+
+
+def fill_customer_history(config, first: str, last: str | None = None) -> None:
+    """Make a gold run of `first` … `last` possible over silver written for a few quarters only:
+    the silver customer profiles of every quarter from the first quarter to `last`, and
+    `gold/customer_history` of every quarter before `last`, committed empty where never
+    materialised (the features of Q read the history of Q-1; a run that builds the history
+    replaces those of its quarters)."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()  # the suite's one session (conftest.py)
+    start, first = config.batch.first_quarter, to_label(first)
+
+    def up_to(quarter: str) -> list[str]:
+        return quarter_range(start, quarter) if to_label(quarter) >= start else []
+
+    wanted = {
+        "silver/customer_profiles": (PROFILES_DDL, up_to(last or first)),
+        "gold/customer_history": (spark_schema(CustomerHistory), up_to(shift(last or first, -1))),
+    }
+    for table, (schema, quarters) in wanted.items():
+        try:
+            present = set(delta.materialised_quarters(delta.open_table(f"{config.lake_root}/{table}")))
+        except delta.TableMissing:
+            present = set()
+        missing = [q for q in quarters if q not in present]
+        if missing:
+            commit_quarters(spark.createDataFrame([], schema), config.lake_root, table, missing)
 
 
 def materialize_gold(config, first: str, last: str | None = None, assets=None, selection=None, **kwargs):
     """Gold (`assets`, the default gold assets without) of `first` … `last` in one run, over the
-    silver already in the lake (`write_silver`), or `selection` of them."""
+    silver already in the lake (`write_silver`), or `selection` of them. By default all but
+    `gold/customer_history` (its tests are `test_customer_history.py`), whose quarters the features
+    read are there, empty, unless a run made them (`fill_customer_history`)."""
     from batch_platform.resources import build_resources
 
     gold = assets or gold_assets
+    fill_customer_history(config, first, last)
     return materialize_range(
         [*bronze_assets, *silver_assets, *gold],
         build_resources(config),
         first,
         last,
-        selection=selection or [a.key for a in gold],
+        selection=selection or [a.key for a in gold if a.key != HISTORY_KEY],
         **kwargs,
     )
 

@@ -26,7 +26,7 @@ from batch_platform.assets.gold import build_gold_assets
 from batch_platform.assets.ml import build_ml_assets, build_ml_checks
 from batch_platform.config import parse_config
 from batch_platform.partitions import quarter_end, quarter_range, quarter_start, quarterly_partitions
-from batch_platform_tests.gold_fixtures import write_silver
+from batch_platform_tests.gold_fixtures import fill_customer_history, write_silver
 from batch_platform_tests.platform import TEST_SPARK, bronze_assets, make_config, materialize_range, silver_assets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +89,7 @@ def run_ml(config, first: str, last: str, selection=None, instance=None, **kwarg
     lake, the ML checks with them."""
     from batch_platform.resources import build_resources
 
+    fill_customer_history(config, first, last)
     return materialize_range(
         [*bronze_assets, *silver_assets, *GOLD, *ML, *ML_CHECKS],
         build_resources(config),

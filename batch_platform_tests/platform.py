@@ -79,7 +79,7 @@ def dagster_env(root: Path, config: dict) -> dict[str, str]:
 DEFAULTS = parse_config({}, "test defaults")
 quarterly = quarterly_partitions(DEFAULTS.batch.first_quarter)
 bronze_assets = build_bronze_assets(quarterly)
-bronze_operational, bronze_logs, bronze_external = bronze_assets
+bronze_operational, bronze_logs, bronze_external, bronze_customers = bronze_assets
 silver_assets = build_silver_assets(quarterly)
 gold_assets = build_gold_assets(quarterly, DEFAULTS.batch)
 silver_checks = build_silver_checks(quarterly)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 defs = build_definitions(DEFAULTS)
 
 EXPECTED = {
-    "bronze": {"bronze/operational", "bronze/logs", "bronze/external"},
+    "bronze": {"bronze/operational", "bronze/logs", "bronze/external", "bronze/customers"},
     "silver": {
         "silver/operational_events",
         "silver/operational_events_quarantine",
@@ -26,15 +26,24 @@ EXPECTED = {
         "silver/interaction_logs_quarantine",
         "silver/partner_scores",
         "silver/partner_scores_quarantine",
+        "silver/customer_profiles",
+        "silver/customer_profiles_quarantine",
     },
-    "gold": {"gold/customer_features", "gold/churn_labels", "gold/training_set"},
+    "gold": {"gold/customer_history", "gold/customer_features", "gold/churn_labels", "gold/training_set"},
     "ml": {"ml/churn_model", "ml/churn_scores"},
 }
 UPSTREAM = {
     "silver/operational_events": {"bronze/operational"},
     "silver/interaction_logs": {"bronze/logs"},
     "silver/partner_scores": {"bronze/external"},
-    "gold/customer_features": {"silver/operational_events", "silver/interaction_logs", "silver/partner_scores"},
+    "silver/customer_profiles": {"bronze/customers"},
+    "gold/customer_history": {"silver/customer_profiles"},
+    "gold/customer_features": {
+        "silver/operational_events",
+        "silver/interaction_logs",
+        "silver/partner_scores",
+        "gold/customer_history",
+    },
     "gold/churn_labels": {"silver/operational_events", "gold/customer_features"},
     "gold/training_set": {"gold/customer_features", "gold/churn_labels"},
     "ml/churn_model": {"gold/training_set"},
@@ -43,6 +52,7 @@ UPSTREAM = {
         "silver/operational_events",
         "silver/interaction_logs",
         "silver/partner_scores",
+        "gold/customer_history",
     },
 }
 

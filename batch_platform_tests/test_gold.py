@@ -35,7 +35,9 @@ from batch_platform.assets.gold import (
 )
 from batch_platform.config import parse_config
 from batch_platform.definitions import build_definitions
+from batch_platform.features import PROFILE_FEATURES
 from batch_platform.partitions import quarter_range, quarter_start, to_key
+from batch_platform.schemas.customer_history import HISTORY_KEY
 from batch_platform.schemas.gold import FEATURES_KEY, ChurnLabels, CustomerFeatures, TrainingSet
 from batch_platform_tests.gold_fixtures import (
     EVENTS_DDL,
@@ -99,7 +101,10 @@ def test_customer_features_follow_every_rule_of_the_spec(spark):
     features = compute_customer_features(events, logs, scores, ["2025-Q1"], lookback=4).cache()
 
     assert features.columns == FEATURE_COLUMNS + ["quarter"]
-    rows = {row["customer_id"]: row.asDict() for row in features.collect()}
+    rows = {
+        row["customer_id"]: {k: v for k, v in row.asDict().items() if k not in PROFILE_FEATURES}  # no history
+        for row in features.collect()
+    }
     assert sorted(rows) == ["a", "b"]
     cutoff = datetime(2025, 1, 1)
     assert rows["a"] == {
@@ -312,9 +317,9 @@ def test_gold_schemas_describe_every_column_and_rule():
 
 # --------------------------------------------------------------------------- asset graph
 def test_gold_assets_declare_their_point_in_time_dependencies():
-    features, labels, training = gold_assets
+    features, labels, training, _history = gold_assets
     silver = [dg.AssetKey(["silver", t]) for t in SILVER_TABLES]
-    assert set(features.dependency_keys) == set(silver)
+    assert set(features.dependency_keys) == {*silver, HISTORY_KEY}
     for key in silver:
         mapping = features.get_partition_mapping(key)
         assert isinstance(mapping, dg.TimeWindowPartitionMapping)
@@ -334,7 +339,7 @@ def test_gold_assets_declare_their_point_in_time_dependencies():
         (type(None), dg.IdentityPartitionMapping),
     )
     assert set(training.dependency_keys) == {features.key, labels.key}
-    for asset, model in zip(gold_assets, (CustomerFeatures, ChurnLabels, TrainingSet), strict=True):
+    for asset, model in zip(gold_assets[:3], (CustomerFeatures, ChurnLabels, TrainingSet), strict=True):
         (spec,) = asset.specs
         lineage = spec.metadata["dagster/column_lineage"]
         assert set(lineage.deps_by_column) == set(model.to_schema().columns) - {"quarter"}
@@ -372,7 +377,11 @@ def gold_lake(spark, tmp_path_factory):
 
 
 def test_every_gold_materialisation_records_the_lineage_its_asset_definition_shows(gold_lake):
-    shown = {asset.key: asset.specs_by_key[asset.key].metadata["dagster/column_lineage"] for asset in gold_assets}
+    shown = {
+        asset.key: asset.specs_by_key[asset.key].metadata["dagster/column_lineage"]
+        for asset in gold_assets
+        if asset.key != HISTORY_KEY  # not in materialize_gold's default selection
+    }
     events = gold_lake["q4"].get_asset_materialization_events()
     assert {event.materialization.asset_key for event in events} == set(shown)
     for event in events:
@@ -472,7 +481,10 @@ def test_gold_materialisations_report_customers_churn_and_split_sizes(gold_lake)
 
     assert features["customers"] == labels["customers"] == training["customers"] == len(data) > 0
     assert features["dagster/row_count"] == len(data)
-    assert features["input_partitions"] == {t: ["2024-Q1", "2024-Q2", "2024-Q3"] for t in SILVER_TABLES}
+    assert features["input_partitions"] == {
+        **{t: ["2024-Q1", "2024-Q2", "2024-Q3"] for t in SILVER_TABLES},
+        "customer_history": ["2024-Q3"],
+    }
     assert features["dagster/column_lineage"].deps_by_column["log_event_count"][0].asset_key == dg.AssetKey(
         ["silver", "interaction_logs"]
     )

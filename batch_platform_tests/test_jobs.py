@@ -74,7 +74,7 @@ def test_jobs_select_what_they_document_and_every_asset_backfills_in_one_run(def
         "gold/training_set",
     } <= keys
     assert {key.to_user_string() for key in gold.asset_layer.executable_asset_keys} == {
-        f"gold/{t}" for t in GOLD_TABLES
+        f"gold/{t}" for t in (*GOLD_TABLES, "customer_history")
     }
     assert training.executor_def.name == "in_process"
     assert training.partitions_def is not None and training.partitions_def.get_first_partition_key() == "2024-01-01"
@@ -102,10 +102,11 @@ def test_cli_partition_range_is_one_run_with_the_results_of_quarter_by_quarter_r
     # Quarter by quarter, in process, from the same silver partitions.
     lake = backfill["lake"]
     separate = make_config(tmp_path)
-    for table in SILVER_TABLES:
+    for table in (*SILVER_TABLES, "customer_profiles"):
         shutil.copytree(Path(lake) / "silver" / table, Path(separate.lake_root) / "silver" / table)
-    for quarter in BACKFILL:
-        assert materialize_gold(separate, quarter).success
+    every_gold = [dg.AssetKey(["gold", table]) for table in (*GOLD_TABLES, "customer_history")]
+    for quarter in BACKFILL:  # the history of each quarter, which the next one's features read, too
+        assert materialize_gold(separate, quarter, selection=every_gold).success
     rows = {}
     for table in GOLD_TABLES:
         for quarter in BACKFILL:
@@ -168,7 +169,10 @@ def test_cli_job_execute_builds_the_quarter_named_by_the_partition_tag(spark, ba
     def silver(table):
         return spark.read.format("delta").load(f"{lake}/silver/{table}").where(F.col("quarter").isin(BACKFILL))
 
-    expected = compute_customer_features(*(silver(t) for t in SILVER_TABLES), [CI_QUARTER], 4).toPandas()
+    history = spark.read.format("delta").load(f"{lake}/gold/customer_history")  # the features read Q-1 of it
+    expected = compute_customer_features(
+        *(silver(t) for t in SILVER_TABLES), [CI_QUARTER], 4, history=history
+    ).toPandas()
     expected = naive(expected.drop(columns="quarter").sort_values("customer_id").reset_index(drop=True))
     pd.testing.assert_frame_equal(naive(lake_table(lake, "gold/customer_features", CI_QUARTER)), expected)
 

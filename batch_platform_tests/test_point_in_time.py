@@ -123,7 +123,10 @@ def test_features_step_loads_only_silver_q_minus_l_to_q_minus_1(spark, silver_la
     features = materialisations(result, FEATURES)
     labels = materialisations(result, LABELS)
     # What Dagster resolved from the partition mappings and handed to the steps.
-    assert features[to_key(Q)]["input_partitions"] == {t: quarter_range("2024-Q1", "2024-Q4") for t in SILVER_TABLES}
+    assert features[to_key(Q)]["input_partitions"] == {
+        **{t: quarter_range("2024-Q1", "2024-Q4") for t in SILVER_TABLES},
+        "customer_history": ["2024-Q3", "2024-Q4"],  # Q-1 of each of the run's two quarters
+    }
     assert labels[to_key(Q)]["input_partitions"] == {"operational_events": ["2024-Q4", "2025-Q1"]}
     assert features[to_key(Q)]["lookback_quarters_read"] == quarter_range("2024-Q1", "2024-Q4")
     assert features[to_key("2024-Q4")]["lookback_quarters_read"] == quarter_range("2024-Q1", "2024-Q3")
@@ -132,7 +135,8 @@ def test_features_step_loads_only_silver_q_minus_l_to_q_minus_1(spark, silver_la
         for e in result.all_events
         if e.event_type_value == "LOADED_INPUT"
     ]
-    assert sorted(name for step, name, _ in loaded if step == "gold__customer_features") == sorted(SILVER_TABLES)
+    features_inputs = sorted(name for step, name, _ in loaded if step == "gold__customer_features")
+    assert features_inputs == sorted([*SILVER_TABLES, "customer_history"])
 
     # In the same run silver 2024-Q4 was loaded for the 2025-Q1 features; the 2024-Q4 features
     # must not have used it: they equal the features computed from silver 2024-Q1..Q3 alone.

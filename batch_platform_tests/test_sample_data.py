@@ -125,6 +125,8 @@ def _in(frame: pd.DataFrame, quarter: str) -> pd.DataFrame:
 def _reference_silver(frame: pd.DataFrame, source: str, quarter: str) -> dict[str, int]:
     """SPEC.md's silver rules for one bronze partition: counts only."""
     ids = frame["customer_id"].str.strip()
+    if source == "customers":
+        return _reference_profiles(frame, ids, quarter)
     if source == "external":
         score = _numbers(frame["partner_score"])
         valid = (ids != "") & score.between(0, 1000)
@@ -139,6 +141,26 @@ def _reference_silver(frame: pd.DataFrame, source: str, quarter: str) -> dict[st
         else:
             key = pd.DataFrame({"id": ids, "ts": ts, "type": frame["log_event_type"].str.strip().str.lower()})
     duplicates = int(key[valid].duplicated().sum())
+    return {
+        "bronze": len(frame),
+        "silver": int(valid.sum()) - duplicates,
+        "quarantined": int((~valid).sum()),
+        "duplicates": duplicates,
+    }
+
+
+def _reference_profiles(frame: pd.DataFrame, ids: pd.Series, quarter: str) -> dict[str, int]:
+    ts = _timestamps(frame["updated_at"])
+    system = frame["source_system"].str.strip().str.lower()
+    contract = frame["contract"].str.strip().str.lower().replace("", None)
+    charges_text = frame["monthly_charges"].str.strip()
+    charges = _numbers(charges_text)
+    signup_text = frame["signup_date"].str.strip()
+    valid = (ids != "") & ts.notna() & (ts < pd.Timestamp(quarter_end(quarter))) & system.isin(["online", "store"])
+    valid &= contract.isna() | contract.isin(["month-to-month", "one-year", "two-year"])
+    valid &= (charges_text == "") | (charges >= 0)
+    valid &= (signup_text == "") | _timestamps(signup_text).notna()
+    duplicates = int(pd.DataFrame({"id": ids, "system": system, "ts": ts})[valid].duplicated().sum())
     return {
         "bronze": len(frame),
         "silver": int(valid.sum()) - duplicates,
@@ -221,9 +243,9 @@ def test_every_declared_source_has_a_generator_that_fits_its_declaration():
 def test_a_declared_source_without_a_generator_fails_naming_it_before_writing(tmp_path, monkeypatch):
     """A new landing source declared in bronze is never silently left out of the sample data."""
     logs = BRONZE_TABLES["logs"]
-    customers = replace(logs, key=dg.AssetKey(["bronze", "customers"]), source="customers")
-    monkeypatch.setitem(BRONZE_TABLES, "customers", customers)
-    with pytest.raises(ValueError, match="bronze source 'customers' is declared .* has none for it"):
+    loyalty = replace(logs, key=dg.AssetKey(["bronze", "loyalty"]), source="loyalty")
+    monkeypatch.setitem(BRONZE_TABLES, "loyalty", loyalty)
+    with pytest.raises(ValueError, match="bronze source 'loyalty' is declared .* has none for it"):
         sd.generate_landing(tmp_path, first_quarter="2024-Q1", last_quarter="2024-Q1", customers=5)
     assert not list(tmp_path.iterdir())
 

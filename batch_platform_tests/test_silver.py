@@ -627,7 +627,12 @@ def test_silver_logs_scores_and_quarantine_models_enforce_the_contract(spark):
 
 # ------------------------------------------------------------------------ through Dagster
 QUARTERS = ("2024-Q1", "2024-Q2", "2024-Q3")
-SOURCE_OF = {"operational_events": "operational", "interaction_logs": "logs", "partner_scores": "external"}
+SOURCE_OF = {
+    "operational_events": "operational",
+    "interaction_logs": "logs",
+    "partner_scores": "external",
+    "customer_profiles": "customers",
+}
 
 
 RANGE_TAGS = range_tags(QUARTERS[0], QUARTERS[-1])

@@ -2,7 +2,9 @@
 
 For gold partition Q the cutoff C is the start of Q (UTC).
 
-- `gold/customer_features` Q reads silver partitions Q-L … Q-1 only (L = `batch.lookback_quarters`);
+- `gold/customer_history` Q reads every silver customer_profiles partition up to Q
+  (`batch_platform.assets.customer_history`).
+- `gold/customer_features` Q reads silver partitions Q-L … Q-1 only, and `gold/customer_history` Q-1 (L = `batch.lookback_quarters`);
   partitions before the first quarter do not exist and are skipped (the mapping hands over only the
   quarters that are partitions), a lookback quarter materialised empty reads as empty (the step logs
   it and reports it in its metadata), and one that was never materialised fails the step before it
@@ -40,6 +42,7 @@ import dagster as dg
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from batch_platform.assets.customer_history import build_customer_history_asset
 from batch_platform.config import BatchConfig
 from batch_platform.features import (
     FEATURE_COLUMNS,
@@ -50,6 +53,7 @@ from batch_platform.features import (
 )
 from batch_platform.partitions import to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, quarter_start_col
+from batch_platform.schemas.customer_history import HISTORY_KEY
 from batch_platform.schemas.gold import CHURN_LABELS, CUSTOMER_FEATURES, TRAINING_SET, TrainingSet
 from batch_platform.schemas.silver import INTERACTION_LOGS, OPERATIONAL_EVENTS, PARTNER_SCORES
 
@@ -185,17 +189,24 @@ def _common(partitions_def: dg.PartitionsDefinition) -> dict:
 
 
 def build_gold_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig) -> list[dg.AssetsDefinition]:
-    """The three gold assets; the lookback L of `batch` shapes the features' partition mapping. What
-    each materialisation records is declared with its table (`batch_platform.schemas.gold`) and
-    recorded by the IO manager."""
+    """The four gold assets; the lookback L of `batch` shapes the features' partition mapping. What
+    each materialisation records is declared with its table (`batch_platform.schemas.gold`,
+    `batch_platform.schemas.customer_history`) and recorded by the IO manager."""
     lookback = batch.lookback_quarters
-    return [_features_asset(partitions_def, lookback), _labels_asset(partitions_def), _training_asset(partitions_def)]
+    return [
+        _features_asset(partitions_def, lookback),
+        _labels_asset(partitions_def),
+        _training_asset(partitions_def),
+        build_customer_history_asset(partitions_def),
+    ]
 
 
 def _features_asset(partitions_def: dg.PartitionsDefinition, lookback: int) -> dg.AssetsDefinition:
     history = dg.TimeWindowPartitionMapping(
         start_offset=-lookback, end_offset=-1, allow_nonexistent_upstream_partitions=True
     )
+
+    previous = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
 
     def lookback_in(key: dg.AssetKey) -> dg.AssetIn:
         return dg.AssetIn(key=key, partition_mapping=history)
@@ -207,12 +218,14 @@ def _features_asset(partitions_def: dg.PartitionsDefinition, lookback: int) -> d
             "operational_events": lookback_in(SILVER_EVENTS),
             "interaction_logs": lookback_in(SILVER_LOGS),
             "partner_scores": lookback_in(SILVER_SCORES),
+            "customer_history": dg.AssetIn(key=HISTORY_KEY, partition_mapping=previous),
         },
         description=(
             f"One row per customer with an operational event in silver partitions Q-{lookback} … Q-1, as known "
             "before the cutoff C = start of Q: counts, amounts, activity days and timestamps, recency and tenure, "
-            "90-day figures, channels, interaction-log count and the latest partner score. Never reads silver Q. "
-            "SPEC.md, 'Gold: point-in-time ML tables'."
+            "90-day figures, channels, interaction-log count, the latest partner score, and contract, payment "
+            "method, monthly charges, country and tenure in months from the golden record's version valid at C "
+            "(gold/customer_history Q-1). Never reads silver Q. SPEC.md, 'Gold: point-in-time ML tables'."
         ),
         metadata={**CUSTOMER_FEATURES.definition_metadata(), "lookback_quarters": lookback},
         **_common(partitions_def),
@@ -223,10 +236,13 @@ def _features_asset(partitions_def: dg.PartitionsDefinition, lookback: int) -> d
         operational_events: DataFrame,
         interaction_logs: DataFrame,
         partner_scores: DataFrame,
+        customer_history: DataFrame,
     ) -> DataFrame:
         _check_lookback(batch, lookback)
         quarters = [to_label(key) for key in context.partition_keys]
-        return compute_customer_features(operational_events, interaction_logs, partner_scores, quarters, lookback)
+        return compute_customer_features(
+            operational_events, interaction_logs, partner_scores, quarters, lookback, history=customer_history
+        )
 
     return customer_features
 

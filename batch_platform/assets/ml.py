@@ -35,6 +35,7 @@ from batch_platform.ml.gate import gate_result
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.base import PARTITION_COLUMN, lake_pool
+from batch_platform.schemas.customer_history import HISTORY_KEY
 from batch_platform.schemas.gold import FEATURES_KEY, LABELS_KEY, TRAINING_KEY
 from batch_platform.schemas.ml import (
     CHURN_MODEL,
@@ -118,12 +119,14 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
             "operational_events": recent_in(SILVER_EVENTS),
             "interaction_logs": recent_in(SILVER_LOGS),
             "partner_scores": recent_in(SILVER_SCORES),
+            "customer_history": dg.AssetIn(key=HISTORY_KEY),
         },
         description=(
             f"Churn probability of every customer with an operational event in silver Q-{lookback - 1} … Q, made at "
             "the end of Q for the quarter after it (cutoff C' = start of Q+1) by the champion of Q. Features from the "
-            "function behind gold/customer_features, for target quarter Q+1; the version and whether it was "
-            "promoted in Q on every row. Empty when Q has no champion. "
+            "function behind gold/customer_features, for target quarter Q+1 (profile features from "
+            "gold/customer_history Q); the version and whether it was promoted in Q on every row. Empty when Q "
+            "has no champion. "
             "SPEC.md, 'ML'."
         ),
         metadata={**CHURN_SCORES.definition_metadata(), "lookback_quarters": lookback},
@@ -136,6 +139,7 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
         operational_events: DataFrame,
         interaction_logs: DataFrame,
         partner_scores: DataFrame,
+        customer_history: DataFrame,
     ) -> DataFrame:
         if batch.lookback_quarters != lookback:
             raise dg.Failure(
@@ -146,7 +150,9 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
 
         quarters = _quarters(context)
         champions = registry.quarter_champions(mlflow_store, quarters)
-        features = scoring.scoring_features(operational_events, interaction_logs, partner_scores, quarters, lookback)
+        features = scoring.scoring_features(
+            operational_events, interaction_logs, partner_scores, quarters, lookback, history=customer_history
+        )
         record_quarters(context, scores_metadata(quarters, champions))
         return scoring.score_quarters(features, mlflow_store, champions)
 

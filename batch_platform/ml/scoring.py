@@ -32,12 +32,14 @@ def scoring_features(
     scores: DataFrame,
     quarters: Sequence[str],
     lookback: int,
+    history: DataFrame | None = None,
 ) -> DataFrame:
     """The features scored for each Q of `quarters`: `compute_customer_features` for target quarter
-    Q+1 (cutoff C' = start of Q+1, silver Q-L+1 … Q), re-labelled with `quarter` = Q. The same
-    function builds `gold/customer_features`, so these equal its Q+1 partition wherever it exists."""
+    Q+1 (cutoff C' = start of Q+1, silver Q-L+1 … Q, `gold/customer_history` Q), re-labelled with
+    `quarter` = Q. The same function builds `gold/customer_features`, so these equal its Q+1
+    partition wherever it exists."""
     targets = {shift(q, 1): to_label(q) for q in quarters}
-    features = compute_customer_features(events, logs, scores, list(targets), lookback)
+    features = compute_customer_features(events, logs, scores, list(targets), lookback, history=history)
     relabel = F.create_map(*[F.lit(value) for pair in targets.items() for value in pair])
     return features.withColumn(PARTITION_COLUMN, relabel[F.col(PARTITION_COLUMN)])
 

@@ -3,7 +3,7 @@
 `generate_landing` (run by `batch-platform sample-data`) writes
 `<landing>/<folder>/<YYYY-MM-DD>/<name>.<csv|json|parquet>` exactly as SPEC.md ("Landing zone")
 describes, for every source the bronze declarations name (`schemas.bronze.BRONZE_TABLES`: today
-`operational`, `logs` and `external`). The data behind it is a small customer population with a
+`operational`, `logs`, `external` and `customers`). The data behind it is a small customer population with a
 start quarter, a per-customer activity level, dormant quarters and churn, so that the gold churn
 label of SPEC.md is sometimes 1 and sometimes 0 and the features carry signal.
 
@@ -20,7 +20,7 @@ anywhere the package is installed and a million operational rows take a few seco
 Modules, bottom up: `population` (calendar, arrival schedules, customers), `spelling` (valid
 text spellings), `dirt` (which rows get which dirt, shared dirty spellings), `source` (what a
 source's generator provides), `events` (timed event sources), one module per source
-(`operational`, `logs`, `external`), `files` (the landing layout and file formats), `manifest`
+(`operational`, `logs`, `external`, `customers`), `files` (the landing layout and file formats), `manifest`
 and `generate` (the run, and `GENERATORS`, the generator of each source).
 """
 

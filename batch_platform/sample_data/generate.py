@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from batch_platform.partitions import quarter_range
+from batch_platform.sample_data.customers import Customers
 from batch_platform.sample_data.dirt import REDELIVERY_RATE
 from batch_platform.sample_data.external import External
 from batch_platform.sample_data.files import Landing, SourceFiles
@@ -26,7 +27,7 @@ from batch_platform.sample_data.population import Calendar, Cells, Population, S
 from batch_platform.sample_data.source import WRITTEN_FORMATS, SourceGenerator
 from batch_platform.schemas.bronze import BRONZE_TABLES, BronzeTable
 
-GENERATORS: dict[str, SourceGenerator] = {g.source: g for g in (Operational(), Logs(), External())}
+GENERATORS: dict[str, SourceGenerator] = {g.source: g for g in (Operational(), Logs(), External(), Customers())}
 """The generator of each bronze source, by source name. A new landing source needs one here."""
 
 DEFAULT_EVENTS_PER_QUARTER = 12.0

@@ -78,6 +78,18 @@ class BronzeExternal(_BronzeMetadata):
     partner_segment: T.StringType() = _text("Partner's segment.")
 
 
+class BronzeCustomers(_BronzeMetadata):
+    customer_id: T.StringType() = _text("Customer identifier.")
+    source_system: T.StringType() = _text("The system that kept the record (`online` or `store` expected).")
+    updated_at: T.StringType() = _text("When that system last changed the record (ISO-8601 expected).")
+    email: T.StringType() = _text("E-mail address.")
+    country: T.StringType() = _text("Country code.")
+    signup_date: T.StringType() = _text("When the customer signed up (YYYY-MM-DD or ISO-8601 expected).")
+    contract: T.StringType() = _text("Contract (`month-to-month`, `one-year` or `two-year` expected).")
+    payment_method: T.StringType() = _text("Payment method.")
+    monthly_charges: T.StringType() = _text("Monthly charges (a decimal number >= 0 expected).")
+
+
 LANDING_FORMATS = ("csv", "json", "parquet")
 """The file formats a landing source arrives in (SPEC.md, "Landing zone"): CSV, JSON lines, Parquet."""
 
@@ -112,7 +124,8 @@ def _bronze(source: str, model: type[LakeTable]) -> BronzeTable:
 OPERATIONAL = _bronze("operational", BronzeOperational)
 LOGS = _bronze("logs", BronzeLogs)
 EXTERNAL = _bronze("external", BronzeExternal)
-BRONZE_TABLES: dict[str, BronzeTable] = {t.source: t for t in (OPERATIONAL, LOGS, EXTERNAL)}
+CUSTOMERS = _bronze("customers", BronzeCustomers)
+BRONZE_TABLES: dict[str, BronzeTable] = {t.source: t for t in (OPERATIONAL, LOGS, EXTERNAL, CUSTOMERS)}
 """Bronze tables by landing source."""
 
 SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {source: t.columns for source, t in BRONZE_TABLES.items()}

@@ -15,9 +15,10 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
-from batch_platform.features import EVENTS, FEATURES_LINEAGE, NUMERIC_FEATURES, FeatureColumns, lookback_quarters
+from batch_platform.features import EVENTS, FEATURES_LINEAGE, STATISTICS_FEATURES, FeatureColumns, lookback_quarters
 from batch_platform.metadata import record_features, record_labels, record_training
 from batch_platform.schemas.base import PARTITION_COLUMN, LakeTable, Lineage, Table, quarter_start_col, row_rule
+from batch_platform.schemas.customer_history import CUSTOMER_HISTORY
 
 UNIQUE_KEY = ["quarter", "customer_id"]
 SPLITS = ("train", "eval")
@@ -124,8 +125,8 @@ def _training_lineage() -> Lineage:
 # passes (`cached`), and records per quarter what its recorder computes from the rows written.
 CUSTOMER_FEATURES = Table(
     FEATURES_KEY, CustomerFeatures, FEATURES_LINEAGE, cached=True,
-    record=record_features(NUMERIC_FEATURES, lookback_quarters),
+    record=record_features(STATISTICS_FEATURES, lookback_quarters),
 )  # fmt: skip
 CHURN_LABELS = Table(LABELS_KEY, ChurnLabels, LABELS_LINEAGE, cached=True, record=record_labels)
 TRAINING_SET = Table(TRAINING_KEY, TrainingSet, _training_lineage(), cached=True, record=record_training)
-GOLD_TABLES = (CUSTOMER_FEATURES, CHURN_LABELS, TRAINING_SET)
+GOLD_TABLES = (CUSTOMER_HISTORY, CUSTOMER_FEATURES, CHURN_LABELS, TRAINING_SET)

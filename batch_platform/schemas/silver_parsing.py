@@ -16,7 +16,10 @@ and no-break spaces too):
   microseconds). Lower-case `t`/`z` and a zone on a bare date are not in the contract: invalid.
 - amount, partner_score: `[+-]digits[.digits]` or `[+-].digits`, optionally `e±N`; cast to double.
   `12,50`, `NaN`, `Infinity` and values that overflow a double (`1e999`) are invalid.
-- currency, channel, log_event_type, partner_segment: trimmed, lower case; blank → NULL.
+- monthly_charges: a decimal number as above.
+- signup_date: `YYYY-MM-DD`, or a timestamp as above, taking its UTC date.
+- currency, channel, log_event_type, partner_segment, source_system, contract, payment_method,
+  email: trimmed, lower case; country: trimmed, upper case; blank → NULL.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ def clean_category(value: Column) -> Column:
     return F.lower(clean_text(value))
 
 
+def clean_upper(value: Column) -> Column:
+    return F.upper(clean_text(value))
+
+
 def parse_timestamp(value: Column) -> Column:
     """The UTC instant an ISO-8601 text of the contract names; NULL for anything else."""
     text = trimmed(value)
@@ -59,6 +66,13 @@ def parse_timestamp(value: Column) -> Column:
         F.when(zone.isin("", "Z"), F.lit("+00:00")).otherwise(zone),
     )
     return F.when(text.rlike(TIMESTAMP_SHAPE), F.try_to_timestamp(canonical, F.lit(CANONICAL_TIMESTAMP)))
+
+
+def parse_date(value: Column) -> Column:
+    """The UTC date of an ISO-8601 text of the contract (a bare date is itself); NULL for anything
+    else. Computed from the instant's epoch seconds, so no session or JVM time zone is involved."""
+    seconds = F.unix_seconds(parse_timestamp(value))
+    return F.date_from_unix_date(F.floor(seconds / 86400).cast("int"))
 
 
 def parse_number(value: Column) -> Column:
