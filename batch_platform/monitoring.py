@@ -29,7 +29,7 @@ from batch_platform.arrival import ARRIVAL_AND_SCHEMA
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
 from batch_platform.config import MonitoringConfig
 from batch_platform.drift import Drift, drift_pairs, null_rates
-from batch_platform.features import NUMERIC_FEATURES, FeatureColumns
+from batch_platform.features import STATISTICS_FEATURES, FeatureColumns
 from batch_platform.layout import PARTITION_COLUMN
 from batch_platform.partitions import shift, to_label
 from batch_platform.schemas.bronze import BRONZE_TABLES
@@ -48,7 +48,7 @@ CATEGORICAL_FEATURES = [
     if isinstance(getattr(column.dtype, "type", None), T.StringType) and name not in ("customer_id", PARTITION_COLUMN)
 ]
 """The text features (categories), compared bin per category."""
-MONITORED = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+MONITORED = [*STATISTICS_FEATURES, *CATEGORICAL_FEATURES]
 MONITORING_CHECKS = [
     *(dg.AssetCheckKey(table.key, ARRIVAL_AND_SCHEMA) for table in BRONZE_TABLES.values()),
     dg.AssetCheckKey(FEATURES_KEY, FEATURE_DRIFT),
@@ -133,7 +133,7 @@ def _drift_metadata(prefix: str, reference: str | None, found: Mapping[str, Drif
     for name in MONITORED:
         result = (found or {}).get(name, Drift(None))
         metadata[f"psi/{prefix}/{name}"] = _value(result.psi)
-        if name in NUMERIC_FEATURES:
+        if name in STATISTICS_FEATURES:
             metadata[f"ks/{prefix}/{name}"] = _value(result.ks)
     return metadata
 
@@ -236,7 +236,7 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
             for q in quarters
         }
         pairs = [(r, q) for q in quarters for r in references[q].values() if r]
-        found = drift_pairs(frame, PARTITION_COLUMN, pairs, NUMERIC_FEATURES, CATEGORICAL_FEATURES)
+        found = drift_pairs(frame, PARTITION_COLUMN, pairs, STATISTICS_FEATURES, CATEGORICAL_FEATURES)
         rates = null_rates(frame, PARTITION_COLUMN, MONITORED)
         records = latest_materializations(context.instance, FEATURES_KEY, context.partition_keys)
         for key, quarter in zip(context.partition_keys, quarters, strict=True):

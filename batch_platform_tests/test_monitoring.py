@@ -8,10 +8,11 @@ import yaml
 
 from batch_platform.assets.gold import build_gold_assets
 from batch_platform.cli import main
+from batch_platform.features import PROFILE_FEATURES
 from batch_platform.monitoring import FEATURE_DRIFT, MONITORED, MONITORING_CHECKS, SCORE_DRIFT, build_monitoring_checks
 from batch_platform.partitions import quarter_range, shift
 from batch_platform.resources import build_resources
-from batch_platform_tests.gold_fixtures import random_silver, write_silver
+from batch_platform_tests.gold_fixtures import fill_customer_history, random_silver, write_silver
 from batch_platform_tests.ml_fixtures import GOLD, GRAPH_QUARTERS, ML, RUN, ml_config
 from batch_platform_tests.platform import (
     bronze_assets,
@@ -40,6 +41,7 @@ def drift_run(spark, tmp_path_factory):
         (*row[:2], row[2] * 3, *row[3:]) if row[-1] == PLANTED else row for row in rows["operational_events"]
     ]
     write_silver(spark, config.lake_root, rows, QUARTERS)
+    fill_customer_history(config, QUARTERS[0], QUARTERS[-1])
     gold = build_gold_assets(quarterly, config.batch)
     (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
@@ -100,8 +102,11 @@ def test_every_monitored_feature_has_its_null_rate_psi_and_ks_as_numbers(drift_r
     assert q3.metadata["reference/previous"].value == "2024-Q2"
     assert q3.metadata["reference/champion"].value == "none"
     for name in MONITORED:
-        assert isinstance(q3.metadata[f"psi/previous/{name}"].value, float), name
+        # without customer profiles the profile features are null: no PSI, never a 0
+        expected = type(None) if name in PROFILE_FEATURES else float
+        assert isinstance(q3.metadata[f"psi/previous/{name}"].value, expected), name
         assert 0.0 <= q3.metadata[f"null_rate/{name}"].value <= 1.0
+    assert all(q3.metadata[f"null_rate/{name}"].value == 1.0 for name in PROFILE_FEATURES)
     assert 0.0 < q3.metadata["null_rate/partner_score"].value < 1.0
     assert 0.0 <= q3.metadata["ks/previous/recency_days"].value <= 1.0
     assert "ks/previous/partner_segment" not in q3.metadata
