@@ -51,8 +51,8 @@ SERVER_MARKS = {
 }
 """The fixtures that start a server, and the marker every test using one (directly or through
 another fixture) gets here, whatever its module declares: `make test-fast` deselects these markers
-(`-m "not cluster and not s3 and not webserver and not browser and not postgres"`), so it starts
-none of them."""
+and `slow` (`-m "not cluster and not s3 and not webserver and not browser and not postgres and not
+slow"`), so it starts none of them."""
 SLOW_FIXTURES = {"reference_run", "ml_lake"}
 """The session fixtures that run the platform end to end: the command line's run of every asset, in a
 child process (`reference_fixtures`; the jobs and delivery tests read it), and the ML lake, gold and
