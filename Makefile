@@ -43,9 +43,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-# Everything but the tests that start a server (markers set in batch_platform_tests/conftest.py):
-# no S3 server, Spark cluster, Dagster webserver/daemon, Chromium or PostgreSQL (docs/development.md)
-FAST_MARKERS := not cluster and not s3 and not webserver and not browser and not postgres
+# Everything but the tests that start a server or run the platform end to end (markers set in
+# batch_platform_tests/conftest.py): no S3 server, Spark cluster, Dagster webserver/daemon, Chromium
+# or PostgreSQL, and no `slow` test (docs/development.md)
+FAST_MARKERS := not cluster and not s3 and not webserver and not browser and not postgres and not slow
 
 test-fast: setup
 	$(BIN)/ruff check .

@@ -52,8 +52,32 @@ SERVER_MARKS = {
 }
 """The fixtures that start a server, and the marker every test using one (directly or through
 another fixture) gets here, whatever its module declares: `make test-fast` deselects these markers
-(`-m "not cluster and not s3 and not webserver and not browser and not postgres"`), so it starts
-none of them."""
+and `slow` (`-m "not cluster and not s3 and not webserver and not browser and not postgres and not
+slow"`), so it starts none of them."""
+SLOW_FIXTURES = {"reference_run", "ml_lake"}
+"""The session fixtures that run the platform end to end: the command line's run of every asset, in a
+child process (`reference_fixtures`; the jobs and delivery tests read it), and the ML lake, gold and
+ML over three quarters of 1,500 customers (`ml_fixtures`; the ML tests and, through `demo_project`,
+the docs' recipes read it, each recipe in a fresh interpreter). Every test using one, directly or
+through another fixture, is marked `slow`."""
+SLOW_TESTS = {
+    "test_cli": {"test_dagster_asset_materialize_writes_one_quarter"},
+    "test_concurrency": {
+        "test_two_cli_runs_of_the_same_quarter_take_turns_by_pool_and_leave_the_lake_of_one_clean_run",
+        "test_two_cli_runs_of_the_same_quarter_without_pools_end_with_whole_tables_and_no_raw_error",
+        "test_a_run_killed_holding_a_pool_is_released_so_the_next_run_does_not_wait_forever",
+        "test_a_writer_held_after_its_data_files_inside_its_commit_is_refused_when_another_commits_meanwhile",
+    },
+    "test_io_manager": {"test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next_run_succeeds"},
+    "test_point_in_time": {"test_late_landing_files_change_labels_in_the_window_only_end_to_end"},
+    "test_s3": {"test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole"},
+    "test_timezone": {"test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones"},
+}
+"""The tests (module, function) that run the platform end to end themselves: in child processes (the
+command line, a writer to kill mid-commit, a run in another time zone), or from a landing zone to gold,
+twice, in this one (point in time, late files). They and the users of `SLOW_FIXTURES` are marked
+`slow` here, and only here; `make test-fast` deselects them. A name listed here that its module no
+longer defines fails the collection."""
 BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}
 """Groups whose costly fixture starts with the session in a thread of its own, and which run last
 (in this order) so that it has run meanwhile: the Spark cluster and the one run on S3, on it
@@ -72,11 +96,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             return len(HEAVIEST_FIRST) + 1 + list(BACKGROUND).index(name)
         return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
 
+    for module in {item.module for item in items}:
+        missing = sorted(
+            name for name in SLOW_TESTS.get(module.__name__.rsplit(".", 1)[-1], ()) if not hasattr(module, name)
+        )
+        if missing:
+            raise pytest.UsageError(f"conftest.SLOW_TESTS names tests {module.__name__} does not define: {missing}")
     for item in items:
         item.add_marker(pytest.mark.xdist_group(group(item)))
         for fixture, marker in SERVER_MARKS.items():
             if fixture in item.fixturenames and not item.get_closest_marker(marker):
                 item.add_marker(getattr(pytest.mark, marker))
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if SLOW_FIXTURES & set(item.fixturenames) or item.originalname in SLOW_TESTS.get(module, ()):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=rank)  # stable: the shuffled order within each rank stays
 
 
