@@ -90,7 +90,7 @@ def feature_report(
     ax.legend(fontsize="small")
     parts.append(_png(psi_chart))
     for name in features:
-        drawn = [(kind, found[kind][name]) for kind in kinds if found[kind][name].bins]
+        drawn = [(kind, found[kind][name]) for kind in kinds if sum(found[kind][name].reference_counts)]
         if not drawn:
             continue
         figure = Figure(figsize=(4.2 * len(drawn), 2.6))

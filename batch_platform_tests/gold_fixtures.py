@@ -11,7 +11,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 
 from batch_platform import delta
-from batch_platform.partitions import quarter_end, quarter_range, quarter_start, shift, to_label
+from batch_platform.partitions import quarter_end, quarter_range, quarter_start, to_label
 from batch_platform.schemas.base import spark_schema
 from batch_platform.schemas.customer_history import HISTORY_KEY, CustomerHistory
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
@@ -84,10 +84,9 @@ def write_silver(spark, lake_root: str, rows: dict[str, list[tuple]], quarters: 
 
 def fill_customer_history(config, first: str, last: str | None = None) -> None:
     """Make a gold run of `first` … `last` possible over silver written for a few quarters only:
-    the silver customer profiles of every quarter from the first quarter to `last`, and
-    `gold/customer_history` of every quarter before `last`, committed empty where never
-    materialised (the features of Q read the history of Q-1; a run that builds the history
-    replaces those of its quarters)."""
+    the silver customer profiles and `gold/customer_history` of every quarter from the first
+    quarter to `last`, committed empty where never materialised (the features of Q read the history
+    of Q-1, the scores of Q that of Q; a run that builds the history replaces those of its quarters)."""
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.getOrCreate()  # the suite's one session (conftest.py)
@@ -98,7 +97,7 @@ def fill_customer_history(config, first: str, last: str | None = None) -> None:
 
     wanted = {
         "silver/customer_profiles": (PROFILES_DDL, up_to(last or first)),
-        "gold/customer_history": (spark_schema(CustomerHistory), up_to(shift(last or first, -1))),
+        "gold/customer_history": (spark_schema(CustomerHistory), up_to(last or first)),
     }
     for table, (schema, quarters) in wanted.items():
         try:
