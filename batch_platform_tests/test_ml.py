@@ -294,7 +294,8 @@ def test_a_one_class_quarter_registers_nothing_says_why_and_has_empty_scores(ml_
     assert re.match(r"silver/\w+: quarter\(s\) 2024-Q3, 2024-Q4 have never been materialised", message), message
     assert not (tmp_path / "lake" / "ml" / "churn_scores").exists()
 
-    shutil.copytree(root / "lake" / "silver", tmp_path / "lake" / "silver")
+    for table in ("operational_events", "interaction_logs", "partner_scores"):  # the profiles are there, empty
+        shutil.copytree(root / "lake" / "silver" / table, tmp_path / "lake" / "silver" / table)
     result = run_ml(ml_config(tmp_path), quarter, quarter, selection=[MODEL_KEY, SCORES_KEY])
     assert result.success
     metadata = materialisations(result, MODEL_KEY)[to_key(quarter)]
