@@ -50,7 +50,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.config import ChecksConfig
+from batch_platform.config_sections import ChecksConfig
 from batch_platform.partitions import to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.silver import REJECT_REASON, SILVER_TABLES, SilverTable

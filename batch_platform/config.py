@@ -26,10 +26,17 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from batch_platform.config_sections import (
+    BatchConfig,
+    ChecksConfig,
+    CustomersConfig,
+    MlConfig,
+    MonitoringConfig,
+    Section,
+)
 from batch_platform.env_refs import check_dsn_template, env_name, expand_env_refs, unset_names
-from batch_platform.partitions import QuarterError, to_label
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "config.yaml"
@@ -52,11 +59,7 @@ class ConfigError(ValueError):
     """The config file is missing, malformed, or has an unknown key or a bad value."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class S3Config(_Section):
+class S3Config(Section):
     """`storage.s3` (SPEC.md, "Storage on S3"), applied to Spark's S3A and every other S3 client by
     `batch_platform.s3`. The credentials stay written `${NAME}` (`batch_platform.env_refs`): only the variable's name is kept,
     and its value is read from the environment where a client is built, so it never sits in the
@@ -95,7 +98,7 @@ readable until `retention_days` after it was superseded, so 400 days keeps every
 of the past year learned from (365 days) plus a month for a late quarterly run or a backfill."""
 
 
-class DeltaConfig(_Section):
+class DeltaConfig(Section):
     """`storage.delta` (SPEC.md, "Lake"): how long the lake keeps the history of its Delta tables.
     `retention_days` governs `VACUUM` (files no longer part of the table are deleted only this long
     after they were replaced) and the log kept for time travel; readers name it when a version they
@@ -105,14 +108,14 @@ class DeltaConfig(_Section):
     retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=7, le=36500)
 
 
-class StorageConfig(_Section):
+class StorageConfig(Section):
     landing_root: str = "data/landing"
     lake_root: str = "data/lake"
     s3: S3Config | None = None
     delta: DeltaConfig = DeltaConfig()
 
 
-class PostgresPublishConfig(_Section):
+class PostgresPublishConfig(Section):
     """`publish.postgres` (SPEC.md, "Delivery"). `dsn` is a libpq URL or key=value string whose
     password, if any, is written `${NAME}`: it is checked at load and read from the environment
     only when a connection is made (`env_refs.connection_parameters`)."""
@@ -132,64 +135,11 @@ class PostgresPublishConfig(_Section):
         return dsn
 
 
-class PublishConfig(_Section):
+class PublishConfig(Section):
     postgres: PostgresPublishConfig | None = None
 
 
-class BatchConfig(_Section):
-    first_quarter: str = "2024-Q1"
-    lookback_quarters: int = Field(4, ge=1, le=40)
-    prediction_window_days: int = Field(90, ge=1, le=366)
-    eval_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-
-    @field_validator("first_quarter", mode="before")
-    @classmethod
-    def _quarter(cls, value: Any) -> str:
-        try:
-            return to_label(str(value))
-        except QuarterError as exc:
-            raise ValueError(str(exc)) from None
-
-
-class ChecksConfig(_Section):
-    """Thresholds of the silver quarantine-rate check (share of bronze rows quarantined)."""
-
-    quarantine_rate_warn: float = Field(0.10, ge=0.0, le=1.0)
-    quarantine_rate_fail: float = Field(0.50, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ChecksConfig:
-        if self.quarantine_rate_warn > self.quarantine_rate_fail:
-            raise ValueError(
-                f"quarantine_rate_warn ({self.quarantine_rate_warn}) must not exceed "
-                f"quarantine_rate_fail ({self.quarantine_rate_fail})"
-            )
-        return self
-
-
-class MonitoringConfig(_Section):
-    """The drift checks' threshold (SPEC.md, "Monitoring"; why 0.2: `batch_platform.monitoring`)."""
-
-    psi_warn: float = Field(0.2, gt=0.0)
-
-
-class CustomersConfig(_Section):
-    """`customers` (SPEC.md, "Gold"): which system's profile row wins when two carry the same
-    `updated_at` in `gold/customer_history` — the first of `system_priority` (default store, then
-    online); a system not named ranks after those named."""
-
-    system_priority: tuple[str, ...] = Field(("store", "online"), min_length=1)
-
-    @field_validator("system_priority")
-    @classmethod
-    def _distinct(cls, systems: tuple[str, ...]) -> tuple[str, ...]:
-        names = tuple(str(system).strip().lower() for system in systems)
-        if any(not name for name in names) or len(set(names)) != len(names):
-            raise ValueError("name each source system once, e.g. [store, online]")
-        return names
-
-
-class SparkConfig(_Section):
+class SparkConfig(Section):
     master: str = "local[*]"
     app_name: str = "batch_platform"
     shuffle_partitions: int = Field(8, ge=1)
@@ -215,7 +165,7 @@ class SparkConfig(_Section):
         return conf
 
 
-class MlflowConfig(_Section):
+class MlflowConfig(Section):
     """Where the churn models are tracked and registered (SPEC.md, "ML"). Without `tracking_uri`
     the store is local: `sqlite:///<data>/mlflow.db` with artifacts in `<data>/mlartifacts`, so
     nothing needs starting; an `http(s)://` URI points at a server. `<data>` is `local_dir` when
@@ -240,18 +190,7 @@ class MlflowConfig(_Section):
         return uri
 
 
-class MlConfig(_Section):
-    """`ml` (SPEC.md, "ML"): the promotion gate's tolerance, and how many quarters' train rows a model
-    learns from. `promotion_tolerance`: the best candidate of Q becomes the champion of Q when its eval
-    AUC-PR is at least the baseline's and at least the champion of Q-1's (re-scored on Q's eval
-    rows) minus this; a fresh model within it of the old one replaces it (docs/ml.md, "The promotion gate")."""
-
-    promotion_tolerance: float = Field(0.01, ge=0.0, le=1.0)
-    train_quarters: int = Field(1, ge=1, le=1)
-    """k > 1 (train on the pooled train rows of Q-k+1 … Q) is not built yet: only 1 is accepted."""
-
-
-class ApiConfig(_Section):
+class ApiConfig(Section):
     """`api`: the datasets API of `batch-platform serve` (SPEC.md, "Delivery"). `public_url` is what
     its file urls start with, the address clients reach it at (`https://data.example.com`, with the
     path a reverse proxy serves it under if any); without it (and without `serve --public-url`),
@@ -266,7 +205,7 @@ class ApiConfig(_Section):
         return public_base_url(url) if url is not None else None
 
 
-class PlatformConfig(_Section):
+class PlatformConfig(Section):
     storage: StorageConfig = StorageConfig()
     batch: BatchConfig = BatchConfig()
     checks: ChecksConfig = ChecksConfig()

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from batch_platform.arrival import ARRIVAL_AND_SCHEMA
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
-from batch_platform.config import MonitoringConfig
+from batch_platform.config_sections import MonitoringConfig
 from batch_platform.drift import Drift, drift_pairs, null_rates
 from batch_platform.features import STATISTICS_FEATURES, FeatureColumns
 from batch_platform.layout import PARTITION_COLUMN

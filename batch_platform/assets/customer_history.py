@@ -27,7 +27,7 @@ import dagster as dg
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from batch_platform.config import CustomersConfig
+from batch_platform.config_sections import CustomersConfig
 from batch_platform.partitions import to_label
 from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.customer_history import CUSTOMER_HISTORY, HISTORY_KEY, PROFILES

@@ -43,7 +43,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.assets.customer_history import build_customer_history_asset
-from batch_platform.config import BatchConfig
+from batch_platform.config_sections import BatchConfig
 from batch_platform.features import (
     FEATURE_COLUMNS,
     NUMERIC_FEATURES,

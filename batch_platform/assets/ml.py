@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame
 
 from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
 from batch_platform.checks import check_outputs, latest_materializations, target_materialization
-from batch_platform.config import BatchConfig, MlConfig
+from batch_platform.config_sections import BatchConfig, MlConfig
 from batch_platform.metadata import record_quarters
 from batch_platform.ml.candidates import CANDIDATES
 from batch_platform.ml.gate import gate_result
