@@ -44,6 +44,9 @@ import requests
 
 from batch_platform.partitions import to_key
 from batch_platform.sample_data import generate_landing
+from batch_platform.schemas.bronze import BRONZE_TABLES
+from batch_platform.schemas.customer_history import HISTORY_KEY
+from batch_platform.schemas.silver import SILVER_TABLES
 from batch_platform_tests.platform import TEST_SPARK, dagster_env
 from batch_platform_tests.procs import free_port, stop_process_groups
 
@@ -55,22 +58,14 @@ QUARTERS = ("2024-Q1", "2024-Q2")  # the first backfill's; gold of the last is t
 EVERYTHING_QUARTERS = (*QUARTERS, "2024-Q3")  # the last launch's: every asset, ML included
 CUSTOMERS, SEED = 200, 5
 OUT_OF_TIME_WARN, OUT_OF_TIME_PENDING = "2024-Q2", "2024-Q3"  # what the ML of that landing zone gives
-ALL_ASSET_KEYS = [
-    ["bronze", "operational"],
-    ["bronze", "logs"],
-    ["bronze", "external"],
-    ["silver", "operational_events"],
-    ["silver", "operational_events_quarantine"],
-    ["silver", "interaction_logs"],
-    ["silver", "interaction_logs_quarantine"],
-    ["silver", "partner_scores"],
-    ["silver", "partner_scores_quarantine"],
-    ["gold", "customer_features"],
-    ["gold", "churn_labels"],
-    ["gold", "training_set"],
-]
-BACKFILL_ASSET_KEYS = ALL_ASSET_KEYS[:9]  # bronze and silver (each silver multi-asset with both outputs)
-GOLD_ASSET_KEYS = ALL_ASSET_KEYS[9:]
+BRONZE_ASSET_KEYS = [list(table.key.path) for table in BRONZE_TABLES.values()]
+SILVER_ASSET_KEYS = [list(key.path) for t in SILVER_TABLES.values() for key in (t.silver_key, t.quarantine_key)]
+HISTORY_ASSET_KEY = list(HISTORY_KEY.path)
+GOLD_ASSET_KEYS = [HISTORY_ASSET_KEY, ["gold", "customer_features"], ["gold", "churn_labels"], ["gold", "training_set"]]
+ALL_ASSET_KEYS = [*BRONZE_ASSET_KEYS, *SILVER_ASSET_KEYS, *GOLD_ASSET_KEYS]
+# bronze and silver (each silver multi-asset with both outputs), and the customer history of both
+# quarters: the features of the last read the history of the first, as they read its silver
+BACKFILL_ASSET_KEYS = [*BRONZE_ASSET_KEYS, *SILVER_ASSET_KEYS, HISTORY_ASSET_KEY]
 ML_ASSET_KEYS = [["ml", "churn_model"], ["ml", "churn_scores"]]
 GRAPH_ASSET_KEYS = [*ALL_ASSET_KEYS, *ML_ASSET_KEYS]  # every node of the lineage graph
 
