@@ -27,8 +27,9 @@ from batch_platform.assets.silver import (
 from batch_platform.partitions import to_key
 from batch_platform.resources import build_resources
 from batch_platform.sample_data import generate_landing
-from batch_platform.schemas.bronze import METADATA_COLUMNS, SOURCE_COLUMNS
+from batch_platform.schemas.bronze import BRONZE_TABLES, METADATA_COLUMNS, SOURCE_COLUMNS
 from batch_platform.schemas.silver import (
+    SILVER_TABLES,
     OperationalEventsQuarantine,
     PartnerScoresQuarantine,
     SilverInteractionLogs,
@@ -764,7 +765,9 @@ def test_silver_tables_have_exactly_the_contract_columns(generated_run):
 def test_checks_pass_in_a_multi_quarter_run(generated_run):
     _, _, result = generated_run
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == (12 + 3) * len(QUARTERS)  # per quarter: silver's 12 checks, bronze's arrival_and_schema
+    assert len(evaluations) == (4 * len(SILVER_TABLES) + len(BRONZE_TABLES)) * len(
+        QUARTERS
+    )  # silver's 4 checks, bronze's 1
     assert [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed] == []
 
 
@@ -776,7 +779,7 @@ def test_every_materialisation_records_the_lineage_its_asset_definition_shows(ge
         for spec in a.specs
     }
     events = result.get_asset_materialization_events()
-    assert len(events) == 9 * len(QUARTERS)
+    assert len(events) == (len(BRONZE_TABLES) + 2 * len(SILVER_TABLES)) * len(QUARTERS)
     for event in events:
         materialization = event.materialization
         entry = materialization.metadata.get("dagster/column_lineage")
@@ -792,7 +795,7 @@ def test_a_range_run_records_one_evaluation_per_check_and_quarter(generated_run,
     config, manifest, result = generated_run
     storage = generated_instance.event_log_storage
     check_keys = [key for checks in silver_checks for key in checks.check_keys]
-    assert len(check_keys) == 12
+    assert len(check_keys) == 4 * len(SILVER_TABLES)
     for check_key in check_keys:
         history = storage.get_asset_check_execution_history(check_key, limit=10)
         assert sorted(record.partition for record in history) == [to_key(q) for q in QUARTERS], check_key
