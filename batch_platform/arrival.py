@@ -24,7 +24,7 @@ from typing import Any
 
 import dagster as dg
 
-from batch_platform.checks import check_outputs, latest_materializations, target_materialization
+from batch_platform.checks import latest_materializations, warn_evaluations
 from batch_platform.landing import LandingFile
 from batch_platform.partitions import label_of, to_label
 from batch_platform.schemas.bronze import BronzeTable
@@ -159,16 +159,9 @@ def arrival_evaluations(
     before = [key for key in context.assets_def.partitions_def.get_partition_keys() if key < keys[0]]
     records = latest_materializations(context.instance, table.key, [*before, *keys])
     history = [(to_label(key), _recorded(records[key])) for key in before if key in records]
+    results = {}
     for key in keys:
         quarter = to_label(key)
-        yield dg.AssetCheckEvaluation(
-            asset_key=table.key,
-            check_name=ARRIVAL_AND_SCHEMA,
-            partition=key,
-            blocking=False,
-            severity=dg.AssetCheckSeverity.WARN,
-            target_materialization_data=target_materialization(records.get(key)),
-            **arrival_result(quarter, found[quarter], history, table.columns),
-        )
+        results[key] = arrival_result(quarter, found[quarter], history, table.columns)
         history.append((quarter, found[quarter]))
-    yield from check_outputs(context)
+    yield from warn_evaluations(context, table.key, ARRIVAL_AND_SCHEMA, results, records)

@@ -108,6 +108,30 @@ def target_materialization(record: dg.EventLogRecord | None) -> AssetCheckEvalua
     )
 
 
+def warn_evaluations(
+    context: dg.AssetCheckExecutionContext | dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
+    check_name: str,
+    results: Mapping[str, Result],
+    records: Mapping[str, dg.EventLogRecord] | None = None,
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """A non-blocking check's evaluation of each partition of the step (`results` by partition key;
+    WARN unless a result says otherwise), each against that partition's latest materialisation
+    (`records`, read here when not given), then the check's output."""
+    if records is None:
+        records = latest_materializations(context.instance, asset_key, context.partition_keys)
+    for key in context.partition_keys:
+        yield dg.AssetCheckEvaluation(
+            asset_key=asset_key,
+            check_name=check_name,
+            partition=key,
+            blocking=False,
+            target_materialization_data=target_materialization(records.get(key)),
+            **{"severity": dg.AssetCheckSeverity.WARN, **results[key]},
+        )
+    yield from check_outputs(context)
+
+
 def check_outputs(context: dg.AssetCheckExecutionContext | dg.AssetExecutionContext) -> Iterator[dg.Output]:
     """The output of each selected check, as Dagster yields it after an `AssetCheckResult`, for a
     step that yields `AssetCheckEvaluation`s (one per quarter) instead: without it Dagster warns

@@ -26,7 +26,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from batch_platform.arrival import ARRIVAL_AND_SCHEMA
-from batch_platform.checks import check_outputs, latest_materializations, target_materialization
+from batch_platform.checks import warn_evaluations
 from batch_platform.config_sections import MonitoringConfig
 from batch_platform.drift import Drift, drift_pairs, null_rates
 from batch_platform.features import STATISTICS_FEATURES, FeatureColumns
@@ -238,23 +238,15 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
         pairs = [(r, q) for q in quarters for r in references[q].values() if r]
         found = drift_pairs(frame, PARTITION_COLUMN, pairs, STATISTICS_FEATURES, CATEGORICAL_FEATURES)
         rates = null_rates(frame, PARTITION_COLUMN, MONITORED)
-        records = latest_materializations(context.instance, FEATURES_KEY, context.partition_keys)
+        results = {}
         for key, quarter in zip(context.partition_keys, quarters, strict=True):
             mine = {kind: found[(r, quarter)] if r else None for kind, r in references[quarter].items()}
             quarter_rates = rates.get(quarter, {})
             result = feature_drift_result(quarter, quarter_rates, references[quarter], mine, monitoring.psi_warn)
             page = feature_report(quarter, references[quarter], mine, quarter_rates, monitoring.psi_warn)
             result["metadata"] |= _publish_report(lake, quarter, FEATURE_DRIFT, page)
-            yield dg.AssetCheckEvaluation(
-                asset_key=FEATURES_KEY,
-                check_name=FEATURE_DRIFT,
-                partition=key,
-                blocking=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                target_materialization_data=target_materialization(records.get(key)),
-                **result,
-            )
-        yield from check_outputs(context)
+            results[key] = result
+        yield from warn_evaluations(context, FEATURES_KEY, FEATURE_DRIFT, results)
 
     @dg.asset_check(
         asset=SCORES_KEY,
@@ -285,7 +277,7 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
         found = drift_pairs(scores, PARTITION_COLUMN, pairs, ["churn_probability"])
         stats, histograms = score_figures(scores)
         rates, bins = realised(scores, lake.read_quarters(LABELS_KEY, labelled), following)
-        records = latest_materializations(context.instance, SCORES_KEY, context.partition_keys)
+        results = {}
         for key, quarter in zip(context.partition_keys, quarters, strict=True):
             previous = shift(quarter, -1) if (shift(quarter, -1), quarter) in found else None
             drifted = found[(previous, quarter)]["churn_probability"] if previous else None
@@ -295,15 +287,7 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
             shown = {q: histograms.get(q, [0] * 10) for q in (previous, quarter) if q}
             page = score_report(quarter, figures, shown, bins.get(quarter, []))
             result["metadata"] |= _publish_report(lake, quarter, SCORE_DRIFT, page)
-            yield dg.AssetCheckEvaluation(
-                asset_key=SCORES_KEY,
-                check_name=SCORE_DRIFT,
-                partition=key,
-                blocking=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                target_materialization_data=target_materialization(records.get(key)),
-                **result,
-            )
-        yield from check_outputs(context)
+            results[key] = result
+        yield from warn_evaluations(context, SCORES_KEY, SCORE_DRIFT, results)
 
     return [feature_drift, score_drift]

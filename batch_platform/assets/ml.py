@@ -27,7 +27,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 
 from batch_platform.assets.gold import SILVER_EVENTS, SILVER_LOGS, SILVER_SCORES
-from batch_platform.checks import check_outputs, latest_materializations, target_materialization
+from batch_platform.checks import latest_materializations, warn_evaluations
 from batch_platform.config_sections import BatchConfig, MlConfig
 from batch_platform.metadata import record_quarters
 from batch_platform.ml.candidates import CANDIDATES
@@ -199,20 +199,11 @@ def build_ml_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChe
         labelled = [q for q in lake.materialised_quarters(LABELS_KEY) if q in following]
         labels, features = (lake.read_quarters(key, labelled) for key in (LABELS_KEY, FEATURES_KEY))
         found = out_of_time_rows(churn_scores, labels, features, following)
-        records = latest_materializations(context.instance, SCORES_KEY, context.partition_keys)
-        for key, quarter in zip(context.partition_keys, quarters, strict=True):
-            result = out_of_time_result(
-                quarter, found[found[PARTITION_COLUMN] == quarter], shift(quarter, 1) in labelled
-            )
-            yield dg.AssetCheckEvaluation(
-                asset_key=SCORES_KEY,
-                check_name=OUT_OF_TIME,
-                partition=key,
-                blocking=False,
-                target_materialization_data=target_materialization(records.get(key)),
-                **{"severity": dg.AssetCheckSeverity.WARN, **result},
-            )
-        yield from check_outputs(context)
+        results = {
+            key: out_of_time_result(quarter, found[found[PARTITION_COLUMN] == quarter], shift(quarter, 1) in labelled)
+            for key, quarter in zip(context.partition_keys, quarters, strict=True)
+        }
+        yield from warn_evaluations(context, SCORES_KEY, OUT_OF_TIME, results)
 
     @dg.asset_check(
         asset=MODEL_KEY,
@@ -226,17 +217,11 @@ def build_ml_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChe
     )
     def promotion_gate(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
         records = latest_materializations(context.instance, MODEL_KEY, context.partition_keys)
+        results = {}
         for key, quarter in zip(context.partition_keys, _quarters(context), strict=True):
             record = records.get(key)
             found = None if record is None else {k: v.value for k, v in record.asset_materialization.metadata.items()}
-            yield dg.AssetCheckEvaluation(
-                asset_key=MODEL_KEY,
-                check_name=PROMOTION_GATE,
-                partition=key,
-                blocking=False,
-                target_materialization_data=target_materialization(record),
-                **{"severity": dg.AssetCheckSeverity.WARN, **gate_result(quarter, found)},
-            )
-        yield from check_outputs(context)
+            results[key] = gate_result(quarter, found)
+        yield from warn_evaluations(context, MODEL_KEY, PROMOTION_GATE, results, records)
 
     return [out_of_time_performance, promotion_gate]
