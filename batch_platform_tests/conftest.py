@@ -183,6 +183,7 @@ from batch_platform_tests.webserver_fixtures import (  # noqa: E402, F401
     dagster_ui,
     ui_backfill,
     ui_backfill_everything,
+    ui_history,
     ui_launches,
     ui_materialized,
 )

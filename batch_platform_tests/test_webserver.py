@@ -28,6 +28,7 @@ from batch_platform_tests.webserver_fixtures import (
     EVERYTHING_QUARTERS,
     GOLD_ASSET_KEYS,
     GRAPH_ASSET_KEYS,
+    HISTORY_ASSET_KEY,
     OUT_OF_TIME_PENDING,
     OUT_OF_TIME_WARN,
     QUARTERS,
@@ -173,6 +174,19 @@ def test_ui_backfill_of_two_quarters_is_one_run_and_graphql_reports_what_it_wrot
             assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] is True for e in of_run), of_run
 
 
+def test_materialize_button_on_the_history_node_writes_exactly_that_quarter(ui_history):
+    """One quarter of the customer history, from the silver profiles of that quarter only (the first)."""
+    ui, run_id, run = ui_history.ui, ui_history.launch_id, ui_history.result
+    assert run["status"] == "SUCCESS", ui.run_log(run_id)
+    assert _tags(run)["dagster/partition"] == Q1_KEY
+    assert sorted(k["path"] for k in run["assetSelection"]) == [HISTORY_ASSET_KEY]
+    figures = _figures(ui, HISTORY_ASSET_KEY, Q1_KEY, run_id)
+    frame = _written(ui.lake.resolve(), HISTORY_ASSET_KEY, Q1, figures["delta_version"])
+    assert figures["versions"] == len(frame) > 0
+    assert figures["input_partitions"] == {"customer_profiles": [Q1]}
+    assert ui.materializations(HISTORY_ASSET_KEY, Q2_KEY, run_id) == []
+
+
 def test_materialize_button_run_of_one_quarter_writes_gold_that_graphql_reports(ui_materialized):
     ui, run_id, run = ui_materialized.ui, ui_materialized.launch_id, ui_materialized.result
     lake = ui.lake.resolve()
@@ -190,7 +204,8 @@ def test_materialize_button_run_of_one_quarter_writes_gold_that_graphql_reports(
         assert _local(figures["path"]) == str(lake / asset_key[0] / asset_key[1]), asset_key
         assert figures["dagster/row_count"] == len(frame) > 0, asset_key
         assert figures["quarter"] == Q2, asset_key
-        assert figures["customers"] == len(frame), asset_key
+        # the history has a row per version of a customer, the other gold tables one per customer
+        assert figures["versions" if asset_key == HISTORY_ASSET_KEY else "customers"] == len(frame), asset_key
         # one partition, the one asked for: the run recorded nothing for 2024-Q1
         assert ui.materializations(asset_key, Q1_KEY, run_id) == [], asset_key
 
