@@ -73,7 +73,7 @@ GRAPH_ASSET_KEYS = [*ALL_ASSET_KEYS, *ML_ASSET_KEYS]  # every node of the lineag
 
 STARTUP_TIMEOUT = 240  # webserver up and code location loaded (a loaded 2-core machine is slow)
 RUN_TIMEOUT = 360
-BACKFILL_TIMEOUT = 480
+BACKFILL_TIMEOUT = 900
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 # ------------------------------------------------------------------ the UI's GraphQL documents

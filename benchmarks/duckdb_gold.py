@@ -50,7 +50,19 @@ SOURCES = {
     "operational": ("customer_id", "event_time", "amount", "currency", "channel"),
     "logs": ("customer_id", "log_event_type", "log_timestamp"),
     "external": ("customer_id", "partner_score", "partner_segment"),
+    "customers": (
+        "customer_id",
+        "source_system",
+        "updated_at",
+        "email",
+        "country",
+        "signup_date",
+        "contract",
+        "payment_method",
+        "monthly_charges",
+    ),
 }
+GOLDEN = ("email", "country", "signup_date", "contract", "payment_method", "monthly_charges")
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LABEL = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -165,13 +177,18 @@ def build(
     window_days: int,
     eval_fraction: float,
     first_quarter: str | None = None,
+    system_priority: tuple[str, ...] = ("store", "online"),
 ) -> dict:
     """Gold for quarters first…last; `first_quarter` is the platform's first (nothing before it exists)."""
     timings: dict[str, float] = {}
     lo, hi = qidx(first), qidx(last)
     lb = int(lookback)
     # Silver is needed for the range and its lookback, never before the platform's first quarter.
-    read_lo = max(qidx(first_quarter or first), lo - lb)
+    first_known = qidx(first_quarter or first)
+    read_lo = max(first_known, lo - lb)
+    # The customer history of Q is built from every profile partition up to Q; the features of lo
+    # read the history of lo - 1.
+    history_lo = max(first_known, lo - 1)
     con.execute(MACROS)
 
     def step(name: str, sql: str) -> None:
@@ -180,7 +197,8 @@ def build(
         timings[name] = round(time.perf_counter() - began, 3)
 
     for source, columns in SOURCES.items():
-        select = bronze_sql(con, landing_files(landing, source, read_lo, hi), columns)
+        since = first_known if source == "customers" else read_lo
+        select = bronze_sql(con, landing_files(landing, source, since, hi), columns)
         if select is None:
             empty = ", ".join(f'NULL::VARCHAR AS "{c}"' for c in columns)
             select = f"SELECT {empty}, NULL::VARCHAR AS filename WHERE false"
@@ -236,6 +254,57 @@ def build(
                                    ORDER BY partner_score DESC, partner_segment NULLS LAST, filename) = 1""",
     )
 
+    step(
+        "silver/customer_profiles",
+        f"""CREATE OR REPLACE TEMP TABLE silver_profiles AS
+        WITH parsed AS (
+            SELECT qidx_of(ingest_date) AS q, ingest_date, filename,
+                   nullif(trim_ws(customer_id), '') AS customer_id, category(source_system) AS source_system,
+                   ts_of(ts_parts(updated_at)) AS updated_at, blank(updated_at) AS no_updated_at,
+                   category(email) AS email, upper(nullif(trim_ws(country), '')) AS country,
+                   ts_of(ts_parts(signup_date))::DATE AS signup_date, blank(signup_date) AS no_signup_date,
+                   category(contract) AS contract, category(payment_method) AS payment_method,
+                   parse_number(monthly_charges) AS monthly_charges, blank(monthly_charges) AS no_monthly_charges
+            FROM bronze_customers)
+        SELECT q, customer_id, source_system, updated_at, {", ".join(GOLDEN)} FROM parsed
+        WHERE customer_id IS NOT NULL AND NOT no_updated_at AND updated_at IS NOT NULL
+          AND updated_at < start_of(q + 1) AND source_system IN ('online', 'store')
+          AND (contract IS NULL OR contract IN ('month-to-month', 'one-year', 'two-year'))
+          AND (no_monthly_charges OR monthly_charges IS NOT NULL) AND coalesce(monthly_charges >= 0, true)
+          AND (no_signup_date OR signup_date IS NOT NULL)
+        QUALIFY row_number() OVER (PARTITION BY q, customer_id, source_system, updated_at
+                                   ORDER BY ingest_date DESC, filename DESC,
+                                   {", ".join(f"{a} DESC NULLS LAST" for a in GOLDEN)}) = 1""",
+    )
+    rank = " ".join(f"WHEN '{system}' THEN {i}" for i, system in enumerate(system_priority))
+    same = " AND ".join(f"{a} IS NOT DISTINCT FROM lag({a}) OVER t" for a in GOLDEN)
+    step(
+        "gold/customer_history",
+        f"""CREATE OR REPLACE TEMP TABLE history AS
+        WITH delivered AS (
+            SELECT h.range AS tq, p.*, CASE p.source_system {rank} ELSE {len(system_priority)} END AS rnk
+            FROM range({history_lo}, {hi + 1}) h JOIN silver_profiles p ON p.q <= h.range
+            QUALIFY row_number() OVER (PARTITION BY h.range, p.customer_id, p.source_system, p.updated_at
+                                       ORDER BY p.q DESC) = 1),
+        golden AS (
+            SELECT tq, customer_id, updated_at, rnk,
+                   {", ".join(f"last_value({a} IGNORE NULLS) OVER w AS {a}" for a in GOLDEN)}
+            FROM delivered
+            WINDOW w AS (PARTITION BY tq, customer_id ORDER BY updated_at, rnk DESC, source_system
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+        at_t AS (
+            SELECT * EXCLUDE (rnk) FROM golden
+            QUALIFY row_number() OVER (PARTITION BY tq, customer_id, updated_at ORDER BY rnk) = 1),
+        marked AS (
+            SELECT *, lag(updated_at) OVER t IS NULL OR NOT ({same}) AS starts
+            FROM at_t WINDOW t AS (PARTITION BY tq, customer_id ORDER BY updated_at))
+        SELECT customer_id, (row_number() OVER v)::INT AS version, updated_at AS valid_from,
+               lead(updated_at) OVER v AS valid_to, lead(updated_at) OVER v IS NULL AS is_current,
+               {", ".join(GOLDEN)}, label_of(tq) AS quarter, tq
+        FROM marked WHERE starts
+        WINDOW v AS (PARTITION BY tq, customer_id ORDER BY updated_at)""",
+    )
+
     con.execute(
         "CREATE OR REPLACE TEMP TABLE targets AS SELECT range AS tq, start_of(range) AS c FROM range(?, ?)",
         [lo, hi + 1],
@@ -272,17 +341,27 @@ def build(
             FROM targets t JOIN silver_scores s ON s.q BETWEEN t.tq - {lb} AND t.tq - 1
             WHERE s.as_of_date < t.c::DATE
             QUALIFY row_number() OVER (PARTITION BY t.tq, s.customer_id
-                                       ORDER BY s.as_of_date DESC, s.partner_score DESC, s.partner_segment NULLS LAST) = 1)
+                                       ORDER BY s.as_of_date DESC, s.partner_score DESC, s.partner_segment NULLS LAST) = 1),
+        profile AS (
+            SELECT t.tq, h.customer_id, h.contract, h.payment_method, h.monthly_charges, h.country,
+                   CASE WHEN h.signup_date IS NULL THEN NULL
+                        WHEN h.signup_date <= t.c::DATE
+                        THEN date_diff('month', h.signup_date, t.c::DATE) - (day(t.c) < day(h.signup_date))::INT
+                        ELSE date_diff('month', h.signup_date, t.c::DATE) END::INT AS tenure_months
+            FROM targets t JOIN history h ON h.tq = t.tq - 1
+            WHERE h.valid_from <= t.c AND (h.valid_to IS NULL OR h.valid_to > t.c))
         SELECT b.customer_id, b.feature_cutoff, b.txn_count, b.total_amount, b.avg_amount, b.active_days,
                b.first_activity_ts, b.last_activity_ts,
                date_diff('day', b.last_activity_ts::DATE, b.feature_cutoff::DATE)::INT AS recency_days,
                date_diff('day', b.first_activity_ts::DATE, b.feature_cutoff::DATE)::INT AS tenure_days,
                b.txn_count_90d, b.amount_90d, b.distinct_channels,
                coalesce(l.log_event_count, 0) AS log_event_count, p.partner_score, p.partner_segment,
+               pr.contract, pr.payment_method, pr.monthly_charges, pr.country, pr.tenure_months,
                label_of(b.tq) AS quarter, b.tq
         FROM base b
         LEFT JOIN logs l USING (tq, customer_id)
-        LEFT JOIN partner p USING (tq, customer_id)""",
+        LEFT JOIN partner p USING (tq, customer_id)
+        LEFT JOIN profile pr USING (tq, customer_id)""",
     )
     step(
         "gold/churn_labels",
@@ -312,10 +391,17 @@ def build(
         name: {
             label(q): n for q, n in con.execute(f"SELECT q, count(*) FROM {relation} GROUP BY q ORDER BY q").fetchall()
         }
-        for name, relation in (("operational", "silver_ops"), ("logs", "silver_logs"), ("external", "silver_scores"))
+        for name, relation in (
+            ("operational", "silver_ops"),
+            ("logs", "silver_logs"),
+            ("external", "silver_scores"),
+            ("customers", "silver_profiles"),
+        )
     }
     quarters = [label(i) for i in range(lo, hi + 1)]
+    con.execute(f"DELETE FROM history WHERE tq < {lo}")
     for table, relation in (
+        ("customer_history", "history"),
         ("customer_features", "features"),
         ("churn_labels", "labels"),
         ("training_set", "training"),
@@ -350,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookback", type=int, default=4)
     parser.add_argument("--window-days", type=int, default=90)
     parser.add_argument("--eval-fraction", type=float, default=0.2)
+    parser.add_argument("--system-priority", default="store,online", help="customers.system_priority, comma-separated")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
     parser.add_argument("--report", help="write step timings here (JSON)")
@@ -370,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         args.window_days,
         args.eval_fraction,
         args.first_quarter,
+        tuple(args.system_priority.split(",")),
     )
     con.close()
     total = time.perf_counter() - began

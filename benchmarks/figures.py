@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-GOLD_TABLES = ("customer_features", "churn_labels", "training_set")
+GOLD_TABLES = ("customer_history", "customer_features", "churn_labels", "training_set")
 COUNTED_VALUES = ("split", "partner_segment", "label")
 REL_TOL = 1e-9
 ABS_TOL = 1e-6

@@ -14,12 +14,15 @@ with PyYAML, and builds, for the quarters `--from` … `--to`:
 - silver/<table> and silver/<table>_quarantine from bronze read back from the lake: trimmed, parsed
   (ISO-8601 timestamps, decimal numbers, lower-case categories), the first broken rule as
   `_reject_reason`, duplicates removed within the quarter (first arrival wins; partner scores: the
-  highest of the day);
+  highest of the day; customer profiles: the latest delivery);
+- gold/customer_history for Q from the profiles of every partition up to Q (SCD Type 2: per
+  attribute the latest non-null value, the system priority on a shared updated_at, a version where
+  the golden values change);
 - gold/customer_features, churn_labels, training_set from silver read back from the lake: for
   target quarter Q and cutoff C = start of Q, features from silver Q-L … Q-1 (events deduplicated
   across partitions, the copy of the earliest partition kept), label from silver Q, split by
   SHA-256 of customer_id (the rule SPEC.md leaves open, taken from the platform's docs so that the
-  split counts can be compared).
+  split counts can be compared); the profile features from the version of history Q-1 valid at C.
 
 Every table is written as `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`, one schema-only
 file for a quarter without rows (copied from one empty file written once). A run of one quarter
@@ -51,7 +54,19 @@ SOURCES = {
     "operational": ("customer_id", "event_time", "amount", "currency", "channel"),
     "logs": ("customer_id", "log_event_type", "log_timestamp"),
     "external": ("customer_id", "partner_score", "partner_segment"),
+    "customers": (
+        "customer_id",
+        "source_system",
+        "updated_at",
+        "email",
+        "country",
+        "signup_date",
+        "contract",
+        "payment_method",
+        "monthly_charges",
+    ),
 }
+GOLDEN = ("email", "country", "signup_date", "contract", "payment_method", "monthly_charges")
 LINEAGE = ("_source_file", "_ingest_date", "_ingested_at", "_batch_id")
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -275,6 +290,39 @@ def silver(bronze: DataFrame, source: str) -> tuple[DataFrame, DataFrame]:
             F.col("currency").asc_nulls_last(),
             F.col("channel").asc_nulls_last(),
         ]
+    elif source == "customers":
+        parsed = {
+            "customer_id": cid,
+            "source_system": F.lower(text(F.col("source_system"))),
+            "updated_at": timestamp(F.col("updated_at")),
+            "email": F.lower(text(F.col("email"))),
+            "country": F.upper(text(F.col("country"))),
+            "signup_date": F.to_date(timestamp(F.col("signup_date"))),
+            "contract": F.lower(text(F.col("contract"))),
+            "payment_method": F.lower(text(F.col("payment_method"))),
+            "monthly_charges": number(F.col("monthly_charges")),
+        }
+        rules = [
+            ("customer_id_missing", F.col("_p.customer_id").isNull()),
+            ("updated_at_missing", blank("updated_at")),
+            ("updated_at_unparseable", F.col("_p.updated_at").isNull()),
+            ("updated_at_after_quarter", F.col("_p.updated_at") >= end),
+            ("source_system_missing", F.col("_p.source_system").isNull()),
+            ("source_system_unknown", ~F.col("_p.source_system").isin("online", "store")),
+            (
+                "contract_unknown",
+                F.col("_p.contract").isNotNull() & ~F.col("_p.contract").isin("month-to-month", "one-year", "two-year"),
+            ),
+            ("monthly_charges_unparseable", ~blank("monthly_charges") & F.col("_p.monthly_charges").isNull()),
+            ("monthly_charges_negative", F.col("_p.monthly_charges") < 0),
+            ("signup_date_unparseable", ~blank("signup_date") & F.col("_p.signup_date").isNull()),
+        ]
+        keys = ["customer_id", "source_system", "updated_at"]
+        order = [
+            F.col("_ingest_date").desc(),
+            F.col("_source_file").desc(),
+            *[F.col(name).desc_nulls_last() for name in GOLDEN],
+        ]
     elif source == "logs":
         parsed = {
             "customer_id": cid,
@@ -319,12 +367,20 @@ def silver(bronze: DataFrame, source: str) -> tuple[DataFrame, DataFrame]:
     return rows, rejected
 
 
-SILVER_TABLES = {"operational": "operational_events", "logs": "interaction_logs", "external": "partner_scores"}
+SILVER_TABLES = {
+    "operational": "operational_events",
+    "logs": "interaction_logs",
+    "external": "partner_scores",
+    "customers": "customer_profiles",
+}
 SILVER_SCHEMAS = {
     "operational_events": "customer_id string, event_time timestamp, amount double, currency string, "
     "channel string, quarter string",
     "interaction_logs": "customer_id string, log_event_type string, log_timestamp timestamp, quarter string",
     "partner_scores": "customer_id string, partner_score double, partner_segment string, as_of_date date, "
+    "quarter string",
+    "customer_profiles": "customer_id string, source_system string, updated_at timestamp, email string, "
+    "country string, signup_date date, contract string, payment_method string, monthly_charges double, "
     "quarter string",
 }
 
@@ -408,6 +464,95 @@ def features(events: DataFrame, logs: DataFrame, scores: DataFrame, lo: int, hi:
     )
 
 
+def customer_history(profiles: DataFrame, lo: int, hi: int, priority: list[str]) -> DataFrame:
+    """The golden record of every customer with its versions, as known at the end of each target
+    quarter in [lo, hi], from the profile rows of every partition up to it (a row delivered again in
+    a later partition counts once: the latest partition's copy)."""
+    src = index_col(F.col("quarter"))
+    rank = F.lit(len(priority))
+    for position, system in reversed(list(enumerate(priority))):
+        rank = F.when(F.col("source_system") == system, position).otherwise(rank)
+    rows = (
+        profiles.withColumn("_src", src)
+        .withColumn("_t", F.explode(F.sequence(F.greatest(src, F.lit(lo)), F.lit(hi))))
+        .withColumn(
+            "_n",
+            F.row_number().over(
+                Window.partitionBy("_t", "customer_id", "source_system", "updated_at").orderBy(F.col("_src").desc())
+            ),
+        )
+        .filter(F.col("_n") == 1)
+        .withColumn("_rank", rank)
+    )
+    # lowest priority first at one updated_at, so the running value ends with the winner's
+    running = (
+        Window.partitionBy("_t", "customer_id")
+        .orderBy("updated_at", F.col("_rank").desc(), "source_system")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    golden = rows.select(
+        "_t",
+        "customer_id",
+        "updated_at",
+        "_rank",
+        *[F.last(a, ignorenulls=True).over(running).alias(a) for a in GOLDEN],
+    )
+    at_t = (
+        golden.withColumn(
+            "_w", F.row_number().over(Window.partitionBy("_t", "customer_id", "updated_at").orderBy("_rank"))
+        )
+        .filter(F.col("_w") == 1)
+        .drop("_w", "_rank")
+    )
+    timeline = Window.partitionBy("_t", "customer_id").orderBy("updated_at")
+    same = F.lit(True)
+    for a in GOLDEN:
+        same = same & F.col(a).eqNullSafe(F.lag(a).over(timeline))
+    starts = at_t.withColumn("_starts", F.lag("updated_at").over(timeline).isNull() | ~same).filter("_starts")
+    valid_to = F.lead("updated_at").over(timeline)
+    return starts.select(
+        "customer_id",
+        F.row_number().over(timeline).cast("int").alias("version"),
+        F.col("updated_at").alias("valid_from"),
+        valid_to.alias("valid_to"),
+        valid_to.isNull().alias("is_current"),
+        *GOLDEN,
+        F.concat((F.col("_t") / 4).cast("int").cast("string"), F.lit("-Q"), (F.col("_t") % 4 + 1).cast("string")).alias(
+            "quarter"
+        ),
+    )
+
+
+PROFILE_FEATURES = ("contract", "payment_method", "monthly_charges", "country", "tenure_months")
+
+
+def with_profiles(feats: DataFrame, history: DataFrame) -> DataFrame:
+    """The features of Q with the golden record's version of history Q-1 valid at C."""
+    cutoff = start_col(index_col(F.col("quarter")))
+    valid = (F.col("valid_from") <= cutoff) & (F.col("valid_to").isNull() | (F.col("valid_to") > cutoff))
+    following = index_col(F.col("quarter")) + 1
+    as_of = (
+        history.withColumn(
+            "quarter",
+            F.concat((following / 4).cast("int").cast("string"), F.lit("-Q"), (following % 4 + 1).cast("string")),
+        )
+        .filter(valid)
+        .select(
+            "quarter",
+            "customer_id",
+            "contract",
+            "payment_method",
+            "monthly_charges",
+            "country",
+            F.months_between(cutoff.cast("date"), F.col("signup_date"), roundOff=False)
+            .cast("int")
+            .alias("tenure_months"),
+        )
+    )
+    joined = feats.join(as_of, ["quarter", "customer_id"], "left")
+    return joined.select(*[c for c in feats.columns if c != "quarter"], *PROFILE_FEATURES, "quarter")
+
+
 def labels(feats: DataFrame, events: DataFrame, window_days: int) -> DataFrame:
     start = start_col(index_col(F.col("quarter")))
     end = F.date_add(start.cast("date"), window_days).cast("timestamp")
@@ -467,6 +612,7 @@ def run(first: str, last: str, config: dict) -> dict:
     eval_fraction = float(batch.get("eval_fraction", 0.2))
     lo, hi = qidx(first), qidx(last)
     first_known = qidx(str(batch.get("first_quarter", first)))
+    priority = list((config.get("customers") or {}).get("system_priority") or ["store", "online"])
     quarters = [qlabel(i) for i in range(lo, hi + 1)]
     history = [qlabel(i) for i in range(max(first_known, lo - lookback), hi + 1)]
     landing = Path(storage["landing_root"])
@@ -496,12 +642,18 @@ def run(first: str, last: str, config: dict) -> dict:
             lake.write(rejected, f"silver/{table}_quarantine")
             spark.catalog.clearCache()
 
+    with timer("gold/customer_history"):
+        # the features of lo read the history of lo-1: computed with the run's, written only for the run
+        everything = [qlabel(i) for i in range(first_known, hi + 1)]
+        profiles = lake.read(spark, "silver/customer_profiles", everything, SILVER_SCHEMAS["customer_profiles"])
+        golden = customer_history(profiles, max(first_known, lo - 1), hi, priority).cache()
+        lake.write(golden.filter(F.col("quarter").isin(quarters)), "gold/customer_history")
     with timer("gold/customer_features"):
         events, logs, scores = (
             lake.read(spark, f"silver/{t}", history, SILVER_SCHEMAS[t])
             for t in ("operational_events", "interaction_logs", "partner_scores")
         )
-        feats = features(events, logs, scores, lo, hi, lookback).cache()
+        feats = with_profiles(features(events, logs, scores, lo, hi, lookback), golden).cache()
         lake.write(feats, "gold/customer_features")
     with timer("gold/churn_labels"):
         labs = labels(feats, events.filter(F.col("quarter").isin(quarters)), window_days).cache()

@@ -318,6 +318,8 @@ def duckdb_run(c: Contender, first: str, last: str, settings: dict, *, timeout: 
         str(batch.get("prediction_window_days", 90)),
         "--eval-fraction",
         str(batch.get("eval_fraction", 0.2)),
+        "--system-priority",
+        ",".join((settings.get("customers") or {}).get("system_priority") or ("store", "online")),
         "--report",
         str(report_path),
     ]
@@ -352,10 +354,15 @@ def import_time(c: Contender, *, repeats: int = 3, timeout: float = 300, logs: P
 
 # --------------------------------------------------------------------------------- checks
 def silver_counts(lake: Path, quarters: list[str]) -> dict[str, dict[str, int]]:
-    """Rows per quarter of the platform's three silver tables, read from the lake."""
+    """Rows per quarter of the platform's silver tables, read from the lake."""
     import duckdb
 
-    names = {"operational": "operational_events", "logs": "interaction_logs", "external": "partner_scores"}
+    names = {
+        "operational": "operational_events",
+        "logs": "interaction_logs",
+        "external": "partner_scores",
+        "customers": "customer_profiles",
+    }
     out: dict[str, dict[str, int]] = {}
     con = duckdb.connect()
     try:
