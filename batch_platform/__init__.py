@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["load_training_set", "load_scores", "load_model_card", "spark_session"]
+__all__ = ["load_training_set", "load_scores", "load_model_card", "load_customer_history", "spark_session"]
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from batch_platform.consume import load_model_card, load_scores, load_training_set, spark_session
+    from batch_platform.consume import (
+        load_customer_history,
+        load_model_card,
+        load_scores,
+        load_training_set,
+        spark_session,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -170,7 +170,9 @@ FEATURES_LINEAGE: Lineage = {
         }.items()
     },
 }
-"""Which silver columns each feature is made of (`feature_cutoff` comes from the partition alone)."""
+"""Which silver columns each feature is made of, and for the profile features which columns of
+`gold/customer_history`: the attribute (`tenure_months`: `signup_date`) and the validity bounds that
+choose the version at C (`feature_cutoff` comes from the partition alone)."""
 
 
 FEATURE_COLUMNS = [name for name in FeatureColumns.to_schema().columns if name != PARTITION_COLUMN]

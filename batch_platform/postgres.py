@@ -9,6 +9,14 @@ would touch the other quarters.) Two publishers of the same quarter queue on an 
 to the end of the transaction, so the second deletes the first's rows instead of colliding with
 them on the primary key.
 
+The table follows the Pandera model (`conform_table`, in that same transaction): created when
+missing; a column the model gained since the table was created (a feature, a field of the scores)
+is added, nullable (the quarters published before hold NULL in it until they are published
+again); a column whose type differs, a column the model no longer has and a missing key column are
+refused with one message naming each, and nothing is changed. Adding a column takes PostgreSQL's
+ACCESS EXCLUSIVE lock on the table until the quarter's transaction commits: readers of the table
+wait for that one publication, once per upgrade.
+
 The rows are streamed from the quarter's Parquet files at one Delta version (`lake_files.QuarterSnapshot`:
 a concurrent commit to the lake cannot mix versions), record batch by record batch, rendered as CSV
 by Arrow's C++ writer and written to `COPY … FROM STDIN (FORMAT csv)`: no Python loop per row, and
@@ -88,6 +96,16 @@ class TableSql(NamedTuple):
     """`DELETE` of one quarter's rows, the quarter its one parameter."""
     copy: sql.Composed
     """`COPY … FROM STDIN (FORMAT csv)` of every column, `quarter` first."""
+    target: sql.Composed
+
+    def add_column(self, column: PgColumn) -> sql.Composed:
+        """`ALTER TABLE … ADD COLUMN IF NOT EXISTS`, nullable whatever the model says: the rows already
+        published have no value for it."""
+        from psycopg import sql
+
+        return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+            self.target, sql.Identifier(column.name), sql.SQL(column.type)
+        )
 
 
 def table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> TableSql:
@@ -119,27 +137,85 @@ def table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> TableS
         copy=sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
             target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
         ),
+        target=target,
     )
 
 
-def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) -> None:
-    """Create the schema and table when missing; fail, naming the columns, when an existing table
-    differs from the model (the platform never alters a table people read)."""
+_COLUMNS_SQL = (
+    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+    "WHERE attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) AND attnum > 0 AND NOT attisdropped "
+    "ORDER BY attnum"
+)
+
+
+class SchemaMismatch(dg.Failure):
+    """An existing PostgreSQL table the platform will not change to fit the model."""
+
+
+def conform_table(cursor, schema: str, table: str, model: type[pa.DataFrameModel]) -> list[str]:
+    """Make `schema.table` hold the model's columns, inside the caller's transaction: create it when
+    missing; add the columns the model has and the table lacks (nullable), and return their names;
+    raise `SchemaMismatch`, changing nothing, when a column's type differs, the table has a column
+    the model has not, or it lacks a key column.
+
+    Only the publisher that has DDL to run takes a lock per table (an advisory lock, then the table's
+    own lock by the DDL), and it looks at the columns again under it: two publishers of the new
+    version never both add a column, and publishers with nothing to change run side by side."""
     statements = table_sql(schema, table, model)
-    with conn.transaction():
-        conn.execute(statements.create_schema)
-        conn.execute(statements.create_table)
-        found = conn.execute(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-            "WHERE attrelid = format('%%I.%%I', %s::text, %s::text)::regclass AND attnum > 0 AND NOT attisdropped",
-            [schema, table],
-        ).fetchall()
-    expected = {c.name: c.type for c in pg_columns(model)}
-    actual = dict(found)
-    if actual != expected:
-        diff = sorted(f"{name}: table has {actual.get(name)}, model wants {expected.get(name)}"
-                      for name in set(actual) | set(expected) if actual.get(name) != expected.get(name))  # fmt: skip
-        raise dg.Failure(f"{schema}.{table} exists with other columns than the model; drop or migrate it: {diff}")
+    wanted = pg_columns(model)
+    found = _found_columns(cursor, schema, table)
+    if found and not _missing(wanted, found):
+        _refuse_mismatches(schema, table, model, wanted, found)
+        return []
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{schema}.{table}"])
+    found = _found_columns(cursor, schema, table)
+    if not found:
+        cursor.execute(statements.create_schema)
+        cursor.execute(statements.create_table)
+        return []
+    _refuse_mismatches(schema, table, model, wanted, found)
+    added = _missing(wanted, found)
+    for column in added:
+        cursor.execute(statements.add_column(column))
+    return [column.name for column in added]
+
+
+def ensure_table(conn, schema: str, table: str, model: type[pa.DataFrameModel]) -> list[str]:
+    """`conform_table` in a transaction of its own (`replace_quarter` runs it in the quarter's)."""
+    with conn.transaction(), conn.cursor() as cursor:
+        return conform_table(cursor, schema, table, model)
+
+
+def _found_columns(cursor, schema: str, table: str) -> dict[str, str]:
+    """The table's columns and their PostgreSQL types; empty when there is no such table."""
+    return dict(cursor.execute(_COLUMNS_SQL, [schema, table]).fetchall())
+
+
+def _missing(wanted: list[PgColumn], found: dict[str, str]) -> list[PgColumn]:
+    return [column for column in wanted if column.name not in found]
+
+
+def _refuse_mismatches(
+    schema: str, table: str, model: type[pa.DataFrameModel], wanted: list[PgColumn], found: dict[str, str]
+) -> None:
+    """`SchemaMismatch` listing every column the platform will not change: a type change (ALTER …
+    TYPE would rewrite the table people read and may lose values), a column the model dropped
+    (dropping it would lose what people read), a key column to add (it cannot be NULL)."""
+    types = {column.name: column.type for column in wanted}
+    key = unique_key(model.to_schema())
+    problems = [
+        f"{name}: table has {found[name]}, model wants {types[name]} (a type change is refused)"
+        for name in types
+        if name in found and found[name] != types[name]
+    ]
+    problems += [f"{name}: table has {kind}, the model has no such column" for name, kind in found.items()
+                 if name not in types]  # fmt: skip
+    problems += [f"{name}: the table lacks this key column" for name in key if name not in found]
+    if problems:
+        raise SchemaMismatch(
+            f"{schema}.{table} exists with columns the platform does not change; migrate the table (or drop it to "
+            f"have it created again), then publish again: {'; '.join(problems)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -147,6 +223,8 @@ class Replaced:
     rows_deleted: int
     rows_loaded: int
     seconds: float
+    columns_added: tuple[str, ...] = ()
+    """The columns the table gained in this transaction (`conform_table`)."""
 
 
 def csv_chunk(batch: pa_arrow.RecordBatch, quarter: str) -> bytes:
@@ -167,7 +245,9 @@ def replace_quarter(
     conn, schema: str, table: str, model: type[pa.DataFrameModel], quarter: str,
     batches: Iterable[pa_arrow.RecordBatch],
 ) -> Replaced:  # fmt: skip
-    """Replace every row of `quarter` in `schema.table` by `batches`, in one transaction."""
+    """Replace every row of `quarter` in `schema.table` by `batches`, in one transaction, which also
+    creates the table or adds the columns it lacks (`conform_table`): if the quarter fails, the table
+    is left as it was."""
     started = time.perf_counter()
     statements = table_sql(schema, table, model)
     loaded = 0
@@ -176,6 +256,7 @@ def replace_quarter(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             [f"{schema}.{table}/{quarter}"],
         )
+        added = conform_table(cursor, schema, table, model)
         cursor.execute(statements.delete_quarter, [quarter])
         deleted = cursor.rowcount
         with cursor.copy(statements.copy) as stream:
@@ -183,7 +264,7 @@ def replace_quarter(
                 if batch.num_rows:
                     stream.write(csv_chunk(batch, quarter))
                     loaded += batch.num_rows
-    return Replaced(deleted, loaded, round(time.perf_counter() - started, 3))
+    return Replaced(deleted, loaded, round(time.perf_counter() - started, 3), tuple(added))
 
 
 class PostgresTarget(dg.ConfigurableResource):

@@ -199,6 +199,35 @@ def test_latest_is_the_last_quarter_with_its_rows_schema_and_files(api, delivery
     assert api.get(f"/datasets/{TRAINING}/{to_key(DELIVERY_QUARTERS[-1])}").json()["row_count"] == latest["row_count"]
 
 
+CUSTOMER_TABLES = (
+    "bronze/customers",
+    "silver/customer_profiles",
+    "silver/customer_profiles_quarantine",
+    "gold/customer_history",
+)
+"""The customers source's tables: served like every lake table, from their declarations alone."""
+
+
+def test_the_customer_tables_are_listed_and_the_history_served_like_every_table(api, delivery_lake):
+    """The reference run had the customers source: each of its tables is listed with the quarters the
+    run materialised, and a quarter of the golden record downloads exactly its Delta rows."""
+    datasets = {d["table"]: d for d in api.get("/datasets").json()["datasets"]}
+    for table in CUSTOMER_TABLES:
+        assert datasets[table]["quarters"] == list(DELIVERY_QUARTERS), table
+    quarter = DELIVERY_QUARTERS[-1]
+    described = api.get(f"/datasets/gold/customer_history/{quarter}").json()
+    lake = lake_rows(delivery_lake.lake_root, "gold/customer_history", quarter)
+    assert described["quarter"] == quarter and described["row_count"] == lake.num_rows > 20
+    assert [c["name"] for c in described["schema"]] == lake.column_names
+    assert {c["name"]: c["type"] for c in described["schema"]}["valid_to"] == "timestamp[us, tz=UTC]"
+    downloaded = read_urls(described["files"])
+    key = ("customer_id", "version")
+    assert sorted(downloaded.to_pylist(), key=lambda r: [r[k] for k in key]) == sorted(
+        lake.to_pylist(), key=lambda r: [r[k] for k in key]
+    )
+    assert api.get("/datasets/gold/customer_history/latest").json()["quarter"] == quarter
+
+
 @pytest.mark.parametrize("quarter", DELIVERY_QUARTERS)
 def test_every_url_of_a_quarter_downloads_the_lakes_rows(api, delivery_lake, quarter):
     described = api.get(f"/datasets/{TRAINING}/{quarter}").json()

@@ -2,7 +2,9 @@
 `load_scores` and the other `consume` readers, `batch-platform report` and `history`, with delta-rs
 (`batch_platform.delta`), on real Delta tables that Spark wrote as the IO manager commits
 (`delta_fixtures`), never by listing Parquet files; time travel by version and by time, with clear
-errors for what the table no longer keeps (`storage.delta.retention_days`).
+errors for what the table no longer keeps (`storage.delta.retention_days`); and the golden customer
+record at a moment (`load_customer_history`), on a `gold/customer_history` written by hand with
+delta-rs.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +24,14 @@ import batch_platform
 from batch_platform import delta, delta_log
 from batch_platform.cli import main
 from batch_platform.config import S3Config, parse_config
-from batch_platform.consume import PartitionNotMaterialised, load_out_of_time_rows, load_scores, load_training_set
+from batch_platform.consume import (
+    PartitionNotMaterialised,
+    load_customer_history,
+    load_out_of_time_rows,
+    load_scores,
+    load_training_set,
+)
+from batch_platform.schemas.customer_history import CustomerHistory
 from batch_platform.schemas.gold import TrainingSet
 from batch_platform_tests.delta_fixtures import (
     SCORES,
@@ -31,6 +40,7 @@ from batch_platform_tests.delta_fixtures import (
     copy_lake,
     frame_of,
     utc,
+    write_quarters,
 )
 from batch_platform_tests.s3_fixtures import S3Server
 
@@ -333,7 +343,6 @@ def test_latest_versions_follow_new_commits_and_answer_each_call_from_one_versio
     import threading
 
     from batch_platform.lake_files import Lake, LatestVersions
-    from batch_platform_tests.delta_fixtures import write_quarters
 
     lake = copy_lake(delta_lake, tmp_path / "lake")
     versions = LatestVersions(Lake(lake.root))
@@ -366,3 +375,131 @@ def test_latest_versions_follow_new_commits_and_answer_each_call_from_one_versio
     assert not errors and seen <= {(1, 32, 32), (2, 7, 7)}
     assert versions.get(TRAINING).version == 2 and versions.get(TRAINING).quarters == first.quarters
     assert versions.every()["gold/customer_features"] is not None
+
+
+# ------------------------------------------------------------------------- the golden record at t
+HISTORY = "gold/customer_history"
+HISTORY_COLUMNS_READ = [f.name for f in CustomerHistory.to_structtype().fields if f.name != "quarter"]
+START_C1 = datetime(2024, 2, 1, 9, tzinfo=UTC)
+CHANGE_C1 = datetime(2024, 5, 1, 9, tzinfo=UTC)
+
+
+def history_row(quarter, customer, version, valid_from, valid_to, contract, charges) -> dict:
+    return {
+        "customer_id": customer, "version": version, "valid_from": valid_from, "valid_to": valid_to,
+        "is_current": valid_to is None, "email": f"{customer.lower()}@x.com", "country": "DE",
+        "signup_date": date(2020, 1, 15), "contract": contract, "payment_method": "cash",
+        "monthly_charges": charges, "quarter": quarter,
+    }  # fmt: skip
+
+
+def history_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows in `gold/customer_history`'s column types (Spark's: int32 version, UTC microseconds)."""
+    frame = pd.DataFrame(rows)
+    for column in ("valid_from", "valid_to"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")
+    return frame.astype({"version": "int32"})
+
+
+@pytest.fixture(scope="module")
+def history_lake(tmp_path_factory) -> str:
+    """`gold/customer_history` by hand, committed by delta-rs as the IO manager commits:
+
+    v0  2024-Q1  C1 v1 [02-01 09:00, –)                     known at the end of Q1
+                 C2 v1 [03-01, –)
+        2024-Q2  C1 v1 [02-01 09:00, 05-01 09:00) one-year 60, v2 [05-01 09:00, –) one-year 65
+                 C2 v1 [03-01, –)
+                 C3 v1 [03-15, –)   an update of Q1 that arrived in Q2: only Q2 knows it
+    v1  2024-Q2  again, with C4 v1 [06-01, –)
+    """
+    root = str(tmp_path_factory.mktemp("history") / "lake")
+    q1 = [
+        history_row("2024-Q1", "C1", 1, START_C1, None, "one-year", 60.0),
+        history_row("2024-Q1", "C2", 1, datetime(2024, 3, 1, tzinfo=UTC), None, "two-year", 50.0),
+    ]
+    q2 = [
+        history_row("2024-Q2", "C1", 1, START_C1, CHANGE_C1, "one-year", 60.0),
+        history_row("2024-Q2", "C1", 2, CHANGE_C1, None, "one-year", 65.0),
+        history_row("2024-Q2", "C2", 1, datetime(2024, 3, 1, tzinfo=UTC), None, "two-year", 50.0),
+        history_row("2024-Q2", "C3", 1, datetime(2024, 3, 15, tzinfo=UTC), None, "month-to-month", 30.0),
+    ]
+    assert write_quarters(root, HISTORY, history_frame(q1 + q2)) == 0
+    c4 = history_row("2024-Q2", "C4", 1, datetime(2024, 6, 1, tzinfo=UTC), None, "month-to-month", 20.0)
+    assert write_quarters(root, HISTORY, history_frame([*q2, c4])) == 1
+    return root
+
+
+def versions_at(root: str, at, **kwargs) -> dict[str, tuple[int, float]]:
+    frame = load_customer_history(at, lake_root=root, **kwargs)
+    assert frame["customer_id"].is_unique
+    return {row.customer_id: (row.version, row.monthly_charges) for row in frame.itertuples()}
+
+
+def test_the_record_at_a_moment_is_the_version_valid_then_in_the_latest_quarter(history_lake):
+    frame = load_customer_history("2024-04-15", lake_root=history_lake)
+    assert list(frame["customer_id"]) == ["C1", "C2", "C3"]  # C4 starts later: absent
+    assert set(frame["quarter"]) == {"2024-Q2"}  # the latest quarter knows the most: C3 arrived late
+    assert list(frame.columns) == [*HISTORY_COLUMNS_READ, "quarter"]
+    assert str(frame["valid_from"].dtype) == "datetime64[us, UTC]"
+    c1 = frame.iloc[0]
+    assert (c1.version, c1.valid_to, c1.is_current, c1.contract) == (1, pd.Timestamp(CHANGE_C1), False, "one-year")
+
+
+def test_a_version_starts_exactly_at_its_valid_from(history_lake):
+    just_before = CHANGE_C1 - timedelta(microseconds=1)
+    assert versions_at(history_lake, just_before)["C1"] == (1, 60.0)
+    assert versions_at(history_lake, CHANGE_C1)["C1"] == (2, 65.0)
+    assert versions_at(history_lake, "2024-05-01T11:00:00+02:00")["C1"] == (2, 65.0)  # the same instant
+    assert versions_at(history_lake, date(2024, 5, 1))["C1"] == (1, 60.0)  # a date: its midnight UTC
+    assert "C1" not in versions_at(history_lake, START_C1 - timedelta(microseconds=1))
+    assert versions_at(history_lake, START_C1)["C1"] == (1, 60.0)
+
+
+def test_before_any_version_no_customer_is_known(history_lake):
+    frame = load_customer_history("2024-01-31T23:59:59Z", lake_root=history_lake)
+    assert frame.empty and list(frame.columns) == [*HISTORY_COLUMNS_READ, "quarter"]
+
+
+def test_a_current_record_is_valid_until_the_end_of_the_quarter_read(history_lake):
+    frame = load_customer_history("2024-07-01", lake_root=history_lake)  # the end of 2024-Q2, the latest
+    assert dict(zip(frame["customer_id"], frame["version"], strict=True)) == {"C1": 2, "C2": 1, "C3": 1, "C4": 1}
+    assert frame["is_current"].all() and frame["valid_to"].isna().all()
+    with pytest.raises(ValueError) as later:
+        load_customer_history("2024-07-01T00:00:01Z", lake_root=history_lake)
+    assert str(later.value).startswith(
+        "gold/customer_history 2024-Q2 (the latest quarter it holds) knows the customer records until the end of "
+        "2024-Q2, 2024-07-01T00:00:00Z, only; at=2024-07-01T00:00:01Z is after it"
+    )
+
+
+def test_known_in_reads_what_an_earlier_quarter_knew(history_lake):
+    """The features of 2024-Q2 read the history of 2024-Q1 at its end: C3, which arrived in 2024-Q2,
+    is unknown there although its version starts before."""
+    then = load_customer_history("2024-04-01", known_in="2024-Q1", lake_root=history_lake)
+    assert list(then["customer_id"]) == ["C1", "C2"] and set(then["quarter"]) == {"2024-Q1"}
+    assert then.set_index("customer_id").loc["C1", "is_current"]  # as 2024-Q1 knew it
+    assert "C3" in versions_at(history_lake, "2024-04-01", known_in="2024-04-01")  # a key works too
+    with pytest.raises(ValueError, match=r"^gold/customer_history 2024-Q1 knows the customer records until"):
+        load_customer_history("2024-04-02", known_in="2024-Q1", lake_root=history_lake)
+    with pytest.raises(PartitionNotMaterialised) as never:
+        load_customer_history("2024-04-02", known_in="2024-Q3", lake_root=history_lake)
+    assert str(never.value).startswith("gold/customer_history has no partition 2024-Q3: the Delta table ")
+    assert "holds 2024-Q1, 2024-Q2" in str(never.value)
+
+
+def test_version_and_as_of_are_delta_time_travel_not_customer_time(history_lake):
+    assert "C4" not in versions_at(history_lake, "2024-06-15", version=0)
+    assert "C4" in versions_at(history_lake, "2024-06-15", version=1)
+    first_commit = delta_log.history(delta.open_table(f"{history_lake}/{HISTORY}"))[-1].time
+    assert "C4" not in versions_at(history_lake, "2024-06-15", as_of=first_commit)
+
+
+def test_a_lake_without_the_history_or_a_bad_moment_says_so(history_lake, tmp_path):
+    with pytest.raises(PartitionNotMaterialised) as missing:
+        load_customer_history("2024-04-01", lake_root=str(tmp_path))
+    message = str(missing.value)
+    assert message.startswith("gold/customer_history has no materialised quarter: there is no Delta table at ")
+    assert "quarterly_job" in message
+    with pytest.raises(ValueError, match=r"^at='yesterday' is not a moment: write ISO-8601"):
+        load_customer_history("yesterday", lake_root=history_lake)
+    assert batch_platform.load_customer_history is load_customer_history

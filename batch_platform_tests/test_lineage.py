@@ -64,3 +64,30 @@ def test_every_asset_definition_shows_the_lineage_and_schema_its_table_declares(
         metadata = specs[key].metadata
         assert metadata.get("dagster/column_lineage") == table.column_lineage(), key
         assert metadata["dagster/column_schema"] == table.column_schema(), key
+
+
+PROFILE_SOURCES = {
+    "contract": "contract",
+    "payment_method": "payment_method",
+    "monthly_charges": "monthly_charges",
+    "country": "country",
+    "tenure_months": "signup_date",
+}
+"""Each profile feature and the `gold/customer_history` attribute it is read from (SPEC.md, "Gold")."""
+
+
+@pytest.mark.parametrize("feature", list(PROFILE_SOURCES))
+def test_a_profile_feature_points_at_the_customer_history_it_is_read_from(feature):
+    """`gold/customer_features` takes it from the version of the history valid at C (its attribute,
+    chosen by valid_from and valid_to); `gold/training_set` from the features; down to the customers'
+    landing columns, through silver's survivorship (the system and the update time)."""
+    history = "gold/customer_history"
+    deps = {
+        ("/".join(d.asset_key.path), d.column_name)
+        for d in lineage_for("gold/customer_features").deps_by_column[feature]
+    }
+    assert deps == {(history, PROFILE_SOURCES[feature]), (history, "valid_from"), (history, "valid_to")}
+    training = lineage_for("gold/training_set").deps_by_column[feature]
+    assert [("/".join(d.asset_key.path), d.column_name) for d in training] == [("gold/customer_features", feature)]
+    landing = ("customer_id", "updated_at", "source_system", PROFILE_SOURCES[feature])
+    assert _bronze_roots("gold/training_set", feature) == {("bronze/customers", column) for column in landing}

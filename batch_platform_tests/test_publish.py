@@ -31,9 +31,17 @@ from batch_platform.partitions import to_key
 from batch_platform.postgres import connection_parameters, ensure_table, pg_columns, redact, replace_quarter
 from batch_platform.resources import build_resources
 from batch_platform.schemas.gold import TRAINING_KEY, TrainingSet
+from batch_platform.schemas.ml import ChurnScores
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
 from batch_platform_tests.delta_fixtures import commit_rows, copy_lake, customers, model_rows
-from batch_platform_tests.platform import TEST_SPARK, dagster_env, make_config, materialize_range, quarterly
+from batch_platform_tests.platform import (
+    TEST_SPARK,
+    dagster_env,
+    make_config,
+    materialisations,
+    materialize_range,
+    quarterly,
+)
 from batch_platform_tests.procs import free_port
 from batch_platform_tests.readme import doc_blocks
 from batch_platform_tests.secret_scan import places_holding
@@ -472,25 +480,147 @@ def test_an_unreachable_database_fails_naming_the_host_without_the_password(deli
     assert not [log for log in logs if "do-not-show-this-pw" in log]
 
 
-def test_an_existing_table_with_other_columns_is_not_overwritten(
-    delivery_lake, postgres_server, password_env, tmp_path
+# ------------------------------------------------------------------------------ upgrades
+NEW_COLUMNS = {
+    "training_set": ("contract", "payment_method", "monthly_charges", "country", "tenure_months"),
+    "churn_scores": ("model_version", "promoted"),
+}
+"""The columns each published table gained this week: the profile features; the scores' champion."""
+MODELS = {"training_set": TrainingSet, "churn_scores": ChurnScores}
+
+
+def create_table(conn, schema: str, table: str, columns: dict[str, str]) -> None:
+    """`schema.table` as an older platform created it: `columns` (name: PostgreSQL type), its key."""
+    declared = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in columns.items())
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("CREATE TABLE {}.{} ({}, PRIMARY KEY (quarter, customer_id))").format(
+        sql.Identifier(schema), sql.Identifier(table), declared))  # fmt: skip
+
+
+def columns_before_the_upgrade(table: str, **retyped: str) -> dict[str, str]:
+    """The table's columns as the platform published them before the new ones, some `retyped`."""
+    columns = {c.name: c.type for c in pg_columns(MODELS[table]) if c.name not in NEW_COLUMNS[table]}
+    return {**columns, **retyped}
+
+
+def pg_columns_of(conn, schema: str, table: str) -> dict[str, tuple[str, str]]:
+    """name: (type, nullable) as information_schema shows them."""
+    rows = conn.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", [schema, table]).fetchall()  # fmt: skip
+    return {name: (kind, nullable) for name, kind, nullable in rows}
+
+
+def lake_and_pg(conn, lake_root: str, schema: str, table: str, quarter: str, columns) -> tuple[list, list]:
+    layer = "gold" if table == "training_set" else "ml"
+    lake = DeltaTable(f"{lake_root}/{layer}/{table}").to_pandas(filters=[("quarter", "=", quarter)])
+    expected = sorted(tuple(row) for row in lake[["customer_id", *columns]].itertuples(index=False))
+    query = sql.SQL("SELECT customer_id, {} FROM {}.{} WHERE quarter = %s ORDER BY customer_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema), sql.Identifier(table))  # fmt: skip
+    return expected, [tuple(row) for row in conn.execute(query, [quarter]).fetchall()]
+
+
+def test_a_table_created_before_an_upgrade_gains_the_new_columns(delta_lake, postgres_server, password_env, tmp_path):
+    """Both published tables exist with the columns of last week, and a quarter published then: the
+    next publication adds the new columns (nullable) and fills them for its quarter; the old quarter
+    keeps its rows, NULL in the new columns, until it is published again."""
+    with postgres_server.connect() as conn:
+        for table in MODELS:
+            create_table(conn, "upgrade", table, columns_before_the_upgrade(table))
+            conn.execute(sql.SQL("INSERT INTO upgrade.{} (quarter, customer_id) VALUES ('2023-Q4', 'OLD')").format(
+                sql.Identifier(table)))  # fmt: skip
+    dsn = postgres_server.dsn_with_env(password_env)
+    config = make_config(tmp_path, storage={"lake_root": delta_lake.root},
+                         publish={"postgres": {"dsn": dsn, "schema": "upgrade"}})  # fmt: skip
+    result = run_publish(config, "2024-Q2")
+    assert result.success
+    with postgres_server.connect() as conn:
+        for table in MODELS:
+            found = pg_columns_of(conn, "upgrade", table)
+            assert list(found) == [*columns_before_the_upgrade(table), *NEW_COLUMNS[table]]  # added at the end
+            assert {name: found[name][1] for name in NEW_COLUMNS[table]} == dict.fromkeys(NEW_COLUMNS[table], "YES")
+            expected, published = lake_and_pg(conn, delta_lake.root, "upgrade", table, "2024-Q2", NEW_COLUMNS[table])
+            assert published == expected and len(published) >= 20
+            assert not [row for row in published if None in row]  # every new column holds the lake's values
+            old = conn.execute(sql.SQL("SELECT {} FROM upgrade.{} WHERE quarter = '2023-Q4'").format(
+                sql.SQL(", ").join(map(sql.Identifier, NEW_COLUMNS[table])), sql.Identifier(table))).fetchall()  # fmt: skip
+            assert old == [(None,) * len(NEW_COLUMNS[table])]
+        assert found["model_version"][0] == "integer" and found["promoted"][0] == "boolean"
+    recorded = {key.path[-1]: materialisations(result, key)[to_key("2024-Q2")] for key in
+                (PUBLISH_KEY, dg.AssetKey(["publish", "churn_scores"]))}  # fmt: skip
+    assert {table: m["columns_added"] for table, m in recorded.items()} == {
+        table: ", ".join(columns) for table, columns in NEW_COLUMNS.items()
+    }
+    again = run_publish(config, "2024-Q3")
+    assert again.success and "columns_added" not in materialisations(again, PUBLISH_KEY)[to_key("2024-Q3")]
+
+
+def test_the_new_columns_are_added_in_the_quarters_transaction(delta_lake, postgres_server):
+    """A quarter whose rows fail halfway leaves the table as it was: its old rows, no new column."""
+    snapshot = Lake(delta_lake.root).quarter("ml/churn_scores", "2024-Q2")
+    columns = [c.name for c in pg_columns(ChurnScores)][1:]
+
+    def failing():
+        yield from snapshot.batches(columns, 8)
+        raise OSError("the lake went away")
+
+    with postgres_server.connect(autocommit=True) as conn:
+        create_table(conn, "halfway", "churn_scores", columns_before_the_upgrade("churn_scores"))
+        conn.execute("INSERT INTO halfway.churn_scores (quarter, customer_id) VALUES ('2024-Q2', 'OLD')")
+        with pytest.raises(OSError, match="the lake went away"):
+            replace_quarter(conn, "halfway", "churn_scores", ChurnScores, "2024-Q2", failing())
+        assert not set(NEW_COLUMNS["churn_scores"]) & set(pg_columns_of(conn, "halfway", "churn_scores"))
+        assert conn.execute("SELECT customer_id FROM halfway.churn_scores").fetchall() == [("OLD",)]
+        done = replace_quarter(conn, "halfway", "churn_scores", ChurnScores, "2024-Q2", snapshot.batches(columns, 8))
+        assert done.columns_added == NEW_COLUMNS["churn_scores"] and done.rows_deleted == 1
+        expected, published = lake_and_pg(conn, delta_lake.root, "halfway", "churn_scores", "2024-Q2", columns[1:])
+        assert published == expected
+
+
+def test_a_column_type_change_is_refused_naming_the_table_the_column_and_the_types(
+    delta_lake, postgres_server, password_env, tmp_path
 ):
+    """`model_version` published as text by some earlier hand: refused, and nothing is changed —
+    not the missing `promoted` added, not the quarter's rows replaced."""
+    columns = columns_before_the_upgrade("churn_scores", model_version="text")
+    with postgres_server.connect() as conn:
+        create_table(conn, "retyped", "churn_scores", columns)
+        conn.execute("INSERT INTO retyped.churn_scores (quarter, customer_id) VALUES ('2024-Q2', 'OLD')")
+    config = make_config(tmp_path, storage={"lake_root": delta_lake.root}, publish={
+        "postgres": {"dsn": postgres_server.dsn_with_env(password_env), "schema": "retyped"}})  # fmt: skip
+    result = run_publish(config, "2024-Q2", raise_on_error=False)
+    failures = {
+        event.step_key: event.step_failure_data.error.message for event in result.all_events if event.is_step_failure
+    }
+    assert list(failures) == ["publish__churn_scores"]  # the training set's table is new: created
+    assert (
+        "retyped.churn_scores exists with columns the platform does not change; migrate the table (or drop it to "
+        "have it created again), then publish again: model_version: table has text, model wants integer (a type "
+        "change is refused)" in failures["publish__churn_scores"]
+    )
+    with postgres_server.connect() as conn:
+        assert pg_columns_of(conn, "retyped", "churn_scores").keys() == columns.keys()
+        assert conn.execute("SELECT customer_id FROM retyped.churn_scores").fetchall() == [("OLD",)]
+
+
+def test_an_existing_table_with_other_columns_is_not_overwritten(delta_lake, postgres_server, password_env, tmp_path):
+    """A column the model does not have (dropped from the contract, or someone else's table) is not
+    dropped: the publication fails naming it, and each other column it cannot change."""
     with postgres_server.connect() as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS legacy")
         conn.execute("CREATE TABLE IF NOT EXISTS legacy.training_set (quarter text, customer_id text, score real)")
     config = make_config(
         tmp_path,
-        storage={"lake_root": delivery_lake.lake_root},
-        publish={
-            "postgres": {
-                "dsn": postgres_server.dsn_with_env(password_env),
-                "schema": "legacy",
-            }
-        },
+        storage={"lake_root": delta_lake.root},
+        publish={"postgres": {"dsn": postgres_server.dsn_with_env(password_env), "schema": "legacy"}},
     )
     result = run_publish(config, "2024-Q2", raise_on_error=False)
     failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
-    assert "legacy.training_set exists with other columns" in failure and "score: table has real" in failure
+    assert "legacy.training_set exists with columns the platform does not change" in failure
+    assert "score: table has real, the model has no such column" in failure
+    assert "customer_id: the table lacks this key column" not in failure
+    with postgres_server.connect() as conn:
+        assert list(pg_columns_of(conn, "legacy", "training_set")) == ["quarter", "customer_id", "score"]
 
 
 def test_the_readmes_postgresql_recipes_run_as_printed(published, postgres_server, monkeypatch):

@@ -9,7 +9,10 @@ version, which no later commit rewrites (Delta adds new files and marks the old 
 deletes them only `storage.delta.retention_days` later), so a run materialising the same quarter
 meanwhile cannot mix two versions into what is published. A single-run backfill publishes each
 quarter in its own transaction, oldest first, so a failure leaves the quarters before it published
-and the rest as they were.
+and the rest as they were. That transaction also creates the PostgreSQL table, or adds the columns
+the table's model gained since it was created (`postgres.conform_table`: recorded as
+`columns_added`); a table the platform would have to change otherwise fails the run, naming each
+column.
 """
 
 import dagster as dg
@@ -22,7 +25,6 @@ from batch_platform.partitions import to_label
 from batch_platform.postgres import (
     BATCH_ROWS,
     PostgresTarget,
-    ensure_table,
     pg_columns,
     replace_quarter,
 )
@@ -33,7 +35,7 @@ from batch_platform.tables import table_for
 PUBLISHED_TABLES = [TRAINING_KEY, SCORES_KEY]
 """The lake tables copied to PostgreSQL, each to `<schema>.<its table name>`."""
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 def build_publish_assets(partitions_def: dg.PartitionsDefinition, config: PlatformConfig) -> list[dg.AssetsDefinition]:
@@ -67,7 +69,6 @@ def _publish_asset(source: dg.AssetKey, lake: Lake, partitions_def: dg.Partition
     def publish(context: dg.AssetExecutionContext, postgres: PostgresTarget) -> None:
         target = f"{postgres.db_schema}.{name}"
         with postgres.connect() as conn:
-            ensure_table(conn, postgres.db_schema, name, model)
             for key in sorted(context.partition_keys):
                 quarter = to_label(key)
                 try:
@@ -82,6 +83,12 @@ def _publish_asset(source: dg.AssetKey, lake: Lake, partitions_def: dg.Partition
                 )
                 metadata = publish_metadata(done, len(snapshot.files), quarter, target, postgres.describe())
                 metadata["lake_version"] = dg.MetadataValue.int(snapshot.version)
+                if done.columns_added:
+                    context.log.warning(
+                        f"{target} gained column(s) {', '.join(done.columns_added)} (nullable): the quarters "
+                        "published before this version hold NULL in them until they are published again"
+                    )
+                    metadata["columns_added"] = dg.MetadataValue.text(", ".join(done.columns_added))
                 context.add_asset_metadata(metadata, partition_key=key)
 
     return publish
