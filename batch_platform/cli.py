@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--customers", type=int, default=2000)
     sample.add_argument("--operational-rows", type=int, default=None)
     sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument(
+        "--daily",
+        action="store_true",
+        help="a file every day, as a production feed drops them (default: 3-6 a quarter)",
+    )
     sample.add_argument("--landing", help="landing root (default: the config's storage.landing_root)")
     sample.set_defaults(run="batch_platform.cli_run:cmd_sample_data", check=ended_quarters)
 

@@ -35,6 +35,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         customers=args.customers,
         operational_rows=args.operational_rows,
         seed=args.seed,
+        daily=args.daily,
     )
     print(f"landing zone written to {landing}")
     for source, counts in manifest["rows_by_source_quarter"].items():

@@ -313,6 +313,44 @@ def test_arrival_folders_are_several_per_quarter_and_inside_it(landing):
             assert all(label_of(pd.Timestamp(d)) == q for d in days)
 
 
+def test_daily_drops_a_file_every_day_but_the_quarters_first_and_last_with_the_same_dirt(landing, tmp_path):
+    """The production shape (`daily`, the benchmark's `--daily`): a folder per day from each
+    quarter's second day to its last but one, one file each (two for the files the dirt splits off),
+    the same rows' kinds of dirt, and silver figures that still follow the silver rules."""
+    _, weekly = landing
+    daily = sd.generate_landing(
+        tmp_path, first_quarter=FIRST, last_quarter=LAST, customers=CUSTOMERS, seed=SEED, daily=True
+    )
+    assert daily["daily"] is True and weekly["daily"] is False
+    for source in SOURCES:
+        for q in QUARTERS:
+            days = pd.to_datetime(daily["arrival_dates"][source][q])
+            start, end = (
+                pd.Timestamp(quarter_start(q)).tz_localize(None),
+                pd.Timestamp(quarter_end(q)).tz_localize(None),
+            )
+            expected = pd.date_range(start + pd.Timedelta(days=1), end - pd.Timedelta(days=2), freq="D")
+            assert list(days) == list(expected), (source, q)
+            assert set(daily["dirt_by_quarter"][source]) == set(weekly["dirt_by_quarter"][source]), source
+        folders = {p.parent.name for p in (tmp_path / FOLDER[source]).rglob("*") if p.is_file()}
+        assert len(folders) == sum(len(daily["arrival_dates"][source][q]) for q in QUARTERS)
+    frames = {
+        source: pd.concat(
+            [
+                _read(path).assign(_date=path.parent.name, _quarter=label_of(pd.Timestamp(path.parent.name)))
+                for path in sorted((tmp_path / FOLDER[source]).rglob("*"))
+                if path.is_file()
+            ],
+            ignore_index=True,
+        )
+        for source in SOURCES
+    }
+    for source in SOURCES:
+        for q in QUARTERS:
+            in_q = _in(frames[source], q)
+            assert _reference_silver(in_q, source, q) == daily["expected_silver"][source][q], (source, q)
+
+
 # --------------------------------------------------------------------------------------------
 # file cases
 

@@ -173,12 +173,13 @@ def markdown(results: dict, command: str) -> str:
     rows = results["landing_rows"]
     quarters = results["quarters"]
     lines = [
-        f"## Performance — SIZE={results['size']}",
+        f"## Performance — SIZE={results['size']}" + (" (daily files)" if results.get("daily") else ""),
         "",
         f"`{command}` — {results['operational_rows']:,} operational rows requested "
         f"({rows:,} landing rows in all: "
         + ", ".join(f"{k} {v:,}" for k, v in results["landing_rows_by_source"].items())
-        + f"), {results['customers']:,} customers, {quarters[0]}…{quarters[-1]}, seed {results['seed']}.",
+        + f"), {results['customers']:,} customers, {quarters[0]}…{quarters[-1]}, seed {results['seed']}"
+        + ("; landing shape: a file every day (`--daily`)." if results.get("daily") else "."),
         f"Machine: {env['cpus']} CPUs, {env['memory_bytes'] / GIB:.0f} GiB, Python {env['python']}, "
         f"PySpark {env['versions']['pyspark']}, Dagster {env['versions']['dagster']}, Pandera {env['versions']['pandera']}, "
         f"DuckDB {env['versions']['duckdb']}; commit {env['git_commit']}"

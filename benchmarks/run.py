@@ -102,12 +102,12 @@ def base_config() -> dict:
 
 
 def landing_for(
-    size: str, rows: int, customers: int, first: str, last: str, seed: int, regenerate: bool
+    size: str, rows: int, customers: int, first: str, last: str, seed: int, regenerate: bool, daily: bool = False
 ) -> tuple[Path, dict, float | None]:
     """The landing zone of a size: generated, or reused when its manifest has the same parameters."""
     from batch_platform.sample_data import MANIFEST_NAME, generate_landing
 
-    landing = DATA / size / "landing"
+    landing = DATA / size / ("landing-daily" if daily else "landing")
     manifest_path = landing / MANIFEST_NAME
     if manifest_path.exists() and not regenerate:
         manifest = json.loads(manifest_path.read_text())
@@ -117,6 +117,7 @@ def landing_for(
             and manifest.get("operational_rows_requested") == rows
             and manifest.get("first_quarter") == first
             and manifest.get("last_quarter") == last
+            and bool(manifest.get("daily")) == daily
         )
         if same:
             print(f"landing: reusing {landing} (same generator parameters, deterministic)", flush=True)
@@ -128,7 +129,13 @@ def landing_for(
     )
     began = time.perf_counter()
     manifest = generate_landing(
-        landing, first_quarter=first, last_quarter=last, customers=customers, operational_rows=rows, seed=seed
+        landing,
+        first_quarter=first,
+        last_quarter=last,
+        customers=customers,
+        operational_rows=rows,
+        seed=seed,
+        daily=daily,
     )
     return landing, manifest, time.perf_counter() - began
 
@@ -458,6 +465,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--to", dest="last", help="last quarter (default 2025-Q4; real: 1998-Q2; long: the last complete)"
     )
+    parser.add_argument(
+        "--daily",
+        action="store_true",
+        help="generated sizes: the production shape, a landing file every day (results latest-<SIZE>-daily)",
+    )
     parser.add_argument("--with-ml", action="store_true", help="the platform contenders also run the ML group")
     parser.add_argument(
         "--only", help=f"comma-separated subset of {','.join(CONTENDERS)} (backfill is the reference and always runs)"
@@ -519,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, customers = args.operational_rows or rows, args.customers or customers
         first, last = args.first or "2024-Q1", args.last or "2025-Q4"
         landing, manifest, gen_seconds = landing_for(
-            args.size, rows, customers, first, last, args.seed, args.regenerate
+            args.size, rows, customers, first, last, args.seed, args.regenerate, args.daily
         )
         data_quarters = quarter_range(first, last)
     quarters = quarter_range(first, last)
@@ -543,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="work-", dir=DATA / args.size))
     results: dict = {
         "size": args.size,
+        "daily": args.daily,
         "operational_rows": rows,
         "customers": customers,
         "seed": args.seed,
@@ -751,11 +764,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results["command"] = _command(args)
     md = report.markdown(results, command=results["command"])
-    (out / f"latest-{args.size}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (out / f"latest-{args.size}.md").write_text(md)
+    case = f"{args.size}-daily" if args.daily else args.size
+    (out / f"latest-{case}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    (out / f"latest-{case}.md").write_text(md)
     print()
     print(md)
-    print(f"written: {out / f'latest-{args.size}.md'} and .json; contender logs in {logs}")
+    print(f"written: {out / f'latest-{case}.md'} and .json; contender logs in {logs}")
     return status
 
 
@@ -781,6 +795,7 @@ def _command(args: argparse.Namespace) -> str:
             args.shuffle_partitions,
             args.operational_rows,
             args.customers,
+            args.daily,
         ]
     ):
         return f"make bench SIZE={args.size}"

@@ -68,6 +68,7 @@ def generate_landing(
     customers: int = 2000,
     operational_rows: int | None = None,
     seed: int = 7,
+    daily: bool = False,
 ) -> dict:
     """Write a dirty landing zone for `first_quarter`..`last_quarter` and return its manifest.
 
@@ -76,7 +77,9 @@ def generate_landing(
     events per active customer per quarter); logs are about 1.5x that, partner scores one or
     two per customer per quarter. The folders of the declared sources (`<landing_root>/operational`,
     …) are wiped and rewritten; anything else under `landing_root` is left alone. The manifest is
-    also written to `<landing_root>/_manifest.json`.
+    also written to `<landing_root>/_manifest.json`. `daily`: a file every day of each quarter but
+    its first and last, as a production feed drops them, instead of 3-6 drops a quarter (the
+    benchmark's `--daily` shape); the rows and the dirt are the same kinds either way.
     """
     quarters = quarter_range(first_quarter, last_quarter)
     if customers < 1:
@@ -90,7 +93,7 @@ def generate_landing(
     cal = Calendar.of(quarters)
     pop = Population.draw(rng, customers, cal.n)
     cells = Cells.draw(rng, pop, cal)
-    schedules = {source: Schedule.draw(rng, cal) for source in sources}
+    schedules = {source: Schedule.draw(rng, cal, daily) for source in sources}
     world = World(cal, pop, cells, _density(cells, operational_rows))
     records = {source: generators[source].draw(rng, world, schedules[source]) for source in sources}
 
@@ -104,7 +107,7 @@ def generate_landing(
         files = SourceFiles(landing, table, schedules[source], index)
         dirt_by_quarter[source] = _write_source(rng, world, table, generator, files, records[source])
 
-    written = manifest(seed, customers, operational_rows, cal, landing, generators, schedules, dirt_by_quarter)
+    written = manifest(seed, customers, operational_rows, cal, landing, generators, schedules, dirt_by_quarter, daily)
     (root / MANIFEST_NAME).write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
     return written
 

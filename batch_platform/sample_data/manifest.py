@@ -22,6 +22,7 @@ def manifest(
     generators: dict[str, SourceGenerator],
     schedules: dict[str, Schedule],
     dirt_by_quarter: dict[str, dict[str, dict[str, int]]],
+    daily: bool = False,
 ) -> dict:
     """The manifest; `generators` and the other mappings by source, in the declarations' order."""
     quarters = cal.quarters
@@ -36,6 +37,7 @@ def manifest(
         "quarters": quarters,
         "customers": customers,
         "operational_rows_requested": operational_rows,
+        "daily": daily,
         "rows_by_source": {s: sum(rows[s].values()) for s in generators},
         "rows_by_source_quarter": rows,
         "files": files,

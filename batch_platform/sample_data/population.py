@@ -42,7 +42,8 @@ class Calendar:
 class Schedule:
     """The arrival folders of one source: 3-6 drop days per quarter, each holding 1-2 part files,
     at least 4 files per quarter so that plain CSV files remain besides the JSON, Parquet and
-    shuffled-column ones.
+    shuffled-column ones. With `daily`, the shape of a production feed instead: a drop every day
+    from the quarter's second day to its last but one, one file each.
 
     The first drop of a quarter comes 1-14 days in and the last one 2-6 days before its end, so
     the events of a quarter's final days arrive in the next quarter's first folder: late arrivals
@@ -57,10 +58,16 @@ class Schedule:
     """Index of the first file of each drop in a global numbering of all (drop, part) files."""
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, cal: Calendar) -> Schedule:
+    def draw(cls, rng: np.random.Generator, cal: Calendar, daily: bool = False) -> Schedule:
         days, quarters, parts = [], [], []
         for qi in range(cal.n):
             length = int((cal.bounds_s[qi + 1] - cal.bounds_s[qi]) // DAY_S)
+            if daily:
+                offsets = np.arange(1, length - 1)
+                days.append(np.datetime64(int(cal.bounds_s[qi] // DAY_S), "D") + offsets)
+                quarters.append(np.full(len(offsets), qi))
+                parts.append(np.ones(len(offsets), dtype=np.int64))
+                continue
             k = int(rng.integers(3, 7))
             first = int(rng.integers(1, 15))
             last = length - int(rng.integers(2, 7))
