@@ -29,7 +29,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import dagster as dg
+import mlflow
+import mlflow.spark
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from pyspark.sql import DataFrame, SparkSession
 
 from batch_platform.assets.bronze import with_ingest_columns
@@ -39,6 +42,7 @@ from batch_platform.checks import quarantine_rate
 from batch_platform.config import PlatformConfig, load_config, shown_uri
 from batch_platform.landing import LandingZone, excerpt, verify_rows
 from batch_platform.metadata import Reconciliation
+from batch_platform.ml.scoring import score, scoring_features
 from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.partitions import parse_quarter, quarter_end, quarter_range, quarter_start, shift, to_label
 from batch_platform.schemas.base import spark_schema
@@ -209,9 +213,6 @@ def arrival_windows(quarter: str, config: PlatformConfig) -> dict[str, tuple[dat
 def resolve_model(ref: ModelRef, config: PlatformConfig) -> RegisteredModel:
     """The version `ref` names in the config's MLflow store, looked up once; `ScoringError` naming the
     URI, the store and what it does hold when there is no such model, version or alias."""
-    import mlflow  # start-up time: MLflow loads only to score
-    from mlflow.exceptions import MlflowException
-
     store = build_mlflow_store(config)
     where = f"the MLflow store {shown_uri(store.tracking_uri)}"
     if store.is_empty_local_store():
@@ -230,8 +231,6 @@ def resolve_model(ref: ModelRef, config: PlatformConfig) -> RegisteredModel:
 
 def _registered(client, name: str) -> str:
     """What the store holds under `name`, for a message: its versions and aliases, or the models it has."""
-    from mlflow.exceptions import MlflowException
-
     try:
         model = client.get_registered_model(name)
     except MlflowException:
@@ -346,10 +345,6 @@ def _score(
 ) -> DataFrame:
     """The scores of `quarter`'s customers at its end, as `ml/churn_scores` computes them, checkpointed
     (written and collected from one computation)."""
-    import mlflow.spark  # start-up time: MLflow loads only to score
-
-    from batch_platform.ml.scoring import score, scoring_features
-
     features = scoring_features(
         silver["operational_events"],
         silver["interaction_logs"],

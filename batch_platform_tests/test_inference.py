@@ -237,6 +237,7 @@ def test_a_row_bronze_cannot_read_fails_with_the_bronze_steps_own_message(scored
     (failure,) = result.get_step_failure_events()
     pipeline = failure.step_failure_data.user_failure_data.description
     assert str(added) in pipeline and "could not be parsed" in pipeline
+    capsys.readouterr()  # the run's log
     assert main(_score_args(scored_lake, tmp_path / "scores", landing=landing)) == 1
     assert capsys.readouterr().err.strip() == f"batch-platform score: {pipeline}".strip()
     assert not (tmp_path / "scores").exists()
