@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -45,7 +46,7 @@ from batch_platform.metadata import Reconciliation
 from batch_platform.ml.scoring import score, scoring_features
 from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.partitions import parse_quarter, quarter_end, quarter_range, quarter_start, shift, to_label
-from batch_platform.schemas.base import spark_schema
+from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
 from batch_platform.schemas.silver import (
     INTERACTION_LOGS,
     OPERATIONAL_EVENTS,
@@ -71,6 +72,7 @@ __all__ = [
     "ScoringRun",
     "arrival_windows",
     "describe",
+    "landing_features",
     "resolve_model",
     "run_scoring",
     "score_landing",
@@ -117,7 +119,7 @@ class ScoringRun:
     scores: pd.DataFrame
     quarter: str
     cutoff: datetime
-    model: RegisteredModel
+    model: RegisteredModel | None
     windows: dict[str, tuple[date, date]]
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -169,26 +171,56 @@ def run_scoring(
     root = landing_root(landing)
     target = None if output is None else output_path(output, overwrite)
     registered = resolve_model(ref, config)
-    windows = arrival_windows(quarter, config)
-    spark = build_session(spark_conf(config))
-    run = ScoringRun(pd.DataFrame(), quarter, quarter_end(quarter), registered, windows)
-    cached: list[DataFrame] = []
-    try:
-        silver = {}
-        for table in (OPERATIONAL_EVENTS, INTERACTION_LOGS, PARTNER_SCORES, CUSTOMER_PROFILES):
-            silver[table.name] = _silver(spark, root, table, windows[table.source], config, run, cached)
-        history = compute_customer_history(silver["customer_profiles"], [quarter], config.customers.system_priority)
-        scored = _score(
-            silver, history, quarter, config.batch.lookback_quarters, registered, config.mlflow_tracking_uri
-        )
+    run = ScoringRun(pd.DataFrame(), quarter, quarter_end(quarter), registered, arrival_windows(quarter, config))
+    with _features(root, run, config) as features:
+        scored = _score(features, registered, config.mlflow_tracking_uri)
         if target is not None:
             scored.coalesce(1).write.mode("overwrite" if overwrite else "errorifexists").parquet(target)
             run.output = target
         run.scores = _as_pandas(scored)
+    return run
+
+
+def landing_features(
+    landing: str | os.PathLike, as_of: str | date | datetime, *, config: PlatformConfig | None = None
+) -> pd.DataFrame:
+    """The features `score_landing` gives the model at the cutoff `as_of`: the rows
+    `gold/customer_features` of the quarter starting at `as_of` holds for the same files (its
+    columns but `quarter`, sorted by customer_id; timestamps naive UTC, as Spark hands them to pandas).
+    Same arguments and errors as `score_landing`, without a model."""
+    config = config if config is not None else load_config()
+    quarter = scored_quarter(as_of, config.batch.first_quarter)
+    run = ScoringRun(pd.DataFrame(), quarter, quarter_end(quarter), None, arrival_windows(quarter, config))
+    with _features(landing_root(landing), run, config) as features:
+        return features.drop(PARTITION_COLUMN).orderBy("customer_id").toPandas()
+
+
+@contextmanager
+def _features(root: str, run: ScoringRun, config: PlatformConfig) -> Iterator[DataFrame]:
+    """The scoring features of `run.quarter` from the landing files under `root` (bronze, silver, the
+    customer history of Q, then `scoring_features`), what silver quarantined recorded on `run`; the
+    frames cached on the way are released on exit."""
+    spark = build_session(spark_conf(config))
+    cached: list[DataFrame] = []
+    try:
+        silver = {
+            table.name: _silver(spark, root, table, run.windows[table.source], config, run, cached)
+            for table in (OPERATIONAL_EVENTS, INTERACTION_LOGS, PARTNER_SCORES, CUSTOMER_PROFILES)
+        }
+        history = compute_customer_history(
+            silver[CUSTOMER_PROFILES.name], [run.quarter], config.customers.system_priority
+        )
+        yield scoring_features(
+            silver[OPERATIONAL_EVENTS.name],
+            silver[INTERACTION_LOGS.name],
+            silver[PARTNER_SCORES.name],
+            [run.quarter],
+            config.batch.lookback_quarters,
+            history=history,
+        )
     finally:
         for frame in cached:
             frame.unpersist()
-    return run
 
 
 def arrival_windows(quarter: str, config: PlatformConfig) -> dict[str, tuple[date, date]]:
@@ -224,7 +256,7 @@ def resolve_model(ref: ModelRef, config: PlatformConfig) -> RegisteredModel:
         else:
             version = client.get_model_version(ref.name, str(ref.version)).version
     except MlflowException as exc:
-        reason = str(exc.message).splitlines()[0] if getattr(exc, "message", None) else str(exc).splitlines()[0]
+        reason = (exc.message or str(exc)).splitlines()[0]
         raise ScoringError(f"model {ref.uri} not found in {where}: {reason}. {_registered(client, ref.name)}") from None
     return RegisteredModel(ref.uri, ref.name, int(version))
 
@@ -335,24 +367,9 @@ def _examples(flagged: DataFrame, table: SilverTable) -> list[str]:
     ]
 
 
-def _score(
-    silver: dict[str, DataFrame],
-    history: DataFrame,
-    quarter: str,
-    lookback: int,
-    registered: RegisteredModel,
-    tracking_uri: str,
-) -> DataFrame:
-    """The scores of `quarter`'s customers at its end, as `ml/churn_scores` computes them, checkpointed
-    (written and collected from one computation)."""
-    features = scoring_features(
-        silver["operational_events"],
-        silver["interaction_logs"],
-        silver["partner_scores"],
-        [quarter],
-        lookback,
-        history=history,
-    )
+def _score(features: DataFrame, registered: RegisteredModel, tracking_uri: str) -> DataFrame:
+    """The scores of the features' customers, as `ml/churn_scores` computes them, checkpointed (written
+    and collected from one computation)."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     model = mlflow.spark.load_model(registered.version_uri)

@@ -30,10 +30,12 @@ import yaml
 
 from batch_platform.cli import main
 from batch_platform.config import load_config
-from batch_platform.inference import run_scoring, score_landing
-from batch_platform.partitions import quarter_range
+from batch_platform.inference import landing_features, run_scoring, score_landing
+from batch_platform.partitions import quarter_range, shift
 from batch_platform.schemas.customer_history import HISTORY_KEY
+from batch_platform.schemas.gold import FEATURES_KEY
 from batch_platform.score_request import AsOfError, scored_quarter
+from batch_platform_tests.gold_fixtures import naive
 from batch_platform_tests.lake_fixtures import lake_quarter
 from batch_platform_tests.ml_fixtures import GOLD, ML, MODEL_NAME, planted_silver
 from batch_platform_tests.platform import TEST_SPARK, bronze_assets, materialize_range, silver_assets
@@ -134,6 +136,14 @@ def scored_lake(tmp_path_factory) -> dict:
         [*bronze_assets, *silver_assets, *GOLD, *ML], resources, SCORED, selection=ml, instance=instance
     )
     assert scored.success
+    following = materialize_range(  # what the scores' features must equal, profile features included
+        [*bronze_assets, *silver_assets, *GOLD],
+        resources,
+        shift(SCORED, 1),
+        selection=[FEATURES_KEY],
+        instance=instance,
+    )
+    assert following.success
     scores = lake_quarter(config.lake_root, "ml/churn_scores", SCORED)
     if scores.empty:
         pytest.fail(f"no champion of {SCORED} on this population: change CUSTOMERS or SEED so that one is promoted")
@@ -194,6 +204,15 @@ def test_the_cli_scorer_equals_ml_churn_scores_row_for_row(scored_lake, tmp_path
     assert f"output {output} exists" in capsys.readouterr().err
 
 
+def test_the_features_scored_are_gold_customer_features_of_the_quarter_starting_at_the_cutoff(scored_lake):
+    found = naive(landing_features(scored_lake["landing"], CUTOFF, config=scored_lake["config"]))
+    gold = lake_quarter(scored_lake["config"].lake_root, "gold/customer_features", shift(SCORED, 1))
+    expected = naive(gold.sort_values("customer_id").reset_index(drop=True))
+    assert len(found) == len(scored_lake["scores"]) and list(found.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(found, expected, check_dtype=False, check_exact=True)
+    assert found["contract"].notna().all() and (found["payment_method"] == "paypal").any()  # the history, as of C
+
+
 def test_the_python_equivalent_scores_new_rows_and_quarantines_a_bad_one_naming_file_rule_and_value(
     scored_lake, tmp_path
 ):
@@ -240,6 +259,21 @@ def test_a_row_bronze_cannot_read_fails_with_the_bronze_steps_own_message(scored
     capsys.readouterr()  # the run's log
     assert main(_score_args(scored_lake, tmp_path / "scores", landing=landing)) == 1
     assert capsys.readouterr().err.strip() == f"batch-platform score: {pipeline}".strip()
+    assert not (tmp_path / "scores").exists()
+
+
+def test_a_quarter_the_silver_check_would_stop_stops_the_scoring_naming_the_rows(scored_lake, tmp_path, capsys):
+    landing = tmp_path / "landing"
+    added = _add_operational_file(
+        landing,
+        "2024-08-20",
+        ["K1,2024-08-01,5,EUR,web", ",2024-08-01,5,EUR,web", "K2,yesterday,5,EUR,web", "K3,2024-08-01,five,EUR,web"],
+    )
+    assert main(_score_args(scored_lake, tmp_path / "scores", landing=landing)) == 1
+    err = capsys.readouterr().err
+    assert "silver/operational_events 2024-Q3: 75.00% quarantined (warn above 10.00%, fail above 50.00%)" in err
+    assert f"{added}: amount_unparseable: customer_id='K3', event_time='2024-08-01', amount='five'" in err
+    assert f"{added}: event_time_unparseable: customer_id='K2', event_time='yesterday'" in err
     assert not (tmp_path / "scores").exists()
 
 
