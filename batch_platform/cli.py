@@ -9,6 +9,8 @@
     batch-platform ml-report --from 2024-Q1 --to 2025-Q4   champion, eval and out-of-time AUC-PR per quarter
     batch-platform monitor --from 2024-Q1 --to 2025-Q4     the monitoring checks' warnings per quarter
     batch-platform mlflow-ui [--port 5000]           the MLflow UI of the configured store, on 127.0.0.1
+    batch-platform score --model models:/batch_platform_churn@champion --landing PATH --as-of 2026-01-01 --output PATH
+                                                     score raw landing files with a registered model, as Parquet
 
 Each command reads the config file (`$BATCH_PLATFORM_CONFIG`, else `config/config.yaml`) once.
 `materialize` launches one Dagster run (a single-run backfill of the whole range) on the instance
@@ -29,9 +31,9 @@ well under a second, and no command loads what another needs.
 
 Where the commands run: `quarters` and `mlflow-ui` here; `sample-data`, `materialize` and `serve`
 in `batch_platform.cli_run`; `report` and `history` in `batch_platform.cli_reports`; `ml-report` in
-`batch_platform.cli_ml`; `monitor` in `batch_platform.cli_monitor`. The arguments every command
-shares and `UsageError` are in
-`batch_platform.cli_args`.
+`batch_platform.cli_ml`; `monitor` in `batch_platform.cli_monitor`; `score` in
+`batch_platform.cli_score` (its request checked here by `batch_platform.score_request`). The
+arguments every command shares and `UsageError` are in `batch_platform.cli_args`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from batch_platform.cli_args import UsageError, forward_range, partition_range, 
 from batch_platform.config import LOCAL_UI_PORT, ConfigError, load_config, shown_uri
 from batch_platform.layout import DeltaReadError
 from batch_platform.partitions import last_complete_quarter, parse_quarter, quarterly_partitions, to_label
+from batch_platform.score_request import ScoringError, landing_root, output_path, parse_model_uri, scored_quarter
 
 
 def cmd_quarters(args: argparse.Namespace) -> int:
@@ -84,6 +87,21 @@ def ended_quarters(args: argparse.Namespace) -> None:
             f"{quarters[-1]} has not ended: sample data is dated by arrival, up to the last complete quarter, {ended}"
         )
     args.quarters = quarters
+
+
+def scoring_request(args: argparse.Namespace) -> None:
+    """The check of `score`: the config file (`--config`, else as every command reads it; `args.config`),
+    a cutoff the platform can score at, a registered model's URI, a landing folder that exists and
+    an output that does not (unless `--overwrite`); else `UsageError`. The model's existence needs
+    MLflow and is checked when the command runs, before Spark starts."""
+    args.config = load_config(args.config_file)
+    try:
+        scored_quarter(args.as_of, args.config.batch.first_quarter)
+        parse_model_uri(args.model)
+        landing_root(args.landing)
+        output_path(args.output, args.overwrite)
+    except ScoringError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def resolve(command: str) -> Callable[[argparse.Namespace], int]:
@@ -149,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = commands.add_parser("monitor", help="the monitoring checks' latest results per quarter (warnings named)")
     range_args(monitor)
     monitor.set_defaults(run="batch_platform.cli_monitor:cmd_monitor", check=partitions_of)
+
+    score = commands.add_parser(
+        "score", help="score raw landing files at a cutoff with a registered model, as Parquet (docs/inference.md)"
+    )
+    score.add_argument("--model", required=True, help="models:/<name>@<alias> or models:/<name>/<version>")
+    score.add_argument("--landing", required=True, help="a landing root: <source>/<YYYY-MM-DD>/<file>")
+    score.add_argument(
+        "--as-of", required=True, help="the cutoff C, a quarter's first day (2026-01-01, or 2026-Q1): events before it"
+    )
+    score.add_argument("--output", required=True, help="where the Parquet scores go (a folder, as Spark writes it)")
+    score.add_argument("--overwrite", action="store_true", help="replace --output when it exists")
+    score.add_argument(
+        "--config",
+        dest="config_file",
+        help="the config file (default: $BATCH_PLATFORM_CONFIG, else config/config.yaml)",
+    )
+    score.set_defaults(run="batch_platform.cli_score:cmd_score", check=scoring_request)
 
     ui = commands.add_parser("mlflow-ui", help="the MLflow UI of the configured store, on 127.0.0.1")
     ui.add_argument("--port", type=int, default=LOCAL_UI_PORT)

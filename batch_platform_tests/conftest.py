@@ -54,12 +54,13 @@ SERVER_MARKS = {
 another fixture) gets here, whatever its module declares: `make test-fast` deselects these markers
 and `slow` (`-m "not cluster and not s3 and not webserver and not browser and not postgres and not
 slow"`), so it starts none of them."""
-SLOW_FIXTURES = {"reference_run", "ml_lake"}
+SLOW_FIXTURES = {"reference_run", "ml_lake", "scored_lake"}
 """The session fixtures that run the platform end to end: the command line's run of every asset, in a
-child process (`reference_fixtures`; the jobs and delivery tests read it), and the ML lake, gold and
+child process (`reference_fixtures`; the jobs and delivery tests read it), the ML lake, gold and
 ML over three quarters of 1,500 customers (`ml_fixtures`; the ML tests and, through `demo_project`,
-the docs' recipes read it, each recipe in a fresh interpreter). Every test using one, directly or
-through another fixture, is marked `slow`."""
+the docs' recipes read it, each recipe in a fresh interpreter), and the scored lake, a generated
+landing zone run through every layer to `ml/churn_scores` (`test_inference`, whose scorer must equal
+it). Every test using one, directly or through another fixture, is marked `slow`."""
 SLOW_TESTS = {
     "test_cli": {"test_dagster_asset_materialize_writes_one_quarter"},
     "test_concurrency": {

@@ -106,6 +106,16 @@ def _refusals() -> list[tuple[list[str], str]]:
             f"sample-data: {running} has not ended: sample data is dated by arrival, up to the last complete "
             f"quarter, {last}",
         ),
+        (
+            ["score", "--model", "models:/m@champion", "--landing", ".", "--as-of", "2024-10-15", "--output", "out"],
+            "score: as-of 2024-10-15 is not the first day of a quarter: features and their lookback are defined by "
+            "quarters (SPEC.md, 'Gold'), so the cutoff is one of the quarter starts, e.g. 2024-10-01 or 2025-01-01",
+        ),
+        (
+            ["score", "--model", "runs:/0a1b/model", "--landing", ".", "--as-of", "2024-10-01", "--output", "out"],
+            "score: model 'runs:/0a1b/model' is not a registered model's URI: write models:/<name>@<alias> "
+            "(e.g. models:/batch_platform_churn@champion) or models:/<name>/<version>",
+        ),
     ]
 
 
