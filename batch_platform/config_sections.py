@@ -88,4 +88,4 @@ class MlConfig(Section):
     train_quarters: int = Field(TRAIN_QUARTERS, ge=1, le=8)
     """k: the model of Q learns from the pooled train rows of `gold/training_set` Q-k+1 … Q (every label
     among them is known at the end of Q). The graph is built with it (`ml/churn_model` Q reads those
-    partitions); why the default: docs/ml.md, "Pooled training"."""
+    partitions); why the default: docs/ml.md, "How good the candidates are"."""
