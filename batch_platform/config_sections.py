@@ -75,6 +75,9 @@ class CustomersConfig(Section):
         return names
 
 
+TRAIN_QUARTERS = 1
+
+
 class MlConfig(Section):
     """`ml` (SPEC.md, "ML"): the promotion gate's tolerance, and how many quarters' train rows a model
     learns from. `promotion_tolerance`: the best candidate of Q becomes the champion of Q when its eval
@@ -82,5 +85,7 @@ class MlConfig(Section):
     rows) minus this; a fresh model within it of the old one replaces it (docs/ml.md, "The promotion gate")."""
 
     promotion_tolerance: float = Field(0.01, ge=0.0, le=1.0)
-    train_quarters: int = Field(1, ge=1, le=1)
-    """k > 1 (train on the pooled train rows of Q-k+1 … Q) is not built yet: only 1 is accepted."""
+    train_quarters: int = Field(TRAIN_QUARTERS, ge=1, le=8)
+    """k: the model of Q learns from the pooled train rows of `gold/training_set` Q-k+1 … Q (every label
+    among them is known at the end of Q). The graph is built with it (`ml/churn_model` Q reads those
+    partitions); why the default: docs/ml.md, "How good the candidates are"."""

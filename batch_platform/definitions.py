@@ -64,7 +64,7 @@ def build_definitions(config: PlatformConfig) -> dg.Definitions:
         "bronze": build_bronze_assets(quarterly),
         "silver": build_silver_assets(quarterly),
         "gold": build_gold_assets(quarterly, config.batch),
-        "ml": build_ml_assets(quarterly, config.batch),
+        "ml": build_ml_assets(quarterly, config.batch, config.ml),
         "publish": build_publish_assets(quarterly, config),
     }
     assets = [asset for group in groups.values() for asset in group]

@@ -184,9 +184,9 @@ _NUMERIC = [
     if isinstance(getattr(column.dtype, "type", None), (T.IntegerType, T.LongType, T.DoubleType))
 ]
 NUMERIC_FEATURES = [name for name in _NUMERIC if name not in PROFILE_FEATURES]
-"""The features a model trains on: every numeric column of `gold/customer_features` but the profile
-features, which may be null and which the ML candidates do not encode yet (`ml/pipelines.py` fails
-on a null in its feature vector)."""
+"""Every numeric column of `gold/customer_features` but the profile features (the event, log and
+partner figures). What a model reads of each feature, nulls and categories included, is
+`batch_platform.ml.pipelines.MODEL_INPUTS`."""
 STATISTICS_FEATURES = _NUMERIC
 """The numeric features whose statistics each materialisation records: all of them."""
 

@@ -84,6 +84,55 @@ def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list
     }
 
 
+def training_rows(spark, count: int, profiles: bool = False, seed: int = 3, quarters: tuple[str, ...] = ("2024-Q3",)):
+    """`gold/training_set`-shaped rows (no split) of `count` customers in each of `quarters`, whose label is the
+    contract (month-to-month churns) when `profiles`, else exactly `recency_days > 150`; without profiles
+    every profile feature is null, as in a landing zone without the customers source."""
+    import pandas as pd
+    import pyspark.sql.types as T
+
+    from batch_platform.features import FEATURE_COLUMNS
+    from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
+    from batch_platform.schemas.gold import TrainingSet
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for quarter in quarters:
+        for i in range(count):
+            recency, txn = int(rng.integers(0, 300)), int(rng.integers(1, 200))
+            monthly = bool(rng.random() < 0.5)
+            rows.append(
+                {
+                    "customer_id": f"C{i:04d}",
+                    "feature_cutoff": quarter_start(quarter),
+                    "txn_count": txn,
+                    "total_amount": float(txn * 20),
+                    "avg_amount": 20.0,
+                    "active_days": txn,
+                    "first_activity_ts": quarter_start(quarter) - timedelta(days=recency + 30),
+                    "last_activity_ts": quarter_start(quarter) - timedelta(days=recency),
+                    "recency_days": recency,
+                    "tenure_days": recency + 30,
+                    "txn_count_90d": txn // 2,
+                    "amount_90d": float(txn * 10),
+                    "distinct_channels": 1,
+                    "log_event_count": 0,
+                    "partner_score": None if i % 3 else 500.0,
+                    "partner_segment": None if i % 3 else "gold",
+                    "contract": ("month-to-month" if monthly else "two-year") if profiles else None,
+                    "payment_method": ("cash" if i % 2 else "credit card") if profiles else None,
+                    "monthly_charges": float(rng.uniform(20, 90)) if profiles and i % 4 else None,
+                    "country": ("DE" if i % 5 else "FR") if profiles else None,
+                    "tenure_months": int(rng.integers(1, 60)) if profiles and i % 4 else None,
+                    "label": int(monthly) if profiles else int(recency > 150),
+                    PARTITION_COLUMN: quarter,
+                }
+            )
+    schema = spark_schema(TrainingSet)
+    fields = [schema[name] for name in [*FEATURE_COLUMNS, "label", PARTITION_COLUMN]]
+    return spark.createDataFrame(pd.DataFrame(rows), T.StructType(fields))
+
+
 def run_ml(config, first: str, last: str, selection=None, instance=None, **kwargs):
     """Gold and ML (or `selection` of them) of `first` … `last` in one run over the silver in the
     lake, the ML checks with them."""

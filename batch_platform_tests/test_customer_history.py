@@ -11,14 +11,16 @@ from datetime import date, datetime
 import dagster as dg
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from batch_platform.assets.customer_history import HISTORY_COLUMNS, compute_customer_history
 from batch_platform.features import FEATURE_COLUMNS, NUMERIC_FEATURES, PROFILE_FEATURES, compute_customer_features
-from batch_platform.ml.pipelines import MODEL_INPUTS
+from batch_platform.ml.pipelines import CATEGORIES, MODEL_INPUTS, NULLABLE
 from batch_platform.schemas.base import spark_schema
 from batch_platform.schemas.customer_history import CustomerHistory
 from batch_platform_tests.gold_fixtures import PROFILES_DDL, silver_frames
 from batch_platform_tests.lake_fixtures import failed_checks
+from batch_platform_tests.ml_fixtures import training_rows
 
 STORE_FIRST = ("store", "online")
 Q1, Q2, Q3 = "2024-Q1", "2024-Q2", "2024-Q3"
@@ -180,10 +182,31 @@ def test_without_history_the_profile_features_are_null_and_the_others_unchanged(
 
 
 @pytest.mark.parametrize("name", PROFILE_FEATURES)
-def test_the_ml_candidates_feature_lists_are_unchanged(name):
-    """The profile features reach the training set; the models will use them once ml/pipelines.py
-    encodes them (categories, and nulls explicit): until then they are not model inputs."""
-    assert name not in NUMERIC_FEATURES and name not in MODEL_INPUTS
+def test_every_profile_feature_is_a_model_input_with_its_nulls_explicit(name):
+    """A numeric profile feature is filled with an indicator beside it; a category gets `none` and a one-hot
+    vector (`batch_platform.ml.pipelines`)."""
+    assert name not in NUMERIC_FEATURES
+    expected = [f"{name}_filled", f"{name}_missing"] if name in NULLABLE else [f"{name}_vector"]
+    assert set(expected) <= set(MODEL_INPUTS) and name in (*NULLABLE, *CATEGORIES)
+
+
+@pytest.mark.parametrize("profiles", [False, True], ids=["no customers source", "profiles"])
+def test_every_candidate_trains_and_scores_with_or_without_profiles(spark, profiles):
+    """A landing zone without the customers source (the benchmark's real transaction log) has every profile
+    feature null: each candidate still trains, and scores rows with a contract and a country it never saw.
+    With profiles, the candidates learn a churn signal that is the contract alone."""
+    from batch_platform.ml.candidates import CANDIDATES
+    from batch_platform.ml.metrics import ranking_metrics
+    from batch_platform.ml.pipelines import churn_probability, estimator, pipeline
+
+    train = training_rows(spark, 120, profiles)
+    unseen = training_rows(spark, 40, profiles, seed=4).withColumn("country", F.lit("ZZ"))
+    for candidate in CANDIDATES:
+        model = pipeline(estimator(candidate, candidate.combinations()[0])).fit(train)
+        scored = churn_probability(model, unseen).select("label", "churn_probability").toPandas()
+        assert scored["churn_probability"].between(0, 1).all() and len(scored) == 40, candidate.name
+        ranked = ranking_metrics(scored["label"].to_numpy(), scored["churn_probability"].to_numpy())
+        assert ranked["auc_roc"] > 0.9, (candidate.name, profiles, ranked)
 
 
 # ------------------------------------------------------------------------------ the graph

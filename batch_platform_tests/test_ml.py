@@ -28,15 +28,27 @@ from batch_platform.assets.ml import (
 )
 from batch_platform.config import parse_config
 from batch_platform.consume import load_scores
-from batch_platform.ml.candidates import INTERVALS, METRICS
+from batch_platform.ml.candidates import CANDIDATES, INTERVALS, METRICS
 from batch_platform.ml.metrics import evaluate
 from batch_platform.ml.out_of_time import out_of_time_result
 from batch_platform.ml.scoring import scoring_features
-from batch_platform.ml.training import untrainable_reason
+from batch_platform.ml.training import pooled_counts, pooled_quarters, untrainable_reason
 from batch_platform.partitions import quarter_end, to_key
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
-from batch_platform_tests.ml_fixtures import GOLD, GRAPH_QUARTERS, MODEL_NAME, RUN, L, ml_config, planted_silver, run_ml
+from batch_platform_tests.ml_fixtures import (
+    GOLD,
+    GRAPH_QUARTERS,
+    MODEL_NAME,
+    RUN,
+    L,
+    ml_config,
+    planted_silver,
+    run_ml,
+    training_rows,
+)
 from batch_platform_tests.platform import make_config, materialisations
+
+NAMES = [candidate.name for candidate in CANDIDATES]
 
 
 def store_client(root: Path) -> mlflow.MlflowClient:
@@ -75,23 +87,23 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
             for name in ("auc_pr", "auc_roc"):
                 low, high = found[f"{prefix}/{name}_ci_low"], found[f"{prefix}/{name}_ci_high"]
                 assert low < found[f"{prefix}/{name}"] < high, (quarter, prefix, name)
-        assert found["best_candidate"] in ("logistic_regression", "random_forest")
+        assert found["best_candidate"] in NAMES
         assert found["best_model_version"] == int(version.version)
-        # each candidate's training time, plotted across quarters in the UI and logged with its run
-        assert {k for k in found if k.startswith("fit_seconds/")} == {
-            "fit_seconds/logistic_regression",
-            "fit_seconds/random_forest",
-        }
-        assert all(found[f"fit_seconds/{c}"] > 0 for c in ("logistic_regression", "random_forest"))
+        # each candidate's training time, plotted across quarters in the UI and logged with its run, and the
+        # hyperparameters its grid chose on the validation fold
+        assert {k for k in found if k.startswith("fit_seconds/")} == {f"fit_seconds/{c}" for c in NAMES}
+        assert all(found[f"fit_seconds/{c}"] > 0 for c in NAMES)
+        assert {k for k in found if k.startswith("params/")} == {f"params/{c}" for c in NAMES}
+        assert found["params/gradient_boosted_trees"].startswith("maxDepth=") and found["train_quarters"] == quarter
         assert found["promoted"] == found["gate/promoted"] and found["gate/tolerance"] == 0.01
         card = lake_quarter(root / "lake", "ml/churn_model", quarter)
-        expected = ["logistic_regression", "random_forest", "recency_baseline"]
-        assert sorted(set(card["candidate"]) - {"previous_champion"}) == expected
+        expected = [*NAMES, "recency_baseline"]
+        assert sorted(set(card["candidate"]) - {"previous_champion"}) == sorted(expected)
         # The first quarter of a new store has no champion before it: the gate compares with the baseline only.
         assert ("previous_champion" in set(card["candidate"])) == ("gate/previous_champion_auc_pr" in found)
         assert (quarter == RUN[0]) == ("gate/previous_champion_auc_pr" not in found)
         best = card[card["candidate"] == found["best_candidate"]]
-        assert best["auc_pr"].iloc[0] == card[card["candidate"].isin(expected[:2])]["auc_pr"].max()
+        assert best["auc_pr"].iloc[0] == card[card["candidate"].isin(NAMES)]["auc_pr"].max()
         assert best["model_version"].iloc[0] == int(version.version)
         champion = card[card["champion"]]
         assert len(champion) == (1 if "model_version" in found else 0)
@@ -130,7 +142,13 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
         "baseline_auc_pr_ci_low",
     } <= set(run.data.metrics)
     assert run.data.params["bootstrap_resamples"] == "1000" and run.data.params["bootstrap_seed"] == "42"
-    assert run.data.params["seed"] == "42" or run.data.params.get("regParam") == "0.01"
+    params = run.data.params
+    assert params["seed"] == "42" or "regParam" in params
+    # the combination the grid chose on the validation fold is the one the logged classifier was fit with
+    chosen = dict(pair.split("=") for pair in params["chosen_params"].split(", "))
+    assert chosen and all(params[key] == value for key, value in chosen.items()), params
+    assert params["validation_fraction"] == "0.25" and params["train_quarters"] == RUN[-1]
+    assert len(params["grid_validation_auc_pr"].split(",")) == len(params["grid"].split(" | "))
     last = metadata[to_key(RUN[-1])]
     if "model_version" in last:
         assert int(client.get_model_version_by_alias(MODEL_NAME, "champion-2025-Q1").version) == last["model_version"]
@@ -450,7 +468,7 @@ def test_the_same_training_rows_in_other_files_give_every_candidate_the_same_met
     """MLlib's random forest (seed 42) and the optimizers follow the order and partitioning of their
     input: read from other files, the same rows must still give the same models."""
     _, _, _, (card, rerun_card, _) = relaid_rerun
-    assert list(card["candidate"]) == ["logistic_regression", "random_forest", "recency_baseline"]
+    assert list(card["candidate"]) == sorted([*NAMES, "recency_baseline"])
     assert set(card["mlflow_run_id"]).isdisjoint(rerun_card["mlflow_run_id"])
     columns = ["candidate", "champion", *METRICS, *INTERVALS, "train_rows", "eval_rows"]
     pd.testing.assert_frame_equal(card[columns], rerun_card[columns], check_exact=True)
@@ -471,6 +489,77 @@ def test_untrainable_reasons_name_the_rule_and_the_counts():
         {"train_rows": 100, "eval_rows": 30, "train_churned": 50, "eval_churned": 0}
     )
     assert untrainable_reason({"train_rows": 100, "eval_rows": 30, "train_churned": 50, "eval_churned": 3}) is None
+
+
+def test_pooling_reads_the_train_rows_of_the_last_k_training_sets_that_exist():
+    found = {"2024-Q2": {"train_rows": 40, "train_churned": 10}, "2024-Q3": {"train_rows": 60, "train_churned": 20}}
+    found["2024-Q3"] |= {"eval_rows": 25, "eval_churned": 5}
+    assert pooled_quarters("2024-Q3", 1) == ("2024-Q3",)
+    assert pooled_quarters("2024-Q3", 3) == ("2024-Q1", "2024-Q2", "2024-Q3")
+    assert pooled_quarters("2024-Q3", 3, found) == ("2024-Q2", "2024-Q3")  # 2024-Q1 has no rows
+    counts = pooled_counts(found, "2024-Q3", ("2024-Q2", "2024-Q3"))
+    assert counts == {"train_rows": 100, "train_churned": 30, "eval_rows": 25, "eval_churned": 5}
+
+
+def test_the_graph_maps_the_model_of_q_to_the_training_sets_it_pools():
+    from batch_platform.definitions import build_definitions
+    from batch_platform.partitions import quarterly_partitions
+
+    for pool, expected in ((1, ["2024-07-01"]), (3, ["2024-01-01", "2024-04-01", "2024-07-01"])):
+        config = parse_config({"ml": {"train_quarters": pool}}, "test")
+        quarters = quarterly_partitions(config.batch.first_quarter)
+        graph = build_definitions(config).resolve_asset_graph()
+        mapping = graph.get_partition_mapping(MODEL_KEY, dg.AssetKey(["gold", "training_set"]))
+        upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            quarters.subset_with_partition_keys(["2024-07-01"]), quarters, quarters
+        )
+        assert sorted(upstream.partitions_subset.get_partition_keys()) == expected, pool
+    # The first quarter pools what exists: nothing before it.
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        quarters.subset_with_partition_keys(["2024-01-01"]), quarters, quarters
+    )
+    assert sorted(upstream.partitions_subset.get_partition_keys()) == ["2024-01-01"]
+
+
+def test_the_validation_fold_is_a_quarter_of_the_train_customers_each_on_one_side(spark):
+    from batch_platform.ml.training import ValidationFolds
+
+    train = training_rows(spark, 400, quarters=("2024-Q2", "2024-Q3"))
+    folds = ValidationFolds.of(train)
+    try:
+        fit, fold = (f.select("customer_id", "quarter").toPandas() for f in (folds.fit, folds.fold))
+        assert folds.ranks and len(fit) + len(fold) == train.count()
+        assert set(fit["customer_id"]).isdisjoint(fold["customer_id"])  # both quarters of a customer on one side
+        assert (fold.groupby("customer_id").size() == 2).all()
+        assert 0.2 < fold["customer_id"].nunique() / 400 < 0.3
+        again = ValidationFolds.of(train.orderBy(F.rand(3)).repartition(3))
+        assert sorted(again.fold.select("customer_id").toPandas()["customer_id"]) == sorted(fold["customer_id"])
+        again.release()
+    finally:
+        folds.release()
+
+
+def test_the_grid_chooses_the_combination_that_ranks_the_validation_fold_best_ties_to_the_first(spark):
+    """An L1 penalty of 1000 zeroes every coefficient (a constant probability: AUC-PR = the churn rate); no
+    penalty ranks the fold perfectly (the label is recency > 150). The choice sees the train rows only:
+    `choose_params` takes no eval rows."""
+    from batch_platform.ml.candidates import Candidate
+    from batch_platform.ml.training import ValidationFolds, choose_params
+
+    folds = ValidationFolds.of(training_rows(spark, 300))
+    try:
+        strong, none = {"regParam": 1000.0, "elasticNetParam": 1.0}, {"regParam": 0.0, "elasticNetParam": 0.0}
+        lasso = Candidate("lr", "LogisticRegression", {"maxIter": 50}, (strong, none))
+        chosen, scores = choose_params(lasso, folds)
+        assert chosen == {"maxIter": 50, **none} and scores[1] > 0.95 and scores[0] < 0.7, scores
+        twice = Candidate("lr", "LogisticRegression", {"maxIter": 50}, (none, none))
+        assert choose_params(twice, folds) == ({"maxIter": 50, **none}, [scores[1]] * 2)
+        single = Candidate("lr", "LogisticRegression", {"maxIter": 50})
+        assert choose_params(single, folds) == ({"maxIter": 50}, [])  # nothing to choose: no fit on the fold
+    finally:
+        folds.release()
+    with pytest.raises(ValueError, match="a grid of 1 to 4"):
+        Candidate("lr", "LogisticRegression", {}, tuple({"regParam": r} for r in range(5)))
 
 
 def test_metrics_by_hand():
@@ -636,4 +725,6 @@ def test_the_rows_a_model_learned_from_come_back_byte_for_byte_after_its_quarter
     }
     assert all(len(found) == 1 for found in inputs.values())
     rerun = [inputs[run.info.run_id][0] for run in runs if run.info.start_time >= started]
-    assert rerun == [("delta_table", str(training.version))] * 3
+    assert rerun == [("delta_table", str(training.version))] * (
+        1 + len(CANDIDATES)
+    )  # the quarter's and each candidate's

@@ -77,11 +77,13 @@ def test_the_gate_needs_the_baseline_and_the_previous_champion_minus_the_toleran
     assert gate_result("2024-Q1", {"trained": False, "reason": "not trained: 0 train rows"})["passed"]
 
 
-def test_the_ml_section_defaults_and_refuses_what_is_not_built():
+def test_the_ml_section_defaults_and_bounds():
     config = parse_config({}, "test")
     assert config.ml.promotion_tolerance == 0.01 and config.ml.train_quarters == 1
     assert parse_config({"ml": {"promotion_tolerance": 0.0}}, "test").ml.promotion_tolerance == 0.0
     with pytest.raises(ConfigError, match="promotion_tolerance"):
         parse_config({"ml": {"promotion_tolerance": -0.1}}, "test")
-    with pytest.raises(ConfigError, match="train_quarters"):
-        parse_config({"ml": {"train_quarters": 2}}, "test")
+    assert parse_config({"ml": {"train_quarters": 3}}, "test").ml.train_quarters == 3
+    for refused in (0, 9):
+        with pytest.raises(ConfigError, match="train_quarters"):
+            parse_config({"ml": {"train_quarters": refused}}, "test")

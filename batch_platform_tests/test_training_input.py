@@ -33,16 +33,17 @@ def lake_io(config):
         yield built.io_manager
 
 
-def log_training_run(config, frame, quarter: str) -> str:
-    """An MLflow run that logs `frame`'s quarter as its training input, as a churn-model run does."""
+def log_training_run(config, frame, quarter: str, pooled: tuple[str, ...] = ()) -> str:
+    """An MLflow run that logs `frame`'s quarter (with the train rows of `pooled`) as its training input, as a
+    churn-model run does."""
     from batch_platform.ml.training_input import log_training_input as _log_training_input
 
     pinned = training_input(frame)
     rows = frame.filter(frame.quarter == quarter)
     build_mlflow_store(config).activate()
     with mlflow.start_run() as run:
-        dataset = training_dataset(rows, pinned, quarter, {"train_rows": 24, "eval_rows": 6})
-        _log_training_input(dataset, quarter, pinned)
+        dataset = training_dataset(rows, pinned, quarter, {"train_rows": 24, "eval_rows": 6}, pooled)
+        _log_training_input(dataset, quarter, pinned, pooled)
     return run.info.run_id
 
 
@@ -59,6 +60,7 @@ def test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter
         again = {Q: model_rows(TRAINING, Q, customers(32, 100), 2)}
         commit_rows(spark, config.lake_root, TRAINING, again, "run-c")
         now = lake.read_quarters(TRAINING_KEY, [Q])
+        both = lake.read_quarters(TRAINING_KEY, [Q, OTHER])
 
     pinned_0, pinned_1 = training_input(at_0), training_input(at_1)
     assert (pinned_0.uri, pinned_0.version) == (uri, 1)  # read at 0, whose files of Q version 1 kept: same rows
@@ -74,7 +76,13 @@ def test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter
         "path": uri,
         "delta_table_version": 1,
     }
-    assert tags == {"mlflow.data.context": "training", "quarter": Q, "table": TRAINING, "delta_version": "1"}
+    assert tags == {
+        "mlflow.data.context": "training",
+        "quarter": Q,
+        "train_quarters": Q,
+        "table": TRAINING,
+        "delta_version": "1",
+    }
     assert dataset.name == f"{TRAINING} {Q}" and json.loads(dataset.profile)["num_rows"] == 30
     assert '"name": "label"' in dataset.schema and dataset.digest == pinned_1.digest(Q)
 
@@ -84,6 +92,17 @@ def test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter
     assert sorted(load_training_set(Q, config=config)["customer_id"]) == customers(32, 100)  # the quarter moved on
     train = load_training_set_of_model(f"runs:/{run_id}/model", config=config)
     assert set(train["split"]) == {"train"} and len(train) == (trained["split"] == "train").sum()
+
+    # A model of OTHER trained on the pooled train rows of Q and OTHER (ml.train_quarters = 2): those, and
+    # OTHER's eval rows, come back.
+    pooled_run = log_training_run(config, both, OTHER, (Q, OTHER))
+    tags = {tag.key: tag.value for tag in mlflow.MlflowClient().get_run(pooled_run).inputs.dataset_inputs[0].tags}
+    assert tags["train_quarters"] == f"{Q},{OTHER}" and tags["quarter"] == OTHER
+    learned = load_training_set_of_model(f"runs:/{pooled_run}/model", split=None, config=config)
+    everything = pd.concat([load_training_set(q, version=2, config=config) for q in (Q, OTHER)])
+    expected = everything[(everything["split"] == "train") | (everything["quarter"] == OTHER)]
+    pd.testing.assert_frame_equal(by_customer(learned), by_customer(expected.reset_index(drop=True)))
+    assert set(learned[learned["split"] == "eval"]["quarter"]) <= {OTHER}
 
 
 def test_version_zero_is_written_into_the_source_and_a_run_without_input_is_named(spark, tmp_path):

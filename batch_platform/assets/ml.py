@@ -1,6 +1,7 @@
 """ML: the quarterly churn model and its scores (SPEC.md, "ML: the quarterly churn model and its scores").
 
-- `ml/churn_model` Q trains on the train split of `gold/training_set` Q, evaluates on its eval
+- `ml/churn_model` Q trains on the train split of `gold/training_set` Q (pooled with Q-k+1 … Q-1
+  when `ml.train_quarters` k > 1: the graph maps Q to those partitions), evaluates on Q's eval
   split, logs every candidate to MLflow, registers the best and decides the champion of Q by the
   promotion gate (`batch_platform.ml.training`, `batch_platform.ml.gate`). The lake table is the
   quarter's model card: one row per candidate, the baseline and the champion of Q-1 re-scored, the
@@ -49,7 +50,8 @@ from batch_platform.schemas.ml import (
 CODE_VERSION = "1"
 OUT_OF_TIME = "out_of_time_performance"
 PROMOTION_GATE = "promotion_gate"
-_CANDIDATE_NAMES = " and ".join(candidate.name.replace("_", " ") for candidate in CANDIDATES)
+_NAMES = [candidate.name.replace("_", " ") for candidate in CANDIDATES]
+_CANDIDATE_NAMES = ", ".join(_NAMES[:-1]) + f" and {_NAMES[-1]}" if len(_NAMES) > 1 else _NAMES[0]
 
 
 def _common(partitions_def: dg.PartitionsDefinition) -> dict:
@@ -67,11 +69,18 @@ def _quarters(context) -> list[str]:
     return [to_label(key) for key in context.partition_keys]
 
 
-def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig) -> list[dg.AssetsDefinition]:
+def build_ml_assets(
+    partitions_def: dg.PartitionsDefinition, batch: BatchConfig, ml: MlConfig | None = None
+) -> list[dg.AssetsDefinition]:
     """`ml/churn_model` and `ml/churn_scores`; the lookback L of the config: the scores read silver Q-L+1 … Q
     (the quarters of it that are partitions: none before `batch.first_quarter`; each of those must
-    have been materialised, as the IO manager requires)."""
+    have been materialised, as the IO manager requires); `ml.train_quarters` k: the model of Q reads
+    `gold/training_set` Q-k+1 … Q the same way."""
     lookback = batch.lookback_quarters
+    pool = (ml or MlConfig()).train_quarters
+    pooled = dg.TimeWindowPartitionMapping(
+        start_offset=-(pool - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+    )
     recent = dg.TimeWindowPartitionMapping(
         start_offset=-(lookback - 1),
         end_offset=0,
@@ -84,10 +93,11 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
     @dg.asset(
         key=MODEL_KEY,
         pool=lake_pool(MODEL_KEY),
-        ins={"training_set": dg.AssetIn(key=TRAINING_KEY)},
+        ins={"training_set": dg.AssetIn(key=TRAINING_KEY, partition_mapping=pooled)},
         description=(
-            f"The churn model of Q: {_CANDIDATE_NAMES} (Spark MLlib) fit on the train split of "
-            "gold/training_set Q, measured on its eval split (95 % bootstrap intervals) beside a recency-only "
+            f"The churn model of Q: {_CANDIDATE_NAMES} (Spark MLlib), hyperparameters chosen on a validation fold "
+            f"of the train rows, fit on the train split of gold/training_set "
+            f"{'Q' if pool == 1 else f'Q-{pool - 1} … Q pooled (ml.train_quarters)'}, measured on Q's eval split (95 % bootstrap intervals) beside a recency-only "
             "baseline, logged to MLflow; the best (higher AUC-PR) registered as a new model version tagged with Q, "
             "and the champion of Q if it passes the promotion gate (at least the baseline's AUC-PR, and at least "
             "the champion of Q-1's re-scored minus ml.promotion_tolerance), else the champion of Q-1 stays. The "
@@ -102,11 +112,13 @@ def build_ml_assets(partitions_def: dg.PartitionsDefinition, batch: BatchConfig)
         mlflow_store: MlflowStore,
         training_set: DataFrame,
     ) -> DataFrame:
+        if ml.train_quarters != pool:
+            raise dg.Failure(f"ml.train_quarters is {ml.train_quarters}, the graph was built with {pool}")
         # MLlib, MLflow and scikit-learn take seconds to import: a run pays for them, loading the definitions not
         from batch_platform.ml import training
 
         outcomes = training.train_quarters(
-            training_set, _quarters(context), mlflow_store, ml.promotion_tolerance, lookback
+            training_set, _quarters(context), mlflow_store, ml.promotion_tolerance, lookback, pool
         )
         record_quarters(context, model_metadata(outcomes, mlflow_store))
         return training.model_card(outcomes, training_set.sparkSession)

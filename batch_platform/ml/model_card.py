@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from batch_platform.ml.candidates import BASELINE, CANDIDATES, PREVIOUS
+from batch_platform.ml.candidates import BASELINE, CANDIDATES, PREVIOUS, describe_params
 from batch_platform.ml.pipelines import MODEL_INPUTS
 from batch_platform.ml.registry import RESCORED
 from batch_platform.partitions import quarter_start, shift
@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only: training imports this modul
     from batch_platform.ml.training import QuarterModel
 
 LIMITATIONS = (
-    "Trained on one quarter's customers: a quarter unlike it (a promotion, a new channel) is not represented.",
+    "Trained on the customers of one quarter (or of the last `ml.train_quarters`): a quarter unlike them (a "
+    "promotion, a new channel) is not represented.",
     "The eval split is a random fifth of the same quarter's customers: the intervals measure sampling noise of those "
     "rows, not drift from one quarter to the next (the out-of-time check of ml/churn_scores does).",
     "On the demo data churn is mostly 'stopped buying': the recency baseline is hard to beat, and the other features "
@@ -61,11 +62,16 @@ def model_card(outcome: QuarterModel, lookback: int, earlier: Sequence[Mapping[s
         f"- Features at cutoff C = {cutoff.date().isoformat()}: events of silver {first} … {shift(quarter, -1)} "
         f"([{quarter_start(first).date().isoformat()}, {cutoff.date().isoformat()}))",
         f"- Label: 1 when the customer has no operational event in [{_day(start)}, {_day(end)})",
+        f"- Train rows: the train split of {', '.join(outcome.pooled)}"
+        + (" (pooled, `ml.train_quarters`)" if len(outcome.pooled) > 1 else ""),
         f"- Train: {outcome.train_rows} rows, churn rate {outcome.train_churned / outcome.train_rows:.3f}; "
         f"eval: {outcome.eval_rows} rows, churn rate {outcome.labels.mean():.3f}",
         "",
         "## Features",
         ", ".join(f"`{name}`" for name in MODEL_INPUTS),
+        "",
+        "## Hyperparameters (chosen on a validation fold of the train rows)",
+        *(f"- {name}: {describe_params(chosen)}" for name, chosen in outcome.chosen.items()),
         "",
         "## Eval metrics (95 % bootstrap intervals)",
         "| model | AUC-PR | AUC-ROC | log loss | Brier | top-decile lift |",

@@ -1,12 +1,21 @@
 """The Spark MLlib pipeline every candidate is fit as, and what a fitted one computes.
 
 One `Pipeline` per candidate, so the fitted object logged to MLflow turns a
-`gold/customer_features`-shaped frame into a probability with nothing else to apply: a
-`SQLTransformer` makes the nulls explicit (`partner_score` null → 0 plus the indicator
-`partner_score_missing`; with the indicator in the model the filled value only shifts the
-indicator's weight; `partner_segment` null → `none`), `StringIndexer(handleInvalid="keep")` +
-`OneHotEncoder` encode the segment (a segment never seen in training gets the spare slot),
-`VectorAssembler(handleInvalid="error")` fails on any other null, then the classifier.
+`gold/customer_features`-shaped frame into a probability with nothing else to apply:
+
+- A `SQLTransformer` prepares the columns. Every nullable numeric feature (`NULLABLE`: the partner
+  score and the profile's monthly charges and tenure) becomes `<name>_filled` (null → 0) plus the
+  indicator `<name>_missing`; with the indicator in the model the filled value only shifts the
+  indicator's weight. Every category (`CATEGORIES`: the partner segment and the profile's contract,
+  payment method and country) gets null → `none`, an explicit category. The skewed counts and
+  amounts (`SKEWED`: a few customers buy a hundred times more than the median one) become
+  `<name>_log` = sign(x)·ln(1 + |x|) (amounts may be negative), which the logistic regression
+  needs and the trees do not mind (a monotone transform leaves their splits where they were).
+- `StringIndexer(handleInvalid="keep")` + `OneHotEncoder` encode each category (a value never seen
+  in training gets the spare slot). A landing zone without the customers source has every profile
+  feature null: each profile category is then the single category `none` and each indicator is 1,
+  inputs that carry nothing and that the classifiers ignore.
+- `VectorAssembler(handleInvalid="error")` fails on any other null, then the classifier.
 """
 
 from __future__ import annotations
@@ -19,40 +28,55 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch_platform.features import NUMERIC_FEATURES
+from batch_platform.features import PROFILE_FEATURES, STATISTICS_FEATURES
 from batch_platform.ml.candidates import Candidate
 
-MODEL_INPUTS = [name for name in NUMERIC_FEATURES if name != "partner_score"] + [
-    "partner_score_filled",
-    "partner_score_missing",
-    "partner_segment_vector",
+SKEWED = ("txn_count", "active_days", "txn_count_90d", "log_event_count", "total_amount", "avg_amount", "amount_90d")
+NULLABLE = ("partner_score", *(name for name in PROFILE_FEATURES if name in STATISTICS_FEATURES))
+CATEGORIES = ("partner_segment", *(name for name in PROFILE_FEATURES if name not in STATISTICS_FEATURES))
+PLAIN = tuple(name for name in STATISTICS_FEATURES if name not in (*SKEWED, *NULLABLE))
+"""The numeric features the classifier reads as they are (recency, tenure in days, channels)."""
+MODEL_INPUTS = [
+    *PLAIN,
+    *(f"{name}_log" for name in SKEWED),
+    *(f"{name}_{suffix}" for name in NULLABLE for suffix in ("filled", "missing")),
+    *(f"{name}_vector" for name in CATEGORIES),
 ]
+"""The classifier's inputs, in the feature vector's order: every feature of `gold/customer_features`
+but the identifier and the timestamps (whose information is in recency and tenure)."""
 _PREPARE = (
-    "SELECT *, CAST(partner_score IS NULL AS DOUBLE) AS partner_score_missing, "
-    "COALESCE(partner_score, 0D) AS partner_score_filled, "
-    "COALESCE(partner_segment, 'none') AS partner_segment_filled FROM __THIS__"
+    "SELECT *, "
+    + ", ".join(
+        [
+            *(f"SIGN({name}) * LN(1D + ABS({name})) AS {name}_log" for name in SKEWED),
+            *(f"CAST({name} IS NULL AS DOUBLE) AS {name}_missing" for name in NULLABLE),
+            *(f"COALESCE(CAST({name} AS DOUBLE), 0D) AS {name}_filled" for name in NULLABLE),
+            *(f"COALESCE({name}, 'none') AS {name}_category" for name in CATEGORIES),
+        ]
+    )
+    + " FROM __THIS__"
 )
 
 
-def estimator(candidate: Candidate):
-    """The candidate's MLlib classifier, with its declared parameters."""
-    return getattr(pyspark.ml.classification, candidate.estimator)(**candidate.params)
+def estimator(candidate: Candidate, params: dict[str, object]):
+    """The candidate's MLlib classifier with `params` (one of `candidate.combinations()`)."""
+    return getattr(pyspark.ml.classification, candidate.estimator)(**params)
 
 
 def pipeline(classifier) -> Pipeline:
-    """Null handling, segment encoding and feature vector, then `classifier` (module docstring)."""
+    """Null handling, transforms, category encoding and feature vector, then `classifier` (module docstring)."""
     return Pipeline(
         stages=[
             SQLTransformer(statement=_PREPARE),
             StringIndexer(
-                inputCol="partner_segment_filled",
-                outputCol="partner_segment_index",
+                inputCols=[f"{name}_category" for name in CATEGORIES],
+                outputCols=[f"{name}_index" for name in CATEGORIES],
                 handleInvalid="keep",
                 stringOrderType="alphabetAsc",
             ),
             OneHotEncoder(
-                inputCols=["partner_segment_index"],
-                outputCols=["partner_segment_vector"],
+                inputCols=[f"{name}_index" for name in CATEGORIES],
+                outputCols=[f"{name}_vector" for name in CATEGORIES],
             ),
             VectorAssembler(inputCols=MODEL_INPUTS, outputCol="features", handleInvalid="error"),
             classifier,

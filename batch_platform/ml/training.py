@@ -11,6 +11,16 @@ what `ml/churn_model` runs.
   The best candidates are registered afterwards, in quarter order, so versions ascend with the
   quarter, and each quarter's champion is decided then (`batch_platform.ml.promotion`): the eval
   splits stay cached until the champion of Q-1 has been re-scored on them.
+- **Pooled training.** With `ml.train_quarters` k > 1 the model of Q learns from the train rows of
+  `gold/training_set` Q-k+1 … Q together (`pooled_quarters`; the quarters before the first are
+  skipped): every label among them is known at the end of Q, so the pool is point-in-time correct,
+  and the eval rows stay Q's own. A customer is on the same side of the train/eval split in every
+  quarter, so no eval customer is ever trained on. A customer of several pooled quarters is several
+  rows, one per cutoff: the same customer seen at different moments.
+- **Hyperparameters.** Each candidate's grid (`batch_platform.ml.candidates`) is fit on the train
+  rows outside the validation fold and measured on the fold (AUC-PR); the chosen combination is
+  refit on every train row. The fold's rows are shared by the candidates of a quarter (`ValidationFolds`). A
+  fold or a rest with one class only cannot rank: the first combination is chosen.
 - **Uncertainty.** Every candidate's and the baseline's eval AUC-PR and AUC-ROC carry a 95 %
   bootstrap interval (`batch_platform.ml.bootstrap`), on the model card, in MLflow and in the metadata.
 - **Untrainable.** Fewer than `MIN_TRAIN_ROWS` train or `MIN_EVAL_ROWS` eval rows, or fewer than
@@ -23,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,16 +45,33 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from batch_platform.assets.gold import split_bucket_col
 from batch_platform.ml import bootstrap
-from batch_platform.ml.candidates import BASELINE, CANDIDATES, INTERVALS, METRICS, Candidate
+from batch_platform.ml.candidates import (
+    BASELINE,
+    CANDIDATES,
+    INTERVALS,
+    METRICS,
+    VALIDATION_FRACTION,
+    Candidate,
+    describe_params,
+)
 from batch_platform.ml.gate import Gate
-from batch_platform.ml.metrics import measure, recency_baseline
-from batch_platform.ml.pipelines import MODEL_INPUTS, classifier_params, estimator, pipeline, probabilities_by_customer
+from batch_platform.ml.metrics import measure, ranking_metrics, recency_baseline
+from batch_platform.ml.pipelines import (
+    MODEL_INPUTS,
+    churn_probability,
+    classifier_params,
+    estimator,
+    pipeline,
+    probabilities_by_customer,
+)
 from batch_platform.ml.plots import plots
 from batch_platform.ml.promotion import decide_champions
 from batch_platform.ml.registry import QUARTERS_AT_ONCE, Champion, log_model
 from batch_platform.ml.training_input import TrainingInput, log_training_input, training_dataset, training_input
 from batch_platform.mlflow_store import MlflowStore
+from batch_platform.partitions import shift
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
 from batch_platform.schemas.ml import ChurnModel
 
@@ -52,6 +79,8 @@ ROWS_PER_PARTITION = 250_000
 MIN_TRAIN_ROWS = 50
 MIN_EVAL_ROWS = 20
 MIN_CLASS_ROWS = 5
+FOLD_SALT = "validation fold/"
+"""Prefixed to customer_id before hashing: the fold is independent of the train/eval split's hash."""
 
 
 @dataclass
@@ -91,7 +120,12 @@ class QuarterModel:
     difference: dict[str, float] = field(default_factory=dict)
     """The champion's eval AUC-PR and AUC-ROC minus the baseline's, with paired 95 % intervals."""
     fit_seconds: dict[str, float] = field(default_factory=dict)
-    """Each candidate's training time (fitting its pipeline, wall clock; candidates fit side by side)."""
+    """Each candidate's training time: its grid on the validation fold and the refit on every train row
+    (wall clock; candidates fit side by side)."""
+    pooled: tuple[str, ...] = ()
+    """The quarters whose train rows the model learned from: Q-k+1 … Q (`pooled_quarters`)."""
+    chosen: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Each candidate's grid combination chosen on the validation fold (its `grid` entry)."""
 
     @property
     def trained(self) -> bool:
@@ -133,6 +167,22 @@ def untrainable_reason(counts: dict[str, int]) -> str | None:
     return None
 
 
+def pooled_quarters(quarter: str, pool: int, found: Mapping[str, dict] | None = None) -> tuple[str, ...]:
+    """Q-k+1 … Q, oldest first: the training sets whose train rows the model of Q learns from; with
+    `found` (`split_counts`), only those that have rows, and Q."""
+    every = (shift(quarter, offset) for offset in range(1 - pool, 1))
+    return tuple(q for q in every if found is None or q in found or q == quarter)
+
+
+def pooled_counts(counts: Mapping[str, dict], quarter: str, pooled: Sequence[str]) -> dict:
+    """The counts of `quarter` (`split_counts`) with the train rows and churners of every `pooled` quarter."""
+    return {
+        **counts.get(quarter, {}),
+        "train_rows": sum(counts.get(q, {}).get("train_rows", 0) for q in pooled),
+        "train_churned": sum(counts.get(q, {}).get("train_churned", 0) for q in pooled),
+    }
+
+
 def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
     """Per quarter: train and eval rows and churned customers, and the label window (`label_window_start`,
     `label_window_end`: the model card's), in one aggregation."""
@@ -158,22 +208,32 @@ def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
 
 
 def train_quarters(
-    training_set: DataFrame, quarters: Sequence[str], store: MlflowStore, tolerance: float, lookback: int
+    training_set: DataFrame,
+    quarters: Sequence[str],
+    store: MlflowStore,
+    tolerance: float,
+    lookback: int,
+    pool: int = 1,
 ) -> list[QuarterModel]:
     """Train, evaluate and log the churn model of each of `quarters`, then, in quarter order, register
     each best candidate with its model card (`lookback`: L, the card's data window) and decide each
     champion by the promotion gate with `tolerance` (`decide_champions`; an untrainable quarter is
-    logged as a warning and keeps the champion of Q-1); in the order of `quarters`. Each quarter's
+    logged as a warning and keeps the champion of Q-1); in the order of `quarters`. `pool`: k, each
+    model learns from the train rows of Q-k+1 … Q, which `training_set` must hold. Each quarter's
     runs log the Delta version of `gold/training_set` the frame was read at (`training_input`)."""
     pinned = training_input(training_set)
     frame = training_set.persist()
     outcomes: list[QuarterModel] = []
     try:
-        counts = split_counts(frame)
-        if any(untrainable_reason(counts.get(q, {})) is None for q in quarters):
+        found = split_counts(frame)
+        pooled = {quarter: pooled_quarters(quarter, pool, found) for quarter in quarters}
+        counts = {quarter: pooled_counts(found, quarter, pooled[quarter]) for quarter in quarters}
+        if any(untrainable_reason(counts[q]) is None for q in quarters):
             store.activate()  # a new store's experiment created once: two threads looking it up would both create it
-        with ThreadPoolExecutor(QUARTERS_AT_ONCE) as pool:
-            outcomes = list(pool.map(lambda q: train_quarter(frame, q, counts.get(q, {}), store, pinned), quarters))
+        with ThreadPoolExecutor(QUARTERS_AT_ONCE) as threads:
+            outcomes = list(
+                threads.map(lambda q: train_quarter(frame, q, counts[q], store, pinned, pooled[q]), quarters)
+            )
         frame.unpersist()
         for outcome in outcomes:
             if not outcome.trained:
@@ -201,18 +261,22 @@ def train_quarter(
     counts: dict[str, int],
     store: MlflowStore,
     pinned: TrainingInput | None = None,
+    pooled: tuple[str, ...] = (),
 ) -> QuarterModel:
     """Train, evaluate and log the candidates of one quarter and pick the best (module docstring);
-    `pinned`: the Delta version `training_set` was read at, logged as every run's input."""
+    `counts`: its `pooled_counts`; `pinned`: the Delta version `training_set` was read at, logged as
+    every run's input; `pooled`: the quarters whose train rows it learns from (default: `quarter`)."""
     result = QuarterModel(quarter, counts.get("train_rows", 0), counts.get("eval_rows", 0), training_input=pinned)
+    result.pooled = pooled or (quarter,)
     result.reason = untrainable_reason(counts)
     result.train_churned = counts.get("train_churned", 0)
     result.label_window = (counts.get("label_window_start"), counts.get("label_window_end"))
     if not result.trained:
         return result
-    rows = training_set.filter(F.col(PARTITION_COLUMN) == quarter)
-    dataset = training_dataset(rows, pinned, quarter, counts) if pinned else None
-    train, eval_ = _split(rows, "train", result.train_rows), _split(rows, "eval", result.eval_rows)
+    rows = training_set.filter(F.col(PARTITION_COLUMN).isin(list(result.pooled)))
+    dataset = training_dataset(rows, pinned, quarter, counts, result.pooled) if pinned else None
+    own = rows.filter(F.col(PARTITION_COLUMN) == quarter)
+    train, eval_ = _split(rows, "train", result.train_rows), _split(own, "eval", result.eval_rows)
     try:
         _train(train, eval_, result, store, dataset)
         result.eval_frame = eval_  # released once the champion of Q-1 has been re-scored on it
@@ -226,18 +290,20 @@ def train_quarter(
 
 def _split(rows: DataFrame, side: str, count: int) -> DataFrame:
     """One quarter's `side` rows, cached in as few partitions as their count needs (module docstring),
-    laid out by the rows alone: hash-partitioned by `customer_id` and sorted by it within each partition.
+        laid out by the rows alone: hash-partitioned by `customer_id` and sorted by it (then by quarter, for
+    pooled rows) within each partition.
 
-    MLlib's random forest draws each tree's bootstrap sample partition by partition, row by row, from
-    seeds derived from its seed and the partition's index (and, beyond 10,000 rows, samples its split
-    candidates the same way), and the optimizer's sums follow the row order too; so the seed gives
-    the same model only for the same rows in the same partitions in the same order. Read back from
-    Parquet, that order is the files' (their number, sizes and splits), which a rewrite of the same
-    rows changes.
+        MLlib's random forest draws each tree's bootstrap sample partition by partition, row by row, from
+        seeds derived from its seed and the partition's index (and, beyond 10,000 rows, samples its split
+        candidates the same way), and the optimizer's sums follow the row order too; so the seed gives
+        the same model only for the same rows in the same partitions in the same order. Read back from
+        Parquet, that order is the files' (their number, sizes and splits), which a rewrite of the same
+        rows changes.
     """
     partitions = max(1, math.ceil(count / ROWS_PER_PARTITION))
     side_rows = rows.filter(F.col("split") == side)
-    return side_rows.repartition(partitions, "customer_id").sortWithinPartitions("customer_id").persist()
+    laid_out = side_rows.repartition(partitions, "customer_id")
+    return laid_out.sortWithinPartitions("customer_id", PARTITION_COLUMN).persist()
 
 
 @dataclass
@@ -254,10 +320,11 @@ class _Eval:
     dataset: object | None = None
     """The quarter's training set as an MLflow dataset (`training_dataset`), logged by every run."""
     pinned: TrainingInput | None = None
+    pooled: tuple[str, ...] = ()
 
     def log_input(self) -> None:
         if self.dataset is not None and self.pinned is not None:
-            log_training_input(self.dataset, self.quarter, self.pinned)
+            log_training_input(self.dataset, self.quarter, self.pinned, self.pooled)
 
 
 def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: MlflowStore, dataset=None) -> None:
@@ -279,13 +346,20 @@ def _train(train: DataFrame, eval_: DataFrame, result: QuarterModel, store: Mlfl
             measure(labels, baseline),
             dataset,
             result.training_input,
+            result.pooled,
         )
         against.log_input()
         mlflow.log_metrics({f"baseline_{name}": value for name, value in against.baseline_metrics.items()})
         result.rows.append(card_row(BASELINE, against.baseline_metrics, result, parent.info.run_id))
-        with ThreadPoolExecutor(len(CANDIDATES)) as pool:
-            futures = [pool.submit(_candidate, candidate, train, eval_, against, result) for candidate in CANDIDATES]
-            done = [future.result() for future in futures]  # in candidate order
+        folds = ValidationFolds.of(train)
+        try:
+            with ThreadPoolExecutor(len(CANDIDATES)) as pool:
+                futures = [
+                    pool.submit(_candidate, candidate, train, folds, eval_, against, result) for candidate in CANDIDATES
+                ]
+                done = [future.result() for future in futures]  # in candidate order
+        finally:
+            folds.release()
         result.rows += [fit.row for fit in done]
         best = max(done, key=lambda fit: fit.row["auc_pr"])  # a tie goes to the candidate listed first
         mlflow.set_tag("best_candidate", best.row["candidate"])
@@ -307,15 +381,77 @@ class _Fit:
     probabilities: np.ndarray
 
 
-def _candidate(candidate: Candidate, train: DataFrame, eval_: DataFrame, against: _Eval, result: QuarterModel) -> _Fit:
-    """Fit, measure and log one candidate as a child run of the quarter's run.
+@dataclass
+class ValidationFolds:
+    """The train rows split for choosing hyperparameters: `fit` (outside the validation fold) and `fold`
+    (`VALIDATION_FRACTION` of the train customers, by a hash of customer_id alone); `ranks`: whether
+    both hold both classes, without which the fold cannot tell combinations apart."""
+
+    fit: DataFrame
+    fold: DataFrame
+    ranks: bool
+
+    @classmethod
+    def of(cls, train: DataFrame) -> ValidationFolds:
+        in_fold = split_bucket_col(F.concat(F.lit(FOLD_SALT), F.col("customer_id"))) < F.lit(VALIDATION_FRACTION)
+        fit, fold = train.filter(~in_fold).persist(), train.filter(in_fold).persist()
+        counts = {
+            row["in_fold"]: (row["rows"], row["churned"])
+            for row in train.groupBy(in_fold.alias("in_fold"))
+            .agg(F.count(F.lit(1)).alias("rows"), F.sum("label").alias("churned"))
+            .collect()
+        }
+        ranks = all(0 < churned < rows for rows, churned in (counts.get(True, (0, 0)), counts.get(False, (0, 0))))
+        return cls(fit, fold, ranks)
+
+    def release(self) -> None:
+        self.fit.unpersist()
+        self.fold.unpersist()
+
+
+def choose_params(candidate: Candidate, folds: ValidationFolds) -> tuple[dict[str, object], list[float]]:
+    """The combination of `candidate.combinations()` with the higher AUC-PR on the validation fold when
+    fit on the rest of the train rows (a tie: the first listed), and every combination's AUC-PR; the
+    first combination and no figures when there is a single one or the fold cannot rank."""
+    combinations = candidate.combinations()
+    if len(combinations) == 1 or not folds.ranks:
+        return combinations[0], []
+    scores = []
+    for params in combinations:
+        model = pipeline(estimator(candidate, params)).fit(folds.fit)
+        rows = churn_probability(model, folds.fold).select("label", "churn_probability").toPandas()
+        scores.append(ranking_metrics(rows["label"].to_numpy(), rows["churn_probability"].to_numpy())["auc_pr"])
+    return combinations[scores.index(max(scores))], scores
+
+
+def fit_candidate(
+    candidate: Candidate, train: DataFrame, folds: ValidationFolds
+) -> tuple[PipelineModel, dict[str, object], list[float]]:
+    """The candidate's pipeline with the combination `choose_params` picks, fit on every train row; the
+    combination and every combination's AUC-PR on the fold."""
+    params, scores = choose_params(candidate, folds)
+    return pipeline(estimator(candidate, params)).fit(train), params, scores
+
+
+def _candidate(
+    candidate: Candidate,
+    train: DataFrame,
+    folds: ValidationFolds,
+    eval_: DataFrame,
+    against: _Eval,
+    result: QuarterModel,
+) -> _Fit:
+    """Choose the candidate's hyperparameters on the validation fold, refit them on every train row,
+    measure and log it as a child run of the quarter's run.
 
     Runs in a thread of its own: MLflow's active run is per thread, hence the explicit parent.
     """
-    name, classifier = candidate.name, estimator(candidate)
+    name = candidate.name
     began = time.perf_counter()
-    model = pipeline(classifier).fit(train)
+    model, params, scores = fit_candidate(candidate, train, folds)
+    classifier = estimator(candidate, params)  # what MLflow logs: every parameter, MLlib's defaults included
     result.fit_seconds[name] = time.perf_counter() - began
+    result.chosen[name] = {key: params[key] for point in candidate.grid for key in point}
     probabilities = probabilities_by_customer(model, eval_)
     metrics = measure(against.labels, probabilities)
     with mlflow.start_run(
@@ -327,6 +463,17 @@ def _candidate(candidate: Candidate, train: DataFrame, eval_: DataFrame, against
         against.log_input()
         mlflow.log_params({**classifier_params(classifier), "features": ",".join(MODEL_INPUTS)})
         mlflow.log_params({"train_rows": result.train_rows, "eval_rows": result.eval_rows})
+        mlflow.log_params(
+            {
+                "train_quarters": ",".join(result.pooled),
+                "chosen_params": describe_params(result.chosen[name]),
+                "grid": " | ".join(describe_params(point) for point in candidate.grid),
+                "grid_validation_auc_pr": ",".join(f"{score:.6f}" for score in scores) or "-",
+                "validation_fraction": VALIDATION_FRACTION,
+            }
+        )
+        if scores:
+            mlflow.log_metric("validation_auc_pr", max(scores))
         mlflow.log_params({"bootstrap_resamples": bootstrap.RESAMPLES, "bootstrap_seed": bootstrap.SEED})
         mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in against.baseline_metrics.items()}})
         mlflow.log_metric("fit_seconds", result.fit_seconds[name])

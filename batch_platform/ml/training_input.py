@@ -4,9 +4,10 @@ The training set arrives read at one Delta version of `gold/training_set` (the I
 `training_input` finds that version — the newest one whose files of the quarters read are exactly
 the files the frame reads — and every MLflow run of a quarter (the quarter's and each candidate's)
 logs it with `mlflow.log_input` as a Spark dataset whose source is the Delta table's path and
-version (context `training`, tags `quarter`, `delta_version`); the registered version carries it as
-tags too. `load_training_set_of_model(5)` reads back the exact rows model version 5 learned from,
-for as long as `storage.delta.retention_days` keeps that version.
+version (context `training`, tags `quarter`, `train_quarters` — the quarters whose train rows were
+pooled, `ml.train_quarters` — and `delta_version`); the registered version carries it as tags too.
+`load_training_set_of_model(5)` reads back the exact rows model version 5 learned from, for as long
+as `storage.delta.retention_days` keeps that version.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ class TrainingInput:
     files: tuple[str, ...]
     """The data files read, as Spark names them: what makes these rows these rows."""
 
-    def digest(self, quarter: str) -> str:
-        """A short fingerprint of the quarter's rows: its table, version and files."""
-        mine = [f for f in self.files if f"/{PARTITION_COLUMN}={quarter}/" in f]
-        return hashlib.sha256("\n".join([self.uri, str(self.version), quarter, *mine]).encode()).hexdigest()[:8]
+    def digest(self, quarter: str, pooled: tuple[str, ...] = ()) -> str:
+        """A short fingerprint of the quarter's rows (and those of the `pooled` quarters): its table,
+        version and files."""
+        quarters = sorted({quarter, *pooled})
+        mine = [f for f in self.files if any(f"/{PARTITION_COLUMN}={q}/" in f for q in quarters)]
+        key = [self.uri, str(self.version), *quarters, *mine]
+        return hashlib.sha256("\n".join(key).encode()).hexdigest()[:8]
 
 
 def training_input(training_set: DataFrame) -> TrainingInput | None:
@@ -106,11 +110,14 @@ class _TrainingSetDataset(SparkDataset):
         }
 
 
-def training_dataset(rows: DataFrame, pinned: TrainingInput, quarter: str, counts: dict[str, int]) -> SparkDataset:
-    """The MLflow dataset of one quarter's training rows: a Spark dataset whose source is the Delta table
-    at `pinned.version` (MLflow's `delta_table` source: `source.load()` reads that version back with
-    Spark), targets `label`, a digest of the table, version and files, and the row counts as its
-    profile (MLflow's own would count the rows in a Spark job at every `log_input`)."""
+def training_dataset(
+    rows: DataFrame, pinned: TrainingInput, quarter: str, counts: dict[str, int], pooled: tuple[str, ...] = ()
+) -> SparkDataset:
+    """The MLflow dataset of one quarter's training rows (with the train rows of the `pooled` quarters):
+    a Spark dataset whose source is the Delta table at `pinned.version` (MLflow's `delta_table` source:
+    `source.load()` reads that version back with Spark), targets `label`, a digest of the table,
+    version and files, and the row counts as its profile (MLflow's own would count the rows in a
+    Spark job at every `log_input`)."""
     source = _PinnedDeltaSource(path=pinned.uri, delta_table_version=pinned.version)
     dataset = _TrainingSetDataset(
         counts,
@@ -118,7 +125,7 @@ def training_dataset(rows: DataFrame, pinned: TrainingInput, quarter: str, count
         source=source,
         targets="label",
         name=f"{TRAINING_TABLE} {quarter}",
-        digest=pinned.digest(quarter),
+        digest=pinned.digest(quarter, pooled),
     )
     with warnings.catch_warnings():  # its hint on integer columns is about model signatures, not datasets
         warnings.simplefilter("ignore", UserWarning)
@@ -126,9 +133,17 @@ def training_dataset(rows: DataFrame, pinned: TrainingInput, quarter: str, count
     return dataset
 
 
-def log_training_input(dataset: SparkDataset, quarter: str, pinned: TrainingInput) -> None:
-    """Log the quarter's training set as the active run's input (`training_dataset`)."""
-    tags = {"quarter": quarter, "table": TRAINING_TABLE, "delta_version": str(pinned.version)}
+def log_training_input(
+    dataset: SparkDataset, quarter: str, pinned: TrainingInput, pooled: tuple[str, ...] = ()
+) -> None:
+    """Log the quarter's training set as the active run's input (`training_dataset`); `pooled`: the
+    quarters whose train rows the model learned from (default: `quarter` alone)."""
+    tags = {
+        "quarter": quarter,
+        "train_quarters": ",".join(pooled or (quarter,)),
+        "table": TRAINING_TABLE,
+        "delta_version": str(pinned.version),
+    }
     mlflow.log_input(dataset, context="training", tags=tags)
 
 
@@ -139,9 +154,10 @@ def load_training_set_of_model(
     """The exact rows a model learned from, as `consume.load_training_set` returns them: `model` is a
     version of the registered model (`5`), or a model URI (`models:/batch_platform_churn/5`,
     `models:/batch_platform_churn@champion-2025-Q4`, `runs:/<run id>/model`). Its MLflow run's input
-    names the Delta table and version of `gold/training_set` and the quarter; that version of the
-    quarter is read back, its `split = train` rows (the rows the model was fit on; `split="eval"` for
-    those it was measured on, None for both). The MLflow store and S3 settings are those of `config`
+    names the Delta table and version of `gold/training_set`, the quarter Q and the quarters whose train
+    rows were pooled (Q alone unless `ml.train_quarters` > 1); that version is read back: the
+    `split = train` rows of those quarters (the rows the model was fit on), `split="eval"` for Q's eval
+    rows (those it was measured on), None for both, oldest quarter first. The MLflow store and S3 settings are those of `config`
     (default: the config file). `batch_platform.delta.VersionNotAvailable` names the version and
     `storage.delta.retention_days` once VACUUM has removed it."""
     config = config or load_config()
@@ -149,12 +165,16 @@ def load_training_set_of_model(
     store.activate()
     client = mlflow.MlflowClient()
     run = client.get_run(_run_of(client, store.registered_model_name, model))
-    uri, version, quarter = _training_input_of(run)
+    uri, version, quarter, pooled = _training_input_of(run)
     lake_root = uri.removesuffix(f"/{TRAINING_TABLE}")
-    rows = load_training_set(quarter, version=version, config=config, lake_root=lake_root)
-    if split is not None:
-        rows = rows[rows["split"] == split].reset_index(drop=True)
-    return rows
+    parts = []
+    for each in pooled:
+        rows = load_training_set(each, version=version, config=config, lake_root=lake_root)
+        wanted = {"train", "eval"} if each == quarter else {"train"}
+        if split is not None:
+            wanted &= {split}
+        parts.append(rows[rows["split"].isin(wanted)])
+    return pd.concat(parts, ignore_index=True)
 
 
 def _run_of(client: mlflow.MlflowClient, registered_model_name: str, model: int | str) -> str:
@@ -174,13 +194,16 @@ def _run_of(client: mlflow.MlflowClient, registered_model_name: str, model: int 
     return mlflow.models.get_model_info(uri).run_id
 
 
-def _training_input_of(run) -> tuple[str, int, str]:
-    """(table URI, Delta version, quarter) of the run's training input (`log_training_input`)."""
+def _training_input_of(run) -> tuple[str, int, str, list[str]]:
+    """(table URI, Delta version, quarter, pooled quarters) of the run's training input
+    (`log_training_input`; a run logged before pooling has no `train_quarters`: its quarter alone)."""
     for entry in run.inputs.dataset_inputs:
         tags = {tag.key: tag.value for tag in entry.tags}
         if entry.dataset.source_type == "delta_table" and tags.get("table") == TRAINING_TABLE:
             source = json.loads(entry.dataset.source)
-            return source["path"], int(tags["delta_version"]), tags["quarter"]
+            quarter = tags["quarter"]
+            pooled = tags.get("train_quarters", quarter).split(",")
+            return source["path"], int(tags["delta_version"]), quarter, pooled
     raise LookupError(
         f"MLflow run {run.info.run_id} logged no {TRAINING_TABLE} input: it was trained before models were pinned "
         "to the Delta version of their training set"

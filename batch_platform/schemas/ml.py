@@ -26,7 +26,15 @@ import pyspark.sql.types as T
 from pyspark.sql import functions as F
 
 from batch_platform.features import EVENTS, FEATURES_LINEAGE
-from batch_platform.ml.candidates import BASELINE, CANDIDATES, CARD_ROWS, INTERVALS, METRICS, PREVIOUS
+from batch_platform.ml.candidates import (
+    BASELINE,
+    CANDIDATES,
+    CARD_ROWS,
+    INTERVALS,
+    METRICS,
+    PREVIOUS,
+    describe_params,
+)
 from batch_platform.mlflow_store import MlflowStore
 from batch_platform.partitions import quarter_end
 from batch_platform.schemas.base import LakeTable, Lineage, Table, quarter_end_col, row_rule
@@ -220,6 +228,10 @@ def _model_metadata(outcome: QuarterModel, store: MlflowStore) -> dict[str, dg.M
         metadata |= {f"{prefix}/{name}": _float(value) for name, value in metrics.items()}
     metadata |= {f"champion_minus_baseline/{name}": _float(value) for name, value in outcome.difference.items()}
     metadata |= {f"fit_seconds/{name}": _float(seconds) for name, seconds in outcome.fit_seconds.items()}
+    metadata |= {
+        f"params/{name}": dg.MetadataValue.text(describe_params(chosen)) for name, chosen in outcome.chosen.items()
+    }
+    metadata["train_quarters"] = dg.MetadataValue.text(", ".join(outcome.pooled))
     return metadata
 
 
