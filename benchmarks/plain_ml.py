@@ -315,7 +315,7 @@ def train_quarter(training: DataFrame, quarter: str, pooled: list[str], experime
             with mlflow.start_run(
                 experiment_id=experiment,
                 run_name=f"{name} {quarter}",
-                parent_run_id=parent.info.run_id,
+                nested=True,
                 tags={"quarter": quarter},
             ) as run:
                 classifier = model.stages[-1]

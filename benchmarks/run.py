@@ -390,7 +390,7 @@ def compare_ml(lake: Path, models: list[dict], scores: Path, tolerance: float = 
             key=lambda r: r["auc_pr"],
         )["candidate"]
         platform_promoted = champion_row is not None and champion_row["candidate"] not in ("previous_champion",)
-        platform_version = None if champion_row is None else champion_row["model_version"]
+        platform_version = None if champion_row is None else int(champion_row["model_version"])
         entry |= {
             "best": {"platform": platform_best, "plain": model["best"]},
             "promoted": {"platform": platform_promoted, "plain": model["gate"]["promoted"]},
