@@ -32,6 +32,11 @@ One run of the harness:
      validation and metadata replaced by no-ops in the child (`BENCH_ABLATE`, see
      `benchmarks.platform_child`; the platform has no switch for either);
    - `import`: `python -c "import batch_platform.definitions"`, best of 3;
+   - `plain_ml` (with `--with-ml`): `benchmarks.plain_ml` — an independent, straightforward MLlib +
+     MLflow script (nothing imported from the platform) doing the work of `ml/churn_model` and
+     `ml/churn_scores` on the backfill's lake, read-only (its MLflow store and scores in its own
+     folder), right after the backfill; its champions, AUC-PRs and scores are compared with the
+     platform's model card and scores (`compare_ml`);
 3. compares the gold figures of every contender with the backfill's (row counts, sums and means
    per column, label and split counts, per quarter; `benchmarks.figures`) and, for the generated
    sizes, the silver row counts of the platform and DuckDB with the generator's manifest;
@@ -83,7 +88,7 @@ REAL_CASES = ("real", "long")
 landing over the whole partition range from 1997-Q1 to the last complete quarter (~30 years, data
 in 6 quarters), with the platform's run over only the quarters with data (`data`) beside it."""
 TIMEOUTS = {"XS": 900, "S": 1800, "M": 3 * 3600, "L": 8 * 3600, "real": 1800, "long": 3600}
-CONTENDERS = ("backfill", "data", "single", "eight", "plain", "plain_single", "duckdb", "import")
+CONTENDERS = ("backfill", "data", "single", "eight", "plain", "plain_single", "duckdb", "import", "plain_ml")
 DEFAULT_CONTENDERS = {
     "real": ("backfill", "single", "plain", "plain_single", "duckdb"),
     "long": ("backfill", "data", "single", "plain", "plain_single", "duckdb"),
@@ -300,6 +305,134 @@ def plain_run(c: Contender, first: str, last: str, *, timeout: float, logs: Path
         "phases": [{"phase": p["phase"], "seconds": round(p["end"] - p["start"], 3)} for p in inner["phases"]],
         "spark": runlog.job_summary(jobs),
     }
+
+
+def plain_ml_run(c: Contender, first: str, last: str, *, timeout: float, logs: Path) -> dict:
+    """`benchmarks.plain_ml` on `c.lake` (the backfill's, read only); its store and scores in `c.dir`."""
+    config, events = c.config("plain_ml")
+    report_path = c.dir / "plain_ml-report.json"
+    load_before = os.getloadavg()
+    argv = [PYTHON, "-m", "benchmarks.plain_ml", "--from", first, "--to", last]
+    argv += ["--output", str(c.dir / "output"), "--report", str(report_path)]
+    proc = run_measured(f"{c.name}-plain_ml", argv, env=c.env(config), cwd=ROOT, timeout=timeout, log_dir=logs)
+    inner = json.loads(report_path.read_text())
+    jobs = runlog.spark_jobs(events) if c.eventlog else []
+    return {
+        "process": proc.as_dict(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "phases": [{"phase": p["phase"], "seconds": round(p["end"] - p["start"], 3)} for p in inner["phases"]],
+        "models": inner["models"],
+        "spark": runlog.job_summary(jobs),
+    }
+
+
+def _delta_frame(folder: Path):
+    import pandas as pd
+
+    files = fig.table_files(folder)
+    if not files:
+        return pd.DataFrame()
+    frames = []
+    for file in files:
+        part = pd.read_parquet(file)
+        quarter = next((p.split("=", 1)[1] for p in file.parts if p.startswith("quarter=")), None)
+        frames.append(part.assign(quarter=quarter))
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare_ml(lake: Path, models: list[dict], scores: Path, tolerance: float = 1e-9) -> dict:
+    """The plain script's figures against the platform's model card (`ml/churn_model`) and scores
+    (`ml/churn_scores`) in `lake`: per quarter, each candidate's and the baseline's eval AUC-PR, the
+    best candidate, whether it was promoted and the champion's version; the largest difference of a
+    customer's churn probability. `mismatches`: every disagreement, as the harness lists them."""
+    import pandas as pd
+
+    card = _delta_frame(lake / "ml" / "churn_model")
+    mine_scores = (
+        pd.read_parquet(scores)
+        if scores.is_dir()
+        else pd.DataFrame(columns=["quarter", "customer_id", "churn_probability"])
+    )
+    theirs_scores = _delta_frame(lake / "ml" / "churn_scores")
+    quarters, mismatches = [], []
+
+    def differ(quarter: str, what: str, platform, plain) -> None:
+        mismatches.append(
+            {"table": "ml/churn_model", "quarter": quarter, "figure": what, "backfill": platform, "plain_ml": plain}
+        )
+
+    for model in models:
+        q = model["quarter"]
+        rows = card[card["quarter"] == q] if len(card) else card
+        entry: dict = {"quarter": q, "trained": model["trained"]}
+        if not model["trained"] or rows.empty:
+            if model["trained"] != (not rows.empty):
+                differ(q, "trained", not rows.empty, model["trained"])
+            quarters.append(entry)
+            continue
+        by_name = {r["candidate"]: r for r in rows.to_dict("records")}
+        figures = {
+            **{n: c["auc_pr"] for n, c in model["candidates"].items()},
+            "recency_baseline": model["recency_baseline"]["auc_pr"],
+        }
+        if model.get("previous_champion"):
+            figures["previous_champion"] = model["previous_champion"]["auc_pr"]
+        entry["auc_pr"] = {}
+        for name, plain in figures.items():
+            platform = by_name.get(name, {}).get("auc_pr")
+            entry["auc_pr"][name] = {"platform": platform, "plain": plain}
+            if platform is None or abs(platform - plain) > tolerance:
+                differ(q, f"auc_pr {name}", platform, plain)
+        champion_row = next((r for r in by_name.values() if r["champion"]), None)
+        platform_best = max(
+            (r for n, r in by_name.items() if n not in ("recency_baseline", "previous_champion")),
+            key=lambda r: r["auc_pr"],
+        )["candidate"]
+        platform_promoted = champion_row is not None and champion_row["candidate"] not in ("previous_champion",)
+        platform_version = None if champion_row is None else int(champion_row["model_version"])
+        entry |= {
+            "best": {"platform": platform_best, "plain": model["best"]},
+            "promoted": {"platform": platform_promoted, "plain": model["gate"]["promoted"]},
+            "champion_version": {"platform": platform_version, "plain": model["champion_version"]},
+        }
+        for what in ("best", "promoted", "champion_version"):
+            platform, plain = entry[what]["platform"], entry[what]["plain"]
+            if what == "champion_version":
+                platform, plain = (None if v is None else int(v) for v in (platform, plain))
+            if platform != plain:
+                differ(q, what, platform, plain)
+        quarters.append(entry)
+    largest = None
+    if len(mine_scores) and len(theirs_scores):
+        mine_scores["quarter"] = mine_scores["quarter"].astype(str)
+        both = theirs_scores.merge(
+            mine_scores, on=["quarter", "customer_id"], how="outer", suffixes=("_platform", "_plain"), indicator=True
+        )
+        unmatched = int((both["_merge"] != "both").sum())
+        if unmatched:
+            mismatches.append(
+                {
+                    "table": "ml/churn_scores",
+                    "quarter": "all",
+                    "figure": "customers scored by one only",
+                    "backfill": 0,
+                    "plain_ml": unmatched,
+                }
+            )
+        matched = both[both["_merge"] == "both"]
+        largest = float((matched["churn_probability_platform"] - matched["churn_probability_plain"]).abs().max())
+        if largest > 1e-9:
+            mismatches.append(
+                {
+                    "table": "ml/churn_scores",
+                    "quarter": "all",
+                    "figure": "largest churn_probability difference",
+                    "backfill": 0.0,
+                    "plain_ml": largest,
+                }
+            )
+    return {"quarters": quarters, "largest_score_difference": largest, "mismatches": mismatches}
 
 
 def duckdb_run(c: Contender, first: str, last: str, settings: dict, *, timeout: float, logs: Path) -> dict:
@@ -679,6 +812,14 @@ def main(argv: list[str] | None = None) -> int:
         compare_with_reference("duckdb", c.lake)
         return result
 
+    def do_plain_ml(c: Contender) -> dict:
+        """Plain MLlib + MLflow on the backfill's lake (read only), compared with the platform's ML tables."""
+        result = plain_ml_run(c, quarters[0], quarters[-1], timeout=timeout, logs=logs)
+        agreement = compare_ml(c.lake, result["models"], c.dir / "output" / "ml" / "churn_scores")
+        result["agreement"] = agreement
+        results["mismatches"] += _tag(agreement["mismatches"], "plain_ml")
+        return result
+
     def do_ablation(c: Contender) -> dict:
         result = platform_run(
             c,
@@ -699,6 +840,10 @@ def main(argv: list[str] | None = None) -> int:
         # ratio that matters most is measured under the most similar machine load.
         back = contender("backfill")
         measure("backfill", "backfill (one run, all quarters)", lambda: do_backfill(back))
+        if "plain_ml" in selected and args.with_ml and "backfill" in results["contenders"]:
+            plain_ml = contender("plain_ml")
+            plain_ml.lake = back.lake  # read only: its MLflow store and scores go to its own folder
+            measure("plain_ml", "plain MLlib + MLflow (on the backfill's lake)", lambda: do_plain_ml(plain_ml))
         if "plain" in selected:
             plain = contender("plain")
             measure("plain", "plain PySpark", lambda: do_plain(plain))
