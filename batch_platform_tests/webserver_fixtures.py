@@ -18,10 +18,11 @@ other tests. The tests assert on what the launches wrote; the browser test and t
 screenshots look at the resulting instance.
 
 The landing zone is small yet shows each kind of out-of-time result: 2024-Q1 has no history,
-so no model and no scores; 2024-Q2 trains (200 customers give it 22 eval rows, just over
-`batch_platform.ml.training.MIN_EVAL_ROWS`) and, with seed 5, its scores rank below the recency baseline
-against the labels of 2024-Q3 (AUC-PR about 0.64 against 0.76): a WARN; 2024-Q3 trains too and is
-pending (no 2024-Q4 labels).
+so no model and no scores; 2024-Q2 trains (200 customers give it a few more eval rows than
+`batch_platform.ml.training.MIN_EVAL_ROWS`) and, with seed 2, its champion's scores rank below the
+recency baseline against the labels of 2024-Q3 (AUC-PR 0.51 against 0.57): a WARN; 2024-Q3 trains
+too and is pending (no 2024-Q4 labels). Seed 5 gave that WARN with the two candidates of before;
+with three candidates and grids its 2024-Q2 scores beat the baseline (0.739 against 0.732).
 
 Every wait is bounded; the finalizer terminates both process groups (code servers, run workers
 and their JVMs included) even when a test fails.
@@ -57,7 +58,7 @@ LOCATION = "batch_platform"  # workspace.yaml's location_name
 REPOSITORY = "__repository__"  # the repository a `Definitions` object becomes
 QUARTERS = ("2024-Q1", "2024-Q2")  # the first backfill's; gold of the last is the Materialize run's
 EVERYTHING_QUARTERS = (*QUARTERS, "2024-Q3")  # the last launch's: every asset, ML included
-CUSTOMERS, SEED = 200, 5
+CUSTOMERS, SEED = 200, 2
 OUT_OF_TIME_WARN, OUT_OF_TIME_PENDING = "2024-Q2", "2024-Q3"  # what the ML of that landing zone gives
 BRONZE_ASSET_KEYS = [list(table.key.path) for table in BRONZE_TABLES.values()]
 SILVER_ASSET_KEYS = [list(key.path) for t in SILVER_TABLES.values() for key in (t.silver_key, t.quarantine_key)]
