@@ -522,7 +522,7 @@ def test_the_graph_maps_the_model_of_q_to_the_training_sets_it_pools():
 
 
 def test_the_validation_fold_is_a_quarter_of_the_train_customers_each_on_one_side(spark):
-    from batch_platform.ml.training import ValidationFolds
+    from batch_platform.ml.tuning import ValidationFolds
 
     train = training_rows(spark, 400, quarters=("2024-Q2", "2024-Q3"))
     folds = ValidationFolds.of(train)
@@ -544,7 +544,7 @@ def test_the_grid_chooses_the_combination_that_ranks_the_validation_fold_best_ti
     penalty ranks the fold perfectly (the label is recency > 150). The choice sees the train rows only:
     `choose_params` takes no eval rows."""
     from batch_platform.ml.candidates import Candidate
-    from batch_platform.ml.training import ValidationFolds, choose_params
+    from batch_platform.ml.tuning import ValidationFolds, choose_params
 
     folds = ValidationFolds.of(training_rows(spark, 300))
     try:

@@ -29,14 +29,8 @@ from batch_platform.consume import spark_session
 from batch_platform.ml.candidates import CANDIDATES, describe_params
 from batch_platform.ml.metrics import ranking_metrics, recency_baseline
 from batch_platform.ml.pipelines import churn_probability
-from batch_platform.ml.training import (
-    ValidationFolds,
-    fit_candidate,
-    pooled_counts,
-    pooled_quarters,
-    split_counts,
-    untrainable_reason,
-)
+from batch_platform.ml.training import pooled_counts, pooled_quarters, split_counts, untrainable_reason
+from batch_platform.ml.tuning import ValidationFolds, fit_candidate
 from batch_platform.partitions import shift
 from batch_platform.schemas.base import PARTITION_COLUMN
 
