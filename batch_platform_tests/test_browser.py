@@ -60,7 +60,7 @@ INSTALL_HINT = (
     "`apt-get install -y chromium` (the tests use /usr/bin/chromium) and `.venv/bin/pip install playwright` "
     "(or `pip install -e '.[dev]'`); `playwright install` is not needed"
 )
-VIEWPORT = {"width": 2600, "height": 1400}  # room for four layer groups at full node size
+VIEWPORT = {"width": 3200, "height": 2000}  # room for four layer groups at full node size (silver: 8 nodes)
 PAGE_TIMEOUT_MS = 90_000  # one page load on a loaded 2-core machine (the UI fetches a lot of GraphQL)
 
 
@@ -313,10 +313,11 @@ def test_out_of_time_warnings_show_per_quarter_on_the_node_the_checks_list_and_t
     ui, page = ui_backfill_everything.ui, tab.page
     checks_view = "/assets/ml/churn_scores?view=checks"
 
-    # the node (the asset's lineage view draws it as the asset graph does): its one check is not passed, and WARN
+    # the node (the asset's lineage view draws it as the asset graph does): the out-of-time check is not passed, and WARN
     _open(page, f"{ui.url}/assets/ml/churn_scores?view=lineage", "churn_scores")
     node_checks = page.locator(f"a[href='{checks_view}']:not([role=tab])")
-    expect(node_checks).to_have_text("0 / 1 Passed")
+    # two checks: out_of_time_performance (failed: the WARN quarter) and score_drift (either)
+    expect(node_checks).to_have_text(re.compile(r"^[01] / 2 Passed$"))
     expect(node_checks.get_by_role("img", name="warning_outline")).to_have_count(1)
     _save(page, screenshots, "ml-churn-scores-node.png")
 

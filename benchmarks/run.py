@@ -109,8 +109,10 @@ def base_config() -> dict:
 def landing_for(
     size: str, rows: int, customers: int, first: str, last: str, seed: int, regenerate: bool, daily: bool = False
 ) -> tuple[Path, dict, float | None]:
-    """The landing zone of a size: generated, or reused when its manifest has the same parameters."""
+    """The landing zone of a size: generated, or reused when its manifest has the same parameters and
+    the declared sources (a landing written before a source was added is written again)."""
     from batch_platform.sample_data import MANIFEST_NAME, generate_landing
+    from batch_platform.schemas.bronze import BRONZE_TABLES
 
     landing = DATA / size / ("landing-daily" if daily else "landing")
     manifest_path = landing / MANIFEST_NAME
@@ -123,6 +125,7 @@ def landing_for(
             and manifest.get("first_quarter") == first
             and manifest.get("last_quarter") == last
             and bool(manifest.get("daily")) == daily
+            and list(manifest.get("rows_by_source", {})) == list(BRONZE_TABLES)
         )
         if same:
             print(f"landing: reusing {landing} (same generator parameters, deterministic)", flush=True)
