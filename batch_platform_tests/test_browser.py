@@ -198,8 +198,7 @@ def test_asset_graph_shows_every_table_by_layer_and_the_lineage_of_the_training_
     page.keyboard.press("Escape")
     page.mouse.move(1, VIEWPORT["height"] - 1)  # no node under the pointer: none highlighted
     for _, name in GRAPH_ASSET_KEYS:
-        # the node's label: a hidden element with the same text may come first in the page
-        page.get_by_text(name, exact=True).filter(visible=True).first.wait_for()
+        page.get_by_text(name, exact=True).first.wait_for()
     # full-size nodes (not the zoomed-out labels only): every node shows its number of partitions
     node_footers = page.get_by_text(re.compile(r"^\d+ partitions$"))
     expect(node_footers).to_have_count(len(GRAPH_ASSET_KEYS), timeout=PAGE_TIMEOUT_MS)
