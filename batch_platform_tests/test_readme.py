@@ -13,12 +13,13 @@ run time). The lake is the ML tests' (`ml_fixtures.ml_lake`: silver 2024-Q1 … 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from batch_platform_tests.readme import doc_blocks
+from batch_platform_tests.readme import README, ROOT, doc_blocks, doc_pages
 
 PUBLISHING = "Publishing to PostgreSQL"
 READING = "Reading a training set"
@@ -46,6 +47,25 @@ def test_the_docs_have_the_recipes_this_module_runs():
     for block in PYTHON_BLOCKS:  # the reading recipes, and every other one
         assert "read_parquet" not in block.code and ".parquet(" not in block.code, block
     assert not SQL_BLOCKS
+
+
+README_LINES = 350
+"""Issue 24: a README a new user reads top to bottom; the depth lives under `docs/`."""
+DAILY_TASKS = ("Materialising quarters", "Backfilling", READING, ML, "Scoring new data", "Watching for drift",
+               "Delivering datasets", "Running on S3 and a cluster")  # fmt: skip
+
+
+def test_the_readme_is_a_short_guide_whose_every_link_leads_somewhere():
+    text = README.read_text()
+    assert len(text.splitlines()) <= README_LINES
+    headings = re.findall(r"^#{2,4} (.+)$", text, re.M)
+    assert headings[:3] == ["Quick start", "Concepts", "Daily tasks"], headings
+    assert [h for h in headings if h in DAILY_TASKS] == list(DAILY_TASKS)
+    for page in doc_pages():
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links {target}, which does not exist"
 
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
