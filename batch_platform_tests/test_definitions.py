@@ -79,7 +79,7 @@ def test_every_asset_is_quarterly_single_run_and_explains_itself(graph):
         assert node.partitions_def == quarterly, _name(key)
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), _name(key)
         assert node.description, _name(key)
-        assert {"spark", "parquet", "pandera"} <= set(node.kinds), _name(key)
+        assert {"spark", "delta", "pandera"} <= set(node.kinds), _name(key)
         assert node.code_version, _name(key)
         assert "dagster/column_schema" in node.metadata, _name(key)
 

@@ -34,7 +34,7 @@ def build_bronze_asset(table: BronzeTable, partitions_def: dg.PartitionsDefiniti
         group_name="bronze",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"spark", "parquet", "pandera"},
+        kinds={"spark", "delta", "pandera"},
         code_version=CODE_VERSION,
         description=(
             f"Every row of every `{source}` landing file that arrived in the quarter, as the original text "

@@ -112,7 +112,7 @@ def build_customer_history_asset(partitions_def: dg.PartitionsDefinition) -> dg.
         group_name="gold",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"spark", "parquet", "pandera"},
+        kinds={"spark", "delta", "pandera"},
         code_version=CODE_VERSION,
     )
     def customer_history(

@@ -183,7 +183,7 @@ def _common(partitions_def: dg.PartitionsDefinition) -> dict:
         group_name="gold",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"spark", "parquet", "pandera"},
+        kinds={"spark", "delta", "pandera"},
         code_version=CODE_VERSION,
     )
 

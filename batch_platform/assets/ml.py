@@ -59,7 +59,7 @@ def _common(partitions_def: dg.PartitionsDefinition) -> dict:
         group_name="ml",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"spark", "mlflow", "parquet", "pandera"},
+        kinds={"spark", "mlflow", "delta", "pandera"},
         code_version=CODE_VERSION,
     )
 

@@ -124,7 +124,7 @@ def _figure(row, name: str) -> int:
 # -------------------------------------------------------------------------------------- assets
 def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     silver, quarantine = table.tables()
-    kinds = {"spark", "parquet", "pandera"}
+    kinds = {"spark", "delta", "pandera"}
     keys = ", ".join(table.keys)
 
     @dg.multi_asset(
