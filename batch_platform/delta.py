@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
 from pyarrow import fs as pafs
 
 from batch_platform.config import DEFAULT_RETENTION_DAYS, S3Config
@@ -30,7 +32,6 @@ from batch_platform.s3 import pyarrow_filesystem
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pyarrow.dataset as pads
-    from deltalake import DeltaTable
 
 
 @dataclass(frozen=True)
@@ -229,11 +230,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _delta_table(uri: str, location: str, options: dict[str, str], **kwargs: Any) -> DeltaTable:
     """delta-rs's table at `location` (`uri` as configured, for messages); `TableMissing` when there is
-    none, `DeltaReadError` when it cannot be read. The one place delta-rs is imported, when a table
-    is first opened (start-up time: importing the definitions loads no delta-rs)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaError, TableNotFoundError
-
+    none, `DeltaReadError` when it cannot be read."""
     try:
         return DeltaTable(location, storage_options=options, **kwargs)
     except TableNotFoundError:

@@ -2,7 +2,8 @@
 at a cutoff C (`score_landing`, `batch-platform score`; docs/inference.md).
 
 Between the files and the model runs nothing but the pipeline's own code, so the scores equal
-`ml/churn_scores` Q (C = the start of Q+1) for the same files, config and model version:
+`ml/churn_scores` Q (C = the start of Q+1) for the same files, config and model version (bronze and
+silver on landing files: `batch_platform.landing_silver`):
 
 - bronze: `LandingZone.read`, `with_ingest_columns` and `verify_rows`, as `bronze/<source>` reads a
   quarter's arrivals: a file that cannot be read fails with the same message;
@@ -22,37 +23,29 @@ is built from the whole history. Files that arrived at or after C are not read.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import dagster as dg
 import mlflow
 import mlflow.spark
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 
-from batch_platform.assets.bronze import with_ingest_columns
 from batch_platform.assets.customer_history import compute_customer_history
-from batch_platform.assets.silver import flag, quarantine_rows, reconcile, silver_rows
-from batch_platform.checks import quarantine_rate
 from batch_platform.config import PlatformConfig, load_config, shown_uri
-from batch_platform.landing import LandingZone, excerpt, verify_rows
-from batch_platform.metadata import Reconciliation
+from batch_platform.landing_silver import EXAMPLES, Quarantine, Rejected, landing_silver
 from batch_platform.ml.scoring import score, scoring_features
 from batch_platform.mlflow_store import build_mlflow_store
-from batch_platform.partitions import parse_quarter, quarter_end, quarter_range, quarter_start, shift, to_label
-from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
+from batch_platform.partitions import parse_quarter, quarter_end, quarter_start, shift, to_label
+from batch_platform.schemas.base import PARTITION_COLUMN
 from batch_platform.schemas.silver import (
     INTERACTION_LOGS,
     OPERATIONAL_EVENTS,
     PARTNER_SCORES,
-    REJECT_REASON,
-    SilverTable,
 )
 from batch_platform.schemas.silver_profiles import CUSTOMER_PROFILES
 from batch_platform.score_request import (
@@ -79,9 +72,6 @@ __all__ = [
 ]
 
 OUTPUT_COLUMNS = ("customer_id", "score_cutoff", "churn_probability", "model_version")
-EXAMPLES = 5
-"""The most rejected rows a message or a summary quotes per table."""
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,19 +88,6 @@ class RegisteredModel:
 
 
 @dataclass
-class Rejected:
-    """What silver quarantined of one table: rows per reject reason, and the first few rows."""
-
-    table: str
-    rejects: dict[str, int]
-    examples: list[str]
-
-    @property
-    def rows(self) -> int:
-        return sum(self.rejects.values())
-
-
-@dataclass
 class ScoringRun:
     """What `run_scoring` did: the scores (pandas, `OUTPUT_COLUMNS`), the quarter scored and its
     cutoff, the model version, the arrival windows read, what silver quarantined and the warnings of
@@ -121,9 +98,16 @@ class ScoringRun:
     cutoff: datetime
     model: RegisteredModel | None
     windows: dict[str, tuple[date, date]]
-    rejected: list[Rejected] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    quarantine: Quarantine = field(default_factory=Quarantine)
     output: str | None = None
+
+    @property
+    def rejected(self) -> list[Rejected]:
+        return self.quarantine.rejected
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.quarantine.warnings
 
 
 def score_landing(
@@ -204,7 +188,7 @@ def _features(root: str, run: ScoringRun, config: PlatformConfig) -> Iterator[Da
     cached: list[DataFrame] = []
     try:
         silver = {
-            table.name: _silver(spark, root, table, run.windows[table.source], config, run, cached)
+            table.name: landing_silver(spark, root, table, run.windows[table.source], config, run.quarantine, cached)
             for table in (OPERATIONAL_EVENTS, INTERACTION_LOGS, PARTNER_SCORES, CUSTOMER_PROFILES)
         }
         history = compute_customer_history(
@@ -271,100 +255,6 @@ def _registered(client, name: str) -> str:
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
     aliases = ", ".join(f"@{alias} → {version}" for alias, version in sorted(model.aliases.items()))
     return f"{name} has versions {', '.join(map(str, versions)) or 'none'}; aliases {aliases or 'none'}."
-
-
-def _silver(
-    spark: SparkSession,
-    root: str,
-    table: SilverTable,
-    window: tuple[date, date],
-    config: PlatformConfig,
-    run: ScoringRun,
-    cached: list[DataFrame],
-) -> DataFrame:
-    """The silver rows of `table` from the landing files of its source that arrived in `window`, by
-    the bronze and silver steps' own functions; what silver quarantined is recorded on `run`, and a
-    quarter above the silver check's fail threshold raises `ScoringError`."""
-    source, columns = table.source, table.bronze.columns
-    start, end = window
-    batch = LandingZone(root=root).read(spark, source, columns, start, end)
-    if table is OPERATIONAL_EVENTS and not batch.files:
-        raise ScoringError(_no_files(spark, root, source, start, end, config))
-    if batch.frame is None:
-        bronze = spark.createDataFrame([], spark_schema(table.bronze.model))
-    else:
-        read = with_ingest_columns(batch.frame, source)
-        cached.append(read)
-        bronze = verify_rows(read, batch, source, columns)
-    flagged = flag(bronze, table).persist()
-    cached.append(flagged)
-    rows = silver_rows(flagged, table)
-    quarters = quarter_range(to_label(start.isoformat()), shift(to_label(end.isoformat()), -1))
-    figures = reconcile(flagged, rows, table, quarters)
-    _check_quarantine(table, figures, flagged, config, run)
-    return rows
-
-
-def _no_files(spark: SparkSession, root: str, source: str, start: date, end: date, config: PlatformConfig) -> str:
-    arrived = sorted({item.arrival for item in LandingZone(root=root).list_files(spark, source, date.min, date.max)[0]})
-    found = f"its files arrived {arrived[0]} … {arrived[-1]}" if arrived else f"{root}/{source} holds no landing file"
-    last = date.fromordinal(end.toordinal() - 1)
-    return (
-        f"nothing to score: no {source} landing file arrived in the lookback before the cutoff {end}, i.e. in a "
-        f"folder {root}/{source}/<YYYY-MM-DD>/ dated {start} … {last} (batch.lookback_quarters = "
-        f"{config.batch.lookback_quarters}, from batch.first_quarter {config.batch.first_quarter} on); {found}"
-    )
-
-
-def _check_quarantine(
-    table: SilverTable, figures: dict[str, Reconciliation], flagged: DataFrame, config: PlatformConfig, run: ScoringRun
-) -> None:
-    """The silver check `quarantine_rate` on each quarter read: ERROR stops the scoring, naming the
-    first rejected rows (file, rule, values), as it stops gold; WARN is a warning."""
-    name = f"silver/{table.name}"
-    rejects: dict[str, int] = {}
-    for figure in figures.values():
-        for reason, count in figure.rejects.items():
-            if count:
-                rejects[reason] = rejects.get(reason, 0) + count
-    if not rejects:
-        return
-    rejected = Rejected(name, rejects, _examples(flagged, table))
-    run.rejected.append(rejected)
-    failed = []
-    for quarter, figure in figures.items():
-        result = quarantine_rate(quarter, config.checks, figure.bronze_rows, figure.quarantined_rows)
-        if result["passed"]:
-            continue
-        if result["severity"] == dg.AssetCheckSeverity.ERROR:
-            failed.append(f"{name} {result['description']}")
-        else:
-            run.warnings.append(f"{name} {result['description']}")
-            _log.warning("%s %s", name, result["description"])
-    if failed:
-        lines = "\n".join(f"  - {line}" for line in rejected.examples)
-        raise ScoringError(
-            "the silver check quarantine_rate fails, as it would stop gold in the pipeline (checks.quarantine_rate_fail): "
-            + "; ".join(failed)
-            + f". First rejected rows (file: rule: values):\n{lines}"
-        )
-
-
-def _examples(flagged: DataFrame, table: SilverTable) -> list[str]:
-    """The first rejected rows of `table`, each as `file: rule: column=value, …` (values quoted, short)."""
-    rows = (
-        quarantine_rows(flagged, table)
-        .orderBy("_source_file", REJECT_REASON, *table.bronze.columns)
-        .limit(EXAMPLES)
-        .collect()
-    )
-    return [
-        f"{row['_source_file']}: {row[REJECT_REASON]}: "
-        + ", ".join(
-            f"{name}={excerpt(row[name]) if row[name] is not None else 'null'}" for name in table.bronze.columns
-        )
-        for row in rows
-    ]
 
 
 def _score(features: DataFrame, registered: RegisteredModel, tracking_uri: str) -> DataFrame:

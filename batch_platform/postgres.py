@@ -97,15 +97,9 @@ class TableSql(NamedTuple):
     copy: sql.Composed
     """`COPY … FROM STDIN (FORMAT csv)` of every column, `quarter` first."""
     target: sql.Composed
-
-    def add_column(self, column: PgColumn) -> sql.Composed:
-        """`ALTER TABLE … ADD COLUMN IF NOT EXISTS`, nullable whatever the model says: the rows already
-        published have no value for it."""
-        from psycopg import sql
-
-        return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-            self.target, sql.Identifier(column.name), sql.SQL(column.type)
-        )
+    add_column: dict[str, sql.Composed]
+    """Per column of the model, `ALTER TABLE … ADD COLUMN IF NOT EXISTS`, nullable whatever the model
+    says: the rows already published have no value for it."""
 
 
 def table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> TableSql:
@@ -113,7 +107,7 @@ def table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> TableS
     model, identifiers quoted by psycopg's `sql`. The one place that module is imported, when a run
     publishes (start-up time: psycopg takes a few tenths of a second, and importing the definitions
     never needs it)."""
-    from psycopg import sql
+    from psycopg import sql  # start-up time: psycopg loads only when a run publishes (docstring)
 
     key = unique_key(model.to_schema())
     if not key:
@@ -138,6 +132,12 @@ def table_sql(schema: str, table: str, model: type[pa.DataFrameModel]) -> TableS
             target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
         ),
         target=target,
+        add_column={
+            c.name: sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                target, sql.Identifier(c.name), sql.SQL(c.type)
+            )
+            for c in columns
+        },
     )
 
 
@@ -176,7 +176,7 @@ def conform_table(cursor, schema: str, table: str, model: type[pa.DataFrameModel
     _refuse_mismatches(schema, table, model, wanted, found)
     added = _missing(wanted, found)
     for column in added:
-        cursor.execute(statements.add_column(column))
+        cursor.execute(statements.add_column[column.name])
     return [column.name for column in added]
 
 

@@ -32,7 +32,7 @@ from batch_platform.ml.candidates import CANDIDATES, INTERVALS, METRICS
 from batch_platform.ml.metrics import evaluate
 from batch_platform.ml.out_of_time import out_of_time_result
 from batch_platform.ml.scoring import scoring_features
-from batch_platform.ml.training import pooled_counts, pooled_quarters, untrainable_reason
+from batch_platform.ml.splits import pooled_counts, pooled_quarters, untrainable_reason
 from batch_platform.partitions import quarter_end, to_key
 from batch_platform_tests.lake_fixtures import commit_quarters, lake_quarter
 from batch_platform_tests.ml_fixtures import (

@@ -19,7 +19,7 @@ screenshots look at the resulting instance.
 
 The landing zone is small yet shows each kind of out-of-time result: 2024-Q1 has no history,
 so no model and no scores; 2024-Q2 trains (200 customers give it a few more eval rows than
-`batch_platform.ml.training.MIN_EVAL_ROWS`) and, with seed 2, its champion's scores rank below the
+`batch_platform.ml.splits.MIN_EVAL_ROWS`) and, with seed 2, its champion's scores rank below the
 recency baseline against the labels of 2024-Q3 (AUC-PR 0.51 against 0.57): a WARN; 2024-Q3 trains
 too and is pending (no 2024-Q4 labels). Seed 5 gave that WARN with the two candidates of before;
 with three candidates and grids its 2024-Q2 scores beat the baseline (0.739 against 0.732).

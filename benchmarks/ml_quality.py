@@ -2,8 +2,8 @@
 
 Reads `gold/training_set` of a lake that is already built (`make demo`, or the benchmark's CDNOW
 lake) and, for each quarter Q and each k of `--pool`, does what `ml/churn_model` Q does with
-`ml.train_quarters` = k, with the platform's own code (`batch_platform.ml.training`: the validation
-fold, the grid, the pipeline), but without MLflow: the candidates are fit on the pooled train rows of
+`ml.train_quarters` = k, with the platform's own code (`batch_platform.ml.splits` and `.tuning`: the pooled
+rows, the validation fold, the grid, the pipeline), but without MLflow: the candidates are fit on the pooled train rows of
 Q-k+1 … Q and measured on Q's eval rows (eval AUC-PR) and on every customer of Q+1 against its
 labels (out-of-time AUC-PR: what the check `out_of_time_performance` records for `ml/churn_scores` Q,
 since `gold/training_set` Q+1 holds exactly the features and labels of Q+1). The baseline is the
@@ -29,7 +29,7 @@ from batch_platform.consume import spark_session
 from batch_platform.ml.candidates import CANDIDATES, describe_params
 from batch_platform.ml.metrics import ranking_metrics, recency_baseline
 from batch_platform.ml.pipelines import churn_probability
-from batch_platform.ml.training import pooled_counts, pooled_quarters, split_counts, untrainable_reason
+from batch_platform.ml.splits import pooled_counts, pooled_quarters, split_counts, untrainable_reason
 from batch_platform.ml.tuning import ValidationFolds, fit_candidate
 from batch_platform.partitions import shift
 from batch_platform.schemas.base import PARTITION_COLUMN

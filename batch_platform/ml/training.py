@@ -2,36 +2,27 @@
 the best registered, the champion decided by the promotion gate (SPEC.md, "ML"). `train_quarters` is
 what `ml/churn_model` runs.
 
-- **Cost.** A quarter's split is small next to the lake (a fifth of one quarter's customers for
-  eval), and MLlib runs a Spark job per optimizer iteration or tree level, so each split is cached
-  in as few partitions as its size needs (`ROWS_PER_PARTITION`), hash-partitioned by customer and
-  sorted within each partition, which also makes the fits reproducible; the candidates are fit and
-  evaluated concurrently, each from its own thread, and `QUARTERS_AT_ONCE` quarters train side by
-  side (Spark runs their jobs together, filling the cores that one job's few tasks leave idle).
-  The best candidates are registered afterwards, in quarter order, so versions ascend with the
-  quarter, and each quarter's champion is decided then (`batch_platform.ml.promotion`): the eval
-  splits stay cached until the champion of Q-1 has been re-scored on them.
-- **Pooled training.** With `ml.train_quarters` k > 1 the model of Q learns from the train rows of
-  `gold/training_set` Q-k+1 … Q together (`pooled_quarters`; the quarters before the first are
-  skipped): every label among them is known at the end of Q, so the pool is point-in-time correct,
-  and the eval rows stay Q's own. A customer is on the same side of the train/eval split in every
-  quarter, so no eval customer is ever trained on. A customer of several pooled quarters is several
-  rows, one per cutoff: the same customer seen at different moments.
+- **Rows.** Each quarter learns from the train rows of its pooled quarters and is measured on its own
+  eval rows, each split cached for MLlib; a quarter with too few rows is untrainable
+  (`batch_platform.ml.splits`, which also says what pooling means).
+- **Cost.** The candidates are fit and evaluated concurrently, each from its own thread, and
+  `QUARTERS_AT_ONCE` quarters train side by side (Spark runs their jobs together, filling the cores
+  that one job's few tasks leave idle). The best candidates are registered afterwards, in quarter
+  order, so versions ascend with the quarter, and each quarter's champion is decided then
+  (`batch_platform.ml.promotion`): the eval splits stay cached until the champion of Q-1 has been
+  re-scored on them.
 - **Hyperparameters.** Each candidate's grid is tried on a validation fold of the train rows and
   the chosen combination refit on every train row (`batch_platform.ml.tuning`).
 - **Uncertainty.** Every candidate's and the baseline's eval AUC-PR and AUC-ROC carry a 95 %
   bootstrap interval (`batch_platform.ml.bootstrap`), on the model card, in MLflow and in the metadata.
-- **Untrainable.** Fewer than `MIN_TRAIN_ROWS` train or `MIN_EVAL_ROWS` eval rows, or fewer than
-  `MIN_CLASS_ROWS` of either class in train, or one class only in eval: nothing is logged or
-  registered, the materialisation says which, and the champion of Q-1 stays (scores are empty
-  when there is none).
+- **Untrainable.** Nothing is logged or registered, the materialisation says why
+  (`splits.untrainable_reason`), and the champion of Q-1 stays (scores are empty when there is none).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,17 +55,12 @@ from batch_platform.ml.pipelines import (
 from batch_platform.ml.plots import plots
 from batch_platform.ml.promotion import decide_champions
 from batch_platform.ml.registry import QUARTERS_AT_ONCE, Champion, log_model
+from batch_platform.ml.splits import cached_split, pooled_counts, pooled_quarters, split_counts, untrainable_reason
 from batch_platform.ml.training_input import TrainingInput, log_training_input, training_dataset, training_input
 from batch_platform.ml.tuning import ValidationFolds, fit_candidate
 from batch_platform.mlflow_store import MlflowStore
-from batch_platform.partitions import shift
 from batch_platform.schemas.base import PARTITION_COLUMN, spark_schema
 from batch_platform.schemas.ml import ChurnModel
-
-ROWS_PER_PARTITION = 250_000
-MIN_TRAIN_ROWS = 50
-MIN_EVAL_ROWS = 20
-MIN_CLASS_ROWS = 5
 
 
 @dataclass
@@ -137,68 +123,6 @@ class QuarterModel:
     def metrics(self, candidate: str) -> dict[str, float]:
         """The eval metrics and interval bounds of a model card row."""
         return next({m: row[m] for m in (*METRICS, *INTERVALS)} for row in self.rows if row["candidate"] == candidate)
-
-
-def untrainable_reason(counts: dict[str, int]) -> str | None:
-    """Why a quarter with these train/eval row and churner counts cannot be trained, or None."""
-    train, eval_ = counts.get("train_rows", 0), counts.get("eval_rows", 0)
-    train_churned, eval_churned = (
-        counts.get("train_churned", 0),
-        counts.get("eval_churned", 0),
-    )
-    if train < MIN_TRAIN_ROWS:
-        return f"{train} train rows, fewer than the {MIN_TRAIN_ROWS} needed"
-    if eval_ < MIN_EVAL_ROWS:
-        return f"{eval_} eval rows, fewer than the {MIN_EVAL_ROWS} needed"
-    smaller = min(train_churned, train - train_churned)
-    if smaller < MIN_CLASS_ROWS:
-        return (
-            f"the train split has {train_churned} churned and {train - train_churned} retained customers: "
-            f"a class with fewer than {MIN_CLASS_ROWS} rows (one class only if 0)"
-        )
-    if eval_churned in (0, eval_):
-        return f"the eval split has one class only ({eval_churned} churned of {eval_})"
-    return None
-
-
-def pooled_quarters(quarter: str, pool: int, found: Mapping[str, dict] | None = None) -> tuple[str, ...]:
-    """Q-k+1 … Q, oldest first: the training sets whose train rows the model of Q learns from; with
-    `found` (`split_counts`), only those that have rows, and Q."""
-    every = (shift(quarter, offset) for offset in range(1 - pool, 1))
-    return tuple(q for q in every if found is None or q in found or q == quarter)
-
-
-def pooled_counts(counts: Mapping[str, dict], quarter: str, pooled: Sequence[str]) -> dict:
-    """The counts of `quarter` (`split_counts`) with the train rows and churners of every `pooled` quarter."""
-    return {
-        **counts.get(quarter, {}),
-        "train_rows": sum(counts.get(q, {}).get("train_rows", 0) for q in pooled),
-        "train_churned": sum(counts.get(q, {}).get("train_churned", 0) for q in pooled),
-    }
-
-
-def split_counts(training_set: DataFrame) -> dict[str, dict[str, int]]:
-    """Per quarter: train and eval rows and churned customers, and the label window (`label_window_start`,
-    `label_window_end`: the model card's), in one aggregation."""
-    aggs = [
-        F.min("label_window_start").alias("label_window_start"),
-        F.max("label_window_end").alias("label_window_end"),
-    ]
-    for side in ("train", "eval"):
-        on_side = F.col("split") == side
-        aggs += [
-            F.sum(on_side.cast("long")).alias(f"{side}_rows"),
-            F.sum(F.when(on_side, F.col("label")).otherwise(0)).cast("long").alias(f"{side}_churned"),
-        ]
-    found = training_set.groupBy(PARTITION_COLUMN).agg(*aggs).collect()
-    return {
-        row[PARTITION_COLUMN]: {
-            k: v if k.startswith("label_window") else int(v or 0)
-            for k, v in row.asDict().items()
-            if k != PARTITION_COLUMN
-        }
-        for row in found
-    }
 
 
 def train_quarters(
@@ -270,7 +194,7 @@ def train_quarter(
     rows = training_set.filter(F.col(PARTITION_COLUMN).isin(list(result.pooled)))
     dataset = training_dataset(rows, pinned, quarter, counts, result.pooled) if pinned else None
     own = rows.filter(F.col(PARTITION_COLUMN) == quarter)
-    train, eval_ = _split(rows, "train", result.train_rows), _split(own, "eval", result.eval_rows)
+    train, eval_ = cached_split(rows, "train", result.train_rows), cached_split(own, "eval", result.eval_rows)
     try:
         _train(train, eval_, result, store, dataset)
         result.eval_frame = eval_  # released once the champion of Q-1 has been re-scored on it
@@ -280,24 +204,6 @@ def train_quarter(
     finally:
         train.unpersist()
     return result
-
-
-def _split(rows: DataFrame, side: str, count: int) -> DataFrame:
-    """One quarter's `side` rows, cached in as few partitions as their count needs (module docstring),
-        laid out by the rows alone: hash-partitioned by `customer_id` and sorted by it (then by quarter, for
-    pooled rows) within each partition.
-
-        MLlib's random forest draws each tree's bootstrap sample partition by partition, row by row, from
-        seeds derived from its seed and the partition's index (and, beyond 10,000 rows, samples its split
-        candidates the same way), and the optimizer's sums follow the row order too; so the seed gives
-        the same model only for the same rows in the same partitions in the same order. Read back from
-        Parquet, that order is the files' (their number, sizes and splits), which a rewrite of the same
-        rows changes.
-    """
-    partitions = max(1, math.ceil(count / ROWS_PER_PARTITION))
-    side_rows = rows.filter(F.col("split") == side)
-    laid_out = side_rows.repartition(partitions, "customer_id")
-    return laid_out.sortWithinPartitions("customer_id", PARTITION_COLUMN).persist()
 
 
 @dataclass
