@@ -115,7 +115,7 @@ def access_error(path: str, exc: BaseException) -> str:
 
 def boto3_client(s3: S3Config | None):
     """A boto3 S3 client configured from `storage.s3` (credentials read from the environment now)."""
-    # Start-up time: boto3 loads only when a client is built (the datasets API, the landing sensor on S3).
+    # Start-up time: boto3 loads only for the datasets API of a lake on S3 (importing the definitions never does).
     import boto3
     from botocore.config import Config
 
