@@ -20,7 +20,7 @@ from batch_platform.landing import LandingZone
 from batch_platform.layout import is_s3
 from batch_platform.mlflow_store import build_mlflow_store
 from batch_platform.postgres import PostgresTarget
-from batch_platform.s3 import boto3_client, hadoop_s3a_settings
+from batch_platform.s3 import hadoop_s3a_settings, s3_resource
 from batch_platform.session import build_session, spark_conf
 
 
@@ -97,56 +97,20 @@ def build_io_manager(config: PlatformConfig, pyspark: PySparkResource) -> LakeIO
     )
 
 
-class S3Client(dg.ConfigurableResource):
-    """The `s3` resource: `storage.s3`, whose `get_client` is the boto3 S3 client (`s3.boto3_client`)
-    the landing sensor lists an `s3a://` landing zone with. The credentials stay `${NAME}`, as
-    written: the UI and the run storage show the variables' names, and their values are read when a
-    tick or a run builds the client. (dagster-aws's `S3Resource` gives the same client, but importing
-    it loads dagster-aws's components package: over a second in every process that loads the
-    definitions of a platform on S3.)"""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    path_style_access: bool = False
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-
-    def get_client(self) -> Any:
-        return boto3_client(
-            S3Config(
-                endpoint_url=self.endpoint_url,
-                region=self.region,
-                path_style_access=self.path_style_access,
-                access_key_id=self.access_key_id,
-                secret_access_key=self.secret_access_key,
-            )
-        )
-
-
-def build_s3_client(s3: S3Config | None) -> S3Client:
-    s3 = s3 or S3Config()
-    return S3Client(
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        path_style_access=s3.path_style_access,
-        access_key_id=s3.access_key_id,
-        secret_access_key=s3.secret_access_key,
-    )
-
-
 def uses_s3(config: PlatformConfig) -> bool:
     """Whether the platform talks to S3: `storage.s3` is set, or the landing or lake root is `s3a://`."""
     return config.storage.s3 is not None or is_s3(config.landing_root) or is_s3(config.lake_root)
 
 
 def build_resources(config: PlatformConfig) -> dict[str, object]:
-    """Every resource of the config. `postgres` with `publish.postgres` only; `s3` (`S3Client`, which
-    the landing sensor lists an `s3a://` landing zone with) only when the platform uses S3 (`uses_s3`)."""
+    """Every resource of the config. `postgres` with `publish.postgres` only; `s3` (dagster-aws's
+    `S3Resource`, which the landing sensor lists an `s3a://` landing zone with) only when the
+    platform uses S3 (`uses_s3`): a local platform never imports dagster-aws."""
     pyspark = build_pyspark(config)
     publish = config.publish.postgres
     optional = {"postgres": PostgresTarget(dsn=publish.dsn, db_schema=publish.db_schema)} if publish else {}
     if uses_s3(config):
-        optional["s3"] = build_s3_client(config.storage.s3)
+        optional["s3"] = s3_resource(config.storage.s3)
     return {
         **optional,
         "pyspark": pyspark,

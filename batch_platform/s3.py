@@ -8,7 +8,7 @@ path-style access, credentials written `${NAME}`) applies to Spark and to every 
   (`session.spark_conf`); `hadoop_s3a_settings` is what the `pyspark` resource sets on the
   session's Hadoop configuration when a run starts (credentials included, read from the
   environment then, so they never enter Dagster's resource config or run storage);
-- boto3 (the landing sensor's `s3` resource, `resources.S3Client`; the datasets API): `boto3_client`;
+- boto3 (the sensor, dagster-aws's `S3Resource`): `s3_resource`, `boto3_client`;
 - delta-rs (`load_training_set`, `batch-platform report`/`history`, the datasets API, the publisher):
   `batch_platform.delta.storage_options`.
 """
@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 from pyarrow import fs
 
 from batch_platform.config import PROJECT_ROOT, PlatformConfig, S3Config
-from batch_platform.env_refs import env_value
+from batch_platform.env_refs import env_name, env_value
 from batch_platform.layout import bucket_of, is_s3
 
 JARS_DIR = PROJECT_ROOT / ".jars"
@@ -131,6 +131,25 @@ def boto3_client(s3: S3Config | None):
             signature_version="s3v4",
             s3={"addressing_style": "path" if s3.path_style_access else "auto"},
         ),
+    )
+
+
+def s3_resource(s3: S3Config | None):
+    """dagster-aws's `S3Resource` for `storage.s3`. The credentials are `dg.EnvVar`s: the UI and the
+    run storage show the variables' names, never their values. (With a custom endpoint boto3
+    addresses buckets by path, as `path_style_access` asks.)"""
+    # Start-up time: dagster-aws (over a second) loads only for a platform on S3, and Dagster with it
+    # (`batch_platform.delta`, the reader without Spark, imports this module and loads no Dagster).
+    import dagster as dg
+    from dagster_aws.s3 import S3Resource
+
+    s3 = s3 or S3Config()
+    key, secret = env_name(s3.access_key_id), env_name(s3.secret_access_key)
+    return S3Resource(
+        endpoint_url=s3.endpoint_url,
+        region_name=s3.region,
+        aws_access_key_id=dg.EnvVar(key) if key else None,
+        aws_secret_access_key=dg.EnvVar(secret) if secret else None,
     )
 
 

@@ -1,8 +1,8 @@
 """`landing_sensor` (built by `build_landing_sensor`): new landing files start a run of `training_set_job` for their quarter.
 
 Off by default (turn it on in the UI, Automation, with the daemon running). Every evaluation
-lists the landing zone — a folder, or `s3a://` through the `s3` resource (`resources.S3Client`:
-boto3, with `storage.s3`), which the sensor requires only for an `s3a://` landing
+lists the landing zone — a folder, or `s3a://` through the `s3` resource (dagster-aws's
+`S3Resource`: boto3, with `storage.s3`), which the sensor requires only for an `s3a://` landing
 root — and compares it with the cursor, the set of files already seen. The new files are
 grouped by the quarter of their arrival folder (`<folder>/<YYYY-MM-DD>/<file>`), and each quarter
 gets one run request (bronze → silver → gold of that quarter). A file enters the cursor when a run
@@ -80,7 +80,7 @@ def build_landing_sensor(partitions_def: dg.PartitionsDefinition, *, on_s3: bool
         partitions = {key: None for key in partitions_def.get_partition_keys()}
         new: dict[str, list[str]] = defaultdict(list)
         waiting = 0
-        for path in landing_files(root, context.resources.s3.get_client() if on_s3 else None):
+        for path in landing_files(root, context.resources.s3 if on_s3 else None):
             quarter = arrival_quarter(path)
             if path in seen or quarter is None:
                 continue

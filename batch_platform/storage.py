@@ -2,8 +2,8 @@
 
 Inside a run, `HadoopFS` goes through the Spark session's Hadoop configuration, so a local folder,
 `s3a://` (`storage.s3`, set on the session by the `pyspark` resource), HDFS or any other Hadoop file
-system is one code path. Outside a run, the landing sensor lists arrivals with `list_tree` (boto3, the
-`s3` resource, on S3); the lake's tables are Delta tables, read by `batch_platform.delta` (delta-rs), never
+system is one code path. Outside a run, the landing sensor lists arrivals with `list_tree` (dagster-aws's
+S3 resource on S3); the lake's tables are Delta tables, read by `batch_platform.delta` (delta-rs), never
 by listing their folders. Switching storage is a change of root path in the config file, never of code.
 
 PySpark has no public API for Hadoop's `FileSystem`: `HadoopFS` reaches it through the session's py4j
@@ -176,8 +176,8 @@ def _parquet_type(field) -> str:
 # ------------------------------------------------------------------------------- without Spark
 def list_tree(root: str, folders: Iterable[str], s3_client=None) -> list[str]:
     """Every file under `<root>/<folder>/` for each folder, as sorted paths relative to `root`. For an
-    `s3a://` root, the boto3 `s3_client` lists the objects (the landing sensor passes its `s3`
-    resource, a client configured from `storage.s3`); a local root is walked."""
+    `s3a://` root, the boto3 `s3_client` lists the objects (the landing sensor passes its dagster-aws
+    `S3Resource`'s client, configured from `storage.s3`); a local root is walked."""
     found: list[str] = []
     if not is_s3(root):
         for name in folders:

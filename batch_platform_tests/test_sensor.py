@@ -1,6 +1,6 @@
 """`landing_sensor`, evaluated without a daemon (`dg.build_sensor_context`): one run request per
 quarter whose files arrived, never twice for a file, nothing for a quarter still open; on a local
-folder and on the S3 test server (the `s3` resource, `resources.S3Client`, with `storage.s3`)."""
+folder and on the S3 test server (dagster-aws's `S3Resource` with `storage.s3`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from batch_platform.definitions import build_definitions
 from batch_platform.landing import FORMATS, LandingZone
 from batch_platform.partitions import label_of, shift, to_key
-from batch_platform.resources import S3Client, build_s3_client
+from batch_platform.s3 import s3_resource
 from batch_platform.schemas.bronze import BRONZE_TABLES
 from batch_platform.sensors import build_landing_sensor
 from batch_platform_tests.platform import DEFAULTS, quarterly
@@ -66,19 +66,20 @@ def test_sensor_is_off_by_default_and_part_of_the_definitions():
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert sensor.job_name == "training_set_job"
-    # a local landing zone: no s3 resource, and boto3 is not needed to list it
+    # a local landing zone: no s3 resource, and dagster-aws is not needed to list it
     assert sensor.required_resource_keys == {"landing"} and "s3" not in defs.resources
     assert s3_landing_sensor.required_resource_keys == {"landing", "s3"}
 
 
 def test_the_s3_resource_is_built_only_for_a_platform_on_s3():
-    """The `s3` resource only when `storage.s3` is set or a root is `s3a://`: the platform's own
-    `S3Client`, whose config holds the credentials' `${NAME}`s, never their values."""
+    """dagster-aws's `S3Resource` (and its import) only when `storage.s3` is set or a root is `s3a://`."""
+    from dagster_aws.s3 import S3Resource
+
     from batch_platform.config import parse_config
     from batch_platform.resources import build_resources
 
     on_s3 = parse_config({"storage": {"s3": {"endpoint_url": "http://127.0.0.1:9", "path_style_access": True}}})
-    assert isinstance(build_resources(on_s3)["s3"], S3Client)
+    assert isinstance(build_resources(on_s3)["s3"], S3Resource)
     assert "s3" not in build_resources(DEFAULTS)
 
 
@@ -140,5 +141,5 @@ def test_sensor_on_an_s3_landing_zone(s3_server, s3_landing):
     def put(relative: str) -> None:
         client.put_object(Bucket=bucket, Key=f"incoming/{relative}", Body=b"customer_id\n1\n")
 
-    s3 = build_s3_client(S3Config(**s3_section(s3_server)))
+    s3 = s3_resource(S3Config(**s3_section(s3_server)))
     _check_sensor({"landing": LandingZone(root=f"s3a://{bucket}/incoming"), "s3": s3}, put)
