@@ -12,17 +12,23 @@ is compared over its non-null values:
 
 A column with no non-null value in R or in S has neither (`None`, never 0).
 
-`drift_pairs` computes every pair of a multi-quarter run from the one frame that holds their
-quarters, in five Spark jobs whatever the number of quarters, pairs and columns (the deciles of
-every reference, the bin counts of every quarter in every reference's bins, the category counts,
-the KS of every pair, and the null counts): a quarter's features are a few thousand rows, so the
-cost is jobs, not data. Only bin counts and per-pair maxima reach the driver, never a table's rows.
+`drift_statistics` computes every pair of a multi-quarter run, and every quarter's null rates, from
+the one frame that holds their quarters, persisted for the call and unpersisted on the way out: the
+frame (a Delta read) is scanned once, whatever the number of quarters, pairs and columns. One
+aggregation per quarter gives the deciles of every reference and the null counts; then three
+aggregations run side by side (`AT_ONCE` threads: their jobs are small and mostly wait on the
+driver): the bin counts of each quarter in the bins of its own references, with the values in long
+form (a wide aggregation of one count per reference, column and bin made a plan of some thousand
+expressions that Spark took longer to compile than to run), the category counts, and the KS of
+every pair. A quarter's features are a few thousand rows, so the cost is jobs, not data. Only bin
+counts, category counts and per-pair maxima reach the driver, never a table's rows.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
@@ -33,6 +39,9 @@ ACCURACY = 1000
 """`percentile_approx`'s accuracy: relative error 1 / 1000 = 0.001, as SPEC.md asks."""
 SHARE_FLOOR = 0.0001
 SIDE = "_side"
+ROWS = "__rows"
+AT_ONCE = 3
+"""Aggregations `drift_statistics` submits side by side once the deciles are known: bins, categories, KS."""
 
 
 @dataclass(frozen=True)
@@ -71,43 +80,65 @@ def _double(column: str) -> Column:
     return F.col(column).cast("double")
 
 
+def _per_quarter(
+    frame: DataFrame, by: str, references: Sequence[str], numeric: Sequence[str], rated: Sequence[str]
+) -> tuple[dict, dict]:
+    """One aggregation per value of `by`: the distinct deciles of each `numeric` column in each
+    reference (empty: no value), and the share of each value's rows with a null in each `rated`
+    column (a value without rows is absent: it has no rate)."""
+    chosen = F.col(by).isin(list(references)) if references else F.lit(False)
+    deciles = [F.percentile_approx(F.when(chosen, _double(c)), DECILES, ACCURACY).alias(f"d_{c}") for c in numeric]
+    counts = [F.count(F.col(c)).alias(f"n_{c}") for c in rated]
+    rows = frame.groupBy(by).agg(F.count(F.lit(1)).alias(ROWS), *deciles, *counts).collect()
+    found = {row[by]: row for row in rows}
+    edges = {r: {c: sorted(set(found[r][f"d_{c}"] or [])) if r in found else [] for c in numeric} for r in references}
+    rates = {row[by]: {c: 1 - row[f"n_{c}"] / row[ROWS] for c in rated} for row in rows if row[ROWS]}
+    return edges, rates
+
+
 def decile_edges(frame: DataFrame, by: str, references: Sequence[str], columns: Sequence[str]) -> dict:
     """Per reference (a value of `by`) and numeric column, its distinct deciles (empty: no value)."""
     if not columns or not references:
         return {r: {c: [] for c in columns} for r in references}
-    rows = (
-        frame.where(F.col(by).isin(list(references)))
-        .groupBy(by)
-        .agg(*[F.percentile_approx(_double(c), DECILES, ACCURACY).alias(c) for c in columns])
-        .collect()
-    )
-    found = {row[by]: row for row in rows}
-    return {r: {c: sorted(set(found[r][c] or [])) if r in found else [] for c in columns} for r in references}
+    return _per_quarter(frame.where(F.col(by).isin(list(references))), by, references, columns, ())[0]
 
 
-def _bin_counts(frame: DataFrame, by: str, edges: Mapping[str, Mapping[str, Sequence[float]]]) -> dict:
-    """Per (reference, quarter), per numeric column, the quarter's non-null values in each bin of the
-    reference's edges (k edges make k + 1 bins): one aggregation over every quarter."""
-    aggregates, names = [], {}
-    for r, (reference, columns) in enumerate(edges.items()):
-        for c, (column, cuts) in enumerate(columns.items()):
-            value = _double(column)
-            index = sum((value > F.lit(e)).cast("int") for e in cuts) if cuts else F.lit(0)
-            for i in range(len(cuts) + 1):
-                name = f"b{r}_{c}_{i}"
-                names[(reference, column, i)] = name
-                aggregates.append(F.count(F.when(value.isNotNull() & (index == i), 1)).alias(name))
-    if not aggregates:
+def _bin_counts(
+    frame: DataFrame, by: str, edges: Mapping[str, Mapping[str, Sequence[float]]], pairs: Sequence[tuple[str, str]]
+) -> dict:
+    """Per (R, S) of `pairs` and per (R, R), per numeric column, the non-null values of S (of R) in
+    each bin of R's edges (k edges make k + 1 bins): one aggregation over the values in long form,
+    each value binned against the references of its quarter only, by the number of edges below it."""
+    against: dict[str, set[str]] = {}
+    for r, s in pairs:
+        against.setdefault(r, set()).add(r)
+        against.setdefault(s, set()).add(r)
+    columns = sorted({c for found in edges.values() for c in found})
+    if not against or not columns:
         return {}
-    rows = frame.groupBy(by).agg(*aggregates).collect()
-    return {
-        (reference, row[by]): {
-            column: [row[names[(reference, column, i)]] for i in range(len(cuts) + 1)]
-            for column, cuts in columns.items()
-        }
-        for reference, columns in edges.items()
-        for row in rows
-    }
+
+    def cuts(found: Mapping[str, Sequence[float]]) -> Column:
+        return F.create_map(
+            *[
+                x
+                for c in columns
+                for x in (F.lit(c), F.array(*[F.lit(float(e)) for e in found[c]]).cast("array<double>"))
+            ]
+        )
+
+    every = F.create_map(*[x for r in sorted({r for r, _ in pairs}) for x in (F.lit(r), cuts(edges[r]))])
+    chosen = F.create_map(
+        *[x for q, refs in sorted(against.items()) for x in (F.lit(q), F.array(*map(F.lit, sorted(refs))))]
+    )
+    values = _long(frame.where(F.col(by).isin(sorted(against))), by, columns, _double)
+    binned = values.select("q", "f", "v", F.explode(chosen[F.col("q")]).alias("r")).select(
+        "r", "q", "f", F.size(F.filter(every[F.col("r")][F.col("f")], lambda e: F.col("v") > e)).alias("b")
+    )
+    counts: dict = {}
+    for row in binned.groupBy("r", "q", "f", "b").count().collect():
+        found = counts.setdefault((row["r"], row["q"]), {})
+        found.setdefault(row["f"], [0] * (len(edges[row["r"]][row["f"]]) + 1))[row["b"]] += row["count"]
+    return counts
 
 
 def _long(frame: DataFrame, by: str, columns: Sequence[str], value) -> DataFrame:
@@ -149,18 +180,33 @@ def ks_statistics(frame: DataFrame, by: str, pairs: Sequence[tuple[str, str]], c
     return {pair: {c: found[c][f"k{i}"] if c in found else None for c in columns} for i, pair in enumerate(pairs)}
 
 
-def drift_pairs(
-    frame: DataFrame, by: str, pairs: Sequence[tuple[str, str]], numeric: Sequence[str], categorical: Sequence[str] = ()
-) -> dict[tuple[str, str], dict[str, Drift]]:
+def drift_statistics(
+    frame: DataFrame,
+    by: str,
+    pairs: Sequence[tuple[str, str]],
+    numeric: Sequence[str],
+    categorical: Sequence[str] = (),
+    rated: Sequence[str] = (),
+) -> tuple[dict[tuple[str, str], dict[str, Drift]], dict[str, dict[str, float | None]]]:
     """PSI of every column and KS of the numeric ones for each pair (R, S) of values of `by` in
-    `frame` (a reference's quarter may be a current quarter of another pair)."""
+    `frame` (a reference's quarter may be a current quarter of another pair), and the null rates of
+    the `rated` columns in every value of `by` (`null_rates`), from `frame` read once (module docstring)."""
     pairs = list(dict.fromkeys(pairs))
     quarters = sorted({q for pair in pairs for q in pair})
-    frame = frame.where(F.col(by).isin(quarters))
-    edges = decile_edges(frame, by, sorted({r for r, _ in pairs}), numeric)
-    counts = _bin_counts(frame, by, edges) if numeric else {}
-    ks = ks_statistics(frame, by, pairs, numeric)
-    categories = _category_counts(frame, by, categorical)
+    references = sorted({r for r, _ in pairs})
+    columns = list(dict.fromkeys([*numeric, *categorical, *rated]))
+    cached = frame.select(by, *columns).persist()
+    try:
+        edges, rates = _per_quarter(cached, by, references, numeric, rated)
+        paired = cached.where(F.col(by).isin(quarters))
+        with ThreadPoolExecutor(AT_ONCE) as pool:
+            counts = pool.submit(_bin_counts, paired, by, edges, pairs) if numeric and pairs else None
+            ks = pool.submit(ks_statistics, paired, by, pairs, numeric)
+            categories = pool.submit(_category_counts, paired, by, categorical) if pairs else None
+            counts, ks = counts.result() if counts else {}, ks.result()
+            categories = categories.result() if categories else {}
+    finally:
+        cached.unpersist()
     result = {}
     for r, s in pairs:
         found = {}
@@ -181,7 +227,14 @@ def drift_pairs(
             r_counts, s_counts = tuple(in_r.get(k, 0) for k in names), tuple(in_s.get(k, 0) for k in names)
             found[c] = Drift(psi(r_counts, s_counts), None, names, r_counts, s_counts)
         result[(r, s)] = found
-    return result
+    return result, rates
+
+
+def drift_pairs(
+    frame: DataFrame, by: str, pairs: Sequence[tuple[str, str]], numeric: Sequence[str], categorical: Sequence[str] = ()
+) -> dict[tuple[str, str], dict[str, Drift]]:
+    """`drift_statistics`' drift of every pair, without null rates."""
+    return drift_statistics(frame, by, pairs, numeric, categorical)[0]
 
 
 def drift(
@@ -195,5 +248,4 @@ def drift(
 def null_rates(frame: DataFrame, by: str, columns: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """Per value of `by`, the share of its rows with a null in each column (a quarter without rows
     is absent: it has no rate)."""
-    rows = frame.groupBy(by).agg(F.count(F.lit(1)).alias("__rows"), *[F.count(F.col(c)).alias(c) for c in columns])
-    return {row[by]: {c: 1 - row[c] / row["__rows"] for c in columns} for row in rows.collect()}
+    return _per_quarter(frame, by, (), (), columns)[1]

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from batch_platform.arrival import ARRIVAL_AND_SCHEMA
 from batch_platform.checks import warn_evaluations
 from batch_platform.config_sections import MonitoringConfig
-from batch_platform.drift import Drift, drift_pairs, null_rates
+from batch_platform.drift import Drift, drift_pairs, drift_statistics
 from batch_platform.features import STATISTICS_FEATURES, FeatureColumns
 from batch_platform.layout import PARTITION_COLUMN
 from batch_platform.partitions import shift, to_label
@@ -236,8 +236,9 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
             for q in quarters
         }
         pairs = [(r, q) for q in quarters for r in references[q].values() if r]
-        found = drift_pairs(frame, PARTITION_COLUMN, pairs, STATISTICS_FEATURES, CATEGORICAL_FEATURES)
-        rates = null_rates(frame, PARTITION_COLUMN, MONITORED)
+        found, rates = drift_statistics(
+            frame, PARTITION_COLUMN, pairs, STATISTICS_FEATURES, CATEGORICAL_FEATURES, rated=MONITORED
+        )
         results = {}
         for key, quarter in zip(context.partition_keys, quarters, strict=True):
             mine = {kind: found[(r, quarter)] if r else None for kind, r in references[quarter].items()}

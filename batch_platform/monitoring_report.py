@@ -6,11 +6,16 @@ reference beside the warning threshold, and each feature's distribution in Q ove
 churn_probability in Q and Q-1 and, once the labels of Q+1 exist, the calibration (mean predicted
 probability against the realised churn rate per score bin). The checks write the pages to the
 lake's report folder (`batch_platform.monitoring.REPORT_FOLDER`) and link them from their evaluations' metadata.
+
+The feature page draws one chart per feature and quarter, so its charts are laid out with margins
+sized from their longest label (`_figure`) rather than measured by `bbox_inches="tight"`, which
+draws every chart twice; the score page's two charts are measured.
 """
 
 import base64
 import html
 import io
+import math
 from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
@@ -18,12 +23,45 @@ from matplotlib.figure import Figure
 from batch_platform.drift import Drift
 
 COLOURS = {"previous": "#8c8c8c", "champion": "#d9a441", "current": "#2f6db5"}
+CHAR_WIDTH = 0.7
+"""A character's width as a share of its font size, generously (labels are not measured)."""
+TICK_POINTS = {"x-small": 6.94, "medium": 10.0}
+"""Matplotlib's default font sizes (points) of the tick labels drawn here."""
+BIN_ROTATION = 60
+"""Degrees the bin labels under a distribution chart are turned."""
 
 
-def _png(figure: Figure) -> str:
+def _png(figure: Figure, measured: bool = True) -> str:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=80, **({"bbox_inches": "tight"} if measured else {}))
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _longest(labels: Sequence[str], points: float) -> float:
+    """Inches the longest of `labels` takes in a font of `points` points (estimated, not measured)."""
+    return max((len(label) for label in labels), default=0) * CHAR_WIDTH * points / 72
+
+
+def _figure(panels: int, width: float, height: float, left: float, bottom: float) -> tuple[Figure, list]:
+    """A row of `panels` axes of `width` × `height` inches, with `left` and `bottom` inches of margin
+    for the labels and room for a title above: the layout `bbox_inches="tight"` would find."""
+    top, right, gap = 0.35, 0.15, left + 0.1
+    size = (left + panels * width + (panels - 1) * gap + right, bottom + height + top)
+    figure = Figure(figsize=size)
+    figure.subplots_adjust(
+        left=left / size[0],
+        right=1 - right / size[0],
+        bottom=bottom / size[1],
+        top=1 - top / size[1],
+        wspace=gap / width,
+    )
+    return figure, list(figure.subplots(1, panels, squeeze=False)[0])
+
+
+def _title(ax, title: str) -> None:
+    """`title` right above the axes: placed, not searched for (matplotlib otherwise measures the
+    axes' labels at every draw to keep a title clear of them)."""
+    ax.set_title(title, y=1.0)
 
 
 def _page(title: str, parts: Sequence[str]) -> str:
@@ -71,8 +109,7 @@ def feature_report(
     if not kinds:
         parts.append("<p>No reference quarter to compare with.</p>")
         return _page(f"Feature drift, gold/customer_features {quarter}", parts)
-    psi_chart = Figure(figsize=(7, 0.3 * len(features) + 1.2))
-    ax = psi_chart.subplots()
+    psi_chart, (ax,) = _figure(1, 5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS["medium"]) + 0.2, 0.5)
     height = 0.8 / len(kinds)
     for i, kind in enumerate(kinds):
         values = [found[kind][name].psi or 0.0 for name in features]
@@ -86,15 +123,18 @@ def feature_report(
     ax.axvline(psi_warn, color="#c0392b", linestyle="--", label=f"warn at {psi_warn}")
     ax.set_yticks([j + 0.4 - height / 2 for j in range(len(features))], features)
     ax.invert_yaxis()
-    ax.set(xlabel="PSI", title=f"PSI per feature, {quarter}")
+    ax.set_xlabel("PSI")
+    _title(ax, f"PSI per feature, {quarter}")
     ax.legend(fontsize="small")
-    parts.append(_png(psi_chart))
+    parts.append(_png(psi_chart, measured=False))
     for name in features:
         drawn = [(kind, found[kind][name]) for kind in kinds if sum(found[kind][name].reference_counts)]
         if not drawn:
             continue
-        figure = Figure(figsize=(4.2 * len(drawn), 2.6))
-        for ax, (kind, result) in zip(figure.subplots(1, len(drawn), squeeze=False)[0], drawn, strict=True):
+        bins = [label for _, result in drawn for label in result.bins]
+        below = _longest(bins, TICK_POINTS["x-small"]) * math.sin(math.radians(BIN_ROTATION)) + 0.25
+        figure, axes = _figure(len(drawn), 3.5, 1.7, 0.7, below)
+        for ax, (kind, result) in zip(axes, drawn, strict=True):
             positions = range(len(result.bins))
             ax.bar(
                 [p - 0.2 for p in positions],
@@ -110,10 +150,11 @@ def feature_report(
                 color=COLOURS["current"],
                 label=quarter,
             )
-            ax.set_xticks(list(positions), result.bins, rotation=60, fontsize="x-small", ha="right")
-            ax.set(ylabel="share", title=f"{name} — PSI {_number(result.psi)} ({kind})")
+            ax.set_xticks(list(positions), result.bins, rotation=BIN_ROTATION, fontsize="x-small", ha="right")
+            ax.set_ylabel("share")
+            _title(ax, f"{name} — PSI {_number(result.psi)} ({kind})")
             ax.legend(fontsize="x-small")
-        parts.append(_png(figure))
+        parts.append(_png(figure, measured=False))
     return _page(f"Feature drift, gold/customer_features {quarter}", parts)
 
 
