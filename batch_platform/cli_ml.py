@@ -10,8 +10,12 @@ import argparse
 
 from batch_platform.consume import load_model_card, load_out_of_time_rows
 from batch_platform.layout import PartitionNotMaterialised
+from batch_platform.ml.candidates import CARD_ROWS
 from batch_platform.ml.out_of_time import out_of_time_result
 from batch_platform.mlflow_store import build_mlflow_store
+
+NAME = max(len(name) for name in CARD_ROWS)
+"""Width of the champion column: the longest name a model card row can have."""
 
 
 def cmd_ml_report(args: argparse.Namespace) -> int:
@@ -22,9 +26,9 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
     `out_of_time_performance` check, on the rows the check reads (`load_out_of_time_rows`): the same
     figures with or without a Dagster instance, and `pending` until those labels exist."""
     config, quarters = args.config, args.quarters
-    print(f"{'':<41}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")
+    print(f"{'':<{NAME + 19}}  {'eval AUC-PR':^18}  {'out-of-time AUC-PR':^18}")
     print(
-        f"{'quarter':<8}  {'champion':<22}  {'version':>7}  {'model':>8}  {'baseline':>8}  {'model':>8}  "
+        f"{'quarter':<8}  {'champion':<{NAME}}  {'version':>7}  {'model':>8}  {'baseline':>8}  {'model':>8}  "
         f"{'baseline':>8}  status"
     )
     warnings = []
@@ -41,18 +45,18 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
         metadata = result["metadata"]
         realised = f"{_figure(metadata.get('out_of_time/auc_pr')):>8}  {_figure(metadata.get('baseline/auc_pr')):>8}"
         if card is None:
-            print(f"{quarter:<8}  {'(not materialised)':<22}  {'-':>7}  {'-':>8}  {'-':>8}  {realised}  {status}")
+            print(f"{quarter:<8}  {'(not materialised)':<{NAME}}  {'-':>7}  {'-':>8}  {'-':>8}  {realised}  {status}")
             continue
         baseline = card.loc[card["candidate"] == "recency_baseline", "auc_pr"]
         eval_baseline = _figure(baseline.iloc[0] if len(baseline) else None)
         champion = card[card["champion"]]
         if champion.empty:
             why = "(not trained)" if card.empty else "(no champion)"
-            print(f"{quarter:<8}  {why:<22}  {'-':>7}  {'-':>8}  {eval_baseline:>8}  {realised}  {status}")
+            print(f"{quarter:<8}  {why:<{NAME}}  {'-':>7}  {'-':>8}  {eval_baseline:>8}  {realised}  {status}")
             continue
         row = champion.iloc[0]
         print(
-            f"{quarter:<8}  {row['candidate']:<22}  {row['model_version']:>7}  {_figure(row['auc_pr']):>8}  "
+            f"{quarter:<8}  {row['candidate']:<{NAME}}  {row['model_version']:>7}  {_figure(row['auc_pr']):>8}  "
             f"{eval_baseline:>8}  {realised}  {status}"
         )
     print("\nout of time: the scores of Q against gold/churn_labels Q+1, pending until those labels are in the lake;")
