@@ -147,7 +147,8 @@ def test_loading_the_definitions_imports_only_what_they_need():
     """Importing the module and building a local platform's definitions imports no client a run
     alone needs (dagster-aws and its SQL storage, boto3, psycopg, MLlib, MLflow, scikit-learn): they
     load when used, which keeps the code location's load (every run process repeats it) short.
-    (delta-rs is imported at the top of `batch_platform.delta`: about 12 ms on top of the definitions.)"""
+    (delta-rs is imported at the top of `batch_platform.delta`: it is light, and every reader of the
+    lake outside Spark needs it.)"""
     probe = textwrap.dedent(
         """
         import sys
