@@ -39,6 +39,16 @@ def test_each_resample_is_scikit_learns_figure_with_its_counts_as_weights_and_ke
         assert replicated["auc_roc"][i] == pytest.approx(roc_auc_score(labels, scores, sample_weight=weights))
 
 
+def test_a_block_measured_in_passes_gives_the_figures_of_the_whole_block(monkeypatch):
+    labels, scores = _eval_rows(n=300, seed=5)
+    whole = bootstrap.replicates(labels, scores, resamples=200)
+    monkeypatch.setattr(bootstrap, "_CELLS_PER_PASS", 7 * len(labels))  # 29 passes, the last one short
+    in_passes = bootstrap.replicates(labels, scores, resamples=200)
+    for name in whole:
+        assert len(in_passes[name]) == 200
+        np.testing.assert_array_equal(in_passes[name], whole[name])
+
+
 def test_the_difference_interval_is_paired():
     labels, scores = _eval_rows()
     same = bootstrap.difference(labels, scores, scores)

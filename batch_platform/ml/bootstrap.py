@@ -29,7 +29,12 @@ from batch_platform.ml.candidates import INTERVAL_METRICS, SEED
 RESAMPLES = 1000
 LEVEL = 0.95
 _CELLS_PER_BLOCK = 4_000_000
-"""Resamples are measured in blocks of at most this many (resample, row) counts (32 MB of floats)."""
+"""Resamples are drawn in blocks of at most this many (resample, row) counts (32 MB of floats); the block
+size fixes the order of the draws, so it is part of the figures (`benchmarks/plain_ml.py` restates it)."""
+_CELLS_PER_PASS = 1_000_000
+"""A block is measured this many cells at a time: the metrics' dozen temporaries of a block's size
+took about 275 MB per call at 4M cells, several calls at once in the candidates' threads (issue 25,
+point 6: peak memory); at 1M, about 85 MB and no slower. The figures do not depend on it."""
 
 
 def resample_counts(labels: np.ndarray, resamples: int, seed: int) -> Iterator[np.ndarray]:
@@ -70,7 +75,11 @@ def replicates(
     labels: np.ndarray, scores: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
 ) -> dict[str, np.ndarray]:
     """AUC-PR and AUC-ROC of `scores` on each resample (`INTERVAL_METRICS` → one value per resample)."""
-    found = [_weighted_aucs(labels, scores, block) for block in resample_counts(labels, resamples, seed)]
+    found = [
+        _weighted_aucs(labels, scores, part)
+        for block in resample_counts(labels, resamples, seed)
+        for part in np.array_split(block, -(-block.size // _CELLS_PER_PASS))
+    ]
     return {name: np.concatenate([pair[i] for pair in found]) for i, name in enumerate(INTERVAL_METRICS)}
 
 
