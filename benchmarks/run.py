@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import platform as _platform
@@ -106,16 +107,30 @@ def base_config() -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _generator_digest() -> str:
+    """SHA-256 of the generator's source: a landing written by another version of it is written again
+    (a change to its files, such as a new kind of dirt, keeps the same parameters and rows)."""
+    import batch_platform.sample_data as sample_data
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(sample_data.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def landing_for(
     size: str, rows: int, customers: int, first: str, last: str, seed: int, regenerate: bool, daily: bool = False
 ) -> tuple[Path, dict, float | None]:
     """The landing zone of a size: generated, or reused when its manifest has the same parameters and
-    the declared sources (a landing written before a source was added is written again)."""
+    the declared sources (a landing written before a source was added is written again) and the
+    generator's source is the one that wrote it (its digest in `landing.generator` beside the landing)."""
     from batch_platform.sample_data import MANIFEST_NAME, generate_landing
     from batch_platform.schemas.bronze import BRONZE_TABLES
 
     landing = DATA / size / ("landing-daily" if daily else "landing")
     manifest_path = landing / MANIFEST_NAME
+    digest_path = landing.with_name(landing.name + ".generator")
+    generator = _generator_digest()
     if manifest_path.exists() and not regenerate:
         manifest = json.loads(manifest_path.read_text())
         same = (
@@ -126,9 +141,11 @@ def landing_for(
             and manifest.get("last_quarter") == last
             and bool(manifest.get("daily")) == daily
             and list(manifest.get("rows_by_source", {})) == list(BRONZE_TABLES)
+            and digest_path.exists()
+            and digest_path.read_text().strip() == generator
         )
         if same:
-            print(f"landing: reusing {landing} (same generator parameters, deterministic)", flush=True)
+            print(f"landing: reusing {landing} (same generator and parameters, deterministic)", flush=True)
             return landing, manifest, None
     print(
         f"landing: generating {rows:,} operational rows, {customers:,} customers, {first}..{last}, seed {seed} "
@@ -136,6 +153,7 @@ def landing_for(
         flush=True,
     )
     began = time.perf_counter()
+    digest_path.unlink(missing_ok=True)
     manifest = generate_landing(
         landing,
         first_quarter=first,
@@ -145,6 +163,7 @@ def landing_for(
         seed=seed,
         daily=daily,
     )
+    digest_path.write_text(generator + "\n")
     return landing, manifest, time.perf_counter() - began
 
 
