@@ -61,6 +61,16 @@ def landing(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def daily_landing(tmp_path_factory):
+    """The production shape (`daily`, the benchmark's `--daily`) of the same arguments."""
+    root = tmp_path_factory.mktemp("daily")
+    manifest = sd.generate_landing(
+        root, first_quarter=FIRST, last_quarter=LAST, customers=CUSTOMERS, seed=SEED, daily=True
+    )
+    return root, manifest
+
+
+@pytest.fixture(scope="module")
 def rows(landing):
     """Every row of every file, per source, with the file it came from."""
     root, manifest = landing
@@ -313,14 +323,12 @@ def test_arrival_folders_are_several_per_quarter_and_inside_it(landing):
             assert all(label_of(pd.Timestamp(d)) == q for d in days)
 
 
-def test_daily_drops_a_file_every_day_but_the_quarters_first_and_last_with_the_same_dirt(landing, tmp_path):
+def test_daily_drops_a_file_every_day_but_the_quarters_first_and_last_with_the_same_dirt(landing, daily_landing):
     """The production shape (`daily`, the benchmark's `--daily`): a folder per day from each
     quarter's second day to its last but one, one file each (two for the files the dirt splits off),
     the same rows' kinds of dirt, and silver figures that still follow the silver rules."""
     _, weekly = landing
-    daily = sd.generate_landing(
-        tmp_path, first_quarter=FIRST, last_quarter=LAST, customers=CUSTOMERS, seed=SEED, daily=True
-    )
+    tmp_path, daily = daily_landing
     assert daily["daily"] is True and weekly["daily"] is False
     for source in SOURCES:
         for q in QUARTERS:
@@ -387,20 +395,35 @@ def test_each_source_and_quarter_has_json_parquet_and_shuffled_csv(landing):
             assert any(h[: len(canonical)] == canonical for h in headers)
 
 
-def test_empty_files_are_zero_byte_or_header_only(landing):
-    root, manifest = landing
-    for q in QUARTERS:
-        sizes = {}
-        for f in manifest["files"]:
-            if f["quarter"] == q and f["kind"] in ("zero_byte", "header_only"):
-                text = (root / f["path"]).read_text()
-                sizes.setdefault(f["kind"], []).append(text)
-                assert f["rows"] == 0 and f["path"].endswith(".csv")
-        assert all(t == "" for t in sizes["zero_byte"])
-        assert all(len(t.splitlines()) == 1 and t.startswith("customer_id") for t in sizes["header_only"])
+@pytest.mark.parametrize("shape", ["landing", "daily_landing"])
+def test_every_source_and_quarter_has_one_zero_byte_and_one_header_only_file(request, shape):
+    """As a production feed drops them (issue 28): per source and quarter, one file that is empty
+    and one that holds the quarter's header line only, both `.csv`, counted on disk."""
+    root, manifest = request.getfixturevalue(shape)
+    kinds = {f["path"]: f for f in manifest["files"]}
     for source in SOURCES:
-        kinds = {f["kind"] for f in manifest["files"] if f["source"] == source}
-        assert {"zero_byte", "header_only", "data"} <= kinds
+        for q in QUARTERS:
+            header = None
+            found = {"zero_byte": 0, "header_only": 0}
+            for path in sorted((root / FOLDER[source]).rglob("*.csv")):
+                if label_of(pd.Timestamp(path.parent.name)) != q:
+                    continue
+                entry = kinds[path.relative_to(root).as_posix()]
+                text = path.read_text(encoding="utf-8")
+                if entry["kind"] == "data" and entry["rows"] > 0 and header is None:
+                    header = sorted(text.splitlines()[0].split(","))
+                if entry["kind"] in found:
+                    assert entry["rows"] == 0
+                    found[entry["kind"]] += 1
+                    if entry["kind"] == "zero_byte":
+                        assert text == "", path
+                    else:
+                        assert text.endswith("\n") and len(text.splitlines()) == 1, path
+                        only = text.splitlines()[0].split(",")
+            assert found == {"zero_byte": 1, "header_only": 1}, (shape, source, q)
+            assert sorted(only) == header, (shape, source, q)
+            for kind in found:
+                assert manifest["dirt_by_quarter"][source][f"{kind}_file"][q] == 1, (shape, source, q, kind)
 
 
 def test_extra_column_appears_from_the_middle_of_the_history(landing):

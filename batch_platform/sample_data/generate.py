@@ -103,8 +103,8 @@ def generate_landing(
     root.mkdir(parents=True, exist_ok=True)
     landing = Landing(root)
     dirt_by_quarter: dict[str, dict[str, dict[str, int]]] = {}
-    for index, (source, (table, generator)) in enumerate(sources.items()):
-        files = SourceFiles(landing, table, schedules[source], index)
+    for source, (table, generator) in sources.items():
+        files = SourceFiles(landing, table, schedules[source])
         dirt_by_quarter[source] = _write_source(rng, world, table, generator, files, records[source])
 
     written = manifest(seed, customers, operational_rows, cal, landing, generators, schedules, dirt_by_quarter, daily)
