@@ -61,6 +61,16 @@ def landing(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def daily_landing(tmp_path_factory):
+    """The production shape (`daily`, the benchmark's `--daily`) of the same arguments."""
+    root = tmp_path_factory.mktemp("daily")
+    manifest = sd.generate_landing(
+        root, first_quarter=FIRST, last_quarter=LAST, customers=CUSTOMERS, seed=SEED, daily=True
+    )
+    return root, manifest
+
+
+@pytest.fixture(scope="module")
 def rows(landing):
     """Every row of every file, per source, with the file it came from."""
     root, manifest = landing
@@ -313,14 +323,12 @@ def test_arrival_folders_are_several_per_quarter_and_inside_it(landing):
             assert all(label_of(pd.Timestamp(d)) == q for d in days)
 
 
-def test_daily_drops_a_file_every_day_but_the_quarters_first_and_last_with_the_same_dirt(landing, tmp_path):
+def test_daily_drops_a_file_every_day_but_the_quarters_first_and_last_with_the_same_dirt(landing, daily_landing):
     """The production shape (`daily`, the benchmark's `--daily`): a folder per day from each
     quarter's second day to its last but one, one file each (two for the files the dirt splits off),
     the same rows' kinds of dirt, and silver figures that still follow the silver rules."""
     _, weekly = landing
-    daily = sd.generate_landing(
-        tmp_path, first_quarter=FIRST, last_quarter=LAST, customers=CUSTOMERS, seed=SEED, daily=True
-    )
+    tmp_path, daily = daily_landing
     assert daily["daily"] is True and weekly["daily"] is False
     for source in SOURCES:
         for q in QUARTERS:
@@ -383,24 +391,50 @@ def test_each_source_and_quarter_has_json_parquet_and_shuffled_csv(landing):
                 for f in files
                 if f["format"] == "csv" and f["rows"] > 0
             ]
-            assert any([c for c in h if c in canonical] != canonical for h in headers)
-            assert any(h[: len(canonical)] == canonical for h in headers)
+            order = canonical[::-1] if q == manifest["reordered_columns_quarter"] else canonical
+            assert any([c for c in h if c in canonical] != order for h in headers)
+            assert any([c for c in h if c in canonical] == order for h in headers)
 
 
-def test_empty_files_are_zero_byte_or_header_only(landing):
-    root, manifest = landing
-    for q in QUARTERS:
-        sizes = {}
-        for f in manifest["files"]:
-            if f["quarter"] == q and f["kind"] in ("zero_byte", "header_only"):
-                text = (root / f["path"]).read_text()
-                sizes.setdefault(f["kind"], []).append(text)
-                assert f["rows"] == 0 and f["path"].endswith(".csv")
-        assert all(t == "" for t in sizes["zero_byte"])
-        assert all(len(t.splitlines()) == 1 and t.startswith("customer_id") for t in sizes["header_only"])
+@pytest.mark.parametrize("shape", ["landing", "daily_landing"])
+def test_one_quarter_has_every_file_in_another_column_order(request, shape):
+    """As a feed whose export changed for a while (issue 28): every file of one quarter (the one
+    before the middle) has the columns reversed; every other quarter the declaration's order, but
+    for the one shuffled CSV of each quarter."""
+    root, manifest = request.getfixturevalue(shape)
+    reordered = manifest["reordered_columns_quarter"]
+    assert reordered == QUARTERS[len(QUARTERS) // 2 - 1]
     for source in SOURCES:
-        kinds = {f["kind"] for f in manifest["files"] if f["source"] == source}
-        assert {"zero_byte", "header_only", "data"} <= kinds
+        canonical = list(BRONZE_TABLES[source].columns)
+        for q in QUARTERS:
+            order = canonical[::-1] if q == reordered else canonical
+            files = [f for f in manifest["files"] if (f["source"], f["quarter"], f["kind"]) == (source, q, "data")]
+            held = [[c for c in _read(root / f["path"]).columns if c in canonical] for f in files if f["rows"] > 0]
+            assert sum(h != order for h in held) <= 1 and len(held) >= 3, (shape, source, q)
+            reversed_files = len(files) if q == reordered else 0
+            assert manifest["dirt_by_quarter"][source]["reordered_columns_file"][q] == reversed_files
+
+
+@pytest.mark.parametrize("shape", ["landing", "daily_landing"])
+def test_every_source_and_quarter_has_one_zero_byte_and_one_header_only_file(request, shape):
+    """As a production feed drops them (issue 28): per source and quarter, one `.csv` file that is
+    empty and one that holds only the header of the quarter's files, read from disk."""
+    root, manifest = request.getfixturevalue(shape)
+    for source in SOURCES:
+        for q in QUARTERS:
+            header = list(BRONZE_TABLES[source].columns)
+            if source in EXTRA_COLUMNS and q >= manifest["extra_columns"][source]["from_quarter"]:
+                header.append(EXTRA_COLUMNS[source])
+            if q == manifest["reordered_columns_quarter"]:
+                header.reverse()
+            found = {"zero_byte": [], "header_only": []}
+            for f in manifest["files"]:
+                if (f["source"], f["quarter"]) == (source, q) and f["kind"] in found:
+                    assert f["rows"] == 0 and f["path"].endswith(".csv"), f["path"]
+                    found[f["kind"]].append((root / f["path"]).read_text(encoding="utf-8"))
+            assert found == {"zero_byte": [""], "header_only": [",".join(header) + "\n"]}, (shape, source, q)
+            for kind in found:
+                assert manifest["dirt_by_quarter"][source][f"{kind}_file"][q] == 1, (shape, source, q, kind)
 
 
 def test_extra_column_appears_from_the_middle_of_the_history(landing):

@@ -82,8 +82,6 @@ class SourceFiles:
     landing: Landing
     table: BronzeTable
     schedule: Schedule
-    index: int
-    """The source's position among the declared sources: which empty file kind a quarter gets."""
 
     def _name(self, day: np.datetime64, suffix: str) -> str:
         return f"{self.table.source}_{str(day).replace('-', '')}_{suffix}"
@@ -96,10 +94,13 @@ class SourceFiles:
         columns: list[str],
         extra_column: str | None,
         dirt: dict[str, int],
+        reordered: bool,
     ) -> None:
         """Cut the quarter's rows into its (drop, part) files: one JSON file, one Parquet file and
-        one CSV with shuffled columns among them, the rest plain CSV; plus one empty file. The
-        file kinds written are counted in `dirt`."""
+        one CSV with shuffled columns among them, the rest plain CSV; plus a zero-byte and a
+        header-only file, in drops half the quarter apart (one draw: the rows a seed gives do not
+        depend on how many empty files there are). `columns` is the quarter's order (`reordered`:
+        not the declaration's). The file kinds written are counted in `dirt`."""
         sched = self.schedule
         drops = sched.drops_of(qi)
         file_ids = np.concatenate([sched.first_file[d] + np.arange(sched.parts[d]) for d in drops])
@@ -120,14 +121,16 @@ class SourceFiles:
             self.landing.write(
                 self.table, sched.day[d], self._name(sched.day[d], f"part{part + 1}"), fmt, "data", cols, data
             )
-        dirt.update(json_file=1, parquet_file=1, shuffled_columns_file=1, zero_byte_file=0, header_only_file=0)
+        dirt.update(json_file=1, parquet_file=1, shuffled_columns_file=1)
+        dirt["reordered_columns_file"] = len(file_ids) if reordered else 0
         if extra_column is not None:
             dirt["extra_column_file"] = len(file_ids) if extra_column in columns else 0
 
-        empty = EMPTY_KINDS[(qi + self.index) % 2]
-        d = drops[int(rng.integers(0, len(drops)))]
-        self.landing.write(self.table, sched.day[d], self._name(sched.day[d], empty), empty, empty, columns, None)
-        dirt[f"{empty}_file"] = 1
+        first = int(rng.integers(0, len(drops)))
+        for k, empty in enumerate(EMPTY_KINDS):
+            d = drops[(first + k * (len(drops) // 2)) % len(drops)]
+            self.landing.write(self.table, sched.day[d], self._name(sched.day[d], empty), empty, empty, columns, None)
+            dirt[f"{empty}_file"] = 1
 
     def redeliver(
         self,

@@ -103,8 +103,8 @@ def generate_landing(
     root.mkdir(parents=True, exist_ok=True)
     landing = Landing(root)
     dirt_by_quarter: dict[str, dict[str, dict[str, int]]] = {}
-    for index, (source, (table, generator)) in enumerate(sources.items()):
-        files = SourceFiles(landing, table, schedules[source], index)
+    for source, (table, generator) in sources.items():
+        files = SourceFiles(landing, table, schedules[source])
         dirt_by_quarter[source] = _write_source(rng, world, table, generator, files, records[source])
 
     written = manifest(seed, customers, operational_rows, cal, landing, generators, schedules, dirt_by_quarter, daily)
@@ -146,9 +146,11 @@ def _write_source(
         part_data = {k: v[cuts[qi] : cuts[qi + 1]] for k, v in data.items()}
         extra_on = generator.extra_column is not None and qi >= cal.mid
         columns = list(table.columns) + ([generator.extra_column] if extra_on else [])
+        if qi == cal.reordered:
+            columns.reverse()
         rows = generator.rows(rng, world, qi, part_data, extra_on)
         dirt = dict(rows.dirt)
-        files.write_quarter(rng, qi, rows, columns, generator.extra_column, dirt)
+        files.write_quarter(rng, qi, rows, columns, generator.extra_column, dirt, qi == cal.reordered)
         if generator.timed:
             take = min(len(rows.clean), max(1, math.ceil(REDELIVERY_RATE * len(rows.clean))))
             chosen = np.sort(rng.choice(rows.clean, size=take, replace=False))

@@ -50,6 +50,7 @@ def manifest(
             for s, g in generators.items()
             if g.extra_column is not None
         },
+        "reordered_columns_quarter": quarters[cal.reordered],
         "expected_silver": _expected_silver(quarters, rows, generators, dirt_by_quarter),
         "dirt": {s: {k: sum(v.values()) for k, v in kinds.items()} for s, kinds in dirt_by_quarter.items()},
         "dirt_by_quarter": dirt_by_quarter,

@@ -37,6 +37,12 @@ class Calendar:
         """The quarter from which the extra columns arrive: the middle of the history."""
         return self.n // 2
 
+    @property
+    def reordered(self) -> int:
+        """The quarter whose files all carry the columns in another order (reversed), as a feed does
+        for a while after its export changes: the one before the middle, or the only one."""
+        return max(self.mid - 1, 0)
+
 
 @dataclass(frozen=True)
 class Schedule:
