@@ -33,6 +33,7 @@ from batch_platform.consume import (
 )
 from batch_platform.schemas.customer_history import CustomerHistory
 from batch_platform.schemas.gold import TrainingSet
+from batch_platform.tables import TABLES
 from batch_platform_tests.delta_fixtures import (
     SCORES,
     TRAINING,
@@ -264,6 +265,9 @@ def test_report_counts_rows_per_quarter_from_the_delta_log_without_reading_data(
     monkeypatch.setenv("BATCH_PLATFORM_CONFIG", str(config_file(tmp_path, lake.root)))
     assert main(["report", "--from", "2024-Q1", "--to", "2024-Q4"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("table "))
+    rows = [line.split()[0] for line in lines[header + 1 : header + 1 + len(TABLES)]]
+    assert rows == [table.name for table in TABLES.values()]  # the declarations', the customers source's too
     cells = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("gold/", "ml/", "bronze/"))}
     assert cells[TRAINING] == ["0", "32", "35", "-", "1"]  # 2024-Q1 materialised empty; version 1
     assert cells[SCORES] == ["-", "20", "21", "-", "0"]
