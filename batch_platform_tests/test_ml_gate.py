@@ -1,13 +1,15 @@
-"""The promotion gate's rule and the bootstrap intervals, on a handful of numbers (no Spark, no MLflow:
-the runs that decide real quarters are in test_ml.py)."""
+"""The promotion gate's rule, the bootstrap intervals and the `champion` alias, on a handful of numbers
+and a local MLflow registry (no Spark: the runs that decide real quarters are in test_ml.py)."""
 
+import mlflow
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from batch_platform.config import ConfigError, parse_config
-from batch_platform.ml import bootstrap
+from batch_platform.ml import bootstrap, registry
 from batch_platform.ml.gate import Gate, gate_result
+from batch_platform.mlflow_store import MlflowStore
 
 
 def _eval_rows(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -97,3 +99,32 @@ def test_the_ml_section_defaults_and_bounds():
     for refused in (0, 9):
         with pytest.raises(ConfigError, match="train_quarters"):
             parse_config({"ml": {"train_quarters": refused}}, "test")
+
+
+def test_champion_names_the_champion_of_the_latest_trained_quarter(tmp_path):
+    """SPEC.md, "ML": a later untrainable quarter inherits a champion but does not hold `champion`, so
+    re-running the latest trained quarter moves it, and re-running an older quarter does not."""
+    store = MlflowStore(
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", registered_model_name="churn", experiment_name="churn"
+    )
+    store.activate()
+    client = mlflow.MlflowClient()
+    client.create_registered_model("churn")
+
+    def register(quarter: str) -> int:
+        source = (tmp_path / f"model-{quarter}").as_uri()
+        return int(client.create_model_version("churn", source, tags={"quarter": quarter}).version)
+
+    def champion() -> int | None:
+        return int(v) if (v := client.get_registered_model("churn").aliases.get("champion")) else None
+
+    assert registry.name_latest(store, {}) is None and champion() is None
+    v1, v2 = register("2025-Q1"), register("2025-Q2")
+    champions = {"2025-Q1": v1, "2025-Q2": v2, "2025-Q3": v2}  # 2025-Q3 untrainable: Q2's champion
+    assert registry.name_latest(store, champions) == v2 == champion()
+    champions["2025-Q2"] = v3 = register("2025-Q2")  # Q2 re-run: a new version passes the gate
+    assert registry.name_latest(store, champions) == v3 == champion()
+    champions["2025-Q1"] = register("2025-Q1")  # an older quarter re-run
+    assert registry.name_latest(store, champions) == v3 == champion()
+    del champions["2025-Q2"], champions["2025-Q3"]  # the latest trained quarter has no champion
+    assert registry.name_latest(store, champions) is None and champion() is None

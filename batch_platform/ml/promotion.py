@@ -8,7 +8,7 @@ added to Q's model card as `previous_champion` and tagged on its version (`resco
 an out-of-time figure of it, which later model cards list); the gate decides; `champion-<Q>` is pointed at the
 champion of Q (the best candidate, or the champion of Q-1, or removed when there is none). An
 untrainable Q keeps the champion of Q-1. Last, `champion` is pointed at the champion of the latest
-quarter that has one, so re-running an older quarter never moves it.
+trained quarter, so re-running an older quarter never moves it.
 
 The champion's eval AUC-PR and AUC-ROC minus the baseline's, with paired 95 % intervals, and the
 gate's figures are logged to the quarter's MLflow run (`champion_minus_baseline_*`, `gate_*`, the

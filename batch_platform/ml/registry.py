@@ -6,8 +6,8 @@ the aliases that name the champions, and reading them back.
   run (the quarters are decided in quarter order, `batch_platform.ml.promotion`).
 - `champion-<YYYY-QN>` names the champion of each quarter: the version registered in Q when it
   passed the gate, else the champion of Q-1; no alias when there is none.
-- `champion` names the champion of the latest quarter that has one: re-running an older quarter
-  moves that quarter's alias only.
+- `champion` names the champion of the latest trained quarter (the latest a version is tagged
+  with): re-running an older quarter moves that quarter's alias only.
 """
 
 from __future__ import annotations
@@ -144,14 +144,18 @@ def name_champion(store: MlflowStore, quarter: str, version: int | None) -> None
 
 
 def name_latest(store: MlflowStore, champions: dict[str, int]) -> int | None:
-    """Point `champion` at the champion of the latest quarter that has one (`champions_by_alias`), or
-    remove it when no quarter has one; its version."""
+    """Point `champion` at the champion of the latest trained quarter (SPEC.md, "ML"): the latest
+    quarter a registered version is tagged with. A later untrainable quarter inherits a champion but
+    does not hold `champion`, so re-running the latest trained quarter moves it, and re-running an
+    older one never does. Removed when that quarter has no champion; its version."""
     client = mlflow.MlflowClient()
-    if not champions:
+    found = client.search_model_versions(f"name = '{store.registered_model_name}'") if champions else []
+    trained = {v.tags["quarter"] for v in found if "quarter" in v.tags}
+    latest = champions.get(max(trained)) if trained else None  # YYYY-QN labels sort by time
+    if latest is None:
         with contextlib.suppress(MlflowException):
             client.delete_registered_model_alias(store.registered_model_name, LATEST)
         return None
-    latest = champions[max(champions)]  # YYYY-QN labels sort by time
     client.set_registered_model_alias(store.registered_model_name, LATEST, latest)
     return latest
 
