@@ -89,6 +89,8 @@ def test_training_on_the_planted_signal_registers_a_champion_per_quarter_that_be
                 assert low < found[f"{prefix}/{name}"] < high, (quarter, prefix, name)
         assert found["best_candidate"] in NAMES
         assert found["best_model_version"] == int(version.version)
+        for name in ("auc_pr", "auc_roc", *INTERVALS):  # the version is tagged with its eval metrics
+            assert float(version.tags[f"eval_{name}"]) == pytest.approx(found[f"eval/{name}"], abs=2e-6), name
         # each candidate's training time, plotted across quarters in the UI and logged with its run, and the
         # hyperparameters its grid chose on the validation fold
         assert {k for k in found if k.startswith("fit_seconds/")} == {f"fit_seconds/{c}" for c in NAMES}
@@ -424,6 +426,35 @@ def test_the_gate_keeps_the_champion_when_the_best_loses_and_moves_it_when_it_wi
     assert gained["promoted"] and gained["model_version"] == 4 and gained["gate/previous_champion_version"] == 1
 
 
+def test_an_untrainable_quarter_keeps_the_champion_before_it_and_scores_with_it(relaid_rerun, spark, tmp_path):
+    """2025-Q1 again, in a copy of the store and lake, its training set now one class only: nothing is
+    registered, the champion of 2024-Q4 (version 1, registered in 2024-Q3) becomes the champion of
+    2025-Q1, which the latest quarter's `champion` follows, and it scores 2025-Q1, not promoted there."""
+    shared, _, (_, _, before), _ = relaid_rerun
+    assert before["champion-2025-Q1"] == 4 and before["champion-2024-Q4"] == 1
+    root = Path(shutil.copytree(shared, tmp_path / "relaid"))
+    versions = registry_versions(root)
+    training = spark.read.format("delta").load(str(root / "lake" / "gold" / "training_set"))
+    one_class = training.filter(F.col("quarter") == "2025-Q1").withColumn("label", F.lit(0)).toPandas()
+    commit_quarters(
+        spark.createDataFrame(one_class, schema=training.schema), root / "lake", "gold/training_set", ["2025-Q1"]
+    )
+    result = run_ml(ml_config(root), "2025-Q1", "2025-Q1", selection=[MODEL_KEY, SCORES_KEY])
+    assert result.success
+    model = materialisations(result, MODEL_KEY)[to_key("2025-Q1")]
+    assert model["trained"] is False and model["model_version"] == 1 and model["promoted"] is False
+    assert model["reason"].startswith("not trained, nothing registered (version 1 stays the champion): ")
+    assert [v.version for v in registry_versions(root)] == [v.version for v in versions]
+    aliases = store_client(root).get_registered_model(MODEL_NAME).aliases
+    assert aliases == {**before, "champion-2025-Q1": 1, "champion": 1}
+    (gate,) = [e for e in result.get_asset_check_evaluations() if e.check_name == PROMOTION_GATE]
+    assert gate.passed and "not trained" in gate.description
+    recorded = materialisations(result, SCORES_KEY)[to_key("2025-Q1")]
+    assert recorded["model_version"] == 1 and recorded["promoted"] is False
+    scores = load_scores("2025-Q1", lake_root=root / "lake")
+    assert len(scores) > 500 and set(scores["model_version"]) == {1} and set(scores["promoted"]) == {False}
+
+
 def test_the_gate_check_records_each_quarters_verdict_against_its_partition(relaid_rerun):
     _, (first, _, later), _, _ = relaid_rerun
     found = {e.partition: e for e in first.get_asset_check_evaluations() if e.check_name == PROMOTION_GATE}
@@ -443,15 +474,26 @@ def test_the_gate_check_records_each_quarters_verdict_against_its_partition(rela
 def test_every_registered_version_carries_a_model_card_naming_its_data_window(relaid_rerun):
     """The card is the version's description (the MLflow UI shows it on the version's page) and the
     artifact `model_card.md` of the run that logged the model. L = 2, W = 90 days."""
-    root, _, _, _ = relaid_rerun
+    root, _, _, (trained, _, _) = relaid_rerun
     client = store_client(root)
     first, lost = (client.get_model_version(MODEL_NAME, v) for v in ("1", "2"))
     card = first.description
+    # The calibration plot's points, of the eval rows of the registered candidate
+    best = trained[trained["model_version"] == 1].iloc[0]
+    assert f"## Calibration of {best['candidate']} on eval" in card
+    points = [[float(cell) for cell in line.strip("| ").split(" | ")] for line in _section(card, "## Calibration")]
+    assert 0 < len(points) <= 10 and sum(rows for rows, _, _ in points) == best["eval_rows"]
+    churned = sum(rows * observed for rows, _, observed in points) / best["eval_rows"]
+    assert churned == pytest.approx(best["churn_rate"], abs=0.001)
+    assert [predicted for _, predicted, _ in points] == sorted(predicted for _, predicted, _ in points)
     assert card.startswith("# Churn model, version 1: ") and "trained for 2024-Q3" in card.splitlines()[0]
     assert "Features at cutoff C = 2024-07-01: events of silver 2024-Q1 … 2024-Q2 ([2024-01-01, 2024-07-01))" in card
     assert "no operational event in [2024-07-01, 2024-09-29)" in card
     assert "gold/training_set 2024-Q3 (Delta table" in card and "2024-Q3: promoted;" in card
     assert "| recency_baseline | " in card and "None: the first version" in card
+    assert f"- Train: {best['train_rows']} rows, churn rate 0." in card
+    assert f"; eval: {best['eval_rows']} rows, churn rate {best['churn_rate']:.3f}" in card
+    assert "`recency_days`" in _section_text(card, "## Features") and "\n## Known limitations\n- " in card
     (root / "card").mkdir()
     assert client.download_artifacts(first.run_id, "model_card.md", str(root / "card")).endswith("model_card.md")
     assert (root / "card" / "model_card.md").read_text() == card
@@ -462,6 +504,64 @@ def test_every_registered_version_carries_a_model_card_naming_its_data_window(re
     assert set(first.tags) >= {"rescored_auc_pr_2024-Q4", "rescored_auc_pr_2025-Q1"}
     assert f"2024-Q4: {rescored:.4f} |" in lost.description
     assert "Features at cutoff C = 2024-10-01: events of silver 2024-Q2 … 2024-Q3" in lost.description
+
+
+def _section_text(card: str, heading: str) -> str:
+    """The card's section that starts with `heading`."""
+    return card[card.index(heading) :].split("\n## ")[0]
+
+
+def _section(card: str, heading: str) -> list[str]:
+    """The table rows of the card's section that starts with `heading`, below its header."""
+    lines = _section_text(card, heading).splitlines()
+    return [line for line in lines if line.startswith("| ") and not line.startswith("| ---")][1:]
+
+
+def test_a_model_card_fits_mlflows_description_leaving_out_the_oldest_versions_before_it():
+    """MLflow's SQL stores keep a version's description in 5,000 characters (PostgreSQL refuses more):
+    the versions before a card are listed newest first as far as they fit, the others counted."""
+    from batch_platform.ml import bootstrap
+    from batch_platform.ml.gate import Gate
+    from batch_platform.ml.metrics import measure
+    from batch_platform.ml.model_card import DESCRIPTION_CHARS, model_card
+    from batch_platform.ml.training import QuarterModel, card_row
+    from batch_platform.partitions import quarter_range
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(300) < 0.3).astype(int)
+    outcome = QuarterModel("2031-Q4", 1200, 300, train_churned=360, labels=labels, pooled=("2031-Q4",))
+    outcome.best, outcome.best_version = NAMES[0], 63
+    for name in [*NAMES, "recency_baseline"]:
+        outcome.probabilities[name] = np.clip(rng.random(300) * 0.6 + labels * 0.3, 0, 1)
+        outcome.rows.append(card_row(name, measure(labels, outcome.probabilities[name]), outcome, f"run {name}"))
+    outcome.rows[0]["model_version"] = 63
+    outcome.chosen = {candidate.name: dict(candidate.grid[-1]) for candidate in CANDIDATES}
+    outcome.gate = Gate("2031-Q4", outcome.rows[0]["auc_pr"], outcome.rows[-1]["auc_pr"], 0.01, 0.7, 62, "2031-Q3")
+    outcome.difference = bootstrap.difference(
+        labels, outcome.probabilities[NAMES[0]], outcome.probabilities["recency_baseline"]
+    )
+    quarters = quarter_range("2024-Q1", "2031-Q3")
+    earlier = [  # each quarter trained twice, each version re-scored on the eight quarters after it
+        {
+            "version": str(2 * i + again + 1),
+            "quarter": quarter,
+            "candidate": "random_forest",
+            "eval_auc_pr": "0.812345",
+            "baseline_auc_pr": "0.801234",
+            **{f"rescored_auc_pr_{later}": "0.799912" for later in quarters[i + 1 : i + 9]},
+        }
+        for i, quarter in enumerate(quarters)
+        for again in (0, 1)
+    ]
+    few = model_card(outcome, 4, earlier[-3:])
+    assert [row.split(" | ")[0] for row in _section(few, "## Versions before it")] == ["| 60", "| 61", "| 62"]
+    assert "left out" not in few
+    card = model_card(outcome, 4, earlier)
+    assert DESCRIPTION_CHARS - 300 < len(card) <= DESCRIPTION_CHARS
+    listed = [int(row.split(" | ")[0].strip("| ")) for row in _section(card, "## Versions before it")]
+    assert 3 < len(listed) < 62 and listed == list(range(63 - len(listed), 63))
+    assert f"The {62 - len(listed)} older version(s) are left out" in card
+    assert card.endswith(few[few.index("## Known limitations") :]) and "## Calibration of" in card
 
 
 def test_the_same_training_rows_in_other_files_give_every_candidate_the_same_metrics(relaid_rerun):
@@ -560,6 +660,27 @@ def test_the_grid_chooses_the_combination_that_ranks_the_validation_fold_best_ti
         folds.release()
     with pytest.raises(ValueError, match="a grid of 1 to 4"):
         Candidate("lr", "LogisticRegression", {}, tuple({"regParam": r} for r in range(5)))
+
+
+def test_the_skewed_counts_and_amounts_reach_the_classifier_as_signed_log1p(spark):
+    """Every fitted candidate's feature vector holds sign(x)·ln(1 + |x|) of each skewed feature (a negative
+    amount, a refund, included), never the raw value."""
+    from pyspark.ml.functions import vector_to_array
+
+    from batch_platform.ml.pipelines import MODEL_INPUTS, PLAIN, SKEWED, estimator, pipeline
+
+    rows = training_rows(spark, 60).withColumn(
+        "total_amount", F.when(F.col("customer_id") == "C0001", F.lit(-250.0)).otherwise(F.col("total_amount"))
+    )
+    assert MODEL_INPUTS[: len(PLAIN) + len(SKEWED)] == [*PLAIN, *(f"{name}_log" for name in SKEWED)]
+    for candidate in CANDIDATES:
+        model = pipeline(estimator(candidate, candidate.combinations()[0])).fit(rows)
+        found = model.transform(rows).select(*SKEWED, vector_to_array("features").alias("vector")).toPandas()
+        vectors = np.stack(found["vector"].to_numpy())
+        for i, name in enumerate(SKEWED, start=len(PLAIN)):
+            raw = found[name].astype(float).to_numpy()
+            np.testing.assert_allclose(vectors[:, i], np.sign(raw) * np.log1p(np.abs(raw)), err_msg=name)
+        assert (found["total_amount"] < 0).sum() == 1
 
 
 def test_metrics_by_hand():

@@ -4,10 +4,10 @@ version as its description (the MLflow UI shows it on the version's page) and as
 
 Built once the quarter's gate has decided, from what training measured: the data window and
 cutoffs, rows and churn rate of train and eval, the features, every model's eval metrics with their
-95 % intervals beside the baseline's, the calibration plot (an artifact of the same run), the gate's
-verdict, the versions before it with their out-of-time figures (their AUC-PR re-scored on the
-eval rows of each later quarter they were the previous champion of, tagged on them by the gate),
-and the known limitations.
+95 % intervals beside the baseline's, the calibration plot's points (the plot is an artifact of the
+same run), the gate's verdict, the versions before it with their out-of-time figures (their AUC-PR
+re-scored on the eval rows of each later quarter they were the previous champion of, tagged on them
+by the gate; the newest that fit in `DESCRIPTION_CHARS`), and the known limitations.
 """
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ from typing import TYPE_CHECKING
 
 from batch_platform.ml.candidates import BASELINE, CANDIDATES, PREVIOUS, describe_params
 from batch_platform.ml.pipelines import MODEL_INPUTS
+from batch_platform.ml.plots import calibration_bins
 from batch_platform.ml.registry import RESCORED
 from batch_platform.partitions import quarter_start, shift
 
 if TYPE_CHECKING:  # pragma: no cover - typing only: training imports this module's caller
     from batch_platform.ml.training import QuarterModel
 
+DESCRIPTION_CHARS = 5000
+"""The longest description of a model version MLflow's SQL stores hold (a VARCHAR(5000) column, which
+PostgreSQL and MySQL enforce and SQLite does not): the card leaves out the oldest versions before it
+that do not fit."""
 LIMITATIONS = (
     "Trained on the customers of one quarter (or of the last `ml.train_quarters`): a quarter unlike them (a "
     "promotion, a new channel) is not represented.",
@@ -96,32 +101,54 @@ def model_card(outcome: QuarterModel, lookback: int, earlier: Sequence[Mapping[s
         )
     lines += [
         "",
-        "Calibration and PR curve: the artifacts `plots/calibration.png` and `plots/pr_curve.png` of this run.",
+        f"## Calibration of {outcome.best} on eval",
+        "The plot is the artifact `plots/calibration.png` of this run (beside `plots/pr_curve.png`); its points, "
+        "by tenth of the predicted probability:",
+        "",
+        "| eval rows | mean predicted | observed churn rate |",
+        "| --- | --- | --- |",
+        *(
+            f"| {rows} | {predicted:.3f} | {observed:.3f} |"
+            for rows, predicted, observed in calibration_bins(outcome.labels, outcome.probabilities[outcome.best])
+        ),
         "",
         "## Promotion gate",
         outcome.gate.describe(),
         "",
         "## Versions before it",
     ]
-    if earlier:
-        lines += [
-            "| version | quarter | candidate | eval AUC-PR | baseline AUC-PR | AUC-PR on later quarters' eval rows |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        for tags in earlier:
-            later = sorted(
-                (name.removeprefix(RESCORED), value) for name, value in tags.items() if name.startswith(RESCORED)
-            )
-            lines.append(
-                f"| {tags['version']} | {tags.get('quarter', '-')} | {tags.get('candidate', '-')} | "
-                f"{tags.get('eval_auc_pr', '-')} | {tags.get('baseline_auc_pr', '-')} | "
-                f"{', '.join(f'{q}: {float(v):.4f}' for q, v in later) or '-'} |"
-            )
-        lines.append(
-            "\nOut of time: a version's AUC-PR re-scored on the eval rows of the later quarters it was the "
-            "previous champion of; its scores against the labels of the next quarter: `batch-platform ml-report`."
+    limitations = ["", "## Known limitations", *(f"- {text}" for text in LIMITATIONS)]
+    shown = list(earlier)
+    while True:  # the newest versions before it that fit
+        card = "\n".join([*lines, *_versions_before(shown, len(earlier) - len(shown)), *limitations]) + "\n"
+        if len(card) <= DESCRIPTION_CHARS or not shown:
+            return card
+        shown.pop(0)
+
+
+def _versions_before(shown: Sequence[Mapping[str, str]], left_out: int) -> list[str]:
+    if not shown and not left_out:
+        return ["None: the first version of this registered model."]
+    lines = [
+        "| version | quarter | candidate | eval AUC-PR | baseline AUC-PR | AUC-PR on later quarters' eval rows |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for tags in shown:
+        later = sorted(
+            (name.removeprefix(RESCORED), value) for name, value in tags.items() if name.startswith(RESCORED)
         )
-    else:
-        lines.append("None: the first version of this registered model.")
-    lines += ["", "## Known limitations", *(f"- {text}" for text in LIMITATIONS)]
-    return "\n".join(lines) + "\n"
+        lines.append(
+            f"| {tags['version']} | {tags.get('quarter', '-')} | {tags.get('candidate', '-')} | "
+            f"{tags.get('eval_auc_pr', '-')} | {tags.get('baseline_auc_pr', '-')} | "
+            f"{', '.join(f'{q}: {float(v):.4f}' for q, v in later) or '-'} |"
+        )
+    if left_out:
+        lines.append(
+            f"\nThe {left_out} older version(s) are left out, to keep the card within the {DESCRIPTION_CHARS:,} "
+            "characters MLflow stores as a version's description; their tags hold the same figures."
+        )
+    lines.append(
+        "\nOut of time: a version's AUC-PR re-scored on the eval rows of the later quarters it was the "
+        "previous champion of; its scores against the labels of the next quarter: `batch-platform ml-report`."
+    )
+    return lines
