@@ -4,11 +4,13 @@ and a local MLflow registry (no Spark: the runs that decide real quarters are in
 import mlflow
 import numpy as np
 import pytest
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from batch_platform.config import ConfigError, parse_config
 from batch_platform.ml import bootstrap, registry
 from batch_platform.ml.gate import Gate, gate_result
+from batch_platform.ml.plots import calibration_bins
 from batch_platform.mlflow_store import MlflowStore
 
 
@@ -128,3 +130,14 @@ def test_champion_names_the_champion_of_the_latest_trained_quarter(tmp_path):
     assert registry.name_latest(store, champions) == v3 == champion()
     del champions["2025-Q2"], champions["2025-Q3"]  # the latest trained quarter has no champion
     assert registry.name_latest(store, champions) is None and champion() is None
+
+
+@pytest.mark.parametrize("n, seed", [(300, 0), (57, 4)])
+def test_the_calibration_points_are_scikit_learns_with_each_bins_rows(n, seed):
+    labels, scores = _eval_rows(n, seed)  # rounded scores: ties leave some quantile bins empty
+    found = calibration_bins(labels, scores)
+    observed, predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
+    np.testing.assert_allclose([p for _, p, _ in found], predicted, rtol=1e-12)
+    np.testing.assert_allclose([o for _, _, o in found], observed, rtol=1e-12)
+    assert sum(rows for rows, _, _ in found) == n
+    assert sum(rows * o for rows, _, o in found) == pytest.approx(labels.sum())
