@@ -275,9 +275,14 @@ def build_monitoring_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.
         following = {q: shift(q, 1) for q in quarters}
         labelled = [q for q in lake.materialised_quarters(LABELS_KEY) if q in following.values()]
         pairs = [(shift(q, -1), q) for q in quarters if shift(q, -1) in held]
-        found = drift_pairs(scores, PARTITION_COLUMN, pairs, ["churn_probability"])
-        stats, histograms = score_figures(scores)
-        rates, bins = realised(scores, lake.read_quarters(LABELS_KEY, labelled), following)
+        # three aggregations over the scores: read them once (a few columns of a quarter's customers)
+        scores = scores.select(PARTITION_COLUMN, "customer_id", "churn_probability").persist()
+        try:
+            found = drift_pairs(scores, PARTITION_COLUMN, pairs, ["churn_probability"])
+            stats, histograms = score_figures(scores)
+            rates, bins = realised(scores, lake.read_quarters(LABELS_KEY, labelled), following)
+        finally:
+            scores.unpersist()
         results = {}
         for key, quarter in zip(context.partition_keys, quarters, strict=True):
             previous = shift(quarter, -1) if (shift(quarter, -1), quarter) in found else None

@@ -7,9 +7,11 @@ churn_probability in Q and Q-1 and, once the labels of Q+1 exist, the calibratio
 probability against the realised churn rate per score bin). The checks write the pages to the
 lake's report folder (`batch_platform.monitoring.REPORT_FOLDER`) and link them from their evaluations' metadata.
 
-The feature page draws one chart per feature and quarter, so its charts are laid out with margins
-sized from their longest label (`_figure`) rather than measured by `bbox_inches="tight"`, which
-draws every chart twice; the score page's two charts are measured.
+A backfill draws a feature page per quarter, and a chart costs mostly its saving (drawing every
+tick label), so the feature page draws every feature's distributions as panels of one chart, with
+one legend at a fixed place (not searched for per panel) and three ticks of share; its two charts
+are laid out with margins sized from their longest label (`_figure`) rather than measured by
+`bbox_inches="tight"`, which draws a chart twice. The score page's two charts are measured.
 """
 
 import base64
@@ -19,6 +21,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from batch_platform.drift import Drift
 
@@ -29,12 +33,19 @@ TICK_POINTS = {"x-small": 6.94, "medium": 10.0}
 """Matplotlib's default font sizes (points) of the tick labels drawn here."""
 BIN_ROTATION = 60
 """Degrees the bin labels under a distribution chart are turned."""
+TITLE = 0.35
+"""Inches above an axes for its title."""
+LEGEND = 0.5
+"""Inches above the distribution panels for their legend."""
+PANELS_PER_ROW = 3
+"""Distribution panels side by side at most (a feature's panels, one per reference, stay in one row)."""
 
 
-def _png(figure: Figure, measured: bool = True) -> str:
+def _png(figure: Figure, measured: bool = True, alt: str = "") -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, **({"bbox_inches": "tight"} if measured else {}))
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
 
 
 def _longest(labels: Sequence[str], points: float) -> float:
@@ -42,20 +53,24 @@ def _longest(labels: Sequence[str], points: float) -> float:
     return max((len(label) for label in labels), default=0) * CHAR_WIDTH * points / 72
 
 
-def _figure(panels: int, width: float, height: float, left: float, bottom: float) -> tuple[Figure, list]:
-    """A row of `panels` axes of `width` × `height` inches, with `left` and `bottom` inches of margin
-    for the labels and room for a title above: the layout `bbox_inches="tight"` would find."""
-    top, right, gap = 0.35, 0.15, left + 0.1
-    size = (left + panels * width + (panels - 1) * gap + right, bottom + height + top)
+def _figure(
+    rows: int, columns: int, width: float, height: float, left: float, bottom: float, top: float = 0.0
+) -> tuple[Figure, list[list]]:
+    """A grid of `rows` × `columns` axes of `width` × `height` inches, each with `left` and `bottom`
+    inches of margin for its labels and `TITLE` inches for its title above, and `top` inches more
+    above the first row: the layout `bbox_inches="tight"` would find."""
+    right, gap = 0.15, left + 0.1
+    size = (left + columns * width + (columns - 1) * gap + right, top + rows * (TITLE + height + bottom))
     figure = Figure(figsize=size)
     figure.subplots_adjust(
         left=left / size[0],
         right=1 - right / size[0],
         bottom=bottom / size[1],
-        top=1 - top / size[1],
+        top=1 - (top + TITLE) / size[1],
         wspace=gap / width,
+        hspace=(bottom + TITLE) / height,
     )
-    return figure, list(figure.subplots(1, panels, squeeze=False)[0])
+    return figure, [list(row) for row in figure.subplots(rows, columns, squeeze=False)]
 
 
 def _title(ax, title: str) -> None:
@@ -81,6 +96,51 @@ def _number(value: float | None) -> str:
 def _shares(counts: Sequence[int]) -> list[float]:
     total = sum(counts)
     return [c / total if total else 0.0 for c in counts]
+
+
+def _distributions(
+    quarter: str,
+    references: Mapping[str, str | None],
+    found: Mapping[str, Mapping[str, Drift]],
+    kinds: Sequence[str],
+    features: Sequence[str],
+) -> str:
+    """Every feature's shares per bin in `quarter` beside each reference's, in one chart: a row of one
+    panel per reference for each feature with values in a reference, `PANELS_PER_ROW` panels a row."""
+    drawn = [name for name in features if any(sum(found[kind][name].reference_counts) for kind in kinds)]
+    if not drawn:
+        return "<p>Distributions: no feature has values in a reference quarter.</p>"
+    per_row = max(1, PANELS_PER_ROW // len(kinds))
+    rows, columns = math.ceil(len(drawn) / per_row), per_row * len(kinds)
+    bins = [label for name in drawn for kind in kinds for label in found[kind][name].bins]
+    below = _longest(bins, TICK_POINTS["x-small"]) * math.sin(math.radians(BIN_ROTATION)) + 0.15
+    figure, axes = _figure(rows, columns, 3.2, 1.4, 0.45, below, top=LEGEND)
+    for ax in [ax for row in axes for ax in row][len(drawn) * len(kinds) :]:
+        ax.set_axis_off()
+    for i, name in enumerate(drawn):
+        for j, kind in enumerate(kinds):
+            ax, result = axes[i // per_row][(i % per_row) * len(kinds) + j], found[kind][name]
+            if not sum(result.reference_counts):
+                ax.set_axis_off()
+                _title(ax, f"{name}: no values in {references[kind]} ({kind})")
+                continue
+            positions = range(len(result.bins))
+            ax.bar([p - 0.2 for p in positions], _shares(result.reference_counts), 0.4, color=COLOURS[kind])
+            ax.bar([p + 0.2 for p in positions], _shares(result.current_counts), 0.4, color=COLOURS["current"])
+            ax.set_xticks(list(positions), result.bins, rotation=BIN_ROTATION, fontsize="x-small", ha="right")
+            ax.yaxis.set_major_locator(MaxNLocator(3))
+            ax.tick_params(axis="y", labelsize="x-small")
+            _title(ax, f"{name} — PSI {_number(result.psi)} ({kind})")
+    handles = [Patch(color=COLOURS[kind], label=f"{references[kind]} ({kind})") for kind in kinds]
+    figure.legend(
+        handles=[*handles, Patch(color=COLOURS["current"], label=quarter)],
+        loc="upper center",
+        ncols=len(kinds) + 1,
+        frameon=False,
+        title="share of the quarter's customers per bin",
+    )
+    alt = f"Distributions in {quarter} and its references of: {', '.join(drawn)}"
+    return _png(figure, measured=False, alt=alt)
 
 
 def feature_report(
@@ -109,7 +169,9 @@ def feature_report(
     if not kinds:
         parts.append("<p>No reference quarter to compare with.</p>")
         return _page(f"Feature drift, gold/customer_features {quarter}", parts)
-    psi_chart, (ax,) = _figure(1, 5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS["medium"]) + 0.2, 0.5)
+    psi_chart, [[ax]] = _figure(
+        1, 1, 5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS["medium"]) + 0.2, 0.5
+    )
     height = 0.8 / len(kinds)
     for i, kind in enumerate(kinds):
         values = [found[kind][name].psi or 0.0 for name in features]
@@ -127,34 +189,7 @@ def feature_report(
     _title(ax, f"PSI per feature, {quarter}")
     ax.legend(fontsize="small")
     parts.append(_png(psi_chart, measured=False))
-    for name in features:
-        drawn = [(kind, found[kind][name]) for kind in kinds if sum(found[kind][name].reference_counts)]
-        if not drawn:
-            continue
-        bins = [label for _, result in drawn for label in result.bins]
-        below = _longest(bins, TICK_POINTS["x-small"]) * math.sin(math.radians(BIN_ROTATION)) + 0.25
-        figure, axes = _figure(len(drawn), 3.5, 1.7, 0.7, below)
-        for ax, (kind, result) in zip(axes, drawn, strict=True):
-            positions = range(len(result.bins))
-            ax.bar(
-                [p - 0.2 for p in positions],
-                _shares(result.reference_counts),
-                0.4,
-                color=COLOURS[kind],
-                label=references[kind],
-            )
-            ax.bar(
-                [p + 0.2 for p in positions],
-                _shares(result.current_counts),
-                0.4,
-                color=COLOURS["current"],
-                label=quarter,
-            )
-            ax.set_xticks(list(positions), result.bins, rotation=BIN_ROTATION, fontsize="x-small", ha="right")
-            ax.set_ylabel("share")
-            _title(ax, f"{name} — PSI {_number(result.psi)} ({kind})")
-            ax.legend(fontsize="x-small")
-        parts.append(_png(figure, measured=False))
+    parts.append(_distributions(quarter, references, found, kinds, features))
     return _page(f"Feature drift, gold/customer_features {quarter}", parts)
 
 

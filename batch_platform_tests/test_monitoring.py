@@ -1,5 +1,6 @@
 """Feature drift checked per quarter on real gold runs (SPEC.md, "Monitoring")."""
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -120,9 +121,11 @@ def test_each_quarter_links_a_report_page_with_its_charts(drift_run):
     assert report == Path(config.lake_root) / "reports" / "monitoring" / "2024-Q4" / "feature_drift.html"
     page = report.read_text()
     assert "gold/customer_features 2024-Q4" in page and "previous = 2024-Q3" in page
-    # the PSI chart and one distribution chart per monitored feature with values (the profile
-    # features have none here), inline
-    assert page.count("data:image/png;base64,") == 1 + len(set(MONITORED) - set(PROFILE_FEATURES))
+    # inline: the PSI chart, and one chart of the distributions of every monitored feature with values
+    # (the profile features have none here), its text alternative naming them
+    images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', page)
+    assert len(images) == 2 and images[1].startswith("Distributions in 2024-Q4 and its references of: ")
+    assert set(images[1].split(": ")[1].split(", ")) == set(MONITORED) - set(PROFILE_FEATURES)
     assert all(f"<td>{name}</td>" in page for name in MONITORED)
 
 
