@@ -146,11 +146,12 @@ def _write_source(
         part_data = {k: v[cuts[qi] : cuts[qi + 1]] for k, v in data.items()}
         extra_on = generator.extra_column is not None and qi >= cal.mid
         columns = list(table.columns) + ([generator.extra_column] if extra_on else [])
-        if qi == cal.reordered:
+        reordered = qi == cal.reordered
+        if reordered:
             columns.reverse()
         rows = generator.rows(rng, world, qi, part_data, extra_on)
         dirt = dict(rows.dirt)
-        files.write_quarter(rng, qi, rows, columns, generator.extra_column, dirt, qi == cal.reordered)
+        files.write_quarter(rng, qi, rows, columns, generator.extra_column, dirt, reordered)
         if generator.timed:
             take = min(len(rows.clean), max(1, math.ceil(REDELIVERY_RATE * len(rows.clean))))
             chosen = np.sort(rng.choice(rows.clean, size=take, replace=False))
