@@ -12,6 +12,7 @@ run time). The lake is the ML tests' (`ml_fixtures.ml_lake`: silver 2024-Q1 … 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -67,6 +68,30 @@ def test_the_readme_is_a_short_guide_whose_every_link_leads_somewhere():
             if "://" in target or not linked.is_relative_to(ROOT):
                 continue  # another site, or the contract beside the repository (`../shared/SPEC.md`)
             assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links {target}, which does not exist"
+
+
+PERFORMANCE_CASES = ("M", "S", "XS", "real")
+"""The cases the README's performance table shows (issue 28: its latest figures, nothing more),
+each row the latest report of its case, `benchmarks/results/latest-<case>.json`."""
+
+
+def performance_row(case: str) -> str:
+    results = json.loads((ROOT / "benchmarks" / "results" / f"latest-{case}.json").read_text())
+    ratios = results["ratios"]
+    return (
+        f"| {case}: {results['landing_rows']:,} landing rows, {len(results['quarters'])} quarters "
+        f"| {ratios['backfill_vs_plain']:.2f} × | {ratios['single_vs_plain_single']:.2f} × "
+        f"| {results['started'][:10]}, {results['environment']['git_commit'][:7]} |"
+    )
+
+
+def test_the_readmes_performance_figures_are_the_latest_benchmark_results():
+    text = README.read_text()
+    section = text[text.index("## Performance") :]
+    section = section[: section.index("\n## ")]
+    rows = [line for line in section.splitlines() if re.match(r"\| (XS|S|M|L|real|long)\b", line)]
+    assert rows == [performance_row(case) for case in PERFORMANCE_CASES]
+    assert "benchmarks/FINDINGS.md" in section and "benchmarks/README.md" in section
 
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
