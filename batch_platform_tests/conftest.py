@@ -54,13 +54,18 @@ SERVER_MARKS = {
 another fixture) gets here, whatever its module declares: `make test-fast` deselects these markers
 and `slow` (`-m "not cluster and not s3 and not webserver and not browser and not postgres and not
 slow"`), so it starts none of them."""
-SLOW_FIXTURES = {"reference_run", "ml_lake", "scored_lake"}
-"""The session fixtures that run the platform end to end: the command line's run of every asset, in a
-child process (`reference_fixtures`; the jobs and delivery tests read it), the ML lake, gold and
-ML over three quarters of 1,500 customers (`ml_fixtures`; the ML tests and, through `demo_project`,
-the docs' recipes read it, each recipe in a fresh interpreter), and the scored lake, a generated
-landing zone run through every layer to `ml/churn_scores` (`test_inference`, whose scorer must equal
-it). Every test using one, directly or through another fixture, is marked `slow`."""
+SLOW_FIXTURES = {"reference_run", "ml_lake", "scored_lake", "history_runs", "generated_run", "drift_run"}
+"""The fixtures that run the platform end to end, or through several layers over several quarters: the
+command line's run of every asset, in a child process (`reference_fixtures`; the jobs and delivery
+tests read it), the ML lake, gold and ML over three quarters of 1,500 customers (`ml_fixtures`; the
+ML tests and, through `demo_project`, the docs' recipes read it, each recipe in a fresh interpreter),
+the scored lake, a generated landing zone run through every layer to `ml/churn_scores`
+(`test_inference`, whose scorer must equal it), and three module fixtures that run a generated or
+planted lake through several layers and quarters: a generated landing zone through bronze, silver and
+gold over three quarters, twice (`test_customer_history.history_runs`), one through bronze, silver
+and their checks over three quarters (`test_silver.generated_run`), and gold with its drift check over
+five quarters of planted silver (`test_monitoring.drift_run`). Every test using one, directly or
+through another fixture, is marked `slow`."""
 SLOW_TESTS = {
     "test_cli": {"test_dagster_asset_materialize_writes_one_quarter"},
     "test_concurrency": {

@@ -238,7 +238,7 @@ RUN = (Q1, Q3)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def history_runs(tmp_path_factory):
     """A generated landing zone through bronze, silver and gold (2024-Q1…Q3, one run), and the same
     landing zone without its `customers` folder through the same assets into another lake."""
     import shutil
@@ -265,10 +265,10 @@ def _lake(config, table: str, quarter: str) -> pd.DataFrame:
     return naive(lake_table(config.lake_root, table, quarter))
 
 
-def test_a_run_builds_the_history_and_joins_it_into_the_features(spark, runs):
+def test_a_run_builds_the_history_and_joins_it_into_the_features(spark, history_runs):
     from batch_platform_tests.platform import materialisations
 
-    config, result = runs["with"]
+    config, result = history_runs["with"]
     recorded = materialisations(result, dg.AssetKey(["gold", "customer_history"]))
     assert sorted(recorded) == ["2024-01-01", "2024-04-01", "2024-07-01"]
     assert all(recorded[key]["customers"] > 0 for key in recorded)
@@ -284,8 +284,8 @@ def test_a_run_builds_the_history_and_joins_it_into_the_features(spark, runs):
     assert _lake(config, "gold/training_set", Q3)["contract"].notna().any()
 
 
-def test_a_landing_zone_without_customers_gives_null_profiles_and_the_same_everything_else(runs):
-    with_customers, without = runs["with"][0], runs["without"][0]
+def test_a_landing_zone_without_customers_gives_null_profiles_and_the_same_everything_else(history_runs):
+    with_customers, without = history_runs["with"][0], history_runs["without"][0]
     for quarter in (Q1, Q2, Q3):
         assert _lake(without, "gold/customer_history", quarter).empty
         assert _lake(without, "silver/customer_profiles", quarter).empty
@@ -298,7 +298,7 @@ def test_a_landing_zone_without_customers_gives_null_profiles_and_the_same_every
         pd.testing.assert_frame_equal(plain[others], profiled[others])
 
 
-def test_poisoned_profiles_at_and_after_the_cutoff_move_no_feature_of_q(spark, runs):
+def test_poisoned_profiles_at_and_after_the_cutoff_move_no_feature_of_q(spark, history_runs):
     """Every silver profile of partition Q replaced by poison (updated_at ≥ C, the only rows silver Q
     may add to what history Q-1 knew), history and features of Q rebuilt through the graph: history Q
     changes, no feature of Q moves."""
@@ -306,7 +306,7 @@ def test_poisoned_profiles_at_and_after_the_cutoff_move_no_feature_of_q(spark, r
     from batch_platform_tests.lake_fixtures import commit_quarters
     from batch_platform_tests.platform import bronze_assets, gold_assets, materialize_range, silver_assets
 
-    config, _ = runs["with"]
+    config, _ = history_runs["with"]
     before_features = _lake(config, "gold/customer_features", Q3)
     before_history = _lake(config, "gold/customer_history", Q3)
     ids = sorted(set(before_features["customer_id"]))
