@@ -43,15 +43,16 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-# Everything but the tests that start a server or run the platform end to end (markers set in
-# batch_platform_tests/conftest.py): no S3 server, Spark cluster, Dagster webserver/daemon, Chromium
-# or PostgreSQL, and no `slow` test (docs/development.md)
+# Everything but the tests that start a server or run the platform through several layers (markers
+# set in batch_platform_tests/conftest.py): no S3 server, Spark cluster, Dagster webserver/daemon,
+# Chromium or PostgreSQL, and no `slow` test; on two workers, each module's tests on one
+# (docs/development.md)
 FAST_MARKERS := not cluster and not s3 and not webserver and not browser and not postgres and not slow
 
 test-fast: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "$(FAST_MARKERS)"
+	$(BIN)/pytest -m "$(FAST_MARKERS)" -n 2 --dist loadgroup --no-loadscope-reorder
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

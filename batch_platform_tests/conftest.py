@@ -8,8 +8,8 @@ SparkSession, and the tests of a module — or of the modules sharing an expensi
 (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The heaviest groups
 are queued first (`HEAVIEST_FIRST`), in one process too; the cluster's and S3 tests, then the Dagster
 UI's, come last, the cluster's run and the UI's launches running in the background from the start
-(`_background_launches`). `make test` runs one process:
-on 2 cores two workers were slower (docs/development.md).
+(`_background_launches`). `make test` runs one process (on 2 cores two workers were slower for
+the whole suite), `make test-fast` two workers (docs/development.md).
 """
 
 from __future__ import annotations
