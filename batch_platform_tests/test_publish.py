@@ -6,8 +6,10 @@ password never shows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -260,20 +262,30 @@ def test_the_password_is_in_no_event_of_the_run(published, postgres_server):
 
 # ------------------------------------------------------------------------------------- secrets
 SPARK_SECRET_KEY = "spark.hadoop.fs.azure.account.key.example.dfs.core.windows.net"
+TRAINABLE = 150
+"""Rows of the secret run's 2024-Q3 training set: enough train and eval rows for `ml/churn_model`."""
+
+
+def sqlite_rows(path: Path, query: str) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        return connection.execute(query).fetchall()
 
 
 @pytest.fixture(scope="module")
-def secret_run(delta_lake, postgres_server, tmp_path_factory):
-    """`batch-platform materialize` of the publishing assets and (a Spark session with the config's
-    settings) `bronze/operational` over 2024-Q2…2024-Q3, on a copy of the readers' Delta lake and a
-    small landing zone, in a process of its own with its own DAGSTER_HOME, and a secret of every
-    kind the platform knows in its environment: a `spark.conf` value and the `storage.s3` keys
-    (`${NAME}` in the config file), the password of a PostgreSQL role made for it, holding
-    `@ / : # % ?`, MLflow's credentials and the API token."""
+def secret_run(spark, delta_lake, postgres_server, tmp_path_factory):
+    """`batch-platform materialize` of the publishing assets, `ml/churn_model` (MLflow runs, models
+    and their artifacts in the local store beside the lake) and `bronze/operational`
+    over 2024-Q2…2024-Q3, on a copy of the readers' Delta lake whose 2024-Q3 training set is large
+    enough to train on (`TRAINABLE` rows) and a small landing zone, in a process of its own with its
+    own DAGSTER_HOME, and a secret of every kind the platform knows in its environment: a
+    `spark.conf` value and the `storage.s3` keys (`${NAME}` in the config file), the password of a
+    PostgreSQL role made for it, holding `@ / : # % ?`, MLflow's credentials and the API token."""
     from batch_platform.sample_data import generate_landing
 
     root = tmp_path_factory.mktemp("secrets")
     lake = copy_lake(delta_lake, root / "lake")
+    trainable = {"2024-Q3": model_rows(TRAINING_KEY.to_user_string(), "2024-Q3", customers(TRAINABLE, 5), 4)}
+    commit_rows(spark, lake.root, TRAINING_KEY.to_user_string(), trainable, "run-c")
     generate_landing(root / "landing", first_quarter="2024-Q2", last_quarter="2024-Q3", customers=10, seed=3)
     values = {
         "BP_SECRET_SPARK": "spark-" + secrets.token_urlsafe(18),
@@ -304,11 +316,11 @@ def secret_run(delta_lake, postgres_server, tmp_path_factory):
     env = {**dagster_env(root, config), **values}
     done = subprocess.run(
         [CLI, "materialize", "--from", "2024-Q2", "--to", "2024-Q3", "--select", "group:publish",
-         "--select", "key:bronze/operational"],
+         "--select", "key:bronze/operational", "--select", "key:ml/churn_model"],
         env=env, cwd=root, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
-    return {"done": done, "home": Path(env["DAGSTER_HOME"]), "config": root / "config.yaml", "lake": lake.root,
-            "secrets": values}  # fmt: skip
+    return {"done": done, "root": root, "home": Path(env["DAGSTER_HOME"]), "config": root / "config.yaml",
+            "lake": lake.root, "secrets": values}  # fmt: skip
 
 
 def test_no_configured_secret_reaches_dagster_home_output_events_or_resource_config(
@@ -318,13 +330,22 @@ def test_no_configured_secret_reaches_dagster_home_output_events_or_resource_con
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     with postgres_server.connect() as conn:
         published = conn.execute("SELECT quarter, count(*) FROM vault.training_set GROUP BY quarter").fetchall()
-    assert sorted(published) == [("2024-Q2", 32), ("2024-Q3", 35)]  # with the password of @ / : # % ?
+    assert sorted(published) == [("2024-Q2", 32), ("2024-Q3", TRAINABLE)]  # with the password of @ / : # % ?
     assert DeltaTable(f"{secret_run['lake']}/bronze/operational").version() == 0  # written by a Spark session
-    shown = list(values.values())
+    cards = DeltaTable(f"{secret_run['lake']}/ml/churn_model").to_pandas(filters=[("quarter", "=", "2024-Q3")])
+    store = secret_run["root"] / "mlflow.db"
+    (experiment,) = sqlite_rows(store, "SELECT artifact_location FROM experiments WHERE name != 'Default'")
+    runs = {run for (run,) in sqlite_rows(store, "SELECT run_uuid FROM runs")}
+    assert len(cards) > 1 and set(cards["mlflow_run_id"]) == runs  # the store holds the quarter's runs, no other
+    assert Path(experiment[0].removeprefix("file://")).is_dir()  # the models' artifacts, beside the store
+    # The user name is not a secret: MLflow records who ran each run (the `mlflow.user` tag) on purpose.
+    assert {user for (user,) in sqlite_rows(store, "SELECT user_id FROM runs")} == {values["MLFLOW_TRACKING_USERNAME"]}
+    shown = [value for name, value in values.items() if name != "MLFLOW_TRACKING_USERNAME"]
     # Every file of the home, every value of its databases, decompressed: the scan reads the job
     # snapshots (zlib), where the resource config keeps the variables' names, never their values.
+    # Then the whole folder of the run: the lake, the MLflow store's database and artifacts.
     assert places_holding(home, ["BP_SECRET_SPARK", "BP_SECRET_S3_SECRET"])
-    assert places_holding(home, shown) == []
+    assert places_holding(secret_run["root"], shown) == []
     assert not [secret for secret in shown if secret in done.stdout + done.stderr]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         (run,) = instance.get_runs()
