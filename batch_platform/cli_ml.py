@@ -60,7 +60,7 @@ def cmd_ml_report(args: argparse.Namespace) -> int:
             f"{eval_baseline:>8}  {realised}  {status}"
         )
     print("\nout of time: the scores of Q against gold/churn_labels Q+1, pending until those labels are in the lake;")
-    print("WARN: the model's AUC-PR is below the recency baseline's, or the scored and labelled customers differ")
+    print("status WARN: the model's AUC-PR is below the recency baseline, or the scored and labelled customers differ")
     for line in warnings:
         print(line)
     store = build_mlflow_store(config)
