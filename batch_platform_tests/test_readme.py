@@ -78,9 +78,11 @@ each row the latest report of its case, `benchmarks/results/latest-<case>.json`.
 def performance_row(case: str) -> str:
     results = json.loads((ROOT / "benchmarks" / "results" / f"latest-{case}.json").read_text())
     ratios = results["ratios"]
+    delta = ratios.get("backfill_vs_plain_delta"), ratios.get("single_vs_plain_delta_single")
     return (
         f"| {case}: {results['landing_rows']:,} landing rows, {len(results['quarters'])} quarters "
         f"| {ratios['backfill_vs_plain']:.2f} × | {ratios['single_vs_plain_single']:.2f} × "
+        f"| {' / '.join(f'{r:.2f} ×' for r in delta) if None not in delta else '–'} "
         f"| {results['started'][:10]}, {results['environment']['git_commit'][:7]} |"
     )
 

@@ -25,7 +25,11 @@ with PyYAML, and builds, for the quarters `--from` … `--to`:
   split counts can be compared); the profile features from the version of history Q-1 valid at C.
 
 Every table is written as `<lake>/<layer>/<table>/quarter=<YYYY-QN>/*.parquet`, one schema-only
-file for a quarter without rows (copied from one empty file written once). A run of one quarter
+file for a quarter without rows (copied from one empty file written once). With `--delta`, every
+table is a Delta table instead, written as the platform commits (one `replaceWhere` partition
+overwrite per table per run, with the platform's two Delta settings, `DELTA_CONF`, and the jars of
+`make setup`) and read through its log: the yardstick for what the table format itself costs,
+measured beside the Parquet one (benchmarks/README.md). A run of one quarter
 reads the lookback of gold from silver already in the lake, as a scheduled run would. What it
 does not do, and the platform does: validation, row counts, previews, statistics, reconciliation
 figures, asset checks, per-quarter metadata and atomic publishing.
@@ -106,7 +110,16 @@ def start_col(index: Column) -> Column:
 
 
 # ---------------------------------------------------------------------------------- Spark
-def session(spark_settings: dict) -> SparkSession:
+DELTA_JARS = Path(__file__).resolve().parents[1] / ".jars" / "delta"
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.databricks.delta.skipRecordingEmptyCommits": "false",
+}
+
+
+def session(spark_settings: dict, delta: bool = False) -> SparkSession:
     builder = (
         SparkSession.builder.master(str(spark_settings.get("master", "local[*]")))
         .appName("plain_pyspark")
@@ -118,20 +131,34 @@ def session(spark_settings: dict) -> SparkSession:
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     )
+    if delta:
+        jars = sorted(DELTA_JARS.glob("*.jar"))
+        if not jars:
+            raise SystemExit(f"--delta: no Delta jars in {DELTA_JARS}: run `make setup`")
+        builder = builder.config("spark.jars", ",".join(str(jar) for jar in jars))
+        for key, value in DELTA_CONF.items():
+            builder = builder.config(key, value)
     for key, value in (spark_settings.get("conf") or {}).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     return builder.getOrCreate()
 
 
 class Lake:
-    def __init__(self, root: str, quarters: list[str]):
+    def __init__(self, root: str, quarters: list[str], delta: bool = False):
         self.root = Path(root)
         self.quarters = quarters
+        self.delta = delta
         self._empty: dict[str, Path] = {}
 
     def write(self, frame: DataFrame, table: str) -> None:
-        """Replace the run's quarters of `table`; a schema-only file for a quarter without rows."""
+        """Replace the run's quarters of `table`; a schema-only file for a quarter without rows (Delta:
+        one commit, which records the schema whether or not it adds rows)."""
         path = self.root / table
+        if self.delta:
+            replaced = ", ".join(f"'{q}'" for q in self.quarters)
+            writer = frame.write.format("delta").mode("overwrite").partitionBy("quarter")
+            writer.option("replaceWhere", f"quarter IN ({replaced})").save(str(path))
+            return
         frame.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy("quarter").parquet(
             str(path)
         )
@@ -150,6 +177,9 @@ class Lake:
 
     def read(self, spark: SparkSession, table: str, quarters: list[str], schema: str | None = None) -> DataFrame:
         path = self.root / table
+        if self.delta and (path / "_delta_log").is_dir():
+            frame = spark.read.format("delta").load(str(path)).where(F.col("quarter").isin(quarters))
+            return frame.select(*spark.createDataFrame([], schema).columns) if schema else frame
         folders = [str(path / f"quarter={q}") for q in quarters if (path / f"quarter={q}").is_dir()]
         reader = spark.read.option("basePath", str(path))
         if schema:
@@ -605,7 +635,7 @@ class Timer:
         return _Phase()
 
 
-def run(first: str, last: str, config: dict) -> dict:
+def run(first: str, last: str, config: dict, delta: bool = False) -> dict:
     storage, batch = config.get("storage", {}), config.get("batch", {})
     lookback = int(batch.get("lookback_quarters", 4))
     window_days = int(batch.get("prediction_window_days", 90))
@@ -616,11 +646,11 @@ def run(first: str, last: str, config: dict) -> dict:
     quarters = [qlabel(i) for i in range(lo, hi + 1)]
     history = [qlabel(i) for i in range(max(first_known, lo - lookback), hi + 1)]
     landing = Path(storage["landing_root"])
-    lake = Lake(storage["lake_root"], quarters)
+    lake = Lake(storage["lake_root"], quarters, delta)
     timer = Timer()
     began = time.time()
     with timer("spark_session"):
-        spark = session(config.get("spark") or {})
+        spark = session(config.get("spark") or {}, delta)
 
     for source, columns in SOURCES.items():
         with timer(f"bronze/{source}"):
@@ -673,9 +703,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="last")
     parser.add_argument("--config", default=os.environ.get("BATCH_PLATFORM_CONFIG", "config/config.yaml"))
     parser.add_argument("--report", help="write the phase timings here (JSON)")
+    parser.add_argument("--delta", action="store_true", help="write and read every table as a Delta table")
     args = parser.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text()) or {}
-    result = run(args.first, args.last or args.first, config)
+    result = run(args.first, args.last or args.first, config, args.delta)
     if args.report:
         Path(args.report).write_text(json.dumps(result, indent=1))
     print(

@@ -108,6 +108,10 @@ def ratios(results: dict) -> dict:
     # in their lake), and a long partition range against the same landing's quarters with data.
     out["single_vs_plain_single"] = _div(_wall(results, "single"), _wall(results, "plain_single"))
     out["single_vs_plain_single_cpu"] = _div(_cpu(results, "single"), _cpu(results, "plain_single"))
+    # What the table format costs: the platform against the same script writing Delta (no target).
+    out["backfill_vs_plain_delta"] = _div(b, _wall(results, "plain_delta"))
+    out["single_vs_plain_delta_single"] = _div(_wall(results, "single"), _wall(results, "plain_delta_single"))
+    out["plain_delta_vs_plain"] = _div(_wall(results, "plain_delta"), _wall(results, "plain"))
     out["range_vs_data_quarters"] = _div(b, _wall(results, "data"))
     out["range_vs_data_quarters_cpu"] = _div(_cpu(results, "backfill"), _cpu(results, "data"))
     if backfill:
@@ -233,6 +237,12 @@ def markdown(results: dict, command: str) -> str:
             f"{quarters[-1]} after its own full run (lookback in its lake)",
             results.get("last_quarter_rows"),
         ),
+        "plain_delta": ("plain PySpark writing Delta", "the same script, every table a Delta table (`--delta`)", rows),
+        "plain_delta_single": (
+            "plain PySpark writing Delta, one quarter",
+            f"{quarters[-1]} after its own full run (lookback in its lake)",
+            results.get("last_quarter_rows"),
+        ),
         "duckdb": ("DuckDB", "independent SQL, gold only", rows),
         "plain_ml": (
             "plain MLlib + MLflow",
@@ -307,6 +317,12 @@ def markdown(results: dict, command: str) -> str:
             f"Context: backfill / DuckDB = {r['backfill_vs_duckdb']:.1f} ×, plain PySpark / DuckDB = "
             f"{_f(r.get('plain_vs_duckdb'), 1)} ×; the one-quarter run takes "
             f"{_f(r.get('single_vs_backfill_per_quarter'), 1)} × the backfill's time per quarter."
+        )
+    if r.get("plain_delta_vs_plain") is not None:
+        lines.append(
+            f"Table format: plain PySpark writing Delta takes {r['plain_delta_vs_plain']:.2f} × its Parquet run; "
+            f"the backfill is {_f(r.get('backfill_vs_plain_delta'), 2)} × the Delta run, one quarter "
+            f"{_f(r.get('single_vs_plain_delta_single'), 2)} × its Delta run of that quarter."
         )
     if r.get("ml_vs_plain_ml") is not None:
         lines.append(
@@ -391,7 +407,21 @@ def markdown(results: dict, command: str) -> str:
                     f"{(c['backfill'].get('spark') or {}).get('jobs', '–')}).",
                 ]
     lines += ["", "### Do the contenders agree?", ""]
-    compared = [k for k in ("single", "data", "eight", "plain", "plain_single", "duckdb", "ablation") if k in c]
+    compared = [
+        k
+        for k in (
+            "single",
+            "data",
+            "eight",
+            "plain",
+            "plain_single",
+            "plain_delta",
+            "plain_delta_single",
+            "duckdb",
+            "ablation",
+        )
+        if k in c
+    ]
     if results["mismatches"]:
         lines.append(
             f"**No: {len(results['mismatches'])} figure(s) differ** (reference: the one-run backfill). First 40:"

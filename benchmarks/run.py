@@ -27,6 +27,9 @@ One run of the harness:
    - `plain`: `benchmarks.plain_pyspark` — an independent, straightforward PySpark script of
      SPEC.md (nothing imported from the platform) building the same tables;
    - `plain_single`: the same script for the last quarter alone, in its own lake (lookback there);
+   - `plain_delta`, `plain_delta_single` (opt-in, `--only`): the same two runs of the same script
+     writing Delta tables as the platform commits them (`--delta`), in a lake of their own: what the
+     table format costs a straightforward script, beside the Parquet yardstick;
    - `duckdb`: `benchmarks.duckdb_gold` — an independent SQL implementation of the gold tables;
    - `ablation` (opt-in, `--with-ablation`): the backfill again with the IO manager's Pandera
      validation and metadata replaced by no-ops in the child (`BENCH_ABLATE`, see
@@ -89,7 +92,19 @@ REAL_CASES = ("real", "long")
 landing over the whole partition range from 1997-Q1 to the last complete quarter (~30 years, data
 in 6 quarters), with the platform's run over only the quarters with data (`data`) beside it."""
 TIMEOUTS = {"XS": 900, "S": 1800, "M": 3 * 3600, "L": 8 * 3600, "real": 1800, "long": 3600}
-CONTENDERS = ("backfill", "data", "single", "eight", "plain", "plain_single", "duckdb", "import", "plain_ml")
+CONTENDERS = (
+    "backfill",
+    "data",
+    "single",
+    "eight",
+    "plain",
+    "plain_single",
+    "plain_delta",
+    "plain_delta_single",
+    "duckdb",
+    "import",
+    "plain_ml",
+)
 DEFAULT_CONTENDERS = {
     "real": ("backfill", "single", "plain", "plain_single", "duckdb"),
     "long": ("backfill", "data", "single", "plain", "plain_single", "duckdb"),
@@ -306,13 +321,16 @@ def platform_run(
     }
 
 
-def plain_run(c: Contender, first: str, last: str, *, timeout: float, logs: Path, tag: str = "plain") -> dict:
+def plain_run(
+    c: Contender, first: str, last: str, *, timeout: float, logs: Path, tag: str = "plain", delta: bool = False
+) -> dict:
     config, events = c.config(tag)
     report_path = c.dir / f"{tag}-report.json"
     load_before = os.getloadavg()
     proc = run_measured(
         f"{c.name}-{tag}",
-        [PYTHON, "-m", "benchmarks.plain_pyspark", "--from", first, "--to", last, "--report", str(report_path)],
+        [PYTHON, "-m", "benchmarks.plain_pyspark", "--from", first, "--to", last, "--report", str(report_path)]
+        + (["--delta"] if delta else []),
         env=c.env(config),
         cwd=ROOT,
         timeout=timeout,
@@ -653,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     real = args.size in REAL_CASES
     timeout = args.timeout or TIMEOUTS[args.size]
-    default = DEFAULT_CONTENDERS.get(args.size, CONTENDERS)
+    default = DEFAULT_CONTENDERS.get(args.size, [c for c in CONTENDERS if not c.startswith("plain_delta")])
     selected = set(default if not args.only else [c.strip() for c in args.only.split(",") if c.strip()])
     unknown = selected - set(CONTENDERS)
     if unknown:
@@ -815,16 +833,19 @@ def main(argv: list[str] | None = None) -> int:
         compare_with_reference("data", c.lake, data_quarters)
         return result
 
-    def do_plain_single(c: Contender) -> dict:
+    def do_plain_single(c: Contender, tag: str = "plain_single") -> dict:
         """Plain PySpark for the last quarter alone, in the lake of its own full run (lookback there)."""
-        result = plain_run(c, quarters[-1], quarters[-1], timeout=timeout, logs=logs, tag="plain_single")
-        compare_with_reference("plain_single", c.lake, [quarters[-1]])
+        delta = tag == "plain_delta_single"
+        result = plain_run(c, quarters[-1], quarters[-1], timeout=timeout, logs=logs, tag=tag, delta=delta)
+        compare_with_reference(tag, c.lake, [quarters[-1]])
         return result
 
-    def do_plain(c: Contender) -> dict:
-        result = plain_run(c, quarters[0], quarters[-1], timeout=timeout, logs=logs)
+    def do_plain(c: Contender, tag: str = "plain") -> dict:
+        result = plain_run(
+            c, quarters[0], quarters[-1], timeout=timeout, logs=logs, tag=tag, delta=tag == "plain_delta"
+        )
         result["files"] = file_counts(c.lake)
-        compare_with_reference("plain", c.lake)
+        compare_with_reference(tag, c.lake)
         return result
 
     def do_duckdb(c: Contender) -> dict:
@@ -869,6 +890,9 @@ def main(argv: list[str] | None = None) -> int:
         if "plain" in selected:
             plain = contender("plain")
             measure("plain", "plain PySpark", lambda: do_plain(plain))
+        if "plain_delta" in selected:
+            plain_delta = contender("plain_delta")
+            measure("plain_delta", "plain PySpark writing Delta", lambda: do_plain(plain_delta, "plain_delta"))
         if "duckdb" in selected:
             duck = contender("duckdb")
             measure("duckdb", "DuckDB", lambda: do_duckdb(duck))
@@ -876,6 +900,12 @@ def main(argv: list[str] | None = None) -> int:
             measure("single", f"single ({quarters[-1]} after the backfill, same lake)", lambda: do_single(back))
         if "plain_single" in selected and "plain" in results["contenders"]:
             measure("plain_single", f"plain PySpark, {quarters[-1]} alone (same lake)", lambda: do_plain_single(plain))
+        if "plain_delta_single" in selected and "plain_delta" in results["contenders"]:
+            measure(
+                "plain_delta_single",
+                f"plain PySpark writing Delta, {quarters[-1]} alone (same lake)",
+                lambda: do_plain_single(plain_delta, "plain_delta_single"),
+            )
         if "data" in selected:
             data = contender("data")
             measure(
