@@ -117,7 +117,10 @@ def ratios(results: dict) -> dict:
     if backfill:
         vm = validation_metadata(backfill, results["contenders"].get("ablation"))
         out["validation_metadata"] = vm
-        out["validation_metadata_share"] = _div(vm["pandera_plus_metadata"], b)
+        # Without an ablated run the row checks are charged the whole counting pass, which also computes
+        # every output: an upper bound, shown in the breakdown, not a measurement of the target.
+        measured = vm["io_count_and_check_ablated"] is not None
+        out["validation_metadata_share"] = _div(vm["pandera_plus_metadata"], b) if measured else None
         out["with_asset_checks_share"] = _div(vm["pandera_plus_metadata"] + vm["asset_checks"], b)
         out["peak_memory_gib"] = backfill["process"]["peak_rss_bytes"] / GIB
         # The ML line (issue 13): training, scoring and the out-of-time check are the `ml__*` steps
@@ -288,7 +291,10 @@ def markdown(results: dict, command: str) -> str:
             lambda v: f"{v:.2f} ×",
         ),
         "backfill_vs_eight": ("one-run backfill ≤ 0.5 × eight runs", lambda v: f"{v:.2f} ×"),
-        "validation_metadata_share": ("Pandera + metadata < 10 % of the backfill", lambda v: f"{100 * v:.1f} %"),
+        "validation_metadata_share": (
+            "Pandera + metadata < 10 % of the backfill (measured with `--with-ablation`)",
+            lambda v: f"{100 * v:.1f} %",
+        ),
         "peak_memory_gib": ("peak memory (backfill, driver + JVM) < 4 GiB", lambda v: f"{v:.2f} GiB"),
         "import_seconds": ("import definitions < 2 s (issue 24)", lambda v: f"{v:.2f} s"),
         "ml_vs_plain_ml": (
@@ -379,11 +385,11 @@ def markdown(results: dict, command: str) -> str:
             f"| IO-manager metadata (column schema, per-quarter previews; `io_seconds/metadata`) | {_f(vm['io_metadata'])} | {_pct(_div(vm['io_metadata'], b))} |",
             f"| asset metadata (silver reconcile, gold feature stats and label counts) | {_f(vm['asset_metadata'])} | {_pct(_div(vm['asset_metadata'], b))} |",
             f"| training_set consistency join (`unmatched_customers`) | {_f(vm['consistency_join'])} | {_pct(_div(vm['consistency_join'], b))} |",
-            f"| **Pandera + metadata (the < 10 % target)** | **{_f(vm['pandera_plus_metadata'])}** | **{_pct(r.get('validation_metadata_share'))}** |",
+            f"| **Pandera + metadata (the < 10 % target)** | **{_f(vm['pandera_plus_metadata'])}** | **{_pct(_div(vm['pandera_plus_metadata'], b))}** |",
             f"| asset-check steps (silver checks) | {_f(vm['asset_checks'])} | {_pct(_div(vm['asset_checks'], b))} |",
             f"| IO-manager counting pass (compute, rows and row checks per quarter; `io_seconds/count_and_check`) | {_f(vm['io_count_and_check'])} | {_pct(_div(vm['io_count_and_check'], b))} |",
             f"| … the same pass in the ablated run (compute and rows only) | {_f(vm['io_count_and_check_ablated'])} | {_pct(_div(vm['io_count_and_check_ablated'], b))} |",
-            f"| IO-manager write (staging, empty quarters, swap; `io_seconds/write`) | {_f(vm['io_write'])} | {_pct(_div(vm['io_write'], b))} |",
+            f"| IO-manager write (one Delta commit per table; `io_seconds/write`) | {_f(vm['io_write'])} | {_pct(_div(vm['io_write'], b))} |",
         ]
         att = c["backfill"].get("attribution", {})
         if att.get("steps"):
