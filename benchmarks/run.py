@@ -321,16 +321,15 @@ def platform_run(
     }
 
 
-def plain_run(
-    c: Contender, first: str, last: str, *, timeout: float, logs: Path, tag: str = "plain", delta: bool = False
-) -> dict:
+def plain_run(c: Contender, first: str, last: str, *, timeout: float, logs: Path, tag: str = "plain") -> dict:
+    """The plain script over `first` … `last`; the `plain_delta*` contenders write Delta (`--delta`)."""
     config, events = c.config(tag)
     report_path = c.dir / f"{tag}-report.json"
     load_before = os.getloadavg()
     proc = run_measured(
         f"{c.name}-{tag}",
         [PYTHON, "-m", "benchmarks.plain_pyspark", "--from", first, "--to", last, "--report", str(report_path)]
-        + (["--delta"] if delta else []),
+        + (["--delta"] if tag.startswith("plain_delta") else []),
         env=c.env(config),
         cwd=ROOT,
         timeout=timeout,
@@ -835,15 +834,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def do_plain_single(c: Contender, tag: str = "plain_single") -> dict:
         """Plain PySpark for the last quarter alone, in the lake of its own full run (lookback there)."""
-        delta = tag == "plain_delta_single"
-        result = plain_run(c, quarters[-1], quarters[-1], timeout=timeout, logs=logs, tag=tag, delta=delta)
+        result = plain_run(c, quarters[-1], quarters[-1], timeout=timeout, logs=logs, tag=tag)
         compare_with_reference(tag, c.lake, [quarters[-1]])
         return result
 
     def do_plain(c: Contender, tag: str = "plain") -> dict:
-        result = plain_run(
-            c, quarters[0], quarters[-1], timeout=timeout, logs=logs, tag=tag, delta=tag == "plain_delta"
-        )
+        result = plain_run(c, quarters[0], quarters[-1], timeout=timeout, logs=logs, tag=tag)
         result["files"] = file_counts(c.lake)
         compare_with_reference(tag, c.lake)
         return result
