@@ -18,6 +18,7 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import yaml
@@ -41,6 +42,13 @@ GRAPH_QUARTERS = quarterly_partitions(GRAPH_CONFIG.batch.first_quarter)
 GOLD = build_gold_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
 ML = build_ml_assets(GRAPH_QUARTERS, GRAPH_CONFIG.batch)
 ML_CHECKS = build_ml_checks(GRAPH_QUARTERS)
+
+
+def store_client(root: Path) -> mlflow.MlflowClient:
+    """A client of the local store under `root`: tracking AND registry (the registry URI would
+    otherwise be the process-wide one the last run set)."""
+    uri = f"sqlite:///{root}/mlflow.db"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def planted_silver(customers: int = CUSTOMERS, seed: int = 11) -> dict[str, list[tuple]]:

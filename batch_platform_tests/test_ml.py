@@ -44,18 +44,12 @@ from batch_platform_tests.ml_fixtures import (
     ml_config,
     planted_silver,
     run_ml,
+    store_client,
     training_rows,
 )
 from batch_platform_tests.platform import make_config, materialisations
 
 NAMES = [candidate.name for candidate in CANDIDATES]
-
-
-def store_client(root: Path) -> mlflow.MlflowClient:
-    """A client of the local store under `root`: tracking AND registry (the registry URI would
-    otherwise be the process-wide one the last run set)."""
-    uri = f"sqlite:///{root}/mlflow.db"
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def registry_versions(root: Path) -> list:

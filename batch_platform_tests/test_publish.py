@@ -6,10 +6,8 @@ password never shows.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -36,6 +34,7 @@ from batch_platform.schemas.gold import TRAINING_KEY, TrainingSet
 from batch_platform.schemas.ml import ChurnScores
 from batch_platform_tests.delivery_fixtures import DELIVERY_QUARTERS
 from batch_platform_tests.delta_fixtures import commit_rows, copy_lake, customers, model_rows
+from batch_platform_tests.ml_fixtures import store_client
 from batch_platform_tests.platform import (
     TEST_SPARK,
     dagster_env,
@@ -266,11 +265,6 @@ TRAINABLE = 150
 """Rows of the secret run's 2024-Q3 training set: enough train and eval rows for `ml/churn_model`."""
 
 
-def sqlite_rows(path: Path, query: str) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        return connection.execute(query).fetchall()
-
-
 @pytest.fixture(scope="module")
 def secret_run(spark, delta_lake, postgres_server, tmp_path_factory):
     """`batch-platform materialize` of the publishing assets, `ml/churn_model` (MLflow runs, models
@@ -333,13 +327,13 @@ def test_no_configured_secret_reaches_dagster_home_output_events_or_resource_con
     assert sorted(published) == [("2024-Q2", 32), ("2024-Q3", TRAINABLE)]  # with the password of @ / : # % ?
     assert DeltaTable(f"{secret_run['lake']}/bronze/operational").version() == 0  # written by a Spark session
     cards = DeltaTable(f"{secret_run['lake']}/ml/churn_model").to_pandas(filters=[("quarter", "=", "2024-Q3")])
-    store = secret_run["root"] / "mlflow.db"
-    (experiment,) = sqlite_rows(store, "SELECT artifact_location FROM experiments WHERE name != 'Default'")
-    runs = {run for (run,) in sqlite_rows(store, "SELECT run_uuid FROM runs")}
-    assert len(cards) > 1 and set(cards["mlflow_run_id"]) == runs  # the store holds the quarter's runs, no other
-    assert Path(experiment[0].removeprefix("file://")).is_dir()  # the models' artifacts, beside the store
+    client = store_client(secret_run["root"])
+    (experiment,) = [e for e in client.search_experiments() if e.name != "Default"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(cards) > 1 and set(cards["mlflow_run_id"]) == {r.info.run_id for r in runs}  # the quarter's, no other
+    assert Path(experiment.artifact_location.removeprefix("file://")).is_dir()  # the models' artifacts
     # The user name is not a secret: MLflow records who ran each run (the `mlflow.user` tag) on purpose.
-    assert {user for (user,) in sqlite_rows(store, "SELECT user_id FROM runs")} == {values["MLFLOW_TRACKING_USERNAME"]}
+    assert {r.info.user_id for r in runs} == {values["MLFLOW_TRACKING_USERNAME"]}
     shown = [value for name, value in values.items() if name != "MLFLOW_TRACKING_USERNAME"]
     # Every file of the home, every value of its databases, decompressed: the scan reads the job
     # snapshots (zlib), where the resource config keeps the variables' names, never their values.
