@@ -119,6 +119,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)  # stable: the shuffled order within each rank stays
 
 
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """Under `--dist loadgroup` a worker tells the controller each test's group by appending `@group`
+    to the node ids it collected. When that fails to stick, nothing fails: every test becomes a group
+    of its own, and each worker sets the module fixtures up again. pytest 9.2 did exactly that to
+    pytest-xdist 3.8 (pytest-dev/pytest-xdist#1386; setup.py pins pytest below 9.2), so stop there."""
+    if node.config.getvalue("dist") == "loadgroup" and ids and "@" not in ids[0]:
+        pytest.exit(
+            f"pytest-xdist did not record the xdist_group of {ids[0]!r}: with this pytest, --dist loadgroup "
+            "would spread each module's tests over the workers (pytest-dev/pytest-xdist#1386)",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def spark():
     """The session every in-process run of the suite shares. Autouse, so it is always the first:
