@@ -135,9 +135,10 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen]:
     }
     server.endpoint_url = f"http://127.0.0.1:{ports['s3']}"
     # SeaweedFS grows 7 volumes for each new bucket (a collection); the suite makes about ten buckets.
-    # Volumes are sparse files of at most 64 MB, so a high cap costs no disk.
+    # Volumes are sparse files of at most 64 MB, so a high cap costs no disk. Its log goes to stderr,
+    # so to `weed.log` here: by default glog leaves files of every run in the system's temp folder.
     command = [
-        weed_binary(), "server",
+        weed_binary(), "-logtostderr", "server",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-dir={data}",
         f"-master.port={ports['master']}", f"-master.port.grpc={ports['mgrpc']}",
