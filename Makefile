@@ -38,21 +38,23 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/batch-platform report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 	$(BIN)/batch-platform ml-report --from $(QUARTERS_FIRST) --to $(QUARTERS_LAST)
 
+# Two workers, each module's tests (or the modules sharing a costly fixture) on one (docs/development.md)
+XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 # Everything but the tests that start a server or run the platform through several layers (markers
 # set in batch_platform_tests/conftest.py): no S3 server, Spark cluster, Dagster webserver/daemon,
-# Chromium or PostgreSQL, and no `slow` test; on two workers, each module's tests on one
-# (docs/development.md)
+# Chromium or PostgreSQL, and no `slow` test
 FAST_MARKERS := not cluster and not s3 and not webserver and not browser and not postgres and not slow
 
 test-fast: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "$(FAST_MARKERS)" -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/pytest -m "$(FAST_MARKERS)" $(XDIST)
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
