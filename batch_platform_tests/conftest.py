@@ -6,10 +6,8 @@ The session is created here first, with the test config's settings; the `pyspark
 Under pytest-xdist (`-n 2 --dist loadgroup --no-loadscope-reorder`) each worker has its own
 SparkSession, and the tests of a module — or of the modules sharing an expensive session fixture
 (`SHARED`) — run on one worker, so every end-to-end case is still set up once. The heaviest groups
-are queued first (`HEAVIEST_FIRST`). The groups of `BACKGROUND` mostly wait: in one process their
-tests come last, the cluster's run and the UI's launches running in the background from the start
-(`_background_launches`); on workers they are queued before all others, so that their waiting overlaps
-the other worker's runs. `make test` and `make test-fast` both run two workers (docs/development.md).
+are queued first (`HEAVIEST_FIRST`); the cluster's and S3 tests, then the Dagster UI's, come last
+(`BACKGROUND`). `make test` and `make test-fast` both run two workers (docs/development.md).
 """
 
 from __future__ import annotations
@@ -88,24 +86,19 @@ BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}
 """Groups whose costly fixture starts with the session in a thread of its own, and which run last
 (in this order) so that it has run meanwhile: the Spark cluster and the one run on S3, on it
 (`cluster_fixtures.ClusterRun`); the Dagster UI and its launches (`webserver_fixtures.UILaunches`).
-Under pytest-xdist they start on first use and are queued first, the Dagster UI's first."""
+On xdist workers they start on first use (queued first there instead, the suite was no faster)."""
 
 
 @pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle, before xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def group(item: pytest.Item) -> str:
         module = item.module.__name__.rsplit(".", 1)[-1]
         return SHARED.get(module, module)
 
-    on_worker = hasattr(config, "workerinput")
-
     def rank(item: pytest.Item) -> int:
         name = group(item)
-        if name in BACKGROUND:
-            position = list(BACKGROUND).index(name)
-            # In one process: last, having run in the background meanwhile (`_background_launches`). On
-            # an xdist worker, which cannot tell which groups it will get: first, the later one first.
-            return -1 - position if on_worker else len(HEAVIEST_FIRST) + 1 + position
+        if name in BACKGROUND:  # last: they run in the background meanwhile (`_background_launches`)
+            return len(HEAVIEST_FIRST) + 1 + list(BACKGROUND).index(name)
         return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
 
     for module in {item.module for item in items}:
