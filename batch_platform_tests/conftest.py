@@ -13,6 +13,8 @@ are queued first (`HEAVIEST_FIRST`); the cluster's and S3 tests, then the Dagste
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,28 @@ BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}
 (in this order) so that it has run meanwhile: the Spark cluster and the one run on S3, on it
 (`cluster_fixtures.ClusterRun`); the Dagster UI and its launches (`webserver_fixtures.UILaunches`).
 On xdist workers they start on first use (queued first there instead, the suite was no faster)."""
+
+
+_JVM_SCRATCH = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every JVM the suite starts (the shared session, the command line's children, the cluster)
+    keeps its scratch folders (`spark-*`, `blockmgr-*`, `artifacts-*`) in one folder of this run,
+    removed at its end: a JVM killed on purpose (a writer killed mid-commit, a run holding a pool)
+    cannot remove its own. Set once, in the process that starts the xdist workers, which inherit it."""
+    if hasattr(config, "workerinput") or "SPARK_LOCAL_DIRS" in os.environ:
+        return
+    scratch = tempfile.mkdtemp(prefix="batch-platform-jvm-")
+    config.stash[_JVM_SCRATCH] = scratch
+    os.environ["SPARK_LOCAL_DIRS"] = scratch
+    os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} -Djava.io.tmpdir={scratch}".strip()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    scratch = config.stash.get(_JVM_SCRATCH, None)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle, before xdist reads the groups
