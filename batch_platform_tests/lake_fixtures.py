@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,9 +27,11 @@ import dagster as dg
 import pandas as pd
 import pandera.pyspark as pa
 import pyarrow
+import pyarrow.compute
 import pyspark.sql.types as T
 import pytest
 from dagster_pyspark import PySparkResource
+from deltalake import CommitProperties, write_deltalake
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.readwriter import DataFrameWriter
@@ -161,25 +164,38 @@ def commit_quarters(
 ) -> int:
     """The rows of `frame` in `quarters` (a quarter without rows: materialised empty) committed to the
     lake table `table` as the IO manager commits a run, with no validation: one partition overwrite
-    with the platform's `userMetadata`, so the quarters count as materialised. One file per quarter,
-    or (`one_file=False`) one per partition of `frame` holding rows of it. The version committed."""
+    with the platform's `userMetadata`, so the quarters count as materialised. The version committed.
+
+    One file per quarter, committed by delta-rs (`deltalake`) from the frame's rows in Arrow: a Delta
+    table like Spark's, about 0.05 s a commit of a few hundred rows against 1.5 s for Spark's, so
+    planting a few small tables does not cost a test seconds. With `one_file=False`, Spark commits it, one file per partition of
+    `frame` holding rows of it (the tests of a table of several files per quarter)."""
     uri = f"{str(lake_root).rstrip('/')}/{table}"
     try:
         before = delta.materialised_quarters(delta.open_table(uri))
     except delta.TableMissing:
         before = []
-    rows = frame.filter(F.col(PARTITION_COLUMN).isin(list(quarters)))
-    counts = {row[PARTITION_COLUMN]: row["count"] for row in rows.groupBy(PARTITION_COLUMN).count().collect()}
-    metadata = delta_log.commit_metadata(run_id, quarters, counts, before)
-    (
-        (rows.coalesce(1) if one_file else rows)
-        .write.format("delta")
-        .mode("overwrite")
-        .partitionBy(PARTITION_COLUMN)
-        .option("replaceWhere", f"{PARTITION_COLUMN} IN ({', '.join(repr(q) for q in quarters)})")
-        .option("userMetadata", metadata)
-        .save(uri)
-    )
+    replace = f"{PARTITION_COLUMN} IN ({', '.join(repr(q) for q in quarters)})"
+    if one_file:
+        arrow = frame.toArrow()
+        arrow = arrow.filter(pyarrow.compute.is_in(arrow[PARTITION_COLUMN], pyarrow.array(list(quarters))))
+        counts = dict(Counter(arrow[PARTITION_COLUMN].to_pylist()))
+        metadata = delta_log.commit_metadata(run_id, quarters, counts, before)
+        write_deltalake(
+            uri,
+            arrow,
+            mode="overwrite",
+            partition_by=[PARTITION_COLUMN],
+            predicate=replace,
+            commit_properties=CommitProperties(custom_metadata={"userMetadata": metadata}),
+        )
+    else:
+        rows = frame.filter(F.col(PARTITION_COLUMN).isin(list(quarters)))
+        counts = {row[PARTITION_COLUMN]: row["count"] for row in rows.groupBy(PARTITION_COLUMN).count().collect()}
+        metadata = delta_log.commit_metadata(run_id, quarters, counts, before)
+        rows.write.format("delta").mode("overwrite").partitionBy(PARTITION_COLUMN).option(
+            "replaceWhere", replace
+        ).option("userMetadata", metadata).save(uri)
     return delta_spark.committed_version(uri, metadata)
 
 

@@ -282,6 +282,7 @@ def test_a_file_that_is_not_utf8_fails_naming_line_and_byte_and_publishes_nothin
             "line 3002, byte offset 72068",
         ),
     ],
+    ids=["lines.json", "header.csv", "late.csv"],
 )
 def test_bad_bytes_anywhere_in_a_text_file_are_found(landing, resources, name, content, where):
     _write(landing, "operational", "2024-05-05", name, content)
@@ -449,10 +450,13 @@ def test_arrival_records_each_quarter_and_warns_when_a_source_stops_or_its_colum
     "name, content",
     [
         ("random.csv", random.Random(23).randbytes(4096)),
-        ("archive.csv", gzip.compress((HEADER + "C1,2024-05-01,1,eur,web\n" * 500).encode())),
+        # mtime=0: the same bytes whenever it is built (each xdist worker builds its own, and their
+        # test ids must agree)
+        ("archive.csv", gzip.compress((HEADER + "C1,2024-05-01,1,eur,web\n" * 500).encode(), mtime=0)),
         ("binary_rows.csv", HEADER.encode() + bytes(range(256)) * 8),
         ("long_row.csv", (HEADER + "C1," + "x" * 2000 + "\n").encode()),
     ],
+    ids=["random.csv", "archive.csv", "binary_rows.csv", "long_row.csv"],
 )
 def test_an_unreadable_file_is_quoted_in_a_short_escaped_excerpt(landing, resources, name, content):
     _write(landing, "operational", "2024-05-05", name, content)

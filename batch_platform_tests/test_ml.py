@@ -643,13 +643,13 @@ def test_the_grid_chooses_the_combination_that_ranks_the_validation_fold_best_ti
     folds = ValidationFolds.of(training_rows(spark, 300))
     try:
         strong, none = {"regParam": 1000.0, "elasticNetParam": 1.0}, {"regParam": 0.0, "elasticNetParam": 0.0}
-        lasso = Candidate("lr", "LogisticRegression", {"maxIter": 50}, (strong, none))
+        lasso = Candidate("lr", "LogisticRegression", {"maxIter": 10}, (strong, none))
         chosen, scores = choose_params(lasso, folds)
-        assert chosen == {"maxIter": 50, **none} and scores[1] > 0.95 and scores[0] < 0.7, scores
-        twice = Candidate("lr", "LogisticRegression", {"maxIter": 50}, (none, none))
-        assert choose_params(twice, folds) == ({"maxIter": 50, **none}, [scores[1]] * 2)
-        single = Candidate("lr", "LogisticRegression", {"maxIter": 50})
-        assert choose_params(single, folds) == ({"maxIter": 50}, [])  # nothing to choose: no fit on the fold
+        assert chosen == {"maxIter": 10, **none} and scores[1] > 0.95 and scores[0] < 0.7, scores
+        twice = Candidate("lr", "LogisticRegression", {"maxIter": 10}, (none, none))
+        assert choose_params(twice, folds) == ({"maxIter": 10, **none}, [scores[1]] * 2)
+        single = Candidate("lr", "LogisticRegression", {"maxIter": 10})
+        assert choose_params(single, folds) == ({"maxIter": 10}, [])  # nothing to choose: no fit on the fold
     finally:
         folds.release()
     with pytest.raises(ValueError, match="a grid of 1 to 4"):
