@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import mlflow
 import mlflow.spark
 import pyspark
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from pyspark.ml import PipelineModel
 
@@ -92,9 +93,14 @@ def champions_by_alias(store: MlflowStore) -> dict[str, int]:
     return {alias.removeprefix(_PREFIX): int(v) for alias, v in aliases.items() if alias.startswith(_PREFIX)}
 
 
+def registered_versions(store: MlflowStore) -> list[ModelVersion]:
+    """Every version of the store's registered model."""
+    return mlflow.MlflowClient().search_model_versions(f"name = '{store.registered_model_name}'")
+
+
 def earlier_versions(store: MlflowStore, version: int) -> list[dict[str, str]]:
     """The tags of every version registered before `version`, oldest first, each with its `version`."""
-    found = mlflow.MlflowClient().search_model_versions(f"name = '{store.registered_model_name}'")
+    found = registered_versions(store)
     return [
         {**v.tags, "version": str(v.version)}
         for v in sorted(found, key=lambda v: int(v.version))
@@ -149,7 +155,7 @@ def name_latest(store: MlflowStore, champions: dict[str, int]) -> int | None:
     does not hold `champion`, so re-running the latest trained quarter moves it, and re-running an
     older one never does. Removed when that quarter has no champion; its version."""
     client = mlflow.MlflowClient()
-    found = client.search_model_versions(f"name = '{store.registered_model_name}'") if champions else []
+    found = registered_versions(store) if champions else []
     trained = {v.tags["quarter"] for v in found if "quarter" in v.tags}
     latest = champions.get(max(trained)) if trained else None  # YYYY-QN labels sort by time
     if latest is None:
