@@ -168,8 +168,9 @@ def commit_quarters(
 
     One file per quarter, committed by delta-rs (`deltalake`) from the frame's rows in Arrow: a Delta
     table like Spark's, about 0.05 s a commit of a few hundred rows against 1.5 s for Spark's, so
-    planting a few small tables does not cost a test seconds. With `one_file=False`, Spark commits it, one file per partition of
-    `frame` holding rows of it (the tests of a table of several files per quarter)."""
+    planting a few small tables does not cost a test seconds. With `one_file=False`, Spark commits
+    it, one file per partition of `frame` holding rows of it (the tests of a table of several files
+    per quarter)."""
     uri = f"{str(lake_root).rstrip('/')}/{table}"
     try:
         before = delta.materialised_quarters(delta.open_table(uri))
