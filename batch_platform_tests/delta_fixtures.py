@@ -23,12 +23,13 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow
 import pytest
 
 from batch_platform import delta, delta_log
 from batch_platform.partitions import quarter_start
 from batch_platform.tables import table_for
-from batch_platform_tests.lake_fixtures import commit_quarters
+from batch_platform_tests.lake_fixtures import commit_arrow, commit_quarters
 
 TRAINING = "gold/training_set"
 SCORES = "ml/churn_scores"
@@ -94,24 +95,10 @@ def commit_rows(spark, lake_root: str, table: str, rows_by_quarter: dict[str, li
 
 def write_quarters(lake_root: str | Path, table: str, frame: pd.DataFrame, run_id: str = "test-run") -> int:
     """`frame` (with its `quarter` column) committed to `<lake>/<table>` by delta-rs, no Spark, as the
-    IO manager commits: the frame's quarters replaced, the platform's `userMetadata`; the new version.
-    For the tests of small readers (`test_cli`, `test_config`)."""
-    from deltalake import CommitProperties, write_deltalake
-
-    uri = f"{lake_root}/{table}"
-    quarters = sorted(set(frame["quarter"]))
-    try:
-        before = set(delta.materialised_quarters(delta.open_table(uri)))
-    except delta.TableMissing:
-        before = set()
-    rows = frame.groupby("quarter").size().to_dict()
-    metadata = delta_log.commit_metadata(run_id, quarters, rows, before | set(quarters))
-    write_deltalake(
-        uri, frame, mode="overwrite", partition_by=["quarter"],
-        predicate="quarter IN ({})".format(", ".join(f"'{q}'" for q in quarters)),
-        commit_properties=CommitProperties(custom_metadata={"userMetadata": metadata}),
-    )  # fmt: skip
-    return delta.open_table(uri).version
+    IO manager commits (`commit_arrow`): the frame's quarters replaced, the platform's `userMetadata`;
+    the new version. For the tests of small readers (`test_cli`, `test_config`)."""
+    rows = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    return commit_arrow(rows, lake_root, table, sorted(set(frame["quarter"])), run_id)
 
 
 def frame_of(rows: list[dict], quarter: str) -> pd.DataFrame:

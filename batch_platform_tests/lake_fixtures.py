@@ -166,38 +166,63 @@ def commit_quarters(
     lake table `table` as the IO manager commits a run, with no validation: one partition overwrite
     with the platform's `userMetadata`, so the quarters count as materialised. The version committed.
 
-    One file per quarter, committed by delta-rs (`deltalake`) from the frame's rows in Arrow: a Delta
-    table like Spark's, about 0.05 s a commit of a few hundred rows against 1.5 s for Spark's, so
-    planting a few small tables does not cost a test seconds. With `one_file=False`, Spark commits
-    it, one file per partition of `frame` holding rows of it (the tests of a table of several files
-    per quarter)."""
-    uri = f"{str(lake_root).rstrip('/')}/{table}"
+    One file per quarter, committed by delta-rs (`commit_arrow`). With `one_file=False`, Spark
+    commits it, one file per partition of `frame` holding rows of it (the tests of a table of
+    several files per quarter)."""
+    if one_file:
+        return commit_arrow(frame.toArrow(), lake_root, table, quarters, run_id)
+    uri = _table_uri(lake_root, table)
+    rows = frame.filter(F.col(PARTITION_COLUMN).isin(list(quarters)))
+    counts = {row[PARTITION_COLUMN]: row["count"] for row in rows.groupBy(PARTITION_COLUMN).count().collect()}
+    metadata = _commit_metadata(uri, run_id, quarters, counts)
+    (
+        rows.write.format("delta")
+        .mode("overwrite")
+        .partitionBy(PARTITION_COLUMN)
+        .option("replaceWhere", _replaced(quarters))
+        .option("userMetadata", metadata)
+        .save(uri)
+    )
+    return delta_spark.committed_version(uri, metadata)
+
+
+def commit_arrow(
+    rows: pyarrow.Table, lake_root: str | os.PathLike, table: str, quarters: Sequence[str], run_id: str = "test"
+) -> int:
+    """`commit_quarters` of Arrow rows, by delta-rs (`deltalake`), no Spark: a Delta table like
+    Spark's, one file per quarter, about 0.05 s a commit of a few hundred rows against 1.5 s for
+    Spark's, so planting a few small tables does not cost a test seconds. The version committed."""
+    uri = _table_uri(lake_root, table)
+    rows = rows.filter(pyarrow.compute.is_in(rows[PARTITION_COLUMN], pyarrow.array(list(quarters))))
+    metadata = _commit_metadata(uri, run_id, quarters, Counter(rows[PARTITION_COLUMN].to_pylist()))
+    write_deltalake(
+        uri,
+        rows,
+        mode="overwrite",
+        partition_by=[PARTITION_COLUMN],
+        predicate=_replaced(quarters),
+        commit_properties=CommitProperties(custom_metadata={"userMetadata": metadata}),
+    )
+    return delta_spark.committed_version(uri, metadata)
+
+
+def _table_uri(lake_root: str | os.PathLike, table: str) -> str:
+    return f"{str(lake_root).rstrip('/')}/{table}"
+
+
+def _replaced(quarters: Sequence[str]) -> str:
+    """The predicate of a partition overwrite of `quarters`."""
+    return f"{PARTITION_COLUMN} IN ({', '.join(repr(q) for q in quarters)})"
+
+
+def _commit_metadata(uri: str, run_id: str, quarters: Sequence[str], rows: dict[str, int]) -> str:
+    """The `userMetadata` the IO manager would give this commit: its quarters, their rows, and every
+    quarter materialised so far."""
     try:
         before = delta.materialised_quarters(delta.open_table(uri))
     except delta.TableMissing:
         before = []
-    replace = f"{PARTITION_COLUMN} IN ({', '.join(repr(q) for q in quarters)})"
-    if one_file:
-        arrow = frame.toArrow()
-        arrow = arrow.filter(pyarrow.compute.is_in(arrow[PARTITION_COLUMN], pyarrow.array(list(quarters))))
-        counts = dict(Counter(arrow[PARTITION_COLUMN].to_pylist()))
-        metadata = delta_log.commit_metadata(run_id, quarters, counts, before)
-        write_deltalake(
-            uri,
-            arrow,
-            mode="overwrite",
-            partition_by=[PARTITION_COLUMN],
-            predicate=replace,
-            commit_properties=CommitProperties(custom_metadata={"userMetadata": metadata}),
-        )
-    else:
-        rows = frame.filter(F.col(PARTITION_COLUMN).isin(list(quarters)))
-        counts = {row[PARTITION_COLUMN]: row["count"] for row in rows.groupBy(PARTITION_COLUMN).count().collect()}
-        metadata = delta_log.commit_metadata(run_id, quarters, counts, before)
-        rows.write.format("delta").mode("overwrite").partitionBy(PARTITION_COLUMN).option(
-            "replaceWhere", replace
-        ).option("userMetadata", metadata).save(uri)
-    return delta_spark.committed_version(uri, metadata)
+    return delta_log.commit_metadata(run_id, quarters, rows, before)
 
 
 def failed_checks(model: type[pa.DataFrameModel], frame: DataFrame) -> dict[tuple[str, str], int | None]:
@@ -218,8 +243,6 @@ def tamper_quarter(
     """`quarter` of the lake table `table` replaced by `change(its rows)` (with their `quarter`
     column) in a commit of another writer than the platform (delta-rs, no platform metadata): the
     lake changed after its materialisation. The version committed."""
-    from deltalake import write_deltalake
-
     opened = delta.open_table(f"{str(lake_root).rstrip('/')}/{table}")
     rows = delta.read_quarter(opened, quarter)
     write_deltalake(opened.delta, change(rows), mode="overwrite", predicate=f"{PARTITION_COLUMN} = '{quarter}'")
