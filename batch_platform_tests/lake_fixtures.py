@@ -20,7 +20,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -89,13 +89,20 @@ def widget_rows(spark, quarter: str, n: int, version: float = 1.0, bad_values: i
     )
 
 
-def widgets_asset(rows_per_quarter: int = 5, version: float = 1.0, bad_values: int = 0) -> dg.AssetsDefinition:
+def _rows_in(rows_per_quarter: int | Mapping[str, int], key: str) -> int:
+    """The widgets of the quarter `key`: the same for every quarter, or by quarter label."""
+    return rows_per_quarter if isinstance(rows_per_quarter, int) else rows_per_quarter[to_label(key)]
+
+
+def widgets_asset(
+    rows_per_quarter: int | Mapping[str, int] = 5, version: float = 1.0, bad_values: int = 0
+) -> dg.AssetsDefinition:
     @dg.asset(key=["test", "widgets"], partitions_def=quarterly, backfill_policy=dg.BackfillPolicy.single_run())
     def widgets(context: dg.AssetExecutionContext, pyspark: PySparkResource) -> DataFrame:
         spark = pyspark.spark_session
         frame = None
         for key in context.partition_keys:
-            part = widget_rows(spark, key, rows_per_quarter, version, bad_values)
+            part = widget_rows(spark, key, _rows_in(rows_per_quarter, key), version, bad_values)
             frame = part if frame is None else frame.unionByName(part)
         return frame
 
@@ -354,7 +361,7 @@ WIDGETS_WRITER = textwrap.dedent(
     from batch_platform_tests.platform import materialize_range
 
     register()
-    raw, rows, first, last, gate = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    raw, rows, first, last, gate = json.loads(sys.argv[1]), json.loads(sys.argv[2]), *sys.argv[3:6]
     config = parse_config(raw)
     if gate:
         gate = Gate(Path(gate))
@@ -371,19 +378,19 @@ WIDGETS_WRITER = textwrap.dedent(
 
 def start_widgets_writer(
     raw_config: dict,
-    rows: int,
+    rows: int | Mapping[str, int],
     first: str,
     last: str | None = None,
     gate: Gate | None = None,
     output: Path | None = None,
 ) -> subprocess.Popen:
     """A process of its own (and its own process group: its JVM with it) materialising `rows` widgets
-    per quarter of `first`…`last` (version 7.0) with the config `raw_config`, held by `gate` if given;
+    per quarter (or by quarter label) of `first`…`last` (version 7.0) with the config `raw_config`, held by `gate` if given;
     its last line of output (to `output`, if given) says whether it succeeded and how its step failed."""
     with open(output or os.devnull, "w") as out:
         return subprocess.Popen(
             [
-                sys.executable, "-c", WIDGETS_WRITER, json.dumps(raw_config), str(rows), first, last or first,
+                sys.executable, "-c", WIDGETS_WRITER, json.dumps(raw_config), json.dumps(rows), first, last or first,
                 str(gate.folder) if gate else "",
             ],
             cwd=Path(__file__).resolve().parents[1],

@@ -225,27 +225,46 @@ def test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole(
     """A process writing two quarters (one commit) is SIGKILLed once its first data object is on S3:
     the table stays at its previous version, both quarters wholly old, the killed writer's objects in
     no version. While the next run commits, a reader polling the table only ever sees one whole
-    version of both quarters; then both are new."""
-    import threading
+    version of both quarters; then both are new.
 
+    The writer's quarters are one write task's, written one after the other, a small one before a
+    large one (`rows`), so between its first object and its commit lies the write of the large one
+    (1.5–1.9 s here, against 0.7 s for two equal quarters in two tasks). The kill is polled, not held
+    (S3 has no FIFO to hold a commit at, unlike `test_io_manager`'s): a writer whose commit still
+    beats it has left a whole new version, which is checked, and the scenario is tried again on a
+    fresh table, at most `attempts` times."""
+    import threading
+    from functools import partial
+
+    from batch_platform.io_manager import ROWS_PER_WRITE_TASK
     from batch_platform.resources import build_resources
     from batch_platform_tests.lake_fixtures import kill_when, start_widgets_writer, widgets_asset
     from batch_platform_tests.platform import materialize_range
 
-    raw = s3_raw_config(s3_server, s3_landing["root"], f"s3a://{LAKE_BUCKET}/crash-lake")
-    config = s3_config(tmp_path, s3_server, raw["storage"]["landing_root"], raw["storage"]["lake_root"])
     quarters = ["2024-Q1", "2024-Q2"]
+    rows, attempts = {"2024-Q1": 1_000, "2024-Q2": 480_000}, 3
+    assert sum(rows.values()) < ROWS_PER_WRITE_TASK, "both quarters in one write task"
 
-    def run(version: float, **kwargs):
+    def run(config, version: float, **kwargs):
         return materialize_range(
             [widgets_asset(rows_per_quarter=40, version=version)], build_resources(config), *quarters, **kwargs
         )
 
-    assert run(1.0).success
-    prefix = "crash-lake/test/widgets/quarter="
-    kept = set(_objects(s3_server, LAKE_BUCKET, prefix))
-    writer = start_widgets_writer(raw, 400_000, *quarters)
-    kill_when(writer, lambda: bool(set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept), "its first data object")
+    for attempt in range(attempts):
+        lake = f"crash-lake-{attempt}"
+        raw = s3_raw_config(s3_server, s3_landing["root"], f"s3a://{LAKE_BUCKET}/{lake}")
+        config = s3_config(tmp_path / lake, s3_server, raw["storage"]["landing_root"], raw["storage"]["lake_root"])
+        assert run(config, 1.0).success
+        prefix = f"{lake}/test/widgets/quarter="
+        kept = set(_objects(s3_server, LAKE_BUCKET, prefix))
+        writer = start_widgets_writer(raw, rows, *quarters)
+        written = partial(lambda prefix, kept: bool(set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept), prefix, kept)
+        kill_when(writer, written, "its first data object")
+        if _versions(config)[0] == 0:
+            break
+        assert _versions(config) == (1, {q: (rows[q], {7.0}) for q in quarters}), "a commit that beat the kill, whole"
+    else:
+        pytest.fail(f"the writer committed before its kill in each of {attempts} attempts")
     assert set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept, "the killed writer's objects, in no version"
     assert _versions(config) == (0, {q: (40, {1.0}) for q in quarters})
 
@@ -264,7 +283,7 @@ def test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole(
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        assert run(3.0).success
+        assert run(config, 3.0).success
     finally:
         done.set()
         thread.join()
