@@ -45,6 +45,7 @@ class S3Server:
     access_key_id: str
     secret_access_key: str
     pid: int = 0
+    local_sockets: tuple[Path, ...] = ()
     _buckets: set[str] = field(default_factory=set)
 
     def client(self):
@@ -134,6 +135,12 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen]:
         )
     }
     server.endpoint_url = f"http://127.0.0.1:{ports['s3']}"
+    # Its servers also listen on Unix sockets at fixed paths in /tmp, named by their gRPC ports, which
+    # a killed server leaves behind: `stop` removes them.
+    server.local_sockets = tuple(
+        Path(f"/tmp/seaweedfs-{role}-grpc-{ports[port]}.sock")
+        for role, port in (("master", "mgrpc"), ("volume", "vgrpc"), ("filer", "fgrpc"), ("s3", "sgrpc"))
+    )
     # SeaweedFS grows 7 volumes for each new bucket (a collection); the suite makes about ten buckets.
     # Volumes are sparse files of at most 64 MB, so a high cap costs no disk. Its log goes to stderr,
     # so to `weed.log` here: by default glog leaves files of every run in the system's temp folder.
@@ -162,15 +169,17 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen]:
     try:
         _wait_until_ready(server, process, log)
     except BaseException:
-        stop(process)
+        stop(server, process)
         raise
     return server, process
 
 
-def stop(process: subprocess.Popen) -> None:
-    """Stop the server by its process group. SeaweedFS takes ~15 s to shut down gracefully; the test
-    data is disposable, so after 5 s it is killed."""
+def stop(server: S3Server, process: subprocess.Popen) -> None:
+    """Stop the server by its process group, and remove its sockets. SeaweedFS takes ~15 s to shut
+    down gracefully; the test data is disposable, so after 5 s it is killed."""
     stop_process_group(process, term_grace=5)
+    for socket in server.local_sockets:
+        socket.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -179,4 +188,4 @@ def s3_server(tmp_path_factory):
     try:
         yield server
     finally:
-        stop(process)
+        stop(server, process)
