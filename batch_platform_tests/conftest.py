@@ -98,13 +98,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Every JVM the suite starts (the shared session, the command line's children, the cluster)
     keeps its scratch folders (`spark-*`, `blockmgr-*`, `artifacts-*`) in one folder of this run,
     removed at its end: a JVM killed on purpose (a writer killed mid-commit, a run holding a pool)
-    cannot remove its own. Set once, in the process that starts the xdist workers, which inherit it."""
+    cannot remove its own. MLflow's staging folder for Spark models (`MLFLOW_DFS_TMP`, by default
+    `/tmp/mlflow`, which `mlflow.spark.log_model` creates and leaves) is in it too. Set once, in the
+    process that starts the xdist workers, which inherit it."""
     if hasattr(config, "workerinput") or "SPARK_LOCAL_DIRS" in os.environ:
         return
     scratch = tempfile.mkdtemp(prefix="batch-platform-jvm-")
     config.stash[_JVM_SCRATCH] = scratch
     os.environ["SPARK_LOCAL_DIRS"] = scratch
     os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} -Djava.io.tmpdir={scratch}".strip()
+    os.environ.setdefault("MLFLOW_DFS_TMP", os.path.join(scratch, "mlflow"))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -576,7 +576,9 @@ def test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next
     entry = table / "_delta_log" / f"{1:020d}.json"
     raw = {"storage": {"lake_root": platform_config.lake_root}, "spark": TEST_SPARK}
     gate = Gate(tmp_path / "gate") if step in (BEFORE_FILES, ALL_FILES) else None
-    rows = 200_000 if step == SOME_FILES else 1_000  # one write task: the quarters' files one after the other
+    # One write task, the quarters' files one after the other; for SOME_FILES a small quarter before a
+    # large one, so that the kill has the large one's write to land in.
+    rows = {QUARTERS[0]: 1_000, QUARTERS[1]: 400_000} if step == SOME_FILES else 1_000
     writer = start_widgets_writer(raw, rows, *QUARTERS, gate=gate)
 
     def one_quarter_written() -> bool:

@@ -98,10 +98,15 @@ def test_the_readmes_performance_figures_are_the_latest_benchmark_results():
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
 def test_a_python_recipe_runs_as_printed(demo_project, block, tmp_path):
-    # Not what the suite's in-process runs left behind: MLflow keeps its last store in MLFLOW_* variables.
-    # TMPDIR: a recipe's temporary folders (`tempfile.mkdtemp()`) are the test's, not left in /tmp.
+    # Not what the suite's in-process runs left behind: MLflow keeps its last store in MLFLOW_* variables
+    # (the suite's staging folder for Spark models, MLFLOW_DFS_TMP, stays). TMPDIR: a recipe's temporary
+    # folders (`tempfile.mkdtemp()`) are the test's, not left in /tmp.
     env = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("MLFLOW_")},
+        **{
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("MLFLOW_") or name == "MLFLOW_DFS_TMP"
+        },
         "BATCH_PLATFORM_CONFIG": str(demo_project / "config" / "config.yaml"),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "TZ": "UTC",
