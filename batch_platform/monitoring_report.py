@@ -143,6 +143,41 @@ def _distributions(
     return _png(figure, measured=False, alt=alt)
 
 
+def _psi_chart(
+    quarter: str,
+    references: Mapping[str, str | None],
+    found: Mapping[str, Mapping[str, Drift]],
+    kinds: Sequence[str],
+    features: Sequence[str],
+    psi_warn: float,
+) -> str:
+    """The PSI of every feature against each reference that has one for some feature: a bar of 0 for
+    a PSI that does not exist would read as "no drift" (an empty quarter, as in a long history)."""
+    kinds = [kind for kind in kinds if any(found[kind][name].psi is not None for name in features)]
+    if not kinds:
+        return f"<p>PSI: none, as {html.escape(quarter)} or its references hold no values of any feature.</p>"
+    psi_chart, [[ax]] = _figure(
+        1, 1, 5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS["medium"]) + 0.2, 0.5
+    )
+    height = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        values = [found[kind][name].psi or 0.0 for name in features]
+        ax.barh(
+            [j + i * height for j in range(len(features))],
+            values,
+            height,
+            label=f"vs {references[kind]} ({kind})",
+            color=COLOURS[kind],
+        )
+    ax.axvline(psi_warn, color="#c0392b", linestyle="--", label=f"warn at {psi_warn}")
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(features))], features)
+    ax.invert_yaxis()
+    ax.set_xlabel("PSI")
+    _title(ax, f"PSI per feature, {quarter}")
+    ax.legend(fontsize="small")
+    return _png(psi_chart, measured=False)
+
+
 def feature_report(
     quarter: str,
     references: Mapping[str, str | None],
@@ -169,26 +204,7 @@ def feature_report(
     if not kinds:
         parts.append("<p>No reference quarter to compare with.</p>")
         return _page(f"Feature drift, gold/customer_features {quarter}", parts)
-    psi_chart, [[ax]] = _figure(
-        1, 1, 5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS["medium"]) + 0.2, 0.5
-    )
-    height = 0.8 / len(kinds)
-    for i, kind in enumerate(kinds):
-        values = [found[kind][name].psi or 0.0 for name in features]
-        ax.barh(
-            [j + i * height for j in range(len(features))],
-            values,
-            height,
-            label=f"vs {references[kind]} ({kind})",
-            color=COLOURS[kind],
-        )
-    ax.axvline(psi_warn, color="#c0392b", linestyle="--", label=f"warn at {psi_warn}")
-    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(features))], features)
-    ax.invert_yaxis()
-    ax.set_xlabel("PSI")
-    _title(ax, f"PSI per feature, {quarter}")
-    ax.legend(fontsize="small")
-    parts.append(_png(psi_chart, measured=False))
+    parts.append(_psi_chart(quarter, references, found, kinds, features, psi_warn))
     parts.append(_distributions(quarter, references, found, kinds, features))
     return _page(f"Feature drift, gold/customer_features {quarter}", parts)
 

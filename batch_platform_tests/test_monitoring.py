@@ -129,6 +129,21 @@ def test_each_quarter_links_a_report_page_with_its_charts(drift_run):
     assert all(f"<td>{name}</td>" in page for name in MONITORED)
 
 
+def test_a_page_against_a_quarter_without_rows_draws_no_psi_of_zero(drift_run):
+    """Gold 2024-Q1 has no rows (no lookback before the first quarter): 2024-Q2's page, against it,
+    has a PSI for no feature, so it draws no chart of zeros (which would read as "no drift") and no
+    distributions, and says why."""
+    _, _, evaluations = drift_run
+    second = next(e for e in evaluations.values() if e.metadata["quarter"].value == "2024-Q2")
+
+    assert second.metadata["reference/previous"].value == "2024-Q1"
+    assert all(second.metadata[f"psi/previous/{name}"].value is None for name in MONITORED)
+    page = Path(second.metadata["report"].value).read_text()
+    assert "data:image/png" not in page
+    assert "PSI: none, as 2024-Q2 or its references hold no values of any feature." in page
+    assert "Distributions: no feature has values in a reference quarter." in page
+
+
 def test_monitor_prints_each_quarters_latest_result_of_every_monitoring_check(drift_run, monkeypatch, capsys):
     root, config, _ = drift_run
     config_file = root / "config.yaml"
