@@ -385,8 +385,9 @@ def start_widgets_writer(
     output: Path | None = None,
 ) -> subprocess.Popen:
     """A process of its own (and its own process group: its JVM with it) materialising `rows` widgets
-    per quarter (or by quarter label) of `first`…`last` (version 7.0) with the config `raw_config`, held by `gate` if given;
-    its last line of output (to `output`, if given) says whether it succeeded and how its step failed."""
+    per quarter (or by quarter label) of `first`…`last` (version 7.0) with the config `raw_config`,
+    held by `gate` if given; its last line of output (to `output`, if given) says whether it succeeded
+    and how its step failed."""
     with open(output or os.devnull, "w") as out:
         return subprocess.Popen(
             [
