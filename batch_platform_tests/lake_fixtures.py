@@ -250,7 +250,7 @@ def tamper_quarter(
     """`quarter` of the lake table `table` replaced by `change(its rows)` (with their `quarter`
     column) in a commit of another writer than the platform (delta-rs, no platform metadata): the
     lake changed after its materialisation. The version committed."""
-    opened = delta.open_table(f"{str(lake_root).rstrip('/')}/{table}")
+    opened = delta.open_table(_table_uri(lake_root, table))
     rows = delta.read_quarter(opened, quarter)
     write_deltalake(opened.delta, change(rows), mode="overwrite", predicate=f"{PARTITION_COLUMN} = '{quarter}'")
     return opened.delta.version()

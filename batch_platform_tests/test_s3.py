@@ -234,7 +234,6 @@ def test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole(
     beats it has left a whole new version, which is checked, and the scenario is tried again on a
     fresh table, at most `attempts` times."""
     import threading
-    from functools import partial
 
     from batch_platform.io_manager import ROWS_PER_WRITE_TASK
     from batch_platform.resources import build_resources
@@ -258,11 +257,15 @@ def test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole(
         prefix = f"{lake}/test/widgets/quarter="
         kept = set(_objects(s3_server, LAKE_BUCKET, prefix))
         writer = start_widgets_writer(raw, rows, *quarters)
-        written = partial(lambda prefix, kept: bool(set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept), prefix, kept)
-        kill_when(writer, written, "its first data object")
-        if _versions(config)[0] == 0:
+        kill_when(
+            writer,
+            lambda prefix=prefix, kept=kept: bool(set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept),
+            "its first data object",
+        )
+        found = _versions(config)
+        if found[0] == 0:
             break
-        assert _versions(config) == (1, {q: (rows[q], {7.0}) for q in quarters}), "a commit that beat the kill, whole"
+        assert found == (1, {q: (rows[q], {7.0}) for q in quarters}), "a commit that beat the kill, whole"
     else:
         pytest.fail(f"the writer committed before its kill in each of {attempts} attempts")
     assert set(_objects(s3_server, LAKE_BUCKET, prefix)) - kept, "the killed writer's objects, in no version"
