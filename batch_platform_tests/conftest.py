@@ -54,19 +54,34 @@ SERVER_MARKS = {
 another fixture) gets here, whatever its module declares: `make test-fast` deselects these markers
 and `slow` (`-m "not cluster and not s3 and not webserver and not browser and not postgres and not
 slow"`), so it starts none of them."""
-SLOW_FIXTURES = {"reference_run", "ml_lake", "scored_lake", "history_runs", "generated_run", "drift_run"}
+SLOW_FIXTURES = {
+    "reference_run",
+    "ml_lake",
+    "scored_lake",
+    "history_runs",
+    "generated_run",
+    "drift_run",
+    "gold_lake",
+    "silver_lake",
+    "checked_lake",
+    "two_versions",
+}
 """The fixtures that run the platform end to end, or through several layers over several quarters: the
 command line's run of every asset, in a child process (`reference_fixtures`; the jobs and delivery
 tests read it), the ML lake, gold and ML over three quarters of 1,500 customers (`ml_fixtures`; the
 ML tests and, through `demo_project`, the docs' recipes read it, each recipe in a fresh interpreter),
 the scored lake, a generated landing zone run through every layer to `ml/churn_scores`
-(`test_inference`, whose scorer must equal it), and three module fixtures that run a generated or
-planted lake through several layers and quarters: a generated landing zone through bronze, silver and
-gold over three quarters, twice (`test_customer_history.history_runs`), one through bronze, silver
-and their checks over three quarters (`test_silver.generated_run`), and gold with its drift check over
-five quarters of planted silver (`test_monitoring.drift_run`). Every test using one, directly or
-through another fixture, is marked `slow`."""
+(`test_inference`, whose scorer must equal it), and the module fixtures that run a generated or
+planted lake through several layers, steps or quarters: a generated landing zone through bronze,
+silver and gold over three quarters, twice (`test_customer_history.history_runs`), one through
+bronze, silver and their checks over three quarters (`test_silver.generated_run`), gold with its
+drift check over five quarters of planted silver (`test_monitoring.drift_run`), gold's steps over
+planted silver (`test_gold.gold_lake`, `test_point_in_time.silver_lake`), bronze, silver and their
+checks over one quarter (`test_checks.checked_lake`), and two versions of the lake to vacuum
+(`test_vacuum.two_versions`). Every test using one, directly or through another fixture, is marked
+`slow`: `make test-fast` stays under 3 minutes on 2 cores."""
 SLOW_TESTS = {
+    "test_bronze": {"test_bronze_matches_the_generated_landing_zone_exactly"},
     "test_cli": {"test_dagster_asset_materialize_writes_one_quarter"},
     "test_concurrency": {
         "test_two_cli_runs_of_the_same_quarter_take_turns_by_pool_and_leave_the_lake_of_one_clean_run",
@@ -74,14 +89,26 @@ SLOW_TESTS = {
         "test_a_run_killed_holding_a_pool_is_released_so_the_next_run_does_not_wait_forever",
         "test_a_writer_held_after_its_data_files_inside_its_commit_is_refused_when_another_commits_meanwhile",
     },
+    "test_gold": {
+        "test_a_run_with_another_window_and_eval_share_writes_them_into_the_lake",
+        "test_one_call_over_many_quarters_equals_one_call_per_quarter",
+        "test_labels_refuse_a_quarter_whose_silver_partition_was_never_materialised",
+    },
     "test_io_manager": {"test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next_run_succeeds"},
+    "test_ml": {
+        "test_the_skewed_counts_and_amounts_reach_the_classifier_as_signed_log1p",
+        "test_the_grid_chooses_the_combination_that_ranks_the_validation_fold_best_ties_to_the_first",
+    },
     "test_point_in_time": {"test_late_landing_files_change_labels_in_the_window_only_end_to_end"},
     "test_s3": {"test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole"},
     "test_timezone": {"test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones"},
+    "test_training_input": {"test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter_changed"},
 }
 """The tests (module, function) that run the platform end to end themselves: in child processes (the
 command line, a writer to kill mid-commit, a run in another time zone), or from a landing zone to gold,
-twice, in this one (point in time, late files). They and the users of `SLOW_FIXTURES` are marked
+twice, in this one (point in time, late files); or a Dagster job of several steps for more than about
+5 s (bronze over the generated landing zone, gold over several quarters or another window, a training
+run read back, two ML tests training on the ML lake's folds). They and the users of `SLOW_FIXTURES` are marked
 `slow` here, and only here; `make test-fast` deselects them. A name listed here that its module no
 longer defines fails the collection."""
 BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}

@@ -89,7 +89,7 @@ def _check_key(table: str, name: str) -> dg.AssetCheckKey:
 
 
 @pytest.fixture(scope="module")
-def lake(spark, tmp_path_factory):
+def checked_lake(spark, tmp_path_factory):
     """The landing zone above, materialised once: (root, instance, result of the first run)."""
     root = tmp_path_factory.mktemp("checks")
     for source, (day, text) in LANDING.items():
@@ -127,8 +127,8 @@ def _materialised(result) -> set[str]:
     return {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
-def test_every_check_passes_per_partition_on_a_clean_run(lake):
-    _, _, result = lake
+def test_every_check_passes_per_partition_on_a_clean_run(checked_lake):
+    _, _, result = checked_lake
     evaluations = _evaluations(result)
     assert sorted(evaluations) == sorted(
         [
@@ -156,7 +156,7 @@ def test_every_check_passes_per_partition_on_a_clean_run(lake):
         assert evaluations[(table, "quarantine_rate")].metadata["quarantine_rate"].value == pytest.approx(RATES[table])
 
 
-def test_checks_are_partitioned_and_blocking_one_step_per_table(lake):
+def test_checks_are_partitioned_and_blocking_one_step_per_table(checked_lake):
     assert len(silver_checks) == len(SILVER_TABLES)
     for check in silver_checks:
         specs = list(check.check_specs)
@@ -164,7 +164,7 @@ def test_checks_are_partitioned_and_blocking_one_step_per_table(lake):
         for spec in specs:
             assert spec.partitions_def == quarterly, spec.key
             assert spec.blocking, spec.key
-    _, _, result = lake
+    _, _, result = checked_lake
     check_steps = {
         e.step_key
         for e in result.all_events
@@ -184,8 +184,10 @@ def test_checks_are_partitioned_and_blocking_one_step_per_table(lake):
         ((0.1, 0.2), {"operational_events": "ERROR", "interaction_logs": "WARN", "partner_scores": "WARN"}),
     ],
 )
-def test_quarantine_rate_thresholds_come_from_the_config_and_only_error_blocks(lake, thresholds, expected, caplog):
-    root, instance, _ = lake
+def test_quarantine_rate_thresholds_come_from_the_config_and_only_error_blocks(
+    checked_lake, thresholds, expected, caplog
+):
+    root, instance, _ = checked_lake
     warn, fail = thresholds
     selection = dg.AssetSelection.checks(
         *[_check_key(t, "quarantine_rate") for t in SILVER_TABLES]
@@ -221,8 +223,8 @@ def _checks_and_downstream(table: str):
 
 
 @pytest.mark.parametrize("tampered", ["operational_events", "operational_events_quarantine"])
-def test_reconciliation_fails_when_a_row_goes_missing_and_blocks_downstream(lake, tmp_path, tampered):
-    root, instance, _ = lake
+def test_reconciliation_fails_when_a_row_goes_missing_and_blocks_downstream(checked_lake, tmp_path, tampered):
+    root, instance, _ = checked_lake
     lake_copy = _copy_lake(root, tmp_path)
     tamper_quarter(lake_copy, f"silver/{tampered}", QUARTER, lambda rows: rows.slice(1))
 
@@ -250,8 +252,8 @@ def test_reconciliation_fails_when_a_row_goes_missing_and_blocks_downstream(lake
     )
 
 
-def test_key_checks_find_null_and_duplicate_keys(lake, tmp_path):
-    root, instance, _ = lake
+def test_key_checks_find_null_and_duplicate_keys(checked_lake, tmp_path):
+    root, instance, _ = checked_lake
     lake_copy = _copy_lake(root, tmp_path)
 
     def break_keys(table: pa.Table) -> pa.Table:
