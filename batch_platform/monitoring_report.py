@@ -151,8 +151,10 @@ def _psi_chart(
     features: Sequence[str],
     psi_warn: float,
 ) -> str:
-    """The PSI of every feature against each reference that has one for some feature: a bar of 0 for
-    a PSI that does not exist would read as "no drift" (an empty quarter, as in a long history)."""
+    """The PSI of every feature against each reference that has one for some feature. A PSI that does
+    not exist (no values in the quarter or the reference: an empty quarter, as in a long history, or
+    the profile features without a `customers` source) is written "no PSI" where its bar would be: a
+    bar of 0 would read as "no drift"."""
     kinds = [kind for kind in kinds if any(found[kind][name].psi is not None for name in features)]
     if not kinds:
         return f"<p>PSI: none, as {html.escape(quarter)} or its references hold no values of any feature.</p>"
@@ -161,21 +163,31 @@ def _psi_chart(
     )
     height = 0.8 / len(kinds)
     for i, kind in enumerate(kinds):
-        values = [found[kind][name].psi or 0.0 for name in features]
+        positions = {name: j + i * height for j, name in enumerate(features)}
+        drawn = [name for name in features if found[kind][name].psi is not None]
         ax.barh(
-            [j + i * height for j in range(len(features))],
-            values,
+            [positions[name] for name in drawn],
+            [found[kind][name].psi for name in drawn],
             height,
             label=f"vs {references[kind]} ({kind})",
             color=COLOURS[kind],
         )
+        for name in features:
+            if found[kind][name].psi is None:
+                ax.text(0, positions[name], " no PSI", va="center", fontsize="x-small", color=COLOURS[kind])
     ax.axvline(psi_warn, color="#c0392b", linestyle="--", label=f"warn at {psi_warn}")
     ax.set_yticks([j + 0.4 - height / 2 for j in range(len(features))], features)
-    ax.invert_yaxis()
+    ax.set_ylim(len(features) - 0.3, -0.5)  # top down, every row whole with or without a bar
     ax.set_xlabel("PSI")
     _title(ax, f"PSI per feature, {quarter}")
     ax.legend(fontsize="small")
-    return _png(psi_chart, measured=False)
+    missing = {
+        f"{references[kind]} ({kind})": [name for name in features if found[kind][name].psi is None] for kind in kinds
+    }
+    alt = f"PSI per feature in {quarter}" + "".join(
+        f"; no PSI against {reference}: {', '.join(names)}" for reference, names in missing.items() if names
+    )
+    return _png(psi_chart, measured=False, alt=alt)
 
 
 def feature_report(

@@ -126,6 +126,10 @@ def test_each_quarter_links_a_report_page_with_its_charts(drift_run):
     images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', page)
     assert len(images) == 2 and images[1].startswith("Distributions in 2024-Q4 and its references of: ")
     assert set(images[1].split(": ")[1].split(", ")) == set(MONITORED) - set(PROFILE_FEATURES)
+    # the profile features have no PSI (no values): written as such, never drawn as a bar of 0
+    psi_chart, no_psi = images[0].split("; no PSI against 2024-Q3 (previous): ")
+    assert psi_chart == "PSI per feature in 2024-Q4"
+    assert set(no_psi.split(", ")) == set(PROFILE_FEATURES)
     assert all(f"<td>{name}</td>" in page for name in MONITORED)
 
 
