@@ -126,7 +126,9 @@ def pytest_configure(config: pytest.Config) -> None:
     keeps its scratch folders (`spark-*`, `blockmgr-*`, `artifacts-*`) in one folder of this run,
     removed at its end: a JVM killed on purpose (a writer killed mid-commit, a run holding a pool)
     cannot remove its own. MLflow's staging folder for Spark models (`MLFLOW_DFS_TMP`, by default
-    `/tmp/mlflow`, which `mlflow.spark.log_model` creates and leaves) is in it too. Set once, in the
+    `/tmp/mlflow`, which `mlflow.spark.log_model` creates and leaves) is in it too, and so is S3A's
+    upload buffer (`fs.s3a.buffer.dir`, by default `${env.LOCAL_DIRS:-${hadoop.tmp.dir}}/s3a`, so
+    `/tmp/hadoop-<user>/s3a`; Spark reads `LOCAL_DIRS` only in a YARN container). Set once, in the
     process that starts the xdist workers, which inherit it."""
     if hasattr(config, "workerinput") or "SPARK_LOCAL_DIRS" in os.environ:
         return
@@ -135,6 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["SPARK_LOCAL_DIRS"] = scratch
     os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} -Djava.io.tmpdir={scratch}".strip()
     os.environ.setdefault("MLFLOW_DFS_TMP", os.path.join(scratch, "mlflow"))
+    os.environ.setdefault("LOCAL_DIRS", scratch)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
