@@ -161,10 +161,11 @@ def _psi_chart(
     psi_chart, [[ax]] = _figure(
         1, 1, 5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS["medium"]) + 0.2, 0.5
     )
+    missing = {kind: [name for name in features if found[kind][name].psi is None] for kind in kinds}
     height = 0.8 / len(kinds)
     for i, kind in enumerate(kinds):
         positions = {name: j + i * height for j, name in enumerate(features)}
-        drawn = [name for name in features if found[kind][name].psi is not None]
+        drawn = [name for name in features if name not in missing[kind]]
         ax.barh(
             [positions[name] for name in drawn],
             [found[kind][name].psi for name in drawn],
@@ -172,20 +173,16 @@ def _psi_chart(
             label=f"vs {references[kind]} ({kind})",
             color=COLOURS[kind],
         )
-        for name in features:
-            if found[kind][name].psi is None:
-                ax.text(0, positions[name], " no PSI", va="center", fontsize="x-small", color=COLOURS[kind])
+        for name in missing[kind]:
+            ax.text(0, positions[name], " no PSI", va="center", fontsize="x-small", color=COLOURS[kind])
     ax.axvline(psi_warn, color="#c0392b", linestyle="--", label=f"warn at {psi_warn}")
     ax.set_yticks([j + 0.4 - height / 2 for j in range(len(features))], features)
     ax.set_ylim(len(features) - 0.3, -0.5)  # top down, every row whole with or without a bar
     ax.set_xlabel("PSI")
     _title(ax, f"PSI per feature, {quarter}")
     ax.legend(fontsize="small")
-    missing = {
-        f"{references[kind]} ({kind})": [name for name in features if found[kind][name].psi is None] for kind in kinds
-    }
     alt = f"PSI per feature in {quarter}" + "".join(
-        f"; no PSI against {reference}: {', '.join(names)}" for reference, names in missing.items() if names
+        f"; no PSI against {references[kind]} ({kind}): {', '.join(names)}" for kind, names in missing.items() if names
     )
     return _png(psi_chart, measured=False, alt=alt)
 

@@ -71,8 +71,8 @@ command line's run of every asset, in a child process (`reference_fixtures`; the
 tests read it), the ML lake, gold and ML over three quarters of 1,500 customers (`ml_fixtures`; the
 ML tests and, through `demo_project`, the docs' recipes read it, each recipe in a fresh interpreter),
 the scored lake, a generated landing zone run through every layer to `ml/churn_scores`
-(`test_inference`, whose scorer must equal it), and the module fixtures that run a generated or
-planted lake through several layers, steps or quarters: a generated landing zone through bronze,
+(`test_inference`, whose scorer must equal it), and the fixtures of one module that run a generated
+or planted lake through several layers, steps or quarters: a generated landing zone through bronze,
 silver and gold over three quarters, twice (`test_customer_history.history_runs`), one through
 bronze, silver and their checks over three quarters (`test_silver.generated_run`), gold with its
 drift check over five quarters of planted silver (`test_monitoring.drift_run`), gold's steps over
