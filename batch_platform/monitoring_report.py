@@ -1,44 +1,38 @@
-"""A quarter's monitoring pictures: one small HTML page per drift check, its charts inline.
+"""A quarter's monitoring pictures: one small HTML page per drift check.
 
-`feature_report` draws, for `gold/customer_features` Q, the PSI of every feature against each
-reference beside the warning threshold, and each feature's distribution in Q over its references
-(the shares per bin the PSI was computed from); `score_report` draws the histogram of
-churn_probability in Q and Q-1 and, once the labels of Q+1 exist, the calibration (mean predicted
-probability against the realised churn rate per score bin). The checks write the pages to the
-lake's report folder (`batch_platform.monitoring.REPORT_FOLDER`) and link them from their evaluations' metadata.
+`feature_report` shows, for `gold/customer_features` Q, the PSI of every feature against each
+reference beside the warning threshold (a chart), and each feature's distribution in Q over its
+references: the shares per bin the PSI was computed from, as bars the browser draws beside the
+shares written out. `score_report` draws the histogram of churn_probability in Q and Q-1 and, once
+the labels of Q+1 exist, the calibration (mean predicted probability against the realised churn
+rate per score bin). The checks write the pages to the lake's report folder
+(`batch_platform.monitoring.REPORT_FOLDER`) and link them from their evaluations' metadata.
 
-A backfill draws a feature page per quarter, and a chart costs mostly its saving (drawing every
-tick label), so the feature page draws every feature's distributions as panels of one chart, with
-one legend at a fixed place (not searched for per panel) and three ticks of share; its two charts
-are laid out with margins sized from their longest label (`_figure`) rather than measured by
+The distributions are HTML, not a chart: a page has a panel per feature and reference (34 with two
+references), and drawing their axes and tick labels with matplotlib was most of the feature-drift
+check's time (benchmarks/FINDINGS.md, "The report's distributions in HTML"). The PSI chart, one
+axes, is laid out with margins sized from its longest label (`_figure`) rather than measured by
 `bbox_inches="tight"`, which draws a chart twice. The score page's two charts are measured.
 """
 
 import base64
 import html
 import io
-import math
 from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
 from batch_platform.drift import Drift
 
 COLOURS = {"previous": "#8c8c8c", "champion": "#d9a441", "current": "#2f6db5"}
 CHAR_WIDTH = 0.7
 """A character's width as a share of its font size, generously (labels are not measured)."""
-TICK_POINTS = {"x-small": 6.94, "medium": 10.0}
-"""Matplotlib's default font sizes (points) of the tick labels drawn here."""
-BIN_ROTATION = 60
-"""Degrees the bin labels under a distribution chart are turned."""
+TICK_POINTS = 10.0
+"""Matplotlib's default font size (points) of the tick labels drawn here."""
 TITLE = 0.35
-"""Inches above an axes for its title."""
-LEGEND = 0.5
-"""Inches above the distribution panels for their legend."""
-PANELS_PER_ROW = 3
-"""Distribution panels side by side at most (a feature's panels, one per reference, stay in one row)."""
+"""Inches above the axes for its title."""
+BAR_PIXELS = 120
+"""The width of the longest bar of a distribution panel."""
 
 
 def _png(figure: Figure, measured: bool = True, alt: str = "") -> str:
@@ -53,30 +47,16 @@ def _longest(labels: Sequence[str], points: float) -> float:
     return max((len(label) for label in labels), default=0) * CHAR_WIDTH * points / 72
 
 
-def _figure(
-    rows: int, columns: int, width: float, height: float, left: float, bottom: float, top: float = 0.0
-) -> tuple[Figure, list[list]]:
-    """A grid of `rows` × `columns` axes of `width` × `height` inches, each with `left` and `bottom`
-    inches of margin for its labels and `TITLE` inches for its title above, and `top` inches more
-    above the first row: the layout `bbox_inches="tight"` would find."""
-    right, gap = 0.15, left + 0.1
-    size = (left + columns * width + (columns - 1) * gap + right, top + rows * (TITLE + height + bottom))
+def _figure(width: float, height: float, left: float, bottom: float) -> tuple[Figure, object]:
+    """One axes of `width` × `height` inches, with `left` and `bottom` inches of margin for its
+    labels and `TITLE` inches for its title above: the layout `bbox_inches="tight"` would find."""
+    right = 0.15
+    size = (left + width + right, TITLE + height + bottom)
     figure = Figure(figsize=size)
     figure.subplots_adjust(
-        left=left / size[0],
-        right=1 - right / size[0],
-        bottom=bottom / size[1],
-        top=1 - (top + TITLE) / size[1],
-        wspace=gap / width,
-        hspace=(bottom + TITLE) / height,
+        left=left / size[0], right=1 - right / size[0], bottom=bottom / size[1], top=1 - TITLE / size[1]
     )
-    return figure, [list(row) for row in figure.subplots(rows, columns, squeeze=False)]
-
-
-def _title(ax, title: str) -> None:
-    """`title` right above the axes: placed, not searched for (matplotlib otherwise measures the
-    axes' labels at every draw to keep a title clear of them)."""
-    ax.set_title(title, y=1.0)
+    return figure, figure.subplots()
 
 
 def _page(title: str, parts: Sequence[str]) -> str:
@@ -84,7 +64,10 @@ def _page(title: str, parts: Sequence[str]) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
-        "th:first-child,td:first-child{text-align:left}</style></head>"
+        "th:first-child,td:first-child{text-align:left}"
+        ".panels{display:flex;flex-wrap:wrap;gap:1em 2em;align-items:flex-start}"
+        "table.dist td,table.dist th{text-align:left;white-space:nowrap}caption{font-weight:bold;text-align:left}"
+        ".bar{display:inline-block;height:.8em;margin-right:4px;vertical-align:middle}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
 
@@ -98,6 +81,29 @@ def _shares(counts: Sequence[int]) -> list[float]:
     return [c / total if total else 0.0 for c in counts]
 
 
+def _bar(share: float, longest: float, colour: str) -> str:
+    width = round(BAR_PIXELS * share / longest) if longest else 0
+    return f'<span class="bar" style="width:{width}px;background:{colour}"></span>{share:.1%}'
+
+
+def _panel(name: str, kind: str, reference: str | None, quarter: str, result: Drift) -> str:
+    """One feature against one reference: its bins, each with the reference's and the quarter's
+    share of customers as a bar scaled to the panel's largest share, and the share written."""
+    if not sum(result.reference_counts):
+        return f"<table class='dist'><caption>{html.escape(name)}: no values in {reference} ({kind})</caption></table>"
+    before, after = _shares(result.reference_counts), _shares(result.current_counts)
+    longest = max(before + after)
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{_bar(b, longest, COLOURS[kind])}</td>"
+        f"<td>{_bar(a, longest, COLOURS['current'])}</td></tr>"
+        for label, b, a in zip(result.bins, before, after, strict=True)
+    )
+    return (
+        f"<table class='dist'><caption>{html.escape(name)} — PSI {_number(result.psi)} ({kind})</caption>"
+        f"<tr><th>bin</th><th>{reference} ({kind})</th><th>{quarter}</th></tr>{rows}</table>"
+    )
+
+
 def _distributions(
     quarter: str,
     references: Mapping[str, str | None],
@@ -105,42 +111,15 @@ def _distributions(
     kinds: Sequence[str],
     features: Sequence[str],
 ) -> str:
-    """Every feature's shares per bin in `quarter` beside each reference's, in one chart: a row of one
-    panel per reference for each feature with values in a reference, `PANELS_PER_ROW` panels a row."""
+    """Every feature's shares per bin in `quarter` beside each reference's: a panel per feature with
+    values in a reference and per reference, drawn by the browser (module docstring)."""
     drawn = [name for name in features if any(sum(found[kind][name].reference_counts) for kind in kinds)]
     if not drawn:
         return "<p>Distributions: no feature has values in a reference quarter.</p>"
-    per_row = max(1, PANELS_PER_ROW // len(kinds))
-    rows, columns = math.ceil(len(drawn) / per_row), per_row * len(kinds)
-    bins = [label for name in drawn for kind in kinds for label in found[kind][name].bins]
-    below = _longest(bins, TICK_POINTS["x-small"]) * math.sin(math.radians(BIN_ROTATION)) + 0.15
-    figure, axes = _figure(rows, columns, 3.2, 1.4, 0.45, below, top=LEGEND)
-    for ax in [ax for row in axes for ax in row][len(drawn) * len(kinds) :]:
-        ax.set_axis_off()
-    for i, name in enumerate(drawn):
-        for j, kind in enumerate(kinds):
-            ax, result = axes[i // per_row][(i % per_row) * len(kinds) + j], found[kind][name]
-            if not sum(result.reference_counts):
-                ax.set_axis_off()
-                _title(ax, f"{name}: no values in {references[kind]} ({kind})")
-                continue
-            positions = range(len(result.bins))
-            ax.bar([p - 0.2 for p in positions], _shares(result.reference_counts), 0.4, color=COLOURS[kind])
-            ax.bar([p + 0.2 for p in positions], _shares(result.current_counts), 0.4, color=COLOURS["current"])
-            ax.set_xticks(list(positions), result.bins, rotation=BIN_ROTATION, fontsize="x-small", ha="right")
-            ax.yaxis.set_major_locator(MaxNLocator(3))
-            ax.tick_params(axis="y", labelsize="x-small")
-            _title(ax, f"{name} — PSI {_number(result.psi)} ({kind})")
-    handles = [Patch(color=COLOURS[kind], label=f"{references[kind]} ({kind})") for kind in kinds]
-    figure.legend(
-        handles=[*handles, Patch(color=COLOURS["current"], label=quarter)],
-        loc="upper center",
-        ncols=len(kinds) + 1,
-        frameon=False,
-        title="share of the quarter's customers per bin",
+    panels = "".join(
+        _panel(name, kind, references[kind], quarter, found[kind][name]) for name in drawn for kind in kinds
     )
-    alt = f"Distributions in {quarter} and its references of: {', '.join(drawn)}"
-    return _png(figure, measured=False, alt=alt)
+    return f"<h2>Distributions: the share of the quarter's customers per bin</h2><div class='panels'>{panels}</div>"
 
 
 def _psi_chart(
@@ -158,9 +137,7 @@ def _psi_chart(
     kinds = [kind for kind in kinds if any(found[kind][name].psi is not None for name in features)]
     if not kinds:
         return f"<p>PSI: none, as {html.escape(quarter)} or its references hold no values of any feature.</p>"
-    psi_chart, [[ax]] = _figure(
-        1, 1, 5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS["medium"]) + 0.2, 0.5
-    )
+    psi_chart, ax = _figure(5.5, 0.3 * len(features) + 0.4, _longest(features, TICK_POINTS) + 0.2, 0.5)
     missing = {kind: [name for name in features if found[kind][name].psi is None] for kind in kinds}
     height = 0.8 / len(kinds)
     for i, kind in enumerate(kinds):
@@ -179,7 +156,7 @@ def _psi_chart(
     ax.set_yticks([j + 0.4 - height / 2 for j in range(len(features))], features)
     ax.set_ylim(len(features) - 0.3, -0.5)  # top down, every row whole with or without a bar
     ax.set_xlabel("PSI")
-    _title(ax, f"PSI per feature, {quarter}")
+    ax.set_title(f"PSI per feature, {quarter}", y=1.0)  # placed, not searched for clear of the labels
     ax.legend(fontsize="small")
     alt = f"PSI per feature in {quarter}" + "".join(
         f"; no PSI against {references[kind]} ({kind}): {', '.join(names)}" for kind, names in missing.items() if names

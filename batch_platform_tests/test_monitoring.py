@@ -121,11 +121,16 @@ def test_each_quarter_links_a_report_page_with_its_charts(drift_run):
     assert report == Path(config.lake_root) / "reports" / "monitoring" / "2024-Q4" / "feature_drift.html"
     page = report.read_text()
     assert "gold/customer_features 2024-Q4" in page and "previous = 2024-Q3" in page
-    # inline: the PSI chart, and one chart of the distributions of every monitored feature with values
-    # (the profile features have none here), its text alternative naming them
+    # inline: the PSI chart, and a panel of the distributions of every monitored feature with values
+    # (the profile features have none here), each bin's share in 2024-Q3 and in 2024-Q4 beside its bar
     images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', page)
-    assert len(images) == 2 and images[1].startswith("Distributions in 2024-Q4 and its references of: ")
-    assert set(images[1].split(": ")[1].split(", ")) == set(MONITORED) - set(PROFILE_FEATURES)
+    assert len(images) == 1
+    panels = re.findall(r"<caption>(\w+) — PSI \d\.\d{3} \(previous\)</caption>(.*?)</table>", page)
+    assert sorted(name for name, _ in panels) == sorted(set(MONITORED) - set(PROFILE_FEATURES))
+    for name, panel in panels:
+        shares = [float(s) for s in re.findall(r"</span>(\d+\.\d)%</td>", panel)]
+        assert "<th>2024-Q3 (previous)</th><th>2024-Q4</th>" in panel and len(shares) % 2 == 0, name
+        assert abs(sum(shares[0::2]) - 100) < 1 and abs(sum(shares[1::2]) - 100) < 1, name
     # the profile features have no PSI (no values): written as such, never drawn as a bar of 0
     psi_chart, no_psi = images[0].split("; no PSI against 2024-Q3 (previous): ")
     assert psi_chart == "PSI per feature in 2024-Q4"
