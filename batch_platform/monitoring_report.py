@@ -20,6 +20,7 @@ import html
 import io
 from collections.abc import Mapping, Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batch_platform.drift import Drift
@@ -47,7 +48,7 @@ def _longest(labels: Sequence[str], points: float) -> float:
     return max((len(label) for label in labels), default=0) * CHAR_WIDTH * points / 72
 
 
-def _figure(width: float, height: float, left: float, bottom: float) -> tuple[Figure, object]:
+def _figure(width: float, height: float, left: float, bottom: float) -> tuple[Figure, Axes]:
     """One axes of `width` × `height` inches, with `left` and `bottom` inches of margin for its
     labels and `TITLE` inches for its title above: the layout `bbox_inches="tight"` would find."""
     right = 0.15
