@@ -165,7 +165,8 @@ def test_without_or_with_a_wrong_token_every_dataset_endpoint_says_401(api, path
 
 
 def test_the_token_never_reaches_the_log(api):
-    assert api.get("/datasets", token=api.token[:-1] + "Z").status_code == 401
+    wrong = api.token[:-1] + ("Y" if api.token.endswith("Z") else "Z")  # one character off, whatever the token
+    assert api.get("/datasets", token=wrong).status_code == 401
     assert api.get("/datasets").status_code == 200
     urls = [f["url"] for f in api.get(f"/datasets/{TRAINING}/latest").json()["files"]]
     assert requests.get(urls[0], timeout=30).status_code == 200
