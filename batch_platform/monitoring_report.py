@@ -91,7 +91,8 @@ def _panel(name: str, kind: str, reference: str | None, quarter: str, result: Dr
     """One feature against one reference: its bins, each with the reference's and the quarter's
     share of customers as a bar scaled to the panel's largest share, and the share written."""
     if not sum(result.reference_counts):
-        return f"<table class='dist'><caption>{html.escape(name)}: no values in {reference} ({kind})</caption></table>"
+        caption = f"{name}: no values in {reference} ({kind})"
+        return f"<table class='dist'><caption>{html.escape(caption)}</caption></table>"
     before, after = _shares(result.reference_counts), _shares(result.current_counts)
     longest = max(before + after)
     rows = "".join(
@@ -101,7 +102,8 @@ def _panel(name: str, kind: str, reference: str | None, quarter: str, result: Dr
     )
     return (
         f"<table class='dist'><caption>{html.escape(name)} — PSI {_number(result.psi)} ({kind})</caption>"
-        f"<tr><th>bin</th><th>{reference} ({kind})</th><th>{quarter}</th></tr>{rows}</table>"
+        f"<tr><th>bin</th><th>{html.escape(f'{reference} ({kind})')}</th><th>{html.escape(quarter)}</th></tr>"
+        f"{rows}</table>"
     )
 
 
