@@ -42,6 +42,13 @@ SESSION_CONF = {
     # quarter per half-million rows (a few hundred at most): one task does it, 4 s down to 1 s per
     # commit of a small table on 2 cores (measured, `io_seconds/write`).
     "spark.databricks.delta.snapshotPartitions": "1",
+    # Delta records in every file's add action its row count and, for data skipping, the min, max and
+    # NULL count of the table's first 32 columns. The lake's readers select quarters, which partition
+    # pruning does; the row count is what `delta.rows_per_quarter` reads. Statistics of the first
+    # column only (`customer_id` in every table of rows) keep a point lookup's skipping: the strings of
+    # bronze and quarantine cost a third of a write (benchmarks/FINDINGS.md). A table keeps the setting
+    # it was created with (`delta.dataSkippingNumIndexedCols`); raising it counts from the next write.
+    "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols": "1",
 }
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pandera.pyspark as pa
+import pyarrow
 import pyarrow.parquet as pq
 import pyspark.sql.types as T
 import pytest
@@ -81,6 +82,12 @@ def test_round_trip_writes_one_delta_commit_partitioned_by_quarter(resources, pl
     table = _delta(platform_config)
     assert table.version() == 0
     assert table.metadata().partition_columns == ["quarter"]
+    # Each file's row count, and data-skipping statistics of the first column only (delta_spark.SESSION_CONF)
+    assert table.metadata().configuration["delta.dataSkippingNumIndexedCols"] == "1"
+    actions = pyarrow.table(table.get_add_actions(flatten=True)).to_pylist()
+    assert sorted(a["num_records"] for a in actions) == [7, 7]
+    assert {a["min.widget_id"][:7] for a in actions} == {"2024-Q1", "2024-Q2"}
+    assert not any(name.startswith(("min.value", "max.seen_at", "null_count.value")) for name in actions[0])
     (commit,) = table.history()
     assert commit["operationParameters"]["predicate"] == "quarter IN ('2024-Q1', '2024-Q2')"
     assert json.loads(commit["userMetadata"]) == {
