@@ -81,36 +81,56 @@ checks over one quarter (`test_checks.checked_lake`), and two versions of the la
 (`test_vacuum.two_versions`). Every test using one, directly or through another fixture, is marked
 `slow`: `make test-fast` stays under 3 minutes on 2 cores."""
 SLOW_TESTS = {
-    "test_bronze": {"test_bronze_matches_the_generated_landing_zone_exactly"},
+    "test_api": {"test_file_urls_start_with_the_public_url_never_the_requests_host"},
+    "test_bronze": {
+        "test_bronze_matches_the_generated_landing_zone_exactly",
+        "test_arrival_records_each_quarter_and_warns_when_a_source_stops_or_its_columns_change",
+    },
     "test_cli": {"test_dagster_asset_materialize_writes_one_quarter"},
     "test_concurrency": {
         "test_two_cli_runs_of_the_same_quarter_take_turns_by_pool_and_leave_the_lake_of_one_clean_run",
         "test_two_cli_runs_of_the_same_quarter_without_pools_end_with_whole_tables_and_no_raw_error",
         "test_a_run_killed_holding_a_pool_is_released_so_the_next_run_does_not_wait_forever",
         "test_a_writer_held_after_its_data_files_inside_its_commit_is_refused_when_another_commits_meanwhile",
+        "test_a_second_writer_that_commits_mid_write_makes_delta_refuse_the_first_naming_the_table",
+    },
+    "test_customer_history": {
+        "test_profile_features_never_see_profiles_at_or_after_the_cutoff",
+        "test_every_candidate_trains_and_scores_with_or_without_profiles",
     },
     "test_gold": {
         "test_a_run_with_another_window_and_eval_share_writes_them_into_the_lake",
         "test_one_call_over_many_quarters_equals_one_call_per_quarter",
         "test_labels_refuse_a_quarter_whose_silver_partition_was_never_materialised",
+        "test_gold_schemas_reject_rows_that_break_a_rule",
     },
-    "test_io_manager": {"test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next_run_succeeds"},
+    "test_io_manager": {
+        "test_a_writer_killed_mid_commit_leaves_a_whole_version_readable_and_the_next_run_succeeds",
+        "test_counted_checks_agree_with_pandera_on_every_row",
+    },
     "test_ml": {
         "test_the_skewed_counts_and_amounts_reach_the_classifier_as_signed_log1p",
         "test_the_grid_chooses_the_combination_that_ranks_the_validation_fold_best_ties_to_the_first",
     },
-    "test_point_in_time": {"test_late_landing_files_change_labels_in_the_window_only_end_to_end"},
+    "test_point_in_time": {
+        "test_late_landing_files_change_labels_in_the_window_only_end_to_end",
+        "test_events_at_or_after_the_cutoff_never_change_a_feature",
+        "test_the_label_moves_only_with_events_inside_its_window",
+    },
     "test_s3": {"test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole"},
     "test_timezone": {"test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones"},
     "test_training_input": {"test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter_changed"},
 }
 """The tests (module, function) that run the platform end to end themselves: in child processes (the
 command line, a writer to kill mid-commit, a run in another time zone), or from a landing zone to gold,
-twice, in this one (point in time, late files); or a Dagster job of several steps for more than about
-5 s (bronze over the generated landing zone, gold over several quarters or another window, a training
-run read back, two ML tests training on the ML lake's folds). They and the users of `SLOW_FIXTURES` are marked
-`slow` here, and only here; `make test-fast` deselects them. A name listed here that its module no
-longer defines fails the collection."""
+twice, in this one (point in time, late files); or that take more than about 6 s on an idle 2-core
+machine (bronze over the generated landing zone or quarter after quarter, gold over several quarters
+or another window, gold's rules on every broken row, features and labels over events planted around
+the cutoff, the customer history's point in time and every candidate trained with and without
+profiles, a training run read back, a second writer mid-commit, every counted check against Pandera,
+the API started twice more, two ML tests training on the ML lake's folds). They and the users of
+`SLOW_FIXTURES` are marked `slow` here, and only here; `make test-fast` deselects them. A name listed
+here that its module no longer defines fails the collection."""
 BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}
 """Groups whose costly fixture starts with the session in a thread of its own, and which run last
 (in this order) so that it has run meanwhile: the Spark cluster and the one run on S3, on it
