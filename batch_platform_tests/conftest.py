@@ -87,6 +87,7 @@ SLOW_TESTS = {
         "test_arrival_records_each_quarter_and_warns_when_a_source_stops_or_its_columns_change",
     },
     "test_cli": {"test_dagster_asset_materialize_writes_one_quarter"},
+    "test_config": {"test_a_local_session_listens_on_loopback_only"},
     "test_concurrency": {
         "test_two_cli_runs_of_the_same_quarter_take_turns_by_pool_and_leave_the_lake_of_one_clean_run",
         "test_two_cli_runs_of_the_same_quarter_without_pools_end_with_whole_tables_and_no_raw_error",
@@ -122,14 +123,14 @@ SLOW_TESTS = {
     "test_training_input": {"test_a_run_logs_the_version_it_read_and_its_rows_come_back_after_the_quarter_changed"},
 }
 """The tests (module, function) that run the platform end to end themselves: in child processes (the
-command line, a writer to kill mid-commit, a run in another time zone), or from a landing zone to gold,
-twice, in this one (point in time, late files); or that take more than about 6 s on an idle 2-core
-machine (bronze over the generated landing zone or quarter after quarter, gold over several quarters
-or another window, gold's rules on every broken row, features and labels over events planted around
-the cutoff, the customer history's point in time and every candidate trained with and without
-profiles, a training run read back, a second writer mid-commit, every counted check against Pandera,
-the API started twice more, two ML tests training on the ML lake's folds). They and the users of
-`SLOW_FIXTURES` are marked `slow` here, and only here; `make test-fast` deselects them. A name listed
+command line, a writer to kill mid-commit, a run in another time zone, a local session's sockets), or
+from a landing zone to gold, twice, in this one (point in time, late files); or that take more than
+about 6 s on an idle 2-core machine (bronze over the generated landing zone or quarter after quarter,
+gold over several quarters or another window, gold's rules on every broken row, features and labels over
+events planted around the cutoff, the customer history's point in time and every candidate trained with
+and without profiles, a training run read back, a second writer mid-commit, every counted check against
+Pandera, the API started twice more, two ML tests training on the ML lake's folds). They and the users
+of `SLOW_FIXTURES` are marked `slow` here, and only here; `make test-fast` deselects them. A name listed
 here that its module no longer defines fails the collection."""
 BACKGROUND = {"s3_server": "cluster_launch", "dagster_ui": "ui_launches"}
 """Groups whose costly fixture starts with the session in a thread of its own, and which run last

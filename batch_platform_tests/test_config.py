@@ -115,6 +115,78 @@ def test_spark_settings_pin_utc_and_readable_parquet():
     assert conf["spark.executor.memory"] == "4g"
 
 
+LOOPBACK_PROBE = """
+import ipaddress, json, os, sys
+from batch_platform.config import parse_config
+from batch_platform.session import build_session, spark_conf
+
+assert "SPARK_LOCAL_IP" not in os.environ and "pandera" not in sys.modules  # pandera.pyspark would set it
+
+
+def children():
+    for entry in os.listdir("/proc"):
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid():
+            yield int(entry)
+
+
+def address(hex_address):
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw[::-1])
+    ip = ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
+    return ip.ipv4_mapped or ip
+
+
+def listening(pid):
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                host, port = fields[1].split(":")
+                yield str(address(host)), int(port, 16)
+
+
+spark = build_session(spark_conf(parse_config({"spark": {"master": "local[1]", "ui_enabled": True}}, "probe")))
+sockets = [socket for pid in children() for socket in listening(pid)]
+print(json.dumps({"ui": spark.sparkContext.uiWebUrl, "sockets": sockets}))
+spark.stop()
+"""
+
+
+def test_a_local_session_listens_on_loopback_only(tmp_path):
+    """A local session's JVM (driver RPC, block manager, Spark UI) binds to 127.0.0.1 whatever the
+    environment holds: started here from the session module alone, without pandera (whose
+    `pandera.pyspark` happens to set `SPARK_LOCAL_IP` when imported) and without `SPARK_LOCAL_IP`."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit
+
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_LOCAL_IP"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOOPBACK_PROBE], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    sockets = {(host, port) for host, port in found["sockets"]}
+    ui = urlsplit(found["ui"])
+    assert len(sockets) >= 3 and ("127.0.0.1", ui.port) in sockets, found  # RPC, block manager, UI
+    assert {host for host, _ in sockets} == {"127.0.0.1"}, found
+
+
 def test_a_missing_or_malformed_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")

@@ -230,7 +230,12 @@ class Contender:
         return path, events
 
     def env(self, config: Path, **extra: str) -> dict[str, str]:
+        """The child's environment. A local master's JVM listens on loopback only, the plain scripts'
+        too (they build their own sessions: `batch_platform.session.build_session` says why)."""
         env = {k: v for k, v in os.environ.items() if k not in ("BATCH_PLATFORM_CONFIG", "DAGSTER_HOME")}
+        master = self.spark_overrides.get("master") or (self.base.get("spark") or {}).get("master", "local[*]")
+        if str(master).startswith("local"):
+            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         env.update(
             BATCH_PLATFORM_CONFIG=str(config), DAGSTER_HOME=str(self.home), TZ="UTC", PYTHONUNBUFFERED="1", **extra
         )

@@ -14,6 +14,7 @@ run ever downloads anything.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,14 +26,16 @@ from batch_platform.s3 import JARS_DIR, hadoop_version, s3a_jars
 
 def resolve(packages: list[str], ivy: Path) -> None:
     """Let Spark's Ivy resolve `packages` (and their dependencies) into `ivy/jars`, in a process of
-    its own: a second resolution in the same JVM would look for the first one's jars."""
+    its own: a second resolution in the same JVM would look for the first one's jars. Its JVM
+    listens on loopback only, as every local session's (`batch_platform.session.build_session`)."""
     code = (
         "import sys; from pyspark.sql import SparkSession; "
         "SparkSession.builder.master('local[1]').appName('fetch-jars')"
         ".config('spark.jars.packages', sys.argv[1]).config('spark.jars.ivy', sys.argv[2])"
         ".config('spark.ui.enabled', 'false').config('spark.driver.host', '127.0.0.1').getOrCreate().stop()"
     )
-    subprocess.run([sys.executable, "-c", code, ",".join(packages), str(ivy)], check=True)
+    loopback = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    subprocess.run([sys.executable, "-c", code, ",".join(packages), str(ivy)], check=True, env=loopback)
     shutil.rmtree(ivy / "cache", ignore_errors=True)  # the resolved copies are in ivy/jars
 
 
