@@ -63,17 +63,24 @@ def spark_conf(config: PlatformConfig) -> dict[str, str]:
     return conf
 
 
+def loopback_env(master: str) -> dict[str, str]:
+    """What a JVM of `master` needs in its environment to listen on loopback only: for a `local`
+    master, `SPARK_LOCAL_IP=127.0.0.1`; nothing for a cluster.
+
+    A local master's JVM serves no other machine. Without the variable, the driver's RPC and block
+    manager bind to the machine's outside address and the Spark UI to every interface (Spark's
+    `WebUI.bind` reads only that variable). On a cluster the executors must reach the driver, so its
+    address stays the environment's choice (docs/s3-and-cluster.md). `build_session`, the jar fetch
+    and the benchmark's contenders all start their JVMs with it."""
+    return {"SPARK_LOCAL_IP": "127.0.0.1"} if master.startswith("local") else {}
+
+
 def build_session(conf: dict[str, Any]):
     """The SparkSession of `conf` (`spark_conf`'s settings, `${NAME}`s resolved now; KeyError naming
-    an unset variable); the one already running in this process if any.
-
-    A `local` master's JVM serves no other machine, so it listens on loopback only: unless
-    `SPARK_LOCAL_IP` says otherwise, it is set to 127.0.0.1 before the JVM starts. Without it the
-    driver's RPC and block manager bind to the machine's outside address and the Spark UI to every
-    interface (Spark's `WebUI.bind` reads only that variable). On a cluster the executors must reach
-    the driver, so its address stays the environment's choice (docs/s3-and-cluster.md)."""
-    if str(conf.get("spark.master", "")).startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    an unset variable); the one already running in this process if any. A local session's JVM
+    listens on loopback only (`loopback_env`), unless the environment already names an address."""
+    for name, value in loopback_env(str(conf.get("spark.master", ""))).items():
+        os.environ.setdefault(name, value)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, expand_env_refs(str(value)))

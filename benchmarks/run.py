@@ -70,6 +70,7 @@ from pathlib import Path
 
 import yaml
 
+from batch_platform.session import loopback_env
 from benchmarks import figures as fig
 from benchmarks import report, runlog
 from benchmarks.procs import ContenderError, run_measured
@@ -231,11 +232,12 @@ class Contender:
 
     def env(self, config: Path, **extra: str) -> dict[str, str]:
         """The child's environment. A local master's JVM listens on loopback only, the plain scripts'
-        too (they build their own sessions: `batch_platform.session.build_session` says why)."""
-        env = {k: v for k, v in os.environ.items() if k not in ("BATCH_PLATFORM_CONFIG", "DAGSTER_HOME")}
+        too: they build their own sessions (`batch_platform.session.loopback_env`)."""
         master = self.spark_overrides.get("master") or (self.base.get("spark") or {}).get("master", "local[*]")
-        if str(master).startswith("local"):
-            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        env = {
+            **loopback_env(str(master)),
+            **{k: v for k, v in os.environ.items() if k not in ("BATCH_PLATFORM_CONFIG", "DAGSTER_HOME")},
+        }
         env.update(
             BATCH_PLATFORM_CONFIG=str(config), DAGSTER_HOME=str(self.home), TZ="UTC", PYTHONUNBUFFERED="1", **extra
         )

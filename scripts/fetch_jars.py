@@ -22,19 +22,20 @@ from pathlib import Path
 
 from batch_platform.delta_spark import DELTA_JARS_DIR, DELTA_PACKAGES, jar_name
 from batch_platform.s3 import JARS_DIR, hadoop_version, s3a_jars
+from batch_platform.session import loopback_env
 
 
 def resolve(packages: list[str], ivy: Path) -> None:
     """Let Spark's Ivy resolve `packages` (and their dependencies) into `ivy/jars`, in a process of
     its own: a second resolution in the same JVM would look for the first one's jars. Its JVM
-    listens on loopback only, as every local session's (`batch_platform.session.build_session`)."""
+    listens on loopback only, as every local session's (`batch_platform.session.loopback_env`)."""
     code = (
         "import sys; from pyspark.sql import SparkSession; "
         "SparkSession.builder.master('local[1]').appName('fetch-jars')"
         ".config('spark.jars.packages', sys.argv[1]).config('spark.jars.ivy', sys.argv[2])"
         ".config('spark.ui.enabled', 'false').config('spark.driver.host', '127.0.0.1').getOrCreate().stop()"
     )
-    loopback = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    loopback = {**os.environ, **loopback_env("local[1]")}
     subprocess.run([sys.executable, "-c", code, ",".join(packages), str(ivy)], check=True, env=loopback)
     shutil.rmtree(ivy / "cache", ignore_errors=True)  # the resolved copies are in ivy/jars
 
