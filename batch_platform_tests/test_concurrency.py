@@ -5,8 +5,9 @@ one clean run leaves it. And if two writers still meet (no pools: another Dagste
 Delta's conflict check fails the later commit, and its step fails with a message naming the table and
 the quarter, never Spark's raw error, having committed nothing.
 
-The interleavings: two CLI runs of one quarter started together, with pools (they take turns) and
-without (no `DAGSTER_HOME`: they race, table by table, from an empty lake); a writer held inside its
+The interleavings: two CLI runs of one quarter started together, with pools (both wait for a pool
+a third run holds, then take turns) and without (no `DAGSTER_HOME`: they race, table by table, from an
+empty lake); a writer held inside its
 Spark write job, before its data files, while another commits; a writer held inside its commit, every
 data file written and its log entry not, while another commits."""
 
@@ -26,7 +27,7 @@ from pyspark.sql.readwriter import DataFrameWriter
 
 from batch_platform import delta, delta_log
 from batch_platform.cli import main
-from batch_platform.jobs import release_abandoned_pools
+from batch_platform.jobs import SELECTION_JOB, release_abandoned_pools
 from batch_platform.partitions import to_key
 from batch_platform.sample_data import generate_landing
 from batch_platform_tests.lake_fixtures import (
@@ -124,36 +125,74 @@ def step_spans(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, tup
 
 
 def test_two_cli_runs_of_the_same_quarter_take_turns_by_pool_and_leave_the_lake_of_one_clean_run(tmp_path, clean_lake):
+    """Both runs ask for `bronze/operational`'s pool while a third run holds it, so both wait for it
+    ("Step blocked by limit"); once it is free they take turns, table by table. The holder makes the
+    contest certain instead of a matter of start-up timing, and keeps it out of Dagster's SQLite
+    claim race: two steps that ask for a free one-slot pool within about a millisecond of each other
+    can both get it, as SQLite has no `SELECT … FOR UPDATE` (docs/lake.md, "Two writers"); a slot
+    freed is handed to one waiting step only."""
     landing, clean = clean_lake
     shared = tmp_path / "shared"
     shared.mkdir()
     env = project(shared, landing, shared / "dagster_home")
-    command = [sys.executable, "-m", "batch_platform.cli", "materialize", "--from", Q, *SELECTION]
-    started = time.monotonic()
-    runs = [
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for _ in range(2)
-    ]
-    outputs = [run.communicate(timeout=900)[0] for run in runs]
-    elapsed = time.monotonic() - started
-    for run, out in zip(runs, outputs, strict=True):
-        assert run.returncode == 0, out[-4000:]
-        assert "succeeded" in out
+    pool = "bronze/operational"
+    release = threading.Event()
 
-    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    try:
-        run_ids = [record.dagster_run.run_id for record in instance.get_run_records()]
+    @dg.op(pool=pool)
+    def hold_the_pool() -> None:
+        assert release.wait(timeout=600), "the two runs never both waited for the pool"
+
+    @dg.job
+    def holder_job() -> None:
+        hold_the_pool()
+
+    holder_outcome = []
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        holder = threading.Thread(
+            target=lambda: holder_outcome.append(holder_job.execute_in_process(instance=instance).success), daemon=True
+        )
+        holder.start()
+        storage = instance.event_log_storage
+        deadline = time.monotonic() + 120
+        while not storage.get_concurrency_info(pool).active_run_ids:
+            assert time.monotonic() < deadline and holder.is_alive(), "the holder never got the pool"
+            time.sleep(0.05)
+
+        command = [sys.executable, "-m", "batch_platform.cli", "materialize", "--from", Q, *SELECTION]
+        started = time.monotonic()
+        runs = [
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)
+        ]
+        try:
+            deadline = time.monotonic() + 600
+            while len(storage.get_concurrency_info(pool).pending_run_ids) < 2:
+                assert time.monotonic() < deadline and all(run.poll() is None for run in runs), (
+                    "the two runs never both waited for the pool"
+                )
+                time.sleep(0.1)
+        finally:
+            release.set()
+            holder.join(timeout=120)
+        outputs = [run.communicate(timeout=900)[0] for run in runs]
+        elapsed = time.monotonic() - started
+        assert holder_outcome == [True]
+        for run, out in zip(runs, outputs, strict=True):
+            assert run.returncode == 0, out[-4000:]
+            assert "succeeded" in out
+
+        run_ids = [
+            record.dagster_run.run_id for record in instance.get_run_records(dg.RunsFilter(job_name=SELECTION_JOB))
+        ]
         assert len(run_ids) == 2
         (first, blocked_a), (second, blocked_b) = (step_spans(instance, run_id) for run_id in run_ids)
-    finally:
-        instance.dispose()
     # Both runs wrote every table; no table was written by both at once: the later one waited for its pool.
     writers = {"bronze__operational", "silver_operational_events"}  # and the silver checks, which write nothing
     assert writers <= set(first) and writers <= set(second)
     for step in writers:
         (a_start, a_end), (b_start, b_end) = first[step], second[step]
         assert a_end <= b_start or b_end <= a_start, (step, first[step], second[step])
-    assert "bronze/operational" in blocked_a + blocked_b  # both wanted it first
+    assert pool in blocked_a and pool in blocked_b  # both wanted it while the holder had it
 
     # Each table: one commit per run, the quarter replaced twice with the same rows, nothing appended.
     lake = shared / "lake"
