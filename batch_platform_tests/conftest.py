@@ -116,7 +116,6 @@ SLOW_TESTS = {
     "test_point_in_time": {
         "test_late_landing_files_change_labels_in_the_window_only_end_to_end",
         "test_events_at_or_after_the_cutoff_never_change_a_feature",
-        "test_the_label_moves_only_with_events_inside_its_window",
     },
     "test_s3": {"test_a_writer_killed_mid_commit_on_s3_leaves_the_previous_version_whole"},
     "test_timezone": {"test_silver_and_gold_are_identical_whatever_the_process_and_jvm_time_zones"},
