@@ -7,9 +7,9 @@ the quarter, never Spark's raw error, having committed nothing.
 
 The interleavings: two CLI runs of one quarter started together, with pools (both wait for a pool
 a third run holds, then take turns) and without (no `DAGSTER_HOME`: they race, table by table, from an
-empty lake); a writer held inside its
-Spark write job, before its data files, while another commits; a writer held inside its commit, every
-data file written and its log entry not, while another commits."""
+empty lake); a writer held inside its Spark write job, before its data files, while another commits;
+a writer held inside its commit, every data file written and its log entry not, while another
+commits."""
 
 import os
 import re
@@ -171,6 +171,10 @@ def test_two_cli_runs_of_the_same_quarter_take_turns_by_pool_and_leave_the_lake_
                     "the two runs never both waited for the pool"
                 )
                 time.sleep(0.1)
+        except AssertionError:
+            for run in runs:
+                run.kill()
+            raise
         finally:
             release.set()
             holder.join(timeout=120)
